@@ -1,0 +1,126 @@
+"""Declared schemas of the two manifests: one row per track, one row per genre.
+
+Every reader validates against these and fails on a missing or extra column, so a manifest written by
+one version of the tool and read by another never silently changes meaning.
+
+>>> tracks = empty_tracks()
+>>> tracks.width == len(TRACKS)
+True
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from mrnet.store.errors import UserError
+
+#: Track status values. ``pending``: scanned, not yet extracted; ``done``: all its frames are in the
+#: store and checksummed; ``failed``: could not be read or processed (``error`` says why).
+STATUSES = ("pending", "done", "failed")
+
+#: Split names. FMA's ``training``/``validation``/``test`` become ``train``/``valid``/``test``.
+SPLITS = ("train", "valid", "test")
+
+TRACKS = pl.Schema(
+    {
+        "track_id": pl.String,  # the dataset's own id: "000002" (FMA), "blues.00000" (GTZAN)
+        "key": pl.String,  # array name inside the store; see mrnet.store.format.track_key
+        "path": pl.String,  # relative to the dataset root (POSIX separators)
+        "genre": pl.String,  # label name; null when the track has no label under this labeling
+        "label": pl.Int32,  # index into the genre table; null with genre
+        "genres_all": pl.List(pl.String),  # every genre the metadata gives (multi-label use)
+        "artist": pl.String,  # grouping key for folds; null where the dataset has no artists
+        "split": pl.String,  # train / valid / test, or null where the dataset uses folds
+        "fold": pl.Int16,  # 0..k-1 for k-fold datasets, else null
+        "duration": pl.Float64,  # seconds, as the source file declares it
+        "sample_rate": pl.Int32,  # of the source file
+        "channels": pl.Int16,  # of the source file
+        "frames": pl.Int64,  # feature frames stored; null until extracted
+        "checksum": pl.String,  # "crc32:xxxxxxxx" over the stored array bytes; null until extracted
+        "status": pl.String,  # one of STATUSES
+        "error": pl.String,  # why a failed track failed
+    }
+)
+
+GENRES = pl.Schema(
+    {
+        "name": pl.String,
+        "id": pl.Int32,
+        "count": pl.Int64,  # labelled tracks of this genre in the whole manifest
+        "weight": pl.Float64,  # max_count / count over the whole manifest (training recomputes per split)
+    }
+)
+
+
+def empty_tracks() -> pl.DataFrame:
+    """A tracks manifest with no rows, of the declared schema."""
+    return pl.DataFrame(schema=TRACKS)
+
+
+def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFrame:
+    """Return ``frame`` with its columns in declared order, or raise naming what does not fit.
+
+    Columns must match exactly by name; dtypes are cast where that is lossless (e.g. Int64 -> Int32
+    from a Parquet writer that widened them) and rejected otherwise.
+
+    >>> validate(pl.DataFrame({"name": ["rock"], "id": [0], "count": [3], "weight": [1.0]}), GENRES, name="g").schema == GENRES
+    True
+    """
+    missing = [c for c in schema.names() if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in schema]
+    if missing or extra:
+        raise UserError(
+            f"{name}: columns do not match the declared schema"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else "")
+        )
+    try:
+        return frame.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
+    except pl.exceptions.PolarsError as err:  # pragma: no cover - message is what matters
+        raise UserError(f"{name}: a column has the wrong type ({err})") from err
+
+
+def genre_table(tracks: pl.DataFrame) -> pl.DataFrame:
+    """Genre table (name, id, count, weight) from labelled tracks; ids follow sorted genre names.
+
+    >>> t = pl.DataFrame({"genre": ["rock", "jazz", "rock", None]})
+    >>> genre_table(t).rows()
+    [('jazz', 0, 1, 2.0), ('rock', 1, 2, 1.0)]
+    """
+    counts = (
+        tracks.filter(pl.col("genre").is_not_null())
+        .group_by("genre")
+        .agg(pl.len().alias("count"))
+        .sort("genre")
+    )
+    top = counts["count"].max() if counts.height else 1
+    return validate(
+        counts.select(
+            pl.col("genre").alias("name"),
+            pl.int_range(pl.len(), dtype=pl.Int32).alias("id"),
+            pl.col("count").cast(pl.Int64),
+            (pl.lit(top) / pl.col("count")).cast(pl.Float64).alias("weight"),
+        ),
+        GENRES,
+        name="genres",
+    )
+
+
+def with_labels(tracks: pl.DataFrame, genres: pl.DataFrame) -> pl.DataFrame:
+    """Fill ``label`` from ``genre`` using the genre table's ids."""
+    ids = dict(zip(genres["name"].to_list(), genres["id"].to_list()))
+    return tracks.with_columns(pl.col("genre").replace_strict(ids, default=None, return_dtype=pl.Int32).alias("label"))
+
+
+def class_weights(tracks: pl.DataFrame, num_classes: int) -> list[float]:
+    """``max_count / count`` per label id over ``tracks`` (the training split); 0 for absent classes.
+
+    >>> class_weights(pl.DataFrame({"label": [0, 0, 1]}, schema={"label": pl.Int32}), 3)
+    [1.0, 2.0, 0.0]
+    """
+    counts = [0] * num_classes
+    for label, n in tracks.group_by("label").len().iter_rows():
+        if label is not None:
+            counts[label] = n
+    top = max(counts) if counts else 0
+    return [top / c if c else 0.0 for c in counts]

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment and print its path.
+#
+# The venv lives outside the clone, keyed by a hash of requirements.lock, so a fresh clone on the same
+# machine reuses it and a changed lock file builds a new one. torch's CUDA wheels make it ~7 GB; a first
+# install takes a few minutes from PyPI.
+#   scripts/bootstrap.sh            -> prints the venv path (installs first if needed)
+#   scripts/bootstrap.sh --relock   -> resolves pyproject.toml afresh and rewrites requirements.lock
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=${PYTHON:-python3}
+key=$(sha256sum "$repo/requirements.lock" | cut -c1-12)
+root=${MRNET_VENV_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/mrnet}
+venv=${MRNET_VENV:-$root/venv-$key}
+
+if [[ "${1:-}" == "--relock" ]]; then
+    tmp=$(mktemp -d)
+    "$python" -m venv "$tmp/venv"
+    "$tmp/venv/bin/pip" install -q "$repo[test]" >&2
+    { echo "# Exact versions for Linux x86_64 / CPython 3.11, installed by scripts/bootstrap.sh."
+      echo "# Regenerate: scripts/bootstrap.sh --relock (resolves pyproject.toml afresh and rewrites this file)."
+      "$tmp/venv/bin/pip" freeze --exclude mrnet; } > "$repo/requirements.lock"
+    rm -rf "$tmp"
+    echo "rewrote $repo/requirements.lock" >&2
+    exit 0
+fi
+
+if [[ ! -f "$venv/.complete" ]]; then
+    echo "mrnet: creating $venv (first time on this machine; a few minutes)" >&2
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+    # pip's file:// index warnings on this workplace's machines are noise; its exit status is what counts.
+    "$venv/bin/pip" install -q -r "$repo/requirements.lock" "setuptools>=68" > "$venv.log" 2>&1 \
+        || { grep -v "is ignored: it is neither" "$venv.log" >&2; exit 1; }
+    "$venv/bin/python" -c "import torch, torchaudio, transformers, zarr, polars, soundfile" >&2
+    touch "$venv/.complete"
+fi
+# The project itself, editable, from this clone; redone only when the venv points at another clone.
+where=$("$venv/bin/python" -c "import mrnet.store, pathlib; print(pathlib.Path(mrnet.store.__file__).parent.parent)" 2>/dev/null || true)
+if [[ "$where" != "$repo" ]]; then
+    "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" > "$venv.log" 2>&1 \
+        || { grep -v "is ignored: it is neither" "$venv.log" >&2; exit 1; }
+fi
+echo "$venv"

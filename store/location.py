@@ -1,0 +1,126 @@
+"""Where a store lives: a local path or any fsspec URL (``s3://``, ``gs://``, ``file://``).
+
+Zarr arrays go through a Zarr store object; the Parquet manifests and the progress journal beside
+them go through the matching fsspec filesystem. Local paths use Zarr's ``LocalStore`` and plain file
+operations, with atomic renames so a killed writer never leaves a half-written small file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import zarr
+import zarr.storage
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """True for ``scheme://...`` locations other than ``file://``."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A store root: ``Location.parse("store/x.zarr")`` or ``Location.parse("s3://b/x.zarr")``."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parse(cls, location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> "Location":
+        text = str(location)
+        if text.startswith("file://"):
+            text = text[len("file://") :]
+        if not is_url(text):
+            text = str(Path(text).expanduser().absolute())
+        return cls(text.rstrip("/"), dict(storage_options or {}))
+
+    @property
+    def local(self) -> bool:
+        return not is_url(self.url)
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    # --- Zarr side ---------------------------------------------------------------------------
+    def zarr_store(self, *, read_only: bool = False) -> zarr.abc.store.Store:
+        if self.local:
+            return zarr.storage.LocalStore(self.url, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(
+            self.url, storage_options=self.storage_options or None, read_only=read_only
+        )
+
+    # --- plain files beside the arrays ---------------------------------------------------------
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return _filesystem(self)[0]
+
+    def path(self, rel: str) -> str:
+        return f"{self.url}/{rel}" if self.local else f"{_filesystem(self)[1]}/{rel}"
+
+    def exists(self, rel: str = "") -> bool:
+        return self.fs.exists(self.path(rel) if rel else (self.url if self.local else _filesystem(self)[1]))
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open(self.path(rel), "rb") as f:
+            return f.read()
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a whole small file; atomic on local disks (temp file + rename), per object on S3/GCS."""
+        target = self.path(rel)
+        if self.local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        else:
+            with self.fs.open(target, "wb") as f:
+                f.write(data)
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names (not paths) of the entries under ``rel``; empty if it does not exist."""
+        try:
+            entries = self.fs.ls(self.path(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def remove(self, rel: str) -> None:
+        target = self.path(rel)
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
+
+    def du(self) -> int:
+        """Bytes under the root (every file)."""
+        root = self.url if self.local else _filesystem(self)[1]
+        return int(self.fs.du(root, total=True)) if self.fs.exists(root) else 0
+
+
+_FS_CACHE: dict[tuple[str, str], tuple[fsspec.AbstractFileSystem, str]] = {}
+
+
+def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
+    key = (loc.url, repr(sorted(loc.storage_options.items())))
+    if key not in _FS_CACHE:
+        if loc.local:
+            _FS_CACHE[key] = (fsspec.filesystem("file"), loc.url)
+        else:
+            _FS_CACHE[key] = fsspec.core.url_to_fs(loc.url, **loc.storage_options)
+    return _FS_CACHE[key]
+
+
+def parquet_bytes(frame) -> bytes:
+    """Serialize a Polars frame to Parquet bytes (zstd), for ``Location.write_bytes``."""
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd")
+    return buf.getvalue()
