@@ -1,0 +1,101 @@
+"""The feature engines, with a tiny WavLM loaded through from_pretrained like microsoft/wavlm-base."""
+
+import numpy as np
+import pytest
+
+from mrnet.extract.config import ExtractConfig
+from mrnet.extract.engines import WavLMEngine
+from mrnet.extract.features import Extractor
+from mrnet.store.errors import UserError
+
+
+def waves(*lengths, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.normal(size=(channels, n))).astype(np.float32) for n in lengths]
+
+
+@pytest.fixture(scope="module")
+def engines(tiny_wavlm):
+    one = WavLMEngine(model=tiny_wavlm, batch_size=1, window_seconds=2.0)
+    many = WavLMEngine(model=tiny_wavlm, batch_size=8, window_seconds=2.0)
+    return one, many
+
+
+def test_batched_equals_one_track_at_a_time(engines):
+    one, many = engines
+    # equal lengths batch together; long tracks become 2 s windows from different tracks in one batch
+    tracks = waves(20000, 20000, 20000, 16000 * 5 + 123, 16000 * 5 + 400, 16000 * 2, 7000)
+    alone = [one.extract([t])[0] for t in tracks]
+    batched = many.extract(tracks)
+    for a, b in zip(alone, batched):
+        assert a.shape == b.shape
+        scale = np.abs(a).max()
+        assert np.abs(a - b).max() <= 1e-5 * scale
+
+
+def test_zero_padding_would_change_features(engines):
+    """Why we never pad: WavLM-base's GroupNorm sees the padding (this is the bug batching must avoid)."""
+    one, _ = engines
+    (short,) = waves(20000)
+    alone = one._forward(short[:, : one.geometry.samples(one.geometry.frames(20000))])[0]
+    padded = np.zeros((1, 36000), np.float32)
+    padded[0, :20000] = short[0]
+    with_pad = one._forward(padded)[0][:, : alone.shape[1]]
+    assert np.abs(with_pad - alone).max() > 0.05 * np.abs(alone).max()
+
+
+def test_a_track_within_the_window_is_one_whole_forward(engines):
+    one, _ = engines
+    (track,) = waves(16000 + 555)
+    frames = one.geometry.frames(track.shape[1])
+    whole = one._forward(track[:, : one.geometry.samples(frames)])
+    assert np.array_equal(one.extract([track])[0][0], whole[0])
+
+
+def test_stereo_channels_go_through_separately(engines):
+    one, _ = engines
+    (st,) = waves(20000, channels=2)
+    both = one.extract([st])[0]
+    left = one.extract([st[:1]])[0]
+    assert both.shape[0] == 2 and np.allclose(both[:1], left, atol=1e-6)
+
+
+def test_all_hidden_states_by_default_and_a_subset_on_request(tiny_wavlm):
+    full = WavLMEngine(model=tiny_wavlm)
+    assert full.layers == [0, 1, 2] and full.dim == 32 and full.frame_rate == 50.0
+    sub = WavLMEngine(model=tiny_wavlm, layers=[2])
+    (track,) = waves(16000)
+    assert np.allclose(sub.extract([track])[0][:, 0], full.extract([track])[0][:, 2], atol=1e-6)
+    with pytest.raises(UserError, match="hidden states 0..2"):
+        WavLMEngine(model=tiny_wavlm, layers=[5])
+
+
+def test_missing_model_names_the_option_and_the_fix(tmp_path):
+    with pytest.raises(UserError, match="--model .*--features mel"):
+        WavLMEngine(model=str(tmp_path / "nowhere"))
+
+
+def test_provenance_round_trip_reproduces_the_extractor(tiny_wavlm, tmp_path):
+    cfg = ExtractConfig(dataset="folder", model=tiny_wavlm, window_seconds=2.0, dtype="float32")
+    ex = Extractor.from_config(cfg, device="cpu")
+    prov = ex.provenance(dataset="folder", labeling="genre", dtype="float32", codec="none", chunk_frames=100)
+    assert prov.model_revision.startswith("local:") and prov.layers == [0, 1, 2] and prov.dim == 32
+    again = Extractor.from_provenance(prov)
+    (track,) = waves(40000)
+    assert np.array_equal(ex.features([track])[0], again.features([track])[0])
+    # other weights under the same name: refused, with the reason
+    from dataclasses import replace
+
+    with pytest.raises(UserError, match="revision"):
+        Extractor.from_provenance(replace(prov, model_revision="local:0000000000000000"))
+
+
+def test_mel_features_are_48_bins_at_62_5_fps():
+    from mrnet.store.format import Provenance
+
+    ex = Extractor.from_provenance(Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=2))
+    t = np.arange(32000) / 16000
+    tone = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 3000 * t)]).astype(np.float32)
+    feats = ex.features([tone])[0]
+    assert feats.shape == (2, 1, 32000 // 256 + 1, 48)
+    assert feats[0, 0].mean(0).argmax() < feats[1, 0].mean(0).argmax()  # the higher tone sits in a higher band
