@@ -31,7 +31,8 @@ class ExtractConfig:
     unit_size: int = 16  # tracks per work unit: the grain of the queue and of resume
     gpus: tuple[int, ...] = ()
     workers: int = 0  # CPU workers on a local Dask cluster; 0 = in this process
-    threads: int = 0  # torch threads per worker; 0 = automatic
+    scheduler: str | None = None  # address of an existing Dask cluster (tcp://host:8786)
+    threads: int = 0  # torch threads per worker; 0 = automatic. Equal counts give bitwise-equal features
     labels: Path | None = None
     labeling: str | None = None
     folds: int = 10

@@ -7,3 +7,21 @@ class UserError(Exception):
     The command-line tools print it in red and exit with status 2; library callers catch it like any
     other exception.
     """
+
+
+def report_user_errors(command):
+    """Decorate a Typer command: a ``UserError`` prints as one red line on stderr and exits with 2."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import typer
+        from rich.console import Console
+
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper

@@ -1,0 +1,104 @@
+"""Where units run: threads in this process, or a Dask cluster (local workers per GPU/CPU, or remote).
+
+Every path runs the same ``process_unit``. Units go onto a queue a few at a time per worker, so a
+fast worker takes the next unit as soon as it is free and memory on the client stays flat.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from itertools import islice
+from typing import Callable
+
+from mrnet.extract.config import ExtractConfig
+from mrnet.extract.pipeline import Unit, UnitContext, UnitResult, process_unit
+
+IN_FLIGHT_PER_WORKER = 2  # one unit computing while the next decodes / the last writes
+
+
+def execute(units: list[Unit], ctx: UnitContext, cfg: ExtractConfig, *, on_unit: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
+    if not units:
+        return []
+    if cfg.gpus or cfg.workers or cfg.scheduler:
+        return _run_dask(units, ctx, cfg, on_unit)
+    return _run_threads(units, ctx, on_unit, threads=IN_FLIGHT_PER_WORKER)
+
+
+def _run_threads(units, ctx, on_unit, *, threads: int) -> list[UnitResult]:
+    """In this process: ``threads`` units at once, so decoding and writing overlap the model."""
+    results = []
+    with ThreadPoolExecutor(threads, thread_name_prefix="mrnet-unit") as pool:
+        queue = iter(units)
+        running = {pool.submit(process_unit, u, ctx) for u in islice(queue, threads)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                result = fut.result()  # a unit-level failure stops the run; journaled units stay done
+                results.append(result)
+                if on_unit:
+                    on_unit(result)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    running.add(pool.submit(process_unit, nxt, ctx))
+    return results
+
+
+def local_cluster(cfg: ExtractConfig):
+    """A local Dask cluster: one worker process per listed GPU (each sees only its GPU), or N CPU workers."""
+    from dask.distributed import LocalCluster, Nanny, SpecCluster, Scheduler
+
+    if cfg.gpus:
+        workers = {
+            f"gpu{g}": {
+                "cls": Nanny,
+                "options": {
+                    "nthreads": IN_FLIGHT_PER_WORKER,
+                    "env": {"CUDA_VISIBLE_DEVICES": str(g)},
+                    "resources": {"GPU": 1},
+                    "memory_limit": 0,
+                },
+            }
+            for g in cfg.gpus
+        }
+        scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+    return LocalCluster(
+        n_workers=cfg.workers, threads_per_worker=IN_FLIGHT_PER_WORKER, processes=True, dashboard_address=None,
+        memory_limit=0, silence_logs=40, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+    )
+
+
+def gpu_resources(client) -> dict | None:
+    """On a cluster whose workers declare ``--resources GPU=1``, each unit asks for half a GPU: two
+    units in flight per GPU, one computing while the other decodes or writes."""
+    workers = client.scheduler_info()["workers"].values()
+    return {"GPU": 0.5} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+
+
+def _run_dask(units, ctx, cfg, on_unit) -> list[UnitResult]:
+    from dask.distributed import Client, as_completed
+
+    cluster = None if cfg.scheduler else local_cluster(cfg)
+    try:
+        with Client(cfg.scheduler or cluster, timeout="30s") as client:
+            workers = max(1, len(client.scheduler_info()["workers"]))
+            resources = gpu_resources(client) if cfg.scheduler else None
+            queue = iter(units)
+            submit = lambda u: client.submit(process_unit, u, ctx, key=f"unit-{u.id}", pure=False, resources=resources)  # noqa: E731
+            pending = as_completed([submit(u) for u in islice(queue, workers * IN_FLIGHT_PER_WORKER)])
+            results = []
+            for fut in pending:
+                result = fut.result()
+                fut.release()
+                results.append(result)
+                if on_unit:
+                    on_unit(result)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(submit(nxt))
+            return results
+    finally:
+        if cluster is not None:
+            cluster.close()

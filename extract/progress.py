@@ -1,0 +1,76 @@
+"""What a user watches during a run: tracks, audio hours per second, GB written, ETA; then a summary."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mrnet.extract.pipeline import RunSummary, UnitResult
+
+
+class RunProgress:
+    """Rich progress bar fed by ``pipeline.run``'s callbacks."""
+
+    def __init__(self, console: Console, label: str):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tracks"),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[written]}"), TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.task = None
+        self.label = label
+        self.audio = self.bytes = self.failed = 0
+        self.began = time.perf_counter()
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def start(self, already: int, todo: int) -> None:
+        if already:
+            self.console.print(f"[green]{already}[/] tracks already in the store or failed before: resuming with {todo} to go.")
+        self.task = self.progress.add_task(self.label, total=todo, rate="", written="", failed="")
+        self.began = time.perf_counter()
+
+    def unit(self, result: UnitResult) -> None:
+        self.audio += result.audio_seconds
+        self.bytes += result.bytes_written
+        self.failed += sum(r["status"] == "failed" for r in result.rows)
+        elapsed = max(time.perf_counter() - self.began, 1e-9)
+        self.progress.update(
+            self.task, advance=len(result.rows), rate=f"{self.audio / 3600 / elapsed:.4f} audio-h/s",
+            written=f"{self.bytes / 1e9:.2f} GB", failed=f"[red]{self.failed} failed[/]" if self.failed else "",
+        )
+
+
+def summary_table(summary: RunSummary) -> Table:
+    t = summary.tracks
+    counts = {s: int((t["status"] == s).sum()) for s in ("done", "failed", "pending")}
+    table = Table(title=f"mrnet-extract: {summary.store}", show_header=False)
+    table.add_row("tracks", f"{t.height}  ({counts['done']} done, {counts['failed']} failed, {counts['pending']} pending)")
+    table.add_row("this run", f"{t.height - summary.skipped - counts['pending']} processed, {summary.skipped} already done")
+    table.add_row("audio", f"{summary.audio_seconds / 3600:.2f} h in {summary.seconds:.0f} s "
+                  f"({summary.audio_seconds / max(summary.seconds, 1e-9):.1f} audio-s/s)")
+    table.add_row("written", f"{summary.bytes_written / 1e9:.3f} GB of features")
+    return table
+
+
+def failed_table(summary: RunSummary, limit: int = 20) -> Table | None:
+    failed = summary.failed
+    if failed.height == 0:
+        return None
+    table = Table(title=f"{failed.height} failed tracks (recorded in the manifest; the run went on)")
+    table.add_column("track")
+    table.add_column("error", overflow="fold")
+    for tid, err in failed.select("track_id", "error").head(limit).iter_rows():
+        table.add_row(tid, err or "")
+    if failed.height > limit:
+        table.add_row("…", f"{failed.height - limit} more: see the manifest's error column")
+    return table

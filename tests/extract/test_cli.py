@@ -1,0 +1,73 @@
+"""``mrnet-extract`` driven as a user would, through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import polars as pl
+from typer.testing import CliRunner
+
+from mrnet.extract.cli import app
+from mrnet.store import FeatureStore
+from tests.extract.test_pipeline import make_audio_folder
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def test_folder_extraction_prints_progress_summary_and_failures(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    out = tmp_path / "s.zarr"
+    result = invoke("folder", "--root", root, "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m", "--folds", "2")
+    assert result.exit_code == 0, result.output
+    assert "6 done, 2 failed" in result.output
+    assert "broken.wav" in result.output and "the run went on" in result.output
+    assert FeatureStore.open(out).tracks.height == 8
+    again = invoke("folder", "--root", root, "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m", "--folds", "2")
+    assert "resuming with 0 to go" in again.output
+
+
+def test_dry_run_reports_cost_and_writes_nothing(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    out = tmp_path / "s.zarr"
+    result = invoke("folder", "--root", root, "--features", "mel", "--out", out, "--dry-run", "--folds", "2",
+                    "--manifests-dir", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    assert "tracks" in result.output and "audio" in result.output and "store size" in result.output
+    assert "MB per audio second" in result.output and "timed on" in result.output
+    assert not out.exists() and not (tmp_path / "m").exists()
+
+
+def test_demo_defaults_to_mel_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRNET_DEMO_DIR", str(tmp_path / "demo"))
+    out = tmp_path / "demo.zarr"
+    result = invoke("demo", "--out", out, "--manifests-dir", tmp_path / "m", "--limit", "8")
+    assert result.exit_code == 0, result.output
+    assert "using --features mel" in result.output
+    store = FeatureStore.open(out)
+    assert store.provenance.feature == "mel" and store.tracks["status"].to_list().count("done") == 8
+
+
+def test_bad_input_is_one_clear_message(tmp_path):
+    cases = [
+        (["folder", "--root", tmp_path / "nope"], "nope"),
+        (["gtzan", "--root", tmp_path], "genres"),
+        (["melon", "--root", tmp_path, "--features", "wavlm"], "mel"),
+        (["folder", "--root", tmp_path / "music", "--layers", "a-b"], "--layers"),
+        (["folder", "--root", tmp_path / "music", "--gpus", "0,1"], "--gpus"),
+    ]
+    make_audio_folder(tmp_path / "music", bad=False)
+    for args, needle in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output and needle in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_unknown_dataset_lists_the_choices():
+    result = invoke("fma_huge")
+    assert result.exit_code == 2
+    assert "fma_large" in result.output and "gtzan" in result.output
