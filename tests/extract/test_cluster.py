@@ -68,3 +68,18 @@ def test_a_killed_worker_has_its_unit_rerun_and_the_store_ends_complete(tmp_path
     clean = run(config(tmp_path, root, out=str(tmp_path / "clean.zarr"), features="wavlm", model=tiny_wavlm,
                        window_seconds=1.0, folds=3, unit_size=1, threads=1)).tracks
     assert tracks.select(COLUMNS).sort("track_id").equals(clean.select(COLUMNS).sort("track_id"))
+
+
+def test_gpus_option_starts_one_worker_per_gpu_each_seeing_only_its_own(tmp_path, monkeypatch):
+    """The --gpus plumbing without a GPU: worker processes get CUDA_VISIBLE_DEVICES=<id> each."""
+    from dask.distributed import Client
+
+    from mrnet.extract.config import ExtractConfig
+    from mrnet.extract.executors import local_cluster
+
+    with local_cluster(ExtractConfig(dataset="folder", gpus=(0, 1))) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2, timeout=60)
+        seen = client.run(lambda: __import__("os").environ.get("CUDA_VISIBLE_DEVICES"))
+        resources = {w["name"]: w["resources"] for w in client.scheduler_info()["workers"].values()}
+    assert sorted(seen.values()) == ["0", "1"]
+    assert resources == {"gpu0": {"GPU": 1}, "gpu1": {"GPU": 1}}
