@@ -1,1 +1,126 @@
-"""placeholder"""
+"""Dataset readers: a dataset as it ships -> a validated tracks manifest and genre table (a :class:`Scan`).
+
+``scan(name, root)`` is the one entry point. It checks the options, finds the dataset's published
+layout under ``root`` (raising :class:`~mrnet.store.errors.UserError` at once, naming what was expected
+where, when it is not there), lists every track with its genre, artist and split or fold, marks
+tracks whose file is missing as ``failed``, and applies split or fold lists a user brings. Nothing is
+decoded: extraction fills duration, sample rate, channels, frames and checksum later.
+
+=========== ================================================== ========= ==============================
+name        layout under ROOT                                  labeling  split
+=========== ================================================== ========= ==============================
+gtzan       genres/<g>/<g>.000NN.au or genres_original/...wav  genre     seeded stratified k-fold
+fma_small   fma_metadata/tracks.csv, fma_small/000/000002.mp3  top, all  official train/valid/test
+fma_medium  fma_metadata/tracks.csv, fma_medium/...            top, all  official train/valid/test
+fma_large   fma_metadata/tracks.csv, fma_large/...             top, all  official train/valid/test
+melon       song_meta.json, arena_mel/<id // 1000>/<id>.npy    major     k-fold grouped by artist
+folder      <genre>/<file>, or any files and a --labels table  genre     the table's, else k-fold
+demo        generated: 4 genres x 30 tracks x 8 s              genre     train/valid/test 60/20/20
+=========== ================================================== ========= ==============================
+
+See docs/datasets.md for each layout, the labelings, and known bad files.
+
+>>> import tempfile; root = Path(tempfile.mkdtemp())
+>>> for g in ("rock", "jazz"): (root / g).mkdir(); (root / g / "a.wav").touch()
+>>> s = scan("folder", root, folds=2)
+>>> s.tracks.select("track_id", "genre", "label", "fold").sort("track_id").rows()
+[('jazz/a', 'jazz', 0, 0), ('rock/a', 'rock', 1, 1)]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrnet.store.errors import UserError
+
+from . import demo, fma, folder, gtzan, melon
+from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
+from .folds import apply_fold_files, apply_split_files, stratified_group_folds
+
+DATASET_NAMES = ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "folder", "demo")
+#: Labelings each dataset supports; the first is the default.
+LABELINGS = {
+    "gtzan": ("genre",),
+    "fma_small": fma.LABELINGS,
+    "fma_medium": fma.LABELINGS,
+    "fma_large": fma.LABELINGS,
+    "melon": ("major",),
+    "folder": ("genre",),
+    "demo": ("genre",),
+}
+
+__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "LABELINGS", "Scan", "scan", "stratified_group_folds"]
+
+
+def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files) -> str:
+    """The labeling to use; UserError for an option that does not apply or does not fit."""
+    if name not in DATASET_NAMES:
+        raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    choices = LABELINGS[name]
+    if labeling is not None and labeling not in choices:
+        raise UserError(f"--labeling {labeling!r} does not apply to {name}: choose {' or '.join(choices)}")
+    if labels is not None and name != "folder":
+        raise UserError(f"--labels applies to the folder dataset only; {name} reads its labels from its own metadata")
+    if folds < 2:
+        raise UserError(f"--folds {folds}: k-fold cross-validation needs at least 2 folds")
+    if split_files is not None and fold_files:
+        raise UserError("--split-files and --fold-files both given: pass one of them")
+    return labeling or choices[0]
+
+
+def _root(name: str, root: Path | None) -> Path:
+    if name == "demo":
+        return demo.ensure(root).resolve()
+    if root is None:
+        raise UserError(f"--root is required for {name}: pass the folder that holds your copy of the dataset (see docs/datasets.md)")
+    path = Path(root).expanduser().resolve()
+    if not path.exists():
+        raise UserError(f"--root {path} does not exist: pass the folder that holds your copy of {name}")
+    if not path.is_dir():
+        raise UserError(f"--root {path} is a file: pass the folder that holds your copy of {name}")
+    return path
+
+
+def scan(
+    name: str,
+    root: Path | None,
+    *,
+    labels: Path | None = None,
+    labeling: str | None = None,
+    folds: int = 10,
+    seed: int = 0,
+    split_files: Path | None = None,
+    fold_files: list[Path] | None = None,
+) -> Scan:
+    """Read dataset ``name`` under ``root`` into a :class:`Scan` (tracks manifest + genre table).
+
+    Args:
+        name: one of :data:`DATASET_NAMES`.
+        root: the dataset's folder as published; ``None`` only for ``demo`` (``$MRNET_DEMO_DIR`` or
+            ``~/.cache/mrnet/demo-v1``, generated on first use).
+        labels: ``folder`` only: CSV or Parquet with columns path, genre (+ artist, split or fold).
+        labeling: ``top`` (default) or ``all`` for FMA; the single choice elsewhere.
+        folds, seed: k and seed of the stratified k-fold where the dataset has no official split.
+        split_files: a folder with train.txt, valid.txt, test.txt (one track per line) that replaces
+            the split; tracks not listed are dropped.
+        fold_files: list files, file i lists fold i; replaces the folds; unlisted tracks are dropped.
+    """
+    labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files)
+    path = _root(name, root)
+    if name == "gtzan":
+        result = gtzan.read(path, folds=folds, seed=seed)
+    elif name.startswith("fma_"):
+        result = fma.read(path, name.removeprefix("fma_"), labeling=labeling)
+    elif name == "melon":
+        result = melon.read(path, folds=folds, seed=seed)
+    elif name == "folder":
+        result = folder.read(path, labels=None if labels is None else Path(labels).expanduser().resolve(), folds=folds, seed=seed)
+    else:
+        result = folder.read(path, labels=path / demo.MARKER, folds=folds, seed=seed, name="demo")
+    if split_files is not None:
+        tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
+        result = make_scan(name, path, source=result.source, labeling=labeling, tracks=tracks, notes=[*result.notes, *notes])
+    elif fold_files:
+        tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files])
+        result = make_scan(name, path, source=result.source, labeling=labeling, tracks=tracks, notes=[*result.notes, *notes])
+    return finish(result)

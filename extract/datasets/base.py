@@ -1,0 +1,165 @@
+"""What every dataset reader returns, and the small helpers they share.
+
+A reader turns a dataset, as it ships, into a :class:`Scan`: one row per track in the declared
+``TRACKS`` schema, nothing decoded yet. Readers only build the columns they know (``track_id``,
+``path``, ``genre``, ``genres_all``, ``artist``, ``split``, ``fold``); :func:`tracks_frame` fills
+the rest, :func:`mark_missing` flags files that are not on disk and :func:`make_scan` adds labels
+and the genre table.
+
+>>> raw = pl.DataFrame({"track_id": ["rock/a"], "path": ["rock/a.wav"], "genre": ["rock"]})
+>>> s = make_scan("folder", Path("/data"), source="audio", labeling="genre", tracks=tracks_frame(raw))
+>>> s.tracks.select("key", "label", "status").rows()
+[('rock_a-...', 0, 'pending')]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import polars as pl
+
+from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
+from mrnet.store.errors import UserError
+from mrnet.store.format import track_key
+
+log = logging.getLogger("mrnet.extract.datasets")
+
+#: Audio file extensions the readers pick up (compared case-insensitively); libsndfile decodes them all.
+AUDIO_SUFFIXES = (".mp3", ".ogg", ".flac", ".wav", ".au")
+
+# Exactly the ids for which mrnet.store.format.track_key returns the id itself.
+_SAFE_ID = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,95}$"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A dataset as found on disk: its tracks manifest (nothing extracted yet) and genre table.
+
+    ``notes`` are what a user should read about the scan: tracks left out and why, lines of a split
+    list that matched nothing, known bad files present. They are also logged.
+    """
+
+    name: str  # e.g. "fma_small"
+    root: Path  # dataset root as given (resolved)
+    source: str  # "audio": path is an audio file; "mel": path is a Melon .npy of shape (48, T)
+    labeling: str  # "top"/"all" for FMA, "major" for Melon, "genre" otherwise
+    tracks: pl.DataFrame  # validated against mrnet.manifests.schema.TRACKS
+    genres: pl.DataFrame  # validated against GENRES
+    notes: tuple[str, ...] = ()
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a directory, else a UserError that says what was expected there."""
+    if not path.is_dir():
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise UserError(f"{path} {state}: {what}")
+    return path
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else a UserError that says what was expected there."""
+    if not path.is_file():
+        raise UserError(f"no {path.name} at {path}: {what}")
+    return path
+
+
+def is_audio(name: str) -> bool:
+    """Whether a file name has one of :data:`AUDIO_SUFFIXES`, in any case.
+
+    >>> is_audio("a.MP3"), is_audio("a.m4a")
+    (True, False)
+    """
+    return name.lower().endswith(AUDIO_SUFFIXES)
+
+
+def walk_files(root: Path) -> list[str]:
+    """Every non-hidden file below ``root``, as sorted POSIX paths relative to ``root``."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(folder).relative_to(root).as_posix()
+        found.extend(f if rel == "." else f"{rel}/{f}" for f in files if not f.startswith("."))
+    return sorted(found)
+
+
+def existing(root: Path, paths: pl.Series) -> pl.Series:
+    """Whether each relative path exists, listing each parent folder once instead of one stat per file.
+
+    Listing is what keeps a 649k-file Melon scan to seconds: about 700 ``listdir`` calls, no per-file
+    system calls.
+    """
+    found: list[str] = []
+    for parent in paths.str.extract(r"^(.*)/[^/]*$", 1).fill_null(".").unique().drop_nulls().to_list():
+        try:
+            names = os.listdir(root / parent)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        prefix = "" if parent == "." else parent + "/"
+        found.extend(prefix + n for n in names)
+    return paths.is_in(pl.Series(found, dtype=pl.String).implode()).fill_null(False)
+
+
+def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Complete a reader's columns into the TRACKS schema: key, nulls for extraction results, pending.
+
+    ``frame`` needs ``track_id``, ``path`` and ``genre``; ``genres_all`` defaults to ``[genre]`` and
+    ``artist``/``split``/``fold`` to null.
+    """
+    defaults = {
+        "genres_all": pl.concat_list(pl.col("genre")).list.drop_nulls(),
+        "artist": pl.lit(None, pl.String),
+        "split": pl.lit(None, pl.String),
+        "fold": pl.lit(None, pl.Int16),
+    }
+    frame = frame.with_columns(expr.alias(c) for c, expr in defaults.items() if c not in frame.columns)
+    ids = frame["track_id"]
+    safe = ids.str.contains(_SAFE_ID)  # most datasets: every id is its own key, no Python call per row
+    keys = ids if safe.all() else ids.zip_with(safe, ids.map_elements(track_key, return_dtype=pl.String))
+    filled = frame.with_columns(
+        key=keys,
+        label=pl.lit(None, pl.Int32),
+        duration=pl.lit(None, pl.Float64),
+        sample_rate=pl.lit(None, pl.Int32),
+        channels=pl.lit(None, pl.Int16),
+        frames=pl.lit(None, pl.Int64),
+        checksum=pl.lit(None, pl.String),
+        status=pl.lit("pending"),
+        error=pl.lit(None, pl.String),
+    )
+    return validate(filled.select(TRACKS.names()), TRACKS, name="tracks")
+
+
+def mark_missing(tracks: pl.DataFrame, root: Path) -> pl.DataFrame:
+    """Mark tracks whose file is not on disk ``failed``, with an error naming the missing path."""
+    present = existing(root, tracks["path"])
+    missing = pl.lit(present.not_())
+    return tracks.with_columns(
+        status=pl.when(missing).then(pl.lit("failed")).otherwise(pl.col("status")),
+        error=pl.when(missing).then(pl.lit(f"file not found: {root.as_posix()}/") + pl.col("path")).otherwise(pl.col("error")),
+    )
+
+
+def make_scan(
+    name: str, root: Path, *, source: str, labeling: str, tracks: pl.DataFrame, notes: list[str] | tuple[str, ...] = ()
+) -> Scan:
+    """A validated :class:`Scan`: labels from the genre table over the labelled tracks."""
+    genres = genre_table(tracks)
+    tracks = validate(with_labels(tracks, genres), TRACKS, name=f"{name} tracks")
+    return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes))
+
+
+def finish(scan: Scan) -> Scan:
+    """``scan`` with a note counting files not on disk; every note logged once, as a warning."""
+    failed = scan.tracks.filter(pl.col("status") == "failed")
+    notes = list(scan.notes)
+    if failed.height:
+        notes.append(
+            f"{failed.height} of {scan.tracks.height} tracks are marked failed before extraction, "
+            f"e.g. {failed['error'][0]}; the run goes on without them"
+        )
+    for note in notes:
+        log.warning("%s: %s", scan.name, note)
+    return replace(scan, notes=tuple(notes))

@@ -1,0 +1,127 @@
+"""Any folder of audio files: labelled by a table (``--labels``) or by one sub-folder per genre.
+
+```
+ROOT/<genre>/<any/depth/>NAME.{mp3,ogg,flac,wav,au}     without --labels: genre = first folder
+LABELS.csv | LABELS.parquet                               with --labels: columns path, genre
+                                                          (+ optional artist, and split or fold)
+```
+
+Paths in the table are relative to ``ROOT``. Track ids are paths without extension (``rock/song``).
+Splits come from the table's ``split`` (train / valid / test) or ``fold`` (0..k-1) column when it has
+one; otherwise tracks get a seeded stratified k-fold, grouped by ``artist`` when the table gives it.
+
+>>> clean_path(" ./rock\\\\a.wav ")
+'rock/a.wav'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from mrnet.store.errors import UserError
+
+from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, require_file, tracks_frame, walk_files
+from .folds import assign_folds
+
+REQUIRED = ("path", "genre")
+OPTIONAL = ("artist", "split", "fold")
+SPLIT_NAMES = {"train": "train", "valid": "valid", "test": "test", "training": "train", "validation": "valid"}
+
+
+def clean_path(path: str) -> str:
+    """A table path as a POSIX path relative to the root: trimmed, ``\\`` as ``/``, no leading ``./``."""
+    return path.strip().replace("\\", "/").removeprefix("./")
+
+
+def read_labels(path: Path) -> pl.DataFrame:
+    """The labels table (CSV or Parquet), checked: path and genre present and filled, no other columns."""
+    require_file(path, "--labels must be a CSV or Parquet file with columns path and genre (optional artist, split, fold)")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pl.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            table = pl.read_csv(path, infer_schema=False, separator="\t" if path.suffix.lower() == ".tsv" else ",")
+        else:
+            raise UserError(f"--labels {path}: unknown table format {path.suffix!r}; use .csv or .parquet")
+    except pl.exceptions.PolarsError as err:
+        raise UserError(f"--labels {path}: cannot read it as a table: {err}") from err
+    missing = [c for c in REQUIRED if c not in table.columns]
+    extra = [c for c in table.columns if c not in REQUIRED + OPTIONAL]
+    if missing or extra:
+        raise UserError(
+            f"--labels {path}: columns must be path and genre, optionally artist and split or fold; "
+            + (f"missing {missing}" if missing else f"unexpected {extra}")
+        )
+    if "split" in table.columns and "fold" in table.columns:
+        raise UserError(f"--labels {path}: has both split and fold columns; keep one")
+    if table.height == 0:
+        raise UserError(f"--labels {path}: the table has no rows")
+    for column in REQUIRED:
+        empty = table.with_row_index("row").filter(pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == ""))
+        if empty.height:
+            raise UserError(f"--labels {path}: {empty.height} rows have no {column} (first: data row {empty['row'][0] + 1})")
+    return table.with_columns(pl.col(c).cast(pl.String) for c in table.columns if c != "fold")
+
+
+def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
+    """Reader columns from a checked labels table: clean paths, ids, genre, artist, split or fold."""
+    path = pl.col("path").str.strip_chars().str.replace_all("\\", "/", literal=True).str.strip_prefix("./")  # as clean_path
+    frame = table.with_columns(path=path, genre=pl.col("genre").str.strip_chars())
+    absolute = frame.filter(pl.col("path").str.starts_with("/") | pl.col("path").str.contains(r"^[A-Za-z]:"))
+    if absolute.height:
+        raise UserError(f"--labels {where}: paths must be relative to --root, e.g. rock/song.mp3; found {absolute['path'][0]!r}")
+    dup = frame.filter(pl.col("path").is_duplicated())
+    if dup.height:
+        raise UserError(f"--labels {where}: {dup['path'].n_unique()} paths are listed more than once, e.g. {dup['path'][0]!r}")
+    if "split" in frame.columns:
+        split = frame["split"].str.strip_chars().str.to_lowercase().replace_strict(SPLIT_NAMES, default=None)
+        bad = frame.filter(split.is_null())
+        if bad.height:
+            raise UserError(f"--labels {where}: split must be train, valid or test; found {bad['split'][0]!r} in {bad.height} rows")
+        frame = frame.with_columns(split=split)
+    if "fold" in frame.columns:
+        fold = frame["fold"].cast(pl.String).str.strip_chars().cast(pl.Int16, strict=False)
+        bad = frame.filter(fold.is_null() | (fold < 0))
+        if bad.height:
+            raise UserError(f"--labels {where}: fold must be an integer 0..k-1; found {bad['fold'][0]!r} in {bad.height} rows")
+        frame = frame.with_columns(fold=fold)
+    return frame.with_columns(track_id=pl.col("path").str.replace(r"\.[^./]+$", ""))
+
+
+def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
+    """Reader columns from ``root/<genre>/...`` audio files."""
+    files = [p for p in walk_files(root) if is_audio(p)]
+    nested = [p for p in files if "/" in p]
+    if not nested:
+        raise UserError(
+            f"no audio files in genre folders under {root}: expected ROOT/<genre>/<name>{{{','.join(AUDIO_SUFFIXES)}}} "
+            "(one sub-folder per genre), or pass --labels with a CSV of path,genre"
+        )
+    notes = [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"] if len(nested) < len(files) else []
+    frame = pl.DataFrame({"path": nested}).with_columns(
+        genre=pl.col("path").str.split("/").list.first(), track_id=pl.col("path").str.replace(r"\.[^./]+$", "")
+    )
+    return frame, notes
+
+
+def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int = 0, name: str = "folder") -> Scan:
+    """Scan a folder of audio, labelled by ``labels`` or by its genre sub-folders."""
+    notes: list[str] = []
+    if labels is not None:
+        frame = _from_table(read_labels(labels), labels).sort("path")
+    else:
+        frame, notes = _from_folders(root)
+    tracks = tracks_frame(frame)
+    if "split" not in frame.columns and "fold" not in frame.columns:
+        tracks = assign_folds(tracks, k=folds, seed=seed, group="artist")
+    tracks = mark_missing(tracks, root)
+    odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
+    if odd.any():
+        notes.append(f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed")
+        tracks = tracks.with_columns(
+            status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),
+            error=pl.when(pl.lit(odd)).then(pl.lit("unsupported audio format: ") + pl.col("path")).otherwise(pl.col("error")),
+        )
+    return make_scan(name, root, source="audio", labeling="genre", tracks=tracks, notes=notes)
