@@ -46,7 +46,12 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise AudioError(f"{path}: cannot decode ({err})") from err
+        if not Path(path).is_file():
+            raise AudioError(f"{path}: file not found") from err
+        size = Path(path).stat().st_size
+        reason = "empty file" if size == 0 else f"not a readable audio file or corrupt ({size:,} bytes)"
+        detail = str(getattr(err, "error_string", "") or err)
+        raise AudioError(f"{path}: cannot decode: {reason} [libsndfile: {detail}]") from err
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
     if not np.isfinite(data).all():

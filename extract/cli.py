@@ -14,6 +14,7 @@ from rich.table import Table
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.datasets import DATASET_NAMES
 from mrnet.store.errors import UserError, report_user_errors
+from mrnet.store.location import storage_options_from_json
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
 Dataset = Enum("Dataset", {n: n for n in DATASET_NAMES}, type=str)
@@ -71,6 +72,7 @@ def extract(
     dataset: Annotated[Dataset, typer.Argument(help="Which reader: a published dataset, 'folder' for your own audio, or 'demo'.")],
     root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Store path or URL [default: store/DATASET.zarr].")] = None,
+    storage_options: Annotated[Optional[str], typer.Option(help="fsspec options for a URL --out, as JSON (default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables).")] = None,
     features: Annotated[Optional[Features], typer.Option(help="wavlm (default) or mel; demo defaults to mel, Melon is mel only.")] = None,
     model: Annotated[str, typer.Option(help="WavLM hub name or local directory.")] = "microsoft/wavlm-base",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision (commit, tag or branch) of --model.")] = None,
@@ -112,6 +114,7 @@ def extract(
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),
         workers=workers, threads=threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
         fold_files=tuple(fold_files or ()), limit=limit, overwrite=overwrite, retry_failed=retry_failed,
+        storage_options=storage_options_from_json(storage_options),
     )
     if dry_run:
         _dry_run(cfg, console)
@@ -120,12 +123,18 @@ def extract(
     from mrnet.extract.progress import RunProgress, failed_table, summary_table
 
     with RunProgress(console, f"extract {cfg.dataset}") as bar:
-        summary = run(cfg, on_start=bar.start, on_unit=bar.unit)
+        summary = run(cfg, on_scan=lambda found: _print_notes(console, found), on_start=bar.start, on_unit=bar.unit)
     console.print(summary_table(summary))
     failed = failed_table(summary)
     if failed is not None:
         console.print(failed)
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {cfg.manifests_dir / cfg.dataset}/")
+
+
+def _print_notes(console: Console, found) -> None:
+    console.print(f"{found.name}: {found.tracks.height} tracks, {found.genres.height} genres ({found.labeling} labels) under {found.root}")
+    for note in found.notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def _dry_run(cfg: ExtractConfig, console: Console) -> None:

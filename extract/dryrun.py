@@ -71,7 +71,7 @@ def _existing_done(cfg: ExtractConfig) -> int:
     from mrnet.store import Location
     from mrnet.store.writer import read_journal
 
-    loc = Location.parse(cfg.store, cfg.storage_options)
+    loc = Location.parse(cfg.store, cfg.storage_options or None)
     if not loc.exists("zarr.json"):
         return 0
     journal = read_journal(loc)

@@ -98,7 +98,7 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     """Extract, write and journal one unit. Per-track problems become failed rows; others raise."""
     start = time.perf_counter()
     extractor = worker_extractor(ctx)
-    writer = StoreWriter(Location.parse(ctx.store, ctx.storage_options), Provenance.from_json(ctx.provenance, where=ctx.store))
+    writer = StoreWriter(Location.parse(ctx.store, ctx.storage_options or None), Provenance.from_json(ctx.provenance, where=ctx.store))
     loaded = [_load(row, ctx, extractor) for row in unit.rows]
     rows, seconds, written = [], 0.0, 0
     budget = int(ctx.config["batch_size"]) * float(ctx.config["window_seconds"]) * 2  # audio seconds in memory at once
@@ -228,24 +228,27 @@ def plan_units(todo: pl.DataFrame, size: int, stamp: str) -> list[Unit]:
     return [Unit(f"{stamp}-{i // size:06d}", tuple(rows[i : i + size])) for i in range(0, len(rows), size)]
 
 
-def run(cfg: ExtractConfig, *, on_start: Callable[[int, int], None] | None = None,
+def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on_start: Callable[[int, int], None] | None = None,
         on_unit: Callable[[UnitResult], None] | None = None) -> RunSummary:
     """Extract ``cfg.dataset`` into ``cfg.store``, resuming whatever an earlier run finished."""
     began = time.perf_counter()
     found = scan_dataset(cfg)
+    if on_scan:
+        on_scan(found)
     write_manifests(cfg.manifests_dir / cfg.dataset, found.tracks, found.genres)
     prov, extractor = build_provenance(cfg, found)
-    location = Location.parse(cfg.store, cfg.storage_options)
+    location = Location.parse(cfg.store, cfg.storage_options or None)  # None: $MRNET_STORAGE_OPTIONS applies
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
     journal = writer.journal()
     finished = journal.filter(pl.col("status") == "done") if cfg.retry_failed else journal
     todo = found.tracks.filter((pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode()))
     units = plan_units(todo, cfg.unit_size, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"))
-    ctx = UnitContext(cfg.to_json(), str(found.root), found.source, location.url, cfg.storage_options, writer.provenance.to_json())
+    ctx = UnitContext(cfg.to_json(), str(found.root), found.source, location.url, location.storage_options, writer.provenance.to_json())
     if extractor is not None:
         _EXTRACTORS[json.dumps(ctx.config, sort_keys=True)] = extractor  # in-process runs reuse the loaded model
+    previously = found.tracks.filter(pl.col("track_id").is_in(finished["track_id"].implode())).height
     if on_start:
-        on_start(found.tracks.height - todo.height, todo.height)
+        on_start(previously, todo.height)
     from mrnet.extract.executors import execute
 
     results = execute(units, ctx, cfg, on_unit=on_unit)
@@ -256,7 +259,7 @@ def run(cfg: ExtractConfig, *, on_start: Callable[[int, int], None] | None = Non
     return RunSummary(
         store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
         bytes_written=sum(r.bytes_written for r in results), seconds=time.perf_counter() - began,
-        skipped=found.tracks.height - todo.height,
+        skipped=previously,
     )
 
 

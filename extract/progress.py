@@ -35,7 +35,7 @@ class RunProgress:
 
     def start(self, already: int, todo: int) -> None:
         if already:
-            self.console.print(f"[green]{already}[/] tracks already in the store or failed before: resuming with {todo} to go.")
+            self.console.print(f"[green]{already}[/] tracks done (or failed) in earlier runs: resuming with {todo} to go.")
         self.task = self.progress.add_task(self.label, total=todo, rate="", written="", failed="")
         self.began = time.perf_counter()
 
@@ -55,7 +55,7 @@ def summary_table(summary: RunSummary) -> Table:
     counts = {s: int((t["status"] == s).sum()) for s in ("done", "failed", "pending")}
     table = Table(title=f"mrnet-extract: {summary.store}", show_header=False)
     table.add_row("tracks", f"{t.height}  ({counts['done']} done, {counts['failed']} failed, {counts['pending']} pending)")
-    table.add_row("this run", f"{t.height - summary.skipped - counts['pending']} processed, {summary.skipped} already done")
+    table.add_row("this run", f"{t.height - summary.skipped - counts['pending']} tracks, {summary.skipped} done in earlier runs")
     table.add_row("audio", f"{summary.audio_seconds / 3600:.2f} h in {summary.seconds:.0f} s "
                   f"({summary.audio_seconds / max(summary.seconds, 1e-9):.1f} audio-s/s)")
     table.add_row("written", f"{summary.bytes_written / 1e9:.3f} GB of features")

@@ -152,7 +152,7 @@ def make_scan(
 
 
 def finish(scan: Scan) -> Scan:
-    """``scan`` with a note counting files not on disk; every note logged once, as a warning."""
+    """``scan`` with a note counting files not on disk; every note logged once (the CLI prints them)."""
     failed = scan.tracks.filter(pl.col("status") == "failed")
     notes = list(scan.notes)
     if failed.height:
@@ -161,5 +161,5 @@ def finish(scan: Scan) -> Scan:
             f"e.g. {failed['error'][0]}; the run goes on without them"
         )
     for note in notes:
-        log.warning("%s: %s", scan.name, note)
+        log.info("%s: %s", scan.name, note)
     return replace(scan, notes=tuple(notes))

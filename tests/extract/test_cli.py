@@ -27,7 +27,7 @@ def test_folder_extraction_prints_progress_summary_and_failures(tmp_path):
     assert "broken.wav" in result.output and "the run went on" in result.output
     assert FeatureStore.open(out).tracks.height == 8
     again = invoke("folder", "--root", root, "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m", "--folds", "2")
-    assert "resuming with 0 to go" in again.output
+    assert "resuming with 0 to go" in again.output and "8 tracks done (or failed) in earlier runs" in again.output
 
 
 def test_dry_run_reports_cost_and_writes_nothing(tmp_path):
