@@ -88,7 +88,7 @@ def extract(
     precision: Annotated[Precision, typer.Option(help="Model precision: auto = bf16 on GPU, fp32 on CPU.")] = Precision.auto,
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="Normalise each window to zero mean, unit variance [default: as the model's preprocessor says].")] = None,
     codec: Annotated[Codec, typer.Option(help="Chunk compression (see docs/store.md).")] = Codec.none,
-    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk.")] = 100,
+    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (see docs/store.md).")] = 150,
     unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).")] = 16,
     labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path,genre[,artist,split,fold].")] = None,
     labeling: Annotated[Optional[str], typer.Option(help="FMA: top (16 roots, default) or all (every genre, the paper's FMA-large task).")] = None,

@@ -27,7 +27,7 @@ class ExtractConfig:
     precision: str = "auto"
     normalize: bool | None = None
     codec: str = "none"
-    chunk_frames: int = 100
+    chunk_frames: int = 150
     unit_size: int = 16  # tracks per work unit: the grain of the queue and of resume
     gpus: tuple[int, ...] = ()
     workers: int = 0  # CPU workers on a local Dask cluster; 0 = in this process

@@ -3,11 +3,17 @@
 Zarr arrays go through a Zarr store object; the Parquet manifests and the progress journal beside
 them go through the matching fsspec filesystem. Local paths use Zarr's ``LocalStore`` and plain file
 operations, with atomic renames so a killed writer never leaves a half-written small file.
+
+Credentials and endpoints for URLs come from the backend's own configuration (for S3: the standard
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_ENDPOINT_URL`` / ``AWS_PROFILE`` variables
+and ``~/.aws``), or from fsspec storage options: passed explicitly, or as JSON in the
+``MRNET_STORAGE_OPTIONS`` environment variable (see docs/sharing.md).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +24,27 @@ import fsspec
 import zarr
 import zarr.storage
 
+from mrnet.store.errors import UserError
+
+STORAGE_OPTIONS_ENV = "MRNET_STORAGE_OPTIONS"
+
+
+def storage_options_from_json(text: str | None, *, where: str = "--storage-options") -> dict[str, Any]:
+    """Parse fsspec storage options given as a JSON object (``None`` or empty: no options).
+
+    >>> storage_options_from_json('{"endpoint_url": "http://127.0.0.1:9000", "anon": false}')
+    {'endpoint_url': 'http://127.0.0.1:9000', 'anon': False}
+    """
+    if not text or not text.strip():
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{where}: not valid JSON ({err}). Give an object, e.g. '{{\"endpoint_url\": \"http://host:9000\"}}'.") from err
+    if not isinstance(options, dict):
+        raise UserError(f"{where}: give a JSON object of fsspec storage options, not {type(options).__name__}.")
+    return options
+
 
 def is_url(location: str | os.PathLike) -> bool:
     """True for ``scheme://...`` locations other than ``file://``."""
@@ -27,7 +54,10 @@ def is_url(location: str | os.PathLike) -> bool:
 
 @dataclass(frozen=True)
 class Location:
-    """A store root: ``Location.parse("store/x.zarr")`` or ``Location.parse("s3://b/x.zarr")``."""
+    """A store root: ``Location.parse("store/x.zarr")`` or ``Location.parse("s3://b/x.zarr")``.
+
+    A URL given no ``storage_options`` takes them from ``$MRNET_STORAGE_OPTIONS`` (JSON), if set.
+    """
 
     url: str
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -39,6 +69,8 @@ class Location:
             text = text[len("file://") :]
         if not is_url(text):
             text = str(Path(text).expanduser().absolute())
+        elif storage_options is None:
+            storage_options = storage_options_from_json(os.environ.get(STORAGE_OPTIONS_ENV), where=STORAGE_OPTIONS_ENV)
         return cls(text.rstrip("/"), dict(storage_options or {}))
 
     @property
@@ -89,11 +121,24 @@ class Location:
 
     def listdir(self, rel: str) -> list[str]:
         """Names (not paths) of the entries under ``rel``; empty if it does not exist."""
+        target = self.path(rel) if rel else _filesystem(self)[1]
+        self.fs.invalidate_cache(target)  # other processes (and Zarr's own client) write here too
         try:
-            entries = self.fs.ls(self.path(rel), detail=False)
+            entries = self.fs.ls(target, detail=False)
         except FileNotFoundError:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def files(self, rel: str = "") -> dict[str, int]:
+        """Every file under ``rel`` (recursively) as ``{path relative to the root: size in bytes}``."""
+        root = _filesystem(self)[1]
+        target = self.path(rel) if rel else root
+        self.fs.invalidate_cache(target)
+        try:
+            found = self.fs.find(target, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {p[len(root) + 1 :]: int(info["size"]) for p, info in found.items() if info.get("type") != "directory"}
 
     def remove(self, rel: str) -> None:
         target = self.path(rel)

@@ -27,6 +27,7 @@ from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store.errors import UserError
 from mrnet.store.format import Provenance
 from mrnet.store.location import Location
+from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import ROOT_ATTR, read_journal
 
 
@@ -47,6 +48,7 @@ class FeatureStore:
             raise UserError(f"{location.url} is a Zarr group but not an mrnet store (no '{ROOT_ATTR}' attributes).")
         self.provenance = Provenance.from_json(attrs[ROOT_ATTR], where=location.url)
         self._arrays: dict[str, zarr.Array] = {}
+        self._indexes: dict[str, ShardIndex | None] = {}
 
     @classmethod
     def open(cls, location: str | Location, *, storage_options: dict | None = None) -> "FeatureStore":
@@ -99,6 +101,11 @@ class FeatureStore:
         stop = arr.shape[2] if stop is None else stop
         if not 0 <= start <= stop <= arr.shape[2]:
             raise IndexError(f"track {key}: frames [{start}, {stop}) outside 0..{arr.shape[2]}")
+        if key not in self._indexes:
+            self._indexes[key] = load_index(self.location, key, arr)
+        index = self._indexes[key]
+        if index is not None and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
+            return read_crop(self.location, index, start, stop, list(range(arr.shape[1])) if layers is None else list(layers))
         if layers is None:
             return arr[:, :, start:stop, :]
         layers = list(layers)

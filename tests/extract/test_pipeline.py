@@ -63,7 +63,7 @@ def test_store_round_trip(tmp_path, folder, tiny_wavlm, features, dtype):
     assert "broken.wav" in failed["error"][0] and "no audio" in failed["error"][1]
     prov = store.provenance
     assert (prov.feature, prov.dtype, prov.channels, prov.dataset) == (features, dtype, 1, "folder")
-    assert prov.versions["torch"] and prov.extraction["chunk_frames"] == 100
+    assert prov.versions["torch"] and prov.extraction["chunk_frames"] == 150
     # what was stored is what the extractor computes for that file, read back as a crop too
     ex = Extractor.from_provenance(prov)
     row = done.row(0, named=True)

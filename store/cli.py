@@ -1,0 +1,223 @@
+"""``mrnet-store``: inspect, check, list and copy feature stores, by local path or URL.
+
+    mrnet-store info store/gtzan-wavlm.zarr
+    mrnet-store verify s3://team-features/gtzan-wavlm.zarr --workers 8
+    mrnet-store ls s3://team-features/
+    mrnet-store cp s3://team-features/gtzan-wavlm.zarr store/ --verify
+
+URLs take credentials and endpoint from the backend's usual configuration (for S3: ``AWS_*``
+variables including ``AWS_ENDPOINT_URL``, or ``~/.aws``), or from ``--storage-options JSON`` /
+``$MRNET_STORAGE_OPTIONS``. Each command is a thin shell over a library function: ``store_info``,
+``verify_store``, ``list_stores``, ``copy_store``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mrnet.store.copy import copy_store, destination_for
+from mrnet.store.errors import UserError, report_user_errors
+from mrnet.store.info import store_info
+from mrnet.store.listing import list_stores
+from mrnet.store.location import Location, storage_options_from_json
+from mrnet.store.reader import FeatureStore
+from mrnet.store.verify import VerifyReport, verify_store
+
+app = typer.Typer(help="Inspect, check, list and copy mrnet feature stores (local paths or URLs).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+Store = Annotated[str, typer.Argument(help="Store path or URL (s3://bucket/x.zarr).", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Tracks or objects handled in parallel (threads).")]
+Options = Annotated[Optional[str], typer.Option(
+    "--storage-options", metavar="JSON", show_default=False,
+    help='fsspec options for URLs, e.g. \'{"endpoint_url": "http://minio:9000"}\'. Default: $MRNET_STORAGE_OPTIONS.')]
+
+
+@app.command()
+@report_user_errors
+def info(store: Store, as_json: AsJson = False, storage_options: Options = None) -> None:
+    """Provenance, track counts, genres, failed tracks and size of a store."""
+    with _user_errors():
+        data = store_info(FeatureStore.open(_location(store, storage_options)))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        _print_info(data)
+
+
+@app.command()
+@report_user_errors
+def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_options: Options = None) -> None:
+    """Check every done track: array present, shape, shard, checksum. Exit status 1 if anything is wrong."""
+    with _user_errors():
+        report = _verify(FeatureStore.open(_location(store, storage_options)), workers)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("ls")
+@report_user_errors
+def ls(
+    where: Annotated[str, typer.Argument(help="Folder or bucket prefix holding stores.")] = "store",
+    as_json: AsJson = False,
+    storage_options: Options = None,
+) -> None:
+    """The stores in a folder or under a bucket prefix: name, feature, model, tracks, size."""
+    with _user_errors():
+        stores = list_stores(_location(where, storage_options))
+    if as_json:
+        typer.echo(json.dumps(stores, indent=2))
+        return
+    table = Table("name", "feature", "model", "layers", "tracks", "size", title=escape(where))
+    for s in stores:
+        tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
+        table.add_row(escape(s["name"]), s["feature"], escape(str(s["model"] or "-")), str(s["layers"]), tracks, _size(s["size_bytes"]))
+    out.print(table if stores else f"no stores under {escape(where)}")
+
+
+@app.command()
+@report_user_errors
+def cp(
+    src: Annotated[str, typer.Argument(help="Store to copy (path or URL).", show_default=False)],
+    dst: Annotated[str, typer.Argument(help="Destination store; ending in '/' copies into that folder or prefix.", show_default=False)],
+    workers: Workers = 4,
+    then_verify: Annotated[bool, typer.Option("--verify", help="Verify the copy afterwards.")] = False,
+    storage_options: Options = None,
+) -> None:
+    """Copy a store between a path and a URL. Rerun after an interruption: finished objects are skipped."""
+    with _user_errors():
+        source = _location(src, storage_options)
+        target = _location(destination_for(source, dst), storage_options)
+        with _progress("copy", bytes_=True) as update:
+            result = copy_store(source, target, workers=workers, on_start=lambda n, size: update(total=size),
+                                on_object=lambda rel, size: update(size))
+        out.print(f"copied {result.copied} objects ({_size(result.bytes_copied)}), skipped {result.skipped} already there "
+                  f"({_size(result.bytes_skipped)}): {escape(result.dst)}", soft_wrap=True)
+        if then_verify:
+            report = _verify(FeatureStore.open(target), workers)
+            _print_report(report)
+            raise typer.Exit(0 if report.ok else 1)
+
+
+def main() -> None:
+    """Entry point of ``mrnet-store``."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] run the same command again; a copy resumes where it stopped.")
+        sys.exit(130)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+def _location(text: str, options: str | None) -> Location:
+    return Location.parse(text, None if options is None else storage_options_from_json(options))
+
+
+def _storage_errors() -> tuple[type[Exception], ...]:
+    """Errors of reaching storage: OSError, and botocore's own (no endpoint, no credentials) where installed."""
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - s3fs is a dependency
+        return (OSError,)
+    return (OSError, BotoCoreError)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Storage that cannot be reached (no such endpoint, no credentials) is a ``UserError``, not a traceback."""
+    try:
+        yield
+    except _storage_errors() as error:
+        raise UserError(
+            f"{type(error).__name__}: {error}\nCheck the path or URL, and for a URL the endpoint and credentials "
+            "(AWS_* variables, --storage-options or $MRNET_STORAGE_OPTIONS; see docs/sharing.md)."
+        ) from error
+
+
+def _verify(store: FeatureStore, workers: int) -> VerifyReport:
+    """``verify_store`` with a progress bar."""
+    with _progress("verify", int((store.tracks["status"] == "done").sum())) as update:
+        return verify_store(store, workers=workers, on_track=lambda: update(1))
+
+
+@contextmanager
+def _progress(what: str, total: int | None = None, *, bytes_: bool = False) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr (shown on terminals only); yields ``update(advance=0, total=None)``."""
+    count = DownloadColumn() if bytes_ else MofNCompleteColumn()
+    with Progress(TextColumn(what), BarColumn(), count, TimeRemainingColumn(), console=err,
+                  transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda advance=0, total=None: bar.update(task, advance=advance, total=total)
+
+
+def _size(n: int | None) -> str:
+    """Bytes for people: ``_size(1536) == '1.5 KiB'``."""
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # unreachable
+
+
+def _print_info(data: dict) -> None:
+    p, c = data["provenance"], data["counts"]
+    table = Table(show_header=False, title=escape(data["store"]), title_justify="left")
+    rows = {
+        "feature": f"{p['feature']}  model {p['model'] or '-'}  revision {p['model_revision'] or '-'}",
+        "layers": f"{p['layers']}  dim {p['dim']}  channels {p['channels']}",
+        "dtype": p["dtype"],
+        "frame rate": f"{p['frame_rate']:g} frames/s  (audio at {p['sample_rate']} Hz)",
+        "dataset": f"{p['dataset'] or '-'}  labeling {p['labeling'] or '-'}",
+        "extraction": ", ".join(f"{k}={v}" for k, v in p["extraction"].items()) or "-",
+        "versions": ", ".join(f"{k} {v}" for k, v in p["versions"].items()) or "-",
+        "format": f"version {p['format_version']}" + ("" if data["finalized"] else "  [yellow](unfinished: journal only)[/]"),
+        "tracks": f"{c['tracks']}  done {c['done']}  failed {c['failed']}  pending {c['pending']}",
+        "audio": f"{data['audio_hours']:g} h  ({data['frames']:,} frames)",
+        "size": _size(data["size_bytes"]),
+    }
+    for name, value in rows.items():
+        table.add_row(name, value if name in ("format",) else escape(value))
+    out.print(table)
+    genres = Table("genre", "tracks", title="genres", title_justify="left")
+    for g in data["genres"]:
+        genres.add_row(escape(str(g["name"])), str(g["count"]))
+    out.print(genres)
+    if data["failed"]:
+        failed = Table("track", "path", "error", title=f"failed tracks ({len(data['failed'])})", title_justify="left")
+        for f in data["failed"]:
+            failed.add_row(escape(f["track_id"]), escape(f["path"] or ""), escape(f["error"] or ""))
+        out.print(failed)
+
+
+def _print_report(report: VerifyReport) -> None:
+    for note in report.notes:
+        out.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+    if report.ok:
+        out.print(f"[green]OK[/]: {report.checked} tracks checked in {escape(report.store)}", soft_wrap=True)
+        return
+    table = Table("track", "key", "problem", title=f"problems in {escape(report.store)}", title_justify="left")
+    for p in report.problems:
+        table.add_row(escape(p.track_id or "(store)"), escape(p.key or "-"), escape(p.what))
+    out.print(table)
+    out.print(f"[red]{len(report.problems)} problem(s)[/] in {report.checked} tracks checked")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Copying a store between a local path and a URL (any direction), resumable.
+
+An object already at the destination with the source's size is skipped, so an interrupted copy run
+again picks up where it stopped. The root ``zarr.json`` (what makes a folder a store) is removed from the
+destination first and copied last, after the manifest: a partial copy never opens as a store.
+Local files are written to a temporary name and renamed; object stores publish an object only once it
+is complete. Sizes cannot tell a changed object of the same size, so run ``mrnet-store verify`` on the
+copy (``mrnet-store cp --verify``).
+
+>>> import tempfile
+>>> from tests.helpers import make_store
+>>> tmp = tempfile.mkdtemp()
+>>> src = Location.parse(make_store(tmp + "/a.zarr", per_genre=1))
+>>> first = copy_store(src, Location.parse(tmp + "/b.zarr"))
+>>> again = copy_store(src, Location.parse(tmp + "/b.zarr"))
+>>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest and root are always recopied
+((12, 0), (4, 8))
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mrnet.store.errors import UserError
+from mrnet.store.location import Location
+
+PARTIAL = ".mrnet-partial"
+BLOCK = 8 * 2**20
+
+
+@dataclass
+class CopyResult:
+    """Objects and bytes copied and skipped (already there, same size)."""
+
+    src: str
+    dst: str
+    copied: int = 0
+    skipped: int = 0
+    bytes_copied: int = 0
+    bytes_skipped: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def destination_for(src: Location, dst: str) -> str:
+    """``dst`` itself, or ``dst/<store name>`` when ``dst`` ends with ``/`` (copy *into* a folder or prefix).
+
+    >>> destination_for(Location.parse("s3://b/x.zarr"), "/data/stores/")
+    '/data/stores/x.zarr'
+    """
+    return f"{dst}{src.name}" if dst.endswith("/") else dst
+
+
+def copy_store(
+    src: Location,
+    dst: Location,
+    *,
+    workers: int = 4,
+    on_start: Callable[[int, int], None] | None = None,
+    on_object: Callable[[str, int], None] | None = None,
+) -> CopyResult:
+    """Copy the finished store at ``src`` to ``dst``.
+
+    ``on_start(objects, bytes)`` is called once the source is listed, ``on_object(rel, size)`` per object
+    copied or skipped (from worker threads).
+    """
+    _check(src, dst)
+    objects = {rel: size for rel, size in src.files().items() if not rel.endswith(PARTIAL)}
+    if on_start:
+        on_start(len(objects), sum(objects.values()))
+    have = _destination_files(dst)
+    if "zarr.json" in have:
+        dst.remove("zarr.json")  # from here until the end the destination is visibly incomplete
+
+    def one(rel: str) -> bool:
+        copy = _last(rel) or have.get(rel) != objects[rel]
+        if copy:
+            copy_object(src, dst, rel)
+        if on_object:
+            on_object(rel, objects[rel])
+        return copy
+
+    body = sorted(rel for rel in objects if not _last(rel))
+    tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + ["zarr.json"]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        flags = list(pool.map(one, body))
+    flags += [one(rel) for rel in tail]  # in order, after the body
+    copied = [rel for rel, flag in zip(body + tail, flags) if flag]
+    moved = sum(objects[rel] for rel in copied)
+    return CopyResult(src.url, dst.url, len(copied), len(objects) - len(copied), moved, sum(objects.values()) - moved)
+
+
+def _last(rel: str) -> bool:
+    """The manifest and the root group: always copied, and only after everything else."""
+    return rel == "zarr.json" or rel.startswith("manifest/")
+
+
+def copy_object(src: Location, dst: Location, rel: str) -> None:
+    """Copy one file; a local destination is written under a temporary name, then renamed."""
+    source, target = src.path(rel), dst.path(rel)
+    if dst.local:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        partial = target + PARTIAL
+        if src.local:
+            shutil.copyfile(source, partial)
+        else:
+            src.fs.get_file(source, partial)
+        os.replace(partial, target)
+    elif src.local:
+        dst.fs.put_file(source, target)
+    else:
+        with src.fs.open(source, "rb", block_size=BLOCK) as r, dst.fs.open(target, "wb", block_size=BLOCK) as w:
+            shutil.copyfileobj(r, w, BLOCK)
+
+
+def _check(src: Location, dst: Location) -> None:
+    if src.url == dst.url:
+        raise UserError(f"{src.url}: source and destination are the same store.")
+    if not src.exists("zarr.json"):
+        raise UserError(f"{src.url} is not a feature store (no zarr.json). Check the path or URL.")
+    if not src.exists("manifest/tracks.parquet"):
+        raise UserError(f"{src.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract, then copy.")
+    if dst.exists("zarr.json") and dst.read_bytes("zarr.json") != src.read_bytes("zarr.json"):
+        raise UserError(f"{dst.url} is another store (its zarr.json differs). Remove it, or copy to another destination.")
+
+
+def _destination_files(dst: Location) -> dict[str, int]:
+    """What is already at ``dst``: nothing, or (part of) a store; anything else is refused."""
+    have = dst.files()
+    foreign = [rel for rel in have if not (_last(rel) or rel.split("/")[0] in ("features", "progress"))]
+    if foreign:
+        raise UserError(
+            f"{dst.url} holds files that are not part of a store (e.g. {foreign[0]}). "
+            "To copy into a folder or prefix, end the destination with '/'."
+        )
+    return have

@@ -1,0 +1,160 @@
+"""Fused crop reads for uncompressed shards: the training loader's fast path.
+
+Zarr reads a crop chunk by chunk through its async codec pipeline, which costs far more than the bytes
+(measured in docs/store.md and docs/performance.md). For a track array stored with codec ``none`` the
+shard is plain bytes behind a small index, so a crop can be read directly: the index (one small read,
+cached per track) gives each inner chunk's byte range; the inner chunks of one layer that follow each
+other in time are adjacent in the shard and coalesce into one range; all ranges of a crop are fetched
+together (a memory map locally, concurrent range requests on object storage). The result is identical
+to Zarr's read (``tests/store/test_shardread.py``); arrays with a compressor use Zarr.
+
+Shard layout (Zarr v3 ``sharding_indexed``, index at the end): inner chunks, then per inner chunk an
+(offset, nbytes) pair of little-endian uint64 in C order of the chunk grid, then a CRC-32C of the index.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from mrnet.store.location import Location
+
+EMPTY = np.uint64(2**64 - 1)
+_EMPTY_INT = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    path: str  # the shard object's path (local file, or path within the fsspec filesystem)
+    shape: tuple[int, ...]  # array shape (channels, layers, frames, dim)
+    chunk: tuple[int, ...]  # inner chunk shape
+    dtype: np.dtype
+    fill: float
+    table: np.ndarray  # (grid..., 2) uint64 offsets and sizes
+
+    @property
+    def entries(self) -> list:
+        """``entries[layer][block] = [offset, nbytes]`` as Python ints (channel block 0, dim block 0)."""
+        cached = self.__dict__.get("_entries")
+        if cached is None:
+            cached = self.table[0, :, :, 0].tolist()
+            object.__setattr__(self, "_entries", cached)
+        return cached
+
+
+def plain_shard_layout(array) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Inner chunk shape and dtype when ``array`` is one uncompressed little-endian shard, else None."""
+    meta = array.metadata
+    codecs = getattr(meta, "codecs", ())
+    if len(codecs) != 1 or type(codecs[0]).__name__ != "ShardingCodec":
+        return None
+    shard = codecs[0]
+    inner = [type(c).__name__ for c in shard.codecs]
+    index = [type(c).__name__ for c in shard.index_codecs]
+    if inner != ["BytesCodec"] or index != ["BytesCodec", "Crc32cCodec"] or str(shard.index_location.value) != "end":
+        return None
+    if any(getattr(c, "endian", None) not in (None,) and c.endian.value != "little" for c in shard.codecs):
+        return None
+    if tuple(meta.chunk_grid.chunk_shape) != tuple(-(-s // c) * c for s, c in zip(meta.shape, shard.chunk_shape)):
+        return None  # more than one shard
+    return tuple(shard.chunk_shape), np.dtype(array.dtype).newbyteorder("<")
+
+
+def load_index(location: Location, key: str, array) -> ShardIndex | None:
+    layout = plain_shard_layout(array)
+    if layout is None:
+        return None
+    chunk, dtype = layout
+    grid = tuple(-(-s // c) for s, c in zip(array.shape, chunk))
+    n = int(np.prod(grid))
+    path = location.path(f"features/{key}/c/" + "/".join("0" * len(grid)))
+    size = n * 16 + 4
+    raw = _read_tail(location, path, size)
+    table = np.frombuffer(raw[: n * 16], dtype="<u8").reshape(grid + (2,))
+    fill = float(array.metadata.fill_value) if array.metadata.fill_value is not None else 0.0
+    return ShardIndex(path, tuple(array.shape), chunk, dtype, fill, table)
+
+
+def read_crop(location: Location, index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+    """Frames ``[start, stop)`` of ``layers``: ``(channels, len(layers), stop - start, dim)``.
+
+    Locally the shard is memory-mapped and each chunk's needed frames are copied once, straight into
+    the result (what a NumPy memmap read costs). On object storage the chunks' byte ranges are fetched
+    together, adjacent ones merged, into one buffer ``(layers, blocks, channels, frames, dim)``.
+    """
+    channels, _, _, dim = index.shape
+    cc, cl, ct, cd = index.chunk
+    if cc != channels or cl != 1 or cd != dim:
+        raise ValueError("fast path expects inner chunks of (channels, 1, frames, dim)")
+    if location.local:
+        return _read_mapped(index, start, stop, layers)
+    b0, b1 = start // ct, (stop - 1) // ct + 1
+    buf = np.empty((len(layers), b1 - b0, cc, ct, cd), dtype=index.dtype)
+    runs = []  # (file offset, [(layer position, block)]) for chunks adjacent in the shard
+    for li, layer in enumerate(layers):
+        for b, (off, size) in enumerate(index.table[0, layer, b0:b1, 0]):
+            if off == EMPTY:  # a chunk never written: the fill value, as Zarr returns it
+                buf[li, b] = index.fill
+            elif runs and runs[-1][0] + runs[-1][2] == int(off):
+                runs[-1][1].append((li, b))
+                runs[-1][2] += int(size)
+            else:
+                runs.append([int(off), [(li, b)], int(size)])
+    _fill(location, index.path, buf, runs)
+    lo = start - b0 * ct
+    out = buf.transpose(2, 0, 1, 3, 4).reshape(cc, len(layers), (b1 - b0) * ct, cd)  # (C, L, T, D)
+    return out[:, :, lo : lo + (stop - start), :]
+
+
+def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+    cc, _, ct, cd = index.chunk
+    shard = _mapped(index.path)
+    table = index.entries  # plain lists: this loop runs per chunk per crop
+    out = np.empty((cc, len(layers), stop - start, cd), dtype=index.dtype)
+    expect = cc * ct * cd * index.dtype.itemsize
+    for li, layer in enumerate(layers):
+        for b in range(start // ct, (stop - 1) // ct + 1):
+            lo, hi = max(start, b * ct), min(stop, (b + 1) * ct)  # frames of this chunk in the crop
+            off, size = table[layer][b]
+            if off == _EMPTY_INT:
+                out[:, li, lo - start : hi - start, :] = index.fill
+                continue
+            if off + size > shard.size or size != expect:
+                raise OSError(f"{index.path}: shard shorter than its index says (truncated write?)")
+            chunk = shard[off : off + size].view(index.dtype).reshape(cc, ct, cd)  # (C, T_chunk, D)
+            out[:, li, lo - start : hi - start, :] = chunk[:, lo - b * ct : hi - b * ct, :]
+    return out
+
+
+@lru_cache(maxsize=128)
+def _mapped(path: str) -> np.ndarray:
+    """A read-only map of a shard file as a plain uint8 array (kept for the most recent tracks)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return np.empty(0, np.uint8)
+        return np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
+
+
+def _fill(location: Location, path: str, buf: np.ndarray, runs: list) -> None:
+    views = [[memoryview(buf[li, b]).cast("B") for li, b in chunks] for _, chunks, _ in runs]
+    blobs = location.fs.cat_ranges([path] * len(runs), [o for o, _, _ in runs], [o + n for o, _, n in runs])
+    for blob, targets, (_, _, size) in zip(blobs, views, runs):
+        if len(blob) != size:
+            raise OSError(f"{path}: shard shorter than its index says (truncated write?)")
+        pos = 0
+        for target in targets:
+            target[:] = blob[pos : pos + len(target)]
+            pos += len(target)
+
+
+def _read_tail(location: Location, path: str, size: int) -> bytes:
+    if location.local:
+        with open(path, "rb") as f:
+            f.seek(-size, os.SEEK_END)
+            return f.read(size)
+    return location.fs.cat_file(path, start=-size)

@@ -1,0 +1,164 @@
+"""Checking a store against its own manifest: every done track's array, shape, shard and checksum.
+
+``verify_store`` reads every track marked ``done`` in full and recomputes its CRC-32 (the same
+``crc32:xxxxxxxx`` that :func:`mrnet.store.format.checksum` wrote), reading long tracks a few whole
+layers at a time so memory stays bounded. What it finds is a list of :class:`Problem`, each naming the
+track, its array key and what is wrong.
+
+>>> import tempfile
+>>> from tests.helpers import make_store
+>>> from mrnet.store.reader import FeatureStore
+>>> store = FeatureStore.open(make_store(tempfile.mkdtemp() + "/v.zarr", per_genre=1))
+>>> report = verify_store(store, workers=2)
+>>> report.ok, report.checked, report.problems
+(True, 3, [])
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+import zarr
+
+from mrnet.store.reader import FeatureStore
+
+#: Most bytes read at once when checksumming a track: a track up to this size is one read (one request
+#: for its whole shard on object storage); a larger one is read a few whole layers at a time, chunk by
+#: chunk. Memory is about ``workers x BLOCK_BYTES`` at most.
+BLOCK_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: with the track it concerns (``None`` for the store as a whole)."""
+
+    what: str
+    track_id: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.track_id} (features/{self.key}): {self.what}" if self.key else self.what
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_store`` checked and found; ``ok`` when nothing is wrong."""
+
+    store: str
+    checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong (e.g. unreferenced arrays)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": self.store, "ok": self.ok, "checked": self.checked,
+                "problems": [asdict(p) for p in self.problems], "notes": self.notes}
+
+
+def verify_store(store: FeatureStore, *, workers: int = 4, on_track: Callable[[], None] | None = None) -> VerifyReport:
+    """Check every ``done`` track of ``store``; ``on_track`` is called once per track checked (progress)."""
+    report = VerifyReport(store.location.url)
+    report.problems += _manifest_problems(store)
+    done = store.tracks.filter(pl.col("status") == "done")
+    objects = store.location.files("features")
+    zstore = store.location.zarr_store(read_only=True)  # one client: Zarr runs all I/O on its own event loop
+    rows = done.select("track_id", "key", "frames", "checksum").iter_rows(named=True)
+
+    def check(row: dict) -> list[Problem]:
+        try:
+            return [Problem(what, row["track_id"], row["key"]) for what in check_track(store, row, objects, zstore)]
+        finally:
+            if on_track:
+                on_track()
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for found in pool.map(check, rows):
+            report.checked += 1
+            report.problems += found
+    arrays = {name.split("/")[1] for name in objects if name.count("/") >= 2}
+    orphans = sorted(arrays - set(done["key"].to_list()))
+    if orphans:
+        report.notes.append(
+            f"{len(orphans)} array(s) under features/ that no done track names (left by failed or re-run tracks; "
+            f"harmless): {', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}"
+        )
+    return report
+
+
+def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore: zarr.abc.store.Store) -> list[str]:
+    """What is wrong with one done track (empty if nothing); ``objects`` is ``Location.files("features")``."""
+    key, p = row["key"], store.provenance
+    if f"features/{key}/zarr.json" not in objects:
+        return [f"array missing (no features/{key}/zarr.json)"]
+    try:
+        arr = zarr.open_array(zstore, path=f"features/{key}", mode="r")
+    except Exception as err:  # any failure to open is what we report
+        return [f"array metadata unreadable: {type(err).__name__}: {err}"]
+    expected = (p.channels, len(p.layers), row["frames"], p.dim)
+    wrong = []
+    if row["frames"] is None or row["checksum"] is None:
+        wrong.append("manifest row is done but has no frames or checksum")
+    if tuple(arr.shape) != expected:
+        wrong.append(f"shape {tuple(arr.shape)}, manifest and provenance say {expected}")
+    if str(arr.dtype) != p.dtype:
+        wrong.append(f"dtype {arr.dtype}, provenance says {p.dtype}")
+    missing = [k for k in shard_keys(arr) if f"features/{key}/{k}" not in objects]
+    if missing:
+        wrong.append(f"shard object missing: features/{key}/{missing[0]} (its frames would read as zeros)")
+    if wrong:
+        return wrong
+    try:
+        crc = streamed_checksum(arr)
+    except Exception as err:  # a codec or shard-index error names the damage
+        return [f"data unreadable: {type(err).__name__}: {err}"]
+    if crc != row["checksum"]:
+        return [f"checksum mismatch: manifest {row['checksum']}, stored data {crc}"]
+    return []
+
+
+def shard_keys(arr: zarr.Array) -> list[str]:
+    """Storage keys of every shard of ``arr`` (one, ``c/0/0/0/0``, for arrays written by StoreWriter)."""
+    grid = [range(-(-size // step)) for size, step in zip(arr.shape, arr.shards or arr.chunks)]
+    return [arr.metadata.encode_chunk_key(coords) for coords in itertools.product(*grid)]
+
+
+def streamed_checksum(arr: zarr.Array) -> str:
+    """``format.checksum(arr[...])`` without holding the whole array: CRC-32 over C-order blocks of layers."""
+    channels, layers = arr.shape[0], arr.shape[1]
+    per_layer = max(1, arr.nbytes // max(1, channels * layers))
+    step = max(1, BLOCK_BYTES // per_layer)
+    crc = 0
+    for c in range(channels):
+        for start in range(0, layers, step):
+            crc = zlib.crc32(np.ascontiguousarray(arr[c, start : start + step]).data, crc)
+    return f"crc32:{crc & 0xFFFFFFFF:08x}"
+
+
+def _manifest_problems(store: FeatureStore) -> list[Problem]:
+    """Store-level problems: no final manifest, genre table missing, summary disagreeing, bad done rows."""
+    loc, problems = store.location, []
+    if not store.finalized:
+        problems.append(Problem("manifest/tracks.parquet missing: extraction not finished or copy incomplete (checking journal rows)"))
+    elif not loc.exists("manifest/genres.parquet"):
+        problems.append(Problem("manifest/genres.parquet missing"))
+    tracks = store.tracks
+    summary = store.summary()
+    if summary:
+        counted = {"tracks": tracks.height, "done": int((tracks["status"] == "done").sum()),
+                   "failed": int((tracks["status"] == "failed").sum())}
+        for name, n in counted.items():
+            if summary.get(name) != n:
+                problems.append(Problem(f"manifest/summary.json says {name}={summary.get(name)}, manifest has {n}"))
+    done = tracks.filter(pl.col("status") == "done")
+    for key in done.filter(pl.col("key").is_duplicated())["key"].unique().sort().to_list():
+        problems.append(Problem(f"array key {key!r} is named by more than one done track"))
+    return problems

@@ -1,0 +1,74 @@
+"""mrnet-store cp between local paths: complete copies, resumed copies, refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrnet.store import FeatureStore, Location, UserError
+from mrnet.store import copy as copy_mod
+from mrnet.store.cli import app
+from mrnet.store.copy import PARTIAL, copy_store
+from tests.helpers import make_store
+
+
+def test_copy_is_the_same_store(runner, store, tmp_path):
+    result = runner.invoke(app, ["cp", str(store), str(tmp_path / "copy.zarr"), "--verify"])
+    assert result.exit_code == 0, result.output
+    assert "copied 18 objects" in result.output and "OK: 6 tracks checked" in result.output
+    assert Location.parse(tmp_path / "copy.zarr").files() == Location.parse(store).files()
+    a, b = FeatureStore.open(store), FeatureStore.open(tmp_path / "copy.zarr")
+    assert a.tracks.equals(b.tracks) and a.provenance == b.provenance
+    assert (a.read("mid.001", 10, 310) == b.read("mid.001", 10, 310)).all()
+
+
+def test_an_interrupted_copy_is_not_a_store_and_resumes(store, tmp_path, monkeypatch):
+    src, dst = Location.parse(store), Location.parse(tmp_path / "copy.zarr")
+    real, calls = copy_mod.copy_object, []
+
+    def dies_after_five(*args):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(args[2])
+        real(*args)
+
+    monkeypatch.setattr(copy_mod, "copy_object", dies_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        copy_store(src, dst, workers=1)
+    assert len(dst.files()) == 5 and "zarr.json" not in dst.files()
+    with pytest.raises(UserError, match="not a feature store"):
+        FeatureStore.open(dst)
+    monkeypatch.setattr(copy_mod, "copy_object", real)
+    result = copy_store(src, dst, workers=2)
+    assert (result.skipped, result.copied) == (5, 13)
+    assert dst.files() == src.files() and not any(rel.endswith(PARTIAL) for rel in dst.files())
+
+
+def test_a_truncated_object_is_copied_again(store, tmp_path):
+    dst = Location.parse(tmp_path / "copy.zarr")
+    copy_store(Location.parse(store), dst)
+    dst.write_bytes("features/calm.000/c/0/0/0/0", b"short")
+    dst.remove("zarr.json")
+    result = copy_store(Location.parse(store), dst)
+    assert result.copied == 5  # the truncated shard, three manifest files, the root
+    assert FeatureStore.open(dst).read("calm.000").shape[2] > 0
+
+
+def test_copy_into_a_folder_with_a_trailing_slash(runner, store, tmp_path):
+    (tmp_path / "shared").mkdir()
+    result = runner.invoke(app, ["cp", str(store), f"{tmp_path / 'shared'}/"])
+    assert result.exit_code == 0, result.output
+    assert FeatureStore.open(tmp_path / "shared" / "local.zarr").finalized
+
+
+def test_copy_refuses_to_mix_stores(runner, store, tmp_path):
+    other = make_store(tmp_path / "other.zarr", per_genre=1, feature="wavlm", layers=2, dim=8)
+    result = runner.invoke(app, ["cp", str(store), str(other)])
+    assert result.exit_code == 2 and "is another store" in result.output
+    result = runner.invoke(app, ["cp", str(store), str(tmp_path)])  # a folder of stores, not a store
+    assert result.exit_code == 2 and "end the destination with '/'" in result.output
+
+
+def test_copy_refuses_an_unfinished_store(runner, store, tmp_path):
+    Location.parse(store).remove("manifest/tracks.parquet")
+    result = runner.invoke(app, ["cp", str(store), str(tmp_path / "c.zarr")])
+    assert result.exit_code == 2 and "is not finished" in result.output

@@ -1,0 +1,32 @@
+"""mrnet-store ls: the stores in a folder."""
+
+from __future__ import annotations
+
+import json
+
+from mrnet.store import Location
+from mrnet.store.cli import app
+from tests.helpers import make_store
+
+
+def test_ls_lists_stores_and_skips_other_entries(runner, tmp_path):
+    make_store(tmp_path / "gtzan-mel.zarr", per_genre=1)
+    make_store(tmp_path / "fma-wavlm.zarr", per_genre=2, feature="wavlm", layers=3, dim=8)
+    (tmp_path / "notes.txt").write_text("not a store")
+    (tmp_path / "plain.zarr").mkdir()
+    result = runner.invoke(app, ["ls", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    stores = json.loads(result.output)
+    assert [(s["name"], s["feature"], s["model"], s["layers"], s["tracks"]) for s in stores] == [
+        ("fma-wavlm.zarr", "wavlm", "tiny-test", 3, 6),
+        ("gtzan-mel.zarr", "mel", None, 1, 3),
+    ]
+    assert stores[1]["size_bytes"] == Location.parse(tmp_path / "gtzan-mel.zarr").du()
+    table = runner.invoke(app, ["ls", str(tmp_path)]).output
+    assert "fma-wavlm.zarr" in table and "tiny-test" in table and "6/6 done" in table
+
+
+def test_ls_of_a_store_lists_it_and_of_an_empty_folder_says_so(runner, store, tmp_path):
+    assert json.loads(runner.invoke(app, ["ls", str(store), "--json"]).output)[0]["name"] == "local.zarr"
+    (tmp_path / "empty").mkdir()
+    assert "no stores under" in runner.invoke(app, ["ls", str(tmp_path / "empty")]).output
