@@ -1,9 +1,17 @@
-"""Shared fixtures: a tiny WavLM saved locally and loaded through the same from_pretrained path as
-``microsoft/wavlm-base`` (no download anywhere in the test suite)."""
+"""Shared fixtures.
+
+- ``tiny_wavlm``: a tiny WavLM saved locally and loaded through the same from_pretrained path as
+  ``microsoft/wavlm-base`` (no download anywhere in the test suite).
+- ``s3_endpoint`` / ``s3_env`` / ``s3``: a real S3-compatible server (moto's HTTP server in a thread,
+  bound to 127.0.0.1 on a free port, once per session); ``s3`` gives a test a fresh bucket with the
+  standard AWS variables pointing at it. Nothing in the storage layer is mocked.
+"""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.store.util import new_bucket
 
 
 def save_tiny_wavlm(path) -> str:
@@ -23,3 +31,33 @@ def save_tiny_wavlm(path) -> str:
 @pytest.fixture(scope="session")
 def tiny_wavlm(tmp_path_factory) -> str:
     return save_tiny_wavlm(tmp_path_factory.mktemp("tiny-wavlm"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the S3 tests")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3_endpoint: str) -> str:
+    """Standard AWS variables pointing at the test server (no profile, no instance metadata), per module."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MRNET_STORAGE_OPTIONS"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield s3_endpoint
+
+
+@pytest.fixture
+def s3(s3_env: str) -> tuple:
+    """A fresh bucket for one test (which may damage what it writes there)."""
+    return new_bucket()
