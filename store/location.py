@@ -152,6 +152,9 @@ class Location:
 
 
 _FS_CACHE: dict[tuple[str, str], tuple[fsspec.AbstractFileSystem, str]] = {}
+# A forked child (a DataLoader worker) must not reuse the parent's filesystem objects: s3fs's event
+# loop and connections do not survive a fork ("This class is not fork-safe").
+os.register_at_fork(after_in_child=_FS_CACHE.clear)
 
 
 def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:

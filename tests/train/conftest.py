@@ -1,0 +1,74 @@
+"""Fixtures for the training tests: small stores MRNet can learn from, and a tiny run config.
+
+``tests.helpers.make_store`` separates genres by a constant shift of some features; MRNet's
+instance normalisation (per feature, over time) removes exactly that, so these tests add a
+signal that survives it: in each genre's band of features, one random time signal shared by
+every feature of the band (features that move together).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from mrnet.store import FeatureStore, StoreWriter  # the store package first: it imports the manifests
+from mrnet.train.config import TrainConfig, tiny
+from tests.helpers import make_store
+
+# Tiny tensors gain nothing from a second thread, and on a busy 2-core machine each op then waits for it.
+torch.set_num_threads(1)
+
+
+def learnable_store(path: Path | str, *, strength: float = 2.0, seed: int = 0, **kwargs) -> Path | str:
+    """``make_store`` (same manifest, splits or folds) with features each genre can be told apart by; path or URL."""
+    make_store(path, separable=False, seed=seed, **kwargs)
+    store = FeatureStore.open(str(path))
+    writer = StoreWriter.open(store.location, store.provenance)
+    rng = np.random.default_rng(seed + 1)
+    classes = store.genres.height
+    width = store.provenance.dim // classes
+    checksums = []
+    for key, label in zip(store.tracks["key"], store.tracks["label"]):
+        x = store.read(key).astype(np.float32)  # (channels, layers, T, dim)
+        shared = rng.normal(size=x.shape[2]).astype(np.float32)
+        x[..., label * width : (label + 1) * width] += strength * shared[:, None]
+        checksums.append(writer.write_track(key, x))
+    tracks = store.tracks.with_columns(pl.Series("checksum", checksums))
+    writer.finalize(tracks, store.genres)
+    return path
+
+
+def small_config(store: Path, run: Path, **overrides) -> TrainConfig:
+    """A model small enough for tests: C = 16, short crops, a few epochs, no workers, CPU."""
+    base = dict(channels=16, embed_dim=16, epochs=3, batch_size=8, crop_seconds=1.0, eval_batch_size=8, num_workers=0, device="cpu")
+    return tiny(str(store), out=str(run), **(base | overrides))
+
+
+@pytest.fixture(scope="session")
+def mel_store(tmp_path_factory) -> Path:
+    """3 genres x 6 tracks of 48-bin 'mel' features (2.5-3.5 s), official 4:1:1 split, learnable."""
+    return learnable_store(tmp_path_factory.mktemp("stores") / "mel.zarr", frames=(160, 220))
+
+
+@pytest.fixture(scope="session")
+def fold_store(tmp_path_factory) -> Path:
+    """3 genres x 6 tracks in 3 folds, no official split."""
+    return learnable_store(tmp_path_factory.mktemp("stores") / "folds.zarr", splits=False, folds=3, frames=(160, 220))
+
+
+@pytest.fixture(scope="session")
+def wavlm_store(tmp_path_factory) -> Path:
+    """A 'wavlm' store of 3 layers x 16 dims (only read, never predicted from)."""
+    return learnable_store(tmp_path_factory.mktemp("stores") / "wavlm.zarr", feature="wavlm", layers=3, dim=16)
+
+
+@pytest.fixture(scope="session")
+def trained_run(mel_store, tmp_path_factory) -> Path:
+    """A finished 2-epoch run on ``mel_store``, shared by the tests that only read a run (treat it as read-only)."""
+    from mrnet.train.loop import train
+
+    return train(small_config(mel_store, tmp_path_factory.mktemp("runs") / "mel-run", epochs=2, batch_size=4))

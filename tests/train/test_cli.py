@@ -1,0 +1,257 @@
+"""The three commands as a user drives them: what they print, what they write, how they fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import zarr
+from typer.testing import CliRunner
+
+from mrnet.train.cli import predict_app, report_app, train_app
+from mrnet.train.runs import RunFolder
+from tests.helpers import make_store, tone
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250"}  # file paths in tables are not cut short
+SMALL = ["--channels", "16", "--embed-dim", "16", "--batch-size", "4", "--crop-seconds", "1", "--num-workers", "0", "--device", "cpu"]
+
+
+def mrnet_train(*args: str):
+    return runner.invoke(train_app, [str(a) for a in args])
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())  # rich wraps long lines at the terminal width
+
+
+# --- mrnet-train ----------------------------------------------------------------------------------
+
+
+def test_train_tiny_prints_progress_and_a_summary_and_writes_the_run(mel_store, tmp_path):
+    out = tmp_path / "run"
+    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "2", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    text = one_line(result.output)
+    assert "official split" in text and "epoch 2" in text
+    assert "chosen on the validation split" in text and "optimistic" in text
+    assert (out / "report.md").exists() and (out / "plots" / "weights.png").exists()
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["preset"] == "tiny" and cfg["epochs"] == 2 and cfg["seed"] == 0
+    store = json.loads((out / "store.json").read_text())
+    assert store["provenance"]["dim"] == 48 and store["url"] == str(mel_store) and store["genres"] == ["calm", "loud", "mid"]
+
+
+def test_variant_and_route_ablation_reach_the_model_in_a_default_run_folder(mel_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "1", "--variant", "authors",
+                         "--drop-route", "M2", "--drop-route", "L1", "--no-test-curve", *SMALL)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("mel-20")  # runs/<store name>-<YYYYmmdd-HHMMSS>
+    report = RunFolder(run).report()
+    assert report["model"]["routes"] == ["L2", "L3", "H", "M1", "M3"] and report["model"]["variant"] == "authors"
+    assert list(report["route_weights"]) == ["L2", "L3", "H", "M1", "M3"]
+    assert report["optimistic"] is None and "optimistic" not in one_line(result.output)
+
+
+def test_all_folds_reports_mean_and_std(fold_store, tmp_path):
+    out = tmp_path / "cv"
+    result = mrnet_train("--store", fold_store, "--preset", "tiny", "--folds", "all", "--epochs", "1", "--out", out, *SMALL)
+    assert result.exit_code == 0, result.output
+    report = RunFolder(out).report()
+    accs = [RunFolder(out / f"fold-{k}").report()["test"]["accuracy"] for k in range(3)]
+    assert report["n"] == 3 and [r["test_accuracy"] for r in report["folds"]] == accs
+    assert report["mean"]["test_accuracy"] == pytest.approx(np.mean(accs))
+    assert report["std"]["test_accuracy"] == pytest.approx(np.std(accs, ddof=1))
+    assert "fold 1 of 3: test = fold 1, valid = fold 2" in RunFolder(out / "fold-1").report()["split"]
+    assert "mean ± std" in result.output and "3-fold cross-validation" in one_line(result.output)
+
+
+def test_one_fold(fold_store, tmp_path):
+    result = mrnet_train("--store", fold_store, "--preset", "tiny", "--fold", "2", "--epochs", "1", "--out", tmp_path / "r", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert RunFolder(tmp_path / "r").report()["split"].startswith("fold 2 of 3: test = fold 2, valid = fold 0")
+
+
+def test_resume_from_the_cli_finishes_a_run_and_refuses_other_options(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    RunFolder(run).report_file.unlink()  # as if it stopped after its last epoch, before the report
+    again = mrnet_train("--resume", run)
+    assert again.exit_code == 0, again.output
+    assert RunFolder(run).report()["test"] == RunFolder(trained_run).report()["test"]
+    assert len(RunFolder(run).metrics()) == 2
+    refused = mrnet_train("--resume", run, "--epochs", "5", "--preset", "tiny")
+    assert refused.exit_code == 2 and "--epochs, --preset cannot change" in one_line(refused.output)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def bad(*args) -> str:
+    result = mrnet_train("--preset", "tiny", "--epochs", "1", *SMALL, *args)  # later options win
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return one_line(result.output)
+
+
+def test_no_training_split(tmp_path):
+    store = make_store(tmp_path / "s.zarr", splits=False, folds=2)  # 2 folds: test and valid leave nothing to train on
+    assert "training split is empty" in bad("--store", store, "--fold", "0", "--out", tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # nothing written for a run that cannot start
+
+
+def test_one_class(tmp_path):
+    store = make_store(tmp_path / "s.zarr", genres=("rock",))
+    assert "training split has 1 class" in bad("--store", store, "--out", tmp_path / "r")
+
+
+def test_unfinished_extraction(tmp_path):
+    store = make_store(tmp_path / "s.zarr")
+    (store / "manifest" / "tracks.parquet").unlink()
+    assert "extraction has not finished" in bad("--store", store, "--out", tmp_path / "r")
+
+
+def test_incompatible_store_format_version(tmp_path):
+    store = make_store(tmp_path / "s.zarr")
+    group = zarr.open_group(str(store), mode="r+")
+    group.attrs["mrnet"] = {**group.attrs["mrnet"], "format_version": 99}
+    assert "store format version 99" in bad("--store", store, "--out", tmp_path / "r")
+
+
+def test_not_a_store(tmp_path):
+    assert "not a feature store" in bad("--store", tmp_path / "nothing.zarr", "--out", tmp_path / "r")
+
+
+def test_layers_the_store_lacks_or_a_model_too_narrow(tmp_path):
+    store = make_store(tmp_path / "s.zarr")
+    assert "layers [5] were asked for" in bad("--store", store, "--layer", "5", "--out", tmp_path / "r")
+    assert "cannot build MRNet" in bad("--store", store, "--out", tmp_path / "r", "--channels", "8")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_folder_that_exists(mel_store, trained_run):
+    assert "already holds a run" in bad("--store", mel_store, "--out", trained_run)
+
+
+def test_options_that_cannot_work(mel_store, tmp_path):
+    assert "--fold and --folds all exclude each other" in bad("--store", mel_store, "--fold", "1", "--folds", "all")
+    assert "--lr-min" in bad("--store", mel_store, "--lr", "1e-4", "--lr-min", "1e-3")
+    result = mrnet_train("--store", mel_store, "--drop-route", "X9")
+    assert result.exit_code == 2 and "X9" in result.output  # Typer names the bad choice
+    assert "give --store" in bad()
+
+
+def test_resume_missing_or_corrupt_checkpoint(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    assert "last.pt is corrupt or not an mrnet checkpoint" in one_line(mrnet_train("--resume", run).output)
+    (run / "checkpoints" / "last.pt").unlink()
+    result = mrnet_train("--resume", run)
+    assert result.exit_code == 2 and "last.pt is missing" in one_line(result.output)
+
+
+def test_resume_against_a_changed_store(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    other = make_store(tmp_path / "other.zarr", dim=32)
+    result = mrnet_train("--resume", run, "--store", other)
+    assert result.exit_code == 2
+    text = one_line(result.output)
+    assert "is not the store run" in text and "dim: run has 48, store has 32" in text
+    layers = make_store(tmp_path / "layers.zarr", layers=2)
+    assert "layers: run has [0], store has [0, 1]" in one_line(mrnet_train("--resume", run, "--store", layers).output)
+
+
+def test_resume_a_folder_that_is_not_a_run(tmp_path):
+    result = mrnet_train("--resume", tmp_path)
+    assert result.exit_code == 2 and "is not a training run (no config.json)" in one_line(result.output)
+
+
+# --- mrnet-report ---------------------------------------------------------------------------------
+
+
+def test_report_renders_metrics_table_and_plots(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    shutil.rmtree(run / "plots")
+    (run / "report.md").unlink()
+    result = runner.invoke(report_app, [str(run)])
+    assert result.exit_code == 0, result.output
+    text = one_line(result.output)
+    assert "chosen on the validation split" in text and "optimistic" in text and "routes W" in text
+    assert {p.name for p in (run / "plots").iterdir()} == {"curves.png", "confusion.png", "weights.png"}
+    assert "## Per class (test)" in (run / "report.md").read_text()
+
+
+def test_report_of_an_unfinished_run(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    (run / "report.json").unlink()
+    result = runner.invoke(report_app, [str(run)])
+    assert result.exit_code == 0, result.output
+    assert "has not finished (2 epochs done)" in one_line(result.output) and "mrnet-train --resume" in result.output
+
+
+# --- mrnet-predict --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audio_files(tmp_path) -> list[Path]:
+    files = [tmp_path / "a.wav", tmp_path / "b.flac"]
+    sf.write(files[0], tone(3.0, sr=22050, freq=330.0), 22050)
+    sf.write(files[1], tone(2.0, freq=880.0, channels=2, seed=1), 16000)
+    return files
+
+
+def test_predict_prints_top_genres_with_probabilities(trained_run, audio_files):
+    result = runner.invoke(predict_app, [str(trained_run), *map(str, audio_files), "--top", "2"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "a.wav" in result.output and "b.flac" in result.output
+    assert sum(result.output.count(g) for g in ("calm", "loud", "mid")) == 4  # 2 genres for each of 2 files
+    assert "%" in result.output
+
+
+def test_predict_json(trained_run, audio_files):
+    result = runner.invoke(predict_app, [str(trained_run), str(audio_files[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    (doc,) = json.loads(result.output)
+    assert doc["path"] == str(audio_files[0]) and len(doc["genres"]) == 3
+    probs = [g["probability"] for g in doc["genres"]]
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert {g["genre"] for g in doc["genres"]} == {"calm", "loud", "mid"}
+
+
+def test_predict_reports_an_unreadable_file_and_predicts_the_others(trained_run, audio_files, tmp_path):
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(b"this is no audio")
+    result = runner.invoke(predict_app, [str(trained_run), str(broken), str(audio_files[0]), "--json"])
+    assert result.exit_code == 1
+    docs = json.loads(result.output[result.output.index("[") :])
+    assert "broken.mp3" in docs[0]["error"] and "genres" in docs[1]
+    plain = runner.invoke(predict_app, [str(trained_run), str(broken), str(audio_files[0]), str(tmp_path / "missing.wav")], env=WIDE)
+    assert plain.exit_code == 1
+    text = one_line(plain.output)
+    assert "broken.mp3" in text and "missing.wav" in text and "2 of 3 files failed" in text and "a.wav" in text
+
+
+def test_predict_refuses_a_run_whose_extractor_it_cannot_reproduce(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path)
+    info = json.loads((run / "store.json").read_text())
+    info["provenance"]["feature"] = "cqt"
+    (run / "store.json").write_text(json.dumps(info))
+    result = runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")])
+    assert result.exit_code == 2
+    assert "cannot reproduce the extractor" in one_line(result.output) and "'cqt'" in result.output
+
+
+def test_predict_a_cross_validation_run_asks_for_one_fold(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"store": "s.zarr", "all_folds": True}))
+    result = runner.invoke(predict_app, [str(tmp_path), "x.wav"])
+    assert result.exit_code == 2 and "fold-0" in one_line(result.output)
+

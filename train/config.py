@@ -1,0 +1,156 @@
+"""What one training run does: the ``TrainConfig`` dataclass and the named presets ``paper`` and ``tiny``.
+
+A preset is a plain function returning a config; every field can be overridden by keyword (the CLI
+passes the options a user gave). The model's input width is never here: it comes from the store's
+provenance (``dim``, ``channels``, ``layers``) when the run starts.
+
+>>> cfg = paper("store/gtzan.zarr", epochs=10)
+>>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.channels
+(10, 48, 0.001, 0.0005, 512)
+>>> tiny("store/demo.zarr").channels
+32
+>>> TrainConfig.from_json(cfg.to_json()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable
+
+from mrnet.store.errors import UserError
+from mrnet.train.model import ROUTES, VARIANTS
+
+SELECT_METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that fixes a training run, recorded as ``config.json`` in the run folder.
+
+    Defaults are the authors' recipe (see docs/training.md for the source of each value).
+    """
+
+    store: str  # path or URL of the feature store
+    out: str | None = None  # run folder; None: runs/<store name>-<YYYYmmdd-HHMMSS>
+    preset: str = "paper"
+    # which data: the official split (fold None), one fold, or every fold
+    fold: int | None = None
+    all_folds: bool = False
+    layers: tuple[int, ...] | None = None  # stored layer numbers (WavLM 0..12) to feed; None: all
+    # model (input width comes from the store)
+    variant: str = "paper"
+    drop_routes: tuple[str, ...] = ()
+    channels: int = 512  # C
+    embed_dim: int = 128
+    dropout: float = 0.5
+    # optimisation
+    epochs: int = 1000
+    batch_size: int = 48
+    crop_seconds: float = 6.0
+    lr: float = 1e-3
+    lr_min: float = 5e-4  # cosine from lr to lr_min over the run
+    weight_decay: float = 1e-4
+    amsgrad: bool = True
+    # feature-domain augmentation (stands in for the authors' waveform noise)
+    augment: bool = True
+    noise_p: float = 0.7  # probability of Gaussian feature noise per crop
+    time_masks: int = 2  # up to this many time masks per crop
+    time_mask_frac: float = 0.1  # each at most this fraction of the crop
+    feature_masks: int = 2
+    feature_mask_frac: float = 0.1
+    # evaluation and selection
+    select_metric: str = "accuracy"  # on the validation split; ties go to the lower validation loss
+    eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
+    test_curve: bool = True  # also evaluate test each time: the curve and the optimistic number
+    eval_batch_size: int = 8  # whole tracks of equal length per batch
+    # machinery
+    num_workers: int = 2
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "drop_routes", tuple(self.drop_routes))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``UserError`` naming the first option that cannot work."""
+        if self.variant not in VARIANTS:
+            raise UserError(f"--variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
+        unknown = [r for r in self.drop_routes if r not in ROUTES]
+        if unknown:
+            raise UserError(f"--drop-route {', '.join(unknown)}: routes are named {', '.join(ROUTES)}")
+        if len(set(self.drop_routes)) >= len(ROUTES):
+            raise UserError("--drop-route drops every route; keep at least one")
+        if self.select_metric not in SELECT_METRICS:
+            raise UserError(f"--select-metric {self.select_metric!r}: choose one of {', '.join(SELECT_METRICS)}")
+        if self.fold is not None and self.all_folds:
+            raise UserError("--fold and --folds all exclude each other: pick one fold, or all of them")
+        if self.fold is not None and self.fold < 0:
+            raise UserError(f"--fold {self.fold}: folds are numbered from 0")
+        positive = ("channels", "embed_dim", "epochs", "batch_size", "eval_every", "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.crop_seconds <= 0:
+            raise UserError(f"--crop-seconds must be positive, got {self.crop_seconds}")
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.lr_min < 0 or self.lr_min > self.lr:
+            raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: need 0 <= lr-min <= lr and lr > 0")
+        if self.num_workers < 0:
+            raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
+        for name in ("noise_p", "time_mask_frac", "feature_mask_frac"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["drop_routes"] = list(self.drop_routes)
+        data["layers"] = None if self.layers is None else list(self.layers)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed (``None`` values are ignored, as unset CLI options)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+def paper(store: str, **overrides: Any) -> TrainConfig:
+    """The authors' recipe: C = 512, batch 48, 6 s crops, AdamW 1e-3 -> 5e-4 cosine, 1000 epochs."""
+    return TrainConfig(store=store, preset="paper").with_(**overrides)
+
+
+def tiny(store: str, **overrides: Any) -> TrainConfig:
+    """A small model and a short run for a laptop CPU: C = 32, batch 16, 3 s crops, 40 epochs."""
+    base = TrainConfig(
+        store=store, preset="tiny", channels=32, embed_dim=32, epochs=40, batch_size=16, crop_seconds=3.0,
+        num_workers=0, eval_batch_size=16,
+    )
+    return base.with_(**overrides)
+
+
+PRESETS: dict[str, Callable[..., TrainConfig]] = {"paper": paper, "tiny": tiny}
+
+
+def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
+    """Build the named preset, or fail naming the ones there are.
+
+    >>> preset("huge", "s.zarr")
+    Traceback (most recent call last):
+    ...
+    mrnet.store.errors.UserError: --preset 'huge': choose one of paper, tiny
+    """
+    if name not in PRESETS:
+        raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name](store, **overrides)

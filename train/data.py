@@ -1,0 +1,275 @@
+"""Streaming a feature store into training: splits, random crops, whole-track evaluation batches.
+
+Training reads random crops of each track straight from the store (``FeatureStore.read`` with a
+start and stop, only the layers the model uses), never whole tracks and never the whole store.
+Each worker of a ``DataLoader`` opens the store itself, lazily, so no Zarr or fsspec object crosses
+a fork; a local path and a URL go through the same ``FeatureStore.open``.
+
+Every random choice of a sample (crop start, augmentation) is drawn from a generator seeded with
+``(seed, epoch, index)``: a sample is the same whatever the worker count or the order it is read
+in, which is what makes a resumed run exact.
+
+>>> import numpy as np
+>>> tile_frames(np.arange(3).reshape(1, 1, 3, 1), 7)[0, 0, :, 0].tolist()
+[0, 1, 2, 0, 1, 2, 0]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.data import Dataset
+
+from mrnet.store.errors import UserError
+from mrnet.store.location import Location
+from mrnet.store.reader import FeatureStore
+
+# --- splits ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three parts of one run's data, and how they were chosen (for the report)."""
+
+    train: pl.DataFrame
+    valid: pl.DataFrame
+    test: pl.DataFrame
+    description: str
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": self.train.height, "valid": self.valid.height, "test": self.test.height}
+
+
+def usable(tracks: pl.DataFrame) -> pl.DataFrame:
+    """Tracks that can be trained on: extracted (status done) and labelled."""
+    return tracks.filter((pl.col("status") == "done") & pl.col("label").is_not_null() & pl.col("frames").is_not_null())
+
+
+def fold_count(tracks: pl.DataFrame) -> int:
+    """Number of folds ``K`` in the manifest (``max fold + 1``), 0 when it has none.
+
+    >>> fold_count(pl.DataFrame({"fold": [0, 2, 1, None]}))
+    3
+    """
+    folds = tracks["fold"].drop_nulls()
+    return int(folds.max()) + 1 if folds.len() else 0
+
+
+def fold_roles(fold: int, k: int) -> tuple[int, int]:
+    """``(test fold, valid fold)`` for run ``fold`` of ``k``: test = fold, valid = the next one.
+
+    >>> fold_roles(3, 10), fold_roles(9, 10)
+    ((3, 4), (9, 0))
+    """
+    return fold, (fold + 1) % k
+
+
+def has_official_split(tracks: pl.DataFrame) -> bool:
+    return bool(tracks["split"].drop_nulls().len())
+
+
+def split_tracks(tracks: pl.DataFrame, *, fold: int | None = None, where: str = "the store") -> Splits:
+    """Train / valid / test tracks: the official split, or fold ``fold`` of a k-fold manifest.
+
+    For fold k of K: test = fold k, valid = fold (k + 1) % K, train = the other K - 2 folds. Raises
+    ``UserError`` when a part is empty or the training part has fewer than two classes.
+    """
+    tracks = usable(tracks)
+    if fold is None:
+        if not has_official_split(tracks):
+            raise UserError(f"{where} has no official train/valid/test split; pass --fold K or --folds all to use its folds.")
+        parts = {name: tracks.filter(pl.col("split") == name) for name in ("train", "valid", "test")}
+        description = "official split"
+    else:
+        k = fold_count(tracks)
+        if k == 0:
+            raise UserError(f"{where} has no folds (only an official split); drop --fold/--folds.")
+        if fold >= k:
+            raise UserError(f"--fold {fold}: {where} has folds 0..{k - 1}.")
+        test_fold, valid_fold = fold_roles(fold, k)
+        parts = {
+            "test": tracks.filter(pl.col("fold") == test_fold),
+            "valid": tracks.filter(pl.col("fold") == valid_fold),
+            "train": tracks.filter(pl.col("fold").is_not_null() & ~pl.col("fold").is_in([test_fold, valid_fold])),
+        }
+        description = f"fold {fold} of {k}: test = fold {test_fold}, valid = fold {valid_fold}, train = the other {k - 2}"
+    for name in ("train", "valid", "test"):
+        if parts[name].height == 0:
+            what = "training split" if name == "train" else f"{name} split"
+            raise UserError(
+                f"{where}: the {what} is empty ({description}). "
+                + ("A k-fold run needs at least 3 folds. " if fold is not None else "")
+                + "Re-extract with a split or fold list that fills it."
+            )
+    classes = parts["train"]["label"].n_unique()
+    if classes < 2:
+        raise UserError(f"{where}: the training split has {classes} class; a classifier needs at least two. Check the labels the store was extracted with.")
+    return Splits(parts["train"], parts["valid"], parts["test"], description)
+
+
+# --- crops and augmentation ---------------------------------------------------------------------
+
+
+def tile_frames(x: np.ndarray, frames: int) -> np.ndarray:
+    """Repeat ``x`` ``(channels, layers, T, dim)`` along time until it has ``frames`` frames."""
+    return np.take(x, np.arange(frames) % x.shape[2], axis=2)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Feature-domain augmentation of one crop ``(channels, layers, T, dim)``.
+
+    - Gaussian noise with probability ``noise_p``: mean drawn in [-0.03, 0.03] and std in [0.05, 0.1]
+      (the authors' waveform-noise ranges), scaled by each feature's std over the crop.
+    - Up to ``time_masks`` time masks and ``feature_masks`` feature masks (SpecAugment), each at most
+      the given fraction of the axis, filled with the crop's per-feature mean (which the model's
+      instance normalisation maps to about zero).
+
+    >>> x = np.random.default_rng(0).normal(size=(1, 2, 50, 8)).astype(np.float32)
+    >>> Augment()(x, np.random.default_rng(1)).shape
+    (1, 2, 50, 8)
+    """
+
+    noise_p: float = 0.7
+    time_masks: int = 2
+    time_mask_frac: float = 0.1
+    feature_masks: int = 2
+    feature_mask_frac: float = 0.1
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = x.astype(np.float32, copy=True)
+        mean = x.mean(axis=2, keepdims=True)  # (C, L, 1, D)
+        if rng.random() < self.noise_p:
+            std = x.std(axis=2, keepdims=True)  # (C, L, 1, D)
+            mu, sigma = rng.uniform(-0.03, 0.03), rng.uniform(0.05, 0.1)
+            x += (mu + sigma * rng.standard_normal(x.shape, dtype=np.float32)) * std
+        T, D = x.shape[2], x.shape[3]
+        for _ in range(self.time_masks):
+            width = int(rng.integers(0, int(self.time_mask_frac * T) + 1))
+            start = int(rng.integers(0, T - width + 1))
+            x[:, :, start : start + width, :] = mean
+        for _ in range(self.feature_masks):
+            width = int(rng.integers(0, int(self.feature_mask_frac * D) + 1))
+            start = int(rng.integers(0, D - width + 1))
+            x[..., start : start + width] = np.broadcast_to(mean[..., start : start + width], x[..., start : start + width].shape)
+        return x
+
+
+class _StoreTracks(Dataset):
+    """Tracks of one split; opens the store lazily, once per process (so each worker opens its own)."""
+
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int]):
+        self.location = location
+        self.keys = tracks["key"].to_list()
+        self.labels = tracks["label"].to_list()
+        self.frames = tracks["frames"].to_list()
+        self.layers = list(layers)
+        self._store: FeatureStore | None = None
+        self._pid = None
+
+    @property
+    def store(self) -> FeatureStore:
+        if self._store is None or self._pid != os.getpid():
+            self._store, self._pid = FeatureStore.open(self.location), os.getpid()
+        return self._store
+
+    def __getstate__(self):  # spawn/forkserver workers: send the location, never the open store
+        return {**self.__dict__, "_store": None, "_pid": None}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class CropDataset(_StoreTracks):
+    """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs.
+
+    A track shorter than the crop is read whole and repeated to fill it. Returns ``(features float32
+    (channels, layers, crop, dim), label)``.
+    """
+
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int, augment: Augment | None = None):
+        super().__init__(location, tracks, layers)
+        self.crop, self.seed, self.augment = crop, seed, augment
+
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int]:
+        epoch, i = item if isinstance(item, tuple) else (0, item)
+        rng = np.random.default_rng((self.seed, epoch, i))
+        n = self.frames[i]
+        if n >= self.crop:
+            start = int(rng.integers(0, n - self.crop + 1))
+            x = self.store.read(self.keys[i], start, start + self.crop, self.layers)
+        else:
+            x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)
+        x = self.augment(x, rng) if self.augment is not None else np.asarray(x, dtype=np.float32)
+        return x, self.labels[i]
+
+
+class TrackDataset(_StoreTracks):
+    """Whole tracks for evaluation: ``(features float32 (channels, layers, T, dim), label)``."""
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return np.asarray(self.store.read(self.keys[i], 0, self.frames[i], self.layers), dtype=np.float32), self.labels[i]
+
+
+# --- batching -----------------------------------------------------------------------------------
+
+
+class EpochBatches:
+    """Shuffled training batches of ``(epoch, index)`` items; the order depends only on (seed, epoch).
+
+    Drops the last partial batch when there is at least one full one (BatchNorm needs more than one
+    sample). ``skip`` leaves out the first batches: a run resumed mid-epoch continues from there.
+
+    >>> [len(b) for b in EpochBatches(10, 4, seed=0, epoch=0)]
+    [4, 4]
+    >>> list(EpochBatches(10, 4, seed=0, epoch=0, skip=1)) == list(EpochBatches(10, 4, seed=0, epoch=0))[1:]
+    True
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, epoch: int, skip: int = 0):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        size = min(batch_size, n)
+        count = n // size
+        self.batches = [[(epoch, i) for i in order[b * size : (b + 1) * size]] for b in range(count)][skip:]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return n // min(batch_size, n)
+
+
+def length_batches(frames: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped so a batch holds only tracks of one length (padding would change the statistics).
+
+    >>> length_batches([5, 3, 5, 5, 3], 2)
+    [[1, 4], [0, 2], [3]]
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(frames):
+        by_length.setdefault(n, []).append(i)
+    return [group[s : s + batch_size] for n in sorted(by_length) for group in [by_length[n]] for s in range(0, len(group), batch_size)]
+
+
+def collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``(features, label)`` pairs into ``(B, channels, layers, T, dim)`` and ``(B,)``."""
+    x = torch.from_numpy(np.stack([it[0] for it in items]))
+    y = torch.tensor([it[1] for it in items], dtype=torch.long)
+    return x, y
+
+
+def worker_init(_: int) -> None:
+    """Set up a DataLoader worker: ignore Ctrl-C (the main process stops cleanly and saves a checkpoint).
+    Filesystem objects inherited from the parent are dropped by mrnet.store.location at fork."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,319 @@
+"""Training: ``train(cfg)`` starts a run, ``resume(run_dir)`` continues one exactly where it stopped.
+
+One run trains MRNet on random crops of the training split, evaluates whole tracks of the
+validation split (and, for the curve and the optimistic number only, the test split) each
+``eval_every`` epochs, keeps the model of the best validation epoch, and writes the final report
+from that model's test metrics. ``--folds all`` runs every fold in ``fold-<k>/`` and aggregates.
+
+Exactness: model, optimizer, scheduler and every RNG state go into ``checkpoints/last.pt`` after
+each epoch, and on Ctrl-C after the current batch. Crops and augmentation are seeded by (seed,
+epoch, track) and the batch order by (seed, epoch), so a resumed run (on the same device and
+worker-independent) produces the same parameters and metrics as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from mrnet.manifests.schema import class_weights
+from mrnet.store.errors import UserError
+from mrnet.store.format import Provenance
+from mrnet.store.reader import FeatureStore
+from mrnet.train import report as reports
+from mrnet.train.config import TrainConfig
+from mrnet.train.data import (Augment, CropDataset, EpochBatches, TrackDataset, collate, fold_count, has_official_split,
+                              length_batches, split_tracks, steps_per_epoch, usable, worker_init)
+from mrnet.train.evaluate import Stopped, autocast, evaluate
+from mrnet.train.model import MRNet, MRNetConfig
+from mrnet.train.runs import (RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                              set_rng_state, write_json)
+
+#: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
+MODEL_INPUT_FIELDS = ("feature", "layers", "dim", "channels", "frame_rate", "sample_rate", "model", "model_revision")
+
+
+class Interrupted(Exception):
+    """Training stopped (Ctrl-C) after saving a checkpoint it can resume from."""
+
+    def __init__(self, run: Path, epoch: int, step: int):
+        super().__init__(f"stopped in epoch {epoch + 1} after {step} batch{'' if step == 1 else 'es'}; checkpoint saved in {run}")
+        self.run, self.epoch, self.step = run, epoch, step
+
+
+class Reporter:
+    """What training tells its caller; the CLI shows it with rich, library callers may ignore it."""
+
+    def note(self, text: str) -> None: ...
+    def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None: ...
+    def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None: ...
+    def epoch(self, record: dict) -> None: ...
+    def end(self) -> None: ...
+
+
+StopCheck = Callable[[int, int], bool]  # (epoch, finished batches in it) -> stop now?
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: StopCheck | None = None) -> Path:
+    """Start a run in a new folder (``cfg.out`` or ``runs/<store>-<time>``); returns the folder."""
+    reporter = reporter or Reporter()
+    run = RunFolder(Path(cfg.out) if cfg.out else default_run_dir(cfg.store))
+    if run.config_file.exists():
+        raise UserError(f"{run.path} already holds a run. Continue it with mrnet-train --resume {run.path}, or pass another --out.")
+    store = open_store(cfg.store)
+    if cfg.fold is None and not cfg.all_folds and not has_official_split(usable(store.tracks)) and fold_count(usable(store.tracks)):
+        cfg = cfg.with_(fold=0)
+        reporter.note(f"{store.location.url} has folds and no official split: training fold 0 (--fold K for another, --folds all for every one).")
+    cfg = cfg.with_(out=str(run.path))
+    # everything that can fail on this store and config fails here, before the run folder exists
+    if cfg.all_folds and not fold_count(usable(store.tracks)):
+        raise UserError(f"{store.location.url} has no folds (only an official split); drop --folds all.")
+    split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
+    model_config(cfg, store.provenance, len(store.layer_positions(cfg.layers)), store.genres.height)
+    write_json(run.config_file, cfg.to_json())
+    return _run(cfg, run, store, resume=False, reporter=reporter, should_stop=should_stop)
+
+
+def resume(run_dir: Path, *, store: str | None = None, num_workers: int | None = None, device: str | None = None,
+           reporter: Reporter | None = None, should_stop: StopCheck | None = None) -> Path:
+    """Continue the run in ``run_dir`` from its last checkpoint (``store``: the store moved elsewhere)."""
+    run = RunFolder(Path(run_dir))
+    cfg = run.config().with_(num_workers=num_workers, device=device, store=store)
+    return _run(cfg, run, open_store(cfg.store), resume=True, reporter=reporter or Reporter(), should_stop=should_stop)
+
+
+def open_store(location: str) -> FeatureStore:
+    """Open a store for training, refusing one whose extraction has not finished."""
+    store = FeatureStore.open(location)
+    if not store.finalized:
+        raise UserError(f"{store.location.url}: its extraction has not finished (no manifest/tracks.parquet). Run mrnet-extract again to finish it.")
+    return store
+
+
+def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool, reporter: Reporter, should_stop) -> Path:
+    if not cfg.all_folds:
+        fit(cfg, run, store, resume=resume, reporter=reporter, should_stop=should_stop)
+        return run.path
+    if not run.store_file.exists():
+        write_json(run.store_file, store_record(store, cfg, description="every fold"))
+    check_same_store(run, store)
+    folds = fold_count(usable(store.tracks))
+    for k in range(folds):
+        sub = run.fold(k)
+        if sub.finished:
+            continue
+        sub_cfg = TrainConfig.from_json({**cfg.to_json(), "fold": k, "all_folds": False, "out": str(sub.path)})
+        fit(sub_cfg, sub, store, resume=sub.last.exists(), reporter=reporter, should_stop=should_stop)
+    reports.write_aggregate(run, [run.fold(k).report() for k in range(folds)])
+    return run.path
+
+
+# --- one split ----------------------------------------------------------------------------------
+
+
+def model_config(cfg: TrainConfig, p: Provenance, num_layers: int, num_classes: int) -> MRNetConfig:
+    """MRNet's shape: input width from the store's provenance ``p``, the rest from the run config."""
+    try:
+        return MRNetConfig(in_dim=p.dim, in_channels=p.channels, num_layers=num_layers, num_classes=num_classes,
+                           channels=cfg.channels, embed_dim=cfg.embed_dim, variant=cfg.variant, drop_routes=cfg.drop_routes,
+                           dropout=cfg.dropout)
+    except ValueError as err:
+        raise UserError(f"these model settings cannot build MRNet: {err}. Change --channels/--embed-dim.") from err
+
+
+def store_record(store: FeatureStore, cfg: TrainConfig, *, description: str, sizes: dict | None = None) -> dict:
+    """What store.json holds: where the store is, what it is, and what this run took from it."""
+    positions = store.layer_positions(cfg.layers)
+    return {
+        "url": store.location.url,
+        "provenance": store.provenance.to_json(),
+        "genres": store.genres["name"].to_list(),
+        "layers": [store.provenance.layers[i] for i in positions],
+        "layer_positions": positions,
+        "split": description,
+        "sizes": sizes or {},
+    }
+
+
+def check_same_store(run: RunFolder, store: FeatureStore) -> None:
+    """Refuse to resume against a store whose features or genres differ from the run's."""
+    recorded = run.store_info()
+    now = store.provenance.to_json()
+    reasons = [f"{name}: run has {recorded['provenance'].get(name)!r}, store has {now.get(name)!r}"
+               for name in MODEL_INPUT_FIELDS if recorded["provenance"].get(name) != now.get(name)]
+    if recorded["genres"] != store.genres["name"].to_list():
+        reasons.append(f"genres: run has {recorded['genres']}, store has {store.genres['name'].to_list()}")
+    if reasons:
+        raise UserError(f"{store.location.url} is not the store run {run.path} was trained on:\n  - " + "\n  - ".join(reasons)
+                        + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device here. Use --device cpu (or auto).")
+    return torch.device(name)
+
+
+def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool = False, reporter: Reporter | None = None,
+        should_stop: StopCheck | None = None) -> dict:
+    """Train one split (official or one fold) in ``run``; returns the final report."""
+    reporter = reporter or Reporter()
+    splits = split_tracks(store.tracks, fold=cfg.fold, where=store.location.url)
+    genres = store.genres["name"].to_list()
+    positions = store.layer_positions(cfg.layers)
+    if resume:
+        check_same_store(run, store)
+    else:
+        write_json(run.config_file, cfg.to_json())
+        write_json(run.store_file, store_record(store, cfg, description=splits.description, sizes=splits.sizes()))
+    device = pick_device(cfg.device)
+    bf16 = cfg.bf16 and device.type == "cuda"
+
+    # model, loss, optimizer, schedule (cosine from lr to lr_min over the run, stepped per epoch)
+    seed_everything(cfg.seed)
+    model = MRNet(model_config(cfg, store.provenance, len(positions), len(genres))).to(device)
+    weights = torch.tensor(class_weights(splits.train, len(genres)), dtype=torch.float32, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    state = {"epoch": 0, "step": 0, "sums": [0.0, 0, 0], "best": None, "history": []}
+    if resume:
+        ck = load_checkpoint(run.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        set_rng_state(ck["rng"])
+        state = {k: ck[k] for k in state}
+        reporter.note(f"resuming {run.path} at epoch {state['epoch'] + 1}, batch {state['step']}")
+    run.rewrite_metrics(state["history"])
+
+    # data: random crops for training, whole tracks for evaluation
+    location = store.location
+    augment = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac) if cfg.augment else None
+    crop = int(round(cfg.crop_seconds * store.provenance.frame_rate))
+    train_set = CropDataset(location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment)
+    evals = {name: _eval_loader(TrackDataset(location, part, positions), cfg, device)
+             for name, part in (("valid", splits.valid), ("test", splits.test))}
+    steps = steps_per_epoch(len(train_set), cfg.batch_size)
+
+    def save_last() -> None:
+        save_checkpoint(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "rng": rng_state(), **state})
+
+    reporter.start(run=run.path, description=splits.description, epochs=cfg.epochs, done=state["epoch"], steps=steps)
+    with _ctrl_c_flag() as ctrl_c:
+        try:
+            while state["epoch"] < cfg.epochs:
+                epoch, began = state["epoch"], time.time()
+                model.train()
+                batches = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch, skip=state["step"])
+                for x, y in _loader(train_set, batches, cfg, device, seed=epoch):
+                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                    with autocast(device, bf16):
+                        logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y, weight=weights)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    state["step"] += 1
+                    value, sums = loss.item(), state["sums"]
+                    sums[0] += value * len(y)
+                    sums[1] += int((logits.argmax(1) == y).sum())
+                    sums[2] += len(y)
+                    reporter.batch(epoch=epoch, step=state["step"], steps=steps, loss=value)
+                    if ctrl_c() or (should_stop and should_stop(epoch, state["step"])):
+                        raise Stopped
+                record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                          "train_loss": state["sums"][0] / max(state["sums"][2], 1),
+                          "train_accuracy": state["sums"][1] / max(state["sums"][2], 1)}
+                if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+                    parts = ("valid", "test") if cfg.test_curve else ("valid",)
+                    for name in parts:
+                        m = evaluate(model, evals[name], num_classes=len(genres), device=device, class_weights=weights, bf16=bf16, stop=ctrl_c)
+                        record.update({f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"], f"{name}_macro_f1": m["macro_f1"]})
+                    record["best"] = _improves(record, state["best"], cfg.select_metric)
+                    if record["best"]:
+                        state["best"] = {"epoch": epoch + 1, "metric": record[f"valid_{cfg.select_metric}"], "loss": record["valid_loss"]}
+                        save_checkpoint(run.best, {"model": model.state_dict(), "epoch": epoch + 1,
+                                                   "valid": {k: v for k, v in record.items() if k.startswith("valid_")}})
+                record["seconds"] = round(time.time() - began, 3)
+                with warnings.catch_warnings():  # resumed after the epoch's last batch: no optimizer.step() in this process yet
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
+                    scheduler.step()
+                state.update(epoch=epoch + 1, step=0, sums=[0.0, 0, 0])
+                state["history"].append(record)
+                run.append_metrics(record)
+                save_last()
+                reporter.epoch(record)
+                if state["epoch"] < cfg.epochs and (ctrl_c() or (should_stop and should_stop(state["epoch"], 0))):
+                    raise Interrupted(run.path, state["epoch"], 0)
+        except Stopped:
+            save_last()
+            raise Interrupted(run.path, state["epoch"], state["step"]) from None
+        finally:
+            reporter.end()
+
+    # final report: the validation-selected model on the test split
+    best = load_checkpoint(run.best)
+    model.load_state_dict(best["model"])
+    test = evaluate(model, evals["test"], num_classes=len(genres), device=device, class_weights=weights, bf16=bf16)
+    result = reports.build(cfg=cfg, run=run, store=run.store_info(), history=state["history"], best=best, test=test,
+                           model=model, class_weights=weights.tolist())
+    reports.write(run, result)
+    return result
+
+
+def _improves(record: dict, best: dict | None, metric: str) -> bool:
+    """Higher validation metric wins; an equal one wins only with a lower validation loss."""
+    if best is None:
+        return True
+    value = record[f"valid_{metric}"]
+    return value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
+
+
+def _loader(dataset, batches, cfg: TrainConfig, device: torch.device, *, seed: int, persistent: bool = False) -> DataLoader:
+    """A DataLoader whose own generator (not the global one) seeds its workers."""
+    workers = cfg.num_workers
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers,
+                      worker_init_fn=worker_init if workers else None, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed), persistent_workers=persistent and workers > 0)
+
+
+def _eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device) -> DataLoader:
+    return _loader(dataset, length_batches(dataset.frames, cfg.eval_batch_size), cfg, device, seed=0, persistent=True)
+
+
+@contextmanager
+def _ctrl_c_flag() -> Iterator[Callable[[], bool]]:
+    """While active, the first Ctrl-C only sets a flag the loop checks (a second one stops at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    flag = threading.Event()
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+__all__ = ["Interrupted", "Reporter", "fit", "resume", "train"]

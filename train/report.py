@@ -1,0 +1,206 @@
+"""The final report of a run: ``report.json`` (numbers), ``report.md`` (for people), plots, a summary table.
+
+The headline test numbers come from the checkpoint chosen on the validation split. The authors'
+protocol (best epoch chosen on the test set) is reported beside them, labelled optimistic.
+
+>>> rows = [{"fold": 0, "test_accuracy": 0.9, "test_macro_f1": 0.8}, {"fold": 1, "test_accuracy": 1.0, "test_macro_f1": 0.9}]
+>>> agg = aggregate(rows)
+>>> agg["mean"]["test_accuracy"], round(agg["std"]["test_accuracy"], 4)
+(0.95, 0.0707)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from mrnet.train import plots
+from mrnet.train.config import TrainConfig
+from mrnet.train.evaluate import mean_std
+from mrnet.train.model import count_parameters
+from mrnet.train.runs import RunFolder, write_json
+
+SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
+OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
+FOLD_KEYS = ("test_accuracy", "test_macro_f1", "valid_accuracy", "optimistic_accuracy", "optimistic_macro_f1")
+
+
+def optimistic(history: list[dict]) -> dict | None:
+    """The epoch with the best test accuracy (earliest on ties), as the authors choose it.
+
+    >>> optimistic([{"epoch": 1, "test_accuracy": 0.5, "test_macro_f1": 0.4}, {"epoch": 2, "test_accuracy": 0.7, "test_macro_f1": 0.6}])["epoch"]
+    2
+    """
+    tested = [r for r in history if "test_accuracy" in r]
+    if not tested:
+        return None
+    best = max(tested, key=lambda r: (r["test_accuracy"], -r["epoch"]))
+    return {"epoch": best["epoch"], "accuracy": best["test_accuracy"], "macro_f1": best["test_macro_f1"], "note": OPTIMISTIC_NOTE}
+
+
+def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
+          model: torch.nn.Module, class_weights: list[float]) -> dict:
+    """The report of one finished run: ``best`` is checkpoints/best.pt, ``test`` its evaluation on the test split."""
+    genres = store["genres"]
+    per_class = [{"genre": g, "precision": test["precision"][i], "recall": test["recall"][i], "f1": test["f1"][i],
+                  "support": test["support"][i]} for i, g in enumerate(genres)]
+    return {
+        "run": str(run.path),
+        "store": store["url"],
+        "dataset": store["provenance"].get("dataset", ""),
+        "feature": store["provenance"]["feature"],
+        "split": store["split"],
+        "sizes": store["sizes"],
+        "config": cfg.to_json(),
+        "model": {"parameters": count_parameters(model), "parameters_without_head": count_parameters(model, head=False),
+                  "routes": list(model.route_names), "variant": cfg.variant},
+        "epochs_trained": len(history),
+        "selection": {"split": "valid", "metric": cfg.select_metric, "epoch": best["epoch"], "note": SELECTION_NOTE},
+        "valid": {k: best["valid"][f"valid_{k}"] for k in ("loss", "accuracy", "macro_f1")},
+        "test": {**{k: test[k] for k in ("loss", "accuracy", "macro_f1")}, "per_class": per_class, "confusion": test["confusion"]},
+        "optimistic": optimistic(history),
+        "genres": genres,
+        "class_weights": dict(zip(genres, class_weights)),
+        "route_weights": dict(zip(model.route_names, model.route_weights.detach().float().cpu().tolist())),
+        "layer_weights": {str(layer): w for layer, w in zip(store["layers"], model.layer_weights.detach().float().cpu().tolist())},
+    }
+
+
+def write(run: RunFolder, report: dict) -> None:
+    """report.json, report.md and the plots of one run."""
+    plots.plot_run(run.plots, report, run.metrics())
+    write_json(run.report_file, report)
+    (run.path / "report.md").write_text(markdown(report))
+
+
+def fold_row(k: int, report: dict) -> dict:
+    opt = report["optimistic"] or {}
+    return {"fold": k, "best_epoch": report["selection"]["epoch"], "valid_accuracy": report["valid"]["accuracy"],
+            "test_accuracy": report["test"]["accuracy"], "test_macro_f1": report["test"]["macro_f1"],
+            "optimistic_accuracy": opt.get("accuracy"), "optimistic_macro_f1": opt.get("macro_f1")}
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """Mean and sample standard deviation over folds of each number in ``FOLD_KEYS`` that every fold has."""
+    mean, std = {}, {}
+    for key in FOLD_KEYS:
+        values = [r.get(key) for r in rows]
+        if values and all(v is not None for v in values):
+            mean[key], std[key] = mean_std(values)
+    return {"folds": rows, "n": len(rows), "mean": mean, "std": std}
+
+
+def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
+    """The top-level report of a ``--folds all`` run."""
+    first = fold_reports[0]
+    report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"],
+              "split": f"{len(fold_reports)}-fold cross-validation", "config": {**first["config"], "fold": None, "all_folds": True},
+              "selection": first["selection"] | {"epoch": None},
+              **aggregate([fold_row(k, r) for k, r in enumerate(fold_reports)])}
+    write_json(run.report_file, report)
+    (run.path / "report.md").write_text(markdown(report))
+    return report
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def pct(x: float | None) -> str:
+    """``0.917 -> '91.7 %'``; ``None -> 'n/a'``."""
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown(report: dict) -> str:
+    """report.md: the headline, the optimistic number labelled as such, per-class scores, the confusion matrix."""
+    if "folds" in report:
+        return _markdown_folds(report)
+    cfg, sel, test, opt = report["config"], report["selection"], report["test"], report["optimistic"]
+    drop = f", without {', '.join(cfg['drop_routes'])}" if cfg["drop_routes"] else ""
+    lines = [
+        f"# MRNet on {report['dataset'] or report['store']}",
+        "",
+        f"- store: `{report['store']}` ({report['feature']}); {report['split']}; "
+        + " / ".join(f"{n} {name}" for name, n in report["sizes"].items()) + " tracks",
+        f"- model: {cfg['variant']} variant{drop}, C = {cfg['channels']}, {report['model']['parameters']:,} parameters; "
+        f"preset {cfg['preset']}, {report['epochs_trained']} epochs, seed {cfg['seed']}",
+        "",
+        f"**Test accuracy {pct(test['accuracy'])}, macro-F1 {test['macro_f1']:.3f}** "
+        f"(epoch {sel['epoch']}, {sel['note']}; selected on validation {sel['metric']}).",
+        "",
+    ]
+    if opt:
+        lines += [f"Optimistic: {pct(opt['accuracy'])}, macro-F1 {opt['macro_f1']:.3f} at epoch {opt['epoch']} ({opt['note']}).", ""]
+    lines += ["## Per class (test)", "", "| genre | precision | recall | F1 | tracks |", "|---|---|---|---|---|"]
+    lines += [f"| {c['genre']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in test["per_class"]]
+    genres = report["genres"]
+    lines += ["", "## Confusion matrix (test; rows true, columns predicted)", "", "| | " + " | ".join(genres) + " |",
+              "|---" * (len(genres) + 1) + "|"]
+    lines += [f"| {g} | " + " | ".join(str(v) for v in row) + " |" for g, row in zip(genres, test["confusion"])]
+    lines += ["", "## Learned weights", "", "| route | W |", "|---|---|"]
+    lines += [f"| {r} | {w:.3f} |" for r, w in report["route_weights"].items()]
+    lines += ["", "| layer | weight |", "|---|---|"] + [f"| {k} | {w:.3f} |" for k, w in report["layer_weights"].items()]
+    lines += ["", "![curves](plots/curves.png) ![confusion](plots/confusion.png) ![weights](plots/weights.png)", ""]
+    return "\n".join(lines)
+
+
+def _markdown_folds(report: dict) -> str:
+    mean, std = report["mean"], report["std"]
+    lines = [f"# MRNet on {report['dataset'] or report['store']}: {report['split']}", "",
+             f"**Test accuracy {pct(mean['test_accuracy'])} ± {pct(std['test_accuracy'])}, "
+             f"macro-F1 {mean['test_macro_f1']:.3f} ± {std['test_macro_f1']:.3f}** (mean ± sample std over {report['n']} folds; "
+             f"each fold's {SELECTION_NOTE}).", ""]
+    if "optimistic_accuracy" in mean:
+        lines += [f"Optimistic: {pct(mean['optimistic_accuracy'])} ± {pct(std['optimistic_accuracy'])} ({OPTIMISTIC_NOTE}).", ""]
+    lines += ["| fold | epoch | valid acc | test acc | test macro-F1 | optimistic acc |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['fold']} | {r['best_epoch']} | {pct(r['valid_accuracy'])} | {pct(r['test_accuracy'])} | "
+              f"{r['test_macro_f1']:.3f} | {pct(r['optimistic_accuracy'])} |" for r in report["folds"]]
+    return "\n".join(lines + ["", "Each fold's own report is in `fold-<k>/report.md`.", ""])
+
+
+def summary_table(report: dict) -> Table:
+    """The table the CLI prints at the end of a run and for ``mrnet-report``."""
+    if "folds" in report:
+        table = Table(title=f"{report['split']} - test metrics of validation-selected checkpoints")
+        for col in ("fold", "epoch", "valid acc", "test acc", "test macro-F1", "optimistic acc*"):
+            table.add_column(col, justify="right")
+        for r in report["folds"]:
+            table.add_row(str(r["fold"]), str(r["best_epoch"]), pct(r["valid_accuracy"]), pct(r["test_accuracy"]),
+                          f"{r['test_macro_f1']:.3f}", pct(r["optimistic_accuracy"]))
+        m, s = report["mean"], report["std"]
+        table.add_row("mean ± std", "", f"{pct(m['valid_accuracy'])} ± {pct(s['valid_accuracy'])}",
+                      f"{pct(m['test_accuracy'])} ± {pct(s['test_accuracy'])}",
+                      f"{m['test_macro_f1']:.3f} ± {s['test_macro_f1']:.3f}",
+                      f"{pct(m.get('optimistic_accuracy'))} ± {pct(s.get('optimistic_accuracy'))}", style="bold")
+        table.caption = "* optimistic: best epoch chosen on the test set (authors' protocol)"
+        return table
+    sel, opt = report["selection"], report["optimistic"]
+    table = Table(title=f"{report['dataset'] or report['store']} - {report['split']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("checkpoint", f"epoch {sel['epoch']} of {report['epochs_trained']}, chosen on the validation split ({sel['metric']})")
+    table.add_row("valid", f"accuracy {pct(report['valid']['accuracy'])}, macro-F1 {report['valid']['macro_f1']:.3f}")
+    table.add_row("test", f"accuracy {pct(report['test']['accuracy'])}, macro-F1 {report['test']['macro_f1']:.3f}", style="bold green")
+    if opt:
+        table.add_row("optimistic", f"accuracy {pct(opt['accuracy'])}, macro-F1 {opt['macro_f1']:.3f} at epoch {opt['epoch']} "
+                      "(best epoch chosen on test, authors' protocol; not a fair estimate)")
+    table.add_row("routes W", ", ".join(f"{r} {w:.2f}" for r, w in report["route_weights"].items()))
+    table.add_row("run", report["run"])
+    return table
+
+
+def rerender(path: Path) -> dict | None:
+    """Rewrite report.md and the plots of a finished run (or of each fold); None for an unfinished one."""
+    run = RunFolder(path)
+    if not run.finished:
+        plots.plot_curves(run.plots / "curves.png", run.metrics(), selected=None)
+        return None
+    report = run.report()
+    if "folds" in report:
+        for k in range(report["n"]):
+            rerender(run.fold(k).path)
+        (run.path / "report.md").write_text(markdown(report))
+    else:
+        write(run, report)
+    return report
