@@ -108,7 +108,11 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
             if isinstance(result, Exception):
                 rows.append(dict(row, status="failed", error=str(result), **info))
                 continue
-            crc = writer.write_track(row["key"], result)
+            try:
+                crc = writer.write_track(row["key"], result)
+            except ValueError as err:  # e.g. values that overflow the stored dtype
+                rows.append(dict(row, status="failed", error=str(err), **info))
+                continue
             written += result.size * np.dtype(writer.provenance.dtype).itemsize
             seconds += result.shape[2] / writer.provenance.frame_rate
             rows.append(dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info))

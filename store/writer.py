@@ -77,6 +77,8 @@ class StoreWriter:
         if features.shape[2] == 0:
             raise ValueError(f"track {key}: no feature frames to write")
         data = np.ascontiguousarray(features, dtype=p.dtype)
+        if not np.isfinite(data).all():
+            raise ValueError(f"track {key}: features are not finite in {p.dtype} (overflow or NaN); store them with --dtype float32")
         chunk = int(p.extraction.get("chunk_frames", 100))
         padded = -(-data.shape[2] // chunk) * chunk
         zarr.create_array(

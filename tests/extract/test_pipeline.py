@@ -152,3 +152,14 @@ def test_dask_workers_write_the_same_store(tmp_path, folder):
     parallel = run(cfg)
     cols = ["track_id", "status", "frames", "checksum"]
     assert serial.tracks.select(cols).sort("track_id").equals(parallel.tracks.select(cols).sort("track_id"))
+
+
+def test_features_that_overflow_float16_fail_that_track_only(tmp_path, folder, monkeypatch):
+    from mrnet.extract.engines import MelEngine
+
+    real = MelEngine.extract
+    monkeypatch.setattr(MelEngine, "extract", lambda self, tracks: [x * (1e6 if i == 0 else 1) for i, x in enumerate(real(self, tracks))])
+    tracks = run(config(tmp_path, folder)).tracks
+    bad = tracks.filter(pl.col("error").str.contains("not finite", literal=True))
+    assert bad.height >= 1 and "--dtype float32" in bad["error"][0]
+    assert (tracks["status"] == "done").sum() == 6 - bad.height
