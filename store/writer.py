@@ -76,7 +76,8 @@ class StoreWriter:
             raise ValueError(f"track {key}: features {features.shape} do not fit the store's (channels, layers, T, dim) = {expected}")
         if features.shape[2] == 0:
             raise ValueError(f"track {key}: no feature frames to write")
-        data = np.ascontiguousarray(features, dtype=p.dtype)
+        with np.errstate(over="ignore"):  # overflow is reported below, per track
+            data = np.ascontiguousarray(features, dtype=p.dtype)
         if not np.isfinite(data).all():
             raise ValueError(f"track {key}: features are not finite in {p.dtype} (overflow or NaN); store them with --dtype float32")
         chunk = int(p.extraction.get("chunk_frames", 100))
