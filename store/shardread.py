@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
+import google_crc32c
 import numpy as np
 
 from mrnet.store.location import Location
@@ -74,6 +75,8 @@ def load_index(location: Location, key: str, array) -> ShardIndex | None:
     path = location.path(f"features/{key}/c/" + "/".join("0" * len(grid)))
     size = n * 16 + 4
     raw = _read_tail(location, path, size)
+    if len(raw) != size or google_crc32c.value(raw[:-4]) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
+        raise OSError(f"{path}: the shard index is damaged (CRC-32C mismatch); run mrnet-store verify and re-extract")
     table = np.frombuffer(raw[: n * 16], dtype="<u8").reshape(grid + (2,))
     fill = float(array.metadata.fill_value) if array.metadata.fill_value is not None else 0.0
     return ShardIndex(path, tuple(array.shape), chunk, dtype, fill, table)

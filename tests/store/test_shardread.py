@@ -75,3 +75,14 @@ def test_a_truncated_shard_is_an_error_not_garbage(tmp_path):
     shardread._mapped.cache_clear()
     with pytest.raises(OSError, match="shorter than its index"):
         read_crop(loc, index, 0, 250, [0, 1, 2])
+
+
+def test_a_damaged_index_is_refused(tmp_path):
+    loc, _ = write(tmp_path)
+    shard = tmp_path / "s.zarr" / "features" / "t" / "c" / "0" / "0" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    raw[-10] ^= 0xFF  # inside the index, before its checksum
+    shard.write_bytes(bytes(raw))
+    arr = zarr.open_array(loc.zarr_store(read_only=True), path="features/t", mode="r")
+    with pytest.raises(OSError, match="index is damaged"):
+        load_index(loc, "t", arr)
