@@ -114,7 +114,7 @@ def run_windowed(
     result = []
     for t, audio in enumerate(tracks):
         channels = [stitch(parts[(t, c)], sizes[t]) for c in range(audio.shape[0])]
-        result.append(np.stack(channels))  # (C, L, T, D)
+        result.append(channels[0][None] if len(channels) == 1 else np.stack(channels))  # (C, L, T, D), no copy for mono
     return result
 
 

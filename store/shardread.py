@@ -114,6 +114,50 @@ def read_crop(location: Location, index: ShardIndex, start: int, stop: int, laye
 
 
 def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+    view = _chunk_view(index)
+    if view is None:
+        return _read_mapped_chunkwise(index, start, stop, layers)
+    chunks, ids, n = view  # (n, C, T_chunk, D) view of the shard; chunk id per (layer, block), -1 = empty
+    ct = index.chunk[2]
+    out = np.empty((chunks.shape[1], len(layers), stop - start, chunks.shape[3]), dtype=chunks.dtype)
+    b0, b1 = start // ct, (stop - 1) // ct
+    for li, layer in enumerate(layers):
+        row, o, pos = ids[layer], out[:, li], 0
+        for b in range(b0, b1 + 1):
+            lo = start - b * ct if b == b0 else 0  # frames of chunk b in the crop: [lo, hi)
+            hi = stop - b * ct if b == b1 else ct
+            cid = row[b]
+            if cid < 0:  # a chunk never written: the fill value, as Zarr returns it
+                o[:, pos : pos + hi - lo] = index.fill
+            elif cid >= n:
+                raise OSError(f"{index.path}: shard shorter than its index says (truncated write?)")
+            else:
+                o[:, pos : pos + hi - lo] = chunks[cid, :, lo:hi]
+            pos += hi - lo
+    return out
+
+
+def _chunk_view(index: ShardIndex):
+    """The mapped shard as an array of inner chunks, made once per track, so each chunk of a crop is one
+    slice assignment (docs/performance.md, L2). None when the chunks are not all whole, equal-sized and
+    aligned (StoreWriter always writes them so); such shards take the chunk-by-chunk loop."""
+    if "_chunk_view" not in index.__dict__:
+        cc, _, ct, cd = index.chunk
+        size = cc * ct * cd * index.dtype.itemsize
+        table = index.table[0, :, :, 0]
+        offs, sizes = table[..., 0], table[..., 1]
+        empty = offs == EMPTY
+        view = None
+        if ((sizes == size) | empty).all() and ((offs % size == 0) | empty).all():
+            shard = _mapped(index.path)
+            n = shard.size // size
+            chunks = shard[: n * size].view(index.dtype).reshape(n, cc, ct, cd)
+            view = (chunks, np.where(empty, -1, offs // size).astype(np.int64).tolist(), n)
+        object.__setattr__(index, "_chunk_view", view)
+    return index.__dict__["_chunk_view"]
+
+
+def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
     cc, _, ct, cd = index.chunk
     shard = _mapped(index.path)
     table = index.entries  # plain lists: this loop runs per chunk per crop

@@ -86,3 +86,14 @@ def test_a_damaged_index_is_refused(tmp_path):
     arr = zarr.open_array(loc.zarr_store(read_only=True), path="features/t", mode="r")
     with pytest.raises(OSError, match="index is damaged"):
         load_index(loc, "t", arr)
+
+
+def test_chunk_by_chunk_fallback_reads_the_same(tmp_path, monkeypatch):
+    """Shards whose chunks are not all whole and aligned take the chunk-by-chunk loop: same result."""
+    loc, data = write(tmp_path, channels=2)
+    arr = zarr.open_array(loc.zarr_store(read_only=True), path="features/t", mode="r")
+    index = load_index(loc, "t", arr)
+    fast = read_crop(loc, index, 13, 230, [2, 0])
+    monkeypatch.setattr(shardread, "_chunk_view", lambda index: None)
+    assert np.array_equal(read_crop(loc, index, 13, 230, [2, 0]), fast)
+    assert np.array_equal(fast, data[:, [2, 0], 13:230])
