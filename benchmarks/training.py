@@ -1,0 +1,221 @@
+"""Figure 5, training: streaming crops from the store against computing WavLM on the fly from audio.
+
+Three fresh processes train the same MRNet (the ``paper`` preset: C = 512, AdamW, bf16 autocast on
+CUDA) at the same batch size on the same kind of input, ``(B, 1, 13, ~300, 768)``:
+
+- **store**: ``mrnet.train.loop.train`` itself, the real loader (``CropDataset`` through a
+  ``DataLoader`` with the preset's workers, augmentation on) over a WavLM-shaped store. Step times are
+  the intervals between the loop's ``Reporter.batch`` calls (the loop calls ``loss.item()`` every
+  step, so each interval ends with the GPU idle);
+- **in memory**: the same model, optimizer and step code, on batches collated beforehand from the same
+  dataset and kept in (pinned) host memory: the loop with a loader that costs nothing;
+- **on the fly** (the authors' approach): each step takes random 6 s crops of decoded audio (the MP3
+  clips of figure 1, already decoded and resampled in memory), runs frozen WavLM (same precision as
+  extraction) to get the 13 hidden states, then the same MRNet step.
+
+The first ``train_warmup`` steps of each are dropped (worker start-up, allocator, autotuning); time per
+epoch is steps per epoch x the median step time. Stopping after a few steps uses the loop's own
+``should_stop``; evaluation never runs inside the timed steps.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmarks.common import CACHE, Context, feature_store, log, median, mp3_dataset, run_child, wavlm_base_random
+
+TARGET_GPU_LOADER = 0.95
+
+
+def _cfg(store: str, out: str, batch: int, device: str, **overrides):
+    from mrnet.train.config import paper
+
+    # many epochs and evaluation only at the last one: the timed steps never include an evaluation
+    return paper(store, out=out, batch_size=batch, device=device, epochs=1000, eval_every=1000, **overrides)
+
+
+def _step_times(stamps: list[float], warmup: int) -> list[float]:
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return gaps[max(0, warmup - 1):]
+
+
+# --- children -----------------------------------------------------------------------------------------
+def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, device: str, num_workers: int | None = None) -> dict:
+    """The real training loop over the store, stopped after ``warmup + steps`` batches."""
+    import torch
+
+    from mrnet.train.loop import Interrupted, Reporter, train
+
+    stamps: list[float] = []
+
+    class Timer(Reporter):
+        def start(self, **kw):
+            stamps.append(time.perf_counter())
+
+        def batch(self, **kw):
+            stamps.append(time.perf_counter())
+
+    overrides = {} if num_workers is None else {"num_workers": num_workers}
+    cfg = _cfg(store, out, batch, device, **overrides)
+    try:
+        train(cfg, reporter=Timer(), should_stop=lambda epoch, step: len(stamps) - 1 >= warmup + steps)
+    except Interrupted:
+        pass
+    times = _step_times(stamps, warmup + 1)  # the first gap is start -> first batch (workers starting)
+    return {"step_s": times, "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None,
+            "num_workers": cfg.num_workers, "device": device, "torch_threads": torch.get_num_threads()}
+
+
+def _model_and_opt(store, cfg, device):
+    """Model, class weights and optimizer exactly as ``mrnet.train.loop.fit`` builds them."""
+    import torch
+
+    from mrnet.manifests.schema import class_weights
+    from mrnet.train.data import split_tracks
+    from mrnet.train.loop import model_config
+    from mrnet.train.model import MRNet
+    from mrnet.train.runs import seed_everything
+
+    splits = split_tracks(store.tracks, fold=cfg.fold, where=store.location.url)
+    genres = store.genres["name"].to_list()
+    positions = store.layer_positions(cfg.layers)
+    seed_everything(cfg.seed)
+    model = MRNet(model_config(cfg, store.provenance, len(positions), len(genres))).to(device)
+    weights = torch.tensor(class_weights(splits.train, len(genres)), dtype=torch.float32, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    return model, weights, optimizer, splits, positions, len(genres)
+
+
+def _step(model, optimizer, weights, x, y, device, bf16: bool) -> float:
+    """One training step, the body of ``fit``'s loop."""
+    import torch.nn.functional as F
+
+    from mrnet.train.evaluate import autocast
+
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    with autocast(device, bf16):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, weight=weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    value = loss.item()
+    int((logits.argmax(1) == y).sum())
+    return value
+
+
+def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, distinct: int = 4) -> dict:
+    """The same steps on batches collated beforehand (``distinct`` of them, cycled), in host memory."""
+    import torch
+
+    from mrnet.train.data import Augment, CropDataset, EpochBatches, collate
+    from mrnet.train.loop import open_store, pick_device
+
+    st = open_store(store)
+    cfg = _cfg(store, "unused", batch, device)
+    dev = pick_device(cfg.device)
+    model, weights, optimizer, splits, positions, _ = _model_and_opt(st, cfg, dev)
+    augment = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac) if cfg.augment else None
+    crop = int(round(cfg.crop_seconds * st.provenance.frame_rate))
+    data = CropDataset(st.location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment)
+    order = list(EpochBatches(len(data), cfg.batch_size, seed=cfg.seed, epoch=0))[:distinct]
+    ready = []
+    for items in order:
+        x, y = collate([data[i] for i in items])
+        ready.append((x.pin_memory(), y.pin_memory()) if dev.type == "cuda" else (x, y))
+    model.train()
+    bf16 = cfg.bf16 and dev.type == "cuda"
+    times = []
+    for k in range(warmup + steps):
+        x, y = ready[k % len(ready)]
+        began = time.perf_counter()
+        _step(model, optimizer, weights, x, y, dev, bf16)
+        times.append(time.perf_counter() - began)
+    return {"step_s": times[warmup:], "device": dev.type, "torch_threads": torch.get_num_threads()}
+
+
+def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps: int, warmup: int, device: str,
+                     seed: int = 0) -> dict:
+    """The authors' approach: WavLM on random 6 s audio crops every step, then the same MRNet step."""
+    import numpy as np
+    import torch
+
+    from benchmarks.common import dataset_files
+    from mrnet.extract.config import ExtractConfig
+    from mrnet.extract.features import Extractor
+    from mrnet.train.loop import open_store, pick_device
+
+    st = open_store(store)
+    cfg = _cfg(store, "unused", batch, device)
+    dev = pick_device(cfg.device)
+    net, weights, optimizer, _, _, classes = _model_and_opt(st, cfg, dev)
+    ex = Extractor.from_config(ExtractConfig(dataset="folder", model=model), device=str(dev))
+    eng = ex.engine
+    waves = [ex.load(p)[0][0] for p in dataset_files(Path(audio_root))]  # decoded, 16 kHz mono, in memory
+    n = int(round(cfg.crop_seconds * ex.sample_rate))
+    rng = np.random.default_rng(seed)
+    bf16 = cfg.bf16 and dev.type == "cuda"
+    autocast = dict(device_type=dev.type, dtype=eng._dtype, enabled=eng._dtype is not None)
+    net.train()
+    times, wavlm = [], []
+    for _ in range(warmup + steps):
+        began = time.perf_counter()
+        picks = [waves[int(rng.integers(len(waves)))] for _ in range(batch)]
+        crops = np.stack([w[s : s + n] for w in picks for s in [int(rng.integers(0, len(w) - n + 1))]])
+        x = torch.from_numpy(crops).to(dev)
+        with torch.no_grad(), torch.autocast(**autocast):
+            hidden = eng._net(x, output_hidden_states=True).hidden_states
+            feats = torch.stack([hidden[l] for l in eng.layers], dim=1).unsqueeze(1)  # (B, 1, 13, T, 768)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        mid = time.perf_counter()
+        y = torch.from_numpy(rng.integers(0, classes, batch)).long()
+        _step(net, optimizer, weights, feats.float() if not bf16 else feats, y, dev, bf16)
+        times.append(time.perf_counter() - began)
+        wavlm.append(mid - began)
+    return {"step_s": times[warmup:], "wavlm_s": wavlm[warmup:], "frames": int(feats.shape[3]), "device": dev.type,
+            "precision": eng.describe()["extraction"]["precision"], "torch_threads": torch.get_num_threads()}
+
+
+# --- the figure ---------------------------------------------------------------------------------------
+def training_store(tracks: int) -> Path:
+    return feature_store(CACHE / "stores" / f"train-{tracks}.zarr", tracks, seconds=30.0)
+
+
+def run(ctx: Context) -> dict:
+    from mrnet.train.data import split_tracks, steps_per_epoch
+    from mrnet.store.reader import FeatureStore
+
+    p = ctx.profile
+    store = training_store(p.train_tracks)
+    audio, source = mp3_dataset(p.extract_clips, 30.0)
+    train_n = split_tracks(FeatureStore.open(str(store)).tracks).train.height
+    per_epoch = steps_per_epoch(train_n, p.train_batch)
+    log(f"training: MRNet paper preset, batch {p.train_batch}, {p.train_steps} timed steps after {p.train_warmup} warm-up; "
+        f"{train_n} training tracks = {per_epoch} steps per epoch")
+    common = {"store": str(store), "batch": p.train_batch, "steps": p.train_steps, "warmup": p.train_warmup, "device": p.device}
+    rounds: dict[str, list[dict]] = {"store": [], "memory": [], "on_the_fly": []}
+    for r in range(p.rounds):  # interleaved rounds; per approach the round with the lowest median step is kept
+        rounds["store"].append(run_child("benchmarks.training:store_steps",
+                                         {**common, "out": str(ctx.work / "runs" / f"store-{time.time():.0f}-{r}")}))
+        rounds["memory"].append(run_child("benchmarks.training:memory_steps", common))
+        rounds["on_the_fly"].append(run_child("benchmarks.training:on_the_fly_steps",
+                                              {**common, "audio_root": str(audio), "model": wavlm_base_random()}))
+        log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
+    runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
+    step = {k: median(v["step_s"]) for k, v in runs.items()}
+    return {
+        "model": "MRNet, paper preset (C = 512, embedding 128), 13 layers x 768 in, 3 classes",
+        "batch": p.train_batch, "train_tracks": train_n, "steps_per_epoch": per_epoch, "timed_steps": p.train_steps,
+        "warmup_steps": p.train_warmup, "audio_source": source,
+        "runs": runs,
+        "rounds_median_step_s": {k: [median(x["step_s"]) for x in v] for k, v in rounds.items()},
+        "median_step_s": step,
+        "epoch_s": {k: v * per_epoch for k, v in step.items()},
+        "speedup_store_vs_on_the_fly": step["on_the_fly"] / step["store"],
+        "loader_efficiency": step["memory"] / step["store"],
+        "wavlm_share_on_the_fly": median(runs["on_the_fly"]["wavlm_s"]) / step["on_the_fly"],
+        "target_gpu_loader": TARGET_GPU_LOADER,
+        "device": p.device,
+    }
