@@ -204,9 +204,7 @@ def cpu_share(res: dict, cpus: int) -> float:
     return used / (res["process_wall_s"] * cpus)
 
 
-CEILING_VARIANTS = {"cpu": ["stub-model", "stub-model+write-empty-chunks", "stub-model+write-empty-chunks+mono-no-copy"],
-                    "cuda": ["stub-model", "stub-model+write-empty-chunks", "stub-model+write-empty-chunks+mono-no-copy",
-                             "stub-model+write-empty-chunks+mono-no-copy+parallel-load"]}
+CEILING_VARIANTS = {"cpu": ["stub-model"], "cuda": ["stub-model", "stub-model+parallel-load"]}
 
 
 def run(ctx: Context) -> dict:

@@ -16,9 +16,6 @@ path (what ``FeatureStore.read`` does for compressed or unrecognised arrays), on
 Read amplification is bytes taken from storage per byte of crop returned. The fused read copies only
 the crop's frames out of the mapped shard (1.0, like the memmap; the kernel still pages in whole 4 kB
 pages); Zarr's path fetches whole inner chunks, counted on its store interface.
-
-``proposed`` is ``FeatureStore.read`` with proposal L2 (``benchmarks.proposals.chunk_view_read`` in
-place of ``store.shardread._read_mapped``), switched on only around its own calls.
 """
 
 from __future__ import annotations
@@ -61,7 +58,6 @@ def amplification_shipped(root, keys: list[str], picks, width: int) -> dict:
 def run(ctx: Context) -> dict:
     import zarr
 
-    from benchmarks import proposals
     from mrnet.store.reader import FeatureStore
 
     p = ctx.profile
@@ -74,19 +70,10 @@ def run(ctx: Context) -> dict:
     frames, layers = mm.shape[3], mm.shape[2]
     shipped = FeatureStore.open(str(root))
     keys = shipped.tracks.sort("key")["key"].to_list()
-    proposed = FeatureStore.open(str(root))
-
-    def with_proposal(key, start, stop, layers):
-        proposals.patch_read_mapped(True)
-        try:
-            return proposed.read(key, start, stop, layers)
-        finally:
-            proposals.patch_read_mapped(False)
 
     plain = {k: zarr.open_array(zarr.storage.LocalStore(str(root), read_only=True), path=f"features/{k}", mode="r") for k in keys}
     for k in keys:  # warm: page cache, array metadata, shard indexes and maps
         shipped.read(k, 0, frames)
-        with_proposal(k, 0, frames, None)
         np.asarray(mm[keys.index(k)]).sum()
     out: dict = {"tracks": n, "frames": frames, "crop_frames": CROP, "repeat": p.loader_repeat, "target": TARGET}
     for width, count in ((layers, p.loader_crops), (1, 3 * p.loader_crops)):
@@ -95,44 +82,34 @@ def run(ctx: Context) -> dict:
             "memmap": lambda t, s, l: np.array(mm[t, :, l : l + width, s : s + CROP]),
             "store": lambda t, s, l: shipped.read(keys[t], s, s + CROP, range(l, l + width)),
             "zarr": lambda t, s, l: plain[keys[t]][:, l : l + width, s : s + CROP, :],
-            "proposed": lambda t, s, l: proposed.read(keys[t], s, s + CROP, range(l, l + width)),
         }
         t0, s0, l0 = picks[0]
         ref = methods["memmap"](t0, s0, l0)
-        proposals.patch_read_mapped(True)
-        try:
-            assert all(np.array_equal(m(t0, s0, l0), ref) for m in methods.values()), "methods disagree"
-        finally:
-            proposals.patch_read_mapped(False)
+        assert all(np.array_equal(m(t0, s0, l0), ref) for m in methods.values()), "methods disagree"
         timings: dict[str, list[float]] = {m: [] for m in methods}
         zarr_count = max(20, count // 10)  # Zarr's chunk-by-chunk path is ~50x slower: fewer crops keep the pass short
         for _ in range(p.loader_repeat):
             for name, fn in methods.items():
                 sel = picks[:zarr_count] if name == "zarr" else picks
-                proposals.patch_read_mapped(name == "proposed")
-                try:
-                    began = time.perf_counter()
-                    for t, s, l in sel:
-                        fn(t, s, l)
-                    timings[name].append(len(sel) / (time.perf_counter() - began))
-                finally:
-                    proposals.patch_read_mapped(False)
+                began = time.perf_counter()
+                for t, s, l in sel:
+                    fn(t, s, l)
+                timings[name].append(len(sel) / (time.perf_counter() - began))
         chunk = shipped.provenance.extraction.get("chunk_frames")
         amp = {"memmap": {"amplification": 1.0, "requests_per_crop": None},
                "store": {"amplification": 1.0, "requests_per_crop": None,
                          "note": "fused read: one mapped shard, the crop's frames copied (whole 4 kB pages paged in)"},
-               "zarr": amplification_shipped(root, keys, picks[:zarr_count], width),
-               "proposed": {"amplification": 1.0, "requests_per_crop": None}}
+               "zarr": amplification_shipped(root, keys, picks[:zarr_count], width)}
         rates = {m: max(v) for m, v in timings.items()}
         out[f"layers_{width}"] = {
             "crops": count,
             "crops_per_s": rates,
             "passes": timings,
-            "efficiency": {m: rates[m] / rates["memmap"] for m in ("store", "zarr", "proposed")},
+            "efficiency": {m: rates[m] / rates["memmap"] for m in ("store", "zarr")},
             "chunk_frames": chunk,
             "read": amp,
             "MBps": {m: rates[m] * CROP * width * 768 * 2 / 1e6 for m in rates},
         }
         log(f"  {width} layer(s): " + ", ".join(f"{m} {r:.0f}/s" for m, r in rates.items())
-            + f"; store/memmap {rates['store'] / rates['memmap']:.3f}, proposed/memmap {rates['proposed'] / rates['memmap']:.3f}")
+            + f"; store/memmap {rates['store'] / rates['memmap']:.3f}")
     return out

@@ -29,6 +29,7 @@ pressure, reported apart so it is not mistaken for a leak.
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from benchmarks.common import CACHE, Context, feature_store, log, mp3_dataset, run_child
@@ -63,8 +64,9 @@ def run(ctx: Context) -> dict:
     preset = "paper" if ctx.device == "cuda" else "tiny"
     for tracks in p.memory_train_tracks:
         store = feature_store(CACHE / "stores" / f"memory-{tracks}.zarr", tracks, seconds=10.0)
-        res = run_child("benchmarks.memory:train_epoch", {"store": str(store), "out": str(ctx.work / "runs" / f"mem-{tracks}-{time.time():.0f}"),
-                                                          "device": ctx.device, "preset": preset})
+        out_dir = ctx.work / "runs" / f"mem-{tracks}-{time.time():.0f}"
+        res = run_child("benchmarks.memory:train_epoch", {"store": str(store), "out": str(out_dir), "device": ctx.device, "preset": preset})
+        shutil.rmtree(out_dir, ignore_errors=True)
         out["training"].append({"tracks": tracks, "track_seconds": 10.0, "store_gb": tracks * 500 * 13 * 768 * 2 / 1e9, **res})
         log(f"memory: training one epoch on {tracks} tracks: peak RSS (process tree) {res['memory']['peak_rss_mb']:.0f} MB, "
             f"PSS {res['memory']['peak_pss_mb']:.0f} MB, anonymous PSS {res['memory']['peak_pss_anon_mb']:.0f} MB")

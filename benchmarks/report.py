@@ -207,7 +207,7 @@ def extraction_section(res: dict, plots: dict) -> str:
                 "",
                 "The rounds of these short runs swing with whatever else the machine is doing; CPU milliseconds per audio second "
                 "(all threads of the child) is the steadier measure of the work each variant does. The write path is the largest "
-                "part: see figure 3's `write_track` comparison and proposals W1 and D1 below."]
+                "part: see figure 3's `write_track` timing, and W1 and D1 below (applied) for what came off it."]
     if plots.get("extraction"):
         out += ["", f"![extraction throughput](img/{plots['extraction']})"]
     return "\n".join(out)
@@ -272,10 +272,15 @@ def write_section(res: dict) -> str:
         f"- **Lossy options buy much more**: float16 instead of float32 halves the bytes for a relative RMS error of {lossy['float16_rel_rms_error']:.1e} "
         f"(max abs error {lossy['float16_max_abs_error']:.1e} on values up to {f(lossy['max_abs_value'], 1)}); storing only the layers a model "
         "uses (`--layers`) divides by 13/L, e.g. 13x for one layer.",
-        f"- **`write_track` itself** ({f(wt['track_seconds'], 0)} s tracks, 13 layers float16, page cache): shipped {f(wt['shipped']['ms_per_track'], 1)} ms per track "
-        f"({f(wt['shipped']['audio_s_per_s'], 0)} audio s/s), with `write_empty_chunks=True` {f(wt['proposed']['ms_per_track'], 1)} ms "
-        f"({f(wt['proposed']['audio_s_per_s'], 0)} audio s/s): **{f(wt['speedup'])}x** (best of 5 alternating passes; proposal W1 below).",
+        f"- **`write_track` itself** ({f(wt['track_seconds'], 0)} s tracks, 13 layers float16, page cache, best of 5): "
+        f"{f(_wt(wt)['ms_per_track'], 1)} ms per track, {f(_wt(wt)['audio_s_per_s'], 0)} audio s/s per writing thread "
+        "(W1 below took it from 121 to 86 ms).",
     ])
+
+
+def _wt(wt: dict) -> dict:
+    """write_track timing: current results, or the shipped side of the older side-by-side format."""
+    return wt.get("shipped", wt)
 
 
 def loader_section(res: dict, plots: dict) -> str:
@@ -285,10 +290,8 @@ def loader_section(res: dict, plots: dict) -> str:
     rows = []
     for w in (13, 1):
         r = lo[f"layers_{w}"]
-        prop = r["crops_per_s"].get("proposed")
         rows.append([f"{w} layer{'s' if w > 1 else ''}", f(r["crops_per_s"]["memmap"], 0), f(r["crops_per_s"]["store"], 0),
                      f"**{f(r['efficiency']['store'])}** ({met(r['efficiency']['store'], lo['target'])})",
-                     f"{f(prop, 0)} = **{f(r['efficiency']['proposed'])}**" if prop else "–",
                      f(r["crops_per_s"]["zarr"], 0), f(r["efficiency"]["zarr"], 3), f(r["read"]["zarr"]["amplification"]),
                      f(r["read"]["zarr"]["requests_per_crop"], 0)])
     out = [
@@ -296,7 +299,7 @@ def loader_section(res: dict, plots: dict) -> str:
         f"codec none; the memmap holds the same arrays. {lo['layers_13']['crops']} 13-layer and {lo['layers_1']['crops']} 1-layer crops "
         f"of {lo['crop_frames']} frames, warm page cache, one process, best of {lo['repeat']} alternating passes.",
         "",
-        table(["crop", "memmap crops/s", "store crops/s", "store / memmap (target ≥ 0.7)", "with proposal L2: crops/s = / memmap",
+        table(["crop", "memmap crops/s", "store crops/s", "store / memmap (target ≥ 0.7)",
                "Zarr path crops/s", "Zarr / memmap", "Zarr read amplification", "Zarr requests per crop"], rows),
         "",
         "Read amplification of `FeatureStore.read` on an uncompressed local store is 1.0: the fused read "
@@ -307,10 +310,10 @@ def loader_section(res: dict, plots: dict) -> str:
         f"{f(1 / lo['layers_13']['efficiency']['zarr'], 0)}x (13 layers) and {f(1 / lo['layers_1']['efficiency']['zarr'], 0)}x (1 layer) "
         "slower than a memmap; the fused read is what made the target reachable.",
         "",
-        "The shipped fused read sits close to the 0.7 target (it moves by ±0.1 between runs on this shared machine): it spends "
-        "about as long in Python per inner chunk (a view, a reshape, bounds arithmetic, two slicings; a 13-layer crop is ~39 "
-        "chunks with 150-frame chunks) as the memmap spends copying. Proposal L2 (below) removes most of that; it is measured "
-        "in the same passes as the others.",
+        "Before L2 (below, applied) the fused read sat right at the target (0.72 and 0.72 in the recorded run, ±0.1 between "
+        "runs on this shared machine): it spent about as long in Python per inner chunk as the memmap spends copying; a 13-layer "
+        "crop is ~39 inner chunks of 150 frames. It now does one slice assignment per chunk out of a per-track view of the "
+        "shard's chunks.",
     ]
     if plots.get("loader"):
         out += ["", f"![crop reads](img/{plots['loader']})"]
@@ -340,6 +343,8 @@ def training_section(res: dict) -> str:
         f"**Streaming from the store is {f(t['speedup_store_vs_on_the_fly'])}x faster per epoch than computing WavLM on the fly** "
         f"(WavLM is {f(100 * t['wavlm_share_on_the_fly'], 0)}% of an on-the-fly step here).",
         "",
+        loader_rate_text(t),
+        "",
         f"Step time in memory / with the real loader = **{f(t['loader_efficiency'])}** "
         + (f"(target ≥ {t['target_gpu_loader']} on a GPU: {met(t['loader_efficiency'], t['target_gpu_loader'])})." if t["device"] == "cuda"
            else f"on this CPU. The ≥ {t['target_gpu_loader']} target is for a GPU, where the model no longer shares cores with the "
@@ -353,6 +358,19 @@ def flat(growth: float | None) -> str:
     if growth is None:
         return "not measured"
     return "**met**" if growth <= 1.25 else "**missed**"
+
+
+def loader_rate_text(t: dict) -> str:
+    r = t.get("loader_rate")
+    if not r:
+        return ""
+    return (f"**How fast the loader can feed a GPU (T1).** One DataLoader worker produces {f(r['augment'], 0)} crops/s with the "
+            f"default augmentation and {f(r['no_augment'], 0)} without it: drawing the Gaussian feature noise "
+            f"(`rng.standard_normal` over the whole 13 x 300 x 768 crop) takes {f(r['noise_ms_per_crop'], 1)} ms of the "
+            f"{f(1e3 / r['augment'], 1)} ms a crop costs. With the default {r['workers']} workers that is at most "
+            f"{f(r['paper_batch_max_steps_per_s'])} steps/s at the paper's batch of 48, so any GPU step shorter than "
+            f"{f(1 / r['paper_batch_max_steps_per_s'])} s would wait for data (measured on this machine's cores; a GPU machine "
+            "measures its own). See T1 below.")
 
 
 def memory_section(res: dict) -> str:
@@ -400,10 +418,12 @@ value: with all of them applied (`BENCH_PATCHES=L2,W1,D1`, a pytest plugin calli
 functions), `tests/store`, `tests/extract/test_engines.py` (batched equals one track at a time),
 `test_windows.py`, `test_pipeline.py` (store round trip) and `tests/train/test_data.py` pass, 90 tests.
 
-**Applied after the run recorded here:** L2, W1 and D1 are now in the package (commit "Apply the
-profiled fixes"), so in the results above their "proposed"/"with proposal" numbers are what the
-shipped code does; the next `make bench` measures them as shipped (the proposal patches then replace
-code with its equal).
+**Before and after.** L2, W1 and D1 were measured side by side with the code as it was (commit
+c7ee780; that run is kept in `{history}`), then applied (commit cc501f5); the figures above are
+measured on the code with them. Before = the code as it was, side by side = the proposal in the same
+run as "before", after = this page's run:
+
+{before_after}
 
 **L1, crop reads through Zarr (fixed before this run, in `store/shardread.py`).** Profile of 600
 13-layer crops through `FeatureStore.read` as it was: 95 % of the samples in Zarr's event-loop
@@ -421,8 +441,7 @@ size].view(...).reshape(...)`, `max`/`min`, two slicings). A memmap crop costs ~
 fancy index over all frames (tried) is slower for one layer (0.64 of the memmap). What works: view the
 mapped shard once per track as an array of inner chunks `(n, channels, chunk_frames, dim)` (the writer
 stores equal, aligned chunks), so each chunk of a crop is one slice assignment. Same results, same
-errors; the `proposed` column of figure 4 measures it ({l2}). Change (`benchmarks/proposals.py:
-chunk_view_read` is the tested version):
+errors ({l2}). The change, as measured and then applied:
 
   ```diff
   --- a/store/shardread.py
@@ -471,7 +490,7 @@ the fill value before it is written, a full extra pass over the data, to skip ch
 features never have.
 
 - **W1 (store/writer.py, `StoreWriter.write_track`; applied)**: ask Zarr to write every chunk without the
-  emptiness check. The figure-3 row `write_track` measures it: {w1}.
+  emptiness check ({w1}).
 
   ```diff
   --- a/store/writer.py
@@ -495,23 +514,57 @@ features never have.
   +        result.append(channels[0][None] if len(channels) == 1 else np.stack(channels))  # (C, L, T, D)
   ```
 - **Parallel decoding within a unit** (`benchmarks/proposals.py: parallel_load`, `pipeline.process_unit`
-  decoding a unit's tracks on a thread pool) did not help on this 2-core machine (both cores are
-  already busy with the two unit threads): it is measured again on a GPU machine, where decoding one
-  track after another in each unit caps the pipeline at about two decoding threads.
+  decoding a unit's tracks on a thread pool) did not help on this 2-core machine in an exploratory
+  run (not in the recorded results: 164 against 181 audio s/s with the model stubbed, best of 2; both
+  cores are already busy with the two unit threads). The GPU profile measures it in its ceiling runs,
+  where decoding one track after another in each unit caps the pipeline at about two decoding threads.
+
+**T1, the training loader's augmentation (for `train/`; not applied, owner's call).** Per crop,
+`CropDataset` reads the store in well under a millisecond (figure 4) but `Augment` spends ~30 ms
+drawing float32 Gaussian noise for every element of the crop (figure 5 has the numbers). On a CPU
+this only takes a share of the cores (the in-memory/loader step ratio above); on a GPU it bounds the
+steps per second at workers x crops/s / batch. Options, cheapest first: raise `num_workers` on GPU
+machines (e.g. the cores available, not 2); draw the noise on the GPU in the training step (seeded per
+sample from `(seed, epoch, index)` to keep resumes exact); or draw it at lower resolution (e.g. one
+value per frame and feature, shared by the layers), which changes the augmentation and needs the
+model owner's agreement. The GPU run's figure 5 ratio says whether the default starves the device.
 """
 
 
+HISTORY = RESULTS / "history" / "amd-epyc-2c-2026-11-22-before-fixes.json"
+
+
 def findings(cpu: dict | None) -> str:
-    w1 = l2 = "not measured in this run"
-    if cpu and fig(cpu, "write"):
-        wt = fig(cpu, "write")["write_track"]
-        w1 = (f"{f(wt['shipped']['ms_per_track'], 1)} ms → {f(wt['proposed']['ms_per_track'], 1)} ms per {f(wt['track_seconds'], 0)} s track, "
-              f"{f(wt['speedup'])}x")
-    if cpu and fig(cpu, "loader") and "proposed" in fig(cpu, "loader")["layers_13"]["efficiency"]:
-        lo = fig(cpu, "loader")
-        l2 = (f"13 layers {f(lo['layers_13']['efficiency']['store'])} → {f(lo['layers_13']['efficiency']['proposed'])} of the memmap, "
-              f"1 layer {f(lo['layers_1']['efficiency']['store'])} → {f(lo['layers_1']['efficiency']['proposed'])}")
-    return FINDINGS.format(w1=w1, l2=l2)
+    before = json.loads(HISTORY.read_text()) if HISTORY.exists() else None
+    w1 = l2 = "see the table above"
+    rows = []
+    if before:
+        lo0, wr0, ex0 = fig(before, "loader"), fig(before, "write"), fig(before, "extraction")
+        lo1 = fig(cpu, "loader") if cpu else None
+        wr1 = fig(cpu, "write") if cpu else None
+        ex1 = fig(cpu, "extraction") if cpu else None
+        for w in (13, 1):
+            e0 = lo0[f"layers_{w}"]["efficiency"]
+            rows.append([f"L2: crops/s from the store / memmap, {w} layer{'s' if w > 1 else ''}", f(e0["store"]), f(e0["proposed"]),
+                         f(lo1[f"layers_{w}"]["efficiency"]["store"]) if lo1 else "–"])
+        wt0 = wr0["write_track"]
+        rows.append([f"W1: `write_track` ms per {f(wt0['track_seconds'], 0)} s track (13 layers float16)", f(wt0["shipped"]["ms_per_track"], 1),
+                     f(wt0["proposed"]["ms_per_track"], 1), f(_wt(wr1["write_track"])["ms_per_track"], 1) if wr1 else "–"])
+        v0 = ex0["ceiling"]["variants"]
+        both = v0.get("stub-model+write-empty-chunks+mono-no-copy")
+        after = (ex1 or {}).get("ceiling", {}).get("variants", {}).get("stub-model")
+        rows.append(["W1 + D1: pipeline ceiling, best steady audio s/s (model stubbed)", f(v0["stub-model"]["best"]["steady_throughput"]),
+                     f(both["best"]["steady_throughput"]) if both else "–", f(after["best"]["steady_throughput"]) if after else "–"])
+        rows.append(["W1 + D1: pipeline ceiling, CPU ms per audio s", ", ".join(f(x, 1) for x in v0["stub-model"]["cpu_ms_per_audio_s"]),
+                     ", ".join(f(x, 1) for x in both["cpu_ms_per_audio_s"]) if both else "–",
+                     ", ".join(f(x, 1) for x in after["cpu_ms_per_audio_s"]) if after else "–"])
+        l2 = (f"13 layers {f(lo0['layers_13']['efficiency']['store'])} → {f(lo0['layers_13']['efficiency']['proposed'])} of the memmap, "
+              f"1 layer {f(lo0['layers_1']['efficiency']['store'])} → {f(lo0['layers_1']['efficiency']['proposed'])}, side by side")
+        w1 = (f"{f(wt0['shipped']['ms_per_track'], 1)} → {f(wt0['proposed']['ms_per_track'], 1)} ms per {f(wt0['track_seconds'], 0)} s track, "
+              f"{f(wt0['speedup'])}x, side by side")
+    table_text = table(["what", "before", "side by side", "after"], rows) if rows else "_The before-fixes run is not in benchmarks/results/history/._"
+    return FINDINGS.format(w1=w1, l2=l2, before_after=table_text,
+                           history=HISTORY.relative_to(REPO) if HISTORY.exists() else "benchmarks/results/history/")
 
 
 GPU_MISSING = """\
@@ -555,9 +608,6 @@ def summary(cpu: dict | None, gpu: dict | None) -> str:
     def loader(x):
         e13, e1 = x["layers_13"]["efficiency"]["store"], x["layers_1"]["efficiency"]["store"]
         text = f"{f(e13)} (13 layers), {f(e1)} (1 layer): {met(min(e13, e1), x['target'])}; amplification 1.0"
-        p13, p1 = x["layers_13"]["efficiency"].get("proposed"), x["layers_1"]["efficiency"].get("proposed")
-        if p13 is not None:
-            text += f"; with proposal L2 {f(p13)} / {f(p1)}"
         return text
 
     def training(x):

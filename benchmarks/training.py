@@ -13,6 +13,10 @@ CUDA) at the same batch size on the same kind of input, ``(B, 1, 13, ~300, 768)`
   clips of figure 1, already decoded and resampled in memory), runs frozen WavLM (same precision as
   extraction) to get the 13 hidden states, then the same MRNet step.
 
+Also measured: how many crops per second one DataLoader worker produces (``CropDataset`` items,
+augmentation on and off, in this process). Workers x that rate / batch is the most steps per second
+the loader can feed, whatever the GPU.
+
 The first ``train_warmup`` steps of each are dropped (worker start-up, allocator, autotuning); time per
 epoch is steps per epoch x the median step time. Stopping after a few steps uses the loop's own
 ``should_stop``; evaluation never runs inside the timed steps.
@@ -20,6 +24,7 @@ epoch is steps per epoch x the median step time. Stopping after a few steps uses
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -178,6 +183,39 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
             "precision": eng.describe()["extraction"]["precision"], "torch_threads": torch.get_num_threads()}
 
 
+def loader_rate(store: str, passes: int = 3) -> dict:
+    """Crops per second one DataLoader worker can produce: ``CropDataset`` items (store read, float32,
+    augmentation) in this process, with and without the augmentation; best of ``passes``."""
+    import numpy as np
+
+    from mrnet.store.reader import FeatureStore
+    from mrnet.train.data import Augment, CropDataset, split_tracks
+
+    st = FeatureStore.open(store)
+    train = split_tracks(st.tracks).train
+    positions = st.layer_positions(None)
+    crop = int(round(6.0 * st.provenance.frame_rate))
+    out = {}
+    for name, aug in (("augment", Augment()), ("no_augment", None)):
+        ds = CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
+        for i in range(len(ds)):  # warm: shard maps, page cache
+            ds[(0, i)]
+        rates = []
+        for p in range(passes):
+            began = time.perf_counter()
+            for i in range(len(ds)):
+                ds[(p + 1, i)]
+            rates.append(len(ds) / (time.perf_counter() - began))
+        out[name] = max(rates)
+    x = np.asarray(st.read(train["key"][0], 0, crop), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    began = time.perf_counter()
+    for _ in range(20):
+        rng.standard_normal(x.shape, dtype=np.float32)
+    out["noise_ms_per_crop"] = (time.perf_counter() - began) / 20 * 1e3
+    return out
+
+
 # --- the figure ---------------------------------------------------------------------------------------
 def training_store(tracks: int) -> Path:
     return feature_store(CACHE / "stores" / f"train-{tracks}.zarr", tracks, seconds=30.0)
@@ -197,13 +235,17 @@ def run(ctx: Context) -> dict:
     common = {"store": str(store), "batch": p.train_batch, "steps": p.train_steps, "warmup": p.train_warmup, "device": p.device}
     rounds: dict[str, list[dict]] = {"store": [], "memory": [], "on_the_fly": []}
     for r in range(p.rounds):  # interleaved rounds; per approach the round with the lowest median step is kept
-        rounds["store"].append(run_child("benchmarks.training:store_steps",
-                                         {**common, "out": str(ctx.work / "runs" / f"store-{time.time():.0f}-{r}")}))
+        out = ctx.work / "runs" / f"store-{time.time():.0f}-{r}"
+        rounds["store"].append(run_child("benchmarks.training:store_steps", {**common, "out": str(out)}))
+        shutil.rmtree(out, ignore_errors=True)  # its checkpoint is not needed
         rounds["memory"].append(run_child("benchmarks.training:memory_steps", common))
         rounds["on_the_fly"].append(run_child("benchmarks.training:on_the_fly_steps",
                                               {**common, "audio_root": str(audio), "model": wavlm_base_random()}))
         log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
     runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
+    rate = loader_rate(str(store))
+    workers = runs["store"]["num_workers"]
+    log(f"  one loader worker: {rate['augment']:.0f} crops/s with augmentation, {rate['no_augment']:.0f} without")
     step = {k: median(v["step_s"]) for k, v in runs.items()}
     return {
         "model": "MRNet, paper preset (C = 512, embedding 128), 13 layers x 768 in, 3 classes",
@@ -217,5 +259,8 @@ def run(ctx: Context) -> dict:
         "loader_efficiency": step["memory"] / step["store"],
         "wavlm_share_on_the_fly": median(runs["on_the_fly"]["wavlm_s"]) / step["on_the_fly"],
         "target_gpu_loader": TARGET_GPU_LOADER,
+        "loader_rate": {**rate, "workers": workers,
+                        "max_steps_per_s": workers * rate["augment"] / p.train_batch,
+                        "paper_batch_max_steps_per_s": workers * rate["augment"] / 48},
         "device": p.device,
     }

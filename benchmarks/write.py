@@ -11,8 +11,7 @@ channel, so a fast GPU produces features faster than many disks take them. Measu
   compression ratio, MB/s into the page cache and MB/s durable on disk, which is also the extraction
   rate in audio seconds per second the option can absorb;
 - what lossy options cost: float16 against float32 (relative RMS error), one layer against 13;
-- ``write_track`` as shipped against the proposed ``write_empty_chunks=True`` (benchmarks.proposals),
-  interleaved, same data.
+- ``write_track`` alone, per track, into the page cache (the writer's own cost; best of 5).
 
 Random-weight features are less regular than trained ones, so lossless ratios here are a lower bound.
 """
@@ -27,8 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Context, log, mp3_dataset, run_child, wavlm_base_random
+from mrnet.extract.config import ExtractConfig
 
 BYTES_13_F16 = 50 * 13 * 768 * 2
+CHUNK = int(ExtractConfig.__dataclass_fields__["chunk_frames"].default)  # inner chunk frames: mrnet-extract's default
 
 
 def disk_speed(folder: Path, mb: int, repeat: int = 2) -> dict:
@@ -66,7 +67,7 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
 
     root = folder / f"w-{len(layers)}-{dtype}-{codec}.zarr"
     prov = Provenance(feature="wavlm", layers=layers, dim=768, frame_rate=50.0, channels=1, dtype=dtype,
-                      extraction={"chunk_frames": 100, "codec": codec})
+                      extraction={"chunk_frames": CHUNK, "codec": codec})
     data = [np.ascontiguousarray(f[:, layers].astype(dtype)) for f in feats]
     writer = StoreWriter.open(Location.parse(root), prov, overwrite=True)
     _fsync_tree(root)
@@ -86,38 +87,25 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
             "absorbs_audio_s_per_s": audio / durable}
 
 
-def shipped_vs_proposed(folder: Path, feats: list[np.ndarray], repeat: int) -> dict:
-    """``write_track`` per track, shipped against ``write_empty_chunks=True``, alternating, best of ``repeat``."""
+def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> dict:
+    """``write_track`` per track into the page cache (13 layers, float16, codec none), best of ``repeat``."""
     from mrnet.store import Location, Provenance, StoreWriter
-    from mrnet.store import writer as writer_module
 
     prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
-                      extraction={"chunk_frames": 100, "codec": "none"})
+                      extraction={"chunk_frames": CHUNK, "codec": "none"})
     data = [np.ascontiguousarray(f.astype("float16")) for f in feats]
-    shipped_zarr = writer_module.zarr
-    from benchmarks import proposals
-
-    proposals.write_empty_chunks()
-    proposed_zarr = writer_module.zarr
-    out = {"shipped": [], "proposed": []}
-    try:
-        for _ in range(repeat):
-            for name, module in (("shipped", shipped_zarr), ("proposed", proposed_zarr)):
-                writer_module.zarr = module
-                root = folder / f"wt-{name}.zarr"
-                w = StoreWriter.open(Location.parse(root), prov, overwrite=True)
-                began = time.perf_counter()
-                for i, x in enumerate(data):
-                    w.write_track(f"t{i:03d}", x)
-                out[name].append((time.perf_counter() - began) / len(data))
-                shutil.rmtree(root)
-    finally:
-        writer_module.zarr = shipped_zarr
-    frames = np.mean([x.shape[2] for x in data])
-    res = {k: {"ms_per_track": 1e3 * min(v), "rounds_ms": [1e3 * t for t in v], "audio_s_per_s": frames / 50.0 / min(v)} for k, v in out.items()}
-    res["speedup"] = min(out["shipped"]) / min(out["proposed"])
-    res["track_seconds"] = frames / 50.0
-    return res
+    rounds = []
+    for _ in range(repeat):
+        root = folder / "wt.zarr"
+        w = StoreWriter.open(Location.parse(root), prov, overwrite=True)
+        began = time.perf_counter()
+        for i, x in enumerate(data):
+            w.write_track(f"t{i:03d}", x)
+        rounds.append((time.perf_counter() - began) / len(data))
+        shutil.rmtree(root)
+    frames = float(np.mean([x.shape[2] for x in data]))
+    return {"ms_per_track": 1e3 * min(rounds), "rounds_ms": [1e3 * t for t in rounds], "audio_s_per_s": frames / 50.0 / min(rounds),
+            "track_seconds": frames / 50.0}
 
 
 def lossy_errors(feats: list[np.ndarray]) -> dict:
@@ -162,8 +150,8 @@ def run(ctx: Context) -> dict:
         r["vs_disk"] = r["disk_MBps"] / disk["MBps"]
     log("  options: " + ", ".join(f"{k[0]}L {k[1]} {k[2]} {r['bytes_per_audio_s'] / 1e3:.0f} kB/s {r['durable_MBps']:.0f} MB/s"
                                   for k, r in rows.items()))
-    cmp = shipped_vs_proposed(folder, feats, repeat=5)
-    log(f"  write_track: shipped {cmp['shipped']['ms_per_track']:.0f} ms, proposed {cmp['proposed']['ms_per_track']:.0f} ms per track")
+    cmp = write_track_timing(folder, feats, repeat=5)
+    log(f"  write_track: {cmp['ms_per_track']:.0f} ms per track")
     disk_again = disk_speed(folder, p.disk_test_mb, repeat=1)
     shutil.rmtree(folder, ignore_errors=True)
     return {
