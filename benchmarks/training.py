@@ -93,21 +93,10 @@ def _model_and_opt(store, cfg, device):
 
 
 def _step(model, optimizer, weights, x, y, device, bf16: bool) -> float:
-    """One training step, the body of ``fit``'s loop."""
-    import torch.nn.functional as F
+    """One training step, exactly ``fit``'s (``mrnet.train.loop.train_step``)."""
+    from mrnet.train.loop import train_step
 
-    from mrnet.train.evaluate import autocast
-
-    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-    with autocast(device, bf16):
-        logits = model(x)
-    loss = F.cross_entropy(logits.float(), y, weight=weights)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    value = loss.item()
-    int((logits.argmax(1) == y).sum())
-    return value
+    return train_step(model, optimizer, weights, x, y, device, bf16)[0]
 
 
 def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, distinct: int = 4) -> dict:

@@ -160,6 +160,18 @@ def check_same_store(run: RunFolder, store: FeatureStore) -> None:
                         + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
 
 
+def train_step(model, optimizer, weights, x, y, device, bf16: bool) -> tuple[float, int]:
+    """One optimisation step on a batch: (class-weighted loss, correct predictions)."""
+    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    with autocast(device, bf16):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, weight=weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), int((logits.argmax(1) == y).sum())
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -221,17 +233,11 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
                 model.train()
                 batches = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch, skip=state["step"])
                 for x, y in _loader(train_set, batches, cfg, device, seed=epoch):
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with autocast(device, bf16):
-                        logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y, weight=weights)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    value, correct = train_step(model, optimizer, weights, x, y, device, bf16)
                     state["step"] += 1
-                    value, sums = loss.item(), state["sums"]
+                    sums = state["sums"]
                     sums[0] += value * len(y)
-                    sums[1] += int((logits.argmax(1) == y).sum())
+                    sums[1] += correct
                     sums[2] += len(y)
                     reporter.batch(epoch=epoch, step=state["step"], steps=steps, loss=value)
                     if ctrl_c() or (should_stop and should_stop(epoch, state["step"])):
