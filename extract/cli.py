@@ -13,39 +13,29 @@ from rich.table import Table
 
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.datasets import DATASET_NAMES
+from mrnet.extract.engines import PRECISIONS
 from mrnet.store.errors import UserError, report_user_errors
+from mrnet.store.format import CODECS, DTYPES, FEATURE_KINDS
 from mrnet.store.location import storage_options_from_json
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
-Dataset = Enum("Dataset", {n: n for n in DATASET_NAMES}, type=str)
 
 
-class Features(str, Enum):
-    wavlm = "wavlm"
-    mel = "mel"
+def choices(name: str, values) -> type[Enum]:
+    """A ``str`` Enum of option values, from the tuple the library declares them in (one source of truth)."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Dataset = choices("Dataset", DATASET_NAMES)
+Features = choices("Features", FEATURE_KINDS)
+DType = choices("DType", DTYPES)
+Codec = choices("Codec", CODECS)
+Precision = choices("Precision", PRECISIONS)
 
 
 class Channels(str, Enum):
     mono = "mono"
     stereo = "stereo"
-
-
-class DType(str, Enum):
-    float16 = "float16"
-    float32 = "float32"
-
-
-class Codec(str, Enum):
-    none = "none"
-    zstd = "zstd"
-    blosc = "blosc"
-
-
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
 
 
 def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
@@ -77,7 +67,7 @@ def extract(
     model: Annotated[str, typer.Option(help="WavLM hub name or local directory.")] = "microsoft/wavlm-base",
     revision: Annotated[Optional[str], typer.Option(help="Hub revision (commit, tag or branch) of --model.")] = None,
     layers: Annotated[Optional[str], typer.Option(help="Hidden states to store, e.g. 0-12 (all, default) or 0,6,12.")] = None,
-    dtype: Annotated[DType, typer.Option(help="Stored precision.")] = DType.float16,
+    dtype: Annotated[DType, typer.Option(help="Stored precision.")] = DType["float16"],
     channels: Annotated[Channels, typer.Option(help="mono (downmix) or stereo (each channel separately; mono duplicated).")] = Channels.mono,
     gpus: Annotated[Optional[str], typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.")] = None,
     workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).")] = 0,
@@ -85,9 +75,9 @@ def extract(
     threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Equal-length windows per forward pass.")] = 8,
     window_seconds: Annotated[float, typer.Option(help="Tracks longer than this are cut into windows of this length.")] = 40.0,
-    precision: Annotated[Precision, typer.Option(help="Model precision: auto = bf16 on GPU, fp32 on CPU.")] = Precision.auto,
+    precision: Annotated[Precision, typer.Option(help="Model precision: auto = bf16 on GPU, fp32 on CPU.")] = Precision["auto"],
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="Normalise each window to zero mean, unit variance [default: as the model's preprocessor says].")] = None,
-    codec: Annotated[Codec, typer.Option(help="Chunk compression (see docs/store.md).")] = Codec.none,
+    codec: Annotated[Codec, typer.Option(help="Chunk compression (see docs/store.md).")] = Codec["none"],
     chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (see docs/store.md).")] = 150,
     unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).")] = 16,
     labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path,genre[,artist,split,fold].")] = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mrnet.extract.engines import DEFAULT_MODEL
 from mrnet.store.errors import UserError
-from mrnet.store.format import CODECS, DTYPES
+from mrnet.store.format import CODECS, DTYPES, FEATURE_KINDS
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class ExtractConfig:
     storage_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.features not in ("wavlm", "mel"):
-            raise UserError(f"--features {self.features!r}: choose wavlm or mel")
+        if self.features not in FEATURE_KINDS:
+            raise UserError(f"--features {self.features!r}: choose one of {', '.join(FEATURE_KINDS)}")
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.codec not in CODECS:

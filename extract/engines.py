@@ -19,6 +19,7 @@ from mrnet.extract.windows import Geometry, run_windowed
 from mrnet.store.errors import UserError
 
 DEFAULT_MODEL = "microsoft/wavlm-base"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # model precision: auto = bf16 on GPU, fp32 on CPU
 MEL = {"sample_rate": 16000, "n_fft": 512, "win_length": 512, "hop_length": 256, "n_mels": 48, "log": "10*log10(max(power, 1e-10))"}
 
 
@@ -154,7 +155,7 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
-    raise UserError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
+    raise UserError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
 
 
 def _preprocessor_normalizes(model: str, revision: str | None) -> bool:
