@@ -362,15 +362,17 @@ def flat(growth: float | None) -> str:
 
 def loader_rate_text(t: dict) -> str:
     r = t.get("loader_rate")
-    if not r:
+    if not r or "apply_ms_per_crop" not in r:
         return ""
-    return (f"**How fast the loader can feed a GPU (T1).** One DataLoader worker produces {f(r['augment'], 0)} crops/s with the "
-            f"default augmentation and {f(r['no_augment'], 0)} without it: drawing the Gaussian feature noise "
-            f"(`rng.standard_normal` over the whole 13 x 300 x 768 crop) takes {f(r['noise_ms_per_crop'], 1)} ms of the "
-            f"{f(1e3 / r['augment'], 1)} ms a crop costs. With the default {r['workers']} workers that is at most "
-            f"{f(r['paper_batch_max_steps_per_s'])} steps/s at the paper's batch of 48, so any GPU step shorter than "
-            f"{f(1 / r['paper_batch_max_steps_per_s'])} s would wait for data (measured on this machine's cores; a GPU machine "
-            "measures its own). See T1 below.")
+    where = "on this CPU" if r["apply_device"] == "cpu" else "on the GPU"
+    return (f"**How fast the loader can feed a GPU (T1, applied).** One DataLoader worker produces {f(r['augment'], 0)} crops/s "
+            f"(the store read plus the augmentation draw; {f(r['no_augment'], 0)} without the draw). With the default "
+            f"{r['workers']} workers that is at most {f(r['paper_batch_max_steps_per_s'], 1)} steps/s at the paper's batch of 48, "
+            f"i.e. a GPU step would have to be shorter than {f(1e3 / r['paper_batch_max_steps_per_s'], 0)} ms to wait for data "
+            "(measured on this machine's cores; a GPU machine measures its own). The augmentation's arithmetic (noise over "
+            f"every element, masks) runs inside the training step on the model's device: `Augment.apply` costs "
+            f"{f(r['apply_ms_per_crop'], 1)} ms per crop {where} ({r['apply_threads']} threads), part of the step time in both "
+            "columns above. See T1 below for the before and after.")
 
 
 def memory_section(res: dict) -> str:
@@ -421,7 +423,9 @@ functions), `tests/store`, `tests/extract/test_engines.py` (batched equals one t
 **Before and after.** L2, W1 and D1 were measured side by side with the code as it was (commit
 c7ee780; that run is kept in `{history}`), then applied (commit cc501f5); the figures above are
 measured on the code with them. Before = the code as it was, side by side = the proposal in the same
-run as "before", after = this page's run:
+run as "before", after = this page's run. T1 changes what a sample is (where its noise is drawn), so
+it has no side-by-side column: its "before" is the run kept in `benchmarks/results/history/` from the
+code before it (commit b17b587).
 
 {before_after}
 
@@ -519,19 +523,25 @@ features never have.
   cores are already busy with the two unit threads). The GPU profile measures it in its ceiling runs,
   where decoding one track after another in each unit caps the pipeline at about two decoding threads.
 
-**T1, the training loader's augmentation (for `train/`; not applied, owner's call).** Per crop,
-`CropDataset` reads the store in well under a millisecond (figure 4) but `Augment` spends ~30 ms
-drawing float32 Gaussian noise for every element of the crop (figure 5 has the numbers). On a CPU
-this only takes a share of the cores (the in-memory/loader step ratio above); on a GPU it bounds the
-steps per second at workers x crops/s / batch. Options, cheapest first: raise `num_workers` on GPU
-machines (e.g. the cores available, not 2); draw the noise on the GPU in the training step (seeded per
-sample from `(seed, epoch, index)` to keep resumes exact); or draw it at lower resolution (e.g. one
-value per frame and feature, shared by the layers), which changes the augmentation and needs the
-model owner's agreement. The GPU run's figure 5 ratio says whether the default starves the device.
+**T1, the training loader's augmentation (`train/data.py`, `train/loop.py`; applied).** Per crop,
+`CropDataset` read the store in well under a millisecond (figure 4) but `Augment` then spent ~30 ms
+drawing float32 Gaussian noise for every element of the crop with NumPy: one worker made 32 crops/s,
+and the default 2 workers capped the paper's batch of 48 at 1.3 steps/s, whatever the GPU. `Augment`
+now works in two halves: the loader draws each sample's few random choices (noise on/off, its mean,
+std and seed, the mask spans) from the sample's own `(seed, epoch, index)` generator, and ships the
+crop as stored (float16, half the bytes through the worker queue and the pinned copy);
+`loop.train_step` converts to float32 on the device and applies the batch's augmentation there, each
+sample's noise from a generator seeded with its own draw. The distribution is the same (noise mean in
+[-0.03, 0.03], std in [0.05, 0.1], scaled per feature; masks filled with the crop's mean), a sample is
+augmented the same in any batch, and resumed runs stay exact (`tests/train/test_data.py`,
+`tests/train/test_loop.py`). On a CPU-only run the arithmetic moves from the loader workers into the
+step (torch's generator is about twice as fast as NumPy's here); on a GPU it costs a fraction of a
+millisecond per crop. {t1}
 """
 
 
 HISTORY = RESULTS / "history" / "amd-epyc-2c-2026-11-22-before-fixes.json"
+HISTORY_T1 = RESULTS / "history" / "amd-epyc-2c-2026-11-22-before-T1.json"
 
 
 def findings(cpu: dict | None) -> str:
@@ -562,8 +572,18 @@ def findings(cpu: dict | None) -> str:
               f"1 layer {f(lo0['layers_1']['efficiency']['store'])} → {f(lo0['layers_1']['efficiency']['proposed'])}, side by side")
         w1 = (f"{f(wt0['shipped']['ms_per_track'], 1)} → {f(wt0['proposed']['ms_per_track'], 1)} ms per {f(wt0['track_seconds'], 0)} s track, "
               f"{f(wt0['speedup'])}x, side by side")
+    t1 = ""
+    tr0 = fig(json.loads(HISTORY_T1.read_text()), "training") if HISTORY_T1.exists() else None
+    tr1 = fig(cpu, "training") if cpu else None
+    if tr0 and tr1 and "apply_ms_per_crop" in tr1.get("loader_rate", {}):
+        r0, r1 = tr0["loader_rate"], tr1["loader_rate"]
+        rows.append(["T1: crops/s one loader worker produces (default augmentation)", f(r0["augment"], 0), "–", f(r1["augment"], 0)])
+        rows.append(["T1: most steps/s 2 workers feed at batch 48", f(r0["paper_batch_max_steps_per_s"], 2), "–",
+                     f(r1["paper_batch_max_steps_per_s"], 1)])
+        t1 = (f"Measured: one worker {f(r0['augment'], 0)} → {f(r1['augment'], 0)} crops/s (`{HISTORY_T1.relative_to(REPO)}` "
+              "holds the run before).")
     table_text = table(["what", "before", "side by side", "after"], rows) if rows else "_The before-fixes run is not in benchmarks/results/history/._"
-    return FINDINGS.format(w1=w1, l2=l2, before_after=table_text,
+    return FINDINGS.format(w1=w1, l2=l2, t1=t1, before_after=table_text,
                            history=HISTORY.relative_to(REPO) if HISTORY.exists() else "benchmarks/results/history/")
 
 

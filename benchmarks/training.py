@@ -14,8 +14,9 @@ CUDA) at the same batch size on the same kind of input, ``(B, 1, 13, ~300, 768)`
   extraction) to get the 13 hidden states, then the same MRNet step.
 
 Also measured: how many crops per second one DataLoader worker produces (``CropDataset`` items,
-augmentation on and off, in this process). Workers x that rate / batch is the most steps per second
-the loader can feed, whatever the GPU.
+augmentation drawn and not, in this process; workers x that rate / batch is the most steps per second
+the loader can feed, whatever the GPU), and what ``Augment.apply`` costs per crop on the training
+device, where it runs inside the step.
 
 The first ``train_warmup`` steps of each are dropped (worker start-up, allocator, autotuning); time per
 epoch is steps per epoch x the median step time. Stopping after a few steps uses the loop's own
@@ -92,11 +93,11 @@ def _model_and_opt(store, cfg, device):
     return model, weights, optimizer, splits, positions, len(genres)
 
 
-def _step(model, optimizer, weights, x, y, device, bf16: bool) -> float:
+def _step(model, optimizer, weights, x, y, device, bf16: bool, augment=None, plan=None) -> float:
     """One training step, exactly ``fit``'s (``mrnet.train.loop.train_step``)."""
     from mrnet.train.loop import train_step
 
-    return train_step(model, optimizer, weights, x, y, device, bf16)[0]
+    return train_step(model, optimizer, weights, x, y, device, bf16, augment, plan)[0]
 
 
 def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, distinct: int = 4) -> dict:
@@ -116,15 +117,15 @@ def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, d
     order = list(EpochBatches(len(data), cfg.batch_size, seed=cfg.seed, epoch=0))[:distinct]
     ready = []
     for items in order:
-        x, y = collate([data[i] for i in items])
-        ready.append((x.pin_memory(), y.pin_memory()) if dev.type == "cuda" else (x, y))
+        x, y, plan = collate([data[i] for i in items])
+        ready.append((x.pin_memory(), y.pin_memory(), plan) if dev.type == "cuda" else (x, y, plan))
     model.train()
     bf16 = cfg.bf16 and dev.type == "cuda"
     times = []
     for k in range(warmup + steps):
-        x, y = ready[k % len(ready)]
+        x, y, plan = ready[k % len(ready)]
         began = time.perf_counter()
-        _step(model, optimizer, weights, x, y, dev, bf16)
+        _step(model, optimizer, weights, x, y, dev, bf16, augment, plan)
         times.append(time.perf_counter() - began)
     return {"step_s": times[warmup:], "device": dev.type, "torch_threads": torch.get_num_threads()}
 
@@ -172,13 +173,15 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
             "precision": eng.describe()["extraction"]["precision"], "torch_threads": torch.get_num_threads()}
 
 
-def loader_rate(store: str, passes: int = 3) -> dict:
-    """Crops per second one DataLoader worker can produce: ``CropDataset`` items (store read, float32,
-    augmentation) in this process, with and without the augmentation; best of ``passes``."""
-    import numpy as np
+def loader_rate(store: str, device: str, batch: int, passes: int = 3) -> dict:
+    """Crops per second one DataLoader worker can produce (``CropDataset`` items: store read plus the
+    augmentation draw, and without the draw), best of ``passes``; and the milliseconds per crop that
+    ``Augment.apply`` adds to a training step on ``device`` (a batch of ``batch`` crops)."""
+    import torch
 
     from mrnet.store.reader import FeatureStore
-    from mrnet.train.data import Augment, CropDataset, split_tracks
+    from mrnet.train.data import Augment, CropDataset, collate, split_tracks
+    from mrnet.train.loop import pick_device
 
     st = FeatureStore.open(store)
     train = split_tracks(st.tracks).train
@@ -196,12 +199,21 @@ def loader_rate(store: str, passes: int = 3) -> dict:
                 ds[(p + 1, i)]
             rates.append(len(ds) / (time.perf_counter() - began))
         out[name] = max(rates)
-    x = np.asarray(st.read(train["key"][0], 0, crop), dtype=np.float32)
-    rng = np.random.default_rng(0)
-    began = time.perf_counter()
-    for _ in range(20):
-        rng.standard_normal(x.shape, dtype=np.float32)
-    out["noise_ms_per_crop"] = (time.perf_counter() - began) / 20 * 1e3
+    dev = pick_device(device)
+    aug = Augment(noise_p=1.0)  # every crop noised: the most a step can pay
+    ds = CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
+    x, _, plan = collate([ds[(0, i % len(ds))] for i in range(batch)])
+    x = x.to(dev).float()
+    times = []
+    for _ in range(passes + 1):
+        began = time.perf_counter()
+        aug.apply(x, plan)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    out["apply_ms_per_crop"] = min(times[1:]) / batch * 1e3
+    out["apply_device"] = dev.type
+    out["apply_threads"] = torch.get_num_threads()
     return out
 
 
@@ -232,9 +244,10 @@ def run(ctx: Context) -> dict:
                                               {**common, "audio_root": str(audio), "model": wavlm_base_random()}))
         log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
     runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
-    rate = loader_rate(str(store))
+    rate = run_child("benchmarks.training:loader_rate", {"store": str(store), "device": p.device, "batch": p.train_batch})
     workers = runs["store"]["num_workers"]
-    log(f"  one loader worker: {rate['augment']:.0f} crops/s with augmentation, {rate['no_augment']:.0f} without")
+    log(f"  one loader worker: {rate['augment']:.0f} crops/s with the augmentation draw, {rate['no_augment']:.0f} without; "
+        f"Augment.apply {rate['apply_ms_per_crop']:.1f} ms per crop on {rate['apply_device']}")
     step = {k: median(v["step_s"]) for k, v in runs.items()}
     return {
         "model": "MRNet, paper preset (C = 512, embedding 128), 13 layers x 768 in, 3 classes",

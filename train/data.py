@@ -121,9 +121,15 @@ def tile_frames(x: np.ndarray, frames: int) -> np.ndarray:
     return np.take(x, np.arange(frames) % x.shape[2], axis=2)
 
 
+def _span(rng: np.random.Generator, size: int, frac: float) -> tuple[int, int]:
+    """``(start, width)`` of one mask: width uniform in ``[0, frac * size]``, start anywhere it fits."""
+    width = int(rng.integers(0, int(frac * size) + 1))
+    return int(rng.integers(0, size - width + 1)), width
+
+
 @dataclass(frozen=True)
 class Augment:
-    """Feature-domain augmentation of one crop ``(channels, layers, T, dim)``.
+    """Feature-domain augmentation of a batch of crops ``(B, channels, layers, T, dim)``.
 
     - Gaussian noise with probability ``noise_p``: mean drawn in [-0.03, 0.03] and std in [0.05, 0.1]
       (the authors' waveform-noise ranges), scaled by each feature's std over the crop.
@@ -131,9 +137,20 @@ class Augment:
       the given fraction of the axis, filled with the crop's per-feature mean (which the model's
       instance normalisation maps to about zero).
 
-    >>> x = np.random.default_rng(0).normal(size=(1, 2, 50, 8)).astype(np.float32)
-    >>> Augment()(x, np.random.default_rng(1)).shape
-    (1, 2, 50, 8)
+    It runs in two halves. ``draw`` picks one sample's random choices in the loader (a few numbers,
+    from the sample's own generator); ``apply`` does the arithmetic on the whole batch where the model
+    runs, after the copy to the GPU. Drawing noise for every element of a crop costs a CPU ~15-30 ms
+    (13 x 300 x 768 values), which would cap a loader worker at ~30 crops/s and starve a GPU; on the
+    GPU it is free. Each sample's noise comes from a generator seeded by its own draw, so a batch is
+    the same whatever the worker count or the order it was loaded in, and a resumed run stays exact
+    (on the same device: CPU and CUDA generators give different streams).
+
+    >>> aug = Augment(noise_p=1.0)
+    >>> plans = [aug.draw(np.random.default_rng(i), frames=50, dim=8) for i in range(2)]
+    >>> x = torch.randn(2, 1, 3, 50, 8)
+    >>> out = aug.apply(x, stack_plans(plans))
+    >>> out.shape, bool(torch.equal(out, aug.apply(x, stack_plans(plans)))), bool(torch.equal(out, x))
+    (torch.Size([2, 1, 3, 50, 8]), True, False)
     """
 
     noise_p: float = 0.7
@@ -142,23 +159,50 @@ class Augment:
     feature_masks: int = 2
     feature_mask_frac: float = 0.1
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = x.astype(np.float32, copy=True)
-        mean = x.mean(axis=2, keepdims=True)  # (C, L, 1, D)
-        if rng.random() < self.noise_p:
-            std = x.std(axis=2, keepdims=True)  # (C, L, 1, D)
-            mu, sigma = rng.uniform(-0.03, 0.03), rng.uniform(0.05, 0.1)
-            x += (mu + sigma * rng.standard_normal(x.shape, dtype=np.float32)) * std
-        T, D = x.shape[2], x.shape[3]
-        for _ in range(self.time_masks):
-            width = int(rng.integers(0, int(self.time_mask_frac * T) + 1))
-            start = int(rng.integers(0, T - width + 1))
-            x[:, :, start : start + width, :] = mean
-        for _ in range(self.feature_masks):
-            width = int(rng.integers(0, int(self.feature_mask_frac * D) + 1))
-            start = int(rng.integers(0, D - width + 1))
-            x[..., start : start + width] = np.broadcast_to(mean[..., start : start + width], x[..., start : start + width].shape)
-        return x
+    def draw(self, rng: np.random.Generator, *, frames: int, dim: int) -> dict[str, np.ndarray]:
+        """One sample's random choices: whether and how much noise, its seed, and the mask spans."""
+        noise = rng.random() < self.noise_p
+        mu, sigma = rng.uniform(-0.03, 0.03), rng.uniform(0.05, 0.1)
+        seed = int(rng.integers(0, 2**62))
+        time = [_span(rng, frames, self.time_mask_frac) for _ in range(self.time_masks)]
+        feature = [_span(rng, dim, self.feature_mask_frac) for _ in range(self.feature_masks)]
+        return {
+            "noise": np.array(noise), "mu": np.array(mu, dtype=np.float32), "sigma": np.array(sigma, dtype=np.float32),
+            "seed": np.array(seed, dtype=np.int64),
+            "time": np.array(time, dtype=np.int64).reshape(-1, 2), "feature": np.array(feature, dtype=np.int64).reshape(-1, 2),
+        }
+
+    def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch ``x`` (float, on any device) augmented as ``plan`` (``stack_plans`` of the draws,
+        on the CPU) says; returns a new tensor and leaves ``x`` as it was."""
+        mean = x.mean(dim=3, keepdim=True)  # (B, C, L, 1, D), before the noise
+        noisy = [b for b, on in enumerate(plan["noise"].tolist()) if on]
+        if noisy:
+            std = (x - mean).square_().mean(dim=3, keepdim=True).sqrt_()  # 5x faster than x.std over a middle axis
+            x = x.clone()
+            for b in noisy:
+                g = torch.Generator(device=x.device).manual_seed(int(plan["seed"][b]))
+                z = torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
+                x[b] += z.mul_(float(plan["sigma"][b])).add_(float(plan["mu"][b])).mul_(std[b])
+        masked = (_spans_mask(plan["time"], x.shape[3])[:, None, None, :, None]
+                  | _spans_mask(plan["feature"], x.shape[4])[:, None, None, None, :])
+        return torch.where(masked.to(x.device, non_blocking=True), mean, x)
+
+
+def _spans_mask(spans: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, size)`` bool: inside any of each sample's ``(start, width)`` spans ``(B, M, 2)``.
+
+    >>> _spans_mask(torch.tensor([[[1, 2], [4, 0]]]), 6).int().tolist()
+    [[0, 1, 1, 0, 0, 0]]
+    """
+    at = torch.arange(size)
+    start, width = spans[..., :1], spans[..., 1:]
+    return ((at >= start) & (at < start + width)).any(dim=1)
+
+
+def stack_plans(plans: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Per-sample ``Augment.draw`` results as one batch of tensors."""
+    return {k: torch.from_numpy(np.stack([p[k] for p in plans])) for k in plans[0]}
 
 
 class _StoreTracks(Dataset):
@@ -189,15 +233,17 @@ class _StoreTracks(Dataset):
 class CropDataset(_StoreTracks):
     """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs.
 
-    A track shorter than the crop is read whole and repeated to fill it. Returns ``(features float32
-    (channels, layers, crop, dim), label)``.
+    A track shorter than the crop is read whole and repeated to fill it. Returns ``(features
+    (channels, layers, crop, dim) in the store's dtype, label, augmentation plan or None)``: the crop
+    travels as stored (float16 by default, half the bytes of float32 through the worker queue and the
+    copy to the GPU) and becomes float32, augmented, where the model runs (``loop.train_step``).
     """
 
     def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int, augment: Augment | None = None):
         super().__init__(location, tracks, layers)
         self.crop, self.seed, self.augment = crop, seed, augment
 
-    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
         epoch, i = item if isinstance(item, tuple) else (0, item)
         rng = np.random.default_rng((self.seed, epoch, i))
         n = self.frames[i]
@@ -206,15 +252,15 @@ class CropDataset(_StoreTracks):
             x = self.store.read(self.keys[i], start, start + self.crop, self.layers)
         else:
             x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)
-        x = self.augment(x, rng) if self.augment is not None else np.asarray(x, dtype=np.float32)
-        return x, self.labels[i]
+        plan = self.augment.draw(rng, frames=x.shape[2], dim=x.shape[3]) if self.augment is not None else None
+        return x, self.labels[i], plan
 
 
 class TrackDataset(_StoreTracks):
-    """Whole tracks for evaluation: ``(features float32 (channels, layers, T, dim), label)``."""
+    """Whole tracks for evaluation: ``(features (channels, layers, T, dim) in the store's dtype, label)``."""
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return np.asarray(self.store.read(self.keys[i], 0, self.frames[i], self.layers), dtype=np.float32), self.labels[i]
+        return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
 
 
 # --- batching -----------------------------------------------------------------------------------
@@ -262,11 +308,15 @@ def length_batches(frames: Sequence[int], batch_size: int) -> list[list[int]]:
     return [group[s : s + batch_size] for n in sorted(by_length) for group in [by_length[n]] for s in range(0, len(group), batch_size)]
 
 
-def collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack ``(features, label)`` pairs into ``(B, channels, layers, T, dim)`` and ``(B,)``."""
+def collate(items: list[tuple]) -> tuple:
+    """Stack ``(features, label)`` items into ``(B, channels, layers, T, dim)`` and ``(B,)``; training
+    items ``(features, label, plan)`` also give the batch's augmentation plan (``None`` without one)."""
     x = torch.from_numpy(np.stack([it[0] for it in items]))
     y = torch.tensor([it[1] for it in items], dtype=torch.long)
-    return x, y
+    if len(items[0]) == 2:
+        return x, y
+    plans = [it[2] for it in items]
+    return x, y, (stack_plans(plans) if plans[0] is not None else None)
 
 
 def worker_init(_: int) -> None:

@@ -80,7 +80,7 @@ def evaluate(
     for x, y in batches:
         if stop is not None and stop():
             raise Stopped
-        x, y = x.to(device, non_blocking=True), y.to(device)
+        x, y = x.to(device, non_blocking=True).float(), y.to(device)
         with autocast(device, bf16):
             logits = model(x)
         logits = logits.float()

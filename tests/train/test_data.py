@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from mrnet.store import FeatureStore, Location, UserError
 from mrnet.manifests.schema import class_weights
 from mrnet.train.data import (Augment, CropDataset, EpochBatches, TrackDataset, collate, fold_roles, length_batches,
-                              split_tracks, worker_init)
+                              split_tracks, stack_plans, worker_init)
+from mrnet.train.loop import train_step
 from tests.helpers import make_store
 
 
@@ -40,9 +41,9 @@ def dataset(store_path, crop, layers=(0,), split="train", **kw):
 
 def test_crops_have_the_crop_shape_and_read_only_the_crop(wavlm_store, recording):
     ds, tracks = dataset(wavlm_store, crop=100, layers=[0, 2])
-    x, label = ds[(3, 5)]
-    assert x.shape == (1, 2, 100, 16) and x.dtype == np.float32
-    assert label == tracks["label"][5]
+    x, label, plan = ds[(3, 5)]
+    assert x.shape == (1, 2, 100, 16) and x.dtype == np.float16  # as stored: float32 only on the device
+    assert label == tracks["label"][5] and plan is None
     (key, start, stop, layers), = recording
     assert key == tracks["key"][5] and stop - start == 100 and 0 <= start and stop <= tracks["frames"][5]
     assert layers == [0, 2]  # only the layers the model uses
@@ -50,10 +51,10 @@ def test_crops_have_the_crop_shape_and_read_only_the_crop(wavlm_store, recording
 
 def test_crop_matches_the_stored_frames(wavlm_store, recording):
     ds, tracks = dataset(wavlm_store, crop=50, layers=[1])
-    x, _ = ds[(0, 2)]
+    x = ds[(0, 2)][0]
     _, start, stop, _ = recording[0]
     whole = FeatureStore.open(str(wavlm_store)).read(tracks["key"][2])
-    np.testing.assert_array_equal(x, whole[:, 1:2, start:stop].astype(np.float32))
+    np.testing.assert_array_equal(x, whole[:, 1:2, start:stop])
 
 
 def test_crops_are_a_function_of_seed_epoch_and_track(wavlm_store, recording):
@@ -67,7 +68,7 @@ def test_crops_are_a_function_of_seed_epoch_and_track(wavlm_store, recording):
 
 def test_a_track_shorter_than_the_crop_is_repeated_not_read_beyond(wavlm_store, recording):
     ds, tracks = dataset(wavlm_store, crop=1000)
-    x, _ = ds[(0, 0)]
+    x = ds[(0, 0)][0]
     n = tracks["frames"][0]
     assert recording == [(tracks["key"][0], 0, n, [0])]
     assert x.shape[2] == 1000
@@ -92,25 +93,88 @@ def test_a_worker_opens_its_own_store(wavlm_store):
     with_workers = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init))
     in_process = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))
     assert len(with_workers) == len(in_process) == 3
-    for (xa, ya), (xb, yb) in zip(with_workers, in_process):
+    for (xa, ya, _), (xb, yb, _) in zip(with_workers, in_process):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def augmented(ds, items):
+    """The float32 batch a training step sees for ``items`` (collated, augmented on the CPU)."""
+    x, _, plan = collate([ds[i] for i in items])
+    return ds.augment.apply(x.float(), plan)
 
 
 def test_augmentation_keeps_shape_changes_values_and_is_seeded(wavlm_store):
     ds, _ = dataset(wavlm_store, crop=80, augment=Augment(noise_p=1.0))
     plain, _ = dataset(wavlm_store, crop=80)
-    a, b, c = ds[(0, 1)][0], ds[(0, 1)][0], plain[(0, 1)][0]
-    assert a.shape == c.shape
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, c)
+    a, b = augmented(ds, [(0, 1)]), augmented(ds, [(0, 1)])
+    c = torch.from_numpy(plain[(0, 1)][0]).float()[None]
+    assert a.shape == c.shape and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_a_sample_is_augmented_the_same_whatever_batch_it_is_in(wavlm_store):
+    """Noise is seeded per sample, so batch composition and order (worker count, resume) change nothing."""
+    ds, _ = dataset(wavlm_store, crop=80, augment=Augment(noise_p=1.0))
+    alone = augmented(ds, [(0, 3)])[0]
+    mixed = augmented(ds, [(0, 5), (0, 3), (0, 1)])[1]
+    assert torch.equal(alone, mixed)
+    assert not torch.equal(augmented(ds, [(1, 3)])[0], alone)  # another epoch, another draw
+
+
+def test_augmentation_leaves_the_loaders_batch_untouched(wavlm_store):
+    ds, _ = dataset(wavlm_store, crop=80, augment=Augment(noise_p=1.0))
+    x, _, plan = collate([ds[(0, i)] for i in range(3)])
+    x32 = x.float()
+    before = x32.clone()
+    ds.augment.apply(x32, plan)
+    assert torch.equal(x32, before)  # an in-memory batch reused across steps stays the same
+
+
+def test_noise_scales_with_each_features_spread():
+    aug = Augment(noise_p=1.0, time_masks=0, feature_masks=0)
+    x = torch.randn(1, 1, 2, 4000, 3) * torch.tensor([0.1, 1.0, 10.0])
+    out = aug.apply(x, stack_plans([aug.draw(np.random.default_rng(0), frames=4000, dim=3)]))
+    ratio = (out - x).std(dim=3) / x.std(dim=3)  # noise std / feature std: sigma, the same for every feature
+    assert torch.allclose(ratio, ratio[..., :1].expand_as(ratio), rtol=0.1)
+    assert 0.04 < float(ratio.mean()) < 0.11
 
 
 def test_feature_mask_fills_with_the_crop_mean():
-    x = np.arange(2 * 10 * 4, dtype=np.float32).reshape(1, 2, 10, 4)
-    out = Augment(noise_p=0.0, time_masks=0, feature_masks=1, feature_mask_frac=1.0)(x, np.random.default_rng(1))
-    changed = np.where((out != x).any(axis=(0, 1, 2)))[0]
-    assert changed.tolist() == [1, 2, 3]  # seed 1 masks features 1..3
-    np.testing.assert_allclose(out[..., changed], np.broadcast_to(x.mean(axis=2, keepdims=True)[..., changed], out[..., changed].shape))
+    aug = Augment(noise_p=0.0, time_masks=0, feature_masks=1, feature_mask_frac=1.0)
+    x = torch.arange(2 * 10 * 4, dtype=torch.float32).reshape(1, 1, 2, 10, 4)
+    plan = stack_plans([aug.draw(np.random.default_rng(1), frames=10, dim=4)])
+    start, width = plan["feature"][0, 0].tolist()
+    out = aug.apply(x, plan)
+    changed = torch.where((out != x).any(dim=(0, 1, 2, 3)))[0].tolist()
+    assert width > 0 and changed == list(range(start, start + width))
+    mean = x.mean(dim=3, keepdim=True).expand_as(x)
+    assert torch.equal(out[..., changed], mean[..., changed])
+
+
+def test_time_masks_fill_whole_frames():
+    aug = Augment(noise_p=0.0, time_masks=2, time_mask_frac=0.3, feature_masks=0)
+    x = torch.randn(1, 2, 3, 40, 5)
+    plan = stack_plans([aug.draw(np.random.default_rng(4), frames=40, dim=5)])
+    out = aug.apply(x, plan)
+    frames = {t for s, w in plan["time"][0].tolist() for t in range(s, s + w)}
+    assert frames
+    changed = set(torch.where((out != x).any(dim=(0, 1, 2, 4)))[0].tolist())
+    assert changed == frames
+
+
+def test_train_step_takes_float16_batches_and_augments_on_its_device(wavlm_store):
+    """The loop's own step: a float16 batch from the loader, converted and augmented where the model runs."""
+    ds, _ = dataset(wavlm_store, crop=40, augment=Augment(noise_p=1.0))
+    x, y, plan = collate([ds[(0, i)] for i in range(4)])
+    assert x.dtype == torch.float16
+    seen = []
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 3))
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_step(model, opt, None, x, y % 3, torch.device("cpu"), False, ds.augment, plan)
+    assert seen[0].dtype == torch.float32
+    assert torch.equal(seen[0], ds.augment.apply(x.float(), plan))
 
 
 # --- splits ---------------------------------------------------------------------------------------
