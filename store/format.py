@@ -106,3 +106,19 @@ def track_key(track_id: str) -> str:
 def checksum(array: np.ndarray) -> str:
     """CRC-32 of the array's C-ordered bytes, as ``crc32:xxxxxxxx``."""
     return f"crc32:{zlib.crc32(np.ascontiguousarray(array).data) & 0xFFFFFFFF:08x}"
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """True when no value is inf or NaN. For float16 it tests the exponent bits (all ones = inf or NaN)
+    instead of ``np.isfinite``, which NumPy emulates for float16 at 7x the cost (a 30 s track's 13
+    layers: 25 ms against 3.5 ms, docs/performance.md W2).
+
+    >>> all_finite(np.array([1.0, 65504.0], dtype=np.float16)), all_finite(np.array([1.0, np.inf], dtype=np.float16))
+    (True, False)
+    >>> all_finite(np.array([0.0, np.nan], dtype=np.float16)), all_finite(np.array([-np.inf], dtype=np.float32))
+    (False, False)
+    """
+    if array.dtype == np.float16:
+        bits = np.ascontiguousarray(array).view(np.uint16)
+        return bits.size == 0 or int((bits & 0x7FFF).max()) < 0x7C00
+    return bool(np.isfinite(array).all())

@@ -19,8 +19,9 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store.errors import UserError
-from mrnet.store.format import CODECS, Provenance, checksum
+from mrnet.store.format import CODECS, Provenance, all_finite, checksum
 from mrnet.store.location import Location, parquet_bytes
+from mrnet.store.shardwrite import write_shard_array
 
 ROOT_ATTR = "mrnet"
 
@@ -78,9 +79,12 @@ class StoreWriter:
             raise ValueError(f"track {key}: no feature frames to write")
         with np.errstate(over="ignore"):  # overflow is reported below, per track
             data = np.ascontiguousarray(features, dtype=p.dtype)
-        if not np.isfinite(data).all():
+        if not all_finite(data):
             raise ValueError(f"track {key}: features are not finite in {p.dtype} (overflow or NaN); store them with --dtype float32")
         chunk = int(p.extraction.get("chunk_frames", 100))
+        if p.extraction.get("codec", "none") == "none":  # the fused write: same array, no Zarr codec pipeline (W2)
+            write_shard_array(self.location, f"features/{key}", data, chunk)
+            return checksum(data)
         padded = -(-data.shape[2] // chunk) * chunk
         zarr.create_array(
             self.location.zarr_store(),
