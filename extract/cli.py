@@ -73,6 +73,7 @@ def extract(
     workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).")] = 0,
     scheduler: Annotated[Optional[str], typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786 (dataset root and --out must be reachable from its workers).")] = None,
     threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.")] = 0,
+    io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).")] = 0,
     batch_size: Annotated[int, typer.Option(help="Equal-length windows per forward pass.")] = 8,
     window_seconds: Annotated[float, typer.Option(help="Tracks longer than this are cut into windows of this length.")] = 40.0,
     precision: Annotated[Precision, typer.Option(help="Model precision: auto = bf16 on GPU, fp32 on CPU.")] = Precision["auto"],
@@ -102,7 +103,7 @@ def extract(
         revision=revision, layers=parse_ints(layers, "--layers"), dtype=dtype.value, channels=1 if channels == Channels.mono else 2,
         batch_size=batch_size, window_seconds=window_seconds, precision=precision.value, normalize=normalize,
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),
-        workers=workers, threads=threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
+        workers=workers, threads=threads, io_threads=io_threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
         fold_files=tuple(fold_files or ()), limit=limit, overwrite=overwrite, retry_failed=retry_failed,
         storage_options=storage_options_from_json(storage_options),
     )

@@ -33,6 +33,7 @@ class ExtractConfig:
     workers: int = 0  # CPU workers on a local Dask cluster; 0 = in this process
     scheduler: str | None = None  # address of an existing Dask cluster (tcp://host:8786)
     threads: int = 0  # torch threads per worker; 0 = automatic. Equal counts give bitwise-equal features
+    io_threads: int = 0  # decoding and writing threads per worker process; 0 = its share of the cores
     labels: Path | None = None
     labeling: str | None = None
     folds: int = 10
@@ -53,6 +54,8 @@ class ExtractConfig:
             raise UserError(f"--codec {self.codec!r}: choose one of {', '.join(CODECS)}")
         if self.channels not in (1, 2):
             raise UserError("--channels: choose mono or stereo")
+        if self.io_threads < 0:
+            raise UserError(f"--io-threads must be 0 (automatic) or more, got {self.io_threads}")
         for name in ("batch_size", "unit_size", "chunk_frames"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")

@@ -10,6 +10,7 @@ no journal names.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,42 +86,96 @@ def worker_extractor(ctx: UnitContext) -> Extractor | None:
         return None
     key = json.dumps(ctx.config, sort_keys=True)
     with _EXTRACTOR_LOCK:
-        if ctx.config.get("threads"):
-            import torch
-
-            torch.set_num_threads(int(ctx.config["threads"]))
+        _set_torch_threads(int(ctx.config.get("threads") or 0))
         if key not in _EXTRACTORS:
             _EXTRACTORS[key] = Extractor.from_config(config_from_json(ctx.config))
         return _EXTRACTORS[key]
 
 
+_DEFAULT_THREADS: list[int] = []
+
+
+def _set_torch_threads(threads: int) -> None:
+    """Torch's intra-op threads for this run: ``threads``, or (0) the count torch chose at start-up.
+    Always set, so an earlier run in this process with ``--threads N`` does not leak into this one:
+    the thread count decides the order of float reductions, hence the features' last bits."""
+    import torch
+
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(torch.get_num_threads())
+    wanted = threads or _DEFAULT_THREADS[0]
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
 def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
-    """Extract, write and journal one unit. Per-track problems become failed rows; others raise."""
+    """Extract, write and journal one unit. Per-track problems become failed rows; others raise.
+
+    The unit's tracks are decoded, and their features written, on this process's I/O thread pool
+    (``io_pool``): libsndfile, libsoxr, NumPy and file writes release the GIL, so a unit's CPU work
+    spreads over the cores while the model works on another unit. Rows keep the unit's order.
+    """
     start = time.perf_counter()
     extractor = worker_extractor(ctx)
     writer = StoreWriter(Location.parse(ctx.store, ctx.storage_options or None), Provenance.from_json(ctx.provenance, where=ctx.store))
-    loaded = [_load(row, ctx, extractor) for row in unit.rows]
+    pool = io_pool(int(ctx.config.get("io_threads") or 0), processes=_local_processes(ctx.config))
+    loaded = list(pool.map(lambda row: _load(row, ctx, extractor), unit.rows))
     rows, seconds, written = [], 0.0, 0
     budget = int(ctx.config["batch_size"]) * float(ctx.config["window_seconds"]) * 2  # audio seconds in memory at once
     for group in _groups(loaded, budget, extractor):
         feats = _features(group, extractor)
-        for (row, data, info), result in zip(group, feats):
-            if isinstance(result, Exception):
-                rows.append(dict(row, status="failed", error=str(result), **info))
-                continue
-            try:
-                crc = writer.write_track(row["key"], result)
-            except ValueError as err:  # e.g. values that overflow the stored dtype
-                rows.append(dict(row, status="failed", error=str(err), **info))
-                continue
-            written += result.size * np.dtype(writer.provenance.dtype).itemsize
-            seconds += result.shape[2] / writer.provenance.frame_rate
-            rows.append(dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info))
+        writes = [pool.submit(_write, writer, row, result, info) for (row, _, info), result in zip(group, feats)]
+        for future in writes:
+            row = future.result()
+            rows.append(row)
+            if row["status"] == "done":
+                written += row.pop("_bytes")
+                seconds += row["frames"] / writer.provenance.frame_rate
     for row, data, info in loaded:
         if isinstance(data, Exception):
             rows.append(dict(row, status="failed", error=str(data), frames=None, checksum=None, **info))
     writer.commit_unit(unit.id, pl.DataFrame(rows, schema=TRACKS))
     return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
+
+
+def _write(writer: StoreWriter, row: dict, result, info: dict) -> dict:
+    """Write one track's features; its journal row (``_bytes``: bytes written, for the summary)."""
+    if isinstance(result, Exception):
+        return dict(row, status="failed", error=str(result), **info)
+    try:
+        crc = writer.write_track(row["key"], result)
+    except ValueError as err:  # e.g. values that overflow the stored dtype
+        return dict(row, status="failed", error=str(err), **info)
+    nbytes = result.size * np.dtype(writer.provenance.dtype).itemsize
+    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, _bytes=nbytes, **info)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def io_pool(threads: int = 0, *, processes: int = 1) -> ThreadPoolExecutor:
+    """This process's pool for decoding and writing, made once. ``threads`` 0: the cores this process
+    may use, shared among the ``processes`` extraction workers on this machine (at least 2)."""
+    if threads <= 0:
+        threads = max(2, available_cores() // max(1, processes))
+    with _EXTRACTOR_LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="mrnet-io")
+        return _POOLS[threads]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 2
+
+
+def _local_processes(config: dict) -> int:
+    """Extraction worker processes this run starts on this machine (a remote cluster's: 1 each)."""
+    if config.get("scheduler"):
+        return 1
+    return max(len(config.get("gpus") or ()), int(config.get("workers") or 0), 1)
 
 
 def _load(row: dict, ctx: UnitContext, extractor: Extractor | None):

@@ -75,6 +75,31 @@ def test_store_round_trip(tmp_path, folder, tiny_wavlm, features, dtype):
     assert summary.failed.height == 2 and summary.skipped == 0
 
 
+def test_a_threads_setting_does_not_leak_into_the_next_run_in_the_process(tmp_path, folder, tiny_wavlm):
+    """--threads N sets torch's process-wide thread count; a later run without it must get torch's own
+    count back, or its features differ in the last bits from the same run in a fresh process."""
+    common = dict(features="wavlm", model=tiny_wavlm, window_seconds=1.0)
+    run(config(tmp_path / "one", folder, threads=1, **common))
+    cfg = config(tmp_path / "auto", folder, **common)
+    run(cfg)
+    store = FeatureStore.open(cfg.store)
+    ex = Extractor.from_provenance(store.provenance)
+    for row in store.tracks.filter(pl.col("status") == "done").iter_rows(named=True):
+        assert np.array_equal(store.read(row["key"]), ex.features_for_file(folder / row["path"]).astype("float16")), row["path"]
+
+
+def test_decoding_and_writing_threads_change_nothing_in_the_store(tmp_path, folder, tiny_wavlm):
+    common = dict(features="wavlm", model=tiny_wavlm, window_seconds=1.0, unit_size=4)
+    stores = []
+    for io in (1, 4):
+        cfg = config(tmp_path / f"io{io}", folder, io_threads=io, **common)
+        run(cfg)
+        stores.append(FeatureStore.open(cfg.store))
+    a, b = (s.tracks.sort("track_id") for s in stores)
+    assert a.select("track_id", "status", "checksum", "frames").equals(b.select("track_id", "status", "checksum", "frames"))
+    assert a["status"].to_list().count("done") == 6
+
+
 def test_second_run_does_only_what_is_missing(tmp_path, folder):
     cfg = config(tmp_path, folder)
     run(cfg)
