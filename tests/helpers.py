@@ -24,11 +24,16 @@ def make_store(
     splits: bool = True,
     folds: int | None = None,
     separable: bool = True,
+    strength: float = 2.0,
     seed: int = 0,
 ) -> Path:
-    """Write a finished store of random features; ``separable`` shifts each genre's mean so a model can learn it.
+    """Write a finished store of random features; with ``separable`` a model can tell the genres apart.
 
-    Tracks get official splits (4:1:1 per genre) when ``splits``, else ``folds`` round-robin folds.
+    The signal must survive MRNet's instance normalisation (each feature scaled to zero mean and unit
+    variance over time), which removes any constant shift: each genre's band of features gets one
+    random time signal (``strength`` x standard normal) shared by every feature of the band, so
+    those features move together. Tracks get official splits (4:1:1 per genre) when ``splits``, else
+    ``folds`` round-robin folds.
     """
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
@@ -50,7 +55,8 @@ def make_store(
             n = int(rng.integers(frames[0], frames[1] + 1))
             x = rng.normal(size=(channels, layers, n, dim)).astype(np.float32)
             if separable:
-                x[..., g * (dim // len(genres)) : (g + 1) * (dim // len(genres))] += 1.5
+                band = dim // len(genres)
+                x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
             k = track_key(tid)
             crc = writer.write_track(k, x)
             split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None

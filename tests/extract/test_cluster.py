@@ -27,6 +27,8 @@ def cluster():
         yield c
 
 
+# --workers keeps Dask's dashboard on its usual port for users; the test's own cluster may hold it already
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_one_process_local_workers_and_a_cluster_write_identical_stores(tmp_path, tiny_wavlm, cluster):
     root = make_audio_folder(tmp_path / "music", per_genre=4)
     # One torch thread everywhere: float reductions then run in the same order, so stores are bitwise equal.

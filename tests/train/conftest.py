@@ -1,8 +1,7 @@
 """Fixtures for the training tests: small stores MRNet can learn from, and a tiny run config.
 
-``tests.helpers.make_store`` separates genres by a constant shift of some features; MRNet's
-instance normalisation (per feature, over time) removes exactly that, so these tests add a
-signal that survives it: in each genre's band of features, one random time signal shared by
+The stores come from ``tests.helpers.make_store``, whose genres differ by a signal that MRNet's
+instance normalisation keeps: in each genre's band of features, one random time signal shared by
 every feature of the band (features that move together).
 """
 
@@ -10,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 import torch
 
-from mrnet.store import FeatureStore, StoreWriter  # the store package first: it imports the manifests
+import mrnet.store  # noqa: F401  the store package first: it imports the manifests
 from mrnet.train.config import TrainConfig, tiny
 from tests.helpers import make_store
 
@@ -25,20 +22,7 @@ torch.set_num_threads(1)
 
 def learnable_store(path: Path | str, *, strength: float = 2.0, seed: int = 0, **kwargs) -> Path | str:
     """``make_store`` (same manifest, splits or folds) with features each genre can be told apart by; path or URL."""
-    make_store(path, separable=False, seed=seed, **kwargs)
-    store = FeatureStore.open(str(path))
-    writer = StoreWriter.open(store.location, store.provenance)
-    rng = np.random.default_rng(seed + 1)
-    classes = store.genres.height
-    width = store.provenance.dim // classes
-    checksums = []
-    for key, label in zip(store.tracks["key"], store.tracks["label"]):
-        x = store.read(key).astype(np.float32)  # (channels, layers, T, dim)
-        shared = rng.normal(size=x.shape[2]).astype(np.float32)
-        x[..., label * width : (label + 1) * width] += strength * shared[:, None]
-        checksums.append(writer.write_track(key, x))
-    tracks = store.tracks.with_columns(pl.Series("checksum", checksums))
-    writer.finalize(tracks, store.genres)
+    make_store(path, separable=True, strength=strength, seed=seed, **kwargs)
     return path
 
 
