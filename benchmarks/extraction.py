@@ -204,7 +204,9 @@ def cpu_share(res: dict, cpus: int) -> float:
     return used / (res["process_wall_s"] * cpus)
 
 
-CEILING_VARIANTS = {"cpu": ["stub-model"], "cuda": ["stub-model", "stub-model+parallel-load"]}
+# shipped, and the code as it was before W2 and the I/O pool (each alone, then both)
+CEILING_VARIANTS = {"cpu": ["stub-model", "stub-model+serial-io", "stub-model+zarr-writer+serial-io"],
+                    "cuda": ["stub-model", "stub-model+serial-io", "stub-model+zarr-writer", "stub-model+zarr-writer+serial-io"]}
 
 
 def run(ctx: Context) -> dict:

@@ -5,7 +5,9 @@ patch applied in a benchmark's own process (a child process, or restored afterwa
 measures shipped and proposed code side by side on the same data; ``docs/performance.md`` gives the
 exact change and the numbers. Once a proposal is applied to the package it is deleted from here;
 its before/after record stays in ``benchmarks/results/history/`` and docs/performance.md (L2, W1 and
-D1, applied in commit cc501f5, went that way).
+D1, applied in commit cc501f5, went that way). The reverse also lives here: the code as it was
+before an applied change (``zarr_writer``, ``serial_io``), so its before and after are measured side
+by side in every run.
 """
 
 from __future__ import annotations
@@ -34,34 +36,52 @@ def stub_model() -> None:
     WavLMEngine._forward = _forward
 
 
-def parallel_load(threads: int | None = None) -> None:
-    """Proposed change to ``mrnet.extract.pipeline.process_unit``: decode a unit's tracks on a thread
-    pool instead of one after another (libsndfile and libsoxr release the GIL), i.e.
-    ``loaded = list(pool.map(lambda row: _load(row, ctx, extractor), unit.rows))``. Emulated without
-    copying the function: the wrapper decodes the unit's rows in parallel first, and ``_load`` then
-    hands the shipped body those results."""
-    import os
+# --- the code as it was, for side-by-side before/after measurements of applied changes -------------
+def zarr_writer() -> None:
+    """``StoreWriter.write_track`` as it was before W2 (commit a578783): every track through Zarr's
+    codec pipeline (``zarr.create_array(...)[...] = data``), finiteness by ``np.isfinite``."""
+    import numpy as np
+    import zarr
+
+    from mrnet.store import writer
+
+    def write_shard_array(location, name, data, chunk_frames):
+        channels, layers, frames, dim = data.shape
+        zarr.create_array(location.zarr_store(), name=name, shape=data.shape, dtype=data.dtype, chunks=(channels, 1, chunk_frames, dim),
+                          shards=(channels, layers, -(-frames // chunk_frames) * chunk_frames, dim), compressors=None,
+                          dimension_names=("channel", "layer", "frame", "dim"), overwrite=True,
+                          config={"write_empty_chunks": True})[...] = data
+
+    writer.write_shard_array = write_shard_array
+    writer.all_finite = lambda array: bool(np.isfinite(array).all())
+
+
+def serial_io() -> None:
+    """``process_unit`` as it was before its I/O pool (commit a891e56): each unit decodes its tracks one
+    after another and writes them one after another, in the unit's own thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mrnet.extract import executors, pipeline
+    from mrnet.extract import pipeline
 
-    pool = ThreadPoolExecutor(threads or os.cpu_count() or 2, thread_name_prefix="mrnet-decode")
-    shipped_unit, shipped_load = pipeline.process_unit, pipeline._load
-    ready: dict = {}
+    class _Inline(ThreadPoolExecutor):  # runs every task in the caller's thread
+        def __init__(self):
+            super().__init__(1)
 
-    def _load(row, ctx, extractor):
-        found = ready.pop((id(ctx), row["path"]), None)
-        return found if found is not None else shipped_load(row, ctx, extractor)
+        def map(self, fn, *iterables, **kw):
+            return [fn(*args) for args in zip(*iterables)]
 
-    def process_unit(unit, ctx):
-        extractor = pipeline.worker_extractor(ctx)
-        for row, got in zip(unit.rows, pool.map(lambda r: shipped_load(r, ctx, extractor), unit.rows)):
-            ready[(id(ctx), row["path"])] = got
-        return shipped_unit(unit, ctx)
+        def submit(self, fn, *args, **kw):
+            from concurrent.futures import Future
 
-    pipeline._load = _load
-    pipeline.process_unit = process_unit
-    executors.process_unit = process_unit
+            future = Future()
+            try:
+                future.set_result(fn(*args, **kw))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(err)
+            return future
+
+    inline = _Inline()
+    pipeline.io_pool = lambda threads=0, processes=1: inline
 
 
 def serial_model() -> None:
@@ -99,12 +119,12 @@ def fixed_mmap_threshold(threshold: int = 128 * 1024) -> None:
         raise OSError("mallopt(M_MMAP_THRESHOLD) failed")
 
 
-EXTRACTION_VARIANTS = {"stub-model": stub_model, "fixed-mmap-threshold": fixed_mmap_threshold,
-                       "parallel-load": parallel_load, "serial-model": serial_model}
+EXTRACTION_VARIANTS = {"stub-model": stub_model, "fixed-mmap-threshold": fixed_mmap_threshold, "serial-model": serial_model,
+                       "zarr-writer": zarr_writer, "serial-io": serial_io}
 
 
 def apply_extraction(variant: str) -> None:
-    """Apply ``+``-joined extraction variants in this process, e.g. ``stub-model+parallel-load``."""
+    """Apply ``+``-joined extraction variants in this process, e.g. ``stub-model+serial-io``."""
     for name in variant.split("+"):
         if name not in EXTRACTION_VARIANTS:
             raise ValueError(f"unknown extraction variant {name!r}; known: {', '.join(EXTRACTION_VARIANTS)}")

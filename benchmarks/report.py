@@ -205,9 +205,10 @@ def extraction_section(res: dict, plots: dict) -> str:
                 "",
                 table(["variant", "best steady audio s/s", "rounds", "CPU ms per audio s", "inside the units (best round, both threads)"], rows),
                 "",
-                "The rounds of these short runs swing with whatever else the machine is doing; CPU milliseconds per audio second "
-                "(all threads of the child) is the steadier measure of the work each variant does. The write path is the largest "
-                "part: see figure 3's `write_track` timing, and W1 and D1 below (applied) for what came off it."]
+                "Variants: `stub-model` is the shipped pipeline; `serial-io` puts back one-track-at-a-time decoding and writing in "
+                "each unit's thread (before the I/O pool, IO1 below); `zarr-writer` puts back Zarr's codec pipeline for writes "
+                "(before W2). The rounds of these short runs swing with whatever else the machine is doing; CPU milliseconds per "
+                "audio second (all threads of the child) is the steadier measure of the work each variant does."]
     if plots.get("extraction"):
         out += ["", f"![extraction throughput](img/{plots['extraction']})"]
     return "\n".join(out)
@@ -262,9 +263,10 @@ def write_section(res: dict) -> str:
         f"- **Bytes per audio second**: all 13 layers in float16 take {f(base['bytes_per_audio_s'] / 1e3, 0)} kB per audio second per channel "
         f"({f(w['bytes_13_float16'] / 1e3, 1)} kB of features plus the shard index), 3.6 GB per audio hour. float32 doubles it; one layer divides it by 13.",
         f"- **Write bandwidth against the disk**: the uncompressed 13-layer store is written at {f(base['durable_MBps'], 0)} MB/s durable, "
-        f"{f(base['vs_disk'])} of the disk's {f(d['MBps'], 0)} MB/s: the limit here is the writer's CPU time (Zarr's sharding codec, "
-        f"one event-loop thread per process), not the disk. At that rate one process absorbs {f(base['absorbs_audio_s_per_s'], 0)} audio "
-        f"seconds per second; a faster extractor is write-bound (see the ceiling in figure 1).",
+        f"{f(base['vs_disk'])} of the disk's {f(d['MBps'], 0)} MB/s"
+        + (": the disk is the limit." if base["vs_disk"] >= 0.7 else ": the writer's CPU time is the limit here, not the disk (one writing thread; "
+           "`mrnet-extract` writes on its I/O pool, several tracks at once).")
+        + f" At that rate one writing thread absorbs {f(base['absorbs_audio_s_per_s'], 0)} audio seconds per second.",
         f"- **Lossless codecs buy little on these features**: zstd {f(zstd['ratio'], 3)}x, blosc (byte shuffle + zstd) {f(blosc['ratio'], 3)}x for "
         f"13 layers float16, written at {f(zstd['durable_MBps'], 0)} and {f(blosc['durable_MBps'], 0)} MB/s against {f(base['durable_MBps'], 0)} MB/s "
         "uncompressed, and every crop then pays decompression (Zarr's path, figure 4). float16 features carry ~10 bits of near-random "
@@ -273,8 +275,9 @@ def write_section(res: dict) -> str:
         f"(max abs error {lossy['float16_max_abs_error']:.1e} on values up to {f(lossy['max_abs_value'], 1)}); storing only the layers a model "
         "uses (`--layers`) divides by 13/L, e.g. 13x for one layer.",
         f"- **`write_track` itself** ({f(wt['track_seconds'], 0)} s tracks, 13 layers float16, page cache, best of 5): "
-        f"{f(_wt(wt)['ms_per_track'], 1)} ms per track, {f(_wt(wt)['audio_s_per_s'], 0)} audio s/s per writing thread "
-        "(W1 below took it from 121 to 86 ms).",
+        f"{f(_wt(wt)['ms_per_track'], 1)} ms per track, {f(_wt(wt)['audio_s_per_s'], 0)} audio s/s per writing thread"
+        + (f"; Zarr's codec pipeline, the write path before W2, took {f(wt['zarr_writer']['ms_per_track'], 1)} ms in the same run "
+           f"({f(wt['speedup'])}x). W1 had taken that path from 121 to 86 ms." if "zarr_writer" in wt else "."),
     ])
 
 
@@ -423,9 +426,12 @@ functions), `tests/store`, `tests/extract/test_engines.py` (batched equals one t
 **Before and after.** L2, W1 and D1 were measured side by side with the code as it was (commit
 c7ee780; that run is kept in `{history}`), then applied (commit cc501f5); the figures above are
 measured on the code with them. Before = the code as it was, side by side = the proposal in the same
-run as "before", after = this page's run. T1 changes what a sample is (where its noise is drawn), so
-it has no side-by-side column: its "before" is the run kept in `benchmarks/results/history/` from the
-code before it (commit b17b587).
+run as "before", after = this page's run (for W1 and D1: the run right after they were applied, commit
+b17b587, kept in `benchmarks/results/history/`; W2 and IO1 moved those figures again). W2 and IO1 are
+measured against the code as it was in every run (`benchmarks/proposals.py: zarr_writer,
+serial_io`), so their "before" is this page's run too. T1
+changes what a sample is (where its noise is drawn), so it has no side-by-side column: its "before" is
+the run kept in `benchmarks/results/history/` from the code before it (commit b17b587).
 
 {before_after}
 
@@ -517,11 +523,31 @@ features never have.
   -        result.append(np.stack(channels))  # (C, L, T, D)
   +        result.append(channels[0][None] if len(channels) == 1 else np.stack(channels))  # (C, L, T, D)
   ```
-- **Parallel decoding within a unit** (`benchmarks/proposals.py: parallel_load`, `pipeline.process_unit`
-  decoding a unit's tracks on a thread pool) did not help on this 2-core machine in an exploratory
-  run (not in the recorded results: 164 against 181 audio s/s with the model stubbed, best of 2; both
-  cores are already busy with the two unit threads). The GPU profile measures it in its ceiling runs,
-  where decoding one track after another in each unit caps the pipeline at about two decoding threads.
+
+**W2, writing shards without Zarr's codec pipeline (`store/shardwrite.py`; applied).** With W1 and D1
+in, `write_track` was still the largest part of the ceiling: per 30 s track (13 layers float16,
+30 MB) it spent 25 ms in `np.isfinite` (NumPy emulates float16 arithmetic), 8 ms in the CRC-32 and
+~40 ms in Zarr: `create_array(overwrite=True)` (existence checks and deletes, a dozen requests on S3)
+and the sharding codec's one task per inner chunk on Zarr's single event-loop thread, each chunk
+copied into a buffer and the buffers joined. For codec `none` a shard is just the array's bytes in
+chunk order plus an index, so `write_track` now writes it directly: each inner chunk is `channels`
+slices of the track's array (plus zero padding in a layer's last chunk) handed to the file without a
+copy, then the index and its CRC-32C; `zarr.json` is the document Zarr itself makes for that shape
+(in an in-memory store), written after the shard. Finiteness of float16 is checked on the exponent
+bits (3.5 ms instead of 25). Zarr reads the arrays back exactly and its metadata is byte-for-byte its
+own (`tests/store/test_shardwrite.py`); on S3 a track is two PUTs (counted at the server in that
+test). {w2}
+
+**IO1, decoding and writing on an I/O pool (`extract/pipeline.py`; applied).** Each unit decoded its
+tracks one after another and wrote them one after another in its own thread, so with the executor's
+two units in flight at most two cores decoded or wrote, whatever the machine; a GPU's 16 cores
+would sit mostly idle while the GPU waited. `process_unit` now hands decoding and writing to one
+thread pool per process (`--io-threads`, default the process's share of the cores: all of them for
+one GPU, half each for two), and libsndfile, libsoxr, NumPy copies and file writes release the GIL.
+Rows, journal order and stored bytes do not change (`test_decoding_and_writing_threads_change_nothing_in_the_store`).
+On this 2-core machine there is little to gain, since the two unit threads already keep both cores
+busy; the ceiling table in figure 1 measures it side by side (`serial-io`), and a GPU run measures it
+where it matters.
 
 **T1, the training loader's augmentation (`train/data.py`, `train/loop.py`; applied).** Per crop,
 `CropDataset` read the store in well under a millisecond (figure 4) but `Augment` then spent ~30 ms
@@ -553,16 +579,19 @@ def findings(cpu: dict | None) -> str:
         lo1 = fig(cpu, "loader") if cpu else None
         wr1 = fig(cpu, "write") if cpu else None
         ex1 = fig(cpu, "extraction") if cpu else None
+        # W1 and D1's "after" is the run right after they were applied (later changes moved these figures again)
+        applied = json.loads(HISTORY_T1.read_text()) if HISTORY_T1.exists() else cpu
+        wr_w1, ex_w1 = fig(applied, "write"), fig(applied, "extraction")
         for w in (13, 1):
             e0 = lo0[f"layers_{w}"]["efficiency"]
             rows.append([f"L2: crops/s from the store / memmap, {w} layer{'s' if w > 1 else ''}", f(e0["store"]), f(e0["proposed"]),
                          f(lo1[f"layers_{w}"]["efficiency"]["store"]) if lo1 else "–"])
         wt0 = wr0["write_track"]
         rows.append([f"W1: `write_track` ms per {f(wt0['track_seconds'], 0)} s track (13 layers float16)", f(wt0["shipped"]["ms_per_track"], 1),
-                     f(wt0["proposed"]["ms_per_track"], 1), f(_wt(wr1["write_track"])["ms_per_track"], 1) if wr1 else "–"])
+                     f(wt0["proposed"]["ms_per_track"], 1), f(_wt(wr_w1["write_track"])["ms_per_track"], 1) if wr_w1 else "–"])
         v0 = ex0["ceiling"]["variants"]
         both = v0.get("stub-model+write-empty-chunks+mono-no-copy")
-        after = (ex1 or {}).get("ceiling", {}).get("variants", {}).get("stub-model")
+        after = (ex_w1 or {}).get("ceiling", {}).get("variants", {}).get("stub-model")
         rows.append(["W1 + D1: pipeline ceiling, best steady audio s/s (model stubbed)", f(v0["stub-model"]["best"]["steady_throughput"]),
                      f(both["best"]["steady_throughput"]) if both else "–", f(after["best"]["steady_throughput"]) if after else "–"])
         rows.append(["W1 + D1: pipeline ceiling, CPU ms per audio s", ", ".join(f(x, 1) for x in v0["stub-model"]["cpu_ms_per_audio_s"]),
@@ -572,6 +601,21 @@ def findings(cpu: dict | None) -> str:
               f"1 layer {f(lo0['layers_1']['efficiency']['store'])} → {f(lo0['layers_1']['efficiency']['proposed'])}, side by side")
         w1 = (f"{f(wt0['shipped']['ms_per_track'], 1)} → {f(wt0['proposed']['ms_per_track'], 1)} ms per {f(wt0['track_seconds'], 0)} s track, "
               f"{f(wt0['speedup'])}x, side by side")
+    w2 = ""
+    wt1 = (wr1 or {}).get("write_track", {})
+    variants1 = (ex1 or {}).get("ceiling", {}).get("variants", {})
+    if "zarr_writer" in wt1:
+        rows.append([f"W2: `write_track` ms per {f(wt1['track_seconds'], 0)} s track (13 layers float16)",
+                     f(wt1["zarr_writer"]["ms_per_track"], 1), "–", f(wt1["shipped"]["ms_per_track"], 1)])
+        w2 = (f"Measured side by side: {f(wt1['zarr_writer']['ms_per_track'], 1)} → {f(wt1['shipped']['ms_per_track'], 1)} ms per track "
+              f"({f(wt1['speedup'])}x).")
+    old_name = "stub-model+zarr-writer+serial-io"
+    if old_name in variants1 and "stub-model" in variants1:
+        b0, b1 = variants1[old_name], variants1["stub-model"]
+        rows.append(["W2 + IO1: pipeline ceiling, best steady audio s/s (model stubbed)", f(b0["best"]["steady_throughput"]), "–",
+                     f(b1["best"]["steady_throughput"])])
+        rows.append(["W2 + IO1: pipeline ceiling, CPU ms per audio s", ", ".join(f(x, 1) for x in b0["cpu_ms_per_audio_s"]), "–",
+                     ", ".join(f(x, 1) for x in b1["cpu_ms_per_audio_s"])])
     t1 = ""
     tr0 = fig(json.loads(HISTORY_T1.read_text()), "training") if HISTORY_T1.exists() else None
     tr1 = fig(cpu, "training") if cpu else None
@@ -583,15 +627,15 @@ def findings(cpu: dict | None) -> str:
         t1 = (f"Measured: one worker {f(r0['augment'], 0)} → {f(r1['augment'], 0)} crops/s (`{HISTORY_T1.relative_to(REPO)}` "
               "holds the run before).")
     table_text = table(["what", "before", "side by side", "after"], rows) if rows else "_The before-fixes run is not in benchmarks/results/history/._"
-    return FINDINGS.format(w1=w1, l2=l2, t1=t1, before_after=table_text,
+    return FINDINGS.format(w1=w1, l2=l2, t1=t1, w2=w2, before_after=table_text,
                            history=HISTORY.relative_to(REPO) if HISTORY.exists() else "benchmarks/results/history/")
 
 
 GPU_MISSING = """\
-**GPU: not measured in this session (no GPU available).** Nothing below is a guess at GPU numbers. On a
-machine with CUDA, the same command measures every figure there (`--device auto` picks CUDA; sizes
-grow to a GPU's pace: 256 clips for extraction, batch 48 for training) and this document then shows a
-GPU column next to the CPU one:
+**GPU: not measured yet (no GPU machine was lent to the sessions that wrote this).** Nothing below is a
+guess at GPU numbers. On a machine with CUDA, the same command measures every figure there
+(`--device auto` picks CUDA; sizes grow to a GPU's pace: 256 clips for extraction, batch 48 for
+training) and this document then shows a GPU column next to the CPU one:
 
 ```bash
 make bench                                                        # = scripts/dev.sh bench: everything, ~15-30 min
@@ -600,10 +644,22 @@ python -m benchmarks.run --device cuda --only training,memory      # figures 5-6
 python -m benchmarks.run --doc-only                                # rebuild this page from benchmarks/results/
 ```
 
+**On a lent GPU machine without network** (this workplace's `device` tool: Python 3.12 with its own
+torch, no package index, 10 minutes a command): build the kit here once, `scripts/gpu-kit.sh`
+(`.gpu-kit/`: the packages of `scripts/gpu-kit.txt` that machine lacks, installed for 3.12 and
+xz-packed, plus the benchmark's music; ~57 MB), then run each command there through
+`bash scripts/gpu-run.sh COMMAND` with `.gpu-kit` carried. It unpacks the kit, installs this checkout
+editable, runs the command and copies new `benchmarks/results/*.json` to `$OUT`; copy them back into
+`benchmarks/results/` here before the next command (a result file merges the figures of several
+runs) and finish with `--doc-only`. One figure group per command keeps each inside the limit:
+`--quick` sizes first (`--only extraction,batching`, then `write,loader`, then `training,memory`), and
+`python3 -m pytest -m gpu tests/extract/test_gpu.py` for the CUDA tests.
+
 What to look at there: figure 1's efficiency next to the pipeline ceiling measured on that machine's
-CPUs (whenever the bare GPU forward is faster than the ceiling, the ceiling bounds the efficiency, and
-W1 and parallel decoding are what raise it; the GPU profile measures both), figure 2's batching
-speedup, and figure 5's in-memory / real-loader step ratio (target ≥ 0.95).
+CPUs (whenever the bare GPU forward is faster than the ceiling, the ceiling bounds the efficiency; the
+ceiling runs measure the I/O pool and W2 against the code before them, side by side), figure 2's
+batching speedup, and figure 5's in-memory / real-loader step ratio (target ≥ 0.95) with the
+loader's crops per second per worker (T1).
 """
 
 

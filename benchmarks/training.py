@@ -173,7 +173,7 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
             "precision": eng.describe()["extraction"]["precision"], "torch_threads": torch.get_num_threads()}
 
 
-def loader_rate(store: str, device: str, batch: int, passes: int = 3) -> dict:
+def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     """Crops per second one DataLoader worker can produce (``CropDataset`` items: store read plus the
     augmentation draw, and without the draw), best of ``passes``; and the milliseconds per crop that
     ``Augment.apply`` adds to a training step on ``device`` (a batch of ``batch`` crops)."""
@@ -187,18 +187,21 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 3) -> dict:
     train = split_tracks(st.tracks).train
     positions = st.layer_positions(None)
     crop = int(round(6.0 * st.provenance.frame_rate))
-    out = {}
-    for name, aug in (("augment", Augment()), ("no_augment", None)):
-        ds = CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
-        for i in range(len(ds)):  # warm: shard maps, page cache
-            ds[(0, i)]
-        rates = []
-        for p in range(passes):
+    sets = {name: CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
+            for name, aug in (("augment", Augment()), ("no_augment", None))}
+    for i in range(len(sets["augment"])):  # warm: page cache
+        sets["augment"][(0, i)]
+    rates: dict[str, list[float]] = {name: [] for name in sets}
+    epoch = 0
+    for _ in range(passes):  # alternating, each pass on its own epoch: crops at positions no pass has read
+        for name, ds in sets.items():
+            epoch += 1
             began = time.perf_counter()
             for i in range(len(ds)):
-                ds[(p + 1, i)]
-            rates.append(len(ds) / (time.perf_counter() - began))
-        out[name] = max(rates)
+                ds[(epoch, i)]
+            rates[name].append(len(ds) / (time.perf_counter() - began))
+    out = {name: max(r) for name, r in rates.items()}
+    out["rounds"] = rates
     dev = pick_device(device)
     aug = Augment(noise_p=1.0)  # every crop noised: the most a step can pay
     ds = CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
