@@ -174,6 +174,44 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
     }
 
 
+def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
+    """What model FLOP utilisation is measured against: WavLM's FLOPs per audio second, counted by
+    ``torch.utils.flop_counter`` over one window of ``seconds`` (convolutions, linear layers and
+    attention products; attention grows with the window), and this device's matrix-multiply peak in the
+    engine's precision, timed in the same run (bf16 8192^3 on CUDA, fp32 2048^3 on a CPU; best of
+    ``repeat``): the achievable peak, not the data-sheet one."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mrnet.extract.config import ExtractConfig
+    from mrnet.extract.features import Extractor
+
+    eng = Extractor.from_config(ExtractConfig(dataset="folder", model=model)).engine
+    device, dtype = eng.device, eng._dtype
+    counter = FlopCounterMode(display=False)
+    x = torch.randn(1, int(seconds * 16000), device=device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None), counter:
+        eng._net(x, output_hidden_states=True)  # no inference_mode: weight-norm parametrisations break the counter under it
+    by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
+    total = counter.get_total_flops()
+    n, mm_dtype = (8192, dtype or torch.float32) if device.type == "cuda" else (2048, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=mm_dtype), torch.randn(n, n, device=device, dtype=mm_dtype)
+    times = []
+    for i in range(repeat + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - began)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"flops_per_audio_s": total / seconds, "window_s": seconds, "flops_by_op": by_op, "device": device.type,
+            "device_name": name, "peak_flops": 2 * n**3 / min(times), "peak_matmul": f"{n}^3 {str(mm_dtype).removeprefix('torch.')}",
+            "torch_threads": torch.get_num_threads()}
+
+
 # --- the figure ---------------------------------------------------------------------------------------
 def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str, variant: str = "shipped", **kw) -> dict:
     out = ctx.work / f"extract-{tag}.zarr"
@@ -244,6 +282,15 @@ def run(ctx: Context) -> dict:
         "steady_efficiency": best(e2es, "steady_throughput")["steady_throughput"] / bare["throughput"],
         "target": TARGET,
     }
+    # model FLOP utilisation and audio hours per device-minute, bare and end to end
+    u = run_child("benchmarks.extraction:model_utilisation", {"model": wavlm_base_random(), "seconds": min(p.clip_seconds, 40.0)})
+    steady = best(e2es, "steady_throughput")["steady_throughput"]
+    u.update({"bare_mfu": bare["throughput"] * u["flops_per_audio_s"] / u["peak_flops"],
+              "steady_mfu": steady * u["flops_per_audio_s"] / u["peak_flops"],
+              "audio_hours_per_device_minute": {"bare": bare["throughput"] / 60, "steady": steady / 60}})
+    result["utilisation"] = u
+    log(f"  model FLOPs {u['flops_per_audio_s'] / 1e9:.1f} G per audio s; matmul peak {u['peak_flops'] / 1e12:.2f} TFLOP/s "
+        f"({u['peak_matmul']}); MFU bare {100 * u['bare_mfu']:.1f} %, end to end {100 * u['steady_mfu']:.1f} %")
     # the pipeline's own ceiling: the model replaced by a stub that returns at once (see proposals.stub_model)
     croot, _ = mp3_dataset(p.ceiling_clips, 30.0)
     variants = CEILING_VARIANTS["cuda" if ctx.device == "cuda" else "cpu"]

@@ -139,13 +139,24 @@ def machine_section(path: Path, res: dict) -> str:
         ["software", f"{m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())],
         ["date", f"{res.get('date')}; figures finished {min(fg.get('_run', {}).get('when', '?') for fg in res['figures'].values())} to "
                  f"{max(fg.get('_run', {}).get('when', '?') for fg in res['figures'].values())}"],
-        ["command", "; then ".join(f"`{r['command']}` ({f((r.get('seconds') or 0) / 60, 1)} min, {r.get('started', '?')})" for r in res.get("runs", []))
+        ["command", "; then ".join(f"`{r['command']}` ({f((r.get('seconds') or 0) / 60, 1)} min, {r.get('started', '?')}: {', '.join(figs)})"
+                                   for r, figs in current_runs(res))
                     + f" ({res.get('profile', {}).get('name')} sizes)"],
         ["code", f"commit {res.get('git', {}).get('commit', '?')}{' + uncommitted changes' if res.get('git', {}).get('dirty') else ''}"],
         ["load average", f"{min(load):.1f} to {max(load):.1f} when figures started (1-minute load; {m['usable_cpus']} cores)" if load else "–"],
         ["results", f"`{path.relative_to(REPO)}`"],
     ]
     return table(["", ""], rows)
+
+
+def current_runs(res: dict) -> list[tuple[dict, list[str]]]:
+    """The runs whose figures are still in ``res`` (a later run of a figure replaces it), each with those figures."""
+    owner: dict[str, int] = {}
+    for i, r in enumerate(res.get("runs", [])):
+        for name in r.get("figures", []):
+            owner[name] = i
+    return [(r, [n for n, i in owner.items() if i == k and n in res.get("figures", {})])
+            for k, r in enumerate(res.get("runs", [])) if k in owner.values()]
 
 
 def extraction_section(res: dict, plots: dict) -> str:
@@ -177,6 +188,7 @@ def extraction_section(res: dict, plots: dict) -> str:
         "",
         f"Decoding and resampling alone run at {f(b['decode_rate'])} audio s/s on one thread (MP3 44.1 kHz stereo to 16 kHz mono).",
     ]
+    out += utilisation_text(ex)
     if b["device"] == "cpu":
         beat = ("The steady state even beats the bare forward: the executor keeps two units in flight, so two forward "
                 "passes can share the cores, which sometimes uses them better than one pass at a time. "
@@ -212,6 +224,26 @@ def extraction_section(res: dict, plots: dict) -> str:
     if plots.get("extraction"):
         out += ["", f"![extraction throughput](img/{plots['extraction']})"]
     return "\n".join(out)
+
+
+def utilisation_text(ex: dict) -> list[str]:
+    u = ex.get("utilisation")
+    if not u:
+        return []
+    ops = u["flops_by_op"]
+    total = sum(ops.values())
+    share = lambda *names: 100 * sum(ops.get(n, 0) for n in names) / total  # noqa: E731
+    where = "GPU" if u["device"] == "cuda" else "CPU"
+    return ["",
+            f"**Model FLOP utilisation.** WavLM-base costs {f(u['flops_per_audio_s'] / 1e9, 1)} GFLOP per audio second over "
+            f"{f(u['window_s'], 0)} s windows (`torch.utils.flop_counter`: convolutions {f(share('aten.convolution'), 0)} %, "
+            f"linear layers {f(share('aten.addmm', 'aten.mm'), 0)} %, attention products {f(share('aten.bmm', 'aten.baddbmm'), 0)} %). "
+            f"This {where}'s matrix-multiply peak, timed in the same run ({u['peak_matmul']}, {u['device_name']}), is "
+            f"{f(u['peak_flops'] / 1e12, 3)} TFLOP/s, so the bare forward runs at **{f(100 * u['bare_mfu'], 1)} % MFU** and "
+            f"`mrnet-extract` in steady state at **{f(100 * u['steady_mfu'], 1)} %**: "
+            f"{f(u['audio_hours_per_device_minute']['steady'], 3)} audio hours per {where}-minute end to end "
+            f"({f(u['audio_hours_per_device_minute']['bare'], 3)} bare). MFU here is against the measured peak, not the "
+            "data sheet's."]
 
 
 def batching_section(res: dict) -> str:
@@ -671,7 +703,9 @@ def summary(cpu: dict | None, gpu: dict | None) -> str:
         return fn(figure) if figure else "not measured"
 
     def extraction(x):
-        return f"{f(x['efficiency'])} end to end, {f(x['steady_efficiency'])} steady ({met(x['steady_efficiency'], x['target'])})"
+        u = x.get("utilisation")
+        mfu = f"; MFU {f(100 * u['steady_mfu'], 0)} %, {f(u['audio_hours_per_device_minute']['steady'], 3)} audio h per device-minute" if u else ""
+        return f"{f(x['efficiency'])} end to end, {f(x['steady_efficiency'])} steady ({met(x['steady_efficiency'], x['target'])}){mfu}"
 
     def batching(x):
         return f"{f(x['speedup'])}x"
