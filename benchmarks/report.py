@@ -63,13 +63,13 @@ def fig(res: dict, name: str) -> dict | None:
 
 
 # --- plots ----------------------------------------------------------------------------------------
-def _plots(res: dict, kind: str) -> dict[str, str]:
+def _plots(res: dict, kind: str, img: Path = IMG) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    IMG.mkdir(parents=True, exist_ok=True)
+    img.mkdir(parents=True, exist_ok=True)
     made = {}
     ex, ba = fig(res, "extraction"), fig(res, "batching")
     if ex:
@@ -95,7 +95,7 @@ def _plots(res: dict, kind: str) -> dict[str, str]:
             ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
         ax.set_title(f"Extraction throughput, {kind}")
         fig_.tight_layout()
-        path = IMG / f"perf-extraction-{kind}.png"
+        path = img / f"perf-extraction-{kind}.png"
         fig_.savefig(path, dpi=110)
         plt.close(fig_)
         made["extraction"] = path.name
@@ -115,7 +115,7 @@ def _plots(res: dict, kind: str) -> dict[str, str]:
         ax.set_title(f"Crop reads, warm page cache, one process, {kind}")
         ax.legend(fontsize=8)
         fig_.tight_layout()
-        path = IMG / f"perf-loader-{kind}.png"
+        path = img / f"perf-loader-{kind}.png"
         fig_.savefig(path, dpi=110)
         plt.close(fig_)
         made["loader"] = path.name
@@ -144,7 +144,7 @@ def machine_section(path: Path, res: dict) -> str:
                     + f" ({res.get('profile', {}).get('name')} sizes)"],
         ["code", f"commit {res.get('git', {}).get('commit', '?')}{' + uncommitted changes' if res.get('git', {}).get('dirty') else ''}"],
         ["load average", f"{min(load):.1f} to {max(load):.1f} when figures started (1-minute load; {m['usable_cpus']} cores)" if load else "–"],
-        ["results", f"`{path.relative_to(REPO)}`"],
+        ["results", f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`"],
     ]
     return table(["", ""], rows)
 
@@ -780,7 +780,12 @@ which.
 
 
 def write_doc() -> Path:
-    cpu_pick, gpu_pick = latest("cpu"), latest("cuda")
+    DOC.write_text(render(latest("cpu"), latest("cuda")))
+    return DOC
+
+
+def render(cpu_pick: tuple[Path, dict] | None, gpu_pick: tuple[Path, dict] | None, img: Path = IMG) -> str:
+    """docs/performance.md from the chosen CPU and GPU result files (plots go to ``img``)."""
     cpu = cpu_pick[1] if cpu_pick else None
     gpu = gpu_pick[1] if gpu_pick else None
     parts = [INTRO, "## Summary", "", summary(cpu, gpu), ""]
@@ -792,7 +797,7 @@ def write_doc() -> Path:
                 parts += ["## CPU", "", "_No CPU results yet: run `make bench`._", ""]
             continue
         path, res = pick
-        plots = _plots(res, kind)
+        plots = _plots(res, kind, img)
         parts += [
             f"## {label}: the machine", "", machine_section(path, res), "",
             f"### 1. Extraction efficiency ({label})", "", extraction_section(res, plots), "",
@@ -802,8 +807,5 @@ def write_doc() -> Path:
             f"### 5. Training: store against WavLM on the fly ({label})", "", training_section(res), "",
             f"### 6. Memory as the dataset grows ({label})", "", memory_section(res), "",
         ]
-        if kind == "gpu":
-            parts += []
     parts += ["## Bottlenecks found, fixes and proposals", "", findings(cpu), ""]
-    DOC.write_text("\n".join(parts).rstrip() + "\n")
-    return DOC
+    return "\n".join(parts).rstrip() + "\n"
