@@ -103,22 +103,66 @@ def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int,
 
 
 def bare_forward(root: str, model: str, batch_size: int, window_seconds: float = 40.0, save_dir: str | None = None,
-                 save_tracks: int = 0) -> dict:
-    """Decode everything first, then time only the WavLM forward calls on the engine's own batches."""
+                 save_tracks: int = 0, sweep: list[int] | None = None) -> dict:
+    """Decode everything first, then time only the WavLM forward calls on the engine's own batches.
+    ``sweep``: batch sizes to time the same way afterwards, in this process (``{batch: audio s/s}``)."""
     import numpy as np
-    import torch
 
     from mrnet.extract.features import Extractor
-    from mrnet.extract.windows import run_windowed
 
     cfg = _config(root, "unused", "unused", model, batch_size, 1)
     ex = Extractor.from_config(cfg)
     eng = ex.engine
-    device = eng.device
     files = dataset_files(Path(root))
     t = time.perf_counter()
     waves = [ex.load(p)[0] for p in files]
     decode_s = time.perf_counter() - t
+    keep = save_tracks > 0 and save_dir is not None
+    spent, feats = _timed_forward(eng, waves, batch_size, keep=keep)
+    saved = []
+    if keep:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(feats[:save_tracks]):
+            path = Path(save_dir) / f"track{i:03d}.npy"
+            np.save(path, f)  # (channels, 13, frames, 768) float32
+            saved.append(str(path))
+    audio_s = sum(f.shape[2] for f in feats) / eng.frame_rate  # the tracks' frames (windows may overlap at a track's end)
+    decoded_s = sum(w.shape[1] for w in waves) / ex.sample_rate
+    result = {
+        "audio_s": audio_s,
+        "forward_s": spent["forward"],
+        "calls": spent["calls"],
+        "batch_sizes": sorted(set(spent["batch_sizes"])),
+        "decode_s": decode_s,
+        "decode_rate": decoded_s / decode_s if decode_s else None,
+        "precision": eng.describe()["extraction"]["precision"],
+        "device": eng.device.type,
+        "torch_threads": _torch_threads(),
+        "saved": saved,
+    }
+    if sweep:
+        result["sweep"] = {}
+        for size in sweep:
+            timed, out = _timed_forward(eng, waves, size, keep=False)
+            result["sweep"][str(size)] = sum(f.shape[2] for f in out) / eng.frame_rate / timed["forward"]
+    return result
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _timed_forward(eng, waves: list, batch_size: int, *, keep: bool) -> tuple[dict, list]:
+    """Run the engine's windowing over ``waves`` at ``batch_size``, timing only the forward calls
+    (synchronised on CUDA) after one short warm-up call. Returns the timings and, with ``keep``, the features."""
+    import numpy as np
+    import torch
+
+    from mrnet.extract.windows import run_windowed
+
+    device = eng.device
 
     def sync():
         if device.type == "cuda":
@@ -129,7 +173,6 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
         eng._net(torch.zeros(1, 32000, device=device), output_hidden_states=True)
     sync()
     spent = {"forward": 0.0, "calls": 0, "frames": 0, "batch_sizes": []}
-    keep = save_tracks > 0 and save_dir is not None
 
     def forward(wave: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(wave).to(device)
@@ -149,29 +192,8 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
             return torch.stack([hidden[l] for l in eng.layers], dim=1).float().cpu().numpy()
         return np.zeros((x.shape[0], 1, frames, 1), np.float32)
 
-    feats = run_windowed(waves, forward, geometry=eng.geometry, window=eng.window_frames, batch_size=eng.batch_size)
-    saved = []
-    if keep:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
-        for i, f in enumerate(feats[:save_tracks]):
-            path = Path(save_dir) / f"track{i:03d}.npy"
-            np.save(path, f)  # (channels, 13, frames, 768) float32
-            saved.append(str(path))
-    frames = sum(f.shape[2] for f in feats)
-    audio_s = frames / eng.frame_rate
-    decoded_s = sum(w.shape[1] for w in waves) / ex.sample_rate
-    return {
-        "audio_s": audio_s,
-        "forward_s": spent["forward"],
-        "calls": spent["calls"],
-        "batch_sizes": sorted(set(spent["batch_sizes"])),
-        "decode_s": decode_s,
-        "decode_rate": decoded_s / decode_s if decode_s else None,
-        "precision": eng.describe()["extraction"]["precision"],
-        "device": device.type,
-        "torch_threads": torch.get_num_threads(),
-        "saved": saved,
-    }
+    feats = run_windowed(waves, forward, geometry=eng.geometry, window=eng.window_frames, batch_size=batch_size)
+    return spent, feats
 
 
 def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
@@ -223,10 +245,10 @@ def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str,
     return res
 
 
-def bare_run(ctx: Context, root: Path, batch_size: int, save: bool) -> dict:
+def bare_run(ctx: Context, root: Path, batch_size: int, save: bool, sweep: list[int] | None = None) -> dict:
     res = run_child("benchmarks.extraction:bare_forward", {
         "root": str(root), "model": wavlm_base_random(), "batch_size": batch_size,
-        "save_dir": str(ctx.work / "features") if save else None, "save_tracks": 8 if save else 0})
+        "save_dir": str(ctx.work / "features") if save else None, "save_tracks": 8 if save else 0, "sweep": sweep})
     res["throughput"] = res["audio_s"] / res["forward_s"]
     return res
 

@@ -262,6 +262,13 @@ def batching_section(res: dict) -> str:
     ]
     if ba.get("bare"):
         out.append(f" Bare forward alone: {f(ba['bare']['batched'])} against {f(ba['bare']['one_at_a_time'])} audio s/s, {f(ba['bare']['speedup'])}x.")
+        sweep = ba["bare"].get("sweep")
+        u = (fig(res, "extraction") or {}).get("utilisation")
+        if sweep:
+            rows = [[size, f(tp, 0), f(100 * tp * u["flops_per_audio_s"] / u["peak_flops"], 1) if u else "–", f(tp / 60, 3)]
+                    for size, tp in sweep.items()]
+            out += ["", "The bare forward by batch size (windows of the clips' length, one process, best of the rounds):", "",
+                    table(["batch", "audio s/s", "MFU %", "audio h per device-minute"], rows)]
     if res.get("device") == "cpu":
         out += ["", "A CPU has nothing to gain from batching: one 30 s window is already a large matrix problem for 2 cores, and "
                     "a batch of several multiplies the attention and activation memory traffic without adding arithmetic units. "

@@ -32,6 +32,8 @@ def as_gpu(res: dict) -> dict:
         figures["extraction"][part]["device"] = "cuda"
         figures["extraction"][part]["precision"] = "bfloat16"
     figures["extraction"]["utilisation"].update(device="cuda", device_name="NVIDIA H100 80GB HBM3", peak_matmul="8192^3 bfloat16")
+    figures["batching"]["bare"] = {"batched": 40.0, "one_at_a_time": 10.0, "speedup": 4.0,
+                                   "sweep": {"1": 10.0, "2": 19.0, "4": 30.0, "8": 40.0, "16": 44.0, "32": 45.0}}
     figures["training"]["device"] = "cuda"
     figures["training"]["loader_rate"].update(apply_device="cuda")
     return gpu
@@ -51,4 +53,5 @@ def test_a_gpu_result_fills_the_gpu_column_and_sections(cpu_pick, tmp_path):
     summary = page.split("## Summary", 1)[1].split("##", 1)[0]
     assert "not measured" not in summary
     assert "GPU-minute" in page and "target ≥ 0.95 on a GPU" in page
+    assert "| 32 | 45 |" in page  # the batch-size sweep
     assert {"perf-extraction-gpu.png", "perf-loader-gpu.png"} <= {p.name for p in (tmp_path / "img").iterdir()}
