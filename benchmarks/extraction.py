@@ -234,6 +234,41 @@ def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16) -> dict:
+    """How decoding and writing scale with threads on this machine's cores (the pipeline's two CPU
+    stages; its I/O pool runs them in threads). Decoding: every MP3 under ``root`` (MP3 44.1 kHz stereo
+    to 16 kHz mono) on a pool of n threads. Writing: ``write_tracks`` 30 s tracks of 13 x 768 float16
+    through ``StoreWriter.write_track`` (codec none, page cache) on a pool of n threads. Audio s/s each."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from mrnet.extract.config import ExtractConfig
+    from mrnet.extract.features import Extractor
+    from mrnet.store import Location, Provenance, StoreWriter
+
+    files = dataset_files(Path(root))
+    ex = Extractor.from_config(ExtractConfig(dataset="folder", features="mel"))  # decoding is the same for every feature
+    audio_s = sum(ex.load(f)[0].shape[1] for f in files) / ex.sample_rate  # also warms the page cache
+    prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
+                      extraction={"chunk_frames": 150, "codec": "none"})
+    track = np.random.default_rng(0).standard_normal((1, 13, 1499, 768), dtype=np.float32).astype(np.float16)
+    out = {"decode": {}, "write": {}, "decode_audio_s": audio_s, "write_audio_s": write_tracks * 1499 / 50.0}
+    for n in threads:
+        with ThreadPoolExecutor(n) as pool:
+            began = time.perf_counter()
+            list(pool.map(ex.load, files))
+            out["decode"][str(n)] = audio_s / (time.perf_counter() - began)
+            root_w = Path(work) / f"io-scaling-{n}.zarr"
+            writer = StoreWriter.open(Location.parse(root_w), prov, overwrite=True)
+            began = time.perf_counter()
+            list(pool.map(lambda i: writer.write_track(f"t{i:03d}", track), range(write_tracks)))
+            out["write"][str(n)] = out["write_audio_s"] / (time.perf_counter() - began)
+            shutil.rmtree(root_w, ignore_errors=True)
+    return out
+
+
 # --- the figure ---------------------------------------------------------------------------------------
 def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str, variant: str = "shipped", **kw) -> dict:
     out = ctx.work / f"extract-{tag}.zarr"
@@ -313,8 +348,13 @@ def run(ctx: Context) -> dict:
     result["utilisation"] = u
     log(f"  model FLOPs {u['flops_per_audio_s'] / 1e9:.1f} G per audio s; matmul peak {u['peak_flops'] / 1e12:.2f} TFLOP/s "
         f"({u['peak_matmul']}); MFU bare {100 * u['bare_mfu']:.1f} %, end to end {100 * u['steady_mfu']:.1f} %")
-    # the pipeline's own ceiling: the model replaced by a stub that returns at once (see proposals.stub_model)
+    # decode and write limits: how the two CPU stages scale with threads on this machine's cores
+    counts = sorted({1, 2, 4, 8, 16, cpus} & set(range(1, cpus + 1)))
     croot, _ = mp3_dataset(p.ceiling_clips, 30.0)
+    result["io_scaling"] = run_child("benchmarks.extraction:io_scaling", {"root": str(croot), "work": str(ctx.work), "threads": counts})
+    log("  decode audio-s/s by threads: " + ", ".join(f"{k}: {v:.0f}" for k, v in result["io_scaling"]["decode"].items())
+        + "; write: " + ", ".join(f"{k}: {v:.0f}" for k, v in result["io_scaling"]["write"].items()))
+    # the pipeline's own ceiling: the model replaced by a stub that returns at once (see proposals.stub_model)
     variants = CEILING_VARIANTS["cuda" if ctx.device == "cuda" else "cpu"]
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     log(f"  pipeline ceiling: {p.ceiling_clips} clips of 30 s, batch 8, unit 16, model stubbed; variants {variants}")

@@ -221,6 +221,21 @@ def extraction_section(res: dict, plots: dict) -> str:
                 "each unit's thread (before the I/O pool, IO1 below); `zarr-writer` puts back Zarr's codec pipeline for writes "
                 "(before W2). The rounds of these short runs swing with whatever else the machine is doing; CPU milliseconds per "
                 "audio second (all threads of the child) is the steadier measure of the work each variant does."]
+    io = ex.get("io_scaling")
+    if io:
+        counts = list(io["decode"])
+        one_d, one_w = io["decode"][counts[0]], io["write"][counts[0]]
+        rows = [[n, f(io["decode"][n], 0), f(io["decode"][n] / one_d), f(io["write"][n], 0), f(io["write"][n] / one_w)] for n in counts]
+        out += ["", "### Decode and write limits by threads", "",
+                f"The pipeline's two CPU stages alone, on a thread pool of n threads (what `--io-threads` sizes): decoding "
+                f"{f(io['decode_audio_s'], 0)} s of MP3 (44.1 kHz stereo to 16 kHz mono) and writing {f(io['write_audio_s'], 0)} s of "
+                "13-layer float16 features (`write_track`, codec none, page cache).",
+                "",
+                table(["threads", "decode audio s/s", "x one thread", "write audio s/s", "x one thread"], rows),
+                "",
+                "Both release the GIL (libsndfile and libsoxr decode, NumPy and the file write), so they scale with the cores "
+                "until memory bandwidth or the disk stops them; on a GPU machine this table says how many audio seconds per "
+                "second its cores can feed the GPU."]
     if plots.get("extraction"):
         out += ["", f"![extraction throughput](img/{plots['extraction']})"]
     return "\n".join(out)
