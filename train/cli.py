@@ -106,6 +106,11 @@ def train(
     embed_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default paper: 128, tiny: 32).")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="(default 0.5)")] = None,
     augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Feature noise and time/feature masks (default on).")] = None,
+    noise_p: Annotated[Optional[float], typer.Option(help="Probability of Gaussian feature noise per crop (default 0.7).")] = None,
+    time_masks: Annotated[Optional[int], typer.Option(help="Time masks per crop, at most (default 2).")] = None,
+    time_mask_frac: Annotated[Optional[float], typer.Option(help="Longest time mask, as a fraction of the crop (default 0.1).")] = None,
+    feature_masks: Annotated[Optional[int], typer.Option(help="Feature masks per crop, at most (default 2).")] = None,
+    feature_mask_frac: Annotated[Optional[float], typer.Option(help="Widest feature mask, as a fraction of the features (default 0.1).")] = None,
     select_metric: Annotated[Optional[SelectMetric], typer.Option(help="Validation metric that picks the checkpoint (default accuracy).")] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="Epochs between evaluations (default 1).")] = None,
     eval_batch_size: Annotated[Optional[int], typer.Option(help="Whole tracks of equal length per evaluation batch (default paper: 8, tiny: 16).")] = None,
@@ -123,6 +128,8 @@ def train(
                    drop_routes=tuple(r.value for r in drop_route) if drop_route else None, layers=tuple(layer) if layer else None,
                    epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds, lr=lr, lr_min=lr_min, weight_decay=weight_decay,
                    amsgrad=amsgrad, channels=channels, embed_dim=embed_dim, dropout=dropout, augment=augment,
+                   noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
+                   feature_mask_frac=feature_mask_frac,
                    select_metric=select_metric and select_metric.value, eval_every=eval_every, eval_batch_size=eval_batch_size, test_curve=test_curve,
                    num_workers=num_workers, device=device, bf16=bf16, seed=seed)
     reporter = RichReporter(console)

@@ -105,7 +105,10 @@ class TrainConfig:
             raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
         for name in ("noise_p", "time_mask_frac", "feature_mask_frac"):
             if not 0 <= getattr(self, name) <= 1:
-                raise UserError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("time_masks", "feature_masks"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -47,8 +47,9 @@ def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Pat
     return path
 
 
-def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str]) -> Path:
+def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Path:
     """Row-normalised confusion matrix with counts in the cells."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=float), where=rows > 0)
     size = max(4.0, 0.5 * len(genres) + 2)
@@ -62,8 +63,29 @@ def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str]) -> Path
         ax.set_yticks(range(len(genres)), genres)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("test confusion (rows normalised)")
+    ax.set_title(title)
     fig.savefig(path, dpi=100, bbox_inches="tight")  # room for the rotated genre names
+    return path
+
+
+def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict) -> Path:
+    """Per-fold test accuracy and macro-F1 of the validation-selected checkpoints, with the mean ± std band."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folds = [r["fold"] for r in rows]
+    fig = Figure(figsize=(max(6.0, 0.6 * len(folds) + 3), 3.5))
+    axes = fig.subplots(1, 2)
+    for ax, key, title in ((axes[0], "test_accuracy", "test accuracy"), (axes[1], "test_macro_f1", "test macro-F1")):
+        ax.bar(folds, [r[key] for r in rows], color="tab:blue")
+        if key in mean:
+            m, s = mean[key], std[key]
+            ax.axhline(m, color="black", label=f"mean {m:.3f} ± {s:.3f}")
+            ax.axhspan(m - s, m + s, color="grey", alpha=0.2)
+            ax.legend(fontsize="small", loc="lower right")
+        ax.set_ylim(0, 1)
+        ax.set_xticks(folds)
+        ax.set_xlabel("fold")
+        ax.set_title(title)
+    fig.savefig(path, dpi=100)
     return path
 
 

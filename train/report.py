@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from rich.table import Table
 
 from mrnet.train import plots
 from mrnet.train.config import TrainConfig
-from mrnet.train.evaluate import mean_std
+from mrnet.train.evaluate import mean_std, scores
 from mrnet.train.model import count_parameters
 from mrnet.train.runs import RunFolder, write_json
 
@@ -95,13 +96,25 @@ def aggregate(rows: list[dict]) -> dict:
 def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
     """The top-level report of a ``--folds all`` run."""
     first = fold_reports[0]
+    # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
+    confusion = np.sum([np.asarray(r["test"]["confusion"]) for r in fold_reports], axis=0)
     report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"],
               "split": f"{len(fold_reports)}-fold cross-validation", "config": {**first["config"], "fold": None, "all_folds": True},
-              "selection": first["selection"] | {"epoch": None},
+              "selection": first["selection"] | {"epoch": None}, "genres": first["genres"],
+              "test_all_folds": {**scores(confusion), "confusion": confusion.tolist()},
               **aggregate([fold_row(k, r) for k, r in enumerate(fold_reports)])}
+    write_folds(run, report)
+    return report
+
+
+def write_folds(run: RunFolder, report: dict) -> None:
+    """report.json, report.md and the plots of a ``--folds all`` run."""
+    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"])
+    if "test_all_folds" in report:
+        plots.plot_confusion(run.plots / "confusion.png", np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
+                             title="test confusion, all folds (every track once; rows normalised)")
     write_json(run.report_file, report)
     (run.path / "report.md").write_text(markdown(report))
-    return report
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -156,6 +169,12 @@ def _markdown_folds(report: dict) -> str:
     lines += ["| fold | epoch | valid acc | test acc | test macro-F1 | optimistic acc |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['fold']} | {r['best_epoch']} | {pct(r['valid_accuracy'])} | {pct(r['test_accuracy'])} | "
               f"{r['test_macro_f1']:.3f} | {pct(r['optimistic_accuracy'])} |" for r in report["folds"]]
+    every = report.get("test_all_folds")
+    if every:
+        lines += ["", f"Over all folds together (every track tested once, by its own fold's model): accuracy {pct(every['accuracy'])}, "
+                      f"macro-F1 {every['macro_f1']:.3f}.", "", "![folds](plots/folds.png) ![confusion](plots/confusion.png)"]
+    else:
+        lines += ["", "![folds](plots/folds.png)"]
     return "\n".join(lines + ["", "Each fold's own report is in `fold-<k>/report.md`.", ""])
 
 
@@ -200,7 +219,7 @@ def rerender(path: Path) -> dict | None:
     if "folds" in report:
         for k in range(report["n"]):
             rerender(run.fold(k).path)
-        (run.path / "report.md").write_text(markdown(report))
+        write_folds(run, report)
     else:
         write(run, report)
     return report

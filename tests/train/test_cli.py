@@ -74,6 +74,11 @@ def test_all_folds_reports_mean_and_std(fold_store, tmp_path):
     assert report["std"]["test_accuracy"] == pytest.approx(np.std(accs, ddof=1))
     assert "fold 1 of 3: test = fold 1, valid = fold 2" in RunFolder(out / "fold-1").report()["split"]
     assert "mean ± std" in result.output and "3-fold cross-validation" in one_line(result.output)
+    # every track is tested once, by its own fold's model: the folds' confusions add up to one over the dataset
+    every = np.asarray(report["test_all_folds"]["confusion"])
+    assert every.sum() == sum(np.asarray(RunFolder(out / f"fold-{k}").report()["test"]["confusion"]).sum() for k in range(3)) == 18
+    assert (out / "plots" / "folds.png").stat().st_size > 0 and (out / "plots" / "confusion.png").stat().st_size > 0
+    assert "plots/folds.png" in (out / "report.md").read_text()
 
 
 def test_one_fold(fold_store, tmp_path):
@@ -148,6 +153,16 @@ def test_options_that_cannot_work(mel_store, tmp_path):
     result = mrnet_train("--store", mel_store, "--drop-route", "X9")
     assert result.exit_code == 2 and "X9" in result.output  # Typer names the bad choice
     assert "give --store" in bad()
+    assert "--noise-p must be in [0, 1], got 1.5" in bad("--store", mel_store, "--noise-p", "1.5")
+    assert "--time-masks must be 0 or more" in bad("--store", mel_store, "--time-masks", "-1")
+
+
+def test_augmentation_strengths_reach_the_run_config(mel_store, tmp_path):
+    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--out", tmp_path / "run", "--epochs", "1", *SMALL,
+                         "--noise-p", "0.2", "--time-masks", "0", "--feature-masks", "3", "--feature-mask-frac", "0.05")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (cfg["noise_p"], cfg["time_masks"], cfg["feature_masks"], cfg["feature_mask_frac"]) == (0.2, 0, 3, 0.05)
 
 
 def test_resume_missing_or_corrupt_checkpoint(trained_run, tmp_path):
