@@ -85,7 +85,7 @@ def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict) -> Path:
         ax.set_xticks(folds)
         ax.set_xlabel("fold")
         ax.set_title(title)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
 
