@@ -63,6 +63,9 @@ def fig(res: dict, name: str) -> dict | None:
 
 
 # --- plots ----------------------------------------------------------------------------------------
+CEILING_LABELS = {"serial-io": "IO1", "zarr-writer": "W2"}  # the variants put back the code as it was before these fixes
+
+
 def _plots(res: dict, kind: str, img: Path = IMG) -> dict[str, str]:
     import matplotlib
 
@@ -82,7 +85,8 @@ def _plots(res: dict, kind: str, img: Path = IMG) -> dict[str, str]:
             labels.append("mrnet-extract, one track at a time")
             values.append(ba["one_at_a_time"]["throughput"]), colors.append("#c44e52")
         for name, v in ex.get("ceiling", {}).get("variants", {}).items():
-            labels.append("pipeline ceiling: " + name.replace("stub-model", "model stubbed").replace("+", " + "))
+            before = [CEILING_LABELS.get(part, part) for part in name.split("+") if part != "stub-model"]
+            labels.append("pipeline ceiling, model stubbed" + (f" (before {' + '.join(before)})" if before else ""))
             values.append(v["best"]["steady_throughput"]), colors.append("#8c8c8c")
         fig_, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.2))
         ax.barh(range(len(labels)), values, color=colors)
