@@ -119,6 +119,17 @@ def fixed_mmap_threshold(threshold: int = 128 * 1024) -> None:
         raise OSError("mallopt(M_MMAP_THRESHOLD) failed")
 
 
+def per_item_batches(dataset_cls):
+    """``CropDataset`` as it was before in-place batches (IO2, commit 3d1c9a4..): the DataLoader
+    fetches one crop per item and ``collate`` stacks them (a copy), which a worker then moves to shared
+    memory (another copy). Returns a subclass; nothing is patched."""
+
+    class PerItem(dataset_cls):
+        __getitems__ = None  # the DataLoader's fetcher then calls __getitem__ per item
+
+    return PerItem
+
+
 EXTRACTION_VARIANTS = {"stub-model": stub_model, "fixed-mmap-threshold": fixed_mmap_threshold, "serial-model": serial_model,
                        "zarr-writer": zarr_writer, "serial-io": serial_io}
 

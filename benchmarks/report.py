@@ -397,7 +397,7 @@ def training_section(res: dict) -> str:
     out = [
         f"{t['model']}; batch {t['batch']}; {t['train_tracks']} training tracks = {t['steps_per_epoch']} steps per epoch; "
         f"median of {t['timed_steps']} steps after {t['warmup_steps']} warm-up, best of the interleaved rounds; device {t['device']}, "
-        f"{runs['store']['num_workers']} loader workers.",
+        f"loader: {runs['store'].get('loader') or str(runs['store']['num_workers']) + ' DataLoader workers'}.",
         "",
         table(["", "median step s", "epoch s (steps x median)", "round medians", "peak PSS MB"], rows),
         "",
@@ -409,8 +409,8 @@ def training_section(res: dict) -> str:
         f"Step time in memory / with the real loader = **{f(t['loader_efficiency'])}** "
         + (f"(target ≥ {t['target_gpu_loader']} on a GPU: {met(t['loader_efficiency'], t['target_gpu_loader'])})." if t["device"] == "cuda"
            else f"on this CPU. The ≥ {t['target_gpu_loader']} target is for a GPU, where the model no longer shares cores with the "
-                "loader; here the two loader worker processes and the model compete for the same 2 cores, and a number "
-                "near 1 (or above it, within noise) only says the loader is not what limits a CPU step."),
+                "loader; here the loader and the model compete for the same 2 cores, and a number near 1 (or above it, within "
+                "noise) only says the loader is not what limits a CPU step."),
     ]
     return "\n".join(out)
 
@@ -426,14 +426,28 @@ def loader_rate_text(t: dict) -> str:
     if not r or "apply_ms_per_crop" not in r:
         return ""
     where = "on this CPU" if r["apply_device"] == "cpu" else "on the GPU"
-    return (f"**How fast the loader can feed a GPU (T1, applied).** One DataLoader worker produces {f(r['augment'], 0)} crops/s "
-            f"(the store read plus the augmentation draw; {f(r['no_augment'], 0)} without the draw). With the default "
-            f"{r['workers']} workers that is at most {f(r['paper_batch_max_steps_per_s'], 1)} steps/s at the paper's batch of 48, "
-            f"i.e. a GPU step would have to be shorter than {f(1e3 / r['paper_batch_max_steps_per_s'], 0)} ms to wait for data "
-            "(measured on this machine's cores; a GPU machine measures its own). The augmentation's arithmetic (noise over "
-            f"every element, masks) runs inside the training step on the model's device: `Augment.apply` costs "
-            f"{f(r['apply_ms_per_crop'], 1)} ms per crop {where} ({r['apply_threads']} threads), part of the step time in both "
-            "columns above. See T1 below for the before and after.")
+    return (f"**Reading a crop (T1, applied).** One thread reads {f(r['augment'], 0)} crops/s from the store, drawing each "
+            f"crop's augmentation included ({f(r['no_augment'], 0)} without the draw; before T1, when the loader also drew the "
+            "noise for every element, 32). The augmentation's arithmetic runs inside the training step on the model's device: "
+            f"`Augment.apply` costs {f(r['apply_ms_per_crop'], 1)} ms per crop {where} ({r['apply_threads']} threads), part of "
+            "the step time in both columns above. See T1 below for the before and after." + feed_text(t))
+
+
+def feed_text(t: dict) -> str:
+    fd = t.get("feed_rate")
+    if not fd or "threads" not in fd:
+        return ""
+
+    def listed(kind: str, unit: str) -> str:
+        return ", ".join(f"{f(v, 0)} with {k} {unit}{'s' if k != '1' else ''}" for k, v in fd[kind].items())
+
+    best = max(fd["threads"].values())
+    return (f"\n\n**What the loader delivers (IO2, applied).** Item rates leave out what a batch costs on its way into the "
+            f"training loop. Timed as `fit` loads (batches of {fd['batch']}, several epochs, start-up left out), in crops/s: "
+            f"the default reading threads {listed('threads', 'thread')} (automatic here: {fd['auto_threads']}); a DataLoader "
+            f"with worker processes (`--num-workers`) {listed('workers', 'worker')}; the same DataLoader with the per-item "
+            f"batches of the code before IO2 {listed('per_item', 'worker')}. At the paper's batch of 48 the threads' best is "
+            f"{f(best / 48, 1)} steps/s: a GPU step shorter than {f(48e3 / best, 0)} ms would wait for data on this machine's cores.")
 
 
 def memory_section(res: dict) -> str:
@@ -485,7 +499,7 @@ functions), `tests/store`, `tests/extract/test_engines.py` (batched equals one t
 c7ee780; that run is kept in `{history}`), then applied (commit cc501f5); the figures above are
 measured on the code with them. Before = the code as it was, side by side = the proposal in the same
 run as "before", after = this page's run (for W1 and D1: the run right after they were applied, commit
-b17b587, kept in `benchmarks/results/history/`; W2 and IO1 moved those figures again). W2 and IO1 are
+b17b587, kept in `benchmarks/results/history/`; W2 and IO1 moved those figures again). W2, IO1 and IO2 are
 measured against the code as it was in every run (`benchmarks/proposals.py: zarr_writer,
 serial_io`), so their "before" is this page's run too. T1
 changes what a sample is (where its noise is drawn), so it has no side-by-side column: its "before" is
@@ -607,6 +621,20 @@ On this 2-core machine there is little to gain, since the two unit threads alrea
 busy; the ceiling table in figure 1 measures it side by side (`serial-io`), and a GPU run measures it
 where it matters.
 
+**IO2, batches read in place, by threads (`train/data.py`: `CropDataset.__getitems__`, `Prefetcher`;
+applied).** Item rates of 1,600 crops/s per worker did not survive the trip into the training loop:
+through a DataLoader, 2 worker processes delivered ~160 crops/s here. Each batch byte was written three
+times into fresh memory (the crop, `np.stack` in `collate`, the move to shared memory for the queue),
+and fresh memory costs page faults, 4 kB at a time for torch tensors and shared memory, in the worker
+and again in the training process. Now the datasets build whole batches: one batch array, each crop
+(or whole track) read straight into its slot (`FeatureStore.read(..., out=)`); and by default no
+worker processes at all: `Prefetcher` reads the next batches on threads of the training process
+(file reads and NumPy copies release the GIL), into memory NumPy allocates with huge pages. Batches
+are equal to the stacked crops, and a run trains the same model to the bit with either loader
+(`test_the_default_thread_loader_trains_the_same_model_as_a_dataloader`). `--num-workers N` still
+gives a DataLoader with N processes (batches read in place into shared memory). Figure 5 has the
+rates side by side with the code before.
+
 **T1, the training loader's augmentation (`train/data.py`, `train/loop.py`; applied).** Per crop,
 `CropDataset` read the store in well under a millisecond (figure 4) but `Augment` then spent ~30 ms
 drawing float32 Gaussian noise for every element of the crop with NumPy: one worker made 32 crops/s,
@@ -680,8 +708,10 @@ def findings(cpu: dict | None) -> str:
     if tr0 and tr1 and "apply_ms_per_crop" in tr1.get("loader_rate", {}):
         r0, r1 = tr0["loader_rate"], tr1["loader_rate"]
         rows.append(["T1: crops/s one loader worker produces (default augmentation)", f(r0["augment"], 0), "–", f(r1["augment"], 0)])
-        rows.append(["T1: most steps/s 2 workers feed at batch 48", f(r0["paper_batch_max_steps_per_s"], 2), "–",
-                     f(r1["paper_batch_max_steps_per_s"], 1)])
+        fd = tr1.get("feed_rate") or {}
+        if "threads" in fd and "per_item" in fd and "2" in fd["per_item"]:
+            rows.append(["IO2: crops/s delivered into the training loop (before: 2 DataLoader workers, per-item batches; after: 2 reading threads)",
+                         f(fd["per_item"]["2"], 0), "–", f(fd["threads"].get("2", max(fd["threads"].values())), 0)])
         t1 = (f"Measured: one worker {f(r0['augment'], 0)} → {f(r1['augment'], 0)} crops/s (`{HISTORY_T1.relative_to(REPO)}` "
               "holds the run before).")
     table_text = table(["what", "before", "side by side", "after"], rows) if rows else "_The before-fixes run is not in benchmarks/results/history/._"

@@ -69,7 +69,10 @@ def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, devic
     except Interrupted:
         pass
     times = _step_times(stamps, warmup + 1)  # the first gap is start -> first batch (workers starting)
-    return {"step_s": times, "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None,
+    from mrnet.train.loop import loader_threads, pick_device
+
+    loader = f"{cfg.num_workers} DataLoader workers" if cfg.num_workers is not None else f"{loader_threads(pick_device(cfg.device))} reading threads"
+    return {"step_s": times, "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None, "loader": loader,
             "num_workers": cfg.num_workers, "device": device, "torch_threads": torch.get_num_threads()}
 
 
@@ -220,6 +223,51 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     return out
 
 
+def feed_rate(store: str, device: str, batch: int, threads: list[int], workers: list[int], epochs: int = 6, passes: int = 2) -> dict:
+    """Crops per second each way of loading delivers to the training loop, as ``fit`` builds it, over
+    several epochs after the first batch (start-up left out), best of ``passes``, alternating:
+
+    - ``threads``: the default, ``Prefetcher`` (threads of the training process read each batch in place);
+    - ``workers``: ``--num-workers N``, a DataLoader with N processes, batches read in place into shared memory;
+    - ``per_item``: the same DataLoader with the per-item batches of the code before IO2 (stack, then
+      move to shared memory).
+
+    Augmentation is drawn (and, like the model, applied later in the step); on CUDA batches are pinned."""
+    from torch.utils.data import DataLoader
+
+    from benchmarks.proposals import per_item_batches
+    from mrnet.store.reader import FeatureStore
+    from mrnet.train.data import Augment, CropDataset, EpochBatches, Prefetcher, collate, split_tracks, worker_init
+    from mrnet.train.loop import loader_threads, pick_device
+
+    st = FeatureStore.open(store)
+    train = split_tracks(st.tracks).train
+    crop = int(round(6.0 * st.provenance.frame_rate))
+    layers = st.layer_positions(None)
+    ds = CropDataset(st.location, train, layers, crop=crop, seed=0, augment=Augment())
+    before = per_item_batches(CropDataset)(st.location, train, layers, crop=crop, seed=0, augment=Augment())
+    pin = device == "cuda"
+
+    def dataloader(data, n):
+        return lambda batches: DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=n,
+                                          worker_init_fn=worker_init if n else None, pin_memory=pin)
+
+    ways = [("threads", n, lambda batches, n=n: Prefetcher(ds, batches, threads=n, pin=pin)) for n in threads]
+    ways += [(kind, n, dataloader(data, n)) for n in workers for kind, data in (("workers", ds), ("per_item", before))]
+    out = {"auto_threads": loader_threads(pick_device(device)), "batch": min(batch, len(ds)), "threads": {}, "workers": {}, "per_item": {}}
+    for rep in range(passes):
+        for kind, n, make in ways:
+            batches = [b for e in range(epochs) for b in EpochBatches(len(ds), batch, seed=0, epoch=100 * rep + e)]
+            it = iter(make(batches))
+            next(it)
+            count, began = 0, time.perf_counter()
+            for x, _, _ in it:
+                count += x.shape[0]
+            rate = count / (time.perf_counter() - began)
+            out[kind][str(n)] = max(rate, out[kind].get(str(n), 0.0))
+    return out
+
+
 # --- the figure ---------------------------------------------------------------------------------------
 def training_store(tracks: int) -> Path:
     return feature_store(CACHE / "stores" / f"train-{tracks}.zarr", tracks, seconds=30.0)
@@ -248,7 +296,14 @@ def run(ctx: Context) -> dict:
         log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
     runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
     rate = run_child("benchmarks.training:loader_rate", {"store": str(store), "device": p.device, "batch": p.train_batch})
-    workers = runs["store"]["num_workers"]
+    from mrnet.train.loop import loader_threads, pick_device
+
+    auto = loader_threads(pick_device(p.device))
+    feed = run_child("benchmarks.training:feed_rate", {"store": str(store), "device": p.device, "batch": p.train_batch,
+                                                        "threads": sorted({1, 2, auto}), "workers": sorted({0, 2, auto})})
+    log("  feed: " + "; ".join(f"{kind} " + ", ".join(f"{k}: {v:.0f}" for k, v in feed[kind].items())
+                              for kind in ("threads", "workers", "per_item")) + " crops/s")
+    workers = 2  # the item-rate bound below is for the DataLoader default before T1: 2 worker processes
     log(f"  one loader worker: {rate['augment']:.0f} crops/s with the augmentation draw, {rate['no_augment']:.0f} without; "
         f"Augment.apply {rate['apply_ms_per_crop']:.1f} ms per crop on {rate['apply_device']}")
     step = {k: median(v["step_s"]) for k, v in runs.items()}
@@ -264,6 +319,7 @@ def run(ctx: Context) -> dict:
         "loader_efficiency": step["memory"] / step["store"],
         "wavlm_share_on_the_fly": median(runs["on_the_fly"]["wavlm_s"]) / step["on_the_fly"],
         "target_gpu_loader": TARGET_GPU_LOADER,
+        "feed_rate": feed,
         "loader_rate": {**rate, "workers": workers,
                         "max_steps_per_s": workers * rate["augment"] / p.train_batch,
                         "paper_batch_max_steps_per_s": workers * rate["augment"] / 48},

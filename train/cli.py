@@ -115,7 +115,7 @@ def train(
     eval_every: Annotated[Optional[int], typer.Option(help="Epochs between evaluations (default 1).")] = None,
     eval_batch_size: Annotated[Optional[int], typer.Option(help="Whole tracks of equal length per evaluation batch (default paper: 8, tiny: 16).")] = None,
     test_curve: Annotated[Optional[bool], typer.Option("--test-curve/--no-test-curve", help="Also evaluate test each time (curve and optimistic number) (default on).")] = None,
-    num_workers: Annotated[Optional[int], typer.Option(help="DataLoader worker processes (default paper: 2, tiny: 0).")] = None,
+    num_workers: Annotated[Optional[int], typer.Option(help="Read with a DataLoader of N worker processes (0: in the training loop) instead of the default: threads of this process reading ahead (2 on CPU; on a GPU half the cores, 2 to 8).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N (default auto).")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast on GPU (default on).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="(default 0)")] = None,

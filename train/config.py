@@ -65,7 +65,7 @@ class TrainConfig:
     test_curve: bool = True  # also evaluate test each time: the curve and the optimistic number
     eval_batch_size: int = 8  # whole tracks of equal length per batch
     # machinery
-    num_workers: int = 2
+    num_workers: int | None = None  # None: threads of this process read ahead (data.Prefetcher); N: a DataLoader with N worker processes
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)
     seed: int = 0
@@ -101,7 +101,7 @@ class TrainConfig:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.lr_min < 0 or self.lr_min > self.lr:
             raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: need 0 <= lr-min <= lr and lr > 0")
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
         for name in ("noise_p", "time_mask_frac", "feature_mask_frac"):
             if not 0 <= getattr(self, name) <= 1:
@@ -138,7 +138,7 @@ def tiny(store: str, **overrides: Any) -> TrainConfig:
     """A small model and a short run for a laptop CPU: C = 32, batch 16, 3 s crops, 40 epochs."""
     base = TrainConfig(
         store=store, preset="tiny", channels=32, embed_dim=32, epochs=40, batch_size=16, crop_seconds=3.0,
-        num_workers=0, eval_batch_size=16,
+        eval_batch_size=16,
     )
     return base.with_(**overrides)
 

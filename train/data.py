@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import deque
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from itertools import islice
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 import polars as pl
@@ -244,16 +247,74 @@ class CropDataset(_StoreTracks):
         self.crop, self.seed, self.augment = crop, seed, augment
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
+        x, plan = self._crop(item, None)
+        return x, self.labels[self._index(item)], plan
+
+    def __getitems__(self, items: list, pool: Executor | None = None) -> "CropBatch":
+        """A whole batch, each crop read straight into its slot of one batch array (on ``pool``'s
+        threads when given): in a DataLoader worker that array is allocated in shared memory, so the
+        batch reaches the training process without the two copies a stack of separate crops costs
+        (the stack, then the move to shared memory). Equal to ``collate([self[i] for i in items])``."""
+        first = self.store.array(self.keys[self._index(items[0])])
+        shape = (len(items), first.shape[0], len(self.layers), self.crop, first.shape[3])
+        x = _batch_tensor(shape, np.dtype(first.dtype))
+        xs = x.numpy()
+
+        def fill(b: int) -> dict | None:
+            return self._crop(items[b], xs[b])[1]
+
+        plans = list(pool.map(fill, range(len(items)))) if pool is not None else [fill(b) for b in range(len(items))]
+        y = torch.tensor([self.labels[self._index(item)] for item in items], dtype=torch.long)
+        return CropBatch(x, y, stack_plans(plans) if self.augment is not None else None)
+
+    @staticmethod
+    def _index(item: tuple[int, int] | int) -> int:
+        return item[1] if isinstance(item, tuple) else item
+
+    def _crop(self, item: tuple[int, int] | int, out: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
         epoch, i = item if isinstance(item, tuple) else (0, item)
         rng = np.random.default_rng((self.seed, epoch, i))
         n = self.frames[i]
         if n >= self.crop:
             start = int(rng.integers(0, n - self.crop + 1))
-            x = self.store.read(self.keys[i], start, start + self.crop, self.layers)
+            x = self.store.read(self.keys[i], start, start + self.crop, self.layers, out=out)
         else:
             x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)
+            if out is not None:
+                out[...] = x
+                x = out
         plan = self.augment.draw(rng, frames=x.shape[2], dim=x.shape[3]) if self.augment is not None else None
-        return x, self.labels[i], plan
+        return x, plan
+
+
+class TrackBatch(NamedTuple):
+    """An evaluation batch as ``TrackDataset.__getitems__`` builds it (``collate`` passes it through)."""
+
+    x: torch.Tensor  # (B, channels, layers, T, dim), the store's dtype
+    y: torch.Tensor  # (B,) labels
+
+
+class CropBatch(NamedTuple):
+    """A training batch as ``CropDataset.__getitems__`` builds it (``collate`` passes it through)."""
+
+    x: torch.Tensor  # (B, channels, layers, crop, dim), the store's dtype
+    y: torch.Tensor  # (B,) labels
+    plan: dict | None  # the batch's augmentation draws (stack_plans), None without augmentation
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    """An uninitialised batch tensor; in a DataLoader worker, in shared memory from the start (as
+    torch's own default_collate allocates it), so sending it to the main process copies nothing.
+    In the main process NumPy allocates it: NumPy asks for transparent huge pages on large arrays,
+    which makes first writes to a fresh 100 MB batch ~5x cheaper than torch.empty's 4 kB pages."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.from_numpy(np.empty(shape, dtype=dtype))
+    dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    try:
+        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    except AttributeError:  # torch moved its private helper: an ordinary tensor works, one copy dearer
+        return torch.empty(shape, dtype=dtype)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
 
 
 class TrackDataset(_StoreTracks):
@@ -262,8 +323,62 @@ class TrackDataset(_StoreTracks):
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
 
+    def __getitems__(self, items: list[int], pool: Executor | None = None) -> "TrackBatch":
+        """Tracks of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
+        first = self.store.array(self.keys[items[0]])
+        n = self.frames[items[0]]
+        if any(self.frames[i] != n for i in items):
+            raise ValueError("a batch of whole tracks needs tracks of one length (see length_batches)")
+        x = _batch_tensor((len(items), first.shape[0], len(self.layers), n, first.shape[3]), np.dtype(first.dtype))
+        xs = x.numpy()
+
+        def fill(b: int) -> None:
+            self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b])
+
+        list(pool.map(fill, range(len(items)))) if pool is not None else [fill(b) for b in range(len(items))]
+        return TrackBatch(x, torch.tensor([self.labels[i] for i in items], dtype=torch.long))
+
 
 # --- batching -----------------------------------------------------------------------------------
+
+
+class Prefetcher:
+    """Batches read ahead by threads of this process: the default loader for training and evaluation.
+
+    While the model works on one batch, the next ``depth`` are read, each by all ``threads`` at once
+    (one crop per task, straight into the batch array; NumPy copies and file reads release the GIL).
+    No worker processes, so no batch is copied between processes: through a DataLoader with worker
+    processes each batch is written again into shared memory and page-faulted twice, which made 2
+    workers deliver ~190 crops/s where one thread reads ~1,000 (docs/performance.md, figure 5). With
+    ``pin``, batches are copied into page-locked memory here too, for asynchronous copies to the GPU.
+    Batches are the dataset's, so they are the same whatever the thread count.
+    """
+
+    def __init__(self, dataset: "CropDataset | TrackDataset", batches, *, threads: int, pin: bool = False, depth: int = 2):
+        self.dataset, self.batches, self.threads, self.pin, self.depth = dataset, batches, max(1, threads), pin, max(1, depth)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple]:
+        readers = ThreadPoolExecutor(self.threads, thread_name_prefix="mrnet-read")
+        builder = ThreadPoolExecutor(1, thread_name_prefix="mrnet-batch")
+        queue = iter(self.batches)
+        pending = deque(builder.submit(self._build, items, readers) for items in islice(queue, self.depth))
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                following = next(queue, None)
+                if following is not None:
+                    pending.append(builder.submit(self._build, following, readers))
+                yield batch
+        finally:
+            builder.shutdown(wait=True, cancel_futures=True)
+            readers.shutdown(wait=True, cancel_futures=True)
+
+    def _build(self, items, readers: Executor) -> tuple:
+        batch = tuple(self.dataset.__getitems__(items, pool=readers))
+        return tuple(v.pin_memory() if self.pin and isinstance(v, torch.Tensor) else v for v in batch)
 
 
 class EpochBatches:
@@ -308,9 +423,12 @@ def length_batches(frames: Sequence[int], batch_size: int) -> list[list[int]]:
     return [group[s : s + batch_size] for n in sorted(by_length) for group in [by_length[n]] for s in range(0, len(group), batch_size)]
 
 
-def collate(items: list[tuple]) -> tuple:
+def collate(items: list[tuple] | CropBatch | TrackBatch) -> tuple:
     """Stack ``(features, label)`` items into ``(B, channels, layers, T, dim)`` and ``(B,)``; training
-    items ``(features, label, plan)`` also give the batch's augmentation plan (``None`` without one)."""
+    items ``(features, label, plan)`` also give the batch's augmentation plan (``None`` without one).
+    A ``CropBatch`` or ``TrackBatch`` (the datasets' ``__getitems__``) is already a batch and passes through."""
+    if isinstance(items, (CropBatch, TrackBatch)):
+        return tuple(items)
     x = torch.from_numpy(np.stack([it[0] for it in items]))
     y = torch.tensor([it[1] for it in items], dtype=torch.long)
     if len(items[0]) == 2:

@@ -13,6 +13,7 @@ worker-independent) produces the same parameters and metrics as one that never s
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -31,8 +32,8 @@ from mrnet.store.format import Provenance
 from mrnet.store.reader import FeatureStore
 from mrnet.train import report as reports
 from mrnet.train.config import TrainConfig
-from mrnet.train.data import (Augment, CropDataset, EpochBatches, TrackDataset, collate, fold_count, has_official_split,
-                              length_batches, split_tracks, steps_per_epoch, usable, worker_init)
+from mrnet.train.data import (Augment, CropDataset, EpochBatches, Prefetcher, TrackDataset, collate, fold_count,
+                              has_official_split, length_batches, split_tracks, steps_per_epoch, usable, worker_init)
 from mrnet.train.evaluate import Stopped, autocast, evaluate
 from mrnet.train.model import MRNet, MRNetConfig
 from mrnet.train.runs import (RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, seed_everything,
@@ -298,15 +299,30 @@ def _improves(record: dict, best: dict | None, metric: str) -> bool:
     return value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
 
 
-def _loader(dataset, batches, cfg: TrainConfig, device: torch.device, *, seed: int, persistent: bool = False) -> DataLoader:
-    """A DataLoader whose own generator (not the global one) seeds its workers."""
+def loader_threads(device: torch.device) -> int:
+    """Reading threads of the default loader (``Prefetcher``): 2 on CPU, where the model needs the
+    cores; on a GPU half the cores, 2 to 8."""
+    if device.type != "cuda":
+        return 2
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 2
+    return max(2, min(8, cores // 2))
+
+
+def _loader(dataset, batches, cfg: TrainConfig, device: torch.device, *, seed: int, persistent: bool = False):
+    """Batches of ``dataset``: read ahead by threads of this process (the default), or, with
+    ``--num-workers N``, by a DataLoader with N worker processes, its own generator seeding them."""
+    if cfg.num_workers is None:
+        return Prefetcher(dataset, batches, threads=loader_threads(device), pin=device.type == "cuda")
     workers = cfg.num_workers
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers,
                       worker_init_fn=worker_init if workers else None, pin_memory=device.type == "cuda",
                       generator=torch.Generator().manual_seed(seed), persistent_workers=persistent and workers > 0)
 
 
-def _eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device) -> DataLoader:
+def _eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device):
     return _loader(dataset, length_batches(dataset.frames, cfg.eval_batch_size), cfg, device, seed=0, persistent=True)
 
 

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader
 
 from mrnet.store import FeatureStore, Location, UserError
 from mrnet.manifests.schema import class_weights
-from mrnet.train.data import (Augment, CropDataset, EpochBatches, TrackDataset, collate, fold_roles, length_batches,
+from mrnet.train.data import (Augment, CropDataset, EpochBatches, Prefetcher, TrackDataset, collate, fold_roles, length_batches,
                               split_tracks, stack_plans, worker_init)
-from mrnet.train.loop import train_step
+from mrnet.train.loop import loader_threads, train_step
 from tests.helpers import make_store
 
 
@@ -21,9 +21,9 @@ class RecordingStore(FeatureStore):
 
     calls: list = []
 
-    def read(self, key, start=0, stop=None, layers=None):
+    def read(self, key, start=0, stop=None, layers=None, out=None):
         RecordingStore.calls.append((key, start, stop, None if layers is None else list(layers)))
-        return super().read(key, start, stop, layers)
+        return super().read(key, start, stop, layers, out=out)
 
 
 @pytest.fixture
@@ -95,6 +95,37 @@ def test_a_worker_opens_its_own_store(wavlm_store):
     assert len(with_workers) == len(in_process) == 3
     for (xa, ya, _), (xb, yb, _) in zip(with_workers, in_process):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("crop", [60, 1000])  # 1000: longer than every track, so crops are tiled
+def test_a_batch_read_in_place_equals_the_stacked_crops(wavlm_store, crop):
+    ds, _ = dataset(wavlm_store, crop=crop, layers=[2, 0], augment=Augment())
+    items = [(3, i) for i in (5, 0, 7)]
+    whole = ds.__getitems__(items)
+    x, y, plan = collate([ds[i] for i in items])
+    assert torch.equal(whole.x, x) and torch.equal(whole.y, y) and whole.x.dtype == torch.float16
+    assert plan.keys() == whole.plan.keys() and all(torch.equal(plan[k], whole.plan[k]) for k in plan)
+    assert collate(whole) == tuple(whole)  # the DataLoader's collate passes a finished batch through
+
+
+def test_worker_batches_arrive_in_shared_memory_and_equal_in_process_ones(wavlm_store):
+    ds, _ = dataset(wavlm_store, crop=40, augment=Augment(noise_p=1.0))
+    batches = EpochBatches(len(ds), 4, seed=0, epoch=1)
+    with_workers = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init))
+    in_process = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))
+    assert all(xa.is_shared() for xa, _, _ in with_workers)
+    for (xa, ya, pa), (xb, yb, pb) in zip(with_workers, in_process):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_read_into_a_given_array(wavlm_store):
+    store = FeatureStore.open(str(wavlm_store))
+    key = store.tracks["key"][0]
+    out = np.zeros((1, 2, 30, 16), dtype=np.float16)
+    assert store.read(key, 10, 40, [2, 1], out=out) is out
+    assert np.array_equal(out, store.read(key, 10, 40, [2, 1]))
+    with pytest.raises(ValueError, match="out is"):
+        store.read(key, 10, 40, [2, 1], out=np.zeros((1, 2, 31, 16), dtype=np.float16))
 
 
 def augmented(ds, items):
@@ -254,3 +285,44 @@ def test_length_batches_never_mix_lengths():
     batches = length_batches(frames, 2)
     assert sorted(i for b in batches for i in b) == list(range(6))
     assert all(len({frames[i] for i in b}) == 1 and len(b) <= 2 for b in batches)
+
+
+def test_loader_threads_are_2_on_cpu_and_half_the_cores_on_a_gpu(monkeypatch):
+    assert loader_threads(torch.device("cpu")) == 2
+    for cores, expect in ((2, 2), (16, 8), (64, 8), (10, 5)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert loader_threads(torch.device("cuda")) == expect
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_thread_prefetcher_gives_the_dataloaders_batches(wavlm_store, threads):
+    ds, _ = dataset(wavlm_store, crop=40, layers=[0, 2], augment=Augment(noise_p=1.0))
+    batches = list(EpochBatches(len(ds), 3, seed=0, epoch=2))
+    ours = list(Prefetcher(ds, batches, threads=threads))
+    theirs = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))
+    assert len(ours) == len(theirs) == len(Prefetcher(ds, batches, threads=threads)) == 4
+    for (xa, ya, pa), (xb, yb, pb) in zip(ours, theirs):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_the_prefetcher_reads_whole_tracks_of_one_length(mel_store):
+    store = FeatureStore.open(str(mel_store))
+    tracks = store.tracks.filter(pl.col("split") == "train")
+    ds = TrackDataset(store.location, tracks, [0])
+    batches = length_batches(ds.frames, 4)
+    for items, (x, y) in zip(batches, Prefetcher(ds, batches, threads=2)):
+        assert torch.equal(x, torch.from_numpy(np.stack([ds[i][0] for i in items])))
+        assert y.tolist() == [ds[i][1] for i in items]
+    with pytest.raises(ValueError, match="one length"):
+        ds.__getitems__([i for i in range(len(ds)) if ds.frames[i] != ds.frames[0]][:1] + [0])
+
+
+def test_stopping_early_leaves_no_reader_threads_behind(wavlm_store):
+    import threading
+
+    ds, _ = dataset(wavlm_store, crop=40)
+    batches = list(EpochBatches(len(ds), 2, seed=0, epoch=0))
+    it = iter(Prefetcher(ds, batches, threads=2))
+    next(it)
+    it.close()  # what a loop that raises (Ctrl-C) does to the generator
+    assert not [t for t in threading.enumerate() if t.name.startswith(("mrnet-read", "mrnet-batch"))]

@@ -65,6 +65,16 @@ def test_resume_is_exact(mel_store, straight, tmp_path, stop_at):
     assert ra["test"] == rb["test"] and ra["selection"] == rb["selection"]
 
 
+def test_the_default_thread_loader_trains_the_same_model_as_a_dataloader(mel_store, straight, tmp_path):
+    """num_workers None (threads reading ahead, the default) and 0 (the DataLoader in the loop) see the
+    same batches, so the run is the same to the bit; the resume above is then exact with either."""
+    threaded = train(small_config(mel_store, tmp_path / "threads", num_workers=None, **RESUME_SETTINGS))
+    a, b = load_checkpoint(RunFolder(straight).last), load_checkpoint(RunFolder(threaded).last)
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    assert history(straight) == history(threaded)
+
+
 def test_checkpoint_is_chosen_on_validation_never_on_test(mel_store, tmp_path, monkeypatch):
     """Script validation and test accuracy so their best epochs differ (valid: 2, test: 3)."""
     valid_keys = FeatureStore.open(str(mel_store)).tracks.filter(pl.col("split") == "valid")["key"].to_list()
