@@ -91,27 +91,37 @@ class FeatureStore:
     def frames(self, key: str) -> int:
         return int(self.array(key).shape[2])
 
-    def read(self, key: str, start: int = 0, stop: int | None = None, layers: Sequence[int] | None = None) -> np.ndarray:
+    def read(self, key: str, start: int = 0, stop: int | None = None, layers: Sequence[int] | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` of the given stored-layer positions: ``(channels, len(layers), stop-start, dim)``.
 
         ``layers`` are positions in ``provenance.layers`` (0..n-1), not WavLM layer numbers; ``None``
-        reads all. Only the inner chunks overlapping the crop are fetched.
+        reads all. Only the inner chunks overlapping the crop are fetched. ``out``: an array of that
+        shape and the store's dtype to read into (the training loader fills a batch in place), returned.
         """
         arr = self.array(key)
         stop = arr.shape[2] if stop is None else stop
         if not 0 <= start <= stop <= arr.shape[2]:
             raise IndexError(f"track {key}: frames [{start}, {stop}) outside 0..{arr.shape[2]}")
+        positions = list(range(arr.shape[1])) if layers is None else list(layers)
+        if out is not None and (out.shape != (arr.shape[0], len(positions), stop - start, arr.shape[3]) or out.dtype != arr.dtype):
+            raise ValueError(f"track {key}: out is {out.shape} {out.dtype}, the crop is "
+                             f"{(arr.shape[0], len(positions), stop - start, arr.shape[3])} {arr.dtype}")
         if key not in self._indexes:
             self._indexes[key] = load_index(self.location, key, arr)
         index = self._indexes[key]
         if index is not None and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
-            return read_crop(self.location, index, start, stop, list(range(arr.shape[1])) if layers is None else list(layers))
-        if layers is None:
-            return arr[:, :, start:stop, :]
-        layers = list(layers)
-        if layers == list(range(layers[0], layers[0] + len(layers))):
-            return arr[:, layers[0] : layers[0] + len(layers), start:stop, :]
-        return arr.oindex[:, layers, start:stop, :]
+            return read_crop(self.location, index, start, stop, positions, out=out)
+        if not positions:
+            crop = arr[:, 0:0, start:stop, :]
+        elif positions == list(range(positions[0], positions[0] + len(positions))):
+            crop = arr[:, positions[0] : positions[0] + len(positions), start:stop, :]
+        else:
+            crop = arr.oindex[:, positions, start:stop, :]
+        if out is None:
+            return crop
+        out[...] = crop
+        return out
 
     def layer_positions(self, wanted: Sequence[int] | None) -> list[int]:
         """Map model layer numbers (e.g. WavLM 0..12) to positions in this store, or fail naming the missing ones."""

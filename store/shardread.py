@@ -82,7 +82,7 @@ def load_index(location: Location, key: str, array) -> ShardIndex | None:
     return ShardIndex(path, tuple(array.shape), chunk, dtype, fill, table)
 
 
-def read_crop(location: Location, index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+def read_crop(location: Location, index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
     """Frames ``[start, stop)`` of ``layers``: ``(channels, len(layers), stop - start, dim)``.
 
     Locally the shard is memory-mapped and each chunk's needed frames are copied once, straight into
@@ -94,7 +94,7 @@ def read_crop(location: Location, index: ShardIndex, start: int, stop: int, laye
     if cc != channels or cl != 1 or cd != dim:
         raise ValueError("fast path expects inner chunks of (channels, 1, frames, dim)")
     if location.local:
-        return _read_mapped(index, start, stop, layers)
+        return _read_mapped(index, start, stop, layers, out)
     b0, b1 = start // ct, (stop - 1) // ct + 1
     buf = np.empty((len(layers), b1 - b0, cc, ct, cd), dtype=index.dtype)
     runs = []  # (file offset, [(layer position, block)]) for chunks adjacent in the shard
@@ -109,17 +109,21 @@ def read_crop(location: Location, index: ShardIndex, start: int, stop: int, laye
                 runs.append([int(off), [(li, b)], int(size)])
     _fill(location, index.path, buf, runs)
     lo = start - b0 * ct
-    out = buf.transpose(2, 0, 1, 3, 4).reshape(cc, len(layers), (b1 - b0) * ct, cd)  # (C, L, T, D)
-    return out[:, :, lo : lo + (stop - start), :]
+    crop = buf.transpose(2, 0, 1, 3, 4).reshape(cc, len(layers), (b1 - b0) * ct, cd)[:, :, lo : lo + (stop - start), :]  # (C, L, T, D)
+    if out is None:
+        return crop
+    out[...] = crop
+    return out
 
 
-def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
     view = _chunk_view(index)
     if view is None:
-        return _read_mapped_chunkwise(index, start, stop, layers)
+        return _read_mapped_chunkwise(index, start, stop, layers, out)
     chunks, ids, n = view  # (n, C, T_chunk, D) view of the shard; chunk id per (layer, block), -1 = empty
     ct = index.chunk[2]
-    out = np.empty((chunks.shape[1], len(layers), stop - start, chunks.shape[3]), dtype=chunks.dtype)
+    if out is None:
+        out = np.empty((chunks.shape[1], len(layers), stop - start, chunks.shape[3]), dtype=chunks.dtype)
     b0, b1 = start // ct, (stop - 1) // ct
     for li, layer in enumerate(layers):
         row, o, pos = ids[layer], out[:, li], 0
@@ -157,11 +161,12 @@ def _chunk_view(index: ShardIndex):
     return index.__dict__["_chunk_view"]
 
 
-def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: list[int]) -> np.ndarray:
+def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
     cc, _, ct, cd = index.chunk
     shard = _mapped(index.path)
     table = index.entries  # plain lists: this loop runs per chunk per crop
-    out = np.empty((cc, len(layers), stop - start, cd), dtype=index.dtype)
+    if out is None:
+        out = np.empty((cc, len(layers), stop - start, cd), dtype=index.dtype)
     expect = cc * ct * cd * index.dtype.itemsize
     for li, layer in enumerate(layers):
         for b in range(start // ct, (stop - 1) // ct + 1):

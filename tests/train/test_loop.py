@@ -144,9 +144,11 @@ def test_training_streams_from_a_url_with_worker_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_streams_from_s3_with_worker_processes(s3_env, tmp_path):
-    """The same from s3:// on a real S3-compatible server (moto on localhost): s3fs objects must not cross the fork."""
+@pytest.mark.parametrize("num_workers", [2, None], ids=["worker-processes", "reading-threads"])
+def test_training_streams_from_s3(s3_env, tmp_path, num_workers):
+    """The same from s3:// on a real S3-compatible server (moto on localhost): s3fs objects must not
+    cross the fork (worker processes), and one s3fs client serves the reading threads (the default)."""
     _, bucket = new_bucket()
     url = learnable_store(f"s3://{bucket}/mel.zarr", frames=(160, 220))
-    run = RunFolder(train(small_config(url, tmp_path / "run", epochs=1, batch_size=4, num_workers=2)))
+    run = RunFolder(train(small_config(url, tmp_path / "run", epochs=1, batch_size=4, num_workers=num_workers)))
     assert run.store_info()["url"] == url and run.report()["epochs_trained"] == 1
