@@ -40,14 +40,14 @@ def train_epoch(store: str, out: str, device: str, preset: str) -> dict:
     from mrnet.train.config import preset as make
     from mrnet.train.loop import train
 
-    overrides = {"epochs": 1, "device": device, "out": out, "num_workers": 2, "crop_seconds": 6.0}
+    overrides = {"epochs": 1, "device": device, "out": out, "crop_seconds": 6.0}  # the default loader (reading threads)
     if preset == "tiny":  # small batches, so the smaller store already fills every prefetch queue
         overrides.update(batch_size=4, eval_batch_size=2)
     cfg = make(preset, store, **overrides)
     began = time.perf_counter()
     train(cfg)
     return {"seconds": time.perf_counter() - began, "preset": preset, "batch": cfg.batch_size, "eval_batch": cfg.eval_batch_size,
-            "num_workers": cfg.num_workers}
+            "loader": "reading threads" if cfg.num_workers is None else f"{cfg.num_workers} DataLoader workers"}
 
 
 def run(ctx: Context) -> dict:
