@@ -126,10 +126,10 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
         feats = _features(group, extractor)
         writes = [pool.submit(_write, writer, row, result, info) for (row, _, info), result in zip(group, feats)]
         for future in writes:
-            row = future.result()
+            row, nbytes = future.result()
             rows.append(row)
             if row["status"] == "done":
-                written += row.pop("_bytes")
+                written += nbytes
                 seconds += row["frames"] / writer.provenance.frame_rate
     for row, data, info in loaded:
         if isinstance(data, Exception):
@@ -138,16 +138,16 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
 
 
-def _write(writer: StoreWriter, row: dict, result, info: dict) -> dict:
-    """Write one track's features; its journal row (``_bytes``: bytes written, for the summary)."""
+def _write(writer: StoreWriter, row: dict, result, info: dict) -> tuple[dict, int]:
+    """Write one track's features: its journal row, and the bytes written (for the summary)."""
     if isinstance(result, Exception):
-        return dict(row, status="failed", error=str(result), **info)
+        return dict(row, status="failed", error=str(result), **info), 0
     try:
         crc = writer.write_track(row["key"], result)
     except ValueError as err:  # e.g. values that overflow the stored dtype
-        return dict(row, status="failed", error=str(err), **info)
+        return dict(row, status="failed", error=str(err), **info), 0
     nbytes = result.size * np.dtype(writer.provenance.dtype).itemsize
-    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, _bytes=nbytes, **info)
+    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info), nbytes
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

@@ -232,6 +232,11 @@ class _StoreTracks(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def _batch_array(self, indices: list[int], frames: int) -> torch.Tensor:
+        """An uninitialised ``(B, channels, layers, frames, dim)`` batch of the store's dtype for these tracks."""
+        first = self.store.array(self.keys[indices[0]])
+        return _batch_tensor((len(indices), first.shape[0], len(self.layers), frames, first.shape[3]), np.dtype(first.dtype))
+
 
 class CropDataset(_StoreTracks):
     """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs.
@@ -248,31 +253,22 @@ class CropDataset(_StoreTracks):
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
         x, plan = self._crop(item, None)
-        return x, self.labels[self._index(item)], plan
+        return x, self.labels[_epoch_index(item)[1]], plan
 
     def __getitems__(self, items: list, pool: Executor | None = None) -> "CropBatch":
         """A whole batch, each crop read straight into its slot of one batch array (on ``pool``'s
         threads when given): in a DataLoader worker that array is allocated in shared memory, so the
         batch reaches the training process without the two copies a stack of separate crops costs
         (the stack, then the move to shared memory). Equal to ``collate([self[i] for i in items])``."""
-        first = self.store.array(self.keys[self._index(items[0])])
-        shape = (len(items), first.shape[0], len(self.layers), self.crop, first.shape[3])
-        x = _batch_tensor(shape, np.dtype(first.dtype))
+        indices = [_epoch_index(item)[1] for item in items]
+        x = self._batch_array(indices, self.crop)
         xs = x.numpy()
-
-        def fill(b: int) -> dict | None:
-            return self._crop(items[b], xs[b])[1]
-
-        plans = list(pool.map(fill, range(len(items)))) if pool is not None else [fill(b) for b in range(len(items))]
-        y = torch.tensor([self.labels[self._index(item)] for item in items], dtype=torch.long)
+        plans = _for_each(lambda b: self._crop(items[b], xs[b])[1], len(items), pool)
+        y = torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
         return CropBatch(x, y, stack_plans(plans) if self.augment is not None else None)
 
-    @staticmethod
-    def _index(item: tuple[int, int] | int) -> int:
-        return item[1] if isinstance(item, tuple) else item
-
     def _crop(self, item: tuple[int, int] | int, out: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
-        epoch, i = item if isinstance(item, tuple) else (0, item)
+        epoch, i = _epoch_index(item)
         rng = np.random.default_rng((self.seed, epoch, i))
         n = self.frames[i]
         if n >= self.crop:
@@ -285,6 +281,16 @@ class CropDataset(_StoreTracks):
                 x = out
         plan = self.augment.draw(rng, frames=x.shape[2], dim=x.shape[3]) if self.augment is not None else None
         return x, plan
+
+
+def _epoch_index(item: tuple[int, int] | int) -> tuple[int, int]:
+    """``(epoch, track index)`` of a dataset item: ``(epoch, index)`` pairs, or a bare index (epoch 0)."""
+    return item if isinstance(item, tuple) else (0, item)
+
+
+def _for_each(fn, count: int, pool: Executor | None) -> list:
+    """``[fn(0), ..., fn(count - 1)]``, on ``pool``'s threads when given."""
+    return list(pool.map(fn, range(count))) if pool is not None else [fn(b) for b in range(count)]
 
 
 class TrackBatch(NamedTuple):
@@ -325,17 +331,12 @@ class TrackDataset(_StoreTracks):
 
     def __getitems__(self, items: list[int], pool: Executor | None = None) -> "TrackBatch":
         """Tracks of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
-        first = self.store.array(self.keys[items[0]])
         n = self.frames[items[0]]
         if any(self.frames[i] != n for i in items):
             raise ValueError("a batch of whole tracks needs tracks of one length (see length_batches)")
-        x = _batch_tensor((len(items), first.shape[0], len(self.layers), n, first.shape[3]), np.dtype(first.dtype))
+        x = self._batch_array(items, n)
         xs = x.numpy()
-
-        def fill(b: int) -> None:
-            self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b])
-
-        list(pool.map(fill, range(len(items)))) if pool is not None else [fill(b) for b in range(len(items))]
+        _for_each(lambda b: self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b]), len(items), pool)
         return TrackBatch(x, torch.tensor([self.labels[i] for i in items], dtype=torch.long))
 
 
