@@ -597,16 +597,16 @@ features never have.
   ```
 
 **W2, writing shards without Zarr's codec pipeline (`store/shardwrite.py`; applied).** With W1 and D1
-in, `write_track` was still the largest part of the ceiling: per 30 s track (13 layers float16,
-30 MB) it spent 25 ms in `np.isfinite` (NumPy emulates float16 arithmetic), 8 ms in the CRC-32 and
-~40 ms in Zarr: `create_array(overwrite=True)` (existence checks and deletes, a dozen requests on S3)
-and the sharding codec's one task per inner chunk on Zarr's single event-loop thread, each chunk
-copied into a buffer and the buffers joined. For codec `none` a shard is just the array's bytes in
+in, `write_track` was still the largest part of the ceiling. Per 30 s track (13 layers float16,
+30 MB) its time went to `np.isfinite` (NumPy emulates float16 arithmetic, so this check alone was
+about a third of it), the CRC-32, and Zarr: `create_array(overwrite=True)` (existence checks and
+deletes, a dozen requests on S3) and the sharding codec's one task per inner chunk on Zarr's single
+event-loop thread, each chunk copied into a buffer and the buffers joined. For codec `none` a shard is just the array's bytes in
 chunk order plus an index, so `write_track` now writes it directly: each inner chunk is `channels`
 slices of the track's array (plus zero padding in a layer's last chunk) handed to the file without a
 copy, then the index and its CRC-32C; `zarr.json` is the document Zarr itself makes for that shape
 (in an in-memory store), written after the shard. Finiteness of float16 is checked on the exponent
-bits (3.5 ms instead of 25). Zarr reads the arrays back exactly and its metadata is byte-for-byte its
+bits, with integer operations NumPy does not emulate. Zarr reads the arrays back exactly and its metadata is byte-for-byte its
 own (`tests/store/test_shardwrite.py`); on S3 a track is two PUTs (counted at the server in that
 test). {w2}
 
@@ -622,8 +622,9 @@ busy; the ceiling table in figure 1 measures it side by side (`serial-io`), and 
 where it matters.
 
 **IO2, batches read in place, by threads (`train/data.py`: `CropDataset.__getitems__`, `Prefetcher`;
-applied).** Item rates of 1,600 crops/s per worker did not survive the trip into the training loop:
-through a DataLoader, 2 worker processes delivered ~160 crops/s here. Each batch byte was written three
+applied).** Item rates of over a thousand crops/s per thread (figure 5) did not survive the trip into
+the training loop: through a DataLoader, 2 worker processes delivered a small fraction of that (the
+table above, "before"). Each batch byte was written three
 times into fresh memory (the crop, `np.stack` in `collate`, the move to shared memory for the queue),
 and fresh memory costs page faults, 4 kB at a time for torch tensors and shared memory, in the worker
 and again in the training process. Now the datasets build whole batches: one batch array, each crop
@@ -647,8 +648,8 @@ sample's noise from a generator seeded with its own draw. The distribution is th
 [-0.03, 0.03], std in [0.05, 0.1], scaled per feature; masks filled with the crop's mean), a sample is
 augmented the same in any batch, and resumed runs stay exact (`tests/train/test_data.py`,
 `tests/train/test_loop.py`). On a CPU-only run the arithmetic moves from the loader workers into the
-step (torch's generator is about twice as fast as NumPy's here); on a GPU it costs a fraction of a
-millisecond per crop. {t1}
+step (figure 5 gives its cost per crop on this CPU); on a GPU it runs on the device next to the model,
+which a GPU run of figure 5 measures. {t1}
 """
 
 

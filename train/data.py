@@ -143,8 +143,8 @@ class Augment:
     It runs in two halves. ``draw`` picks one sample's random choices in the loader (a few numbers,
     from the sample's own generator); ``apply`` does the arithmetic on the whole batch where the model
     runs, after the copy to the GPU. Drawing noise for every element of a crop costs a CPU ~15-30 ms
-    (13 x 300 x 768 values), which would cap a loader worker at ~30 crops/s and starve a GPU; on the
-    GPU it is free. Each sample's noise comes from a generator seeded by its own draw, so a batch is
+    (13 x 300 x 768 values), which capped a loader worker at ~30 crops/s, too few for a GPU; there it
+    runs on the device, beside the model. Each sample's noise comes from a generator seeded by its own draw, so a batch is
     the same whatever the worker count or the order it was loaded in, and a resumed run stays exact
     (on the same device: CPU and CUDA generators give different streams).
 
@@ -350,7 +350,7 @@ class Prefetcher:
     (one crop per task, straight into the batch array; NumPy copies and file reads release the GIL).
     No worker processes, so no batch is copied between processes: through a DataLoader with worker
     processes each batch is written again into shared memory and page-faulted twice, which made 2
-    workers deliver ~190 crops/s where one thread reads ~1,000 (docs/performance.md, figure 5). With
+    workers deliver several times fewer crops than one thread reads (docs/performance.md, figure 5). With
     ``pin``, batches are copied into page-locked memory here too, for asynchronous copies to the GPU.
     Batches are the dataset's, so they are the same whatever the thread count.
     """

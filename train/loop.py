@@ -166,8 +166,8 @@ def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Aug
     """One optimisation step on a batch: (class-weighted loss, correct predictions).
 
     The batch arrives as stored (float16 by default) and becomes float32 on ``device``, where the
-    augmentation drawn by the loader (``plan``) is applied: on a GPU that costs nothing, in a loader
-    worker it would cost ~20 ms of CPU per crop.
+    augmentation drawn by the loader (``plan``) is applied: on a GPU beside the model, instead of
+    ~30 ms of CPU per crop in the loader (docs/performance.md, T1).
     """
     x, y = x.to(device, non_blocking=True).float(), y.to(device, non_blocking=True)
     if augment is not None and plan is not None:
