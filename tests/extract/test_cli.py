@@ -58,6 +58,7 @@ def test_bad_input_is_one_clear_message(tmp_path):
         (["melon", "--root", tmp_path, "--features", "wavlm"], "mel"),
         (["folder", "--root", tmp_path / "music", "--layers", "a-b"], "--layers"),
         (["folder", "--root", tmp_path / "music", "--gpus", "0,1"], "--gpus"),
+        (["folder", "--root", tmp_path / "music", "--io-threads", "-1"], "--io-threads must be 0 (automatic) or more"),
     ]
     make_audio_folder(tmp_path / "music", bad=False)
     for args, needle in cases:
