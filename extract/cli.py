@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mrnet.core.errors import UserError, report_user_errors
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.datasets import DATASET_NAMES
-from mrnet.extract.engines import PRECISIONS
-from mrnet.store.errors import UserError, report_user_errors
-from mrnet.store.format import CODECS, DTYPES, FEATURE_KINDS
+from mrnet.extract.engines import FEATURES, PRECISIONS
+from mrnet.store.format import CODECS, DTYPES
 from mrnet.store.location import storage_options_from_json
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
@@ -27,7 +27,7 @@ def choices(name: str, values) -> type[Enum]:
 
 
 Dataset = choices("Dataset", DATASET_NAMES)
-Features = choices("Features", FEATURE_KINDS)
+Features = choices("Features", FEATURES)
 DType = choices("DType", DTYPES)
 Codec = choices("Codec", CODECS)
 Precision = choices("Precision", PRECISIONS)
@@ -95,11 +95,10 @@ def extract(
 ) -> None:
     """Extract frame-level features of a dataset into a Zarr feature store."""
     console = Console(stderr=False)
-    feature = features.value if features else ("mel" if dataset.value in ("demo", "melon") else "wavlm")
     if dataset.value == "demo" and features is None:
         console.print("[yellow]demo:[/] using --features mel (WavLM weights need a download; pass --features wavlm to use them).")
     cfg = ExtractConfig(
-        dataset=dataset.value, root=root, out=out, manifests_dir=manifests_dir, features=feature, model=model,
+        dataset=dataset.value, root=root, out=out, manifests_dir=manifests_dir, features=features and features.value, model=model,
         revision=revision, layers=parse_ints(layers, "--layers"), dtype=dtype.value, channels=1 if channels == Channels.mono else 2,
         batch_size=batch_size, window_seconds=window_seconds, precision=precision.value, normalize=normalize,
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),

@@ -1,13 +1,28 @@
-"""Settings of one extraction run, as the CLI builds them and the pipeline (and Dask workers) use them."""
+"""Settings of one extraction run: what the CLI builds, what ``pipeline.run`` and every worker receive.
+
+The config travels to Dask workers as it is (a frozen dataclass) and into logs and reports as JSON;
+``to_json`` and ``from_json`` are each other's inverse.
+
+>>> cfg = ExtractConfig(dataset="melon", root=Path("/data/melon"))
+>>> cfg.features, cfg.store                      # Melon ships Mel only: that is its default
+('mel', 'store/melon.zarr')
+>>> ExtractConfig.from_json(cfg.to_json()) == cfg
+True
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-from mrnet.extract.engines import DEFAULT_MODEL
-from mrnet.store.errors import UserError
-from mrnet.store.format import CODECS, DTYPES, FEATURE_KINDS
+from mrnet.core.errors import UserError
+from mrnet.extract.datasets import DATASET_NAMES, default_features
+from mrnet.extract.engines import DEFAULT_MODEL, FEATURES, PRECISIONS
+from mrnet.store.format import CODECS, DTYPES
+
+_PATHS = ("root", "labels", "split_files", "manifests_dir")
+_TUPLES = ("layers", "gpus", "fold_files")
 
 
 @dataclass(frozen=True)
@@ -16,7 +31,7 @@ class ExtractConfig:
     root: Path | None = None
     out: str | None = None  # store path or URL; default store/<dataset>.zarr
     manifests_dir: Path = Path("manifests")
-    features: str = "wavlm"  # wavlm | mel
+    features: str | None = None  # a key of engines.FEATURES; None: the dataset's default (mel for demo and melon)
     model: str = DEFAULT_MODEL
     revision: str | None = None
     layers: tuple[int, ...] | None = None  # None: all hidden states
@@ -46,12 +61,18 @@ class ExtractConfig:
     storage_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.features not in FEATURE_KINDS:
-            raise UserError(f"--features {self.features!r}: choose one of {', '.join(FEATURE_KINDS)}")
+        if self.dataset not in DATASET_NAMES:
+            raise UserError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(DATASET_NAMES)}")
+        if self.features is None:
+            object.__setattr__(self, "features", default_features(self.dataset))
+        if self.features not in FEATURES:
+            raise UserError(f"--features {self.features!r}: choose one of {', '.join(FEATURES)}")
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.codec not in CODECS:
             raise UserError(f"--codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.channels not in (1, 2):
             raise UserError("--channels: choose mono or stereo")
         if self.io_threads < 0:
@@ -66,6 +87,28 @@ class ExtractConfig:
     def store(self) -> str:
         return self.out or str(Path("store") / f"{self.dataset}.zarr")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values: paths as strings, tuples as lists."""
         data = asdict(self)
-        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "fold_files" else v) for k, v in data.items()}
+        for key in _PATHS:
+            data[key] = None if data[key] is None else str(data[key])
+        for key in _TUPLES:
+            data[key] = None if data[key] is None else [str(v) if isinstance(v, Path) else v for v in data[key]]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ExtractConfig":
+        """The config ``to_json`` wrote (unknown keys from another version are refused by name)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"extraction config has unknown settings {unknown}: written by another mrnet version?")
+        data = dict(data)
+        for key in _PATHS:
+            if data.get(key) is not None:
+                data[key] = Path(data[key])
+        if data.get("layers") is not None:
+            data["layers"] = tuple(data["layers"])
+        data["gpus"] = tuple(data.get("gpus") or ())
+        data["fold_files"] = tuple(Path(p) for p in data.get("fold_files") or ())
+        return cls(**data)

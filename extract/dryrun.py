@@ -12,7 +12,11 @@ import polars as pl
 
 from mrnet.extract import audio
 from mrnet.extract.config import ExtractConfig
-from mrnet.extract.pipeline import build_provenance, scan_dataset
+from mrnet.extract.engines import AUDIO, Engine
+from mrnet.extract.pipeline import provenance, run_engine, scan_dataset
+from mrnet.manifests.schema import status_counts
+from mrnet.store import Location
+from mrnet.store.writer import read_journal
 
 
 @dataclass
@@ -28,51 +32,48 @@ class Estimate:
 
 
 def estimate(cfg: ExtractConfig, *, calibrate_tracks: int = 2, threads: int = 8) -> Estimate:
+    """Tracks, audio hours, store size and time of ``cfg``'s run, timing the engine on a few tracks."""
     found = scan_dataset(cfg)
-    prov, extractor = build_provenance(cfg, found)
+    engine = run_engine(cfg, found)
+    prov = provenance(engine, cfg, found)
     pending = found.tracks.filter(pl.col("status") == "pending")
     paths = [Path(found.root) / p for p in pending["path"]]
     with ThreadPoolExecutor(threads) as pool:
-        durations = list(pool.map(lambda p: _duration(p, found.source), paths))
+        durations = list(pool.map(lambda p: _duration(engine, p), paths))
     known = [d for d in durations if d is not None]
     seconds_audio = float(sum(known))
     per_second = prov.frame_rate * prov.channels * len(prov.layers) * prov.dim * np.dtype(prov.dtype).itemsize
-    store = _existing_done(cfg)
-    timing, note = None, "not timed (no readable track)"
     readable = [p for p, d in zip(paths, durations) if d is not None][:calibrate_tracks]
-    if extractor is not None and readable:
-        start, timed = time.perf_counter(), 0.0
-        waves = [extractor.load(p)[0] for p in readable]
-        extractor.features(waves)
-        timed = sum(w.shape[1] for w in waves) / extractor.sample_rate
-        rate = timed / (time.perf_counter() - start)
-        timing = seconds_audio / rate
-        note = f"timed on {len(readable)} tracks here: {rate:.1f} audio-s/s in one process"
-    elif extractor is None:
-        timing, note = len(paths) * 0.002, "Melon arrays are copied, not computed (estimate: ~2 ms per track)"
+    timing, note = _time(engine, readable, seconds_audio, shipped=found.source != AUDIO, tracks=len(paths))
     return Estimate(
-        tracks=found.tracks.height, unreadable=len(durations) - len(known) + int((found.tracks["status"] == "failed").sum()),
+        tracks=found.tracks.height, unreadable=len(durations) - len(known) + status_counts(found.tracks)["failed"],
         audio_hours=seconds_audio / 3600, store_bytes=int(seconds_audio * per_second), bytes_per_audio_second=per_second,
-        seconds=timing, calibration=note, already_done=store,
+        seconds=timing, calibration=note, already_done=_existing_done(cfg),
     )
 
 
-def _duration(path: Path, source: str) -> float | None:
+def _time(engine: Engine, readable: list[Path], seconds_audio: float, *, shipped: bool, tracks: int) -> tuple[float | None, str]:
+    """Estimated seconds for the whole run and how the estimate was made."""
+    if shipped:
+        return tracks * 0.002, "shipped arrays are copied, not computed (estimate: ~2 ms per track)"
+    if not readable:
+        return None, "not timed (no readable track)"
+    start = time.perf_counter()
+    items = [engine.load(p)[0] for p in readable]
+    engine.extract(items)
+    rate = sum(engine.seconds(x) for x in items) / (time.perf_counter() - start)
+    return seconds_audio / rate, f"timed on {len(readable)} tracks here: {rate:.1f} audio-s/s in one process"
+
+
+def _duration(engine: Engine, path: Path) -> float | None:
     try:
-        if source == "mel":
-            arr = np.load(path, mmap_mode="r")
-            return arr.shape[1] * 256 / 16000
-        return audio.probe(path).duration
+        return engine.probe(path)
     except (audio.AudioError, OSError, ValueError):
         return None
 
 
 def _existing_done(cfg: ExtractConfig) -> int:
-    from mrnet.store import Location
-    from mrnet.store.writer import read_journal
-
     loc = Location.parse(cfg.store, cfg.storage_options or None)
     if not loc.exists("zarr.json"):
         return 0
-    journal = read_journal(loc)
-    return int((journal["status"] == "done").sum()) if journal.height else 0
+    return status_counts(read_journal(loc))["done"]

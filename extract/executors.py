@@ -6,20 +6,22 @@ fast worker takes the next unit as soon as it is free and memory on the client s
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import islice
 from typing import Callable
 
+from mrnet.core.machine import available_cores
 from mrnet.extract.config import ExtractConfig
-from mrnet.extract.pipeline import Unit, UnitContext, UnitResult, process_unit
+from mrnet.extract.worker import Unit, UnitContext, UnitResult, process_unit
 
 IN_FLIGHT_PER_WORKER = 2  # one unit computing while the next decodes / the last writes
 
 
-def execute(units: list[Unit], ctx: UnitContext, cfg: ExtractConfig, *, on_unit: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
+def execute(units: list[Unit], ctx: UnitContext, *, on_unit: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
+    """Run every unit, calling ``on_unit`` as each finishes; a unit that raises stops the run."""
     if not units:
         return []
+    cfg = ctx.config
     if cfg.gpus or cfg.workers or cfg.scheduler:
         return _run_dask(units, ctx, cfg, on_unit)
     return _run_threads(units, ctx, on_unit, threads=IN_FLIGHT_PER_WORKER)
@@ -63,7 +65,7 @@ def local_cluster(cfg: ExtractConfig):
         }
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
         return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
+    threads = cfg.threads or max(1, available_cores() // cfg.workers)
     return LocalCluster(
         n_workers=cfg.workers, threads_per_worker=IN_FLIGHT_PER_WORKER, processes=True, dashboard_address=None,
         memory_limit=0, silence_logs=40, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},

@@ -8,7 +8,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mrnet.extract.pipeline import RunSummary, UnitResult
+from mrnet.extract.pipeline import RunSummary
+from mrnet.extract.worker import UnitResult
+from mrnet.manifests.schema import status_counts
 
 
 class RunProgress:
@@ -52,7 +54,7 @@ class RunProgress:
 
 def summary_table(summary: RunSummary) -> Table:
     t = summary.tracks
-    counts = {s: int((t["status"] == s).sum()) for s in ("done", "failed", "pending")}
+    counts = status_counts(t)
     table = Table(title=f"mrnet-extract: {summary.store}", show_header=False)
     table.add_row("tracks", f"{t.height}  ({counts['done']} done, {counts['failed']} failed, {counts['pending']} pending)")
     table.add_row("this run", f"{t.height - summary.skipped - counts['pending']} tracks, {summary.skipped} done in earlier runs")

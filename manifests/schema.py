@@ -2,17 +2,13 @@
 
 Every reader validates against these and fails on a missing or extra column, so a manifest written by
 one version of the tool and read by another never silently changes meaning.
-
->>> tracks = empty_tracks()
->>> tracks.width == len(TRACKS)
-True
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 #: Track status values. ``pending``: scanned, not yet extracted; ``done``: all its frames are in the
 #: store and checksummed; ``failed``: could not be read or processed (``error`` says why).
@@ -52,11 +48,6 @@ GENRES = pl.Schema(
 )
 
 
-def empty_tracks() -> pl.DataFrame:
-    """A tracks manifest with no rows, of the declared schema."""
-    return pl.DataFrame(schema=TRACKS)
-
-
 def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFrame:
     """Return ``frame`` with its columns in declared order, or raise naming what does not fit.
 
@@ -78,6 +69,15 @@ def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFra
         return frame.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
     except pl.exceptions.PolarsError as err:  # pragma: no cover - message is what matters
         raise UserError(f"{name}: a column has the wrong type ({err})") from err
+
+
+def status_counts(tracks: pl.DataFrame) -> dict[str, int]:
+    """Tracks in all, and per status, of a tracks manifest (or journal).
+
+    >>> status_counts(pl.DataFrame({"status": ["done", "failed", "done"]}))
+    {'tracks': 3, 'pending': 0, 'done': 2, 'failed': 1}
+    """
+    return {"tracks": tracks.height} | {s: int((tracks["status"] == s).sum()) for s in STATUSES}
 
 
 def genre_table(tracks: pl.DataFrame) -> pl.DataFrame:

@@ -36,10 +36,14 @@ if [[ ! -f "$venv/.complete" ]]; then
     "$venv/bin/python" -c "import torch, torchaudio, transformers, zarr, polars, soundfile" >&2
     touch "$venv/.complete"
 fi
-# The project itself, editable, from this clone; redone only when the venv points at another clone.
+# The project itself, editable, from this clone; redone when the venv points at another clone or
+# pyproject.toml changed since (its package map decides which folders are importable).
 where=$("$venv/bin/python" -c "import mrnet.store, pathlib; print(pathlib.Path(mrnet.store.__file__).parent.parent)" 2>/dev/null || true)
-if [[ "$where" != "$repo" ]]; then
+stamp="$venv/.project-$(sha256sum "$repo/pyproject.toml" | cut -c1-12)"
+if [[ "$where" != "$repo" || ! -f "$stamp" ]]; then
     "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" > "$venv.log" 2>&1 \
         || { grep -v "is ignored: it is neither" "$venv.log" >&2; exit 1; }
+    rm -f "$venv"/.project-*
+    touch "$stamp"
 fi
 echo "$venv"

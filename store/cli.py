@@ -24,8 +24,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mrnet.manifests.schema import status_counts
 from mrnet.store.copy import copy_store, destination_for
-from mrnet.store.errors import UserError, report_user_errors
+from mrnet.core.errors import UserError, report_user_errors
 from mrnet.store.info import store_info
 from mrnet.store.listing import list_stores
 from mrnet.store.location import Location, storage_options_from_json
@@ -151,7 +152,7 @@ def _user_errors() -> Iterator[None]:
 
 def _verify(store: FeatureStore, workers: int) -> VerifyReport:
     """``verify_store`` with a progress bar."""
-    with _progress("verify", int((store.tracks["status"] == "done").sum())) as update:
+    with _progress("verify", status_counts(store.tracks)["done"]) as update:
         return verify_store(store, workers=workers, on_track=lambda: update(1))
 
 

@@ -8,9 +8,9 @@ is complete. Sizes cannot tell a changed object of the same size, so run ``mrnet
 copy (``mrnet-store cp --verify``).
 
 >>> import tempfile
->>> from tests.helpers import make_store
+>>> from mrnet.store.synthetic import synthetic_store
 >>> tmp = tempfile.mkdtemp()
->>> src = Location.parse(make_store(tmp + "/a.zarr", per_genre=1))
+>>> src = Location.parse(synthetic_store(tmp + "/a.zarr", per_genre=1))
 >>> first = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> again = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest and root are always recopied
@@ -19,17 +19,15 @@ copy (``mrnet-store cp --verify``).
 
 from __future__ import annotations
 
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
+from mrnet.core.files import atomic_path, is_temporary
 from mrnet.store.location import Location
 
-PARTIAL = ".mrnet-partial"
 BLOCK = 8 * 2**20
 
 
@@ -71,7 +69,7 @@ def copy_store(
     copied or skipped (from worker threads).
     """
     _check(src, dst)
-    objects = {rel: size for rel, size in src.files().items() if not rel.endswith(PARTIAL)}
+    objects = {rel: size for rel, size in src.files().items() if not is_temporary(rel)}
     if on_start:
         on_start(len(objects), sum(objects.values()))
     have = _destination_files(dst)
@@ -105,13 +103,11 @@ def copy_object(src: Location, dst: Location, rel: str) -> None:
     """Copy one file; a local destination is written under a temporary name, then renamed."""
     source, target = src.path(rel), dst.path(rel)
     if dst.local:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        partial = target + PARTIAL
-        if src.local:
-            shutil.copyfile(source, partial)
-        else:
-            src.fs.get_file(source, partial)
-        os.replace(partial, target)
+        with atomic_path(target) as partial:
+            if src.local:
+                shutil.copyfile(source, partial)
+            else:
+                src.fs.get_file(source, str(partial))
     elif src.local:
         dst.fs.put_file(source, target)
     else:

@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 FORMAT_VERSION = 1
-FEATURE_KINDS = ("wavlm", "mel")
 DTYPES = {"float16": np.float16, "float32": np.float32}
 CODECS = ("none", "zstd", "blosc")
 
@@ -38,7 +37,7 @@ CODECS = ("none", "zstd", "blosc")
 class Provenance:
     """Everything a reader (or ``mrnet-predict``) needs to use and reproduce a store."""
 
-    feature: str  # "wavlm" | "mel"
+    feature: str  # the engine's kind: "wavlm", "mel" (mrnet.extract.engines.FEATURES)
     layers: list[int]  # hidden-state indices stored (0 = embedding output); [0] for mel
     dim: int  # feature width per channel (768 for WavLM-base, 48 for mel)
     frame_rate: float  # frames per second (50 for WavLM, 62.5 for mel at hop 256)
@@ -79,10 +78,6 @@ class Provenance:
             if self.extraction.get(key) != other.extraction.get(key):
                 reasons.append(f"extraction.{key}: store has {self.extraction.get(key)!r}, this run has {other.extraction.get(key)!r}")
         return reasons
-
-    @property
-    def frames_per_crop(self) -> int:
-        return int(round(6.0 * self.frame_rate))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -4,11 +4,11 @@
 renders the same dict as tables.
 
 >>> import tempfile
->>> from tests.helpers import make_store
+>>> from mrnet.store.synthetic import synthetic_store
 >>> from mrnet.store.reader import FeatureStore
->>> info = store_info(FeatureStore.open(make_store(tempfile.mkdtemp() + "/i.zarr", per_genre=2)))
+>>> info = store_info(FeatureStore.open(synthetic_store(tempfile.mkdtemp() + "/i.zarr", per_genre=2)))
 >>> info["counts"], info["genres"][0]
-({'tracks': 6, 'done': 6, 'failed': 0, 'pending': 0}, {'name': 'calm', 'count': 2})
+({'tracks': 6, 'pending': 0, 'done': 6, 'failed': 0}, {'name': 'calm', 'count': 2})
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from typing import Any
 
 import polars as pl
 
+from mrnet.manifests.schema import status_counts
 from mrnet.store.reader import FeatureStore
 
 
 def store_info(store: FeatureStore, *, size: bool = True) -> dict[str, Any]:
     """Summary of ``store``; ``size=False`` skips the listing that totals bytes on disk."""
     p, tracks = store.provenance, store.tracks
-    counts = {"tracks": tracks.height} | {s: int((tracks["status"] == s).sum()) for s in ("done", "failed", "pending")}
+    counts = status_counts(tracks)
     done = tracks.filter(pl.col("status") == "done")
     frames = int(done["frames"].sum() or 0)
     genres = (

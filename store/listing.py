@@ -4,10 +4,10 @@ A folder entry counts as a store when its ``zarr.json`` carries ``mrnet`` attrib
 read as raw JSON, so stores of another format version are listed too (with that version).
 
 >>> import tempfile
->>> from tests.helpers import make_store
+>>> from mrnet.store.synthetic import synthetic_store
 >>> from mrnet.store.location import Location
 >>> root = tempfile.mkdtemp()
->>> _ = make_store(root + "/a.zarr", per_genre=1)
+>>> _ = synthetic_store(root + "/a.zarr", per_genre=1)
 >>> [(s["name"], s["feature"], s["tracks"]) for s in list_stores(Location.parse(root))]
 [('a.zarr', 'mel', 3)]
 """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ import fsspec
 import zarr
 import zarr.storage
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
+from mrnet.core.files import write_atomic
 
 STORAGE_OPTIONS_ENV = "MRNET_STORAGE_OPTIONS"
 
@@ -108,13 +108,7 @@ class Location:
         """Write a whole small file; atomic on local disks (temp file + rename), per object on S3/GCS."""
         target = self.path(rel)
         if self.local:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            write_atomic(target, data, durable=True)
         else:
             with self.fs.open(target, "wb") as f:
                 f.write(data)

@@ -24,7 +24,7 @@ import polars as pl
 import zarr
 
 from mrnet.manifests.schema import GENRES, TRACKS, validate
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 from mrnet.store.format import Provenance
 from mrnet.store.location import Location
 from mrnet.store.shardread import ShardIndex, load_index, read_crop

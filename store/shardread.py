@@ -24,8 +24,7 @@ import numpy as np
 
 from mrnet.store.location import Location
 
-EMPTY = np.uint64(2**64 - 1)
-_EMPTY_INT = 2**64 - 1
+EMPTY = 2**64 - 1  # the index's offset and size of an inner chunk that was never written
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: lis
         for b in range(start // ct, (stop - 1) // ct + 1):
             lo, hi = max(start, b * ct), min(stop, (b + 1) * ct)  # frames of this chunk in the crop
             off, size = table[layer][b]
-            if off == _EMPTY_INT:
+            if off == EMPTY:
                 out[:, li, lo - start : hi - start, :] = index.fill
                 continue
             if off + size > shard.size or size != expect:

@@ -18,16 +18,14 @@ format allows any order, since the index says where each chunk is.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from functools import lru_cache
-from pathlib import Path
 
 import google_crc32c
 import numpy as np
 import zarr
 from zarr.storage import MemoryStore
 
+from mrnet.core.files import write_atomic
 from mrnet.store.location import Location
 
 DIMENSIONS = ("channel", "layer", "frame", "dim")
@@ -100,22 +98,9 @@ def write_shard_array(location: Location, name: str, data: np.ndarray, chunk_fra
     pieces = shard_pieces(data, chunk_frames)
     size = sum(p.nbytes for p in pieces)
     if location.local:
-        _write_local(Path(location.path(f"{name}/{shard_key}")), pieces)
-        _write_local(Path(location.path(f"{name}/zarr.json")), [memoryview(meta)])
+        write_atomic(location.path(f"{name}/{shard_key}"), pieces)
+        write_atomic(location.path(f"{name}/zarr.json"), meta)
     else:
         location.fs.pipe_file(location.path(f"{name}/{shard_key}"), b"".join(pieces))
         location.fs.pipe_file(location.path(f"{name}/zarr.json"), meta)
     return size
-
-
-def _write_local(target: Path, pieces: list[memoryview]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            for piece in pieces:
-                f.write(piece)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

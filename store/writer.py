@@ -17,8 +17,8 @@ import polars as pl
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from mrnet.manifests.schema import GENRES, TRACKS, validate
-from mrnet.store.errors import UserError
+from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
+from mrnet.core.errors import UserError
 from mrnet.store.format import CODECS, Provenance, all_finite, checksum
 from mrnet.store.location import Location, parquet_bytes
 from mrnet.store.shardwrite import write_shard_array
@@ -116,11 +116,7 @@ class StoreWriter:
         """Write the manifest that travels with the store."""
         self.location.write_bytes("manifest/tracks.parquet", parquet_bytes(validate(tracks, TRACKS, name="tracks")))
         self.location.write_bytes("manifest/genres.parquet", parquet_bytes(validate(genres, GENRES, name="genres")))
-        summary = {
-            "tracks": tracks.height,
-            "done": int((tracks["status"] == "done").sum()),
-            "failed": int((tracks["status"] == "failed").sum()),
-        }
+        summary = status_counts(tracks)
         self.location.write_bytes("manifest/summary.json", json.dumps(summary, indent=2).encode())
 
 

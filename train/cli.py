@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mrnet.store.errors import UserError, report_user_errors
+from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.config import PRESETS, preset
 from mrnet.train.loop import Interrupted, Reporter
-from mrnet.train.model import ROUTES, VARIANTS
+from mrnet.train.models.mrnet import ROUTES, VARIANTS
 from mrnet.train.report import pct
 from mrnet.train.runs import RunFolder, default_run_dir
 
@@ -133,8 +133,9 @@ def train(
                    select_metric=select_metric and select_metric.value, eval_every=eval_every, eval_batch_size=eval_batch_size, test_curve=test_curve,
                    num_workers=num_workers, device=device, bf16=bf16, seed=seed)
     reporter = RichReporter(console)
+    options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
     if resume is not None:
-        given = sorted(k for k, v in options.items() if v is not None and k not in RESUMABLE)
+        given = sorted(k for k in options if k not in RESUMABLE)
         if given or preset_name != Preset.paper:
             names = ", ".join("--" + k.replace("_", "-") for k in given + (["preset"] if preset_name != Preset.paper else []))
             raise UserError(f"--resume continues the run with its own config.json; {names} cannot change. Start a new run to change them.")

@@ -11,6 +11,8 @@ provenance (``dim``, ``channels``, ``layers``) when the run starts.
 32
 >>> TrainConfig.from_json(cfg.to_json()) == cfg
 True
+>>> cfg.with_(fold=3).with_(fold=None).fold is None    # with_ sets any field, None included
+True
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
 
-from mrnet.store.errors import UserError
-from mrnet.train.model import ROUTES, VARIANTS
+from mrnet.core.errors import UserError
+from mrnet.train.models import MODELS
+from mrnet.train.models.mrnet import ROUTES, VARIANTS
 
 SELECT_METRICS = ("accuracy", "macro_f1")
 
@@ -39,6 +42,7 @@ class TrainConfig:
     all_folds: bool = False
     layers: tuple[int, ...] | None = None  # stored layer numbers (WavLM 0..12) to feed; None: all
     # model (input width comes from the store)
+    model: str = "mrnet"  # a name in mrnet.train.models.MODELS
     variant: str = "paper"
     drop_routes: tuple[str, ...] = ()
     channels: int = 512  # C
@@ -78,6 +82,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ``UserError`` naming the first option that cannot work."""
+        if self.model not in MODELS:
+            raise UserError(f"--model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.variant not in VARIANTS:
             raise UserError(f"--variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
         unknown = [r for r in self.drop_routes if r not in ROUTES]
@@ -122,8 +128,8 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def with_(self, **changes: Any) -> "TrainConfig":
-        """A copy with some fields changed (``None`` values are ignored, as unset CLI options)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given fields changed (checked like a new config)."""
+        return replace(self, **changes)
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -152,7 +158,7 @@ def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
     >>> preset("huge", "s.zarr")
     Traceback (most recent call last):
     ...
-    mrnet.store.errors.UserError: --preset 'huge': choose one of paper, tiny
+    mrnet.core.errors.UserError: --preset 'huge': choose one of paper, tiny
     """
     if name not in PRESETS:
         raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")

@@ -1,6 +1,6 @@
 """Training: ``train(cfg)`` starts a run, ``resume(run_dir)`` continues one exactly where it stopped.
 
-One run trains MRNet on random crops of the training split, evaluates whole tracks of the
+One run trains its model on random crops of the training split, evaluates whole tracks of the
 validation split (and, for the curve and the optimistic number only, the test split) each
 ``eval_every`` epochs, keeps the model of the best validation epoch, and writes the final report
 from that model's test metrics. ``--folds all`` runs every fold in ``fold-<k>/`` and aggregates.
@@ -13,7 +13,6 @@ worker-independent) produces the same parameters and metrics as one that never s
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -24,23 +23,19 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from mrnet.manifests.schema import class_weights
-from mrnet.store.errors import UserError
-from mrnet.store.format import Provenance
+from mrnet.core.errors import UserError
+from mrnet.core.machine import pick_device
 from mrnet.store.reader import FeatureStore
 from mrnet.train import report as reports
+from mrnet.train.augment import Augment
 from mrnet.train.config import TrainConfig
-from mrnet.train.data import (Augment, CropDataset, EpochBatches, Prefetcher, TrackDataset, collate, fold_count,
-                              has_official_split, length_batches, split_tracks, steps_per_epoch, usable, worker_init)
+from mrnet.train.datasets import CropDataset, TrackDataset
 from mrnet.train.evaluate import Stopped, autocast, evaluate
-from mrnet.train.model import MRNet, MRNetConfig
-from mrnet.train.runs import (RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, seed_everything,
-                              set_rng_state, write_json)
-
-#: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
-MODEL_INPUT_FIELDS = ("feature", "layers", "dim", "channels", "frame_rate", "sample_rate", "model", "model_revision")
+from mrnet.train.loader import EpochBatches, length_batches, make_loader, steps_per_epoch
+from mrnet.train.runs import RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
+from mrnet.train.setup import build_model, build_run, check_same_store, model_input, open_store, store_record
+from mrnet.train.splits import fold_count, has_official_split, split_tracks, usable
 
 
 class Interrupted(Exception):
@@ -82,7 +77,8 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: St
     if cfg.all_folds and not fold_count(usable(store.tracks)):
         raise UserError(f"{store.location.url} has no folds (only an official split); drop --folds all.")
     split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
-    model_config(cfg, store.provenance, len(store.layer_positions(cfg.layers)), store.genres.height)
+    crop_frames(cfg, store.provenance.frame_rate)
+    build_model(cfg, model_input(store.provenance, len(store.layer_positions(cfg.layers)), store.genres.height))
     write_json(run.config_file, cfg.to_json())
     return _run(cfg, run, store, resume=False, reporter=reporter, should_stop=should_stop)
 
@@ -91,16 +87,9 @@ def resume(run_dir: Path, *, store: str | None = None, num_workers: int | None =
            reporter: Reporter | None = None, should_stop: StopCheck | None = None) -> Path:
     """Continue the run in ``run_dir`` from its last checkpoint (``store``: the store moved elsewhere)."""
     run = RunFolder(Path(run_dir))
-    cfg = run.config().with_(num_workers=num_workers, device=device, store=store)
+    changes = {"num_workers": num_workers, "device": device, "store": store}
+    cfg = run.config().with_(**{k: v for k, v in changes.items() if v is not None})
     return _run(cfg, run, open_store(cfg.store), resume=True, reporter=reporter or Reporter(), should_stop=should_stop)
-
-
-def open_store(location: str) -> FeatureStore:
-    """Open a store for training, refusing one whose extraction has not finished."""
-    store = FeatureStore.open(location)
-    if not store.finalized:
-        raise UserError(f"{store.location.url}: its extraction has not finished (no manifest/tracks.parquet). Run mrnet-extract again to finish it.")
-    return store
 
 
 def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool, reporter: Reporter, should_stop) -> Path:
@@ -124,43 +113,6 @@ def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool,
 # --- one split ----------------------------------------------------------------------------------
 
 
-def model_config(cfg: TrainConfig, p: Provenance, num_layers: int, num_classes: int) -> MRNetConfig:
-    """MRNet's shape: input width from the store's provenance ``p``, the rest from the run config."""
-    try:
-        return MRNetConfig(in_dim=p.dim, in_channels=p.channels, num_layers=num_layers, num_classes=num_classes,
-                           channels=cfg.channels, embed_dim=cfg.embed_dim, variant=cfg.variant, drop_routes=cfg.drop_routes,
-                           dropout=cfg.dropout)
-    except ValueError as err:
-        raise UserError(f"these model settings cannot build MRNet: {err}. Change --channels/--embed-dim.") from err
-
-
-def store_record(store: FeatureStore, cfg: TrainConfig, *, description: str, sizes: dict | None = None) -> dict:
-    """What store.json holds: where the store is, what it is, and what this run took from it."""
-    positions = store.layer_positions(cfg.layers)
-    return {
-        "url": store.location.url,
-        "provenance": store.provenance.to_json(),
-        "genres": store.genres["name"].to_list(),
-        "layers": [store.provenance.layers[i] for i in positions],
-        "layer_positions": positions,
-        "split": description,
-        "sizes": sizes or {},
-    }
-
-
-def check_same_store(run: RunFolder, store: FeatureStore) -> None:
-    """Refuse to resume against a store whose features or genres differ from the run's."""
-    recorded = run.store_info()
-    now = store.provenance.to_json()
-    reasons = [f"{name}: run has {recorded['provenance'].get(name)!r}, store has {now.get(name)!r}"
-               for name in MODEL_INPUT_FIELDS if recorded["provenance"].get(name) != now.get(name)]
-    if recorded["genres"] != store.genres["name"].to_list():
-        reasons.append(f"genres: run has {recorded['genres']}, store has {store.genres['name'].to_list()}")
-    if reasons:
-        raise UserError(f"{store.location.url} is not the store run {run.path} was trained on:\n  - " + "\n  - ".join(reasons)
-                        + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
-
-
 def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Augment | None = None,
                plan: dict | None = None) -> tuple[float, int]:
     """One optimisation step on a batch: (class-weighted loss, correct predictions).
@@ -181,14 +133,6 @@ def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Aug
     return loss.item(), int((logits.argmax(1) == y).sum())
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device here. Use --device cpu (or auto).")
-    return torch.device(name)
-
-
 def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool = False, reporter: Reporter | None = None,
         should_stop: StopCheck | None = None) -> dict:
     """Train one split (official or one fold) in ``run``; returns the final report."""
@@ -204,12 +148,9 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     device = pick_device(cfg.device)
     bf16 = cfg.bf16 and device.type == "cuda"
 
-    # model, loss, optimizer, schedule (cosine from lr to lr_min over the run, stepped per epoch)
-    seed_everything(cfg.seed)
-    model = MRNet(model_config(cfg, store.provenance, len(positions), len(genres))).to(device)
-    weights = torch.tensor(class_weights(splits.train, len(genres)), dtype=torch.float32, device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    # model, class weights, optimizer, schedule
+    setup = build_run(cfg, model_input(store.provenance, len(positions), len(genres)), splits.train, device)
+    model, weights, optimizer, scheduler = setup.model, setup.class_weights, setup.optimizer, setup.scheduler
     state = {"epoch": 0, "step": 0, "sums": [0.0, 0, 0], "best": None, "history": []}
     if resume:
         ck = load_checkpoint(run.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
@@ -224,7 +165,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     # data: random crops for training, whole tracks for evaluation
     location = store.location
     augment = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac) if cfg.augment else None
-    crop = int(round(cfg.crop_seconds * store.provenance.frame_rate))
+    crop = crop_frames(cfg, store.provenance.frame_rate)
     train_set = CropDataset(location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment)
     evals = {name: _eval_loader(TrackDataset(location, part, positions), cfg, device)
              for name, part in (("valid", splits.valid), ("test", splits.test))}
@@ -241,7 +182,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
                 epoch, began = state["epoch"], time.time()
                 model.train()
                 batches = EpochBatches(len(train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch, skip=state["step"])
-                for x, y, plan in _loader(train_set, batches, cfg, device, seed=epoch):
+                for x, y, plan in make_loader(train_set, batches, num_workers=cfg.num_workers, device=device, seed=epoch):
                     value, correct = train_step(model, optimizer, weights, x, y, device, bf16, augment, plan)
                     state["step"] += 1
                     sums = state["sums"]
@@ -291,6 +232,15 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     return result
 
 
+def crop_frames(cfg: TrainConfig, frame_rate: float) -> int:
+    """Frames in a training crop; at least 2 (a one-frame crop normalises to zeros, see the model tests)."""
+    crop = int(round(cfg.crop_seconds * frame_rate))
+    if crop < 2:
+        raise UserError(f"--crop-seconds {cfg.crop_seconds} gives {crop} frame(s) at the store's {frame_rate:g} frames/s; "
+                        f"give at least {2 / frame_rate:.3g} s")
+    return crop
+
+
 def _improves(record: dict, best: dict | None, metric: str) -> bool:
     """Higher validation metric wins; an equal one wins only with a lower validation loss."""
     if best is None:
@@ -299,31 +249,9 @@ def _improves(record: dict, best: dict | None, metric: str) -> bool:
     return value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
 
 
-def loader_threads(device: torch.device) -> int:
-    """Reading threads of the default loader (``Prefetcher``): 2 on CPU, where the model needs the
-    cores; on a GPU half the cores, 2 to 8."""
-    if device.type != "cuda":
-        return 2
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 2
-    return max(2, min(8, cores // 2))
-
-
-def _loader(dataset, batches, cfg: TrainConfig, device: torch.device, *, seed: int, persistent: bool = False):
-    """Batches of ``dataset``: read ahead by threads of this process (the default), or, with
-    ``--num-workers N``, by a DataLoader with N worker processes, its own generator seeding them."""
-    if cfg.num_workers is None:
-        return Prefetcher(dataset, batches, threads=loader_threads(device), pin=device.type == "cuda")
-    workers = cfg.num_workers
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-                      worker_init_fn=worker_init if workers else None, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed), persistent_workers=persistent and workers > 0)
-
-
 def _eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device):
-    return _loader(dataset, length_batches(dataset.frames, cfg.eval_batch_size), cfg, device, seed=0, persistent=True)
+    return make_loader(dataset, length_batches(dataset.frames, cfg.eval_batch_size), num_workers=cfg.num_workers, device=device,
+                       seed=0, persistent=True)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Genres of new audio files from a finished run: the run's selected model on features made as the store made them.
 
-``Predictor.open(run)`` loads ``checkpoints/best.pt`` and rebuilds the extractor from the store
-provenance recorded in the run (``store.json``); it refuses a run whose extractor it cannot
+``Predictor.open(run)`` loads ``checkpoints/best.pt`` and rebuilds the feature engine from the store
+provenance recorded in the run (``store.json``); it refuses a run whose features it cannot
 reproduce. ``predict_files`` keeps going past unreadable files and reports each by name.
 """
 
@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrnet.store.errors import UserError
+from mrnet.extract.engines import engine_for_store, features_of_file
+from mrnet.core.errors import UserError
+from mrnet.core.machine import pick_device
 from mrnet.store.format import DTYPES, Provenance
-from mrnet.train.loop import model_config, pick_device
-from mrnet.train.model import MRNet
 from mrnet.train.runs import RunFolder, load_checkpoint
+from mrnet.train.setup import build_model, model_input
 
 
 @dataclass
@@ -36,13 +37,13 @@ class Prediction:
 
 @dataclass
 class Predictor:
-    """A trained MRNet and the extractor that makes its input from audio files."""
+    """A trained model and the engine that makes its input from audio files."""
 
-    model: MRNet
+    model: torch.nn.Module
     genres: list[str]
     provenance: Provenance
     layer_positions: list[int]
-    extractor: object
+    engine: object
     device: torch.device
 
     @classmethod
@@ -58,17 +59,17 @@ class Predictor:
             raise UserError(f"{run.best} is missing: the run has not evaluated a model yet. Resume it: mrnet-train --resume {run.path}")
         best = load_checkpoint(run.best)
         prov = Provenance.from_json(info["provenance"], where=str(run.store_file))
-        extractor = make_extractor(prov)
-        model = MRNet(model_config(cfg, prov, len(info["layer_positions"]), len(info["genres"])))
+        engine = make_engine(prov)
+        model = build_model(cfg, model_input(prov, len(info["layer_positions"]), len(info["genres"])))
         model.load_state_dict(best["model"])
         dev = pick_device(device)
-        return cls(model.to(dev).eval(), info["genres"], prov, info["layer_positions"], extractor, dev)
+        return cls(model.to(dev).eval(), info["genres"], prov, info["layer_positions"], engine, dev)
 
     @torch.no_grad()
     def predict(self, path: Path, *, top: int = 3) -> Prediction:
         """Top ``top`` genres of one file with softmax probabilities over the whole track."""
         try:
-            feats = self.extractor.features_for_file(Path(path))
+            feats = features_of_file(self.engine, Path(path))
         except Exception as err:  # noqa: BLE001 - any failure of one file is reported and the rest go on
             return Prediction(str(path), error=str(err) or type(err).__name__)
         # what training saw: the store's dtype, the run's layers
@@ -79,16 +80,12 @@ class Predictor:
         return Prediction(str(path), [(self.genres[i], float(v)) for v, i in zip(values.tolist(), idx.tolist())])
 
 
-def make_extractor(prov: Provenance):
-    """The store's extractor, rebuilt from its provenance; ``UserError`` when this install cannot."""
+def make_engine(prov: Provenance):
+    """The store's feature engine, rebuilt from its provenance; ``UserError`` when this install cannot."""
     try:
-        from mrnet.extract.features import Extractor
-    except ImportError as err:
-        raise UserError(f"this mrnet install has no feature extractor ({err}); install mrnet with its extract package.") from err
-    try:
-        return Extractor.from_provenance(prov, device="cpu")
+        return engine_for_store(prov, device="cpu")
     except UserError as err:
-        raise UserError(f"cannot reproduce the extractor of the store this run was trained on: {err}") from err
+        raise UserError(f"cannot reproduce the features of the store this run was trained on: {err}") from err
 
 
 def predict_files(predictor: Predictor, files: list[Path], *, top: int = 3) -> list[Prediction]:

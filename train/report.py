@@ -20,7 +20,7 @@ from rich.table import Table
 from mrnet.train import plots
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
-from mrnet.train.model import count_parameters
+from mrnet.train.models import count_parameters
 from mrnet.train.runs import RunFolder, write_json
 
 SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"

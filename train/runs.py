@@ -22,10 +22,8 @@ runs/<store>-<YYYYmmdd-HHMMSS>/
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
+from mrnet.core.files import atomic_path, write_atomic
 from mrnet.store.location import Location
 from mrnet.train.config import TrainConfig
 
@@ -56,10 +55,7 @@ def default_run_dir(store: str, *, root: Path = Path("runs"), now: float | None 
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename): a killed run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps(data, indent=2, default=_jsonable) + "\n").encode())
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,10 +113,7 @@ class RunFolder:
 
     def rewrite_metrics(self, history: list[dict]) -> None:
         """Make metrics.jsonl match a checkpoint's history (on resume, drop epochs after it)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.metrics_file.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, default=_jsonable) + "\n" for r in history))
-        os.replace(tmp, self.metrics_file)
+        write_atomic(self.metrics_file, "".join(json.dumps(r, default=_jsonable) + "\n" for r in history).encode())
 
     def metrics(self) -> list[dict]:
         if not self.metrics_file.exists():
@@ -133,10 +126,8 @@ class RunFolder:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """``torch.save`` to a temp file, then rename: the previous checkpoint survives a crash mid-write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -1,7 +1,7 @@
 """Dataset readers: a dataset as it ships -> a validated tracks manifest and genre table (a :class:`Scan`).
 
 ``scan(name, root)`` is the one entry point. It checks the options, finds the dataset's published
-layout under ``root`` (raising :class:`~mrnet.store.errors.UserError` at once, naming what was expected
+layout under ``root`` (raising :class:`~mrnet.core.errors.UserError` at once, naming what was expected
 where, when it is not there), lists every track with its genre, artist and split or fold, marks
 tracks whose file is missing as ``failed``, and applies split or fold lists a user brings. Nothing is
 decoded: extraction fills duration, sample rate, channels, frames and checksum later.
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from . import demo, fma, folder, gtzan, melon
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
@@ -49,7 +49,20 @@ LABELINGS = {
     "demo": ("genre",),
 }
 
-__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "LABELINGS", "Scan", "scan", "stratified_group_folds"]
+#: Feature kind of a dataset when ``--features`` is not given: Melon ships Mel only, and the demo uses
+#: Mel because WavLM weights need a download.
+DEFAULT_FEATURES = {"melon": "mel", "demo": "mel"}
+
+__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "DEFAULT_FEATURES", "LABELINGS", "Scan", "default_features", "scan", "stratified_group_folds"]
+
+
+def default_features(name: str) -> str:
+    """The feature kind ``name`` extracts unless told otherwise.
+
+    >>> default_features("gtzan"), default_features("melon")
+    ('wavlm', 'mel')
+    """
+    return DEFAULT_FEATURES.get(name, "wavlm")
 
 
 def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 from mrnet.store.format import track_key
 
 log = logging.getLogger("mrnet.extract.datasets")
@@ -44,7 +44,7 @@ class Scan:
 
     name: str  # e.g. "fma_small"
     root: Path  # dataset root as given (resolved)
-    source: str  # "audio": path is an audio file; "mel": path is a Melon .npy of shape (48, T)
+    source: str  # "audio": each path is an audio file; else the engines.SHIPPED name of what it is ("melon": a (48, T) .npy)
     labeling: str  # "top"/"all" for FMA, "major" for Melon, "genre" otherwise
     tracks: pl.DataFrame  # validated against mrnet.manifests.schema.TRACKS
     genres: pl.DataFrame  # validated against GENRES

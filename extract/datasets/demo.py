@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 import soundfile as sf
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 GENRES = ("ambient", "arpeggio", "drums", "groove")
 VERSION = "demo-v1"

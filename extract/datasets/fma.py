@@ -32,7 +32,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, mark_missing, require_file, tracks_frame
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, require_file, tracks_frame, walk_files
 from .folds import assign_folds

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from .base import is_audio
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, tracks_frame
 from .folds import assign_folds

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, mark_missing, require_dir, require_file, tracks_frame
 from .folds import assign_folds
@@ -79,4 +79,4 @@ def read(root: Path, *, folds: int = 10, seed: int = 0) -> Scan:
     if unknown:
         notes.append(f"genre codes not in genre_gn_all.json: {unknown[:10]}")
     tracks = mark_missing(assign_folds(tracks_frame(frame), k=folds, seed=seed), root)
-    return make_scan("melon", root, source="mel", labeling="major", tracks=tracks, notes=notes)
+    return make_scan("melon", root, source="melon", labeling="major", tracks=tracks, notes=notes)

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from mrnet.extract.datasets import DATASET_NAMES, Scan, demo, scan
 from mrnet.manifests.schema import GENRES, TRACKS
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 from mrnet.store.format import track_key
 from tests.extract.fixtures import (
     FMA_TRACKS,
@@ -249,7 +249,7 @@ def test_melon_keeps_songs_with_one_major_genre(tmp_path):
     s = scan("melon", make_melon(tmp_path))
     _check_contract(s)
     kept = [m for m in MELON_SONGS if len(m.major) == 1]
-    assert (s.name, s.source, s.labeling) == ("melon", "mel", "major")
+    assert (s.name, s.source, s.labeling) == ("melon", "melon", "major")
     assert s.tracks["track_id"].to_list() == [str(m.id) for m in kept]
     assert s.tracks["path"].to_list() == [f"arena_mel/{m.id // 1000}/{m.id}.npy" for m in kept]
     assert s.tracks["genre"].to_list() == [m.major[0] for m in kept]

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from mrnet.extract.config import ExtractConfig
-from mrnet.extract.engines import WavLMEngine
-from mrnet.extract.features import Extractor
-from mrnet.store.errors import UserError
+from mrnet.extract.engines import MelEngine, MelonEngine, WavLMEngine, engine_for_run, engine_for_store
+from mrnet.extract.pipeline import provenance
+from mrnet.extract.datasets import Scan
+from mrnet.core.errors import UserError
 
 
 def waves(*lengths, channels=1, seed=0):
@@ -75,27 +76,31 @@ def test_missing_model_names_the_option_and_the_fix(tmp_path):
         WavLMEngine(model=str(tmp_path / "nowhere"))
 
 
-def test_provenance_round_trip_reproduces_the_extractor(tiny_wavlm, tmp_path):
-    cfg = ExtractConfig(dataset="folder", model=tiny_wavlm, window_seconds=2.0, dtype="float32")
-    ex = Extractor.from_config(cfg, device="cpu")
-    prov = ex.provenance(dataset="folder", labeling="genre", dtype="float32", codec="none", chunk_frames=100)
+def scan_of(source: str) -> Scan:
+    return Scan(name="x", root=None, source=source, labeling="genre", tracks=None, genres=None)
+
+
+def test_provenance_round_trip_reproduces_the_engine(tiny_wavlm, tmp_path):
+    cfg = ExtractConfig(dataset="folder", model=tiny_wavlm, window_seconds=2.0, dtype="float32", chunk_frames=100)
+    engine = engine_for_run(cfg, "audio", device="cpu")
+    prov = provenance(engine, cfg, scan_of("audio"))
     assert prov.model_revision.startswith("local:") and prov.layers == [0, 1, 2] and prov.dim == 32
-    again = Extractor.from_provenance(prov)
+    again = engine_for_store(prov)
     (track,) = waves(40000)
-    assert np.array_equal(ex.features([track])[0], again.features([track])[0])
+    assert np.array_equal(engine.extract([track])[0], again.extract([track])[0])
     # other weights under the same name: refused, with the reason
     from dataclasses import replace
 
     with pytest.raises(UserError, match="revision"):
-        Extractor.from_provenance(replace(prov, model_revision="local:0000000000000000"))
+        engine_for_store(replace(prov, model_revision="local:0000000000000000"))
 
 
 def test_mel_features_are_48_bins_at_62_5_fps():
-    from mrnet.store.format import Provenance
-
-    ex = Extractor.from_provenance(Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=2))
+    cfg = ExtractConfig(dataset="folder", features="mel", channels=2)
+    engine = engine_for_store(provenance(engine_for_run(cfg, "audio", device="cpu"), cfg, scan_of("audio")))
+    assert (engine.dim, engine.frame_rate, engine.channels) == (48, 62.5, 2)
     t = np.arange(32000) / 16000
     tone = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 3000 * t)]).astype(np.float32)
-    feats = ex.features([tone])[0]
+    feats = engine.extract([tone])[0]
     assert feats.shape == (2, 1, 32000 // 256 + 1, 48)
     assert feats[0, 0].mean(0).argmax() < feats[1, 0].mean(0).argmax()  # the higher tone sits in a higher band

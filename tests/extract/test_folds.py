@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from mrnet.extract.datasets.folds import apply_fold_files, apply_split_files, assign_folds, stratified_group_folds
-from mrnet.store.errors import UserError
+from mrnet.core.errors import UserError
 
 
 def _counts(folds: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from mrnet.extract.config import ExtractConfig
-from mrnet.extract.features import Extractor
+from mrnet.extract.engines import engine_for_store, features_of_file
 from mrnet.extract.pipeline import run
 from mrnet.store import FeatureStore
 
@@ -65,9 +65,9 @@ def test_store_round_trip(tmp_path, folder, tiny_wavlm, features, dtype):
     assert (prov.feature, prov.dtype, prov.channels, prov.dataset) == (features, dtype, 1, "folder")
     assert prov.versions["torch"] and prov.extraction["chunk_frames"] == 150
     # what was stored is what the extractor computes for that file, read back as a crop too
-    ex = Extractor.from_provenance(prov)
+    engine = engine_for_store(prov)
     row = done.row(0, named=True)
-    expect = ex.features_for_file(folder / row["path"]).astype(dtype)
+    expect = features_of_file(engine, folder / row["path"]).astype(dtype)
     assert np.array_equal(store.read(row["key"]), expect)
     assert np.array_equal(store.read(row["key"], 5, 25, layers=[0]), expect[:, :1, 5:25])
     # manifests beside the store, and the summary of the run
@@ -83,9 +83,9 @@ def test_a_threads_setting_does_not_leak_into_the_next_run_in_the_process(tmp_pa
     cfg = config(tmp_path / "auto", folder, **common)
     run(cfg)
     store = FeatureStore.open(cfg.store)
-    ex = Extractor.from_provenance(store.provenance)
+    engine = engine_for_store(store.provenance)
     for row in store.tracks.filter(pl.col("status") == "done").iter_rows(named=True):
-        assert np.array_equal(store.read(row["key"]), ex.features_for_file(folder / row["path"]).astype("float16")), row["path"]
+        assert np.array_equal(store.read(row["key"]), features_of_file(engine, folder / row["path"]).astype("float16")), row["path"]
 
 
 def test_decoding_and_writing_threads_change_nothing_in_the_store(tmp_path, folder, tiny_wavlm):
@@ -125,7 +125,7 @@ def test_failed_tracks_are_retried_only_on_request(tmp_path, folder):
 
 
 def test_other_settings_cannot_write_into_a_store(tmp_path, folder):
-    from mrnet.store.errors import UserError
+    from mrnet.core.errors import UserError
 
     cfg = config(tmp_path, folder)
     run(cfg)

@@ -48,7 +48,8 @@ def test_melon_arrays_are_ingested_as_shipped(tmp_path):
     root = make_melon(tmp_path / "melon")
     summary, store = extract(tmp_path, "melon", root)
     done = store.tracks.filter(pl.col("status") == "done")
-    assert done.height > 0 and store.provenance.extraction["mel"].startswith("Melon arena_mel")
+    mel = store.provenance.extraction["mel"]
+    assert done.height > 0 and mel["source"].startswith("Melon Playlist Dataset") and (mel["n_mels"], mel["hop_length"]) == (48, 256)
     row = done.row(0, named=True)
     shipped = np.load(root / row["path"])
     assert np.array_equal(store.read(row["key"])[0, 0], shipped.T.astype(np.float16))

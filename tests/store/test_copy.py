@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mrnet.store import FeatureStore, Location, UserError
+from mrnet.core.errors import UserError
+from mrnet.store import FeatureStore, Location
 from mrnet.store import copy as copy_mod
 from mrnet.store.cli import app
-from mrnet.store.copy import PARTIAL, copy_store
+from mrnet.core.files import is_temporary
+from mrnet.store.copy import copy_store
 from tests.helpers import make_store
 
 
@@ -40,7 +42,7 @@ def test_an_interrupted_copy_is_not_a_store_and_resumes(store, tmp_path, monkeyp
     monkeypatch.setattr(copy_mod, "copy_object", real)
     result = copy_store(src, dst, workers=2)
     assert (result.skipped, result.copied) == (5, 13)
-    assert dst.files() == src.files() and not any(rel.endswith(PARTIAL) for rel in dst.files())
+    assert dst.files() == src.files() and not any(is_temporary(rel) for rel in dst.files())
 
 
 def test_a_truncated_object_is_copied_again(store, tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mrnet.store import Location, UserError
+from mrnet.core.errors import UserError
+from mrnet.store import Location
 from mrnet.store.location import STORAGE_OPTIONS_ENV, storage_options_from_json
 
 

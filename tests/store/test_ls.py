@@ -18,12 +18,12 @@ def test_ls_lists_stores_and_skips_other_entries(runner, tmp_path):
     assert result.exit_code == 0, result.output
     stores = json.loads(result.output)
     assert [(s["name"], s["feature"], s["model"], s["layers"], s["tracks"]) for s in stores] == [
-        ("fma-wavlm.zarr", "wavlm", "tiny-test", 3, 6),
+        ("fma-wavlm.zarr", "wavlm", "synthetic", 3, 6),
         ("gtzan-mel.zarr", "mel", None, 1, 3),
     ]
     assert stores[1]["size_bytes"] == Location.parse(tmp_path / "gtzan-mel.zarr").du()
     table = runner.invoke(app, ["ls", str(tmp_path)]).output
-    assert "fma-wavlm.zarr" in table and "tiny-test" in table and "6/6 done" in table
+    assert "fma-wavlm.zarr" in table and "synthetic" in table and "6/6 done" in table
 
 
 def test_ls_of_a_store_lists_it_and_of_an_empty_folder_says_so(runner, store, tmp_path):

@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from mrnet.manifests.schema import TRACKS
-from mrnet.store import FeatureStore, Location, Provenance, StoreWriter, UserError
+from mrnet.core.errors import UserError
+from mrnet.store import FeatureStore, Location, Provenance, StoreWriter
 from mrnet.store import copy as copy_mod
 from mrnet.store.cli import app
 from mrnet.store.copy import copy_store

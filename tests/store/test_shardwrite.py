@@ -10,6 +10,7 @@ import zarr
 
 from mrnet.store import FeatureStore, Location, Provenance, StoreWriter
 from mrnet.store.shardread import load_index
+from mrnet.core.files import is_temporary
 from mrnet.store.shardwrite import write_shard_array
 
 
@@ -72,7 +73,7 @@ def test_a_rewritten_track_reads_the_new_data_and_leaves_no_temporary_files(tmp_
     new = features((1, 3, 120, 8), "float16", seed=2)
     writer.write_track("t", new)
     assert np.array_equal(zarr_array(loc, "features/t")[...], new)
-    assert not [name for name in loc.files("features/t") if ".tmp-" in name]
+    assert not [name for name in loc.files("features/t") if is_temporary(name)]
 
 
 def test_compressed_stores_keep_zarrs_write_path(tmp_path, monkeypatch):

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import mrnet.store  # noqa: F401  the store package first: it imports the manifests
 from mrnet.train.config import TrainConfig, tiny
 from tests.helpers import make_store
 

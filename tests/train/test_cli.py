@@ -140,6 +140,7 @@ def test_layers_the_store_lacks_or_a_model_too_narrow(tmp_path):
     store = make_store(tmp_path / "s.zarr")
     assert "layers [5] were asked for" in bad("--store", store, "--layer", "5", "--out", tmp_path / "r")
     assert "cannot build MRNet" in bad("--store", store, "--out", tmp_path / "r", "--channels", "8")
+    assert "--crop-seconds 0.01 gives 1 frame(s)" in bad("--store", store, "--out", tmp_path / "r", "--crop-seconds", "0.01")
     assert not (tmp_path / "r").exists()
 
 
@@ -262,7 +263,7 @@ def test_predict_refuses_a_run_whose_extractor_it_cannot_reproduce(trained_run, 
     (run / "store.json").write_text(json.dumps(info))
     result = runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")])
     assert result.exit_code == 2
-    assert "cannot reproduce the extractor" in one_line(result.output) and "'cqt'" in result.output
+    assert "cannot reproduce the features" in one_line(result.output) and "'cqt'" in result.output
 
 
 def test_predict_a_cross_validation_run_asks_for_one_fold(tmp_path):

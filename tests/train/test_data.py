@@ -8,11 +8,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mrnet.store import FeatureStore, Location, UserError
+from mrnet.core.errors import UserError
+from mrnet.store import FeatureStore, Location
 from mrnet.manifests.schema import class_weights
-from mrnet.train.data import (Augment, CropDataset, EpochBatches, Prefetcher, TrackDataset, collate, fold_roles, length_batches,
-                              split_tracks, stack_plans, worker_init)
-from mrnet.train.loop import loader_threads, train_step
+from mrnet.train.augment import Augment, stack_plans
+from mrnet.train.datasets import CropDataset, TrackDataset
+from mrnet.train.loader import EpochBatches, Prefetcher, collate, length_batches, loader_threads, worker_init
+from mrnet.train.loop import train_step
+from mrnet.train.splits import fold_roles, split_tracks
 from tests.helpers import make_store
 
 
@@ -29,7 +32,7 @@ class RecordingStore(FeatureStore):
 @pytest.fixture
 def recording(monkeypatch):
     RecordingStore.calls = []
-    monkeypatch.setattr("mrnet.train.data.FeatureStore", RecordingStore)
+    monkeypatch.setattr("mrnet.train.datasets.FeatureStore", RecordingStore)
     return RecordingStore.calls
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from mrnet.store import FeatureStore, Location
-from mrnet.train.data import Augment, CropDataset, collate
+from mrnet.train.augment import Augment
+from mrnet.train.datasets import CropDataset
+from mrnet.train.loader import collate
 from mrnet.train.loop import train
 from mrnet.train.runs import RunFolder
 from tests.train.conftest import small_config

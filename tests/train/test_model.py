@@ -1,4 +1,4 @@
-"""MRNet (mrnet.train.model): parameter counts pinned to the authors' model, shapes, ablations, learning.
+"""MRNet (mrnet.train.models.mrnet): parameter counts pinned to the authors' model, shapes, ablations, learning.
 
 Full-size models are built on the meta device (no memory, no compute); everything that runs uses a
 tiny config (C = 16, 2 layers of width 8) on one CPU thread, so the file takes a few seconds.
@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrnet.train.model import ROUTES, MRNet, MRNetConfig, count_parameters
+from mrnet.train.models import count_parameters
+from mrnet.train.models.mrnet import ROUTES, MRNet, MRNetConfig
 
 # The three store layouts of the spec's size table: (in_channels, num_layers, in_dim).
 INPUTS = {
@@ -20,7 +21,7 @@ INPUTS = {
     "wavlm-mono": dict(in_channels=1, num_layers=13, in_dim=768),
     "mel": dict(in_channels=1, num_layers=1, in_dim=48),
 }
-# spec/mrnet-architecture.md, "Size (authors' model, C = 512, embedding 128, without the class head)".
+# The authors' published sizes (docs/model.md, "Size"; C = 512, embedding 128, without the class head).
 # "Without the class head" = every parameter except Linear(128 -> classes) and its BN(classes):
 # the layer weights (13 or 1), the route weights W (7) and all BatchNorm affine weights and biases
 # ARE counted (BN running statistics are buffers, not parameters). Only this combination gives all three.
@@ -125,9 +126,19 @@ def test_any_length_eval_batch_one(variant, frames):
     assert out.shape == (1, 3) and torch.isfinite(out).all()
 
 
-def test_one_frame_trains():
-    model = tiny()
-    model(features(model.cfg, batch=2, frames=1)).sum().backward()
+def test_the_shortest_crop_trains():
+    """Two frames, the shortest crop training accepts (one frame normalises every sample to the same
+    zeros, and BatchNorm on identical samples multiplies gradients by 1/sqrt(eps) per layer until they
+    overflow): a finite loss and finite gradients, and one optimizer step lowers the loss."""
+    model = tiny(dropout=0.0)
+    x, y = features(model.cfg, batch=4, frames=2), torch.tensor([0, 1, 2, 0])
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.head[1].bias.grad.abs().sum() > 0  # the error reaches the class head
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert F.cross_entropy(model(x), y) < loss
 
 
 def test_float16_features_accepted():

@@ -2,8 +2,9 @@
 
 The whole model is in this file, read top to bottom: the small blocks (conv -> ReLU -> BN, the
 squeeze-excitation gate, the MRBlock, attentive statistics pooling), then the frozen config, then
-``MRNet`` itself. The layer-by-layer ground truth is ``spec/mrnet-architecture.md``; the paper is
-"MRNet: Multi-Route Neural Network for music information retrieval" (sections 3.1-3.3).
+``MRNet`` itself. Sources: the paper (J. Acoust. Soc. Korea 44(5), 2025, sections 3.1-3.3 and Table 1)
+and the authors' released code (github.com/Jungwoo4021/MRNet, class ``MLFANet``); docs/model.md
+states the architecture layer by layer and where the two differ.
 
 Input is what the feature store holds per track, batched: ``(B, channels, layers, T, dim)``.
 
@@ -22,10 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mrnet.train.models.registry import ModelInput, Registered
 
 ROUTES = ("L1", "L2", "L3", "H", "M1", "M2", "M3")  # the authors' stack order
 VARIANTS = ("paper", "authors")
@@ -215,6 +219,11 @@ class MRNetConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
+    @classmethod
+    def from_input(cls, inputs: ModelInput, **options: Any) -> "MRNetConfig":
+        """The config for a store's frames: any feature kind, any number of stored layers."""
+        return cls(in_dim=inputs.dim, in_channels=inputs.channels, num_layers=inputs.layers, num_classes=inputs.num_classes, **options)
+
     @property
     def input_width(self) -> int:
         """Features per frame after the layer sum: ``in_channels * in_dim`` (1536 for stereo WavLM)."""
@@ -247,6 +256,15 @@ class MRNet(nn.Module):
     (torch.Size([2, 8]), torch.Size([2, 3]))
     >>> model.route_names
     ('L1', 'L2', 'L3', 'H', 'M1', 'M2', 'M3')
+
+    The authors' model (C = 512) on stereo WavLM-base features has the 22,716,052 parameters they
+    publish, the class head left out (the meta device builds it without allocating memory):
+
+    >>> from mrnet.train.models.registry import count_parameters
+    >>> with torch.device("meta"):
+    ...     authors = MRNet(MRNetConfig(in_dim=768, in_channels=2, variant="authors"))
+    >>> count_parameters(authors, head=False)
+    22716052
     """
 
     def __init__(self, cfg: MRNetConfig):
@@ -335,21 +353,6 @@ class MRNet(nn.Module):
             )
 
 
-def count_parameters(model: nn.Module, *, head: bool = True) -> int:
-    """Number of parameters; ``head=False`` leaves out ``model.head`` (the Linear -> BN class head).
+#: The registry entry (mrnet.train.models.MODELS): the name, config and class, and which config fields are user options.
+MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout"))
 
-    Everything else counts: layer weights, route weights and the BatchNorm affine weights and biases
-    (running statistics are buffers, not parameters). With ``head=False`` this reproduces the
-    authors' published sizes. The meta device builds the full model without allocating it:
-
-    >>> with torch.device("meta"):
-    ...     model = MRNet(MRNetConfig(in_dim=768, in_channels=2, variant="authors"))
-    >>> count_parameters(model, head=False)
-    22716052
-    """
-    total = sum(p.numel() for p in model.parameters())
-    if not head:
-        if not isinstance(getattr(model, "head", None), nn.Module):
-            raise ValueError(f"{type(model).__name__} has no `head` module to leave out")
-        total -= sum(p.numel() for p in model.head.parameters())
-    return total

@@ -1,7 +1,8 @@
-"""Feature engines: WavLM hidden states through ``transformers``, or 48-bin log-Mel through torchaudio.
+"""WavLM hidden states through ``transformers``: 13 layers of 768 values at 50 frames/s for WavLM-base.
 
-An engine maps whole tracks ``(channels, samples)`` at 16 kHz to features ``(channels, layers,
-frames, dim)`` float32, and says what it is (``describe``) so the store can record it.
+The model is frozen and its weights load through ``WavLMModel.from_pretrained``, from the hub
+(``microsoft/wavlm-base``) or a local directory. Tracks go through in batches of equal-length
+windows (``mrnet.extract.windows``), so a track's features never depend on what else is in its batch.
 """
 
 from __future__ import annotations
@@ -10,71 +11,21 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from mrnet.core.errors import UserError
+from mrnet.extract.audio import SAMPLE_RATE
+from mrnet.extract.engines.base import AudioInput
 from mrnet.extract.windows import Geometry, run_windowed
-from mrnet.store.errors import UserError
 
 DEFAULT_MODEL = "microsoft/wavlm-base"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # model precision: auto = bf16 on GPU, fp32 on CPU
-MEL = {"sample_rate": 16000, "n_fft": 512, "win_length": 512, "hop_length": 256, "n_mels": 48, "log": "10*log10(max(power, 1e-10))"}
 
 
-class Engine(Protocol):
-    feature: str
-    layers: list[int]
-    dim: int
-    frame_rate: float
-
-    def extract(self, tracks: list[np.ndarray]) -> list[np.ndarray]: ...
-
-    def describe(self) -> dict: ...
-
-
-def pick_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-# --- Mel ---------------------------------------------------------------------------------------------
 @dataclass
-class MelEngine:
-    """48-bin log-Mel at 16 kHz, frame 512, hop 256 (Melon's parameters), one "layer"."""
-
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    feature: str = "mel"
-    layers: list[int] = field(default_factory=lambda: [0])
-    dim: int = MEL["n_mels"]
-    frame_rate: float = MEL["sample_rate"] / MEL["hop_length"]
-
-    def __post_init__(self):
-        import torchaudio
-
-        self._mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=MEL["sample_rate"], n_fft=MEL["n_fft"], win_length=MEL["win_length"],
-            hop_length=MEL["hop_length"], n_mels=MEL["n_mels"], power=2.0,
-        ).to(self.device)
-
-    @torch.inference_mode()
-    def extract(self, tracks: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for audio in tracks:  # frame-local features: no batching subtleties, one track at a time
-            power = self._mel(torch.from_numpy(audio).to(self.device))  # (C, n_mels, T)
-            logmel = 10.0 * torch.log10(power.clamp_min(1e-10))
-            out.append(logmel.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mels)
-        return out
-
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"mel": dict(MEL)}}
-
-
-# --- WavLM -------------------------------------------------------------------------------------------
-@dataclass
-class WavLMEngine:
+class WavLMEngine(AudioInput):
     """Frozen WavLM (eval mode, no gradients) returning the selected hidden states.
 
     ``model`` is a hub name (``microsoft/wavlm-base``, ``microsoft/wavlm-base-plus``) or a local
@@ -91,7 +42,9 @@ class WavLMEngine:
     normalize: bool | None = None  # None: follow the model's preprocessor config (False if it has none)
     revision: str | None = None
     out_dtype: str = "float32"  # dtype of returned features; float16 halves host memory before the store casts
+    channels: int = 1  # each channel of a stereo track goes through the model separately
     feature: str = "wavlm"
+    sample_rate: int = SAMPLE_RATE  # WavLM's input rate
 
     def __post_init__(self):
         from transformers import WavLMModel
@@ -115,12 +68,40 @@ class WavLMEngine:
             raise UserError(f"--layers {bad}: this model has hidden states 0..{total - 1}")
         self.dim = int(cfg.hidden_size)
         self.geometry = Geometry.from_convs(list(cfg.conv_kernel), list(cfg.conv_stride))
-        self.frame_rate = 16000 / self.geometry.stride
+        self.frame_rate = self.sample_rate / self.geometry.stride
         self.window_frames = max(1, int(round(self.window_seconds * self.frame_rate)))
         if self.normalize is None:
             self.normalize = _preprocessor_normalizes(self.model, self.revision)
         self._dtype = _autocast_dtype(self.precision, self.device)
         self._revision = getattr(cfg, "_commit_hash", None) or _local_digest(self.model)
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device) -> "WavLMEngine":
+        """The engine an ``ExtractConfig`` asks for; loading the weights checks they exist."""
+        return cls(
+            model=cfg.model, revision=cfg.revision, layers=list(cfg.layers) if cfg.layers else None, device=device,
+            precision=cfg.precision, batch_size=cfg.batch_size, window_seconds=cfg.window_seconds, normalize=cfg.normalize,
+            out_dtype=cfg.dtype, channels=cfg.channels,
+        )
+
+    @classmethod
+    def from_provenance(cls, prov, device: torch.device) -> "WavLMEngine":
+        """The engine a store was written with, for new files; refuses other weights than the store's."""
+        if not prov.model:
+            raise UserError("the store records WavLM features but no model; it cannot be reproduced")
+        revision = prov.model_revision if prov.model_revision and not prov.model_revision.startswith("local:") else None
+        frames = int(prov.extraction.get("window_frames", 2000))
+        engine = cls(
+            model=prov.model, revision=revision, layers=list(prov.layers), device=device,
+            window_seconds=frames / prov.frame_rate, normalize=prov.extraction.get("normalize"), channels=prov.channels,
+        )
+        got = engine.describe()["model_revision"]
+        if prov.model_revision and got != prov.model_revision:
+            raise UserError(
+                f"the store was extracted with {prov.model} at revision {prov.model_revision}, but the weights "
+                f"available here are {got}; predictions would not match the features the model was trained on"
+            )
+        return engine
 
     @torch.inference_mode()
     def _forward(self, wave: np.ndarray) -> np.ndarray:
@@ -132,8 +113,8 @@ class WavLMEngine:
         stacked = torch.stack([hidden[l] for l in self.layers], dim=1)  # (B, L, T, D)
         return stacked.to(getattr(torch, self.out_dtype)).cpu().numpy()
 
-    def extract(self, tracks: list[np.ndarray]) -> list[np.ndarray]:
-        return run_windowed(tracks, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
+    def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
+        return run_windowed(items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
 
     def describe(self) -> dict:
         return {

@@ -1,4 +1,15 @@
-"""The one exception type a user sees without a traceback."""
+"""The one exception type a user sees without a traceback, and the decorator that shows it.
+
+>>> try:
+...     raise UserError("--root /nope does not exist: pass the folder that holds your copy of gtzan")
+... except UserError as err:
+...     print(f"error: {err}")
+error: --root /nope does not exist: pass the folder that holds your copy of gtzan
+"""
+
+from __future__ import annotations
+
+import functools
 
 
 class UserError(Exception):
@@ -11,7 +22,6 @@ class UserError(Exception):
 
 def report_user_errors(command):
     """Decorate a Typer command: a ``UserError`` prints as one red line on stderr and exits with 2."""
-    import functools
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):

@@ -1,0 +1,60 @@
+"""Feature engines, one file per kind, and the registry the pipeline and ``mrnet-predict`` build them from.
+
+=========  ===========  =========================================================================
+feature    file         what a store of it holds per track
+=========  ===========  =========================================================================
+wavlm      wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
+mel        mel.py       log-Mel computed from audio: (channels, 1, frames, n_mels)
+(shipped)  melon.py     the Melon dataset's own Mel arrays, taken as they are: (1, 1, frames, 48)
+=========  ===========  =========================================================================
+
+Every engine follows :class:`~mrnet.extract.engines.base.Engine`: ``load`` one file, ``extract`` a
+batch, ``describe`` itself. A kind computed from audio is a class with ``from_config`` (a new store)
+and ``from_provenance`` (new files for a store's model), registered in :data:`FEATURES`; a dataset
+that ships arrays instead of audio names its engine in :data:`SHIPPED` (its reader's ``Scan.source``).
+
+>>> sorted(FEATURES), sorted(SHIPPED)
+(['mel', 'wavlm'], ['melon'])
+"""
+
+from __future__ import annotations
+
+from mrnet.core.errors import UserError
+from mrnet.core.machine import pick_device
+from mrnet.extract.engines.base import AudioInput, Engine, SourceInfo, features_of_file
+from mrnet.extract.engines.mel import MelEngine, MelParams
+from mrnet.extract.engines.melon import MelonEngine
+from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine
+
+#: Feature kinds computed from audio: ``--features`` name -> engine class.
+FEATURES: dict[str, type] = {"wavlm": WavLMEngine, "mel": MelEngine}
+#: Datasets that ship features instead of audio: ``Scan.source`` -> the engine that takes them as they are.
+SHIPPED: dict[str, type] = {"melon": MelonEngine}
+#: What a dataset reader's ``Scan.source`` is for datasets of audio files.
+AUDIO = "audio"
+
+__all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioInput", "Engine", "MelEngine", "MelParams",
+           "MelonEngine", "SourceInfo", "WavLMEngine", "engine_for_run", "engine_for_store", "features_of_file"]
+
+
+def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
+    """The engine an extraction run uses: the dataset's own for shipped arrays, else ``cfg.features``.
+
+    ``source`` is the dataset reader's ``Scan.source``; ``device`` ``None`` picks CUDA when present.
+    """
+    if source != AUDIO:
+        engine = SHIPPED[source]()
+        if cfg.features != engine.feature:
+            raise UserError(f"{cfg.dataset} ships {engine.feature} features, no audio: use --features {engine.feature}")
+        if cfg.channels != engine.channels:
+            raise UserError(f"{cfg.dataset} ships mono {engine.feature} features: --channels stereo does not apply")
+        return engine
+    return FEATURES[cfg.features].from_config(cfg, pick_device(device))
+
+
+def engine_for_store(prov, *, device: str | None = "cpu") -> Engine:
+    """The engine that makes a store's features from new audio files (``mrnet-predict``), rebuilt from
+    the store's provenance; ``UserError`` when this install cannot reproduce them."""
+    if prov.feature not in FEATURES:
+        raise UserError(f"the store's feature kind {prov.feature!r} is not one this mrnet computes ({', '.join(FEATURES)})")
+    return FEATURES[prov.feature].from_provenance(prov, pick_device(device))

@@ -1,0 +1,203 @@
+"""The worker side of extraction: one work unit in, its tracks' features written and journaled.
+
+A work unit is a few tracks. ``process_unit`` does all of one unit (load each file, compute its
+features, write one shard per track, then journal the unit) and is the same function in this
+process, on a local Dask cluster (``--gpus``/``--workers``) and on a remote one. A unit journals
+only after every one of its tracks is written, so a run killed at any moment loses at most the units
+in flight, and a rerun does only what no journal names.
+
+What a worker keeps between units lives here too: its engine (the model loads once per process, not
+once per unit) and its I/O thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import polars as pl
+
+from mrnet.core.machine import available_cores
+from mrnet.extract import audio
+from mrnet.extract.config import ExtractConfig
+from mrnet.extract.engines import Engine, engine_for_run
+from mrnet.manifests.schema import TRACKS
+from mrnet.store import Location, Provenance, StoreWriter
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: str  # sorts in creation order: <run stamp>-<sequence>
+    rows: tuple[dict, ...]
+
+
+@dataclass
+class UnitResult:
+    unit: str
+    rows: list[dict]
+    audio_seconds: float
+    bytes_written: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What a worker needs besides the unit; sent once per unit to Dask workers (small, picklable)."""
+
+    config: ExtractConfig
+    root: str  # the dataset's root folder, as the workers see it
+    source: str  # the dataset's Scan.source: "audio", or the shipped-array engine's name
+    location: Location  # the store
+    provenance: Provenance  # what the store holds; every write is checked against it
+
+
+# --- what a worker process keeps ------------------------------------------------------------------
+_ENGINES: dict[str, Engine] = {}
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_LOCK = threading.Lock()
+_DEFAULT_THREADS: list[int] = []
+
+
+def _engine_key(ctx: UnitContext) -> str:
+    return json.dumps([ctx.source, ctx.config.to_json()], sort_keys=True)
+
+
+def worker_engine(ctx: UnitContext) -> Engine:
+    """This process's engine for the run, built once per worker (not once per unit)."""
+    with _LOCK:
+        _set_torch_threads(ctx.config.threads)
+        key = _engine_key(ctx)
+        if key not in _ENGINES:
+            _ENGINES[key] = engine_for_run(ctx.config, ctx.source)
+        return _ENGINES[key]
+
+
+def adopt_engine(ctx: UnitContext, engine: Engine) -> None:
+    """Let units of this run in this process use ``engine`` (the client already built it)."""
+    with _LOCK:
+        _ENGINES[_engine_key(ctx)] = engine
+
+
+def _set_torch_threads(threads: int) -> None:
+    """Torch's intra-op threads for this run: ``threads``, or (0) the count torch chose at start-up.
+    Always set, so an earlier run in this process with ``--threads N`` does not leak into this one:
+    the thread count decides the order of float reductions, hence the features' last bits."""
+    import torch
+
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(torch.get_num_threads())
+    wanted = threads or _DEFAULT_THREADS[0]
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+def io_pool(threads: int = 0, *, processes: int = 1) -> ThreadPoolExecutor:
+    """This process's pool for loading and writing, made once. ``threads`` 0: the cores this process
+    may use, shared among the ``processes`` extraction workers on this machine (at least 2)."""
+    if threads <= 0:
+        threads = max(2, available_cores() // max(1, processes))
+    with _LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="mrnet-io")
+        return _POOLS[threads]
+
+
+def local_processes(cfg: ExtractConfig) -> int:
+    """Extraction worker processes this run starts on this machine (a remote cluster's: 1 each)."""
+    if cfg.scheduler:
+        return 1
+    return max(len(cfg.gpus), cfg.workers, 1)
+
+
+# --- one unit -------------------------------------------------------------------------------------
+def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
+    """Extract, write and journal one unit. Per-track problems become failed rows; others raise.
+
+    The unit's files are loaded, and their features written, on this process's I/O thread pool
+    (``io_pool``): libsndfile, libsoxr, NumPy and file writes release the GIL, so a unit's CPU work
+    spreads over the cores while the model works on another unit. Rows keep the unit's order.
+    """
+    start = time.perf_counter()
+    cfg = ctx.config
+    engine = worker_engine(ctx)
+    writer = StoreWriter(ctx.location, ctx.provenance)
+    pool = io_pool(cfg.io_threads, processes=local_processes(cfg))
+    loaded = list(pool.map(lambda row: _load(row, ctx.root, engine), unit.rows))
+    rows, seconds, written = [], 0.0, 0
+    budget = cfg.batch_size * cfg.window_seconds * 2  # audio seconds in memory at once
+    for group in _groups(loaded, budget, engine):
+        feats = _features(group, engine)
+        writes = [pool.submit(_write, writer, row, result, info) for (row, _, info), result in zip(group, feats)]
+        for future in writes:
+            row, nbytes = future.result()
+            rows.append(row)
+            if row["status"] == "done":
+                written += nbytes
+                seconds += row["frames"] / writer.provenance.frame_rate
+    for row, data, info in loaded:
+        if isinstance(data, Exception):
+            rows.append(dict(row, status="failed", error=str(data), frames=None, checksum=None, **info))
+    writer.commit_unit(unit.id, pl.DataFrame(rows, schema=TRACKS))
+    return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
+
+
+_NO_SOURCE = {"duration": None, "sample_rate": None, "channels": None}
+
+
+def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exception, dict]:
+    """(row, the engine's input or the exception, what the source file was) for one track."""
+    path = Path(root) / row["path"]
+    try:
+        item, info = engine.load(path)
+        return row, item, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+    except (audio.AudioError, OSError, ValueError) as err:
+        return row, err if isinstance(err, audio.AudioError) else audio.AudioError(f"{path}: {err}"), _NO_SOURCE
+
+
+def _groups(loaded: list, budget_seconds: float, engine: Engine) -> Iterable[list]:
+    """Readable tracks in groups of bounded audio length, so memory follows the batch size."""
+    group, total = [], 0.0
+    for item in loaded:
+        data = item[1]
+        if isinstance(data, Exception):
+            continue
+        length = engine.seconds(data)
+        if group and total + length > budget_seconds:
+            yield group
+            group, total = [], 0.0
+        group.append(item)
+        total += length
+    if group:
+        yield group
+
+
+def _features(group: list, engine: Engine) -> list:
+    """Features of a group's tracks; a track that fails is an ``AudioError`` in its place."""
+    try:
+        return engine.extract([data for _, data, _ in group])
+    except ValueError:  # one bad track (e.g. shorter than one frame): redo one by one to isolate it
+        out = []
+        for row, data, _ in group:
+            try:
+                out.append(engine.extract([data])[0])
+            except ValueError as err:
+                out.append(audio.AudioError(f"{row['path']}: {err}"))
+        return out
+
+
+def _write(writer: StoreWriter, row: dict, result, info: dict) -> tuple[dict, int]:
+    """Write one track's features: its journal row, and the bytes written (for the summary)."""
+    if isinstance(result, Exception):
+        return dict(row, status="failed", error=str(result), **info), 0
+    try:
+        crc = writer.write_track(row["key"], result)
+    except ValueError as err:  # e.g. values that overflow the stored dtype
+        return dict(row, status="failed", error=str(err), **info), 0
+    nbytes = result.size * np.dtype(writer.provenance.dtype).itemsize
+    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info), nbytes

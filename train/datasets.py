@@ -1,0 +1,168 @@
+"""Reading a store for training: random crops of the training tracks, whole tracks for evaluation.
+
+Training reads random crops of each track straight from the store (``FeatureStore.read`` with a
+start and stop, only the layers the model uses), never whole tracks and never the whole store.
+Each process opens the store itself, lazily, so no Zarr or fsspec object crosses a fork; a local
+path and a URL go through the same ``FeatureStore.open``.
+
+Every random choice of a sample (crop start, augmentation) is drawn from a generator seeded with
+``(seed, epoch, index)``: a sample is the same whatever the worker count or the order it is read
+in, which is what makes a resumed run exact.
+
+>>> import numpy as np
+>>> tile_frames(np.arange(3).reshape(1, 1, 3, 1), 7)[0, 0, :, 0].tolist()
+[0, 1, 2, 0, 1, 2, 0]
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.data import Dataset
+
+from mrnet.store.location import Location
+from mrnet.store.reader import FeatureStore
+from mrnet.train.augment import Augment, stack_plans
+
+
+def tile_frames(x: np.ndarray, frames: int) -> np.ndarray:
+    """Repeat ``x`` ``(channels, layers, T, dim)`` along time until it has ``frames`` frames."""
+    return np.take(x, np.arange(frames) % x.shape[2], axis=2)
+
+
+
+class _StoreTracks(Dataset):
+    """Tracks of one split; opens the store lazily, once per process (so each worker opens its own)."""
+
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int]):
+        self.location = location
+        self.keys = tracks["key"].to_list()
+        self.labels = tracks["label"].to_list()
+        self.frames = tracks["frames"].to_list()
+        self.layers = list(layers)
+        self._store: FeatureStore | None = None
+        self._pid = None
+
+    @property
+    def store(self) -> FeatureStore:
+        if self._store is None or self._pid != os.getpid():
+            self._store, self._pid = FeatureStore.open(self.location), os.getpid()
+        return self._store
+
+    def __getstate__(self):  # spawn/forkserver workers: send the location, never the open store
+        return {**self.__dict__, "_store": None, "_pid": None}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _batch_array(self, indices: list[int], frames: int) -> torch.Tensor:
+        """An uninitialised ``(B, channels, layers, frames, dim)`` batch of the store's dtype for these tracks."""
+        first = self.store.array(self.keys[indices[0]])
+        return _batch_tensor((len(indices), first.shape[0], len(self.layers), frames, first.shape[3]), np.dtype(first.dtype))
+
+
+class CropDataset(_StoreTracks):
+    """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs.
+
+    A track shorter than the crop is read whole and repeated to fill it. Returns ``(features
+    (channels, layers, crop, dim) in the store's dtype, label, augmentation plan or None)``: the crop
+    travels as stored (float16 by default, half the bytes of float32 through the worker queue and the
+    copy to the GPU) and becomes float32, augmented, where the model runs (``loop.train_step``).
+    """
+
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int, augment: Augment | None = None):
+        super().__init__(location, tracks, layers)
+        self.crop, self.seed, self.augment = crop, seed, augment
+
+    def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
+        x, plan = self._crop(item, None)
+        return x, self.labels[_epoch_index(item)[1]], plan
+
+    def __getitems__(self, items: list, pool: Executor | None = None) -> "CropBatch":
+        """A whole batch, each crop read straight into its slot of one batch array (on ``pool``'s
+        threads when given): in a DataLoader worker that array is allocated in shared memory, so the
+        batch reaches the training process without the two copies a stack of separate crops costs
+        (the stack, then the move to shared memory). Equal to ``collate([self[i] for i in items])``."""
+        indices = [_epoch_index(item)[1] for item in items]
+        x = self._batch_array(indices, self.crop)
+        xs = x.numpy()
+        plans = _for_each(lambda b: self._crop(items[b], xs[b])[1], len(items), pool)
+        y = torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
+        return CropBatch(x, y, stack_plans(plans) if self.augment is not None else None)
+
+    def _crop(self, item: tuple[int, int] | int, out: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
+        epoch, i = _epoch_index(item)
+        rng = np.random.default_rng((self.seed, epoch, i))
+        n = self.frames[i]
+        if n >= self.crop:
+            start = int(rng.integers(0, n - self.crop + 1))
+            x = self.store.read(self.keys[i], start, start + self.crop, self.layers, out=out)
+        else:
+            x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)
+            if out is not None:
+                out[...] = x
+                x = out
+        plan = self.augment.draw(rng, frames=x.shape[2], dim=x.shape[3]) if self.augment is not None else None
+        return x, plan
+
+
+def _epoch_index(item: tuple[int, int] | int) -> tuple[int, int]:
+    """``(epoch, track index)`` of a dataset item: ``(epoch, index)`` pairs, or a bare index (epoch 0)."""
+    return item if isinstance(item, tuple) else (0, item)
+
+
+def _for_each(fn, count: int, pool: Executor | None) -> list:
+    """``[fn(0), ..., fn(count - 1)]``, on ``pool``'s threads when given."""
+    return list(pool.map(fn, range(count))) if pool is not None else [fn(b) for b in range(count)]
+
+
+class TrackBatch(NamedTuple):
+    """An evaluation batch as ``TrackDataset.__getitems__`` builds it (``collate`` passes it through)."""
+
+    x: torch.Tensor  # (B, channels, layers, T, dim), the store's dtype
+    y: torch.Tensor  # (B,) labels
+
+
+class CropBatch(NamedTuple):
+    """A training batch as ``CropDataset.__getitems__`` builds it (``collate`` passes it through)."""
+
+    x: torch.Tensor  # (B, channels, layers, crop, dim), the store's dtype
+    y: torch.Tensor  # (B,) labels
+    plan: dict | None  # the batch's augmentation draws (stack_plans), None without augmentation
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    """An uninitialised batch tensor; in a DataLoader worker, in shared memory from the start (as
+    torch's own default_collate allocates it), so sending it to the main process copies nothing.
+    In the main process NumPy allocates it: NumPy asks for transparent huge pages on large arrays,
+    which makes first writes to a fresh 100 MB batch ~5x cheaper than torch.empty's 4 kB pages."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.from_numpy(np.empty(shape, dtype=dtype))
+    dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    try:
+        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    except AttributeError:  # torch moved its private helper: an ordinary tensor works, one copy dearer
+        return torch.empty(shape, dtype=dtype)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+
+
+class TrackDataset(_StoreTracks):
+    """Whole tracks for evaluation: ``(features (channels, layers, T, dim) in the store's dtype, label)``."""
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
+
+    def __getitems__(self, items: list[int], pool: Executor | None = None) -> "TrackBatch":
+        """Tracks of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
+        n = self.frames[items[0]]
+        if any(self.frames[i] != n for i in items):
+            raise ValueError("a batch of whole tracks needs tracks of one length (see length_batches)")
+        x = self._batch_array(items, n)
+        xs = x.numpy()
+        _for_each(lambda b: self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b]), len(items), pool)
+        return TrackBatch(x, torch.tensor([self.labels[i] for i in items], dtype=torch.long))

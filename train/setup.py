@@ -1,0 +1,93 @@
+"""What a run is built from: its store, its model and its optimisation, in one place.
+
+``open_store`` refuses a store that cannot train; ``model_input`` reads the frame layout a store gives
+a model; ``build_model`` makes the run's model (``mrnet-predict`` rebuilds it the same way);
+``build_run`` adds the class weights, the optimizer and the schedule, which the training loop and the
+benchmarks share. ``store_record`` and ``check_same_store`` tie a run folder to the store it trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import torch
+
+from mrnet.core.errors import UserError
+from mrnet.manifests.schema import class_weights
+from mrnet.store.format import Provenance
+from mrnet.store.reader import FeatureStore
+from mrnet.train.config import TrainConfig
+from mrnet.train.models import ModelInput, get
+from mrnet.train.runs import RunFolder, seed_everything
+
+#: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
+MODEL_INPUT_FIELDS = ("feature", "layers", "dim", "channels", "frame_rate", "sample_rate", "model", "model_revision")
+
+
+@dataclass
+class RunSetup:
+    """The parts of one run that training updates or uses every step."""
+
+    model: torch.nn.Module
+    class_weights: torch.Tensor  # max_count / count over the training split, on the run's device
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def open_store(location: str) -> FeatureStore:
+    """Open a store for training, refusing one whose extraction has not finished."""
+    store = FeatureStore.open(location)
+    if not store.finalized:
+        raise UserError(f"{store.location.url}: its extraction has not finished (no manifest/tracks.parquet). Run mrnet-extract again to finish it.")
+    return store
+
+
+def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInput:
+    """What a store with provenance ``prov`` gives a model that reads ``num_layers`` of its layers."""
+    return ModelInput(feature=prov.feature, channels=prov.channels, layers=num_layers, dim=prov.dim,
+                      frame_rate=prov.frame_rate, num_classes=num_classes, extraction=dict(prov.extraction))
+
+
+def build_model(cfg: TrainConfig, inputs: ModelInput) -> torch.nn.Module:
+    """The run's model: ``cfg.model`` with the options of its config that ``cfg`` sets."""
+    entry = get(cfg.model)
+    return entry.build(inputs, **{name: getattr(cfg, name) for name in entry.options})
+
+
+def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device) -> RunSetup:
+    """Model, class weights, AdamW and the cosine schedule (from ``lr`` to ``lr_min`` over the run,
+    stepped per epoch), seeded by ``cfg.seed`` so a run starts the same way every time."""
+    seed_everything(cfg.seed)
+    model = build_model(cfg, inputs).to(device)
+    weights = torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    return RunSetup(model, weights, optimizer, scheduler)
+
+
+def store_record(store: FeatureStore, cfg: TrainConfig, *, description: str, sizes: dict | None = None) -> dict:
+    """What store.json holds: where the store is, what it is, and what this run took from it."""
+    positions = store.layer_positions(cfg.layers)
+    return {
+        "url": store.location.url,
+        "provenance": store.provenance.to_json(),
+        "genres": store.genres["name"].to_list(),
+        "layers": [store.provenance.layers[i] for i in positions],
+        "layer_positions": positions,
+        "split": description,
+        "sizes": sizes or {},
+    }
+
+
+def check_same_store(run: RunFolder, store: FeatureStore) -> None:
+    """Refuse to resume against a store whose features or genres differ from the run's."""
+    recorded = run.store_info()
+    now = store.provenance.to_json()
+    reasons = [f"{name}: run has {recorded['provenance'].get(name)!r}, store has {now.get(name)!r}"
+               for name in MODEL_INPUT_FIELDS if recorded["provenance"].get(name) != now.get(name)]
+    if recorded["genres"] != store.genres["name"].to_list():
+        reasons.append(f"genres: run has {recorded['genres']}, store has {store.genres['name'].to_list()}")
+    if reasons:
+        raise UserError(f"{store.location.url} is not the store run {run.path} was trained on:\n  - " + "\n  - ".join(reasons)
+                        + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
