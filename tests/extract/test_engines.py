@@ -104,3 +104,57 @@ def test_mel_features_are_48_bins_at_62_5_fps():
     feats = engine.extract([tone])[0]
     assert feats.shape == (2, 1, 32000 // 256 + 1, 48)
     assert feats[0, 0].mean(0).argmax() < feats[1, 0].mean(0).argmax()  # the higher tone sits in a higher band
+
+
+# --- every engine behind one protocol ---------------------------------------------------------------
+PROTOCOL = ("feature", "layers", "dim", "frame_rate", "channels", "sample_rate", "load", "probe", "seconds", "extract", "describe")
+
+
+def test_every_engine_has_the_whole_protocol(tiny_wavlm):
+    from mrnet.extract.engines import FEATURES, SHIPPED
+
+    built = [MelEngine(), WavLMEngine(model=tiny_wavlm), *(cls() for cls in SHIPPED.values())]
+    assert {type(e) for e in built} == {*FEATURES.values(), *SHIPPED.values()}
+    for engine in built:
+        missing = [name for name in PROTOCOL if not hasattr(engine, name)]
+        assert not missing, f"{type(engine).__name__} lacks {missing}"
+        assert set(engine.describe()) == {"model", "model_revision", "extraction"}
+
+
+def test_melon_arrays_load_and_pass_through_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    shipped = rng.normal(size=(48, 300)).astype(np.float32)
+    np.save(tmp_path / "12345.npy", shipped)
+    engine = MelonEngine()
+    item, info = engine.load(tmp_path / "12345.npy")
+    (feats,) = engine.extract([item])
+    assert feats.shape == (1, 1, 300, 48) and np.array_equal(feats[0, 0], shipped.T)
+    assert info.duration == pytest.approx(300 * 256 / 16000) and engine.probe(tmp_path / "12345.npy") == info.duration
+    assert (engine.feature, engine.frame_rate, engine.describe()["extraction"]["mel"]["n_mels"]) == ("mel", 62.5, 48)
+
+
+@pytest.mark.parametrize("array", [np.zeros((40, 10)), np.zeros((48, 0)), np.zeros(48)])
+def test_a_melon_array_of_the_wrong_shape_names_the_file(tmp_path, array):
+    from mrnet.extract.audio import AudioError
+
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(AudioError, match=r"bad\.npy: expected a \(48, frames\) array"):
+        MelonEngine().load(tmp_path / "bad.npy")
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(AudioError, match=r"text\.npy: cannot read it as a NumPy array"):
+        MelonEngine().load(tmp_path / "text.npy")
+
+
+def test_a_shipped_dataset_picks_its_own_engine_and_refuses_what_does_not_apply():
+    assert isinstance(engine_for_run(ExtractConfig(dataset="melon"), "melon"), MelonEngine)
+    with pytest.raises(UserError, match="ships mel features, no audio: use --features mel"):
+        engine_for_run(ExtractConfig(dataset="melon", features="wavlm"), "melon")
+    with pytest.raises(UserError, match="--channels stereo does not apply"):
+        engine_for_run(ExtractConfig(dataset="melon", channels=2), "melon")
+
+
+def test_predict_refuses_a_store_of_shipped_arrays():
+    cfg = ExtractConfig(dataset="melon")
+    prov = provenance(engine_for_run(cfg, "melon"), cfg, scan_of("melon"))
+    with pytest.raises(UserError, match="not computed by mrnet from audio"):
+        engine_for_store(prov)

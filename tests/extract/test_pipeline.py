@@ -188,3 +188,19 @@ def test_features_that_overflow_float16_fail_that_track_only(tmp_path, folder, m
     bad = tracks.filter(pl.col("error").str.contains("not finite", literal=True))
     assert bad.height >= 1 and "--dtype float32" in bad["error"][0]
     assert (tracks["status"] == "done").sum() == 6 - bad.height
+
+
+def test_workers_receive_the_typed_config_and_it_survives_pickling(tmp_path, folder):
+    """Dask sends the unit context to workers by pickle: the typed ExtractConfig goes as it is."""
+    import pickle
+
+    from mrnet.extract.pipeline import provenance, run_engine, scan_dataset
+    from mrnet.extract.worker import UnitContext
+    from mrnet.store import Location
+
+    cfg = config(tmp_path, folder)
+    found = scan_dataset(cfg)
+    ctx = UnitContext(cfg, str(found.root), found.source, Location.parse(cfg.store), provenance(run_engine(cfg, found), cfg, found))
+    again = pickle.loads(pickle.dumps(ctx))
+    assert again == ctx and isinstance(again.config, ExtractConfig) and again.config.features == "mel"
+    assert ExtractConfig.from_json(cfg.to_json()) == cfg

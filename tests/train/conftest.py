@@ -31,6 +31,16 @@ def small_config(store: Path, run: Path, **overrides) -> TrainConfig:
     return tiny(str(store), out=str(run), **(base | overrides))
 
 
+@pytest.fixture
+def recording(monkeypatch):
+    """Every store read of the training datasets, recorded as (key, start, stop, layers)."""
+    from tests.train.util import RecordingStore
+
+    RecordingStore.calls = []
+    monkeypatch.setattr("mrnet.train.datasets.FeatureStore", RecordingStore)
+    return RecordingStore.calls
+
+
 @pytest.fixture(scope="session")
 def mel_store(tmp_path_factory) -> Path:
     """3 genres x 6 tracks of 48-bin 'mel' features (2.5-3.5 s), official 4:1:1 split, learnable."""

@@ -21,7 +21,7 @@ INPUTS = {
     "wavlm-mono": dict(in_channels=1, num_layers=13, in_dim=768),
     "mel": dict(in_channels=1, num_layers=1, in_dim=48),
 }
-# The authors' published sizes (docs/model.md, "Size"; C = 512, embedding 128, without the class head).
+# The sizes of the authors' model (docs/model.md, "Parameter counts"; C = 512, embedding 128, without the class head).
 # "Without the class head" = every parameter except Linear(128 -> classes) and its BN(classes):
 # the layer weights (13 or 1), the route weights W (7) and all BatchNorm affine weights and biases
 # ARE counted (BN running statistics are buffers, not parameters). Only this combination gives all three.

@@ -2,7 +2,7 @@
 
 The whole model is in this file, read top to bottom: the small blocks (conv -> ReLU -> BN, the
 squeeze-excitation gate, the MRBlock, attentive statistics pooling), then the frozen config, then
-``MRNet`` itself. Sources: the paper (J. Acoust. Soc. Korea 44(5), 2025, sections 3.1-3.3 and Table 1)
+``MRNet`` itself. Sources: the paper (Heo et al., J. Acoust. Soc. Korea 44(5):516-523, 2025, sections 3.1-3.3, Table 1)
 and the authors' released code (github.com/Jungwoo4021/MRNet, class ``MLFANet``); docs/model.md
 states the architecture layer by layer and where the two differ.
 
@@ -76,7 +76,7 @@ class SEGate(nn.Module):
 class MRBlock(nn.Module):
     """Multi-route Res2Block: a dilated Res2Net bottleneck C -> 3C whose thirds get their own SE gate.
 
-    Returns the three thirds ``(o1, o2, o3)``, each ``(B, C, T)`` (paper Fig. 2, spec "Inside a block").
+    Returns the three thirds ``(o1, o2, o3)``, each ``(B, C, T)`` (paper Fig. 2; docs/model.md, "Layer by layer").
 
     Args:
         channels: C, the block's input width; the output is 3C, split in three.
