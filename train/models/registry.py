@@ -33,6 +33,7 @@ class Registered:
     config: type
     model: type
     options: tuple[str, ...]
+    features: tuple[str, ...] | None = None  # the feature profiles it reads (mrnet-extract --features); None: any
 
     def __post_init__(self):
         missing = [o for o in self.options if o not in {f.name for f in fields(self.config)}]
