@@ -151,10 +151,13 @@ def train(
     try:
         path = action()
     except (Interrupted, KeyboardInterrupt) as stop:
-        if not any(Path(run_dir).glob("**/checkpoints/last.pt")):  # a run's own, or a fold's
-            console.print("[yellow]interrupted[/] before the first checkpoint; nothing to resume.")
+        if not (Path(run_dir) / "config.json").exists():
+            console.print("[yellow]interrupted[/] before the run started; nothing to resume.")
             raise typer.Exit(130) from None
-        saved = f"{stop}" if isinstance(stop, Interrupted) else "stopped; the last end-of-epoch checkpoint is kept"
+        if not any(Path(run_dir).glob("**/checkpoints/last.pt")):  # a run's own, or a fold's
+            saved = "stopped before the first checkpoint; resuming starts the run again from the beginning"
+        else:
+            saved = f"{stop}" if isinstance(stop, Interrupted) else "stopped; the last end-of-epoch checkpoint is kept"
         console.print(f"[yellow]interrupted:[/] {escape(saved)}\nResume with: [bold]mrnet-train --resume {escape(str(run_dir))}[/]", highlight=False)
         raise typer.Exit(130) from None
     console.print(report.summary_table(RunFolder(path).report()))

@@ -85,7 +85,8 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: St
 
 def resume(run_dir: Path, *, store: str | None = None, num_workers: int | None = None, device: str | None = None,
            reporter: Reporter | None = None, should_stop: StopCheck | None = None) -> Path:
-    """Continue the run in ``run_dir`` from its last checkpoint (``store``: the store moved elsewhere)."""
+    """Continue the run in ``run_dir`` from its last checkpoint (``store``: the store moved elsewhere).
+    A run stopped before its first checkpoint starts again from the beginning, with its own config."""
     run = RunFolder(Path(run_dir))
     changes = {"num_workers": num_workers, "device": device, "store": store}
     cfg = run.config().with_(**{k: v for k, v in changes.items() if v is not None})
@@ -140,11 +141,14 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     splits = split_tracks(store.tracks, fold=cfg.fold, where=store.location.url)
     genres = store.genres["name"].to_list()
     positions = store.layer_positions(cfg.layers)
-    if resume:
+    if resume and run.store_file.exists():
         check_same_store(run, store)
     else:
         write_json(run.config_file, cfg.to_json())
         write_json(run.store_file, store_record(store, cfg, description=splits.description, sizes=splits.sizes()))
+    if resume and not run.last.exists():  # stopped before its first checkpoint: run it from the start, as it would have
+        reporter.note(f"{run.path} stopped before its first checkpoint: starting it again from the beginning")
+        resume = False
     device = pick_device(cfg.device)
     bf16 = cfg.bf16 and device.type == "cuda"
 

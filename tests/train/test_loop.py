@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import signal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -152,3 +153,46 @@ def test_training_streams_from_s3(s3_env, tmp_path, num_workers):
     url = learnable_store(f"s3://{bucket}/mel.zarr", frames=(160, 220))
     run = RunFolder(train(small_config(url, tmp_path / "run", epochs=1, batch_size=4, num_workers=num_workers)))
     assert run.store_info()["url"] == url and run.report()["epochs_trained"] == 1
+
+
+KILLED_IN_FIRST_EPOCH = """
+import sys, time
+from pathlib import Path
+from tests.train.conftest import small_config
+from mrnet.train.loop import train
+
+def hold(epoch, step):  # after the first batch of the first epoch: tell the test, then wait to be killed
+    if (epoch, step) == (0, 1):
+        Path(sys.argv[3]).touch()
+        time.sleep(600)
+    return False
+
+train(small_config(sys.argv[1], sys.argv[2], epochs=3, batch_size=4), should_stop=hold)
+"""
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(mel_store, straight, tmp_path):
+    """kill -9 during the first epoch leaves config.json and store.json but no checkpoint: --resume runs
+    it from the beginning with its own config, and the result equals the uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run, ready = tmp_path / "killed", tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_IN_FIRST_EPOCH, str(mel_store), str(run), str(ready)],
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.time() + 120
+        while not ready.exists() and child.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the child never reached its first batch"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert (run / "config.json").exists() and not RunFolder(run).last.exists()
+    resumed = resume(run)
+    assert history(straight) == history(resumed)
+    a, b = load_checkpoint(RunFolder(straight).last), load_checkpoint(RunFolder(resumed).last)
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
