@@ -156,7 +156,7 @@ def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exce
     try:
         item, info = engine.load(path)
         return row, item, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
-    except (audio.AudioError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - any failure to load one file fails that track; the run goes on
         return row, err if isinstance(err, audio.AudioError) else audio.AudioError(f"{path}: {err}"), _NO_SOURCE
 
 
@@ -178,16 +178,22 @@ def _groups(loaded: list, budget_seconds: float, engine: Engine) -> Iterable[lis
 
 
 def _features(group: list, engine: Engine) -> list:
-    """Features of a group's tracks; a track that fails is an ``AudioError`` in its place."""
+    """Features of a group's tracks; a track that fails is an ``AudioError`` in its place.
+
+    Whatever one track raises (too short for a frame, a library's own error) fails that track only:
+    the group is done again one track at a time to find it, and the run goes on. A track that failed
+    once fails the same way on every rerun, so letting it stop the run would leave a store that can
+    never be finished.
+    """
     try:
         return engine.extract([data for _, data, _ in group])
-    except ValueError:  # one bad track (e.g. shorter than one frame): redo one by one to isolate it
+    except Exception:  # noqa: BLE001 - isolate the track below; each failure is recorded with its error
         out = []
         for row, data, _ in group:
             try:
                 out.append(engine.extract([data])[0])
-            except ValueError as err:
-                out.append(audio.AudioError(f"{row['path']}: {err}"))
+            except Exception as err:  # noqa: BLE001
+                out.append(audio.AudioError(f"{row['path']}: {type(err).__name__ + ': ' if not isinstance(err, ValueError) else ''}{err}"))
         return out
 
 

@@ -72,7 +72,11 @@ class MelEngine(AudioInput):
     @torch.inference_mode()
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
         out = []
+        shortest = self.params.n_fft // 2 + 1  # the centred STFT reflects n_fft // 2 samples at each end
         for wave in items:  # frame-local features: one track at a time
+            if wave.shape[-1] < shortest:
+                raise ValueError(f"{wave.shape[-1]} samples is too short for one Mel frame (at least {shortest}, "
+                                 f"{shortest / self.sample_rate * 1000:.0f} ms)")
             power = self._mel(torch.from_numpy(wave).to(self.device))  # (C, n_mels, T)
             logmel = 10.0 * torch.log10(power.clamp_min(1e-10))
             out.append(logmel.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mels)

@@ -158,3 +158,19 @@ def test_predict_refuses_a_store_of_shipped_arrays():
     prov = provenance(engine_for_run(cfg, "melon"), cfg, scan_of("melon"))
     with pytest.raises(UserError, match="not computed by mrnet from audio"):
         engine_for_store(prov)
+
+
+# --- the shortest inputs ------------------------------------------------------------------------------
+@pytest.mark.parametrize("samples", [0, 1, 2, 256])
+def test_too_short_audio_is_a_value_error_naming_the_length(tiny_wavlm, samples):
+    """Each audio engine refuses what is too short for one frame with a ValueError, which fails that
+    track (never a library's RuntimeError, which used to escape and stop the run)."""
+    for engine in (MelEngine(), WavLMEngine(model=tiny_wavlm)):
+        with pytest.raises(ValueError, match=str(samples)):
+            engine.extract([np.zeros((1, samples), np.float32)])
+
+
+def test_one_frame_is_enough(tiny_wavlm):
+    mel, wavlm = MelEngine(), WavLMEngine(model=tiny_wavlm)
+    assert mel.extract([np.zeros((1, 257), np.float32)])[0].shape == (1, 1, 2, 48)  # centred: frames at 0 and 256
+    assert wavlm.extract([np.zeros((1, 400), np.float32)])[0].shape == (1, 3, 1, 32)  # one 400-sample receptive field

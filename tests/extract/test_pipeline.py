@@ -204,3 +204,14 @@ def test_workers_receive_the_typed_config_and_it_survives_pickling(tmp_path, fol
     again = pickle.loads(pickle.dumps(ctx))
     assert again == ctx and isinstance(again.config, ExtractConfig) and again.config.features == "mel"
     assert ExtractConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_a_file_too_short_for_a_frame_fails_alone_and_the_run_finishes(tmp_path, folder):
+    """A one-sample WAV used to raise inside the Mel transform and stop every run; now it is one failed track."""
+    sf.write(folder / "calm" / "one-sample.wav", np.zeros(1, np.float32), 16000)
+    sf.write(folder / "loud" / "two-samples.wav", np.zeros(2, np.float32), 16000)
+    tracks = run(config(tmp_path, folder)).tracks
+    short = tracks.filter(pl.col("path").is_in(["calm/one-sample.wav", "loud/two-samples.wav"])).sort("path")
+    assert short["status"].to_list() == ["failed", "failed"]
+    assert all("too short for one Mel frame" in e for e in short["error"].to_list())
+    assert (tracks["status"] == "done").sum() == 6  # the good files, as without them
