@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import atomic_path, is_temporary
-from mrnet.store.location import Location
+from mrnet.store.location import Location, check_key
 
 BLOCK = 8 * 2**20
 
@@ -70,6 +70,8 @@ def copy_store(
     """
     _check(src, dst)
     objects = {rel: size for rel, size in src.files().items() if not is_temporary(rel)}
+    for rel in objects:  # every key is checked before anything is copied
+        check_key(rel, where=src.url)
     if on_start:
         on_start(len(objects), sum(objects.values()))
     have = _destination_files(dst)

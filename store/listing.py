@@ -26,7 +26,8 @@ def list_stores(root: Location, *, size: bool = True) -> list[dict[str, Any]]:
     found = [entry for entry in [describe(root, size=size)] if entry]
     if found:
         return found
-    children = (Location.parse(f"{root.url}/{name}", root.storage_options) for name in root.listdir(""))
+    names = [name for name in root.listdir("") if name not in ("", ".", "..") and "/" not in name]  # never a parent
+    children = (Location.parse(f"{root.url}/{name}", root.storage_options) for name in names)
     return [entry for entry in (describe(child, size=size) for child in children) if entry]
 
 

@@ -46,6 +46,29 @@ def storage_options_from_json(text: str | None, *, where: str = "--storage-optio
     return options
 
 
+def check_key(rel: str, *, where: str = "") -> str:
+    """``rel`` if it names a place inside a store's root, else a ``UserError`` naming it.
+
+    Every join of a store root and a key read from a listing, a manifest or a bucket goes through
+    here, so an object named ``features/../../x`` (a damaged or hostile store) can never make a copy,
+    read or write land outside the root.
+
+    >>> check_key("features/000002/zarr.json")
+    'features/000002/zarr.json'
+    >>> check_key("features/../../escaped.txt", where="s3://b/x.zarr")
+    Traceback (most recent call last):
+    ...
+    mrnet.core.errors.UserError: s3://b/x.zarr: the key 'features/../../escaped.txt' would leave the store's root; refused. The store is damaged or was not written by mrnet: run mrnet-store verify on it.
+    """
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts) or "\x00" in rel:
+        raise UserError(
+            f"{where + ': ' if where else ''}the key {rel!r} would leave the store's root; refused. "
+            "The store is damaged or was not written by mrnet: run mrnet-store verify on it."
+        )
+    return rel
+
+
 def is_url(location: str | os.PathLike) -> bool:
     """True for ``scheme://...`` locations other than ``file://``."""
     text = str(location)
@@ -95,6 +118,8 @@ class Location:
         return _filesystem(self)[0]
 
     def path(self, rel: str) -> str:
+        """The full path of ``rel`` under the root; ``rel`` must stay inside it (``check_key``)."""
+        check_key(rel, where=self.url)
         return f"{self.url}/{rel}" if self.local else f"{_filesystem(self)[1]}/{rel}"
 
     def exists(self, rel: str = "") -> bool:

@@ -26,7 +26,7 @@ import zarr
 from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.core.errors import UserError
 from mrnet.store.format import Provenance
-from mrnet.store.location import Location
+from mrnet.store.location import Location, check_key
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import ROOT_ATTR, read_journal
 
@@ -82,6 +82,7 @@ class FeatureStore:
     # --- features --------------------------------------------------------------------------------
     def array(self, key: str) -> zarr.Array:
         if key not in self._arrays:
+            check_key(f"features/{key}", where=self.location.url)
             try:
                 self._arrays[key] = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
             except FileNotFoundError as err:

@@ -26,7 +26,9 @@ import numpy as np
 import polars as pl
 import zarr
 
+from mrnet.core.errors import UserError
 from mrnet.manifests.schema import status_counts
+from mrnet.store.location import check_key
 from mrnet.store.reader import FeatureStore
 
 #: Most bytes read at once when checksumming a track: a track up to this size is one read (one request
@@ -71,6 +73,12 @@ def verify_store(store: FeatureStore, *, workers: int = 4, on_track: Callable[[]
     report.problems += _manifest_problems(store)
     done = store.tracks.filter(pl.col("status") == "done")
     objects = store.location.files("features")
+    for rel in sorted(objects):
+        try:
+            check_key(rel)
+        except UserError:
+            report.problems.append(Problem(f"object {rel!r} has a key that leaves the store's root (a copy would refuse it)"))
+            del objects[rel]
     zstore = store.location.zarr_store(read_only=True)  # one client: Zarr runs all I/O on its own event loop
     rows = done.select("track_id", "key", "frames", "checksum").iter_rows(named=True)
 

@@ -75,14 +75,74 @@ def is_audio(name: str) -> bool:
     return name.lower().endswith(AUDIO_SUFFIXES)
 
 
-def walk_files(root: Path) -> list[str]:
-    """Every non-hidden file below ``root``, as sorted POSIX paths relative to ``root``."""
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(folder).relative_to(root).as_posix()
-        found.extend(f if rel == "." else f"{rel}/{f}" for f in files if not f.startswith("."))
-    return sorted(found)
+def walk_files(root: Path) -> tuple[list[str], list[str]]:
+    """Every non-hidden file below ``root`` once, as sorted POSIX paths relative to ``root``, and notes.
+
+    Symbolic links are followed safely. The real tree is listed first and links after it, so a file is
+    listed under its real path wherever a link to it sits; a folder is entered once however many links
+    lead to it (a link back to a parent, ``rock/up -> ..``, would otherwise repeat the tree forever and
+    list each file under several genres); a file reached by several paths is listed once; links that
+    lead out of ``root`` are not followed; broken or self-referencing links are skipped. Each case is
+    named in a note.
+    """
+    real_root = root.resolve()
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()
+    found: list[str] = []
+    skipped: dict[str, list[str]] = {"loop": [], "outside": [], "broken": [], "again": []}
+    folders, links = [(root, "")], []  # links (to folders or files) wait until the real tree is listed
+    while folders or links:
+        if not folders:
+            path, rel = links.pop(0)
+            if path.is_dir():
+                folders.append((path, rel))
+            else:
+                _add_file(path, rel, seen_files, found, skipped)
+            continue
+        folder, rel = folders.pop()
+        key = os.stat(folder)
+        if (key.st_dev, key.st_ino) in seen_dirs:
+            skipped["loop"].append(rel)
+            continue
+        seen_dirs.add((key.st_dev, key.st_ino))
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name, reverse=True):
+                if entry.name.startswith("."):
+                    continue
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_symlink():
+                    try:
+                        target = Path(entry.path).resolve(strict=True)
+                    except (OSError, RuntimeError):  # broken, or a loop of links (ELOOP)
+                        skipped["broken"].append(path)
+                    else:
+                        (skipped["outside"].append(path) if not target.is_relative_to(real_root)
+                         else links.append((Path(entry.path), path)))
+                elif entry.is_dir():
+                    folders.append((Path(entry.path), path))
+                else:
+                    _add_file(Path(entry.path), path, seen_files, found, skipped)
+    return sorted(found), _walk_notes(skipped)
+
+
+def _add_file(path: Path, rel: str, seen: set[str], found: list[str], skipped: dict[str, list[str]]) -> None:
+    real = os.path.realpath(path)
+    if real in seen:
+        skipped["again"].append(rel)
+    else:
+        seen.add(real)
+        found.append(rel)
+
+
+def _walk_notes(skipped: dict[str, list[str]]) -> list[str]:
+    what = {
+        "loop": "links to folders already scanned (a loop, or a second way in) are not followed",
+        "outside": "links that lead out of the dataset root are not followed",
+        "broken": "broken or self-referencing links are skipped",
+        "again": "files reached by more than one path are listed once, under their first path",
+    }
+    return [f"{len(paths)} {what[kind]}: {', '.join(sorted(paths)[:5])}{' ...' if len(paths) > 5 else ''}"
+            for kind, paths in skipped.items() if paths]
 
 
 def existing(root: Path, paths: pl.Series) -> pl.Series:
@@ -100,6 +160,28 @@ def existing(root: Path, paths: pl.Series) -> pl.Series:
         prefix = "" if parent == "." else parent + "/"
         found.extend(prefix + n for n in names)
     return paths.is_in(pl.Series(found, dtype=pl.String).implode()).fill_null(False)
+
+
+def outside_root(root: Path, paths: pl.Series) -> list[str]:
+    """The paths (relative, POSIX) that leave ``root``: by a ``..`` or an absolute start, or, for files
+    that exist, through a symbolic link that resolves outside it.
+
+    >>> import tempfile; root = Path(tempfile.mkdtemp())
+    >>> outside_root(root, pl.Series(["rock/a.wav", "../b.wav", "rock/../../c.wav", "/etc/passwd"]))
+    ['../b.wav', 'rock/../../c.wav', '/etc/passwd']
+    """
+    real_root = root.resolve()
+    bad = []
+    for rel in paths.to_list():
+        parts = rel.split("/")
+        if rel.startswith("/") or ".." in parts:
+            bad.append(rel)
+            continue
+        full = root / rel
+        if full.is_symlink() or any((root / "/".join(parts[:i])).is_symlink() for i in range(1, len(parts))):
+            if not full.resolve().is_relative_to(real_root):
+                bad.append(rel)
+    return bad
 
 
 def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:

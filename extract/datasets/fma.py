@@ -123,6 +123,10 @@ def read(root: Path, subset: str, *, labeling: str = "top") -> Scan:
     if not (root / audio).is_dir():
         raise UserError(f"no {audio} folder under {root}: {_expected(subset)}")
     raw = _tracks_csv(tracks_csv, subset).filter(pl.col("set.subset").is_in(SUBSETS[: SUBSETS.index(subset) + 1]))
+    odd = raw.filter(~pl.col("track_id").str.strip_chars().str.contains(r"^[0-9]{1,6}$"))
+    if odd.height:  # audio paths are built from the id: only digits may go into them
+        raise UserError(f"{tracks_csv}: {odd.height} track_id values are not numbers of up to 6 digits, e.g. {odd['track_id'][0]!r}; "
+                        f"is it the FMA tracks.csv as published? {_expected(subset)}")
     frame = _columns(raw, titles, labeling)
     bad_split = frame.filter(pl.col("split").is_null()).height
     if bad_split:

@@ -22,7 +22,7 @@ import polars as pl
 
 from mrnet.core.errors import UserError
 
-from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, require_file, tracks_frame, walk_files
+from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, outside_root, require_file, tracks_frame, walk_files
 from .folds import assign_folds
 
 REQUIRED = ("path", "genre")
@@ -92,7 +92,8 @@ def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
 
 def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """Reader columns from ``root/<genre>/...`` audio files."""
-    files = [p for p in walk_files(root) if is_audio(p)]
+    listed, walk_notes = walk_files(root)
+    files = [p for p in listed if is_audio(p)]
     nested = [p for p in files if "/" in p]
     if not nested:
         raise UserError(
@@ -100,6 +101,7 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
             "(one sub-folder per genre), or pass --labels with a CSV of path,genre"
         )
     notes = [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"] if len(nested) < len(files) else []
+    notes += walk_notes
     frame = pl.DataFrame({"path": nested}).with_columns(
         genre=pl.col("path").str.split("/").list.first(), track_id=pl.col("path").str.replace(r"\.[^./]+$", "")
     )
@@ -111,6 +113,12 @@ def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int =
     notes: list[str] = []
     if labels is not None:
         frame = _from_table(read_labels(labels), labels).sort("path")
+        leaving = outside_root(root, frame["path"])
+        if leaving:
+            raise UserError(
+                f"--labels {labels}: {len(leaving)} paths lead outside --root {root}, e.g. {leaving[0]!r}; "
+                "every path must name a file inside the dataset root (move the files in, or pass the folder that holds them all)"
+            )
     else:
         frame, notes = _from_folders(root)
     tracks = tracks_frame(frame)

@@ -462,3 +462,65 @@ def test_option_errors(tmp_path):
         scan("gtzan", tmp_path, split_files=tmp_path, fold_files=[tmp_path])
     with pytest.raises(UserError, match="--folds 1: k-fold cross-validation needs at least 2 folds"):
         scan("gtzan", tmp_path, folds=1)
+
+
+# --- containment: every dataset path stays inside --root ----------------------------------------------
+@pytest.mark.parametrize("path", ["../../outside/song.wav", "rock/../../song.wav", "rock/./../../song.wav"])
+def test_labels_paths_that_leave_the_root_are_refused(tmp_path, path):
+    root, outside = tmp_path / "music", tmp_path / "outside"
+    (root / "rock").mkdir(parents=True)
+    outside.mkdir()
+    sf.write(outside / "song.wav", np.zeros(1600, np.float32), 16000)
+    table = tmp_path / "labels.csv"
+    table.write_text(f"path,genre\n{path},rock\n")
+    with pytest.raises(UserError, match=r"paths lead outside --root .*e\.g\. '.*song\.wav'"):
+        scan("folder", root, labels=table)
+
+
+def test_a_labels_path_through_a_link_out_of_the_root_is_refused(tmp_path):
+    root, outside = tmp_path / "music", tmp_path / "elsewhere"
+    (root / "rock").mkdir(parents=True)
+    outside.mkdir()
+    sf.write(outside / "song.wav", np.zeros(1600, np.float32), 16000)
+    (root / "rock" / "linked").symlink_to(outside)
+    table = tmp_path / "labels.csv"
+    table.write_text("path,genre\nrock/linked/song.wav,rock\n")
+    with pytest.raises(UserError, match="rock/linked/song.wav"):
+        scan("folder", root, labels=table)
+    (root / "rock" / "inside.wav").symlink_to(root / "rock" / "..")  # a link that stays inside is fine to list
+    table.write_text("path,genre\nrock/inside.wav,rock\n")
+    assert scan("folder", root, labels=table).tracks.height == 1
+
+
+def test_fma_track_ids_must_be_numbers(tmp_path):
+    root = make_fma(tmp_path / "fma")
+    tracks = root / "fma_metadata" / "tracks.csv"
+    lines = tracks.read_text().splitlines()
+    lines[3] = "../../etc" + lines[3][lines[3].index(","):]
+    tracks.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"track_id values are not numbers of up to 6 digits, e\.g\. '\.\./\.\./etc'"):
+        scan("fma_small", root)
+
+
+def test_symlink_loops_and_doubles_list_each_real_file_once_under_its_real_genre(tmp_path):
+    """rock/up -> .. made 4 files into 123 tracks (wrong genres, split across folds); two self-links
+    hung the scan. Each real file is listed once, under its real path, and the links are named."""
+    root = tmp_path / "music"
+    for genre in ("jazz", "rock"):
+        (root / genre).mkdir(parents=True)
+        for i in range(2):
+            sf.write(root / genre / f"{genre}{i}.wav", np.zeros(1600, np.float32), 16000)
+    (root / "rock" / "up").symlink_to("..")  # a loop back to the root
+    (root / "jazz" / "again.wav").symlink_to("../rock/rock0.wav")  # a second way to a file
+    (root / "rock" / "self").symlink_to("self")  # a self-referencing link
+    (root / "rock" / "a").symlink_to("b")
+    (root / "rock" / "b").symlink_to("a")
+    (root / "jazz" / "away").symlink_to(tmp_path)  # out of the root
+    s = scan("folder", root, folds=2)
+    assert sorted(s.tracks["path"].to_list()) == ["jazz/jazz0.wav", "jazz/jazz1.wav", "rock/rock0.wav", "rock/rock1.wav"]
+    assert dict(zip(s.tracks["path"], s.tracks["genre"]))["rock/rock0.wav"] == "rock"
+    notes = " | ".join(s.notes)
+    assert "links to folders already scanned" in notes and "rock/up" in notes
+    assert "listed once" in notes and "jazz/again.wav" in notes
+    assert "self-referencing links are skipped" in notes and "rock/self" in notes
+    assert "lead out of the dataset root" in notes and "jazz/away" in notes

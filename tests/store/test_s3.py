@@ -140,3 +140,33 @@ def test_an_unreachable_endpoint_is_a_message_not_a_traceback(runner):
     result = runner.invoke(app, ["info", "s3://nowhere/x.zarr", "--storage-options", json.dumps(options)])
     assert result.exit_code == 2
     assert "Could not connect" in result.output and "--storage-options" in result.output
+
+
+# --- containment: no key from a bucket leaves its root -------------------------------------------------
+ESCAPING = "features/../../../escaped.txt"
+
+
+def plant_escaping_object(fs, url: str) -> None:
+    """An object whose key walks out of the store (``x.zarr/features/../../../escaped.txt``), put with the
+    raw S3 API so nothing on the way normalises the key."""
+    bucket, prefix = url.removeprefix("s3://").split("/", 1)
+    fs.call_s3("put_object", Bucket=bucket, Key=f"{prefix}/{ESCAPING}", Body=b"not part of a store")
+
+
+def test_a_key_leaving_the_root_is_refused_by_cp_and_named_by_verify(runner, s3, s3_store, tmp_path):
+    fs, _ = s3
+    plant_escaping_object(fs, s3_store)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = runner.invoke(app, ["cp", s3_store, f"{dest}/"])
+    assert result.exit_code == 2 and "would leave the store's root; refused" in result.output and ESCAPING in result.output
+    assert not list(tmp_path.rglob("escaped.txt")) and not (dest / "x.zarr").exists()  # nothing written, nothing outside
+    report = runner.invoke(app, ["verify", s3_store, "--json"])
+    problems = json.loads(report.output)["problems"]
+    assert report.exit_code == 1 and any(ESCAPING in p["what"] and "leaves the store's root" in p["what"] for p in problems)
+
+
+def test_a_manifest_key_leaving_the_root_is_refused_on_read(tmp_path):
+    store = FeatureStore.open(make_store(tmp_path / "s.zarr", per_genre=1))
+    with pytest.raises(UserError, match=r"'features/\.\./\.\./outside' would leave the store's root"):
+        store.read("../../outside", 0, 10)
