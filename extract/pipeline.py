@@ -52,11 +52,20 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
     found = scan_dataset(cfg)
     if on_scan:
         on_scan(found)
-    write_manifests(cfg.manifests_dir / cfg.dataset, found.tracks, found.genres)
     engine = run_engine(cfg, found)
     prov = provenance(engine, cfg, found)
     location = Location.parse(cfg.store, cfg.storage_options or None)  # None: $MRNET_STORAGE_OPTIONS applies
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
+    try:
+        return _extract(cfg, found, engine, writer, began=began, on_start=on_start, on_unit=on_unit)
+    finally:
+        writer.close()
+
+
+def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWriter, *, began: float, on_start, on_unit) -> RunSummary:
+    """The units no journal names, run while this process holds the store's writer lock; then finalize."""
+    location = writer.location
+    write_manifests(cfg.manifests_dir / cfg.dataset, found.tracks, found.genres)  # the scan, until the run finishes
     journal = writer.journal()
     finished = journal.filter(pl.col("status") == "done") if cfg.retry_failed else journal
     todo = found.tracks.filter((pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode()))

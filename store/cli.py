@@ -4,11 +4,12 @@
     mrnet-store verify s3://team-features/gtzan-wavlm.zarr --workers 8
     mrnet-store ls s3://team-features/
     mrnet-store cp s3://team-features/gtzan-wavlm.zarr store/ --verify
+    mrnet-store repair store/gtzan-wavlm.zarr
 
 URLs take credentials and endpoint from the backend's usual configuration (for S3: ``AWS_*``
 variables including ``AWS_ENDPOINT_URL``, or ``~/.aws``), or from ``--storage-options JSON`` /
 ``$MRNET_STORAGE_OPTIONS``. Each command is a thin shell over a library function: ``store_info``,
-``verify_store``, ``list_stores``, ``copy_store``.
+``verify_store``, ``list_stores``, ``copy_store``, ``repair_store``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mrnet.store.info import store_info
 from mrnet.store.listing import list_stores
 from mrnet.store.location import Location, storage_options_from_json
 from mrnet.store.reader import FeatureStore
+from mrnet.store.repair import repair_store
 from mrnet.store.verify import VerifyReport, verify_store
 
 app = typer.Typer(help="Inspect, check, list and copy mrnet feature stores (local paths or URLs).",
@@ -113,6 +115,17 @@ def cp(
             report = _verify(FeatureStore.open(target), workers)
             _print_report(report)
             raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@report_user_errors
+def repair(store: Store, storage_options: Options = None) -> None:
+    """Restore a store's root metadata from the copy mrnet keeps, and remove a killed writer's temporary files."""
+    with _user_errors():
+        done = repair_store(_location(store, storage_options))
+    for line in done or ["nothing to repair"]:
+        out.print(escape(line), soft_wrap=True)
+    out.print(f"Check it with: mrnet-store verify {escape(store)}", soft_wrap=True)
 
 
 def main() -> None:

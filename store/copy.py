@@ -14,7 +14,7 @@ copy (``mrnet-store cp --verify``).
 >>> first = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> again = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest and root are always recopied
-((12, 0), (4, 8))
+((13, 0), (4, 9))
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, Callable
 from mrnet.core.errors import UserError
 from mrnet.core.files import atomic_path, is_temporary
 from mrnet.store.location import Location, check_key
+from mrnet.store.lock import LOCK, WriterLock
 
 BLOCK = 8 * 2**20
 
@@ -69,9 +70,15 @@ def copy_store(
     copied or skipped (from worker threads).
     """
     _check(src, dst)
-    objects = {rel: size for rel, size in src.files().items() if not is_temporary(rel)}
+    objects = {rel: size for rel, size in src.files().items() if not is_temporary(rel) and rel != LOCK}
     for rel in objects:  # every key is checked before anything is copied
         check_key(rel, where=src.url)
+    with WriterLock.acquire(dst, "mrnet-store cp"):
+        return _copy(src, dst, objects, workers=workers, on_start=on_start, on_object=on_object)
+
+
+def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int, on_start, on_object) -> CopyResult:
+    """Copy ``objects`` (path -> size) while holding the destination's writer lock."""
     if on_start:
         on_start(len(objects), sum(objects.values()))
     have = _destination_files(dst)

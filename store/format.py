@@ -19,14 +19,18 @@ overlap it, by byte range, through the shard index (see docs/store.md for the me
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import zlib
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mrnet.core.errors import UserError
+
+if TYPE_CHECKING:
+    from mrnet.store.location import Location
 
 FORMAT_VERSION = 1
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -78,6 +82,34 @@ class Provenance:
             if self.extraction.get(key) != other.extraction.get(key):
                 reasons.append(f"extraction.{key}: store has {self.extraction.get(key)!r}, this run has {other.extraction.get(key)!r}")
         return reasons
+
+
+ROOT_ATTR = "mrnet"  # the root group's attribute that holds the Provenance
+
+
+def read_provenance(location: "Location", name: str = "zarr.json") -> Provenance:
+    """The provenance in a store's root ``zarr.json`` (or in the copy ``name`` of it), read and checked
+    here rather than by Zarr, so a missing, damaged or foreign root is a ``UserError`` naming the file
+    and the fix."""
+    where = f"{location.url}/{name}"
+    try:
+        raw = location.read_bytes(name)
+    except FileNotFoundError:
+        raise UserError(f"{location.url} is not a feature store (no zarr.json). Check the path, or create it with mrnet-extract.") from None
+    try:
+        meta = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{where} is not valid JSON ({err}): the store's root metadata is damaged. "
+                        f"Run mrnet-store verify {location.url}, and mrnet-store repair {location.url} to restore it.") from err
+    if not isinstance(meta, dict) or meta.get("node_type") != "group" or meta.get("zarr_format") != 3:
+        raise UserError(f"{where} is not the root group of a Zarr v3 store: not a feature store written by mrnet.")
+    prov = (meta.get("attributes") or {}).get(ROOT_ATTR)
+    if not isinstance(prov, dict):
+        raise UserError(f"{location.url} is a Zarr group but not an mrnet store (no '{ROOT_ATTR}' attributes in {where}).")
+    try:
+        return Provenance.from_json(prov, where=location.url)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{where}: the provenance is damaged ({err}). Run mrnet-store verify {location.url}.") from err
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

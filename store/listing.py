@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from mrnet.store.location import Location
-from mrnet.store.writer import ROOT_ATTR
+from mrnet.store.format import ROOT_ATTR
 
 
 def list_stores(root: Location, *, size: bool = True) -> list[dict[str, Any]]:

@@ -123,10 +123,16 @@ class Location:
         return f"{self.url}/{rel}" if self.local else f"{_filesystem(self)[1]}/{rel}"
 
     def exists(self, rel: str = "") -> bool:
-        return self.fs.exists(self.path(rel) if rel else (self.url if self.local else _filesystem(self)[1]))
+        target = self.path(rel) if rel else (self.url if self.local else _filesystem(self)[1])
+        if not self.local:
+            self.fs.invalidate_cache(target)  # other processes write here too: ask the service, not a cached listing
+        return self.fs.exists(target)
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.fs.open(self.path(rel), "rb") as f:
+        target = self.path(rel)
+        if not self.local:
+            self.fs.invalidate_cache(target)
+        with self.fs.open(target, "rb") as f:
             return f.read()
 
     def write_bytes(self, rel: str, data: bytes) -> None:

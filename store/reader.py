@@ -5,8 +5,8 @@
 >>> from mrnet.store.writer import StoreWriter
 >>> from mrnet.store.location import Location
 >>> root = Location.parse(tempfile.mkdtemp() + "/demo.zarr")
->>> w = StoreWriter.open(root, Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1))
->>> w.write_track("a", np.ones((1, 1, 500, 48), np.float16))
+>>> with StoreWriter.open(root, Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1)) as w:
+...     w.write_track("a", np.ones((1, 1, 500, 48), np.float16))
 'crc32:...'
 >>> FeatureStore.open(root.url).read("a", 100, 400).shape
 (1, 1, 300, 48)
@@ -23,12 +23,12 @@ import numpy as np
 import polars as pl
 import zarr
 
-from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.core.errors import UserError
-from mrnet.store.format import Provenance
+from mrnet.manifests.schema import GENRES, TRACKS, validate
+from mrnet.store.format import read_provenance
 from mrnet.store.location import Location, check_key
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
-from mrnet.store.writer import ROOT_ATTR, read_journal
+from mrnet.store.writer import read_journal
 
 
 class FeatureStore:
@@ -36,17 +36,7 @@ class FeatureStore:
 
     def __init__(self, location: Location):
         self.location = location
-        try:
-            self._group = zarr.open_group(location.zarr_store(read_only=True), mode="r")
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError) as err:
-            raise UserError(
-                f"{location.url} is not a feature store (no Zarr group there). "
-                "Check the path, or create it with mrnet-extract."
-            ) from err
-        attrs = dict(self._group.attrs)
-        if ROOT_ATTR not in attrs:
-            raise UserError(f"{location.url} is a Zarr group but not an mrnet store (no '{ROOT_ATTR}' attributes).")
-        self.provenance = Provenance.from_json(attrs[ROOT_ATTR], where=location.url)
+        self.provenance = read_provenance(location)
         self._arrays: dict[str, zarr.Array] = {}
         self._indexes: dict[str, ShardIndex | None] = {}
 

@@ -53,27 +53,26 @@ def synthetic_store(
         feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
         model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": "none"},
     )
-    writer = StoreWriter.open(Location.parse(path), prov)
     rows = []
-    for g, genre in enumerate(genres):
-        for i in range(per_genre):
-            tid = f"{genre}.{i:03d}"
-            n = int(rng.integers(frames[0], frames[1] + 1))
-            x = rng.normal(size=(channels, layers, n, dim)).astype(np.float32)
-            if separable:
-                band = dim // len(genres)
-                x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
-            key = track_key(tid)
-            crc = writer.write_track(key, x)
-            split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None
-            rows.append(
-                dict(track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=genre, label=None, genres_all=[genre],
-                     artist=None, split=split, fold=None if splits else i % (folds or 5), duration=n / frame_rate,
-                     sample_rate=16000, channels=channels, frames=n, checksum=crc, status="done", error=None)
-            )
-    tracks = pl.DataFrame(rows, schema=TRACKS)
-    table = genre_table(tracks)
-    tracks = validate(with_labels(tracks, table), TRACKS, name="tracks")
-    writer.commit_unit("0000-synthetic", tracks)
-    writer.finalize(tracks, table)
+    with StoreWriter.open(Location.parse(path), prov, command="synthetic_store") as writer:
+        for g, genre in enumerate(genres):
+            for i in range(per_genre):
+                tid = f"{genre}.{i:03d}"
+                n = int(rng.integers(frames[0], frames[1] + 1))
+                x = rng.normal(size=(channels, layers, n, dim)).astype(np.float32)
+                if separable:
+                    band = dim // len(genres)
+                    x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
+                key = track_key(tid)
+                split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None
+                rows.append(dict(
+                    track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=genre, label=None, genres_all=[genre], artist=None,
+                    split=split, fold=None if splits else i % (folds or 5), duration=n / frame_rate, sample_rate=16000,
+                    channels=channels, frames=n, checksum=writer.write_track(key, x), status="done", error=None,
+                ))
+        tracks = pl.DataFrame(rows, schema=TRACKS)
+        table = genre_table(tracks)
+        tracks = validate(with_labels(tracks, table), TRACKS, name="tracks")
+        writer.commit_unit("0000-synthetic", tracks)
+        writer.finalize(tracks, table)
     return path

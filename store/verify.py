@@ -27,6 +27,7 @@ import polars as pl
 import zarr
 
 from mrnet.core.errors import UserError
+from mrnet.core.files import is_temporary
 from mrnet.manifests.schema import status_counts
 from mrnet.store.location import check_key
 from mrnet.store.reader import FeatureStore
@@ -93,7 +94,11 @@ def verify_store(store: FeatureStore, *, workers: int = 4, on_track: Callable[[]
         for found in pool.map(check, rows):
             report.checked += 1
             report.problems += found
-    arrays = {name.split("/")[1] for name in objects if name.count("/") >= 2}
+    temporary = sorted(rel for rel in store.location.files() if is_temporary(rel))
+    if temporary:
+        report.notes.append(f"{len(temporary)} temporary file(s) of an interrupted write (harmless; the next mrnet-extract run "
+                            f"or mrnet-store repair removes them): {', '.join(temporary[:5])}{' ...' if len(temporary) > 5 else ''}")
+    arrays = {name.split("/")[1] for name in objects if name.count("/") >= 2 and not is_temporary(name)}
     orphans = sorted(arrays - set(done["key"].to_list()))
     if orphans:
         report.notes.append(

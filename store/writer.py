@@ -16,15 +16,15 @@ import numpy as np
 import polars as pl
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.storage import MemoryStore
 
-from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
 from mrnet.core.errors import UserError
-from mrnet.store.format import CODECS, Provenance, all_finite, checksum
+from mrnet.core.files import is_temporary
+from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
+from mrnet.store.format import CODECS, ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
 from mrnet.store.location import Location, parquet_bytes
+from mrnet.store.lock import LOCK, WriterLock
 from mrnet.store.shardwrite import write_shard_array
-
-ROOT_ATTR = "mrnet"
-
 
 def compressors_for(codec: str, dtype: str):
     """Zarr v3 compressor list for a codec name (see docs/store.md for what each costs)."""
@@ -38,35 +38,76 @@ def compressors_for(codec: str, dtype: str):
     raise UserError(f"--codec {codec!r}: choose one of {', '.join(CODECS)}")
 
 
+#: Everything mrnet writes at a store's root; a folder holding anything else is not (only) a store.
+STORE_ENTRIES = ("zarr.json", "features", "manifest", "progress", "integrity.json", "stats")
+#: A copy of the root zarr.json, so a store whose root was lost can be repaired (mrnet-store repair).
+ROOT_BACKUP = "progress/root.zarr.json"
+
+
 @dataclass
 class StoreWriter:
-    """Writes one store. ``StoreWriter.open(location, provenance)`` creates it or checks it matches."""
+    """Writes one store. ``StoreWriter.open(location, provenance)`` creates it or checks it matches and
+    holds the store's writer lock until ``close()``; workers build it directly, without the lock."""
 
     location: Location
     provenance: Provenance
+    lock: WriterLock | None = None
 
     @classmethod
-    def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False) -> "StoreWriter":
-        """Create a new store, or reopen an existing one for resume/append if its settings match."""
-        root_exists = location.exists("zarr.json")
-        if root_exists and overwrite:
-            location.remove("")
-            root_exists = False
-        if root_exists:
-            group = zarr.open_group(location.zarr_store(), mode="r+")
-            stored = Provenance.from_json(dict(group.attrs.get(ROOT_ATTR, {})), where=location.url)
-            reasons = stored.compatibility(provenance)
-            if reasons:
-                raise UserError(
-                    f"{location.url} was written with other settings, so this run cannot add to it:\n  - "
-                    + "\n  - ".join(reasons)
-                    + "\nUse the store's settings (mrnet-store info shows them), write to another --out, or pass --overwrite."
-                )
-            return cls(location, stored)
-        group = zarr.open_group(location.zarr_store(), mode="w", zarr_format=3)
-        group.attrs[ROOT_ATTR] = provenance.to_json()
-        group.create_group("features")
+    def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract") -> "StoreWriter":
+        """Create a new store, or reopen an existing one for resume/append if its settings match.
+
+        Nothing mrnet did not write is ever deleted: a folder holding other files is refused, and so is
+        a store whose root metadata is missing (an interrupted copy, or damage), with the command that
+        repairs it; ``overwrite`` removes only a store's own parts.
+        """
+        _check_contents(location, overwrite=overwrite)
+        lock = WriterLock.acquire(location, command)
+        try:
+            writer = cls._open_locked(location, provenance, overwrite=overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        writer.lock = lock
+        return writer
+
+    @classmethod
+    def _open_locked(cls, location: Location, provenance: Provenance, *, overwrite: bool) -> "StoreWriter":
+        if location.exists("zarr.json"):
+            stored = read_provenance(location)
+            if not overwrite:
+                reasons = stored.compatibility(provenance)
+                if reasons:
+                    raise UserError(
+                        f"{location.url} was written with other settings, so this run cannot add to it:\n  - "
+                        + "\n  - ".join(reasons)
+                        + "\nUse the store's settings (mrnet-store info shows them), write to another --out, or pass --overwrite."
+                    )
+                remove_temporary_files(location)  # a killed writer's leftovers; we hold the lock, so no one is writing
+                return cls(location, stored)
+            for entry in STORE_ENTRIES:
+                if entry != "progress":
+                    location.remove(entry)
+            for name in location.listdir("progress"):
+                if f"progress/{name}" != LOCK:
+                    location.remove(f"progress/{name}")
+        root, features = group_metadata({ROOT_ATTR: provenance.to_json()}), group_metadata({})
+        location.write_bytes("features/zarr.json", features)
+        location.write_bytes(ROOT_BACKUP, root)
+        location.write_bytes("zarr.json", root)  # last: from here on the folder opens as a store
         return cls(location, provenance)
+
+    def close(self) -> None:
+        """Release the writer lock (a no-op for workers, which hold none)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- tracks ----------------------------------------------------------------------------------
     def write_track(self, key: str, features: np.ndarray) -> str:
@@ -118,6 +159,45 @@ class StoreWriter:
         self.location.write_bytes("manifest/genres.parquet", parquet_bytes(validate(genres, GENRES, name="genres")))
         summary = status_counts(tracks)
         self.location.write_bytes("manifest/summary.json", json.dumps(summary, indent=2).encode())
+
+
+def group_metadata(attributes: dict) -> bytes:
+    """The ``zarr.json`` bytes of a Zarr v3 group with these attributes, as Zarr itself writes them.
+
+    The store's groups are written as files rather than through ``zarr.open_group(mode="w")``, which
+    clears whatever the folder holds first (the lock file included)."""
+    files: dict = {}
+    zarr.open_group(MemoryStore(files), mode="w", zarr_format=3, attributes=attributes)
+    return files["zarr.json"].to_bytes()
+
+
+def _check_contents(location: Location, *, overwrite: bool) -> None:
+    """Refuse a folder that holds what mrnet did not write, and a store that lost its root metadata."""
+    lock_only = set(location.listdir("progress")) <= {LOCK.split("/")[1]}  # a lock alone: a run stopped before it began
+    entries = [name for name in location.listdir("") if not (name == "progress" and lock_only)]
+    foreign = [name for name in entries if name not in STORE_ENTRIES and not is_temporary(name)]
+    if foreign:
+        what = "is not empty and is not an mrnet store" if "zarr.json" not in entries else "holds files mrnet did not write"
+        raise UserError(f"{location.url} {what} (it holds {', '.join(sorted(foreign)[:5])}); nothing there is touched. "
+                        "Write the store to a new or empty folder (--out).")
+    if entries and "zarr.json" not in entries and not overwrite:
+        backup = location.exists(ROOT_BACKUP)
+        raise UserError(
+            f"{location.url} holds store data but no root zarr.json: an interrupted copy, or damaged. Nothing was touched. "
+            "If it is a copy, run the same mrnet-store cp again to finish it; "
+            + (f"otherwise restore its root with: mrnet-store repair {location.url}" if backup
+               else "it has no backup of its root to repair from: extract again with --overwrite, or into another --out")
+        )
+
+
+def remove_temporary_files(location: Location) -> list[str]:
+    """Delete the temporary files a killed writer left (mrnet's own, by name); return what was removed."""
+    if not location.local:
+        return []  # object stores publish whole objects: there is nothing half-written to remove
+    found = [rel for rel in location.files() if is_temporary(rel)]
+    for rel in found:
+        location.remove(rel)
+    return found
 
 
 def read_journal(location: Location) -> pl.DataFrame:

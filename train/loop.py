@@ -146,9 +146,12 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     else:
         write_json(run.config_file, cfg.to_json())
         write_json(run.store_file, store_record(store, cfg, description=splits.description, sizes=splits.sizes()))
-    if resume and not run.last.exists():  # stopped before its first checkpoint: run it from the start, as it would have
+    if resume and not run.last.exists():
+        if run.best.exists() or run.finished:
+            raise UserError(f"{run.last} is missing, but the run has evaluated epochs ({run.best.name} or report.json exist): "
+                            f"the run folder is damaged. Restore last.pt from a backup, or start a new run with another --out.")
         reporter.note(f"{run.path} stopped before its first checkpoint: starting it again from the beginning")
-        resume = False
+        resume = False  # it runs from the start, as it would have
     device = pick_device(cfg.device)
     bf16 = cfg.bf16 and device.type == "cuda"
 

@@ -72,3 +72,16 @@ def test_unknown_dataset_lists_the_choices():
     result = invoke("fma_huge")
     assert result.exit_code == 2
     assert "fma_large" in result.output and "gtzan" in result.output
+
+
+def test_out_pointing_at_a_folder_of_other_files_deletes_nothing_and_writes_nothing(tmp_path, monkeypatch):
+    """mrnet-extract demo --out DIR used to exit 0 after deleting every file in DIR."""
+    monkeypatch.setenv("MRNET_DEMO_DIR", str(tmp_path / "demo"))
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "paper.tex").write_text("do not lose")
+    for extra in ([], ["--overwrite"]):
+        result = invoke("demo", "--out", precious, "--manifests-dir", tmp_path / "m", "--limit", "4", *extra)
+        assert result.exit_code == 2 and "is not empty and is not an mrnet store" in result.output
+    assert [p.name for p in precious.iterdir()] == ["paper.tex"] and (precious / "paper.tex").read_text() == "do not lose"
+    assert not (tmp_path / "m").exists()  # a refused run writes no manifests either

@@ -37,7 +37,7 @@ def test_info_lists_failed_tracks_with_their_errors(runner, tmp_path):
 
 def test_info_on_an_unfinished_store_reads_its_journal(runner, tmp_path):
     prov = Provenance(feature="mel", layers=[0], dim=4, frame_rate=62.5, channels=1)
-    StoreWriter.open(Location.parse(tmp_path / "u.zarr"), prov)
+    StoreWriter.open(Location.parse(tmp_path / "u.zarr"), prov).close()
     result = runner.invoke(app, ["info", str(tmp_path / "u.zarr"), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -16,7 +16,8 @@ def write(tmp_path, *, channels=1, layers=3, frames=257, chunk=50, codec="none",
                       dtype=dtype, extraction={"chunk_frames": chunk, "codec": codec})
     loc = Location.parse(f"{tmp_path}/s.zarr")
     data = np.random.default_rng(1).normal(size=(channels, layers, frames, 8)).astype(dtype)
-    StoreWriter.open(loc, prov).write_track("t", data)
+    with StoreWriter.open(loc, prov) as writer:
+        writer.write_track("t", data)
     return loc, data
 
 

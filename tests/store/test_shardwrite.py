@@ -83,7 +83,8 @@ def test_compressed_stores_keep_zarrs_write_path(tmp_path, monkeypatch):
     monkeypatch.setattr(writer_module, "write_shard_array", lambda *a, **k: calls.append(a))
     loc = Location.parse(f"{tmp_path}/s.zarr")
     data = features((1, 2, 90, 8), "float16")
-    StoreWriter.open(loc, provenance(layers=2, codec="zstd")).write_track("t", data)
+    with StoreWriter.open(loc, provenance(layers=2, codec="zstd")) as writer:
+        writer.write_track("t", data)
     assert calls == [] and np.array_equal(zarr_array(loc, "features/t")[...], data)
 
 

@@ -13,6 +13,7 @@ import polars as pl
 
 from mrnet.manifests.schema import TRACKS, genre_table
 from mrnet.store import Location, Provenance, StoreWriter
+from mrnet.store.lock import LOCK
 
 
 def small_store(path: Path | str, tracks: dict[str, np.ndarray | str], *, codec: str = "none") -> Location:
@@ -30,7 +31,13 @@ def small_store(path: Path | str, tracks: dict[str, np.ndarray | str], *, codec:
     frame = frame.with_columns([pl.lit(None).alias(c) for c in TRACKS if c not in frame.columns])
     frame = frame.select([pl.col(c).cast(t) for c, t in TRACKS.items()])
     writer.finalize(frame, genre_table(frame))
+    writer.close()
     return writer.location
+
+
+def stored(loc: Location) -> dict[str, int]:
+    """The store's objects and sizes, without the writer's lock file (a copy leaves it behind)."""
+    return {rel: size for rel, size in loc.files().items() if rel != LOCK}
 
 
 def flip_byte(loc: Location, rel: str, offset: int) -> None:

@@ -172,7 +172,7 @@ def test_resume_missing_or_corrupt_checkpoint(trained_run, tmp_path):
     assert "last.pt is corrupt or not an mrnet checkpoint" in one_line(mrnet_train("--resume", run).output)
     (run / "checkpoints" / "last.pt").unlink()
     result = mrnet_train("--resume", run)
-    assert result.exit_code == 2 and "last.pt is missing" in one_line(result.output)
+    assert result.exit_code == 2 and "last.pt is missing, but the run has evaluated epochs" in one_line(result.output)
 
 
 def test_resume_against_a_changed_store(trained_run, tmp_path):

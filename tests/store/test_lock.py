@@ -1,0 +1,66 @@
+"""One writer per store: a second is refused by name; a killed writer's lock never blocks for ever."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mrnet.core.errors import UserError
+from mrnet.store import Location
+from mrnet.store import lock as lock_module
+from mrnet.store.lock import LOCK, WriterLock
+
+HOLD = """
+import sys, time
+from mrnet.store import Location
+from mrnet.store.lock import WriterLock
+lock = WriterLock.acquire(Location.parse(sys.argv[1]), "mrnet-extract")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_a_killed_holder_leaves_no_lock(tmp_path):
+    store = str(tmp_path / "s.zarr")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, store], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"is being written by mrnet-extract \(pid {holder.pid} on .*\) since .*; wait for it"):
+            WriterLock.acquire(Location.parse(store), "mrnet-extract")
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+    WriterLock.acquire(Location.parse(store), "mrnet-extract").release()  # the kernel dropped the dead holder's lock
+
+
+def test_on_s3_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(s3, monkeypatch):
+    _, bucket = s3
+    loc = Location.parse(f"s3://{bucket}/s.zarr")
+    first = WriterLock.acquire(loc, "mrnet-extract")
+    with pytest.raises(UserError, match=r"is being written by mrnet-extract.*taken over once it is 180 s old"):
+        WriterLock.acquire(loc, "mrnet-extract")
+    first._stop.set()  # the first writer is killed: its heartbeat stops
+    stale = json.loads(loc.read_bytes(LOCK)) | {"heartbeat": time.time() - lock_module.STALE - 1}
+    loc.write_bytes(LOCK, json.dumps(stale).encode())
+    second = WriterLock.acquire(loc, "mrnet-store cp")
+    assert json.loads(loc.read_bytes(LOCK))["command"] == "mrnet-store cp"
+    first.release()  # a late release of the taken-over lock must not delete the new holder's
+    assert loc.exists(LOCK)
+    second.release()
+    assert not loc.exists(LOCK)
+
+
+def test_two_extractions_into_one_store_the_second_is_refused(tmp_path):
+    from mrnet.store import Provenance, StoreWriter
+
+    prov = Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1)
+    with StoreWriter.open(Location.parse(tmp_path / "s.zarr"), prov):
+        with pytest.raises(UserError, match="is being written by"):
+            StoreWriter.open(Location.parse(tmp_path / "s.zarr"), prov)
