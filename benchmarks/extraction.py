@@ -28,7 +28,7 @@ from pathlib import Path
 from benchmarks.common import Context, log, run_child
 from benchmarks.data import dataset_files, mp3_dataset
 from benchmarks import limits
-from benchmarks.models import STUB, register_stub, wavlm_base_random
+from benchmarks.models import STUB, engine, register_stub, wavlm_base_random
 from mrnet.core.machine import available_cores
 
 TARGET = 0.9
@@ -46,7 +46,7 @@ class _Busy:
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def wrap(self, owner, name: str, category: str, device: str = "cpu") -> None:
+    def wrap(self, owner, name: str, category: str) -> None:
         original = getattr(owner, name)
 
         def wrapped(*args, **kwargs):
@@ -120,7 +120,7 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
     ``sweep``: batch sizes to time the same way afterwards, in this process (``{batch: audio s/s}``)."""
     import numpy as np
 
-    eng = limits.engine(model=model, batch_size=batch_size)
+    eng = engine(model=model, batch_size=batch_size)
     files = dataset_files(Path(root))
     t = time.perf_counter()
     waves = [eng.load(p)[0] for p in files]

@@ -15,16 +15,8 @@ from pathlib import Path
 
 from benchmarks.common import Context, log, run_child
 from benchmarks.data import dataset_files
-from benchmarks.models import wavlm_base_random
+from benchmarks.models import engine, wavlm_base_random
 from mrnet.core.machine import available_cores
-
-
-def engine(features: str = "wavlm", **settings):
-    """The engine ``mrnet-extract`` builds for a folder of audio with these settings (CUDA when present)."""
-    from mrnet.extract.config import ExtractConfig
-    from mrnet.extract.engines import AUDIO, engine_for_run
-
-    return engine_for_run(ExtractConfig(dataset="folder", features=features, **settings), AUDIO)
 
 
 # --- children -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 on weight values: ``transformers.WavLMConfig()``'s defaults are WavLM-base's architecture (12
 layers, 768 wide, the same convolutional front end), so a randomly initialised model with a fixed
 seed, written with ``save_pretrained``, stands in for ``microsoft/wavlm-base`` and is passed as
-``--model``.
+``--model``. ``engine`` builds the engine ``mrnet-extract`` would build from such settings.
 
 **The stub engine.** ``StubEngine`` is that WavLM engine with the model's forward replaced by random
 features of the right shape and dtype, returned at once. Everything else is the real engine:
@@ -44,6 +44,14 @@ def wavlm_base_random() -> str:
         WavLMModel(WavLMConfig()).eval().save_pretrained(tmp)
         tmp.rename(path)
     return str(path)
+
+
+def engine(features: str = "wavlm", *, device: str | None = None, **settings):
+    """The engine ``mrnet-extract`` builds for a folder of audio with these ``ExtractConfig`` settings,
+    on ``device`` (None: CUDA when present)."""
+    from mrnet.extract.config import ExtractConfig
+
+    return engines.engine_for_run(ExtractConfig(dataset="folder", features=features, **settings), engines.AUDIO, device=device)
 
 
 def register_stub() -> type:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from benchmarks.common import CACHE, Context, log, median, run_child
 from benchmarks.data import dataset_files, feature_store, mp3_dataset
-from benchmarks.models import wavlm_base_random
+from benchmarks.models import engine, wavlm_base_random
 
 TARGET_GPU_LOADER = 0.95
 
@@ -145,12 +145,9 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
     import numpy as np
     import torch
 
-    from mrnet.extract.config import ExtractConfig
-    from mrnet.extract.engines import AUDIO, engine_for_run
-
     run = _Run(store, batch, device)
     dev = run.device
-    eng = engine_for_run(ExtractConfig(dataset="folder", model=model), AUDIO, device=str(dev))
+    eng = engine(model=model, device=str(dev))
     waves = [eng.load(p)[0][0] for p in dataset_files(Path(audio_root))]  # decoded, 16 kHz mono, in memory
     n = int(round(run.cfg.crop_seconds * eng.sample_rate))
     rng = np.random.default_rng(seed)
