@@ -10,7 +10,8 @@ CPU that would cost several more full WavLM passes for a number the end-to-end c
 
 from __future__ import annotations
 
-from benchmarks.common import Context, log, mp3_dataset
+from benchmarks.common import Context, log
+from benchmarks.data import mp3_dataset
 from benchmarks.extraction import bare_run, best, e2e_run
 
 

@@ -1,21 +1,9 @@
-"""What every benchmark shares: the machine, the sizes of a run, the data, child processes, timing.
-
-**Data.** Real music comes from Debian's game-music packages (``apt-get download`` + ``dpkg -x``, no
-root needed): ASC's soundtrack ships as MP3. It is cut into 30 s clips, resampled to 44.1 kHz stereo
-and written as MP3 (soundfile/libsndfile's LAME encoder), laid out as a ``folder`` dataset
-``ROOT/<genre>/<name>.mp3`` with one "genre" per source song. Without apt (or offline), clips are
-generated (notes with harmonics and decays, noise bursts; ``benchmarks.store_layout.music_like``) and
-the results say so.
-
-**WavLM.** No weights can be downloaded here, and throughput does not depend on weight values:
-``transformers.WavLMConfig()``'s defaults are WavLM-base's architecture (12 layers, 768 wide, the same
-convolutional front end), so a randomly initialised model with a fixed seed, written with
-``save_pretrained``, stands in for ``microsoft/wavlm-base`` and is passed as ``--model``.
+"""What every benchmark shares: the machine, the sizes of a run, child processes, timing helpers.
 
 **Child processes.** Every configuration whose memory or timing must not be disturbed by another runs
 in its own Python process (``python -m benchmarks._child``), which the parent samples for resident
 memory (the sum over the process and its children, e.g. DataLoader workers, and PSS so shared pages
-count once).
+count once). The data the benchmarks run on is ``benchmarks.data``; the models, ``benchmarks.models``.
 """
 
 from __future__ import annotations
@@ -39,8 +27,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("MRNET_BENCH_CACHE", Path.home() / ".cache" / "mrnet" / "bench"))
 RESULTS = REPO / "benchmarks" / "results"
-MUSIC_PACKAGES = ("asc-music",)  # MP3 soundtrack; fb-music-high (XM) and xblast-tnt-musics (raw) libsndfile cannot read
-WAVLM_SEED = 0
 
 
 def log(msg: str) -> None:
@@ -208,177 +194,6 @@ def load_average() -> list[float]:
 
 def now_utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-# --- WavLM-base, random weights ---------------------------------------------------------------------
-def wavlm_base_random() -> str:
-    """A WavLM-base-shaped model (``WavLMConfig()`` defaults), seeded random weights, saved locally."""
-    path = CACHE / "wavlm-base-random"
-    if not (path / "config.json").exists():
-        import torch
-        from transformers import WavLMConfig, WavLMModel
-
-        log(f"creating a random WavLM-base in {path}")
-        torch.manual_seed(WAVLM_SEED)
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        WavLMModel(WavLMConfig()).eval().save_pretrained(tmp)
-        tmp.rename(path)
-    return str(path)
-
-
-# --- music ------------------------------------------------------------------------------------------
-def music_sources() -> tuple[list[Path], str]:
-    """Source songs (paths) and a description of where they came from."""
-    base = CACHE / "music"
-    found = sorted((base / "root").rglob("*.mp3")) if (base / "root").exists() else []
-    if not found and shutil.which("apt-get") and shutil.which("dpkg"):
-        debs = base / "debs"
-        debs.mkdir(parents=True, exist_ok=True)
-        try:
-            log(f"fetching {', '.join(MUSIC_PACKAGES)} with apt-get download")
-            subprocess.run(["apt-get", "download", *MUSIC_PACKAGES], cwd=debs, check=True, capture_output=True, timeout=300)
-            for deb in debs.glob("*.deb"):
-                subprocess.run(["dpkg", "-x", str(deb), str(base / "root")], check=True, capture_output=True, timeout=300)
-            found = sorted((base / "root").rglob("*.mp3"))
-        except (subprocess.SubprocessError, OSError) as err:
-            log(f"apt-get download failed ({err}); using generated music")
-    if found:
-        return found, f"Debian package {', '.join(MUSIC_PACKAGES)} (MP3 game soundtrack, {len(found)} songs), fetched with apt-get download"
-    return [], "generated music (apt-get unavailable): notes with harmonics and decays, noise bursts"
-
-
-def _songs(sources: list[Path]) -> list[tuple[str, float, Path | None]]:
-    """``(name, seconds, path)`` per source song; generated songs have no path."""
-    import soundfile as sf
-
-    if sources:
-        return [(p.stem.replace("_", "-"), float(sf.info(str(p)).duration), p) for p in sources]
-    return [(f"generated-{g}", 300.0, None) for g in range(3)]
-
-
-def _song_audio(name: str, path: Path | None):
-    """Stereo float32 ``(samples, 2)`` at 44.1 kHz of one source song."""
-    import numpy as np
-    import soundfile as sf
-    import soxr
-
-    if path is not None:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        data = data[:, :2] if data.shape[1] >= 2 else np.repeat(data, 2, axis=1)
-        if rate != 44100:
-            data = soxr.resample(data, rate, 44100, quality="HQ").astype(np.float32)
-        return data
-    from benchmarks.store_layout import music_like
-
-    x = music_like(300.0, 44100, np.random.default_rng(int(name.rsplit("-", 1)[1])))
-    return np.stack([x, np.roll(x, 441)], axis=1)
-
-
-def mp3_dataset(clips: int, seconds: float) -> tuple[Path, str]:
-    """A folder dataset ``ROOT/<song>/<clip>.mp3`` of ``clips`` MP3 clips of ``seconds`` (44.1 kHz stereo).
-
-    Clips are cut round-robin over the songs (so every "genre" is present), encoded once and cached;
-    more clips than the music holds are copies under new names (decoding costs the same).
-    """
-    import numpy as np
-    import soundfile as sf
-
-    sources, described = music_sources()
-    tag = "asc" if sources else "generated"
-    pool = CACHE / "clips" / f"{tag}-{seconds:g}s"
-    songs = _songs(sources)
-    order = []  # (song, index) round-robin
-    counts = [int(sec // seconds) for _, sec, _ in songs]
-    for i in range(max(counts)):
-        order.extend((s, i) for s, c in zip(range(len(songs)), counts) if i < c)
-    wanted = order[: min(clips, len(order))]
-    missing: dict[int, list[int]] = {}
-    for s, i in wanted:
-        if not (pool / songs[s][0] / f"{songs[s][0]}-{i:03d}.mp3").exists():
-            missing.setdefault(s, []).append(i)
-    if missing:
-        log(f"cutting {sum(map(len, missing.values()))} MP3 clips of {seconds:g} s into {pool}")
-    for s, idx in missing.items():
-        name, _, path = songs[s]
-        data = _song_audio(name, path)
-        n = int(seconds * 44100)
-        (pool / name).mkdir(parents=True, exist_ok=True)
-        for i in idx:
-            target = pool / name / f"{name}-{i:03d}.mp3"
-            tmp = target.with_name(target.stem + ".tmp.mp3")
-            sf.write(str(tmp), np.ascontiguousarray(data[i * n : (i + 1) * n]), 44100, format="MP3")
-            tmp.rename(target)
-    root = CACHE / "datasets" / f"{tag}-{seconds:g}s-{clips}"
-    if not (root / "done").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        for k in range(clips):
-            s, i = wanted[k % len(wanted)]
-            name = songs[s][0]
-            copy = f"-copy{k // len(wanted)}" if k >= len(wanted) else ""
-            dest = root / name / f"{name}-{i:03d}{copy}.mp3"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(pool / name / f"{name}-{i:03d}.mp3", dest)
-        (root / "done").write_text("")
-    return root, described
-
-
-def dataset_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.mp3"))
-
-
-# --- synthetic feature stores (loader, training, memory) ------------------------------------------
-def feature_store(path: Path, tracks: int, *, seconds: float = 30.0, layers: int = 13, dim: int = 768, dtype: str = "float16",
-                  codec: str = "none", chunk_frames: int | None = None, genres: int = 3, seed: int = 0, memmap: Path | None = None) -> Path:
-    """A finalized WavLM-shaped store of random features (and optionally the same data as one .npy memmap).
-
-    Features are random normal: timing of uncompressed reads does not depend on values. The manifest
-    has an official split (train/valid/test = 2/1/1, so even a small store fills whole evaluation
-    batches) and ``genres`` balanced labels, so ``mrnet-train`` accepts it.
-    """
-    import numpy as np
-    import polars as pl
-
-    from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
-    from mrnet.store import Location, Provenance, StoreWriter
-
-    from mrnet.extract.config import ExtractConfig
-
-    chunk_frames = chunk_frames or ExtractConfig.__dataclass_fields__["chunk_frames"].default  # the shipped default
-    done = path / "manifest" / "tracks.parquet"
-    if done.exists() and (memmap is None or memmap.exists()):
-        from mrnet.store.reader import FeatureStore
-
-        if FeatureStore.open(str(path)).provenance.extraction.get("chunk_frames") == chunk_frames:
-            return path
-    frames = int(seconds * 50)
-    prov = Provenance(feature="wavlm", layers=list(range(layers)), dim=dim, frame_rate=50.0, channels=1, dtype=dtype,
-                      model="benchmark (random features)", dataset="bench", labeling="",
-                      extraction={"chunk_frames": chunk_frames, "codec": codec})
-    writer = StoreWriter.open(Location.parse(path), prov, overwrite=True)
-    rng = np.random.default_rng(seed)
-    mm = None
-    if memmap is not None:
-        mm = np.lib.format.open_memmap(memmap, mode="w+", dtype=dtype, shape=(tracks, 1, layers, frames, dim))
-    rows = []
-    for i in range(tracks):
-        x = rng.standard_normal((1, layers, frames, dim), dtype=np.float32).astype(dtype)
-        key = f"t{i:05d}"
-        crc = writer.write_track(key, x)
-        if mm is not None:
-            mm[i] = x
-        split = ("train", "train", "valid", "test")[i % 4]
-        rows.append({"track_id": key, "key": key, "path": f"{key}.mp3", "genre": f"g{i % genres}", "label": None,
-                     "genres_all": [f"g{i % genres}"], "artist": None, "split": split, "fold": None, "duration": seconds,
-                     "sample_rate": 16000, "channels": 1, "frames": frames, "checksum": crc, "status": "done", "error": None})
-    if mm is not None:
-        mm.flush()
-        del mm
-    tracks_df = pl.DataFrame(rows, schema=TRACKS)
-    genres_df = genre_table(tracks_df)
-    tracks_df = validate(with_labels(tracks_df, genres_df), TRACKS, name="bench tracks")
-    writer.finalize(tracks_df, genres_df)
-    return path
 
 
 # --- child processes with memory sampling ---------------------------------------------------------

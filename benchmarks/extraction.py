@@ -13,6 +13,10 @@ Two fresh processes on the same MP3 folder dataset, same batch size, precision a
 Efficiency = end-to-end audio seconds per second / bare audio seconds per second. ``setup`` (scan,
 model load, store creation: a fixed cost that does not grow with the dataset) is reported apart, and
 the steady-state efficiency leaves it out.
+
+Also measured here: WavLM's FLOPs per audio second against the device's matrix-multiply peak and how
+decoding and writing scale with threads (``benchmarks.limits``), and the pipeline's own ceiling, the
+same end-to-end run with the model replaced by ``benchmarks.models.StubEngine``.
 """
 
 from __future__ import annotations
@@ -21,21 +25,28 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import Context, dataset_files, log, mp3_dataset, run_child, wavlm_base_random
+from benchmarks.common import Context, log, run_child
+from benchmarks.data import dataset_files, mp3_dataset
+from benchmarks import limits
+from benchmarks.models import STUB, engine, register_stub, wavlm_base_random
+from mrnet.core.machine import available_cores
 
 TARGET = 0.9
 
 
 # --- children -----------------------------------------------------------------------------------------
 class _Busy:
-    """Seconds spent inside wrapped functions, per category, summed over threads."""
+    """Seconds spent inside wrapped methods, per category, summed over threads.
+
+    Wrapping replaces a public method on its class for the rest of this process: only in a
+    benchmark's own child process, where nothing else runs."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def wrap(self, owner, name: str, category: str, device: str = "cpu") -> None:
+    def wrap(self, owner, name: str, category: str) -> None:
         original = getattr(owner, name)
 
         def wrapped(*args, **kwargs):
@@ -52,32 +63,33 @@ class _Busy:
 
 
 def _config(root: str, out: str, manifests: str, model: str, batch_size: int, unit_size: int, dtype: str = "float16",
-            codec: str = "none", layers: list[int] | None = None):
+            codec: str = "none", layers: list[int] | None = None, features: str = "wavlm"):
     from mrnet.extract.config import ExtractConfig
 
-    return ExtractConfig(dataset="folder", root=Path(root), out=out, manifests_dir=Path(manifests), features="wavlm", model=model,
+    return ExtractConfig(dataset="folder", root=Path(root), out=out, manifests_dir=Path(manifests), features=features, model=model,
                          batch_size=batch_size, unit_size=unit_size, dtype=dtype, codec=codec,
                          layers=tuple(layers) if layers else None, folds=2, overwrite=True)
 
 
 def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int, unit_size: int, dtype: str = "float16",
-               codec: str = "none", layers: list[int] | None = None, variant: str = "shipped") -> dict:
-    """One ``pipeline.run`` (child process). ``variant`` applies a proposed change first (see proposals)."""
+               codec: str = "none", layers: list[int] | None = None, features: str = "wavlm") -> dict:
+    """One ``pipeline.run`` (child process). ``features="stub"``: the model stubbed (``benchmarks.models``).
+
+    Seconds inside the engine's ``load`` (decoding), its ``extract`` (the model, windowing and
+    stitching) and ``StoreWriter.write_track`` are summed per category over the unit threads."""
     import torch
 
     from mrnet.extract import pipeline
-    from mrnet.extract.features import Extractor
+    from mrnet.extract.engines import FEATURES
     from mrnet.store.writer import StoreWriter
 
-    if variant != "shipped":
-        from benchmarks import proposals
-
-        proposals.apply_extraction(variant)
+    if features == STUB:
+        register_stub()
     busy = _Busy()
-    busy.wrap(Extractor, "load", "decode")
-    busy.wrap(Extractor, "features", "model")
+    busy.wrap(FEATURES[features], "load", "decode")
+    busy.wrap(FEATURES[features], "extract", "model")
     busy.wrap(StoreWriter, "write_track", "write")
-    cfg = _config(root, out, manifests, model, batch_size, unit_size, dtype, codec, layers)
+    cfg = _config(root, out, manifests, model, batch_size, unit_size, dtype, codec, layers, features)
     marks: dict[str, float] = {}
     units: list[float] = []
     began = time.perf_counter()
@@ -86,7 +98,7 @@ def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int,
     ended = time.perf_counter()
     start = marks.get("start", began)
     return {
-        "variant": variant,
+        "features": features,
         "audio_s": summary.audio_seconds,
         "tracks": summary.tracks.height,
         "failed": summary.failed.height,
@@ -108,14 +120,10 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
     ``sweep``: batch sizes to time the same way afterwards, in this process (``{batch: audio s/s}``)."""
     import numpy as np
 
-    from mrnet.extract.features import Extractor
-
-    cfg = _config(root, "unused", "unused", model, batch_size, 1)
-    ex = Extractor.from_config(cfg)
-    eng = ex.engine
+    eng = engine(model=model, batch_size=batch_size)
     files = dataset_files(Path(root))
     t = time.perf_counter()
-    waves = [ex.load(p)[0] for p in files]
+    waves = [eng.load(p)[0] for p in files]
     decode_s = time.perf_counter() - t
     keep = save_tracks > 0 and save_dir is not None
     spent, feats = _timed_forward(eng, waves, batch_size, keep=keep)
@@ -127,7 +135,7 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
             np.save(path, f)  # (channels, 13, frames, 768) float32
             saved.append(str(path))
     audio_s = sum(f.shape[2] for f in feats) / eng.frame_rate  # the tracks' frames (windows may overlap at a track's end)
-    decoded_s = sum(w.shape[1] for w in waves) / ex.sample_rate
+    decoded_s = sum(w.shape[1] for w in waves) / eng.sample_rate
     result = {
         "audio_s": audio_s,
         "forward_s": spent["forward"],
@@ -196,85 +204,12 @@ def _timed_forward(eng, waves: list, batch_size: int, *, keep: bool) -> tuple[di
     return spent, feats
 
 
-def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
-    """What model FLOP utilisation is measured against: WavLM's FLOPs per audio second, counted by
-    ``torch.utils.flop_counter`` over one window of ``seconds`` (convolutions, linear layers and
-    attention products; attention grows with the window), and this device's matrix-multiply peak in the
-    engine's precision, timed in the same run (bf16 8192^3 on CUDA, fp32 2048^3 on a CPU; best of
-    ``repeat``): the achievable peak, not the data-sheet one."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from mrnet.extract.config import ExtractConfig
-    from mrnet.extract.features import Extractor
-
-    eng = Extractor.from_config(ExtractConfig(dataset="folder", model=model)).engine
-    device, dtype = eng.device, eng._dtype
-    counter = FlopCounterMode(display=False)
-    x = torch.randn(1, int(seconds * 16000), device=device)
-    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None), counter:
-        eng._net(x, output_hidden_states=True)  # no inference_mode: weight-norm parametrisations break the counter under it
-    by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
-    total = counter.get_total_flops()
-    n, mm_dtype = (8192, dtype or torch.float32) if device.type == "cuda" else (2048, torch.float32)
-    a, b = torch.randn(n, n, device=device, dtype=mm_dtype), torch.randn(n, n, device=device, dtype=mm_dtype)
-    times = []
-    for i in range(repeat + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - began)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {"flops_per_audio_s": total / seconds, "window_s": seconds, "flops_by_op": by_op, "device": device.type,
-            "device_name": name, "peak_flops": 2 * n**3 / min(times), "peak_matmul": f"{n}^3 {str(mm_dtype).removeprefix('torch.')}",
-            "torch_threads": torch.get_num_threads()}
-
-
-def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16) -> dict:
-    """How decoding and writing scale with threads on this machine's cores (the pipeline's two CPU
-    stages; its I/O pool runs them in threads). Decoding: every MP3 under ``root`` (MP3 44.1 kHz stereo
-    to 16 kHz mono) on a pool of n threads. Writing: ``write_tracks`` 30 s tracks of 13 x 768 float16
-    through ``StoreWriter.write_track`` (codec none, page cache) on a pool of n threads. Audio s/s each."""
-    import shutil
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-
-    from mrnet.extract.config import ExtractConfig
-    from mrnet.extract.features import Extractor
-    from mrnet.store import Location, Provenance, StoreWriter
-
-    files = dataset_files(Path(root))
-    ex = Extractor.from_config(ExtractConfig(dataset="folder", features="mel"))  # decoding is the same for every feature
-    audio_s = sum(ex.load(f)[0].shape[1] for f in files) / ex.sample_rate  # also warms the page cache
-    prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
-                      extraction={"chunk_frames": 150, "codec": "none"})
-    track = np.random.default_rng(0).standard_normal((1, 13, 1499, 768), dtype=np.float32).astype(np.float16)
-    out = {"decode": {}, "write": {}, "decode_audio_s": audio_s, "write_audio_s": write_tracks * 1499 / 50.0}
-    for n in threads:
-        with ThreadPoolExecutor(n) as pool:
-            began = time.perf_counter()
-            list(pool.map(ex.load, files))
-            out["decode"][str(n)] = audio_s / (time.perf_counter() - began)
-            root_w = Path(work) / f"io-scaling-{n}.zarr"
-            writer = StoreWriter.open(Location.parse(root_w), prov, overwrite=True)
-            began = time.perf_counter()
-            list(pool.map(lambda i: writer.write_track(f"t{i:03d}", track), range(write_tracks)))
-            out["write"][str(n)] = out["write_audio_s"] / (time.perf_counter() - began)
-            shutil.rmtree(root_w, ignore_errors=True)
-    return out
-
-
 # --- the figure ---------------------------------------------------------------------------------------
-def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str, variant: str = "shipped", **kw) -> dict:
+def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str, features: str = "wavlm", **kw) -> dict:
     out = ctx.work / f"extract-{tag}.zarr"
     res = run_child("benchmarks.extraction:end_to_end", {
         "root": str(root), "out": str(out), "manifests": str(ctx.work / "manifests"), "model": wavlm_base_random(),
-        "batch_size": batch_size, "unit_size": unit_size, "variant": variant, **kw})
+        "batch_size": batch_size, "unit_size": unit_size, "features": features, **kw})
     res["throughput"] = res["audio_s"] / res["run_s"]
     res["steady_throughput"] = res["audio_s"] / res["work_s"]
     return res
@@ -299,18 +234,23 @@ def cpu_share(res: dict, cpus: int) -> float:
     return used / (res["process_wall_s"] * cpus)
 
 
-# shipped, and the code as it was before W2 and the I/O pool (each alone, then both)
-CEILING_VARIANTS = {"cpu": ["stub-model", "stub-model+serial-io", "stub-model+zarr-writer+serial-io"],
-                    "cuda": ["stub-model", "stub-model+serial-io", "stub-model+zarr-writer", "stub-model+zarr-writer+serial-io"]}
-
-
 def run(ctx: Context) -> dict:
-    import os
-
     p = ctx.profile
-    cpus = len(os.sched_getaffinity(0))
     root, source = mp3_dataset(p.extract_clips, p.clip_seconds)
     ctx.shared["music_source"] = source
+    result, steady = _efficiency(ctx, root, source)
+    result["utilisation"] = limits.utilisation(ctx, result["bare"], steady)
+    croot, _ = mp3_dataset(p.ceiling_clips, 30.0)
+    result["io_scaling"] = limits.io_scaling_figure(ctx, croot)
+    result["ceiling"] = _ceiling(ctx, croot)
+    return result
+
+
+def _efficiency(ctx: Context, root: Path, source: str) -> tuple[dict, float]:
+    """Bare forward against end to end, interleaved rounds, the best of each side; and the best
+    steady-state throughput end to end."""
+    p = ctx.profile
+    cpus = available_cores()
     log(f"extraction: {p.extract_clips} MP3 clips of {p.clip_seconds:g} s, batch {p.batch_size}, unit {p.unit_size}, "
         f"{p.rounds} interleaved rounds")
     bares, e2es = [], []
@@ -322,10 +262,10 @@ def run(ctx: Context) -> dict:
             f"steady {e2es[-1]['steady_throughput']:.2f})")
     for res in bares + e2es:
         res["cpu_share"] = cpu_share(res, cpus)
-    bare, e2e = best(bares), best(e2es)
+    bare, e2e, steady = best(bares), best(e2es), best(e2es, "steady_throughput")
     ctx.shared["features"] = bares[0]["saved"]
     ctx.shared["e2e_batched"] = e2e
-    result = {
+    return {
         "dataset": {"clips": p.extract_clips, "clip_seconds": p.clip_seconds, "source": source,
                     "format": "MP3 44.1 kHz stereo, decoded and resampled to 16 kHz mono"},
         "settings": {"batch_size": p.batch_size, "unit_size": p.unit_size, "dtype": "float16", "layers": 13, "codec": "none",
@@ -336,38 +276,26 @@ def run(ctx: Context) -> dict:
                    "end_to_end_steady": [r["steady_throughput"] for r in e2es],
                    "cpu_share": {"bare": [r["cpu_share"] for r in bares], "end_to_end": [r["cpu_share"] for r in e2es]}},
         "efficiency": e2e["throughput"] / bare["throughput"],
-        "steady_efficiency": best(e2es, "steady_throughput")["steady_throughput"] / bare["throughput"],
+        "steady_efficiency": steady["steady_throughput"] / bare["throughput"],
         "target": TARGET,
-    }
-    # model FLOP utilisation and audio hours per device-minute, bare and end to end
-    u = run_child("benchmarks.extraction:model_utilisation", {"model": wavlm_base_random(), "seconds": min(p.clip_seconds, 40.0)})
-    steady = best(e2es, "steady_throughput")["steady_throughput"]
-    u.update({"bare_mfu": bare["throughput"] * u["flops_per_audio_s"] / u["peak_flops"],
-              "steady_mfu": steady * u["flops_per_audio_s"] / u["peak_flops"],
-              "audio_hours_per_device_minute": {"bare": bare["throughput"] / 60, "steady": steady / 60}})
-    result["utilisation"] = u
-    log(f"  model FLOPs {u['flops_per_audio_s'] / 1e9:.1f} G per audio s; matmul peak {u['peak_flops'] / 1e12:.2f} TFLOP/s "
-        f"({u['peak_matmul']}); MFU bare {100 * u['bare_mfu']:.1f} %, end to end {100 * u['steady_mfu']:.1f} %")
-    # decode and write limits: how the two CPU stages scale with threads on this machine's cores
-    counts = sorted({1, 2, 4, 8, 16, cpus} & set(range(1, cpus + 1)))
-    croot, _ = mp3_dataset(p.ceiling_clips, 30.0)
-    result["io_scaling"] = run_child("benchmarks.extraction:io_scaling", {"root": str(croot), "work": str(ctx.work), "threads": counts})
-    log("  decode audio-s/s by threads: " + ", ".join(f"{k}: {v:.0f}" for k, v in result["io_scaling"]["decode"].items())
-        + "; write: " + ", ".join(f"{k}: {v:.0f}" for k, v in result["io_scaling"]["write"].items()))
-    # the pipeline's own ceiling: the model replaced by a stub that returns at once (see proposals.stub_model)
-    variants = CEILING_VARIANTS["cuda" if ctx.device == "cuda" else "cpu"]
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    log(f"  pipeline ceiling: {p.ceiling_clips} clips of 30 s, batch 8, unit 16, model stubbed; variants {variants}")
-    for r in range(p.rounds):
-        for v in variants:
-            res = e2e_run(ctx, croot, 8, 16, "ceiling", variant=v)
-            res["cpu_share"] = cpu_share(res, cpus)
-            runs[v].append(res)
-            log(f"    {v}: {res['steady_throughput']:.0f} audio-s/s steady")
-    result["ceiling"] = {
-        "clips": p.ceiling_clips, "clip_seconds": 30.0, "batch_size": 8, "unit_size": 16,
-        "variants": {v: {"best": best(rs, "steady_throughput"), "rounds": [x["steady_throughput"] for x in rs],
-                         "cpu_ms_per_audio_s": [1e3 * (x["child"]["cpu_user_s"] + x["child"]["cpu_sys_s"]) / x["audio_s"] for x in rs]}
-                     for v, rs in runs.items()},
-    }
-    return result
+    }, steady["steady_throughput"]
+
+
+def _ceiling(ctx: Context, root: Path) -> dict:
+    """The pipeline's own ceiling: end to end with the model stubbed (``benchmarks.models.StubEngine``).
+
+    Recorded as the variant ``stub-model``, the name results have always used for it (results of the
+    code up to commit 03a1d36 also hold variants that put back the code as it was before W2 and IO1)."""
+    p = ctx.profile
+    cpus = available_cores()
+    log(f"  pipeline ceiling: {p.ceiling_clips} clips of 30 s, batch 8, unit 16, model stubbed")
+    runs = []
+    for _ in range(p.rounds):
+        res = e2e_run(ctx, root, 8, 16, "ceiling", features=STUB)
+        res["cpu_share"] = cpu_share(res, cpus)
+        runs.append(res)
+        log(f"    {res['steady_throughput']:.0f} audio-s/s steady")
+    cpu_ms = [1e3 * (x["child"]["cpu_user_s"] + x["child"]["cpu_sys_s"]) / x["audio_s"] for x in runs]
+    return {"clips": p.ceiling_clips, "clip_seconds": 30.0, "batch_size": 8, "unit_size": 16,
+            "variants": {"stub-model": {"best": best(runs, "steady_throughput"), "rounds": [x["steady_throughput"] for x in runs],
+                                        "cpu_ms_per_audio_s": cpu_ms}}}

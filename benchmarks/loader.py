@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from benchmarks.common import CACHE, Context, feature_store, log
+from benchmarks.common import CACHE, Context, log
+from benchmarks.data import feature_store
 
 TARGET = 0.7
 CROP = 300

@@ -13,9 +13,9 @@ count once); the child also reports the kernel's exact peak RSS of its main proc
   1.15 GB).
 - **Training**: ``mrnet.train.loop.train`` for one whole epoch, evaluation of the validation and test
   splits included (whole tracks, the larger batches), on WavLM-shaped stores of two sizes (10 s
-  tracks, so the stores stay small), with the default two DataLoader workers. A ``DataLoader`` holds up
-  to workers x prefetch factor (2 x 2) batches in flight per loader, so memory rises with the dataset
-  until every queue is full; the smaller store is big enough to fill them (at least 5 batches in
+  tracks, so the stores stay small), with the default loader (``Prefetcher``: reading threads of the
+  training process, two batches ahead per loader), so memory rises with the dataset until every
+  loader's read-ahead is full; the smaller store is big enough to fill them (at least 5 batches in
   every split), and from there memory must stay flat. On a CPU the model is the ``tiny`` preset
   (C = 32) with 6 s crops, batches of 4 and evaluation batches of 2, so an epoch takes seconds; the
   data path, the part that could grow with the dataset, is the paper preset's. On a GPU the paper
@@ -32,7 +32,8 @@ from __future__ import annotations
 import shutil
 import time
 
-from benchmarks.common import CACHE, Context, feature_store, log, mp3_dataset, run_child
+from benchmarks.common import CACHE, Context, log, run_child
+from benchmarks.data import feature_store, mp3_dataset
 from benchmarks.extraction import e2e_run
 
 

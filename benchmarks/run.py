@@ -36,6 +36,10 @@ def _git() -> dict:
         return {}
 
 
+def _shown(path) -> str:
+    return str(path.relative_to(common.REPO)) if path.is_relative_to(common.REPO) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (minutes): check the machinery, not the numbers")
@@ -43,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"run only these figures (repeat or comma-separate): {', '.join(FIGURES)}")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available")
     ap.add_argument("--work", default=None, help=f"scratch folder for stores and runs [default: {common.CACHE}/work]")
+    ap.add_argument("--results", default=None, help=f"folder for the result file [default: {common.RESULTS.relative_to(common.REPO)}]")
     ap.add_argument("--no-doc", action="store_true", help="measure and save results only; leave docs/performance.md alone")
     ap.add_argument("--doc-only", action="store_true", help="regenerate docs/performance.md from saved results; measure nothing")
     args = ap.parse_args(argv)
@@ -66,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = common.Context(profile, work)
     info = common.machine(work)
     slug = common.machine_slug(info, profile.device)
-    common.RESULTS.mkdir(parents=True, exist_ok=True)
-    path = common.RESULTS / f"{slug}-{date.today().isoformat()}{'-quick' if args.quick else ''}.json"
+    folder = common.Path(args.results) if args.results else common.RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{slug}-{date.today().isoformat()}{'-quick' if args.quick else ''}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     command = " ".join(["python -m benchmarks.run", *(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))])
     results.update({"machine": info, "machine_slug": slug, "profile": profile.__dict__, "device": profile.device,
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     results.setdefault("figures", {})
     runs = results.setdefault("runs", [])  # every invocation that wrote into this file
     runs.append({"command": command, "figures": selected, "started": common.now_utc(), "seconds": None})
-    common.log(f"{profile.name} on {slug}: {', '.join(selected)} -> {path.relative_to(common.REPO)}")
+    common.log(f"{profile.name} on {slug}: {', '.join(selected)} -> {_shown(path)}")
     began = time.perf_counter()
     for name in selected:
         module = __import__(f"benchmarks.{name}", fromlist=["run"])
@@ -92,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         common.log(f"{name}: {figure['_run']['seconds']:.0f} s")
     runs[-1]["seconds"] = round(time.perf_counter() - began, 1)
     path.write_text(json.dumps(results, indent=1, default=common.jsonable))
-    common.log(f"done in {runs[-1]['seconds'] / 60:.1f} min; results in {path.relative_to(common.REPO)}")
+    common.log(f"done in {runs[-1]['seconds'] / 60:.1f} min; results in {_shown(path)}")
     if not args.no_doc:
         common.log(f"wrote {report.write_doc()}")
     return 0 if not any("error" in f for f in results["figures"].values()) else 1

@@ -3,20 +3,21 @@
 Three fresh processes train the same MRNet (the ``paper`` preset: C = 512, AdamW, bf16 autocast on
 CUDA) at the same batch size on the same kind of input, ``(B, 1, 13, ~300, 768)``:
 
-- **store**: ``mrnet.train.loop.train`` itself, the real loader (``CropDataset`` through a
-  ``DataLoader`` with the preset's workers, augmentation on) over a WavLM-shaped store. Step times are
+- **store**: ``mrnet.train.loop.train`` itself, the real loader (``CropDataset`` through the preset's
+  loader, reading threads by default, augmentation on) over a WavLM-shaped store. Step times are
   the intervals between the loop's ``Reporter.batch`` calls (the loop calls ``loss.item()`` every
   step, so each interval ends with the GPU idle);
-- **in memory**: the same model, optimizer and step code, on batches collated beforehand from the same
+- **in memory**: the same model, optimizer and step code (``mrnet.train.setup.build_run``,
+  ``mrnet.train.loop.train_step``), on batches collated beforehand from the same
   dataset and kept in (pinned) host memory: the loop with a loader that costs nothing;
 - **on the fly** (the authors' approach): each step takes random 6 s crops of decoded audio (the MP3
   clips of figure 1, already decoded and resampled in memory), runs frozen WavLM (same precision as
   extraction) to get the 13 hidden states, then the same MRNet step.
 
-Also measured: how many crops per second one DataLoader worker produces (``CropDataset`` items,
-augmentation drawn and not, in this process; workers x that rate / batch is the most steps per second
-the loader can feed, whatever the GPU), and what ``Augment.apply`` costs per crop on the training
-device, where it runs inside the step.
+Also measured: how many crops per second one reader produces (``CropDataset`` items, augmentation
+drawn and not, in this process), how many crops per second each way of loading delivers into the
+training loop (the default reading threads, a DataLoader with worker processes), and what
+``Augment.apply`` costs per crop on the training device, where it runs inside the step.
 
 The first ``train_warmup`` steps of each are dropped (worker start-up, allocator, autotuning); time per
 epoch is steps per epoch x the median step time. Stopping after a few steps uses the loop's own
@@ -29,7 +30,9 @@ import shutil
 import time
 from pathlib import Path
 
-from benchmarks.common import CACHE, Context, feature_store, log, median, mp3_dataset, run_child, wavlm_base_random
+from benchmarks.common import CACHE, Context, log, median, run_child
+from benchmarks.data import dataset_files, feature_store, mp3_dataset
+from benchmarks.models import engine, wavlm_base_random
 
 TARGET_GPU_LOADER = 0.95
 
@@ -51,6 +54,8 @@ def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, devic
     """The real training loop over the store, stopped after ``warmup + steps`` batches."""
     import torch
 
+    from mrnet.core.machine import pick_device
+    from mrnet.train.loader import loader_threads
     from mrnet.train.loop import Interrupted, Reporter, train
 
     stamps: list[float] = []
@@ -69,93 +74,85 @@ def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, devic
     except Interrupted:
         pass
     times = _step_times(stamps, warmup + 1)  # the first gap is start -> first batch (workers starting)
-    from mrnet.train.loop import loader_threads, pick_device
-
     loader = f"{cfg.num_workers} DataLoader workers" if cfg.num_workers is not None else f"{loader_threads(pick_device(cfg.device))} reading threads"
     return {"step_s": times, "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None, "loader": loader,
             "num_workers": cfg.num_workers, "device": device, "torch_threads": torch.get_num_threads()}
 
 
-def _model_and_opt(store, cfg, device):
-    """Model, class weights and optimizer exactly as ``mrnet.train.loop.fit`` builds them."""
-    import torch
+class _Run:
+    """What a benchmark's own training loop needs, built as ``mrnet.train.loop.fit`` builds it."""
 
-    from mrnet.manifests.schema import class_weights
-    from mrnet.train.data import split_tracks
-    from mrnet.train.loop import model_config
-    from mrnet.train.model import MRNet
-    from mrnet.train.runs import seed_everything
+    def __init__(self, store: str, batch: int, device: str):
+        from mrnet.core.machine import pick_device
+        from mrnet.train.augment import Augment
+        from mrnet.train.setup import build_run, model_input, open_store
+        from mrnet.train.splits import split_tracks
 
-    splits = split_tracks(store.tracks, fold=cfg.fold, where=store.location.url)
-    genres = store.genres["name"].to_list()
-    positions = store.layer_positions(cfg.layers)
-    seed_everything(cfg.seed)
-    model = MRNet(model_config(cfg, store.provenance, len(positions), len(genres))).to(device)
-    weights = torch.tensor(class_weights(splits.train, len(genres)), dtype=torch.float32, device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
-    return model, weights, optimizer, splits, positions, len(genres)
+        self.store = open_store(store)
+        self.cfg = cfg = _cfg(store, "unused", batch, device)
+        self.device = pick_device(cfg.device)
+        self.splits = split_tracks(self.store.tracks, fold=cfg.fold, where=self.store.location.url)
+        self.positions = self.store.layer_positions(cfg.layers)
+        self.classes = self.store.genres.height
+        inputs = model_input(self.store.provenance, len(self.positions), self.classes)
+        self.setup = build_run(cfg, inputs, self.splits.train, self.device)
+        self.augment = (Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac)
+                        if cfg.augment else None)
+        self.bf16 = cfg.bf16 and self.device.type == "cuda"
 
+    def step(self, x, y, plan=None) -> float:
+        """One training step, exactly ``fit``'s (``mrnet.train.loop.train_step``)."""
+        from mrnet.train.loop import train_step
 
-def _step(model, optimizer, weights, x, y, device, bf16: bool, augment=None, plan=None) -> float:
-    """One training step, exactly ``fit``'s (``mrnet.train.loop.train_step``)."""
-    from mrnet.train.loop import train_step
-
-    return train_step(model, optimizer, weights, x, y, device, bf16, augment, plan)[0]
+        s = self.setup
+        augment = self.augment if plan is not None else None
+        return train_step(s.model, s.optimizer, s.class_weights, x, y, self.device, self.bf16, augment, plan)[0]
 
 
 def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, distinct: int = 4) -> dict:
     """The same steps on batches collated beforehand (``distinct`` of them, cycled), in host memory."""
     import torch
 
-    from mrnet.train.data import Augment, CropDataset, EpochBatches, collate
-    from mrnet.train.loop import open_store, pick_device
+    from mrnet.train.datasets import CropDataset
+    from mrnet.train.loader import EpochBatches, collate
+    from mrnet.train.loop import crop_frames
 
-    st = open_store(store)
-    cfg = _cfg(store, "unused", batch, device)
-    dev = pick_device(cfg.device)
-    model, weights, optimizer, splits, positions, _ = _model_and_opt(st, cfg, dev)
-    augment = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac) if cfg.augment else None
-    crop = int(round(cfg.crop_seconds * st.provenance.frame_rate))
-    data = CropDataset(st.location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment)
+    run = _Run(store, batch, device)
+    cfg, dev = run.cfg, run.device
+    crop = crop_frames(cfg, run.store.provenance.frame_rate)
+    data = CropDataset(run.store.location, run.splits.train, run.positions, crop=crop, seed=cfg.seed, augment=run.augment)
     order = list(EpochBatches(len(data), cfg.batch_size, seed=cfg.seed, epoch=0))[:distinct]
     ready = []
     for items in order:
         x, y, plan = collate([data[i] for i in items])
         ready.append((x.pin_memory(), y.pin_memory(), plan) if dev.type == "cuda" else (x, y, plan))
-    model.train()
-    bf16 = cfg.bf16 and dev.type == "cuda"
+    run.setup.model.train()
     times = []
     for k in range(warmup + steps):
         x, y, plan = ready[k % len(ready)]
         began = time.perf_counter()
-        _step(model, optimizer, weights, x, y, dev, bf16, augment, plan)
+        run.step(x, y, plan)
         times.append(time.perf_counter() - began)
     return {"step_s": times[warmup:], "device": dev.type, "torch_threads": torch.get_num_threads()}
 
 
 def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps: int, warmup: int, device: str,
                      seed: int = 0) -> dict:
-    """The authors' approach: WavLM on random 6 s audio crops every step, then the same MRNet step."""
+    """The authors' approach: WavLM on random 6 s audio crops every step, then the same MRNet step.
+
+    WavLM runs as the extraction engine runs it (its network, precision and layers), on crops of
+    decoded audio held in memory."""
     import numpy as np
     import torch
 
-    from benchmarks.common import dataset_files
-    from mrnet.extract.config import ExtractConfig
-    from mrnet.extract.features import Extractor
-    from mrnet.train.loop import open_store, pick_device
-
-    st = open_store(store)
-    cfg = _cfg(store, "unused", batch, device)
-    dev = pick_device(cfg.device)
-    net, weights, optimizer, _, _, classes = _model_and_opt(st, cfg, dev)
-    ex = Extractor.from_config(ExtractConfig(dataset="folder", model=model), device=str(dev))
-    eng = ex.engine
-    waves = [ex.load(p)[0][0] for p in dataset_files(Path(audio_root))]  # decoded, 16 kHz mono, in memory
-    n = int(round(cfg.crop_seconds * ex.sample_rate))
+    run = _Run(store, batch, device)
+    dev = run.device
+    eng = engine(model=model, device=str(dev))
+    waves = [eng.load(p)[0][0] for p in dataset_files(Path(audio_root))]  # decoded, 16 kHz mono, in memory
+    n = int(round(run.cfg.crop_seconds * eng.sample_rate))
     rng = np.random.default_rng(seed)
-    bf16 = cfg.bf16 and dev.type == "cuda"
     autocast = dict(device_type=dev.type, dtype=eng._dtype, enabled=eng._dtype is not None)
-    net.train()
+    run.setup.model.train()
     times, wavlm = [], []
     for _ in range(warmup + steps):
         began = time.perf_counter()
@@ -168,8 +165,8 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         mid = time.perf_counter()
-        y = torch.from_numpy(rng.integers(0, classes, batch)).long()
-        _step(net, optimizer, weights, feats.float() if not bf16 else feats, y, dev, bf16)
+        y = torch.from_numpy(rng.integers(0, run.classes, batch)).long()
+        run.step(feats.float() if not run.bf16 else feats, y)
         times.append(time.perf_counter() - began)
         wavlm.append(mid - began)
     return {"step_s": times[warmup:], "wavlm_s": wavlm[warmup:], "frames": int(feats.shape[3]), "device": dev.type,
@@ -182,9 +179,12 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     ``Augment.apply`` adds to a training step on ``device`` (a batch of ``batch`` crops)."""
     import torch
 
+    from mrnet.core.machine import pick_device
     from mrnet.store.reader import FeatureStore
-    from mrnet.train.data import Augment, CropDataset, collate, split_tracks
-    from mrnet.train.loop import pick_device
+    from mrnet.train.augment import Augment
+    from mrnet.train.datasets import CropDataset
+    from mrnet.train.loader import collate
+    from mrnet.train.splits import split_tracks
 
     st = FeatureStore.open(store)
     train = split_tracks(st.tracks).train
@@ -228,33 +228,31 @@ def feed_rate(store: str, device: str, batch: int, threads: list[int], workers: 
     several epochs after the first batch (start-up left out), best of ``passes``, alternating:
 
     - ``threads``: the default, ``Prefetcher`` (threads of the training process read each batch in place);
-    - ``workers``: ``--num-workers N``, a DataLoader with N processes, batches read in place into shared memory;
-    - ``per_item``: the same DataLoader with the per-item batches of the code before IO2 (stack, then
-      move to shared memory).
+    - ``workers``: ``--num-workers N``, a DataLoader with N processes, batches read in place into shared memory.
 
     Augmentation is drawn (and, like the model, applied later in the step); on CUDA batches are pinned."""
     from torch.utils.data import DataLoader
 
-    from benchmarks.proposals import per_item_batches
+    from mrnet.core.machine import pick_device
     from mrnet.store.reader import FeatureStore
-    from mrnet.train.data import Augment, CropDataset, EpochBatches, Prefetcher, collate, split_tracks, worker_init
-    from mrnet.train.loop import loader_threads, pick_device
+    from mrnet.train.augment import Augment
+    from mrnet.train.datasets import CropDataset
+    from mrnet.train.loader import EpochBatches, Prefetcher, collate, loader_threads, worker_init
+    from mrnet.train.splits import split_tracks
 
     st = FeatureStore.open(store)
     train = split_tracks(st.tracks).train
     crop = int(round(6.0 * st.provenance.frame_rate))
-    layers = st.layer_positions(None)
-    ds = CropDataset(st.location, train, layers, crop=crop, seed=0, augment=Augment())
-    before = per_item_batches(CropDataset)(st.location, train, layers, crop=crop, seed=0, augment=Augment())
+    ds = CropDataset(st.location, train, st.layer_positions(None), crop=crop, seed=0, augment=Augment())
     pin = device == "cuda"
 
-    def dataloader(data, n):
-        return lambda batches: DataLoader(data, batch_sampler=batches, collate_fn=collate, num_workers=n,
+    def dataloader(n):
+        return lambda batches: DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=n,
                                           worker_init_fn=worker_init if n else None, pin_memory=pin)
 
     ways = [("threads", n, lambda batches, n=n: Prefetcher(ds, batches, threads=n, pin=pin)) for n in threads]
-    ways += [(kind, n, dataloader(data, n)) for n in workers for kind, data in (("workers", ds), ("per_item", before))]
-    out = {"auto_threads": loader_threads(pick_device(device)), "batch": min(batch, len(ds)), "threads": {}, "workers": {}, "per_item": {}}
+    ways += [("workers", n, dataloader(n)) for n in workers]
+    out = {"auto_threads": loader_threads(pick_device(device)), "batch": min(batch, len(ds)), "threads": {}, "workers": {}}
     for rep in range(passes):
         for kind, n, make in ways:
             batches = [b for e in range(epochs) for b in EpochBatches(len(ds), batch, seed=0, epoch=100 * rep + e)]
@@ -274,8 +272,10 @@ def training_store(tracks: int) -> Path:
 
 
 def run(ctx: Context) -> dict:
-    from mrnet.train.data import split_tracks, steps_per_epoch
+    from mrnet.core.machine import pick_device
     from mrnet.store.reader import FeatureStore
+    from mrnet.train.loader import loader_threads, steps_per_epoch
+    from mrnet.train.splits import split_tracks
 
     p = ctx.profile
     store = training_store(p.train_tracks)
@@ -296,13 +296,11 @@ def run(ctx: Context) -> dict:
         log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
     runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
     rate = run_child("benchmarks.training:loader_rate", {"store": str(store), "device": p.device, "batch": p.train_batch})
-    from mrnet.train.loop import loader_threads, pick_device
-
     auto = loader_threads(pick_device(p.device))
     feed = run_child("benchmarks.training:feed_rate", {"store": str(store), "device": p.device, "batch": p.train_batch,
                                                         "threads": sorted({1, 2, auto}), "workers": sorted({0, 2, auto})})
     log("  feed: " + "; ".join(f"{kind} " + ", ".join(f"{k}: {v:.0f}" for k, v in feed[kind].items())
-                              for kind in ("threads", "workers", "per_item")) + " crops/s")
+                              for kind in ("threads", "workers")) + " crops/s")
     workers = 2  # the item-rate bound below is for the DataLoader default before T1: 2 worker processes
     log(f"  one loader worker: {rate['augment']:.0f} crops/s with the augmentation draw, {rate['no_augment']:.0f} without; "
         f"Augment.apply {rate['apply_ms_per_crop']:.1f} ms per crop on {rate['apply_device']}")

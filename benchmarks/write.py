@@ -11,8 +11,7 @@ channel, so a fast GPU produces features faster than many disks take them. Measu
   compression ratio, MB/s into the page cache and MB/s durable on disk, which is also the extraction
   rate in audio seconds per second the option can absorb;
 - what lossy options cost: float16 against float32 (relative RMS error), one layer against 13;
-- ``write_track`` alone, per track, into the page cache (the writer's own cost; best of 5), side by
-  side with the write path as it was before W2 (Zarr's codec pipeline).
+- ``write_track`` alone, per track, into the page cache (the writer's own cost; best of 5).
 
 Random-weight features are less regular than trained ones, so lossless ratios here are a lower bound.
 """
@@ -26,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Context, log, mp3_dataset, run_child, wavlm_base_random
+from benchmarks.common import Context, log, run_child
+from benchmarks.data import mp3_dataset
+from benchmarks.models import wavlm_base_random
 from mrnet.extract.config import ExtractConfig
 
 BYTES_13_F16 = 50 * 13 * 768 * 2
@@ -90,38 +91,24 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
 
 def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> dict:
     """``write_track`` per track into the page cache (13 layers, float16, codec none), best of ``repeat``
-    rounds, alternating the shipped writer with Zarr's codec pipeline as it was before W2."""
-    from benchmarks import proposals
+    rounds: the writer's own cost, and the audio seconds per second one writing thread absorbs."""
     from mrnet.store import Location, Provenance, StoreWriter
-    from mrnet.store import writer as writer_module
 
     prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
                       extraction={"chunk_frames": CHUNK, "codec": "none"})
     data = [np.ascontiguousarray(f.astype("float16")) for f in feats]
-    shipped = (writer_module.write_shard_array, writer_module.all_finite)
-    proposals.zarr_writer()
-    before = (writer_module.write_shard_array, writer_module.all_finite)
-    rounds: dict[str, list[float]] = {"shipped": [], "zarr_writer": []}
-    try:
-        for _ in range(repeat):
-            for name, (write, finite) in (("shipped", shipped), ("zarr_writer", before)):
-                writer_module.write_shard_array, writer_module.all_finite = write, finite
-                root = folder / "wt.zarr"
-                w = StoreWriter.open(Location.parse(root), prov, overwrite=True)
-                began = time.perf_counter()
-                for i, x in enumerate(data):
-                    w.write_track(f"t{i:03d}", x)
-                rounds[name].append((time.perf_counter() - began) / len(data))
-                shutil.rmtree(root)
-    finally:
-        writer_module.write_shard_array, writer_module.all_finite = shipped
-    frames = float(np.mean([x.shape[2] for x in data]))
-
-    def summary(times):
-        return {"ms_per_track": 1e3 * min(times), "rounds_ms": [1e3 * t for t in times], "audio_s_per_s": frames / 50.0 / min(times)}
-
-    return {"shipped": summary(rounds["shipped"]), "zarr_writer": summary(rounds["zarr_writer"]),
-            "speedup": min(rounds["zarr_writer"]) / min(rounds["shipped"]), "track_seconds": frames / 50.0}
+    rounds = []
+    for _ in range(repeat):
+        root = folder / "wt.zarr"
+        writer = StoreWriter.open(Location.parse(root), prov, overwrite=True)
+        began = time.perf_counter()
+        for i, x in enumerate(data):
+            writer.write_track(f"t{i:03d}", x)
+        rounds.append((time.perf_counter() - began) / len(data))
+        shutil.rmtree(root)
+    seconds = float(np.mean([x.shape[2] for x in data])) / 50.0
+    return {"ms_per_track": 1e3 * min(rounds), "rounds_ms": [1e3 * t for t in rounds], "audio_s_per_s": seconds / min(rounds),
+            "track_seconds": seconds}
 
 
 def lossy_errors(feats: list[np.ndarray]) -> dict:
@@ -167,8 +154,7 @@ def run(ctx: Context) -> dict:
     log("  options: " + ", ".join(f"{k[0]}L {k[1]} {k[2]} {r['bytes_per_audio_s'] / 1e3:.0f} kB/s {r['durable_MBps']:.0f} MB/s"
                                   for k, r in rows.items()))
     cmp = write_track_timing(folder, feats, repeat=5)
-    log(f"  write_track: {cmp['shipped']['ms_per_track']:.0f} ms per track (Zarr's codec pipeline, before W2: "
-        f"{cmp['zarr_writer']['ms_per_track']:.0f} ms)")
+    log(f"  write_track: {cmp['ms_per_track']:.0f} ms per track")
     disk_again = disk_speed(folder, p.disk_test_mb, repeat=1)
     shutil.rmtree(folder, ignore_errors=True)
     return {

@@ -30,7 +30,7 @@ binary=(--only-binary=:all: --python-version "$py" --implementation cp "${platfo
 "$venv/bin/python" -m pip install -q --no-deps --no-compile "${binary[@]}" --target "$tmp/site" "$tmp"/wheels/*.whl
 tar -C "$tmp/site" -cf - . | xz -T0 -6 > "$kit/site.tar.xz"
 
-"$venv/bin/python" -c "from benchmarks.common import music_sources; import sys; found, what = music_sources(); print(what); sys.exit(0 if found else 1)"
+"$venv/bin/python" -c "from benchmarks.data import music_sources; import sys; found, what = music_sources(); print(what); sys.exit(0 if found else 1)"
 cache=${MRNET_BENCH_CACHE:-$HOME/.cache/mrnet/bench}
 tar -C "$cache/music" -cf "$kit/music.tar" root
 
