@@ -13,15 +13,34 @@ from mrnet.train.setup import build_model
 
 MEL = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
 WAVLM = ModelInput(feature="wavlm", channels=2, layers=3, dim=16, frame_rate=50.0, num_classes=5)
+# The layout of each feature profile a model may name (Registered.features): (dim, frames per second).
+PROFILES = {"mel128": (128, 86.13), "mel96": (96, 46.875), "mfcc": (20, 43.07), "wave": (1024, 43.07),
+            "wave+mfcc": (1044, 43.07)}
 
 
-def test_every_model_builds_for_a_store_and_gives_one_logit_per_class():
-    for name in MODELS:
-        for inputs in (MEL, WAVLM):
-            model = create_model(name, inputs).eval()
-            x = torch.randn(2, inputs.channels, inputs.layers, 40, inputs.dim)
-            with torch.no_grad():
-                assert model(x).shape == (2, inputs.num_classes), name
+def inputs_for(name: str) -> list[ModelInput]:
+    """The store layouts model ``name`` reads: one per feature profile it names, or two of any kind."""
+    features = MODELS[name].features
+    if features is None:
+        return [MEL, WAVLM]
+    return [ModelInput(feature=f, channels=1, layers=1, dim=PROFILES[f][0], frame_rate=PROFILES[f][1], num_classes=6)
+            for f in features]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_builds_for_a_store_and_gives_one_logit_per_class(name):
+    """Full size, on the crop its recipe reads (``cfg.crop_frames``; 40 frames for a model of any length)."""
+    for inputs in inputs_for(name):
+        model = create_model(name, inputs).eval()
+        frames = getattr(model.cfg, "crop_frames", 40)
+        x = torch.randn(2, inputs.channels, inputs.layers, frames, inputs.dim)
+        with torch.no_grad():
+            assert model(x).shape == (2, inputs.num_classes), (name, inputs.feature)
+
+
+def test_every_profile_a_model_names_is_known():
+    named = {f for entry in MODELS.values() for f in entry.features or ()}
+    assert named == set(PROFILES)
 
 
 def test_the_store_fixes_the_input_and_the_options_the_rest():

@@ -4,7 +4,10 @@ A model file holds its blocks, a frozen config and the model, and names them at 
 
     MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", ...))
 
-and :data:`MODELS` below lists each file's ``MODEL``: a new model is one file and one line here.
+and :data:`MODELS` below lists each file's ``MODEL``: a new model is one file and one line here. A
+file holding a family registers several entries and lists them in its ``MODELS`` tuple
+(``musicnext.py``: musicnext, musicnext-softmax; ``nnet.py``: nnet1, nnet2, mixnet; ``fcn.py``: fcn5,
+msecnn). ``Registered.features`` names the feature profiles each model reads.
 ``create_model(name, inputs, **options)`` is the only entry the training loop knows. ``inputs``
 (:class:`ModelInput`) is what the store gives every model (frame layout and class count); ``options``
 are the model's own settings, each a field of its config. Adding a model never touches the loop.
@@ -16,7 +19,7 @@ are the model's own settings, each a field of its config. Adding a model never t
 >>> create_model("nope", inputs)
 Traceback (most recent call last):
 ...
-mrnet.core.errors.UserError: --model 'nope': choose one of mrnet
+mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, musicnext, musicnext-softmax, nnet1, nnet2, mixnet, fcn5, msecnn
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from typing import Any
 from torch import nn
 
 from mrnet.core.errors import UserError
-from mrnet.train.models import mrnet
+from mrnet.train.models import fcn, mrnet, musicnext, nnet
 from mrnet.train.models.registry import ModelInput, Registered, count_parameters
 
 #: Every model ``mrnet-train --model NAME`` can train, by name.
-MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL,)}
+MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL, *musicnext.MODELS, *nnet.MODELS, *fcn.MODELS)}
 
 
 def get(name: str) -> Registered:
