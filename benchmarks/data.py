@@ -174,6 +174,7 @@ def feature_store(path: Path, tracks: int, *, seconds: float = 30.0, layers: int
         mm.flush()
         del mm
     _finalize(writer, rows)
+    writer.close()
     return path
 
 

@@ -84,6 +84,7 @@ def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16)
             began = time.perf_counter()
             list(pool.map(lambda i: writer.write_track(f"t{i:03d}", track), range(write_tracks)))
             out["write"][str(n)] = out["write_audio_s"] / (time.perf_counter() - began)
+            writer.close()
             shutil.rmtree(root_w, ignore_errors=True)
     return out
 

@@ -132,6 +132,7 @@ def write_store(root: Path, kind: Kind, tracks: list[np.ndarray], chunk: int, co
         for i, x in enumerate(tracks):
             writer.write_track(f"t{i:03d}", x)
         best = min(best, time.perf_counter() - start)
+        writer.close()
     return best, sum(Location.parse(root).files("features").values())
 
 

@@ -79,6 +79,7 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
     cached = time.perf_counter() - began
     _fsync_tree(root / "features")
     durable = time.perf_counter() - began
+    writer.close()
     disk = sum(p.stat().st_size for p in (root / "features").rglob("*") if p.is_file() and p.name != "zarr.json")
     raw = sum(x.nbytes for x in data)
     audio = sum(x.shape[2] for x in data) / 50.0
@@ -105,6 +106,7 @@ def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> di
         for i, x in enumerate(data):
             writer.write_track(f"t{i:03d}", x)
         rounds.append((time.perf_counter() - began) / len(data))
+        writer.close()
         shutil.rmtree(root)
     seconds = float(np.mean([x.shape[2] for x in data])) / 50.0
     return {"ms_per_track": 1e3 * min(rounds), "rounds_ms": [1e3 * t for t in rounds], "audio_s_per_s": seconds / min(rounds),
