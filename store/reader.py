@@ -98,10 +98,17 @@ class FeatureStore:
         if out is not None and (out.shape != (arr.shape[0], len(positions), stop - start, arr.shape[3]) or out.dtype != arr.dtype):
             raise ValueError(f"track {key}: out is {out.shape} {out.dtype}, the crop is "
                              f"{(arr.shape[0], len(positions), stop - start, arr.shape[3])} {arr.dtype}")
+        try:
+            return self._read(key, arr, start, stop, positions, out)
+        except (OSError, RuntimeError, ValueError) as err:  # a missing or damaged shard, a codec that cannot decode
+            raise UserError(f"{self.location.url}: track {key} cannot be read ({type(err).__name__}: {err}). "
+                            f"Its data is missing or damaged: run mrnet-store verify {self.location.url} to list every damaged track.") from err
+
+    def _read(self, key: str, arr: zarr.Array, start: int, stop: int, positions: list[int], out: np.ndarray | None) -> np.ndarray:
         if key not in self._indexes:
-            self._indexes[key] = load_index(self.location, key, arr)
+            self._indexes[key] = load_index(self.location, key, arr)  # checked before any read, fused or not
         index = self._indexes[key]
-        if index is not None and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
+        if index is not None and index.plain and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
             return read_crop(self.location, index, start, stop, positions, out=out)
         if not positions:
             crop = arr[:, 0:0, start:stop, :]

@@ -8,6 +8,10 @@ other in time are adjacent in the shard and coalesce into one range; all ranges 
 together (a memory map locally, concurrent range requests on object storage). The result is identical
 to Zarr's read (``tests/store/test_shardread.py``); arrays with a compressor use Zarr.
 
+Every read, fused or through Zarr, first loads and checks the shard's index (its CRC-32C, and that
+every inner chunk was written): a shard that is missing, cut short or damaged is an error, never the
+fill value that Zarr returns for data it cannot find.
+
 Shard layout (Zarr v3 ``sharding_indexed``, index at the end): inner chunks, then per inner chunk an
 (offset, nbytes) pair of little-endian uint64 in C order of the chunk grid, then a CRC-32C of the index.
 """
@@ -33,8 +37,8 @@ class ShardIndex:
     shape: tuple[int, ...]  # array shape (channels, layers, frames, dim)
     chunk: tuple[int, ...]  # inner chunk shape
     dtype: np.dtype
-    fill: float
     table: np.ndarray  # (grid..., 2) uint64 offsets and sizes
+    plain: bool  # inner chunks are raw little-endian bytes (codec none): the fused read applies
 
     @property
     def entries(self) -> list:
@@ -46,39 +50,44 @@ class ShardIndex:
         return cached
 
 
-def plain_shard_layout(array) -> tuple[tuple[int, ...], np.dtype] | None:
-    """Inner chunk shape and dtype when ``array`` is one uncompressed little-endian shard, else None."""
+def shard_layout(array) -> tuple[tuple[int, ...], bool] | None:
+    """``(inner chunk shape, plain)`` when ``array`` is one shard with its index at the end (every track
+    array mrnet writes, with any codec), else None; ``plain``: uncompressed little-endian chunks."""
     meta = array.metadata
     codecs = getattr(meta, "codecs", ())
     if len(codecs) != 1 or type(codecs[0]).__name__ != "ShardingCodec":
         return None
     shard = codecs[0]
-    inner = [type(c).__name__ for c in shard.codecs]
     index = [type(c).__name__ for c in shard.index_codecs]
-    if inner != ["BytesCodec"] or index != ["BytesCodec", "Crc32cCodec"] or str(shard.index_location.value) != "end":
-        return None
-    if any(getattr(c, "endian", None) not in (None,) and c.endian.value != "little" for c in shard.codecs):
+    if index != ["BytesCodec", "Crc32cCodec"] or str(shard.index_location.value) != "end":
         return None
     if tuple(meta.chunk_grid.chunk_shape) != tuple(-(-s // c) * c for s, c in zip(meta.shape, shard.chunk_shape)):
         return None  # more than one shard
-    return tuple(shard.chunk_shape), np.dtype(array.dtype).newbyteorder("<")
+    inner = [type(c).__name__ for c in shard.codecs]
+    little = all(getattr(c, "endian", None) is None or c.endian.value == "little" for c in shard.codecs)
+    return tuple(shard.chunk_shape), inner == ["BytesCodec"] and little
 
 
 def load_index(location: Location, key: str, array) -> ShardIndex | None:
-    layout = plain_shard_layout(array)
+    """The checked index of a track's shard (None for a layout mrnet does not write, which Zarr reads).
+
+    Raises ``FileNotFoundError`` for a missing shard and ``OSError`` for a damaged or incomplete one.
+    """
+    layout = shard_layout(array)
     if layout is None:
         return None
-    chunk, dtype = layout
+    chunk, plain = layout
     grid = tuple(-(-s // c) for s, c in zip(array.shape, chunk))
     n = int(np.prod(grid))
     path = location.path(f"features/{key}/c/" + "/".join("0" * len(grid)))
     size = n * 16 + 4
     raw = _read_tail(location, path, size)
     if len(raw) != size or google_crc32c.value(raw[:-4]) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
-        raise OSError(f"{path}: the shard index is damaged (CRC-32C mismatch); run mrnet-store verify and re-extract")
+        raise OSError(f"{path}: the shard index is damaged (CRC-32C mismatch)")
     table = np.frombuffer(raw[: n * 16], dtype="<u8").reshape(grid + (2,))
-    fill = float(array.metadata.fill_value) if array.metadata.fill_value is not None else 0.0
-    return ShardIndex(path, tuple(array.shape), chunk, dtype, fill, table)
+    if (table[..., 0] == EMPTY).any():  # mrnet writes every inner chunk; one missing is damage, not zeros
+        raise OSError(f"{path}: {int((table[..., 0] == EMPTY).sum())} inner chunk(s) were never written")
+    return ShardIndex(path, tuple(array.shape), chunk, np.dtype(array.dtype).newbyteorder("<"), table, plain)
 
 
 def read_crop(location: Location, index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
@@ -99,9 +108,7 @@ def read_crop(location: Location, index: ShardIndex, start: int, stop: int, laye
     runs = []  # (file offset, [(layer position, block)]) for chunks adjacent in the shard
     for li, layer in enumerate(layers):
         for b, (off, size) in enumerate(index.table[0, layer, b0:b1, 0]):
-            if off == EMPTY:  # a chunk never written: the fill value, as Zarr returns it
-                buf[li, b] = index.fill
-            elif runs and runs[-1][0] + runs[-1][2] == int(off):
+            if runs and runs[-1][0] + runs[-1][2] == int(off):
                 runs[-1][1].append((li, b))
                 runs[-1][2] += int(size)
             else:
@@ -119,7 +126,7 @@ def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int], ou
     view = _chunk_view(index)
     if view is None:
         return _read_mapped_chunkwise(index, start, stop, layers, out)
-    chunks, ids, n = view  # (n, C, T_chunk, D) view of the shard; chunk id per (layer, block), -1 = empty
+    chunks, ids, n = view  # (n, C, T_chunk, D) view of the shard; chunk id per (layer, block)
     ct = index.chunk[2]
     if out is None:
         out = np.empty((chunks.shape[1], len(layers), stop - start, chunks.shape[3]), dtype=chunks.dtype)
@@ -130,9 +137,7 @@ def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int], ou
             lo = start - b * ct if b == b0 else 0  # frames of chunk b in the crop: [lo, hi)
             hi = stop - b * ct if b == b1 else ct
             cid = row[b]
-            if cid < 0:  # a chunk never written: the fill value, as Zarr returns it
-                o[:, pos : pos + hi - lo] = index.fill
-            elif cid >= n:
+            if cid >= n:
                 raise OSError(f"{index.path}: shard shorter than its index says (truncated write?)")
             else:
                 o[:, pos : pos + hi - lo] = chunks[cid, :, lo:hi]
@@ -149,13 +154,12 @@ def _chunk_view(index: ShardIndex):
         size = cc * ct * cd * index.dtype.itemsize
         table = index.table[0, :, :, 0]
         offs, sizes = table[..., 0], table[..., 1]
-        empty = offs == EMPTY
         view = None
-        if ((sizes == size) | empty).all() and ((offs % size == 0) | empty).all():
+        if (sizes == size).all() and (offs % size == 0).all():
             shard = _mapped(index.path)
             n = shard.size // size
             chunks = shard[: n * size].view(index.dtype).reshape(n, cc, ct, cd)
-            view = (chunks, np.where(empty, -1, offs // size).astype(np.int64).tolist(), n)
+            view = (chunks, (offs // size).astype(np.int64).tolist(), n)
         object.__setattr__(index, "_chunk_view", view)
     return index.__dict__["_chunk_view"]
 
@@ -171,9 +175,6 @@ def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: lis
         for b in range(start // ct, (stop - 1) // ct + 1):
             lo, hi = max(start, b * ct), min(stop, (b + 1) * ct)  # frames of this chunk in the crop
             off, size = table[layer][b]
-            if off == EMPTY:
-                out[:, li, lo - start : hi - start, :] = index.fill
-                continue
             if off + size > shard.size or size != expect:
                 raise OSError(f"{index.path}: shard shorter than its index says (truncated write?)")
             chunk = shard[off : off + size].view(index.dtype).reshape(cc, ct, cd)  # (C, T_chunk, D)

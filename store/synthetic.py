@@ -41,6 +41,7 @@ def synthetic_store(
     separable: bool = True,
     strength: float = 2.0,
     seed: int = 0,
+    codec: str = "none",
 ) -> Path | str:
     """Write a finished store of ``per_genre`` tracks per genre; returns ``path`` (a path or URL).
 
@@ -51,7 +52,7 @@ def synthetic_store(
     frame_rate = 62.5 if feature == "mel" else 50.0
     prov = Provenance(
         feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
-        model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": "none"},
+        model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": codec},
     )
     rows = []
     with StoreWriter.open(Location.parse(path), prov, command="synthetic_store") as writer:

@@ -271,3 +271,12 @@ def test_predict_a_cross_validation_run_asks_for_one_fold(tmp_path):
     result = runner.invoke(predict_app, [str(tmp_path), "x.wav"])
     assert result.exit_code == 2 and "fold-0" in one_line(result.output)
 
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_training_on_a_store_with_a_deleted_shard_stops_naming_the_track(tmp_path, codec):
+    """It used to train with exit 0 on all-zero features (Zarr's fill value) for a zstd store."""
+    store = make_store(tmp_path / "s.zarr", codec=codec)
+    (store / "features" / "calm.000" / "c" / "0" / "0" / "0" / "0").unlink()
+    message = bad("--store", store, "--out", tmp_path / "run")
+    assert "track calm.000 cannot be read" in message and f"mrnet-store verify {store}" in message
