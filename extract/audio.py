@@ -27,9 +27,24 @@ class AudioError(Exception):
 
 @dataclass(frozen=True)
 class AudioInfo:
-    duration: float
+    duration: float  # seconds decoded (probe: as the header declares)
     sample_rate: int
     channels: int
+    declared: float | None = None  # seconds the file's header declares, when it says
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why the decoded audio is suspect: far shorter (over 5 % and 0.5 s) than the file declares, as
+        a file cut short in a download or a copy is; None otherwise.
+
+        >>> AudioInfo(2.4, 44100, 2, declared=5.0).shortfall
+        'decoded 2.4 s of the 5.0 s the file declares (cut short?)'
+        >>> AudioInfo(29.95, 44100, 2, declared=30.0).shortfall is None
+        True
+        """
+        if self.declared is None or self.declared - self.duration <= max(0.5, 0.05 * self.declared):
+            return None
+        return f"decoded {self.duration:.1f} s of the {self.declared:.1f} s the file declares (cut short?)"
 
 
 def probe(path: Path) -> AudioInfo:
@@ -41,10 +56,13 @@ def probe(path: Path) -> AudioInfo:
     return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels))
 
 
-def decode(path: Path) -> tuple[np.ndarray, int]:
-    """The file's samples ``(channels, samples)`` float32 at its own rate."""
+def decode(path: Path) -> tuple[np.ndarray, int, int]:
+    """The file's samples ``(channels, samples)`` float32 at its own rate, and the sample count its
+    header declares (an MP3's Xing/LAME header, a WAV's data size; libsndfile's estimate otherwise)."""
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            rate, declared = f.samplerate, f.frames
+            data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
         if not Path(path).is_file():
             raise AudioError(f"{path}: file not found") from err
@@ -56,7 +74,7 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: contains no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
-    return np.ascontiguousarray(data.T), int(rate)
+    return np.ascontiguousarray(data.T), int(rate), int(declared)
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -78,12 +96,12 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
 
 def load(path: Path, *, channels: int = 1, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode, mix to ``channels`` and resample: ``(channels, samples)`` float32 at ``sample_rate``."""
-    audio, rate = decode(path)
+    audio, rate, _ = decode(path)
     return resample(to_channels(audio, channels), rate, sample_rate)
 
 
 def load_with_info(path: Path, *, channels: int = 1, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
     """``load`` plus what the source file was (for the manifest)."""
-    audio, rate = decode(path)
-    info = AudioInfo(audio.shape[1] / rate, rate, audio.shape[0])
+    audio, rate, declared = decode(path)
+    info = AudioInfo(audio.shape[1] / rate, rate, audio.shape[0], declared=declared / rate if declared > 0 else None)
     return resample(to_channels(audio, channels), rate, sample_rate), info

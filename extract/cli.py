@@ -110,14 +110,14 @@ def extract(
         _dry_run(cfg, console)
         return
     from mrnet.extract.pipeline import run
-    from mrnet.extract.progress import RunProgress, failed_table, summary_table
+    from mrnet.extract.progress import RunProgress, failed_table, summary_table, warned_table
 
     with RunProgress(console, f"extract {cfg.dataset}") as bar:
         summary = run(cfg, on_scan=lambda found: _print_notes(console, found), on_start=bar.start, on_unit=bar.unit)
     console.print(summary_table(summary))
-    failed = failed_table(summary)
-    if failed is not None:
-        console.print(failed)
+    for table in (failed_table(summary), warned_table(summary)):
+        if table is not None:
+            console.print(table)
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {cfg.manifests_dir / cfg.dataset}/")
 
 

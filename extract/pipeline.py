@@ -28,7 +28,7 @@ from mrnet.manifests.schema import TRACKS, status_counts, validate
 from mrnet.store import Location, Provenance, StoreWriter
 from mrnet.store.location import parquet_bytes
 
-RESULT_COLUMNS = ["duration", "sample_rate", "channels", "frames", "checksum", "status", "error"]
+RESULT_COLUMNS = ["duration", "sample_rate", "channels", "frames", "checksum", "status", "error", "warning"]
 
 
 @dataclass
@@ -43,6 +43,11 @@ class RunSummary:
     @property
     def failed(self) -> pl.DataFrame:
         return self.tracks.filter(pl.col("status") == "failed")
+
+    @property
+    def warned(self) -> pl.DataFrame:
+        """Done tracks kept with a warning (e.g. decoded far shorter than the file declares)."""
+        return self.tracks.filter((pl.col("status") == "done") & pl.col("warning").is_not_null())
 
 
 def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on_start: Callable[[int, int], None] | None = None,

@@ -61,18 +61,28 @@ def summary_table(summary: RunSummary) -> Table:
     table.add_row("audio", f"{summary.audio_seconds / 3600:.2f} h in {summary.seconds:.0f} s "
                   f"({summary.audio_seconds / max(summary.seconds, 1e-9):.1f} audio-s/s)")
     table.add_row("written", f"{summary.bytes_written / 1e9:.3f} GB of features")
+    if summary.warned.height:
+        table.add_row("warnings", f"{summary.warned.height} done tracks are suspect (listed below)")
     return table
 
 
 def failed_table(summary: RunSummary, limit: int = 20) -> Table | None:
-    failed = summary.failed
-    if failed.height == 0:
+    return _track_table(summary.failed, "error", f"{summary.failed.height} failed tracks (recorded in the manifest; the run went on)", limit)
+
+
+def warned_table(summary: RunSummary, limit: int = 20) -> Table | None:
+    title = f"{summary.warned.height} tracks kept with a warning (the manifest's warning column; filter them out if you wish)"
+    return _track_table(summary.warned, "warning", title, limit)
+
+
+def _track_table(tracks, column: str, title: str, limit: int) -> Table | None:
+    if tracks.height == 0:
         return None
-    table = Table(title=f"{failed.height} failed tracks (recorded in the manifest; the run went on)")
+    table = Table(title=title)
     table.add_column("track")
-    table.add_column("error", overflow="fold")
-    for tid, err in failed.select("track_id", "error").head(limit).iter_rows():
-        table.add_row(tid, err or "")
-    if failed.height > limit:
-        table.add_row("…", f"{failed.height - limit} more: see the manifest's error column")
+    table.add_column(column, overflow="fold")
+    for tid, text in tracks.select("track_id", column).head(limit).iter_rows():
+        table.add_row(tid, text or "")
+    if tracks.height > limit:
+        table.add_row("…", f"{tracks.height - limit} more: see the manifest's {column} column")
     return table

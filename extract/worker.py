@@ -147,7 +147,7 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
 
 
-_NO_SOURCE = {"duration": None, "sample_rate": None, "channels": None}
+_NO_SOURCE = {"duration": None, "sample_rate": None, "channels": None, "warning": None}
 
 
 def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exception, dict]:
@@ -155,7 +155,7 @@ def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exce
     path = Path(root) / row["path"]
     try:
         item, info = engine.load(path)
-        return row, item, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels}
+        return row, item, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels, "warning": info.warning}
     except Exception as err:  # noqa: BLE001 - any failure to load one file fails that track; the run goes on
         return row, err if isinstance(err, audio.AudioError) else audio.AudioError(f"{path}: {err}"), _NO_SOURCE
 

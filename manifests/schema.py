@@ -35,8 +35,12 @@ TRACKS = pl.Schema(
         "checksum": pl.String,  # "crc32:xxxxxxxx" over the stored array bytes; null until extracted
         "status": pl.String,  # one of STATUSES
         "error": pl.String,  # why a failed track failed
+        "warning": pl.String,  # why a done track is suspect (decoded far shorter than its file declares); null if not
     }
 )
+
+#: Columns added after a store format was published; an older manifest reads each as all null.
+ADDED_COLUMNS = {"warning": pl.String}
 
 GENRES = pl.Schema(
     {
@@ -57,6 +61,8 @@ def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFra
     >>> validate(pl.DataFrame({"name": ["rock"], "id": [0], "count": [3], "weight": [1.0]}), GENRES, name="g").schema == GENRES
     True
     """
+    later = [c for c in schema.names() if c not in frame.columns and c in ADDED_COLUMNS]
+    frame = frame.with_columns(pl.lit(None, ADDED_COLUMNS[c]).alias(c) for c in later)
     missing = [c for c in schema.names() if c not in frame.columns]
     extra = [c for c in frame.columns if c not in schema]
     if missing or extra:

@@ -210,6 +210,7 @@ def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
         checksum=pl.lit(None, pl.String),
         status=pl.lit("pending"),
         error=pl.lit(None, pl.String),
+        warning=pl.lit(None, pl.String),
     )
     return validate(filled.select(TRACKS.names()), TRACKS, name="tracks")
 

@@ -27,6 +27,7 @@ class SourceInfo:
     duration: float
     sample_rate: int
     channels: int
+    warning: str | None = None  # e.g. decoded far shorter than the file declares: kept, but marked
 
 
 class Engine(Protocol):
@@ -70,7 +71,7 @@ class AudioInput:
 
     def load(self, path: Path) -> tuple[np.ndarray, SourceInfo]:
         wave, info = audio.load_with_info(path, channels=self.channels, sample_rate=self.sample_rate)
-        return wave, SourceInfo(info.duration, info.sample_rate, info.channels)
+        return wave, SourceInfo(info.duration, info.sample_rate, info.channels, info.shortfall)
 
     def probe(self, path: Path) -> float:
         return audio.probe(path).duration

@@ -215,3 +215,18 @@ def test_a_file_too_short_for_a_frame_fails_alone_and_the_run_finishes(tmp_path,
     assert short["status"].to_list() == ["failed", "failed"]
     assert all("too short for one Mel frame" in e for e in short["error"].to_list())
     assert (tracks["status"] == "done").sum() == 6  # the good files, as without them
+
+
+def test_an_mp3_cut_short_is_kept_but_marked_and_listed(tmp_path, folder):
+    """An MP3 truncated to half its bytes decodes 2.4 s of the 5 s its header declares: it used to be
+    stored as done with no word. It is kept (done), with a warning users can filter on."""
+    t = np.arange(5 * 44100) / 44100
+    sf.write(tmp_path / "full.mp3", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 44100, format="MP3")
+    data = (tmp_path / "full.mp3").read_bytes()
+    (folder / "calm" / "cut.mp3").write_bytes(data[: len(data) // 2])
+    summary = run(config(tmp_path, folder))
+    cut = summary.tracks.filter(pl.col("path") == "calm/cut.mp3").row(0, named=True)
+    assert cut["status"] == "done" and "of the 5.0 s the file declares" in cut["warning"]
+    assert summary.warned["path"].to_list() == ["calm/cut.mp3"]
+    assert summary.tracks.filter(pl.col("path") != "calm/cut.mp3")["warning"].null_count() == summary.tracks.height - 1
+    assert FeatureStore.open(config(tmp_path, folder).store).tracks.filter(pl.col("warning").is_not_null()).height == 1
