@@ -5,10 +5,13 @@
 ... except UserError as err:
 ...     print(f"error: {err}")
 error: --root /nope does not exist: pass the folder that holds your copy of gtzan
+>>> print(as_user_error(PermissionError(13, "Permission denied", "/data/out/zarr.json")))
+cannot write /data/out/zarr.json: Permission denied. Choose a folder you can write to (--out, --manifests-dir, a run's --out), or fix its permissions; everything finished before this is kept.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 
 
@@ -20,18 +23,43 @@ class UserError(Exception):
     """
 
 
+def as_user_error(err: BaseException) -> UserError | None:
+    """A ``UserError`` for a condition of the machine a user can fix (no permission, a full disk, no
+    credentials or no route to object storage); ``None`` for anything else, which is a bug and keeps
+    its traceback."""
+    if isinstance(err, UserError):
+        return err
+    where = getattr(err, "filename", None) or "a file"
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UserError(f"cannot write {where}: {err.strerror or err}. Choose a folder you can write to (--out, --manifests-dir, "
+                         "a run's --out), or fix its permissions; everything finished before this is kept.")
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"no space left writing {where}: everything finished before this is kept. "
+                         "Free some space, then run the same command again: it resumes.")
+    if type(err).__module__.startswith(("botocore", "aiobotocore")):
+        return UserError(f"object storage refused or could not be reached: {type(err).__name__}: {err}. Check the URL, the "
+                         "endpoint and the credentials (AWS_* variables, ~/.aws, --storage-options or $MRNET_STORAGE_OPTIONS; "
+                         "see docs/sharing.md).")
+    return None
+
+
 def report_user_errors(command):
-    """Decorate a Typer command: a ``UserError`` prints as one red line on stderr and exits with 2."""
+    """Decorate a Typer command: a ``UserError`` (or a condition ``as_user_error`` names) prints as one
+    red line on stderr and exits with 2; anything else keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         import typer
         from rich.console import Console
+        from rich.text import Text
 
         try:
             return command(*args, **kwargs)
-        except UserError as err:
-            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {err}", highlight=False)
+        except Exception as err:  # noqa: BLE001 - re-raised below unless a user can fix it
+            user = as_user_error(err)
+            if user is None:
+                raise
+            Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), str(user)), highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from enum import Enum
 from pathlib import Path
@@ -113,7 +114,14 @@ def extract(
     from mrnet.extract.progress import RunProgress, failed_table, summary_table, warned_table
 
     with RunProgress(console, f"extract {cfg.dataset}") as bar:
-        summary = run(cfg, on_scan=lambda found: _print_notes(console, found), on_start=bar.start, on_unit=bar.unit)
+        try:
+            summary = run(cfg, on_scan=lambda found: _print_notes(console, found), on_start=bar.start, on_unit=bar.unit)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise UserError(f"no space left writing {err.filename or cfg.store}: this run wrote {bar.tracks} tracks "
+                            f"({bar.bytes / 1e9:.2f} GB), which are kept with everything before them. Free some space, "
+                            "then run the same command again: it resumes where it stopped.") from err
     console.print(summary_table(summary))
     for table in (failed_table(summary), warned_table(summary)):
         if table is not None:

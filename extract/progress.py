@@ -25,7 +25,7 @@ class RunProgress:
         )
         self.task = None
         self.label = label
-        self.audio = self.bytes = self.failed = 0
+        self.audio = self.bytes = self.failed = self.tracks = 0
         self.began = time.perf_counter()
 
     def __enter__(self):
@@ -45,6 +45,7 @@ class RunProgress:
         self.audio += result.audio_seconds
         self.bytes += result.bytes_written
         self.failed += sum(r["status"] == "failed" for r in result.rows)
+        self.tracks += sum(r["status"] == "done" for r in result.rows)
         elapsed = max(time.perf_counter() - self.began, 1e-9)
         self.progress.update(
             self.task, advance=len(result.rows), rate=f"{self.audio / 3600 / elapsed:.4f} audio-h/s",

@@ -13,6 +13,7 @@ once per unit) and its I/O thread pool.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import Iterable
 import numpy as np
 import polars as pl
 
+from mrnet.core.errors import UserError, as_user_error
 from mrnet.core.machine import available_cores
 from mrnet.extract import audio
 from mrnet.extract.config import ExtractConfig
@@ -117,7 +119,31 @@ def local_processes(cfg: ExtractConfig) -> int:
 
 # --- one unit -------------------------------------------------------------------------------------
 def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
-    """Extract, write and journal one unit. Per-track problems become failed rows; others raise.
+    """Extract, write and journal one unit. Per-track problems become failed rows; others raise, and a
+    condition a user can fix (no credentials for the store on this worker, no permission, a full disk)
+    raises a ``UserError`` naming the worker."""
+    try:
+        return _process_unit(unit, ctx)
+    except Exception as err:
+        user, worker = as_user_error(err), dask_worker()
+        if user is None or isinstance(err, UserError) or worker is None:
+            raise
+        raise UserError(f"Dask worker {worker} on {socket.gethostname()}: {user} A worker reads credentials from its own "
+                        "environment (AWS_* variables, ~/.aws); --storage-options JSON is sent to it with every unit.") from err
+
+
+def dask_worker() -> str | None:
+    """The address of the Dask worker running this code, or None outside one."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
+
+
+def _process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
+    """What ``process_unit`` does.
 
     The unit's files are loaded, and their features written, on this process's I/O thread pool
     (``io_pool``): libsndfile, libsoxr, NumPy and file writes release the GIL, so a unit's CPU work

@@ -65,7 +65,7 @@ def info(store: Store, as_json: AsJson = False, storage_options: Options = None)
 def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Check every done track: array present, shape, shard, checksum. Exit status 1 if anything is wrong."""
     with _user_errors():
-        report = _verify(FeatureStore.open(_location(store, storage_options)), workers)
+        report = _verify(_location(store, storage_options), workers)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -112,7 +112,7 @@ def cp(
         out.print(f"copied {result.copied} objects ({_size(result.bytes_copied)}), skipped {result.skipped} already there "
                   f"({_size(result.bytes_skipped)}): {escape(result.dst)}", soft_wrap=True)
         if then_verify:
-            report = _verify(FeatureStore.open(target), workers)
+            report = _verify(target, workers)
             _print_report(report)
             raise typer.Exit(0 if report.ok else 1)
 
@@ -163,10 +163,14 @@ def _user_errors() -> Iterator[None]:
         ) from error
 
 
-def _verify(store: FeatureStore, workers: int) -> VerifyReport:
-    """``verify_store`` with a progress bar."""
-    with _progress("verify", status_counts(store.tracks)["done"]) as update:
-        return verify_store(store, workers=workers, on_track=lambda: update(1))
+def _verify(location: Location, workers: int) -> VerifyReport:
+    """``verify_store`` with a progress bar (its total unknown when the manifest cannot be read)."""
+    try:
+        total = status_counts(FeatureStore.open(location).tracks)["done"]
+    except UserError:
+        total = None
+    with _progress("verify", total) as update:
+        return verify_store(location, workers=workers, on_track=lambda: update(1))
 
 
 @contextmanager

@@ -13,8 +13,8 @@ copy (``mrnet-store cp --verify``).
 >>> src = Location.parse(synthetic_store(tmp + "/a.zarr", per_genre=1))
 >>> first = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> again = copy_store(src, Location.parse(tmp + "/b.zarr"))
->>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest and root are always recopied
-((13, 0), (4, 9))
+>>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest, its record and the root are always recopied
+((14, 0), (5, 9))
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import atomic_path, is_temporary
+from mrnet.store.integrity import INTEGRITY
 from mrnet.store.location import Location, check_key
 from mrnet.store.lock import LOCK, WriterLock
 
@@ -94,7 +95,7 @@ def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int
         return copy
 
     body = sorted(rel for rel in objects if not _last(rel))
-    tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + ["zarr.json"]
+    tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + [r for r in (INTEGRITY, "zarr.json") if r in objects]
     with ThreadPoolExecutor(max(1, workers)) as pool:
         flags = list(pool.map(one, body))
     flags += [one(rel) for rel in tail]  # in order, after the body
@@ -104,8 +105,8 @@ def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int
 
 
 def _last(rel: str) -> bool:
-    """The manifest and the root group: always copied, and only after everything else."""
-    return rel == "zarr.json" or rel.startswith("manifest/")
+    """The manifest, its integrity record and the root group: always copied, and only after everything else."""
+    return rel in ("zarr.json", INTEGRITY) or rel.startswith("manifest/")
 
 
 def copy_object(src: Location, dst: Location, rel: str) -> None:

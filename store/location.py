@@ -188,7 +188,9 @@ def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
         if loc.local:
             _FS_CACHE[key] = (fsspec.filesystem("file"), loc.url)
         else:
-            _FS_CACHE[key] = fsspec.core.url_to_fs(loc.url, **loc.storage_options)
+            # our own cache, per location and options: fsspec's instance cache would hand a location a client
+            # made earlier under other credentials (a changed environment, another test)
+            _FS_CACHE[key] = fsspec.core.url_to_fs(loc.url, skip_instance_cache=True, **loc.storage_options)
     return _FS_CACHE[key]
 
 

@@ -25,6 +25,7 @@ import zarr
 
 from mrnet.core.errors import UserError
 from mrnet.manifests.schema import GENRES, TRACKS, validate
+from mrnet.store import integrity
 from mrnet.store.format import read_provenance
 from mrnet.store.location import Location, check_key
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
@@ -51,32 +52,65 @@ class FeatureStore:
     def tracks(self) -> pl.DataFrame:
         """The track manifest. A store still being written (no final manifest) shows its journal."""
         if self.location.exists("manifest/tracks.parquet"):
-            raw = pl.read_parquet(io.BytesIO(self.location.read_bytes("manifest/tracks.parquet")))
-            return validate(raw, TRACKS, name=f"{self.location.url}/manifest/tracks.parquet")
+            return validate(self._parquet("manifest/tracks.parquet"), TRACKS, name=f"{self.location.url}/manifest/tracks.parquet")
         return read_journal(self.location)
 
     @cached_property
     def genres(self) -> pl.DataFrame:
         if not self.location.exists("manifest/genres.parquet"):
             raise UserError(f"{self.location.url} has no manifest/genres.parquet: its extraction has not finished. Run mrnet-extract again to finish it.")
-        raw = pl.read_parquet(io.BytesIO(self.location.read_bytes("manifest/genres.parquet")))
-        return validate(raw, GENRES, name=f"{self.location.url}/manifest/genres.parquet")
+        return validate(self._parquet("manifest/genres.parquet"), GENRES, name=f"{self.location.url}/manifest/genres.parquet")
+
+    def _parquet(self, rel: str) -> pl.DataFrame:
+        """A manifest table, its bytes checked against the integrity record before they are parsed."""
+        damaged = (f"the store's manifest is damaged. Run mrnet-store verify {self.location.url}; copy the store again from "
+                   "where it came from, or run its mrnet-extract again, which writes the manifest anew.")
+        data = self.location.read_bytes(rel)
+        if self._recorded and rel in self._recorded and integrity.crc(data) != self._recorded[rel]:
+            raise UserError(f"{self.location.url}/{rel} changed since the store was finalized: {damaged}")
+        try:
+            return pl.read_parquet(io.BytesIO(data))
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as err:
+            raise UserError(f"{self.location.url}/{rel} cannot be read ({type(err).__name__}): {damaged}") from err
+
+    @cached_property
+    def _recorded(self) -> dict[str, str] | None:
+        """The integrity record's checksums (None: no record, or a damaged one, which verify reports)."""
+        try:
+            return integrity.recorded(self.location)
+        except ValueError:
+            return None
 
     @property
     def finalized(self) -> bool:
         return self.location.exists("manifest/tracks.parquet")
 
     def summary(self) -> dict:
-        return json.loads(self.location.read_bytes("manifest/summary.json")) if self.location.exists("manifest/summary.json") else {}
+        if not self.location.exists("manifest/summary.json"):
+            return {}
+        try:
+            return json.loads(self.location.read_bytes("manifest/summary.json"))
+        except ValueError as err:
+            raise UserError(f"{self.location.url}/manifest/summary.json is not valid JSON: the manifest is damaged. "
+                            f"Run mrnet-store verify {self.location.url}.") from err
 
     # --- features --------------------------------------------------------------------------------
     def array(self, key: str) -> zarr.Array:
         if key not in self._arrays:
             check_key(f"features/{key}", where=self.location.url)
             try:
-                self._arrays[key] = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
+                arr = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
             except FileNotFoundError as err:
-                raise UserError(f"{self.location.url}: track array features/{key} is missing. Run mrnet-store verify.") from err
+                raise UserError(f"{self.location.url}: track array features/{key} is missing. Run mrnet-store verify {self.location.url}.") from err
+            except Exception as err:  # noqa: BLE001 - Zarr raises many kinds for metadata it cannot parse
+                raise UserError(f"{self.location.url}: features/{key}/zarr.json cannot be read ({type(err).__name__}: {err}); "
+                                f"the track's metadata is damaged. Run mrnet-store verify {self.location.url}.") from err
+            p = self.provenance
+            if arr.ndim != 4 or (arr.shape[0], arr.shape[1], arr.shape[3]) != (p.channels, len(p.layers), p.dim) or str(arr.dtype) != p.dtype:
+                raise UserError(f"{self.location.url}: features/{key} is {arr.shape} {arr.dtype}, the store holds "
+                                f"(channels {p.channels}, layers {len(p.layers)}, frames, dim {p.dim}) {p.dtype}: its metadata is damaged. "
+                                f"Run mrnet-store verify {self.location.url}.")
+            self._arrays[key] = arr
         return self._arrays[key]
 
     def frames(self, key: str) -> int:
@@ -93,7 +127,8 @@ class FeatureStore:
         arr = self.array(key)
         stop = arr.shape[2] if stop is None else stop
         if not 0 <= start <= stop <= arr.shape[2]:
-            raise IndexError(f"track {key}: frames [{start}, {stop}) outside 0..{arr.shape[2]}")
+            raise UserError(f"{self.location.url}: track {key}: frames [{start}, {stop}) asked for, the stored array has "
+                            f"{arr.shape[2]}; if the manifest says more, the store is damaged: run mrnet-store verify {self.location.url}.")
         positions = list(range(arr.shape[1])) if layers is None else list(layers)
         if out is not None and (out.shape != (arr.shape[0], len(positions), stop - start, arr.shape[3]) or out.dtype != arr.dtype):
             raise ValueError(f"track {key}: out is {out.shape} {out.dtype}, the crop is "

@@ -7,9 +7,9 @@ track, its array key and what is wrong.
 
 >>> import tempfile
 >>> from mrnet.store.synthetic import synthetic_store
->>> from mrnet.store.reader import FeatureStore
->>> store = FeatureStore.open(synthetic_store(tempfile.mkdtemp() + "/v.zarr", per_genre=1))
->>> report = verify_store(store, workers=2)
+>>> from mrnet.store.location import Location
+>>> loc = Location.parse(synthetic_store(tempfile.mkdtemp() + "/v.zarr", per_genre=1))
+>>> report = verify_store(loc, workers=2)
 >>> report.ok, report.checked, report.problems
 (True, 3, [])
 """
@@ -17,6 +17,7 @@ track, its array key and what is wrong.
 from __future__ import annotations
 
 import itertools
+import json
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -29,8 +30,10 @@ import zarr
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
 from mrnet.manifests.schema import status_counts
-from mrnet.store.location import check_key
+from mrnet.store import integrity
+from mrnet.store.location import Location, check_key
 from mrnet.store.reader import FeatureStore
+from mrnet.store.shardwrite import array_metadata
 
 #: Most bytes read at once when checksumming a track: a track up to this size is one read (one request
 #: for its whole shard on object storage); a larger one is read a few whole layers at a time, chunk by
@@ -68,11 +71,30 @@ class VerifyReport:
                 "problems": [asdict(p) for p in self.problems], "notes": self.notes}
 
 
-def verify_store(store: FeatureStore, *, workers: int = 4, on_track: Callable[[], None] | None = None) -> VerifyReport:
-    """Check every ``done`` track of ``store``; ``on_track`` is called once per track checked (progress)."""
-    report = VerifyReport(store.location.url)
-    report.problems += _manifest_problems(store)
-    done = store.tracks.filter(pl.col("status") == "done")
+def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[], None] | None = None) -> VerifyReport:
+    """Check the store's metadata against its integrity record, then every ``done`` track; ``on_track``
+    is called once per track checked (progress). Damage that stops the store from opening is a finding."""
+    report = VerifyReport(location.url)
+    damaged = integrity.problems(location)
+    report.problems += [Problem(what) for what in damaged]
+    if {what.split(" ")[0] for what in damaged} & set(integrity.COVERED):
+        report.notes.append("tracks not checked: the metadata that lists and describes them is damaged (above)")
+        return report
+    try:
+        store = FeatureStore.open(location)
+        report.problems += _manifest_problems(store)
+        done = store.tracks.filter(pl.col("status") == "done")
+    except UserError as err:
+        report.problems.append(Problem(str(err)))
+        return report
+    if _before_integrity(store):
+        report.notes.append("written by mrnet 0.1.0, which kept no checksums of the store's metadata: only the tracks are checked")
+    _check_tracks(store, done, report, workers, on_track)
+    return report
+
+
+def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport, workers: int, on_track) -> None:
+    """Every done track's array, shape, shard and checksum; unreferenced arrays and leftovers as notes."""
     objects = store.location.files("features")
     for rel in sorted(objects):
         try:
@@ -105,7 +127,6 @@ def verify_store(store: FeatureStore, *, workers: int = 4, on_track: Callable[[]
             f"{len(orphans)} array(s) under features/ that no done track names (left by failed or re-run tracks; "
             f"harmless): {', '.join(orphans[:5])}{' ...' if len(orphans) > 5 else ''}"
         )
-    return report
 
 
 def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore: zarr.abc.store.Store) -> list[str]:
@@ -130,6 +151,9 @@ def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore:
         wrong.append(f"shard object missing: features/{key}/{missing[0]} (its frames would read as zeros)")
     if wrong:
         return wrong
+    changed = metadata_differences(store, key, tuple(arr.shape))
+    if changed:
+        return [f"features/{key}/zarr.json differs from what mrnet writes for this track ({', '.join(changed)})"]
     try:
         crc = streamed_checksum(arr)
     except Exception as err:  # a codec or shard-index error names the damage
@@ -137,6 +161,19 @@ def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore:
     if crc != row["checksum"]:
         return [f"checksum mismatch: manifest {row['checksum']}, stored data {crc}"]
     return []
+
+
+def metadata_differences(store: FeatureStore, key: str, shape: tuple[int, ...]) -> list[str]:
+    """Fields of a track's ``zarr.json`` that differ from what ``StoreWriter`` writes for its shape and
+    the store's settings; any changed byte that changes a field (what a reader gets) shows here."""
+    p = store.provenance
+    expected, _ = array_metadata(shape, p.dtype, int(p.extraction.get("chunk_frames", 100)), p.extraction.get("codec", "none"))
+    try:
+        actual = json.loads(store.location.read_bytes(f"features/{key}/zarr.json"))
+    except ValueError:
+        return ["not valid JSON"]
+    return [name for name, value in json.loads(expected).items() if actual.get(name) != value] + \
+           [name for name in actual if name not in json.loads(expected)]
 
 
 def shard_keys(arr: zarr.Array) -> list[str]:
@@ -157,9 +194,16 @@ def streamed_checksum(arr: zarr.Array) -> str:
     return f"crc32:{crc & 0xFFFFFFFF:08x}"
 
 
+def _before_integrity(store: FeatureStore) -> bool:
+    """Whether the store was written by mrnet 0.1.0, before stores kept an integrity record."""
+    return store.provenance.versions.get("mrnet", "0.1.0") == "0.1.0" and not store.location.exists(integrity.INTEGRITY)
+
+
 def _manifest_problems(store: FeatureStore) -> list[Problem]:
     """Store-level problems: no final manifest, genre table missing, summary disagreeing, bad done rows."""
     loc, problems = store.location, []
+    if store.finalized and not loc.exists(integrity.INTEGRITY) and not _before_integrity(store):
+        problems.append(Problem(f"{integrity.INTEGRITY} missing: the checksums of the store's metadata are gone"))
     if not store.finalized:
         problems.append(Problem("manifest/tracks.parquet missing: extraction not finished or copy incomplete (checking journal rows)"))
     elif not loc.exists("manifest/genres.parquet"):

@@ -15,28 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.storage import MemoryStore
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
 from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
-from mrnet.store.format import CODECS, ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
+from mrnet.store import integrity
+from mrnet.store.format import ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
 from mrnet.store.location import Location, parquet_bytes
 from mrnet.store.lock import LOCK, WriterLock
-from mrnet.store.shardwrite import write_shard_array
-
-def compressors_for(codec: str, dtype: str):
-    """Zarr v3 compressor list for a codec name (see docs/store.md for what each costs)."""
-    if codec == "none":
-        return None
-    if codec == "zstd":
-        return [ZstdCodec(level=3)]
-    if codec == "blosc":
-        size = np.dtype(dtype).itemsize
-        return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", typesize=size)]
-    raise UserError(f"--codec {codec!r}: choose one of {', '.join(CODECS)}")
-
+from mrnet.store.shardwrite import array_spec, write_shard_array
 
 #: Everything mrnet writes at a store's root; a folder holding anything else is not (only) a store.
 STORE_ENTRIES = ("zarr.json", "features", "manifest", "progress", "integrity.json", "stats")
@@ -126,21 +114,8 @@ class StoreWriter:
         if p.extraction.get("codec", "none") == "none":  # the fused write: same array, no Zarr codec pipeline (W2)
             write_shard_array(self.location, f"features/{key}", data, chunk)
             return checksum(data)
-        padded = -(-data.shape[2] // chunk) * chunk
-        zarr.create_array(
-            self.location.zarr_store(),
-            name=f"features/{key}",
-            shape=data.shape,
-            dtype=p.dtype,
-            chunks=(p.channels, 1, chunk, p.dim),
-            shards=(p.channels, len(p.layers), padded, p.dim),
-            compressors=compressors_for(p.extraction.get("codec", "none"), p.dtype),
-            dimension_names=("channel", "layer", "frame", "dim"),
-            overwrite=True,
-            # Features are never all zeros: skip Zarr's per-chunk emptiness pass (1.4x faster writes,
-            # docs/performance.md W1). An all-zero chunk is stored rather than left out; reads are equal.
-            config={"write_empty_chunks": True},
-        )[...] = data
+        spec = array_spec(data.shape, p.dtype, chunk, p.extraction.get("codec", "none"))
+        zarr.create_array(self.location.zarr_store(), name=f"features/{key}", overwrite=True, **spec)[...] = data
         return checksum(data)
 
     # --- journal ---------------------------------------------------------------------------------
@@ -159,6 +134,7 @@ class StoreWriter:
         self.location.write_bytes("manifest/genres.parquet", parquet_bytes(validate(genres, GENRES, name="genres")))
         summary = status_counts(tracks)
         self.location.write_bytes("manifest/summary.json", json.dumps(summary, indent=2).encode())
+        integrity.record(self.location)  # last: checksums of the metadata just written
 
 
 def group_metadata(attributes: dict) -> bytes:
@@ -204,7 +180,12 @@ def read_journal(location: Location) -> pl.DataFrame:
     frames = []
     for name in location.listdir("progress"):
         if name.endswith(".parquet"):
-            frames.append(validate(pl.read_parquet(io.BytesIO(location.read_bytes(f"progress/{name}"))), TRACKS, name=name))
+            try:
+                frame = pl.read_parquet(io.BytesIO(location.read_bytes(f"progress/{name}")))
+            except (pl.exceptions.PolarsError, OSError) as err:
+                raise UserError(f"{location.url}/progress/{name} cannot be read ({type(err).__name__}): a damaged journal file. "
+                                "Delete it and run mrnet-extract again: the tracks it named are extracted again.") from err
+            frames.append(validate(frame, TRACKS, name=name))
     if not frames:
         return pl.DataFrame(schema=TRACKS)
     return pl.concat(frames).unique("track_id", keep="last", maintain_order=True)

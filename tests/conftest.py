@@ -61,3 +61,34 @@ def s3_env(s3_endpoint: str) -> str:
 def s3(s3_env: str) -> tuple:
     """A fresh bucket for one test (which may damage what it writes there)."""
     return new_bucket()
+
+
+@pytest.fixture
+def read_only():
+    """Make a folder unwritable (even for root, with chattr +i); yields the function; undoes it after."""
+    import os
+    import shutil
+    import subprocess
+
+    done = []
+
+    def make(path):
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            path.chmod(0o555)
+        elif shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+            pass
+        else:
+            pytest.skip("cannot make a folder read-only here (root without chattr)")
+        done.append(path)
+        try:
+            (path / ".probe").touch()
+        except OSError:
+            return path
+        pytest.skip("the folder stayed writable")
+
+    yield make
+    for path in done:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+        path.chmod(0o755)

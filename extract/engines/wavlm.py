@@ -53,7 +53,7 @@ class WavLMEngine(AudioInput):
         hf_logging.disable_progress_bar()
         try:
             net = WavLMModel.from_pretrained(self.model, revision=self.revision)
-        except OSError as err:
+        except Exception as err:  # noqa: BLE001 - missing, unreachable, truncated or foreign weights all land here
             raise UserError(
                 f"--model {self.model!r}: cannot load WavLM weights ({str(err).splitlines()[0]}). "
                 "Give a hub name this machine can download (e.g. microsoft/wavlm-base), a local directory "

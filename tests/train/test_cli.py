@@ -280,3 +280,41 @@ def test_training_on_a_store_with_a_deleted_shard_stops_naming_the_track(tmp_pat
     (store / "features" / "calm.000" / "c" / "0" / "0" / "0" / "0").unlink()
     message = bad("--store", store, "--out", tmp_path / "run")
     assert "track calm.000 cannot be read" in message and f"mrnet-store verify {store}" in message
+
+
+def test_a_read_only_run_folder_is_named(tmp_path, mel_store, read_only):
+    locked = read_only(tmp_path / "runs")
+    message = bad("--store", mel_store, "--out", locked / "run")
+    assert f"cannot write {locked}/run" in message
+
+
+@pytest.mark.parametrize("damage", ["root not json", "array not json", "array shape", "array dtype"])
+def test_damaged_store_metadata_is_named_not_a_traceback(tmp_path, damage):
+    store = make_store(tmp_path / "s.zarr")
+    meta = store / "features" / "calm.000" / "zarr.json"
+    if damage == "root not json":
+        (store / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')
+        expect = "zarr.json is not valid JSON"
+    elif damage == "array not json":
+        meta.write_text("{]")
+        expect = "features/calm.000/zarr.json cannot be read"
+    else:
+        doc = json.loads(meta.read_text())
+        if damage == "array shape":
+            doc["shape"][3] = 40
+        else:
+            doc["data_type"] = "float32"
+        meta.write_text(json.dumps(doc))
+        expect = "features/calm.000 is"
+    message = bad("--store", store, "--out", tmp_path / "run")
+    assert expect in message and "mrnet-store verify" in message
+
+
+def test_s3_without_credentials_is_named(s3, monkeypatch):
+    _, bucket = s3
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "MRNET_STORAGE_OPTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    message = bad("--store", f"s3://{bucket}/x.zarr")
+    assert "NoCredentialsError" in message and "AWS_* variables" in message
