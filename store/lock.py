@@ -117,8 +117,8 @@ class WriterLock:
             bucket, key = path.split("/", 1)
             try:
                 fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-            except FileExistsError:
-                return False
+            except FileExistsError:  # someone's lock; or ours, when a retried request had gone through after all
+                return (self._current() or {}).get("token") == self.holder["token"]
             return True
         if self.location.exists(LOCK):
             return False
