@@ -1,20 +1,25 @@
 """Feature engines, one file per kind, and the registry the pipeline and ``mrnet-predict`` build them from.
 
-=========  ===========  =========================================================================
-feature    file         what a store of it holds per track
-=========  ===========  =========================================================================
-wavlm      wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
-mel        mel.py       log-Mel computed from audio: (channels, 1, frames, n_mels)
-(shipped)  melon.py     the Melon dataset's own Mel arrays, taken as they are: (1, 1, frames, 48)
-=========  ===========  =========================================================================
+==========  ===========  ========================================================================
+feature     file         what a store of it holds per track (channels, layers, frames, dim)
+==========  ===========  ========================================================================
+wavlm       wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
+mel         mel.py       48-bin log-Mel at 16 kHz, hop 256 (62.5/s): MRNet, Melon's own profile
+mel128      mel.py       128-bin log-Mel at 22,050 Hz, hop 256 (86.1/s): MusicNeXt
+mel96       mel.py       96-bin log-Mel at 12 kHz, hop 256 (46.9/s): FCN-5, MsE-CNN
+mfcc        mfcc.py      20 MFCC at 44.1 kHz, hop 1024 (43.1/s): NNET2
+wave        wave.py      the waveform at 44.1 kHz in frames of 1024 samples (43.1/s): NNET1
+wave+mfcc   wavemfcc.py  both on one frame grid, 1024 + 20 per frame: MixNet (and NNET1, NNET2)
+(shipped)   melon.py     the Melon dataset's own Mel arrays, taken as they are: (1, 1, frames, 48)
+==========  ===========  ========================================================================
 
 Every engine follows :class:`~mrnet.extract.engines.base.Engine`: ``load`` one file, ``extract`` a
 batch, ``describe`` itself. A kind computed from audio is a class with ``from_config`` (a new store)
 and ``from_provenance`` (new files for a store's model), registered in :data:`FEATURES`; a dataset
 that ships arrays instead of audio names its engine in :data:`SHIPPED` (its reader's ``Scan.source``).
 
->>> sorted(FEATURES), sorted(SHIPPED)
-(['mel', 'wavlm'], ['melon'])
+>>> list(FEATURES), list(SHIPPED)
+(['wavlm', 'mel', 'mel128', 'mel96', 'mfcc', 'wave', 'wave+mfcc'], ['melon'])
 """
 
 from __future__ import annotations
@@ -22,19 +27,24 @@ from __future__ import annotations
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.engines.base import AudioInput, Engine, SourceInfo, features_of_file
-from mrnet.extract.engines.mel import MelEngine, MelParams
+from mrnet.extract.engines.mel import PROFILES, MelEngine, MelParams
 from mrnet.extract.engines.melon import MelonEngine
+from mrnet.extract.engines.mfcc import MfccEngine
+from mrnet.extract.engines.wave import WaveEngine
+from mrnet.extract.engines.wavemfcc import WaveMfccEngine
 from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine
 
-#: Feature kinds computed from audio: ``--features`` name -> engine class.
-FEATURES: dict[str, type] = {"wavlm": WavLMEngine, "mel": MelEngine}
+#: Feature kinds computed from audio: ``--features`` name -> engine class (``from_config``, ``from_provenance``).
+FEATURES: dict[str, type] = {"wavlm": WavLMEngine, **{name: MelEngine for name in PROFILES}, "mfcc": MfccEngine, "wave": WaveEngine,
+                             "wave+mfcc": WaveMfccEngine}
 #: Datasets that ship features instead of audio: ``Scan.source`` -> the engine that takes them as they are.
 SHIPPED: dict[str, type] = {"melon": MelonEngine}
 #: What a dataset reader's ``Scan.source`` is for datasets of audio files.
 AUDIO = "audio"
 
 __all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioInput", "Engine", "MelEngine", "MelParams",
-           "MelonEngine", "SourceInfo", "WavLMEngine", "engine_for_run", "engine_for_store", "features_of_file"]
+           "MelonEngine", "MfccEngine", "SourceInfo", "WaveEngine", "WaveMfccEngine", "WavLMEngine", "engine_for_run",
+           "engine_for_store", "features_of_file"]
 
 
 def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:

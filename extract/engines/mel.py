@@ -1,17 +1,30 @@
 """Log-Mel spectrograms computed from audio (torchaudio): one "layer" of ``n_mels`` values per frame.
 
-The default parameters are those of the Mel spectrograms the Melon Playlist Dataset ships (16 kHz,
-frame 512, hop 256, 48 bands), so a model trained on Melon can be compared with one trained on any
-other dataset's audio.
+Three profiles, each a ``--features`` name:
+
+=======  ========  =====  ====  ======  ================================  ==========================
+name     rate      n_fft  hop   n_mels  scale, log                        for
+=======  ========  =====  ====  ======  ================================  ==========================
+mel      16 kHz    512    256   48      HTK, 10 log10(power)              MRNet; Melon's own profile
+mel128   22.05kHz  2048   256   128     Slaney, power_to_db (top 80 dB)   MusicNeXt (librosa defaults)
+mel96    12 kHz    512    256   96      Slaney, power_to_db (top 80 dB)   FCN-5, MsE-CNN (Choi et al.)
+=======  ========  =====  ====  ======  ================================  ==========================
+
+``mel`` keeps the parameters of the Mel spectrograms the Melon Playlist Dataset ships (16 kHz, frame
+512, hop 256, 48 bands), so a model trained on Melon can be compared with one trained on any other
+dataset's audio. ``top_db`` floors a track's values at its own maximum minus 80 dB, as librosa's
+``power_to_db`` does over whatever it is given (here the whole track).
 
 >>> engine = MelEngine()
 >>> engine.extract([np.zeros((1, 16000), np.float32)])[0].shape   # (channels, layers, frames, n_mels)
 (1, 1, 63, 48)
+>>> MelEngine(feature="mel128", params=PROFILES["mel128"]).frame_rate
+86.1328125
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -30,6 +43,27 @@ class MelParams:
     hop_length: int = 256
     n_mels: int = 48
     log: str = "10*log10(max(power, 1e-10))"
+    mel_scale: str = "htk"  # htk | slaney
+    norm: str | None = None  # None | slaney (each filter's area normalised, librosa's default)
+    f_min: float = 0.0
+    f_max: float | None = None  # None: half the sample rate
+    top_db: float | None = None  # floor at the track's maximum minus this many dB
+
+    def record(self) -> dict:
+        """What the store records: the first six fields always, the others where they differ from the
+        defaults (so stores written before they existed read back as the same parameters)."""
+        first = [f.name for f in fields(self)][:6]
+        return {k: v for k, v in asdict(self).items() if k in first or v != MelParams.__dataclass_fields__[k].default}
+
+
+#: The ``--features`` names this engine computes, and their parameters.
+PROFILES = {
+    "mel": MelParams(),
+    "mel128": MelParams(sample_rate=22050, n_fft=2048, win_length=2048, hop_length=256, n_mels=128, mel_scale="slaney",
+                        norm="slaney", top_db=80.0),
+    "mel96": MelParams(sample_rate=12000, n_fft=512, win_length=512, hop_length=256, n_mels=96, mel_scale="slaney",
+                       norm="slaney", top_db=80.0),
+}
 
 
 @dataclass
@@ -50,24 +84,24 @@ class MelEngine(AudioInput):
         self.sample_rate = p.sample_rate
         self.frame_rate = p.sample_rate / p.hop_length
         self._mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, n_mels=p.n_mels, power=2.0,
+            sample_rate=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, n_mels=p.n_mels,
+            power=2.0, mel_scale=p.mel_scale, norm=p.norm, f_min=p.f_min, f_max=p.f_max,
         ).to(self.device)
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "MelEngine":
-        return cls(channels=cfg.channels, device=device)
+        return cls(feature=cfg.features, params=PROFILES[cfg.features], channels=cfg.channels, device=device)
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "MelEngine":
         """The engine a store was written with, from the parameters it recorded (none recorded: the defaults)."""
-        stored = prov.extraction.get("mel") or asdict(MelParams())
-        known = set(MelParams.__dataclass_fields__)
-        if not isinstance(stored, dict) or not set(stored) <= known:
+        stored = prov.extraction.get("mel") or PROFILES[prov.feature].record()
+        if not isinstance(stored, dict) or not set(stored) <= set(MelParams.__dataclass_fields__):
             raise UserError(
                 f"the store's Mel spectrograms ({stored}) were not computed by mrnet from audio (Melon ships its own), "
                 "so they cannot be made again for new files"
             )
-        return cls(params=MelParams(**stored), channels=prov.channels, device=device)
+        return cls(feature=prov.feature, params=MelParams(**stored), channels=prov.channels, device=device)
 
     @torch.inference_mode()
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
@@ -79,8 +113,10 @@ class MelEngine(AudioInput):
                                  f"{shortest / self.sample_rate * 1000:.0f} ms)")
             power = self._mel(torch.from_numpy(wave).to(self.device))  # (C, n_mels, T)
             logmel = 10.0 * torch.log10(power.clamp_min(1e-10))
+            if self.params.top_db is not None:
+                logmel = torch.maximum(logmel, logmel.amax(dim=(-2, -1), keepdim=True) - self.params.top_db)
             out.append(logmel.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mels)
         return out
 
     def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"mel": asdict(self.params)}}
+        return {"model": None, "model_revision": None, "extraction": {"mel": self.params.record()}}

@@ -85,3 +85,10 @@ def test_out_pointing_at_a_folder_of_other_files_deletes_nothing_and_writes_noth
         assert result.exit_code == 2 and "is not empty and is not an mrnet store" in result.output
     assert [p.name for p in precious.iterdir()] == ["paper.tex"] and (precious / "paper.tex").read_text() == "do not lose"
     assert not (tmp_path / "m").exists()  # a refused run writes no manifests either
+
+
+def test_dry_run_sizes_each_feature_kind(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    for feature, per_second in (("wave", "0.088"), ("mel128", "0.022"), ("mfcc", "0.002")):
+        result = invoke("folder", "--root", root, "--features", feature, "--dry-run", "--folds", "2", "--out", tmp_path / f"{feature}.zarr")
+        assert result.exit_code == 0 and f"({per_second} MB per audio second)" in result.output, (feature, result.output)

@@ -113,7 +113,8 @@ PROTOCOL = ("feature", "layers", "dim", "frame_rate", "channels", "sample_rate",
 def test_every_engine_has_the_whole_protocol(tiny_wavlm):
     from mrnet.extract.engines import FEATURES, SHIPPED
 
-    built = [MelEngine(), WavLMEngine(model=tiny_wavlm), *(cls() for cls in SHIPPED.values())]
+    built = [engine_for_run(ExtractConfig(dataset="folder", features=name, model=tiny_wavlm), "audio", device="cpu") for name in FEATURES]
+    built += [cls() for cls in SHIPPED.values()]
     assert {type(e) for e in built} == {*FEATURES.values(), *SHIPPED.values()}
     for engine in built:
         missing = [name for name in PROTOCOL if not hasattr(engine, name)]
@@ -174,3 +175,35 @@ def test_one_frame_is_enough(tiny_wavlm):
     mel, wavlm = MelEngine(), WavLMEngine(model=tiny_wavlm)
     assert mel.extract([np.zeros((1, 257), np.float32)])[0].shape == (1, 1, 2, 48)  # centred: frames at 0 and 256
     assert wavlm.extract([np.zeros((1, 400), np.float32)])[0].shape == (1, 3, 1, 32)  # one 400-sample receptive field
+
+
+# --- the baselines' feature kinds ------------------------------------------------------------------------
+@pytest.mark.parametrize("feature, rate, dim, frame_rate", [
+    ("mel", 16000, 48, 62.5), ("mel128", 22050, 128, 22050 / 256), ("mel96", 12000, 96, 12000 / 256),
+    ("mfcc", 44100, 20, 44100 / 1024), ("wave", 44100, 1024, 44100 / 1024), ("wave+mfcc", 44100, 1044, 44100 / 1024),
+])
+def test_each_profile_has_its_rate_width_and_frame_rate(feature, rate, dim, frame_rate):
+    engine = engine_for_run(ExtractConfig(dataset="folder", features=feature), "audio", device="cpu")
+    assert (engine.feature, engine.sample_rate, engine.dim, engine.frame_rate) == (feature, rate, dim, frame_rate)
+    (feats,) = engine.extract(waves(3 * rate))
+    assert feats.shape[:2] == (1, 1) and feats.shape[3] == dim and abs(feats.shape[2] - 3 * frame_rate) <= 1
+    again = engine_for_store(provenance(engine, ExtractConfig(dataset="folder", features=feature), scan_of("audio")))
+    assert type(again) is type(engine) and np.array_equal(again.extract(waves(3 * rate))[0], feats)
+
+
+def test_wave_and_mfcc_share_one_frame_grid():
+    from mrnet.extract.engines import MfccEngine, WaveEngine, WaveMfccEngine
+
+    (x,) = waves(44100 * 2 + 300)
+    both = WaveMfccEngine().extract([x])[0]
+    wave, mfcc = WaveEngine().extract([x])[0], MfccEngine().extract([x])[0]
+    assert both.shape == (1, 1, wave.shape[2], 1044) and mfcc.shape[2] == wave.shape[2] + 1
+    assert np.array_equal(both[..., :1024], wave) and np.array_equal(both[..., 1024:], mfcc[:, :, : wave.shape[2]])
+    assert np.array_equal(wave[0, 0].reshape(-1), x[0, : wave.shape[2] * 1024])  # frames are consecutive samples
+
+
+def test_mel128_floors_80_db_under_the_tracks_maximum():
+    engine = engine_for_run(ExtractConfig(dataset="folder", features="mel128"), "audio", device="cpu")
+    t = np.arange(22050) / 22050
+    (feats,) = engine.extract([(0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32)])
+    assert feats.max() - feats.min() == pytest.approx(80.0, abs=1e-3)

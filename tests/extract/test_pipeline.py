@@ -48,7 +48,8 @@ def config(tmp_path, root, **kw) -> ExtractConfig:
     return ExtractConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("features,dtype", [("mel", "float16"), ("mel", "float32"), ("wavlm", "float16")])
+@pytest.mark.parametrize("features,dtype", [("mel", "float16"), ("mel", "float32"), ("wavlm", "float16"), ("mel128", "float16"),
+                                            ("mel96", "float32"), ("mfcc", "float16"), ("wave", "float16"), ("wave+mfcc", "float16")])
 def test_store_round_trip(tmp_path, folder, tiny_wavlm, features, dtype):
     cfg = config(tmp_path, folder, features=features, dtype=dtype, model=tiny_wavlm, window_seconds=1.0)
     summary = run(cfg)

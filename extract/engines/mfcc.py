@@ -1,0 +1,82 @@
+"""MFCC computed from audio (torchaudio): NNET2's input, 20 coefficients per frame, one "layer".
+
+The recipe of Bonato, Menti and Saretto's NNET2 (their code: librosa at the file's native rate,
+``mfcc(n_mfcc=20)`` of a 128-band mel power spectrogram, n_fft 2048, hop 1024): audio resampled to
+44.1 kHz, the Slaney mel scale and filter norm (librosa's defaults), ``power_to_db`` floored 80 dB
+under the track's maximum, then a DCT-II with orthonormal scaling. One frame every 1024 samples
+(43.07 frames/s), centred on sample ``1024 t``: the frame grid of the ``wave`` store, so an NNET
+window of 256 frames reads the same audio from both.
+
+>>> engine = MfccEngine()
+>>> engine.extract([np.zeros((1, 44100), np.float32)])[0].shape   # (channels, layers, frames, n_mfcc)
+(1, 1, 44, 20)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from mrnet.extract.engines.base import AudioInput
+
+
+@dataclass(frozen=True)
+class MfccParams:
+    """Everything that fixes the coefficients; recorded in the store as ``extraction.mfcc``."""
+
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    hop_length: int = 1024
+    n_mels: int = 128
+    n_mfcc: int = 20
+    mel_scale: str = "slaney"
+    norm: str = "slaney"
+    top_db: float = 80.0
+    dct: str = "II, ortho"
+
+
+@dataclass
+class MfccEngine(AudioInput):
+    """``torchaudio.transforms.MFCC`` with NNET2's parameters, one track at a time."""
+
+    params: MfccParams = field(default_factory=MfccParams)
+    channels: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    feature: str = "mfcc"
+
+    def __post_init__(self):
+        import torchaudio
+
+        p = self.params
+        self.layers, self.dim = [0], p.n_mfcc
+        self.sample_rate, self.frame_rate = p.sample_rate, p.sample_rate / p.hop_length
+        self._mfcc = torchaudio.transforms.MFCC(
+            sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, dct_type=2, norm="ortho", log_mels=False,
+            melkwargs={"n_fft": p.n_fft, "hop_length": p.hop_length, "n_mels": p.n_mels, "mel_scale": p.mel_scale,
+                       "norm": p.norm, "power": 2.0, "center": True},
+        ).to(self.device)
+        self._mfcc.amplitude_to_DB.top_db = p.top_db
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device) -> "MfccEngine":
+        return cls(channels=cfg.channels, device=device)
+
+    @classmethod
+    def from_provenance(cls, prov, device: torch.device) -> "MfccEngine":
+        return cls(params=MfccParams(**prov.extraction.get("mfcc", {})), channels=prov.channels, device=device)
+
+    @torch.inference_mode()
+    def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        shortest = self.params.n_fft // 2 + 1
+        for wave in items:
+            if wave.shape[-1] < shortest:
+                raise ValueError(f"{wave.shape[-1]} samples is too short for one MFCC frame (at least {shortest})")
+            coeffs = self._mfcc(torch.from_numpy(wave).to(self.device))  # (C, n_mfcc, T)
+            out.append(coeffs.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mfcc)
+        return out
+
+    def describe(self) -> dict:
+        return {"model": None, "model_revision": None, "extraction": {"mfcc": asdict(self.params)}}

@@ -1,0 +1,64 @@
+"""Waveform and MFCC of the same frames in one store: MixNet's two inputs, read with one crop offset.
+
+MixNet (Bonato, Menti and Saretto) reads a 2^18-sample window of raw audio and the MFCC of the same
+window. Both kinds here share the 1024-sample frame grid at 44.1 kHz (``wave``: frame ``t`` holds
+samples ``1024 t ... 1024 t + 1023``; ``mfcc``: frame ``t`` is centred on sample ``1024 t``), so each
+stored frame is the 1024 samples followed by the 20 coefficients, ``(channels, 1, frames, 1044)``, and
+any crop gives both of one window. One store rather than two joined by track id: one manifest, one
+checksum per track, and no way for the two halves of a pair to come from different extractions. NNET1
+and NNET2 read their half of such a store too.
+
+>>> engine = WaveMfccEngine()
+>>> engine.extract([np.zeros((1, 44100), np.float32)])[0].shape
+(1, 1, 43, 1044)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mrnet.extract.engines.base import AudioInput
+from mrnet.extract.engines.mfcc import MfccEngine, MfccParams
+from mrnet.extract.engines.wave import WaveEngine, WaveParams
+
+
+@dataclass
+class WaveMfccEngine(AudioInput):
+    """``wave`` and ``mfcc`` side by side on each frame (their rates and frame grids must agree)."""
+
+    wave: WaveParams = field(default_factory=WaveParams)
+    mfcc: MfccParams = field(default_factory=MfccParams)
+    channels: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    feature: str = "wave+mfcc"
+
+    def __post_init__(self):
+        if (self.wave.sample_rate, self.wave.frame) != (self.mfcc.sample_rate, self.mfcc.hop_length):
+            raise ValueError(f"wave {self.wave} and mfcc {self.mfcc} are not on one frame grid")
+        self._wave = WaveEngine(self.wave, self.channels, self.device)
+        self._mfcc = MfccEngine(self.mfcc, self.channels, self.device)
+        self.layers, self.dim = [0], self.wave.frame + self.mfcc.n_mfcc
+        self.sample_rate, self.frame_rate = self.wave.sample_rate, self._wave.frame_rate
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device) -> "WaveMfccEngine":
+        return cls(channels=cfg.channels, device=device)
+
+    @classmethod
+    def from_provenance(cls, prov, device: torch.device) -> "WaveMfccEngine":
+        e = prov.extraction
+        return cls(WaveParams(**e.get("wave", {})), MfccParams(**e.get("mfcc", {})), channels=prov.channels, device=device)
+
+    def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for w, m in zip(self._wave.extract(items), self._mfcc.extract(items)):
+            frames = w.shape[2]  # whole 1024-sample frames; the MFCC has one more (centred frames reach the end)
+            out.append(np.concatenate([w, m[:, :, :frames]], axis=3))  # (C, 1, T, 1024 + 20)
+        return out
+
+    def describe(self) -> dict:
+        return {"model": None, "model_revision": None,
+                "extraction": {**self._wave.describe()["extraction"], **self._mfcc.describe()["extraction"]}}
