@@ -84,6 +84,8 @@ def extract(
     unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).")] = 16,
     labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path,genre[,artist,split,fold].")] = None,
     labeling: Annotated[Optional[str], typer.Option(help="FMA: top (16 roots, default) or all (every genre, the paper's FMA-large task).")] = None,
+    tags: Annotated[Optional[str], typer.Option(help="mtat: keep the N most frequent tags (default 50), or the tags a file names, one per line.")] = None,
+    keep_untagged: Annotated[bool, typer.Option(help="mtat: keep clips with none of the kept tags (as clips with no positive tag).")] = False,
     folds: Annotated[int, typer.Option(help="k for seeded stratified k-fold where no official split exists.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.")] = None,
@@ -104,7 +106,7 @@ def extract(
         batch_size=batch_size, window_seconds=window_seconds, precision=precision.value, normalize=normalize,
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),
         workers=workers, threads=threads, io_threads=io_threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
-        fold_files=tuple(fold_files or ()), limit=limit, overwrite=overwrite, retry_failed=retry_failed,
+        fold_files=tuple(fold_files or ()), tags=tags, keep_untagged=keep_untagged, limit=limit, overwrite=overwrite, retry_failed=retry_failed,
         storage_options=storage_options_from_json(storage_options),
     )
     if dry_run:

@@ -55,6 +55,8 @@ class ExtractConfig:
     seed: int = 0
     split_files: Path | None = None
     fold_files: tuple[Path, ...] = ()
+    tags: str | None = None  # mtat: keep the N most frequent tags ("50") or the tags a file names
+    keep_untagged: bool = False  # mtat: keep clips with none of the kept tags
     limit: int | None = None  # only the first N tracks (trials)
     overwrite: bool = False
     retry_failed: bool = False

@@ -95,7 +95,7 @@ def scan_dataset(cfg: ExtractConfig) -> Scan:
     """The dataset's manifest as the reader finds it, cut to ``--limit`` tracks."""
     result = scan(
         cfg.dataset, cfg.root, labels=cfg.labels, labeling=cfg.labeling, folds=cfg.folds, seed=cfg.seed,
-        split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None,
+        split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None, tags=cfg.tags, keep_untagged=cfg.keep_untagged,
     )
     if cfg.limit is not None:
         result = replace(result, tracks=result.tracks.head(cfg.limit))
@@ -115,7 +115,7 @@ def provenance(engine: Engine, cfg: ExtractConfig, found: Scan) -> Provenance:
     return Provenance(
         feature=engine.feature, layers=list(engine.layers), dim=int(engine.dim), frame_rate=float(engine.frame_rate),
         channels=engine.channels, dtype=cfg.dtype, sample_rate=engine.sample_rate, model=meta["model"],
-        model_revision=meta["model_revision"], dataset=cfg.dataset, labeling=found.labeling,
+        model_revision=meta["model_revision"], dataset=cfg.dataset, labeling=found.labeling, task=found.task,
         extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames), versions=package_versions(),
     )
 

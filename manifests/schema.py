@@ -1,4 +1,8 @@
-"""Declared schemas of the two manifests: one row per track, one row per genre.
+"""Declared schemas of the two manifests: one row per track, one row per label (a genre, or a tag).
+
+A store holds one task. **single-label**: each track has one ``genre`` (its ``label`` is the genre's
+id). **multi-label** (tagging, MagnaTagATune): each track has ``tags``, any number of them, and no
+genre. The label table (``genres.parquet``) lists the genres or the tags with their counts.
 
 Every reader validates against these and fails on a missing or extra column, so a manifest written by
 one version of the tool and read by another never silently changes meaning.
@@ -17,6 +21,9 @@ STATUSES = ("pending", "done", "failed")
 #: Split names. FMA's ``training``/``validation``/``test`` become ``train``/``valid``/``test``.
 SPLITS = ("train", "valid", "test")
 
+#: What a store's labels are: one genre per track, or any number of tags per track.
+TASKS = ("single-label", "multi-label")
+
 TRACKS = pl.Schema(
     {
         "track_id": pl.String,  # the dataset's own id: "000002" (FMA), "blues.00000" (GTZAN)
@@ -24,7 +31,8 @@ TRACKS = pl.Schema(
         "path": pl.String,  # relative to the dataset root (POSIX separators)
         "genre": pl.String,  # label name; null when the track has no label under this labeling
         "label": pl.Int32,  # index into the genre table; null with genre
-        "genres_all": pl.List(pl.String),  # every genre the metadata gives (multi-label use)
+        "genres_all": pl.List(pl.String),  # every genre or tag the metadata gives (kept as published)
+        "tags": pl.List(pl.String),  # a multi-label store's labels of the track (maybe none); null in single-label stores
         "artist": pl.String,  # grouping key for folds; null where the dataset has no artists
         "split": pl.String,  # train / valid / test, or null where the dataset uses folds
         "fold": pl.Int16,  # 0..k-1 for k-fold datasets, else null
@@ -40,14 +48,14 @@ TRACKS = pl.Schema(
 )
 
 #: Columns added after a store format was published; an older manifest reads each as all null.
-ADDED_COLUMNS = {"warning": pl.String}
+ADDED_COLUMNS = {"warning": pl.String, "tags": pl.List(pl.String)}
 
 GENRES = pl.Schema(
     {
-        "name": pl.String,
+        "name": pl.String,  # a genre, or a tag
         "id": pl.Int32,
-        "count": pl.Int64,  # labelled tracks of this genre in the whole manifest
-        "weight": pl.Float64,  # max_count / count over the whole manifest (training recomputes per split)
+        "count": pl.Int64,  # tracks with this genre (or tag) in the whole manifest
+        "weight": pl.Float64,  # single-label: max_count / count; multi-label: negatives / positives (training recomputes per split)
     }
 )
 
@@ -109,6 +117,30 @@ def genre_table(tracks: pl.DataFrame) -> pl.DataFrame:
         ),
         GENRES,
         name="genres",
+    )
+
+
+def tag_table(tracks: pl.DataFrame, tags: list[str] | None = None) -> pl.DataFrame:
+    """Label table of a multi-label manifest: one row per tag (``tags``, or every tag a track has), ids
+    in sorted tag order, ``count`` the tracks that have it and ``weight`` the tracks that do not per
+    track that does (BCE's positive weight; 0 for a tag no track has).
+
+    >>> t = pl.DataFrame({"tags": [["rock", "loud"], ["rock"], []]})
+    >>> tag_table(t, ["rock", "loud", "jazz"]).rows()
+    [('jazz', 0, 0, 0.0), ('loud', 1, 1, 2.0), ('rock', 2, 2, 0.5)]
+    """
+    n = tracks.height
+    seen = tracks.select(pl.col("tags").explode().alias("name")).drop_nulls().group_by("name").agg(pl.len().alias("count"))
+    names = pl.DataFrame({"name": sorted(set(tags) if tags is not None else set(seen["name"].to_list()))}, schema={"name": pl.String})
+    counts = names.join(seen, on="name", how="left").with_columns(pl.col("count").fill_null(0))
+    return validate(
+        counts.select(
+            "name", pl.int_range(pl.len(), dtype=pl.Int32).alias("id"), pl.col("count").cast(pl.Int64),
+            pl.when(pl.col("count") > 0).then((pl.lit(n) - pl.col("count")) / pl.col("count")).otherwise(0.0)
+            .cast(pl.Float64).alias("weight"),
+        ),
+        GENRES,
+        name="tags",
     )
 
 

@@ -203,6 +203,7 @@ def _print_info(data: dict) -> None:
         "dtype": p["dtype"],
         "frame rate": f"{p['frame_rate']:g} frames/s  (audio at {p['sample_rate']} Hz)",
         "dataset": f"{p['dataset'] or '-'}  labeling {p['labeling'] or '-'}",
+        "task": f"{p.get('task', 'single-label')}  ({len(data['genres'])} {'tags' if p.get('task') == 'multi-label' else 'genres'})",
         "extraction": ", ".join(f"{k}={v}" for k, v in p["extraction"].items()) or "-",
         "versions": ", ".join(f"{k} {v}" for k, v in p["versions"].items()) or "-",
         "format": f"version {p['format_version']}" + ("" if data["finalized"] else "  [yellow](unfinished: journal only)[/]"),
@@ -213,7 +214,8 @@ def _print_info(data: dict) -> None:
     for name, value in rows.items():
         table.add_row(name, value if name in ("format",) else escape(value))
     out.print(table)
-    genres = Table("genre", "tracks", title="genres", title_justify="left")
+    noun = "tag" if p.get("task") == "multi-label" else "genre"
+    genres = Table(noun, "tracks", title=f"{noun}s", title_justify="left")
     for g in data["genres"]:
         genres.add_row(escape(str(g["name"])), str(g["count"]))
     out.print(genres)

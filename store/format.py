@@ -51,7 +51,8 @@ class Provenance:
     model: str | None = None  # "microsoft/wavlm-base", a local dir, or None for mel
     model_revision: str | None = None  # hub commit hash, or "local:<digest>" for a directory
     dataset: str = ""
-    labeling: str = ""  # e.g. "top" or "all" for FMA; "major" for Melon
+    labeling: str = ""  # e.g. "top" or "all" for FMA; "major" for Melon; "top50" for MagnaTagATune
+    task: str = "single-label"  # or "multi-label" (tags); mrnet.manifests.schema.TASKS
     extraction: dict[str, Any] = field(default_factory=dict)  # windowing, mel params, codec, chunking
     versions: dict[str, str] = field(default_factory=dict)  # package versions that wrote it
     format_version: int = FORMAT_VERSION
@@ -72,7 +73,8 @@ class Provenance:
 
     def compatibility(self, other: "Provenance") -> list[str]:
         """Reasons ``other`` (a new run's settings) cannot write into a store described by ``self``."""
-        checks = ["format_version", "feature", "model", "model_revision", "layers", "dim", "dtype", "channels", "sample_rate", "frame_rate"]
+        checks = ["format_version", "feature", "model", "model_revision", "layers", "dim", "dtype", "channels", "sample_rate", "frame_rate",
+                  "task"]
         reasons = [
             f"{name}: store has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
             for name in checks

@@ -50,9 +50,14 @@ def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInp
 
 
 def build_model(cfg: TrainConfig, inputs: ModelInput) -> torch.nn.Module:
-    """The run's model: ``cfg.model`` with the options of its config that ``cfg`` sets."""
+    """The run's model: ``cfg.model`` with the options of its config that ``cfg`` sets. A store of a
+    feature kind the model does not read is refused with the command that makes the right one."""
     entry = get(cfg.model)
-    return entry.build(inputs, **{name: getattr(cfg, name) for name in entry.options})
+    if entry.features is not None and inputs.feature not in entry.features:
+        wanted = " or ".join(entry.features)
+        raise UserError(f"--model {entry.name} reads {wanted} features, and this store holds {inputs.feature}. Make a store of "
+                        f"them from the same dataset: mrnet-extract DATASET --features {entry.features[0]} --out store/NAME-{entry.features[0]}.zarr")
+    return entry.build(inputs, **{name: getattr(cfg, name) for name in entry.options if hasattr(cfg, name)})
 
 
 def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device) -> RunSetup:

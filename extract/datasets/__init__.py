@@ -14,6 +14,7 @@ fma_small   fma_metadata/tracks.csv, fma_small/000/000002.mp3  top, all  officia
 fma_medium  fma_metadata/tracks.csv, fma_medium/...            top, all  official train/valid/test
 fma_large   fma_metadata/tracks.csv, fma_large/...             top, all  official train/valid/test
 melon       song_meta.json, arena_mel/<id // 1000>/<id>.npy    major     k-fold grouped by artist
+mtat        annotations_final.csv, 0/ ... f/*.mp3              top50     folders 0-b train, c valid, d-f test (tags)
 folder      <genre>/<file>, or any files and a --labels table  genre     the table's, else k-fold
 demo        generated: 4 genres x 30 tracks x 8 s              genre     train/valid/test 60/20/20
 =========== ================================================== ========= ==============================
@@ -33,11 +34,11 @@ from pathlib import Path
 
 from mrnet.core.errors import UserError
 
-from . import demo, fma, folder, gtzan, melon
+from . import demo, fma, folder, gtzan, melon, mtat
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
 from .folds import apply_fold_files, apply_split_files, stratified_group_folds
 
-DATASET_NAMES = ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "folder", "demo")
+DATASET_NAMES = ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo")
 #: Labelings each dataset supports; the first is the default.
 LABELINGS = {
     "gtzan": ("genre",),
@@ -45,6 +46,7 @@ LABELINGS = {
     "fma_medium": fma.LABELINGS,
     "fma_large": fma.LABELINGS,
     "melon": ("major",),
+    "mtat": ("top50",),  # set by --tags: topN, or tags:<list file>
     "folder": ("genre",),
     "demo": ("genre",),
 }
@@ -65,10 +67,15 @@ def default_features(name: str) -> str:
     return DEFAULT_FEATURES.get(name, "wavlm")
 
 
-def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files) -> str:
+def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files, tags,
+                   keep_untagged: bool) -> str:
     """The labeling to use; UserError for an option that does not apply or does not fit."""
     if name not in DATASET_NAMES:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
+    if name != "mtat" and (tags is not None or keep_untagged):
+        raise UserError(f"--tags and --keep-untagged apply to mtat; {name} {'is labelled by its labels table' if name == 'folder' else 'has its own labels'}")
+    if name == "mtat" and labeling is not None:
+        raise UserError("--labeling does not apply to mtat: choose its tags with --tags N (the N most frequent) or --tags FILE")
     choices = LABELINGS[name]
     if labeling is not None and labeling not in choices:
         raise UserError(f"--labeling {labeling!r} does not apply to {name}: choose {' or '.join(choices)}")
@@ -104,6 +111,8 @@ def scan(
     seed: int = 0,
     split_files: Path | None = None,
     fold_files: list[Path] | None = None,
+    tags: str | None = None,
+    keep_untagged: bool = False,
 ) -> Scan:
     """Read dataset ``name`` under ``root`` into a :class:`Scan` (tracks manifest + genre table).
 
@@ -117,8 +126,11 @@ def scan(
         split_files: a folder with train.txt, valid.txt, test.txt (one track per line) that replaces
             the split; tracks not listed are dropped.
         fold_files: list files, file i lists fold i; replaces the folds; unlisted tracks are dropped.
+        tags, keep_untagged: ``mtat`` only: the tags kept (``"50"``: the 50 most frequent, or a file of
+            tag names) and whether clips with none of them stay.
     """
-    labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files)
+    labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files,
+                              tags=tags, keep_untagged=keep_untagged)
     path = _root(name, root)
     if name == "gtzan":
         result = gtzan.read(path, folds=folds, seed=seed)
@@ -126,14 +138,18 @@ def scan(
         result = fma.read(path, name.removeprefix("fma_"), labeling=labeling)
     elif name == "melon":
         result = melon.read(path, folds=folds, seed=seed)
+    elif name == "mtat":
+        result = mtat.read(path, tags=tags, keep_untagged=keep_untagged)
     elif name == "folder":
         result = folder.read(path, labels=None if labels is None else Path(labels).expanduser().resolve(), folds=folds, seed=seed)
     else:
         result = folder.read(path, labels=path / demo.MARKER, folds=folds, seed=seed, name="demo")
     if split_files is not None:
         tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
-        result = make_scan(name, path, source=result.source, labeling=labeling, tracks=tracks, notes=[*result.notes, *notes])
+        result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],
+                           task=result.task)
     elif fold_files:
         tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files])
-        result = make_scan(name, path, source=result.source, labeling=labeling, tracks=tracks, notes=[*result.notes, *notes])
+        result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],
+                           task=result.task)
     return finish(result)

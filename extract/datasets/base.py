@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
+from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
 from mrnet.core.errors import UserError
 from mrnet.store.format import track_key
 
@@ -45,10 +45,11 @@ class Scan:
     name: str  # e.g. "fma_small"
     root: Path  # dataset root as given (resolved)
     source: str  # "audio": each path is an audio file; else the engines.SHIPPED name of what it is ("melon": a (48, T) .npy)
-    labeling: str  # "top"/"all" for FMA, "major" for Melon, "genre" otherwise
+    labeling: str  # "top"/"all" for FMA, "major" for Melon, "top50" for MagnaTagATune, "genre" otherwise
     tracks: pl.DataFrame  # validated against mrnet.manifests.schema.TRACKS
-    genres: pl.DataFrame  # validated against GENRES
+    genres: pl.DataFrame  # the label table (GENRES schema): genres, or tags for a multi-label task
     notes: tuple[str, ...] = ()
+    task: str = "single-label"  # or "multi-label": tracks carry tags, no genre
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -187,11 +188,14 @@ def outside_root(root: Path, paths: pl.Series) -> list[str]:
 def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Complete a reader's columns into the TRACKS schema: key, nulls for extraction results, pending.
 
-    ``frame`` needs ``track_id``, ``path`` and ``genre``; ``genres_all`` defaults to ``[genre]`` and
-    ``artist``/``split``/``fold`` to null.
+    ``frame`` needs ``track_id``, ``path`` and ``genre`` (or ``tags``, for a multi-label task);
+    ``genres_all`` defaults to ``[genre]`` and ``artist``/``split``/``fold``/``tags`` to null.
     """
+    if "genre" not in frame.columns:
+        frame = frame.with_columns(genre=pl.lit(None, pl.String))
     defaults = {
         "genres_all": pl.concat_list(pl.col("genre")).list.drop_nulls(),
+        "tags": pl.lit(None, pl.List(pl.String)),
         "artist": pl.lit(None, pl.String),
         "split": pl.lit(None, pl.String),
         "fold": pl.lit(None, pl.Int16),
@@ -226,12 +230,18 @@ def mark_missing(tracks: pl.DataFrame, root: Path) -> pl.DataFrame:
 
 
 def make_scan(
-    name: str, root: Path, *, source: str, labeling: str, tracks: pl.DataFrame, notes: list[str] | tuple[str, ...] = ()
+    name: str, root: Path, *, source: str, labeling: str, tracks: pl.DataFrame, notes: list[str] | tuple[str, ...] = (),
+    task: str = "single-label", tags: list[str] | None = None,
 ) -> Scan:
-    """A validated :class:`Scan`: labels from the genre table over the labelled tracks."""
-    genres = genre_table(tracks)
-    tracks = validate(with_labels(tracks, genres), TRACKS, name=f"{name} tracks")
-    return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes))
+    """A validated :class:`Scan`: the label table (genres, or ``tags`` for a multi-label task: every tag
+    a track has by default) and each single-label track's label id."""
+    if task == "multi-label":
+        genres = tag_table(tracks, tags)
+    else:
+        genres = genre_table(tracks)
+        tracks = with_labels(tracks, genres)
+    tracks = validate(tracks, TRACKS, name=f"{name} tracks")
+    return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes), task=task)
 
 
 def finish(scan: Scan) -> Scan:

@@ -2,9 +2,13 @@
 
 ```
 ROOT/<genre>/<any/depth/>NAME.{mp3,ogg,flac,wav,au}     without --labels: genre = first folder
-LABELS.csv | LABELS.parquet                               with --labels: columns path, genre
+LABELS.csv | LABELS.parquet                               with --labels: columns path, and genre or tags
                                                           (+ optional artist, and split or fold)
 ```
+
+A table with ``tags`` instead of ``genre`` makes a multi-label store: each track has any number of
+tags, separated by ``;`` in a CSV (``guitar;slow``) or a list column in Parquet; a track with none
+is kept as a track with no positive tag.
 
 Paths in the table are relative to ``ROOT``. Track ids are paths without extension (``rock/song``).
 Splits come from the table's ``split`` (train / valid / test) or ``fold`` (0..k-1) column when it has
@@ -25,7 +29,7 @@ from mrnet.core.errors import UserError
 from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, outside_root, require_file, tracks_frame, walk_files
 from .folds import assign_folds
 
-REQUIRED = ("path", "genre")
+REQUIRED = ("path", "genre")  # or path and tags, for a multi-label store
 OPTIONAL = ("artist", "split", "fold")
 SPLIT_NAMES = {"train": "train", "valid": "valid", "test": "test", "training": "train", "validation": "valid"}
 
@@ -47,28 +51,33 @@ def read_labels(path: Path) -> pl.DataFrame:
             raise UserError(f"--labels {path}: unknown table format {path.suffix!r}; use .csv or .parquet")
     except pl.exceptions.PolarsError as err:
         raise UserError(f"--labels {path}: cannot read it as a table: {err}") from err
-    missing = [c for c in REQUIRED if c not in table.columns]
-    extra = [c for c in table.columns if c not in REQUIRED + OPTIONAL]
+    required = ("path", "tags") if "tags" in table.columns and "genre" not in table.columns else REQUIRED
+    missing = [c for c in required if c not in table.columns]
+    extra = [c for c in table.columns if c not in required + OPTIONAL]
     if missing or extra:
         raise UserError(
-            f"--labels {path}: columns must be path and genre, optionally artist and split or fold; "
-            + (f"missing {missing}" if missing else f"unexpected {extra}")
+            f"--labels {path}: columns must be path and genre (or tags, for several labels per track), optionally artist "
+            "and split or fold; " + (f"missing {missing}" if missing else f"unexpected {extra}")
         )
     if "split" in table.columns and "fold" in table.columns:
         raise UserError(f"--labels {path}: has both split and fold columns; keep one")
     if table.height == 0:
         raise UserError(f"--labels {path}: the table has no rows")
-    for column in REQUIRED:
+    for column in ("path", "genre") if "genre" in table.columns else ("path",):
         empty = table.with_row_index("row").filter(pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == ""))
         if empty.height:
             raise UserError(f"--labels {path}: {empty.height} rows have no {column} (first: data row {empty['row'][0] + 1})")
-    return table.with_columns(pl.col(c).cast(pl.String) for c in table.columns if c != "fold")
+    if "tags" in table.columns and table.schema["tags"] != pl.List(pl.String):
+        table = table.with_columns(tags=pl.col("tags").cast(pl.String).fill_null("").str.split(";"))
+    if "tags" in table.columns:
+        table = table.with_columns(tags=pl.col("tags").list.eval(pl.element().str.strip_chars().filter(pl.element() != "")))
+    return table.with_columns(pl.col(c).cast(pl.String) for c in table.columns if c not in ("fold", "tags"))
 
 
 def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
     """Reader columns from a checked labels table: clean paths, ids, genre, artist, split or fold."""
     path = pl.col("path").str.strip_chars().str.replace_all("\\", "/", literal=True).str.strip_prefix("./")  # as clean_path
-    frame = table.with_columns(path=path, genre=pl.col("genre").str.strip_chars())
+    frame = table.with_columns(path=path, **({"genre": pl.col("genre").str.strip_chars()} if "genre" in table.columns else {}))
     absolute = frame.filter(pl.col("path").str.starts_with("/") | pl.col("path").str.contains(r"^[A-Za-z]:"))
     if absolute.height:
         raise UserError(f"--labels {where}: paths must be relative to --root, e.g. rock/song.mp3; found {absolute['path'][0]!r}")
@@ -125,6 +134,7 @@ def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int =
     if "split" not in frame.columns and "fold" not in frame.columns:
         tracks = assign_folds(tracks, k=folds, seed=seed, group="artist")
     tracks = mark_missing(tracks, root)
+    task = "multi-label" if "tags" in frame.columns else "single-label"
     odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
     if odd.any():
         notes.append(f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed")
@@ -132,4 +142,4 @@ def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int =
             status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),
             error=pl.when(pl.lit(odd)).then(pl.lit("unsupported audio format: ") + pl.col("path")).otherwise(pl.col("error")),
         )
-    return make_scan(name, root, source="audio", labeling="genre", tracks=tracks, notes=notes)
+    return make_scan(name, root, source="audio", labeling="tags" if task == "multi-label" else "genre", tracks=tracks, notes=notes, task=task)

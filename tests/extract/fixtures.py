@@ -297,3 +297,64 @@ def make_folder(
         table = root / f"labels.{labels}"
         frame.write_csv(table) if labels == "csv" else frame.write_parquet(table)
     return FolderFixture(root, table, paths)
+
+
+# -- MagnaTagATune ----------------------------------------------------------------------------------
+
+#: The 188 tag columns of annotations_final.csv, in the release's order.
+MTAT_TAGS = (
+    "no voice", "singer", "duet", "plucking", "hard rock", "world", "bongos", "harpsichord", "female singing", "clasical",
+    "sitar", "chorus", "female opera", "male vocal", "vocals", "clarinet", "heavy", "silence", "beats", "men", "woodwind",
+    "funky", "no strings", "chimes", "foreign", "no piano", "horns", "classical", "female", "no voices", "soft rock", "eerie",
+    "spacey", "jazz", "guitar", "quiet", "no beat", "banjo", "electric", "solo", "violins", "folk", "female voice", "wind",
+    "happy", "ambient", "new age", "synth", "funk", "no singing", "middle eastern", "trumpet", "percussion", "drum", "airy",
+    "voice", "repetitive", "birds", "space", "strings", "bass", "harpsicord", "medieval", "male voice", "girl", "keyboard",
+    "acoustic", "loud", "classic", "string", "drums", "electronic", "not classical", "chanting", "no violin", "not rock",
+    "no guitar", "organ", "no vocal", "talking", "choral", "weird", "opera", "soprano", "fast", "acoustic guitar",
+    "electric guitar", "male singer", "man singing", "classical guitar", "country", "violin", "electro", "reggae", "tribal",
+    "dark", "male opera", "no vocals", "irish", "electronica", "horn", "operatic", "arabic", "lol", "low", "instrumental",
+    "trance", "chant", "strange", "drone", "synthesizer", "heavy metal", "modern", "disco", "bells", "man", "deep",
+    "fast beat", "industrial", "hard", "harp", "no flute", "jungle", "pop", "lute", "female vocal", "oboe", "mellow",
+    "orchestral", "viola", "light", "echo", "piano", "celtic", "male vocals", "orchestra", "eastern", "old", "flutes", "punk",
+    "spanish", "sad", "sax", "slow", "male", "blues", "vocal", "indian", "no singer", "scary", "india", "woman",
+    "woman singing", "rock", "dance", "piano solo", "guitars", "no drums", "jazzy", "singing", "cello", "calm",
+    "female vocals", "voices", "different", "techno", "clapping", "house", "monks", "flute", "not opera", "not english",
+    "oriental", "beat", "upbeat", "soft", "noise", "choir", "female singer", "rap", "metal", "hip hop", "quick", "water",
+    "baroque", "women", "fiddle", "english",
+)
+#: Four styles, each a sound and the tags it carries: what a tagger can learn from the miniature.
+MTAT_STYLES = {
+    "strings": (440.0, ("classical", "strings", "violin", "slow")),
+    "techno": (1800.0, ("techno", "electronic", "beat", "fast")),
+    "rock": (150.0, ("rock", "guitar", "loud", "drums")),
+    "ambient": (800.0, ("ambient", "quiet", "synth", "soft")),
+}
+
+
+def make_mtat(root: Path, *, per_folder: int = 3, seconds: float = 1.0, broken: bool = True) -> Path:
+    """A miniature MagnaTagATune: the real 188-column tab-separated header, clips in the hex folders
+    0-f (``per_folder`` each, 16 kHz MP3 as released), tags by style, one clip with no tag of the
+    styles (and only the rare tag 'lol'), and the release's broken MP3 6/norine_braun-... (empty)."""
+    root = Path(root)
+    rows = []
+    styles = list(MTAT_STYLES)
+    for folder in "0123456789abcdef":
+        for i in range(per_folder):
+            clip = int(folder, 16) * 100 + i
+            style = styles[(int(folder, 16) + i) % 4]
+            freq, style_tags = MTAT_STYLES[style]
+            rel = f"{folder}/artist{clip % 7}-album-{i:02d}-{style}_{clip}-0-29.mp3"
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            sf.write(root / rel, tone(seconds, 16000, freq=freq, seed=clip), 16000, format="MP3")
+            rows.append((str(clip), set(style_tags) | ({"male"} if i == 0 else set()), rel))
+    sf.write(root / "a" / "nobody-x-01-untagged_9999-0-29.mp3", tone(seconds, 16000, freq=300.0), 16000, format="MP3")
+    rows.append(("9999", {"lol"}, "a/nobody-x-01-untagged_9999-0-29.mp3"))
+    if broken:
+        rel = "6/norine_braun-now_and_zen-08-gently-117-146.mp3"
+        (root / rel).write_bytes(b"")
+        rows.append(("35644", {"female", "slow"}, rel))
+    with (root / "annotations_final.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(["clip_id", *MTAT_TAGS, "mp3_path"])
+        writer.writerows([clip, *(int(t in tags) for t in MTAT_TAGS), rel] for clip, tags, rel in rows)
+    return root

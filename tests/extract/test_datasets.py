@@ -13,6 +13,7 @@ from mrnet.manifests.schema import GENRES, TRACKS
 from mrnet.core.errors import UserError
 from mrnet.store.format import track_key
 from tests.extract.fixtures import (
+    make_mtat,
     FMA_TRACKS,
     GTZAN_GENRES,
     MELON_SONGS,
@@ -39,7 +40,7 @@ def _check_contract(s: Scan) -> None:
 
 
 def test_dataset_names_are_the_contract():
-    assert DATASET_NAMES == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "folder", "demo")
+    assert DATASET_NAMES == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo")
 
 
 # -- GTZAN -----------------------------------------------------------------------------------------
@@ -524,3 +525,67 @@ def test_symlink_loops_and_doubles_list_each_real_file_once_under_its_real_genre
     assert "listed once" in notes and "jazz/again.wav" in notes
     assert "self-referencing links are skipped" in notes and "rock/self" in notes
     assert "lead out of the dataset root" in notes and "jazz/away" in notes
+
+
+# -- MagnaTagATune -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mtat(tmp_path_factory):
+    return make_mtat(tmp_path_factory.mktemp("mtat"))
+
+
+def test_mtat_is_a_multi_label_manifest_with_the_hex_folder_split(mtat):
+    s = scan("mtat", mtat, tags="16")
+    assert (s.name, s.task, s.labeling, s.source) == ("mtat", "multi-label", "top16", "audio")
+    t = s.tracks
+    assert t["genre"].null_count() == t.height and t["label"].null_count() == t.height
+    splits = dict(zip(t["path"].str.slice(0, 1), t["split"]))
+    assert {d: splits[d] for d in "0bcdf"} == {"0": "train", "b": "train", "c": "valid", "d": "test", "f": "test"}
+    first = t.filter(pl.col("track_id") == "0").row(0, named=True)
+    assert set(first["tags"]) == {"classical", "strings", "violin", "slow", "male"} and first["artist"] == "artist0"
+    counts = dict(zip(s.genres["name"], s.genres["count"]))
+    assert s.genres.schema == GENRES and s.genres.height == 16 and counts["male"] == 16  # 'male' (16 clips) beats a style tag (12)
+    assert counts["slow"] == 13 and sum(c == 12 for c in counts.values()) == 14  # the broken clip is slow too
+
+
+def test_mtat_keeps_the_n_most_frequent_tags_and_drops_untagged_clips_unless_asked(mtat):
+    top = scan("mtat", mtat, tags="4")
+    assert top.genres["name"].to_list() == sorted(top.genres["name"].to_list()) and top.genres.height == 4
+    assert "9999" not in top.tracks["track_id"].to_list() and any("left out" in n for n in top.notes)
+    kept = scan("mtat", mtat, tags="4", keep_untagged=True)
+    untagged = kept.tracks.filter(pl.col("track_id") == "9999").row(0, named=True)
+    assert untagged["tags"] == [] and untagged["genres_all"] == ["lol"]
+    default = scan("mtat", mtat)
+    assert default.labeling == "top50" and default.genres.height == 50  # tags no clip has fill the 50, in header order
+    assert default.genres.filter(pl.col("count") == 0)["weight"].to_list() == [0.0] * (50 - 19)  # 19 tags are used
+
+
+def test_mtat_records_the_known_broken_mp3_as_failed(mtat):
+    t = scan("mtat", mtat).tracks
+    broken = t.filter(pl.col("track_id") == "35644").row(0, named=True)
+    assert broken["status"] == "failed" and "known broken MP3" in broken["error"]
+
+
+def test_mtat_tag_list_file_and_bad_input(mtat, tmp_path):
+    listed = tmp_path / "tags.txt"
+    listed.write_text("# my tags\nguitar\nno voice\n")
+    s = scan("mtat", mtat, tags=str(listed), keep_untagged=True)
+    assert s.genres["name"].to_list() == ["guitar", "no voice"] and s.labeling == "tags:tags.txt"
+    listed.write_text("guitar\nbanjolele\n")
+    with pytest.raises(UserError, match=r"tags not in the annotations: \['banjolele'\]"):
+        scan("mtat", mtat, tags=str(listed))
+    with pytest.raises(UserError, match="--tags 500: choose between 1 and the 188 tags"):
+        scan("mtat", mtat, tags="500")
+    with pytest.raises(UserError, match="--tags and --keep-untagged apply to mtat"):
+        scan("gtzan", mtat, tags="50")
+    with pytest.raises(UserError, match="no annotations_final.csv at"):
+        scan("mtat", tmp_path)
+
+
+def test_a_folder_labels_table_with_tags_is_multi_label(tmp_path):
+    fx = make_folder(tmp_path, per_genre=2)
+    table = tmp_path / "tags.csv"
+    rows = ["path,tags"] + [f"{p},{'loud;fast' if p.startswith('loud') else 'calm'}" for p in fx.paths[:4]]
+    table.write_text("\n".join(rows) + "\n")
+    s = scan("folder", tmp_path, labels=table, folds=2)
+    assert s.task == "multi-label" and s.labeling == "tags" and s.genres["name"].to_list() == ["calm", "fast", "loud"]
+    assert sorted(map(tuple, s.tracks["tags"].to_list())) == [("calm",), ("calm",), ("loud", "fast"), ("loud", "fast")]

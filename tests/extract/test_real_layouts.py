@@ -53,3 +53,19 @@ def test_melon_arrays_are_ingested_as_shipped(tmp_path):
     row = done.row(0, named=True)
     shipped = np.load(root / row["path"])
     assert np.array_equal(store.read(row["key"])[0, 0], shipped.T.astype(np.float16))
+
+
+def test_a_miniature_mtat_extracts_into_a_multi_label_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from mrnet.store.cli import app as store_app
+    from tests.extract.fixtures import make_mtat
+
+    root = make_mtat(tmp_path / "mtat")
+    summary, store = extract(tmp_path, "mtat", root)
+    assert store.provenance.task == "multi-label" and store.provenance.labeling == "top50"
+    done = store.tracks.filter(pl.col("status") == "done")
+    assert done.height == 49 and done["tags"].list.len().min() >= 1  # 48 clips and the one tagged 'lol'
+    assert store.tracks.filter(pl.col("status") == "failed")["track_id"].to_list() == ["35644"]
+    info = CliRunner().invoke(store_app, ["info", str(store.location.url)], env={"COLUMNS": "200"})
+    assert info.exit_code == 0 and "multi-label  (50 tags)" in info.output
