@@ -10,10 +10,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from mrnet.core.cli import Command, choices, flag
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.extract.config import ExtractConfig
+from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import DATASET_NAMES
 from mrnet.extract.engines import FEATURES, PRECISIONS
 from mrnet.store.format import CODECS, DTYPES
@@ -21,17 +23,12 @@ from mrnet.store.location import storage_options_from_json
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
 
-
-def choices(name: str, values) -> type[Enum]:
-    """A ``str`` Enum of option values, from the tuple the library declares them in (one source of truth)."""
-    return Enum(name, {v: v for v in values}, type=str)
-
-
 Dataset = choices("Dataset", DATASET_NAMES)
 Features = choices("Features", FEATURES)
 DType = choices("DType", DTYPES)
 Codec = choices("Codec", CODECS)
 Precision = choices("Precision", PRECISIONS)
+INPUT, FEATURE, OUTPUT, MACHINE = "Input", "Features", "Output", "Machinery"
 
 
 class Channels(str, Enum):
@@ -57,44 +54,48 @@ def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
     return tuple(sorted(set(out)))
 
 
-@app.command()
+@app.command(cls=Command)
 @report_user_errors
 def extract(
-    dataset: Annotated[Dataset, typer.Argument(help="Which reader: a published dataset, 'folder' for your own audio, or 'demo'.")],
-    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Store path or URL [default: store/DATASET.zarr].")] = None,
-    storage_options: Annotated[Optional[str], typer.Option(help="fsspec options for a URL --out, as JSON (default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables).")] = None,
-    features: Annotated[Optional[Features], typer.Option(help="wavlm (default) or mel; demo defaults to mel, Melon is mel only.")] = None,
-    model: Annotated[str, typer.Option(help="WavLM hub name or local directory.")] = "microsoft/wavlm-base",
-    revision: Annotated[Optional[str], typer.Option(help="Hub revision (commit, tag or branch) of --model.")] = None,
-    layers: Annotated[Optional[str], typer.Option(help="Hidden states to store, e.g. 0-12 (all, default) or 0,6,12.")] = None,
-    dtype: Annotated[DType, typer.Option(help="Stored precision.")] = DType["float16"],
-    channels: Annotated[Channels, typer.Option(help="mono (downmix) or stereo (each channel separately; mono duplicated).")] = Channels.mono,
-    gpus: Annotated[Optional[str], typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.")] = None,
-    workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).")] = 0,
-    scheduler: Annotated[Optional[str], typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786 (dataset root and --out must be reachable from its workers).")] = None,
-    threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.")] = 0,
-    io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Equal-length windows per forward pass.")] = 8,
-    window_seconds: Annotated[float, typer.Option(help="Tracks longer than this are cut into windows of this length.")] = 40.0,
-    precision: Annotated[Precision, typer.Option(help="Model precision: auto = bf16 on GPU, fp32 on CPU.")] = Precision["auto"],
-    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help="Normalise each window to zero mean, unit variance [default: as the model's preprocessor says].")] = None,
-    codec: Annotated[Codec, typer.Option(help="Chunk compression (see docs/store.md).")] = Codec["none"],
-    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (see docs/store.md).")] = 150,
-    unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).")] = 16,
-    labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path,genre[,artist,split,fold].")] = None,
-    labeling: Annotated[Optional[str], typer.Option(help="FMA: top (16 roots, default) or all (every genre, the paper's FMA-large task).")] = None,
-    tags: Annotated[Optional[str], typer.Option(help="mtat: keep the N most frequent tags (default 50), or the tags a file names, one per line.")] = None,
-    keep_untagged: Annotated[bool, typer.Option(help="mtat: keep clips with none of the kept tags (as clips with no positive tag).")] = False,
-    folds: Annotated[int, typer.Option(help="k for seeded stratified k-fold where no official split exists.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
-    split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.")] = None,
-    fold_files: Annotated[Optional[list[Path]], typer.Option(help="Text files of relative paths, one per fold (repeat the option).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N tracks (a trial run).")] = None,
-    manifests_dir: Annotated[Path, typer.Option(help="Where the dataset's manifests go.")] = Path("manifests"),
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing store at --out first.")] = False,
-    retry_failed: Annotated[bool, typer.Option(help="Try tracks that failed in an earlier run again.")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Print tracks, audio hours, store size and time; write nothing.")] = False,
+    dataset: Annotated[Dataset, typer.Argument(help="Which reader: a published dataset, 'folder' for your own audio, or 'demo'.", show_default=False)],
+    # input
+    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo).", rich_help_panel=INPUT)] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path and genre (or tags), optionally artist and split or fold.", rich_help_panel=INPUT)] = None,
+    labeling: Annotated[Optional[str], typer.Option(help=r"FMA: top (the root genres: 8 in fma_small, 16 in medium and large) or all (every genre, the paper's FMA-large task). \[default: top]", rich_help_panel=INPUT)] = None,
+    tags: Annotated[Optional[str], typer.Option(help=r"mtat: keep the N most frequent tags, or the tags a file names, one per line. \[default: 50]", rich_help_panel=INPUT)] = None,
+    keep_untagged: Annotated[bool, flag("--keep-untagged", help="mtat: keep clips with none of the kept tags, as clips with no positive tag.", panel=INPUT)] = False,
+    split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.", rich_help_panel=INPUT)] = None,
+    fold_files: Annotated[Optional[list[Path]], typer.Option(help="Text files of relative paths, one per fold (repeat the option).", rich_help_panel=INPUT, show_default=False)] = None,
+    folds: Annotated[int, typer.Option(help="k for seeded stratified k-fold where the dataset has no official split.", rich_help_panel=INPUT)] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment (and of --limit's sample).", rich_help_panel=INPUT)] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Only N tracks, a sample with every label in it (a trial run).", rich_help_panel=INPUT)] = None,
+    # features
+    features: Annotated[Optional[Features], typer.Option(help=r"Feature kind (docs/store.md). \[default: wavlm; mel for demo and melon]", rich_help_panel=FEATURE)] = None,
+    model: Annotated[str, typer.Option(help="wavlm: hub name or local directory of the WavLM weights.", rich_help_panel=FEATURE)] = "microsoft/wavlm-base",
+    revision: Annotated[Optional[str], typer.Option(help=r"wavlm: hub revision (commit, tag or branch) of --model. \[default: the newest]", rich_help_panel=FEATURE)] = None,
+    layers: Annotated[Optional[str], typer.Option(help=r"wavlm: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE)] = None,
+    channels: Annotated[Channels, typer.Option(help="mono (downmix) or stereo (each channel separately; mono duplicated).", rich_help_panel=FEATURE)] = Channels.mono,
+    dtype: Annotated[DType, typer.Option(help="Stored precision.", rich_help_panel=FEATURE)] = DType["float16"],
+    precision: Annotated[Precision, typer.Option(help="wavlm: model precision; auto is bf16 on a GPU, fp32 on a CPU.", rich_help_panel=FEATURE)] = Precision["auto"],
+    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help=r"wavlm: normalise each window to zero mean, unit variance. \[default: as the model's preprocessor says]", rich_help_panel=FEATURE, metavar="")] = None,
+    window_seconds: Annotated[float, typer.Option(help="wavlm: tracks longer than this are cut into windows of this length.", rich_help_panel=FEATURE)] = 40.0,
+    # output
+    out: Annotated[Optional[str], typer.Option(help=r"Store path or URL. \[default: store/DATASET.zarr]", rich_help_panel=OUTPUT)] = None,
+    manifests_dir: Annotated[Path, typer.Option(help="Where the store's manifests go, in a folder named after the store.", rich_help_panel=OUTPUT)] = Path("manifests"),
+    codec: Annotated[Codec, typer.Option(help="Chunk compression (docs/store.md).", rich_help_panel=OUTPUT)] = Codec["none"],
+    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (docs/store.md).", rich_help_panel=OUTPUT)] = 150,
+    storage_options: Annotated[Optional[str], typer.Option(help=r"fsspec options for a URL --out, as JSON. \[default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables]", rich_help_panel=OUTPUT)] = None,
+    overwrite: Annotated[bool, flag("--overwrite", help="Remove the store at --out first (only a store's own files; anything else there is refused).", panel=OUTPUT)] = False,
+    retry_failed: Annotated[bool, flag("--retry-failed", help="Try tracks that failed in an earlier run again.", panel=OUTPUT)] = False,
+    dry_run: Annotated[bool, flag("--dry-run", help="Print the scan's notes, tracks, audio hours, store size and time; write nothing.", panel=OUTPUT)] = False,
+    # machinery
+    gpus: Annotated[Optional[str], typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.", rich_help_panel=MACHINE)] = None,
+    workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).", rich_help_panel=MACHINE)] = 0,
+    scheduler: Annotated[Optional[str], typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786 (the dataset and --out must be reachable from its workers).", rich_help_panel=MACHINE)] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.", rich_help_panel=MACHINE)] = 0,
+    io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).", rich_help_panel=MACHINE)] = 0,
+    batch_size: Annotated[int, typer.Option(help="wavlm: equal-length windows per forward pass.", rich_help_panel=MACHINE)] = 8,
+    unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).", rich_help_panel=MACHINE)] = 16,
 ) -> None:
     """Extract frame-level features of a dataset into a Zarr feature store."""
     console = Console(stderr=False)
@@ -128,13 +129,15 @@ def extract(
     for table in (failed_table(summary), warned_table(summary)):
         if table is not None:
             console.print(table)
-    console.print(f"Store: [bold]{summary.store}[/]   Manifests: {cfg.manifests_dir / cfg.dataset}/")
+    console.print(f"Store: [bold]{summary.store}[/]   Manifests: {manifest_folder(cfg)}/")
 
 
 def _print_notes(console: Console, found) -> None:
-    console.print(f"{found.name}: {found.tracks.height} tracks, {found.genres.height} genres ({found.labeling} labels) under {found.root}")
+    noun = "tags" if found.task == "multi-label" else "genres"
+    console.print(f"{found.name}: {found.tracks.height} tracks, {found.genres.height} {noun} ({found.labeling} labels) under {found.root}",
+                  highlight=False)
     for note in found.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
 
 
 def _dry_run(cfg: ExtractConfig, console: Console) -> None:
@@ -142,6 +145,8 @@ def _dry_run(cfg: ExtractConfig, console: Console) -> None:
 
     with console.status("scanning and timing a sample..."):
         est = estimate(cfg)
+    for note in est.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     workers = max(len(cfg.gpus), cfg.workers, 1)
     table = Table(title=f"mrnet-extract {cfg.dataset} --dry-run (nothing written)", show_header=False)
     table.add_row("tracks", f"{est.tracks} ({est.unreadable} unreadable or missing, {est.already_done} already in {cfg.store})")

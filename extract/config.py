@@ -22,6 +22,12 @@ from mrnet.extract.engines import DEFAULT_MODEL, FEATURES, PRECISIONS
 from mrnet.store.format import CODECS, DTYPES
 
 _PATHS = ("root", "labels", "split_files", "manifests_dir")
+
+
+def manifest_folder(cfg: "ExtractConfig") -> Path:
+    """Where a run's manifests go: ``manifests/<store name>/``, so two stores of one dataset (another
+    --out, another feature kind) never overwrite each other's manifests."""
+    return cfg.manifests_dir / cfg.store_name
 _TUPLES = ("layers", "gpus", "fold_files")
 
 
@@ -88,6 +94,11 @@ class ExtractConfig:
     @property
     def store(self) -> str:
         return self.out or str(Path("store") / f"{self.dataset}.zarr")
+
+    @property
+    def store_name(self) -> str:
+        """The store's name without ``.zarr`` (``fma_small-mel`` for ``s3://b/fma_small-mel.zarr``)."""
+        return self.store.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr") or self.dataset
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values: paths as strings, tuples as lists."""

@@ -29,6 +29,7 @@ class Estimate:
     seconds: float | None  # None when no track could be timed
     calibration: str
     already_done: int
+    notes: tuple[str, ...] = ()  # the scan's notes: bad files, files left out, --limit's sample
 
 
 def estimate(cfg: ExtractConfig, *, calibrate_tracks: int = 2, threads: int = 8) -> Estimate:
@@ -48,7 +49,7 @@ def estimate(cfg: ExtractConfig, *, calibrate_tracks: int = 2, threads: int = 8)
     return Estimate(
         tracks=found.tracks.height, unreadable=len(durations) - len(known) + status_counts(found.tracks)["failed"],
         audio_hours=seconds_audio / 3600, store_bytes=int(seconds_audio * per_second), bytes_per_audio_second=per_second,
-        seconds=timing, calibration=note, already_done=_existing_done(cfg),
+        seconds=timing, calibration=note, already_done=_existing_done(cfg), notes=found.notes,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 import polars as pl
 
 from mrnet.core.errors import UserError
-from mrnet.extract.config import ExtractConfig
+from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
@@ -70,7 +70,7 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
 def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWriter, *, began: float, on_start, on_unit) -> RunSummary:
     """The units no journal names, run while this process holds the store's writer lock; then finalize."""
     location = writer.location
-    write_manifests(cfg.manifests_dir / cfg.dataset, found.tracks, found.genres)  # the scan, until the run finishes
+    write_manifests(manifest_folder(cfg), found.tracks, found.genres)  # the scan, until the run finishes
     journal = writer.journal()
     finished = journal.filter(pl.col("status") == "done") if cfg.retry_failed else journal
     todo = found.tracks.filter((pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode()))
@@ -83,7 +83,7 @@ def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWrite
     results = execute(units, ctx, on_unit=on_unit)
     tracks = merge_results(found.tracks, writer.journal())
     writer.finalize(tracks, found.genres)
-    write_manifests(cfg.manifests_dir / cfg.dataset, tracks, found.genres)
+    write_manifests(manifest_folder(cfg), tracks, found.genres)
     return RunSummary(
         store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
         bytes_written=sum(r.bytes_written for r in results), seconds=time.perf_counter() - began,
@@ -98,8 +98,24 @@ def scan_dataset(cfg: ExtractConfig) -> Scan:
         split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None, tags=cfg.tags, keep_untagged=cfg.keep_untagged,
     )
     if cfg.limit is not None:
-        result = replace(result, tracks=result.tracks.head(cfg.limit))
+        result = limited(result, cfg.limit, seed=cfg.seed)
     return result
+
+
+def limited(found: Scan, n: int, *, seed: int = 0) -> Scan:
+    """``found`` cut to a sample of ``n`` tracks that keeps every label in it: tracks are taken from each
+    genre in turn (or at random for a multi-label task), in a seeded order; a note says what was taken."""
+    if n >= found.tracks.height:
+        return found
+    key = "genre" if found.task == "single-label" else None
+    shuffled = found.tracks.sample(fraction=1.0, shuffle=True, seed=seed).with_row_index("_order")
+    if key:
+        shuffled = shuffled.with_columns(_turn=pl.int_range(pl.len()).over(key)).sort("_turn", key, "_order")
+    picked = shuffled.head(n).drop("_order", "_turn", strict=False).sort("track_id")
+    counts = picked.group_by(key).len().sort(key) if key else None
+    what = ("taken from each genre in turn: " + ", ".join(f"{g} {c}" for g, c in counts.iter_rows())) if key else "a random sample"
+    note = f"--limit {n}: {n} of {found.tracks.height} tracks, {what}"
+    return replace(found, tracks=picked, notes=(*found.notes, note))
 
 
 def run_engine(cfg: ExtractConfig, found: Scan) -> Engine:

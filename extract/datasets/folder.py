@@ -20,6 +20,7 @@ one; otherwise tracks get a seeded stratified k-fold, grouped by ``artist`` when
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -103,6 +104,10 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """Reader columns from ``root/<genre>/...`` audio files."""
     listed, walk_notes = walk_files(root)
     files = [p for p in listed if is_audio(p)]
+    others = Counter(Path(p).suffix.lower() or "(none)" for p in listed if not is_audio(p))
+    if others:
+        kinds = ", ".join(f"{ext} {n}" for ext, n in others.most_common())
+        walk_notes.append(f"{sum(others.values())} files are not audio mrnet reads ({', '.join(AUDIO_SUFFIXES)}) and are ignored: {kinds}")
     nested = [p for p in files if "/" in p]
     if not nested:
         raise UserError(

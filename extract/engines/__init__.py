@@ -59,6 +59,8 @@ def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
         if cfg.channels != engine.channels:
             raise UserError(f"{cfg.dataset} ships mono {engine.feature} features: --channels stereo does not apply")
         return engine
+    if cfg.layers is not None and cfg.features != "wavlm":
+        raise UserError(f"--layers chooses WavLM hidden states; --features {cfg.features} has one layer. Drop --layers.")
     return FEATURES[cfg.features].from_config(cfg, pick_device(device))
 
 

@@ -92,3 +92,49 @@ def test_dry_run_sizes_each_feature_kind(tmp_path):
     for feature, per_second in (("wave", "0.088"), ("mel128", "0.022"), ("mfcc", "0.002")):
         result = invoke("folder", "--root", root, "--features", feature, "--dry-run", "--folds", "2", "--out", tmp_path / f"{feature}.zarr")
         assert result.exit_code == 0 and f"({per_second} MB per audio second)" in result.output, (feature, result.output)
+
+
+# --- what a user reads -----------------------------------------------------------------------------------
+def help_text() -> str:
+    return runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+
+
+def test_help_groups_options_in_panels_and_shows_every_default():
+    text = help_text()
+    for panel in ("Input", "Features", "Output", "Machinery"):
+        assert f"─ {panel} ─" in text
+    assert "<bool>" not in text and " ." not in text and " ," not in text
+    assert "[default: store/DATASET.zarr]" in text and "[default: as the model's preprocessor says]" in text
+    assert "8 in fma_small, 16 in medium and large" in text
+
+
+def test_dry_run_shows_the_scans_notes_first(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    (root / "calm" / "song.m4a").write_bytes(b"")
+    result = invoke("folder", "--root", root, "--features", "mel", "--dry-run", "--folds", "2", "--out", tmp_path / "s.zarr")
+    assert result.exit_code == 0 and "note:" in result.output and "are not audio mrnet reads" in result.output
+    assert ".m4a 1" in " ".join(result.output.split())
+
+
+def test_limit_takes_every_genre_and_says_what_it_took(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRNET_DEMO_DIR", str(tmp_path / "demo"))
+    result = invoke("demo", "--out", tmp_path / "d.zarr", "--manifests-dir", tmp_path / "m", "--limit", "8")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "--limit 8: 8 of 120 tracks, taken from each genre in turn: ambient 2, arpeggio 2, drums 2, groove 2" in text
+    assert FeatureStore.open(tmp_path / "d.zarr").tracks["genre"].value_counts()["count"].to_list() == [2, 2, 2, 2]
+
+
+def test_two_stores_of_one_dataset_keep_their_own_manifests(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    for name, feature in (("a", "mel"), ("b", "mfcc")):
+        result = invoke("folder", "--root", root, "--features", feature, "--out", tmp_path / f"{name}.zarr", "--manifests-dir",
+                        tmp_path / "m", "--folds", "2")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a", "b"]
+
+
+def test_layers_apply_to_wavlm_only(tmp_path):
+    root = make_audio_folder(tmp_path / "music")
+    result = invoke("folder", "--root", root, "--features", "mel", "--layers", "0-3", "--out", tmp_path / "s.zarr")
+    assert result.exit_code == 2 and "--layers chooses WavLM hidden states; --features mel has one layer" in " ".join(result.output.split())
