@@ -45,7 +45,8 @@ def as_user_error(err: BaseException) -> UserError | None:
 
 def report_user_errors(command):
     """Decorate a Typer command: a ``UserError`` (or a condition ``as_user_error`` names) prints as one
-    red line on stderr and exits with 2; anything else keeps its traceback."""
+    red line on stderr and exits with 2; Ctrl-C says that running the command again resumes and exits
+    with 130 (Typer would exit silently); anything else keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -55,6 +56,9 @@ def report_user_errors(command):
 
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            Console(stderr=True).print("[yellow]interrupted:[/] what finished is kept; run the same command again to resume.")
+            raise typer.Exit(130) from None
         except Exception as err:  # noqa: BLE001 - re-raised below unless a user can fix it
             user = as_user_error(err)
             if user is None:

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from mrnet.manifests.schema import status_counts
 from mrnet.store.copy import copy_store, destination_for
+from mrnet.core.cli import Command
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.store.info import store_info
 from mrnet.store.listing import list_stores
@@ -41,14 +42,14 @@ out = Console()
 err = Console(stderr=True)
 
 Store = Annotated[str, typer.Argument(help="Store path or URL (s3://bucket/x.zarr).", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.", metavar="", show_default=False)]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Tracks or objects handled in parallel (threads).")]
 Options = Annotated[Optional[str], typer.Option(
     "--storage-options", metavar="JSON", show_default=False,
-    help='fsspec options for URLs, e.g. \'{"endpoint_url": "http://minio:9000"}\'. Default: $MRNET_STORAGE_OPTIONS.')]
+    help='fsspec options for URLs, e.g. \'{"endpoint_url": "http://minio:9000"}\'. \\[default: $MRNET_STORAGE_OPTIONS]')]
 
 
-@app.command()
+@app.command(cls=Command)
 @report_user_errors
 def info(store: Store, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Provenance, track counts, genres, failed tracks and size of a store."""
@@ -60,7 +61,7 @@ def info(store: Store, as_json: AsJson = False, storage_options: Options = None)
         _print_info(data)
 
 
-@app.command()
+@app.command(cls=Command)
 @report_user_errors
 def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Check every done track: array present, shape, shard, checksum. Exit status 1 if anything is wrong."""
@@ -73,33 +74,35 @@ def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command("ls")
+@app.command("ls", cls=Command)
 @report_user_errors
 def ls(
     where: Annotated[str, typer.Argument(help="Folder or bucket prefix holding stores.")] = "store",
     as_json: AsJson = False,
     storage_options: Options = None,
 ) -> None:
-    """The stores in a folder or under a bucket prefix: name, feature, model, tracks, size."""
+    """The stores in a folder or under a bucket prefix: name, dataset, feature, model, layers, channels, dtype, tracks, size."""
     with _user_errors():
         stores = list_stores(_location(where, storage_options))
     if as_json:
         typer.echo(json.dumps(stores, indent=2))
         return
-    table = Table("name", "feature", "model", "layers", "tracks", "size", title=escape(where))
+    table = Table("name", "dataset", "feature", "model", "layers", "channels", "dtype", "tracks", "size", title=escape(where))
     for s in stores:
         tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
-        table.add_row(escape(s["name"]), s["feature"], escape(str(s["model"] or "-")), str(s["layers"]), tracks, _size(s["size_bytes"]))
+        channels = {1: "mono", 2: "stereo"}.get(s["channels"], str(s["channels"]))
+        table.add_row(escape(s["name"]), escape(s["dataset"] or "-"), s["feature"], escape(str(s["model"] or "-")),
+                      _layers(s["layer_ids"]), channels, str(s["dtype"]), tracks, _size(s["size_bytes"]))
     out.print(table if stores else f"no stores under {escape(where)}")
 
 
-@app.command()
+@app.command(cls=Command)
 @report_user_errors
 def cp(
     src: Annotated[str, typer.Argument(help="Store to copy (path or URL).", show_default=False)],
     dst: Annotated[str, typer.Argument(help="Destination store; ending in '/' copies into that folder or prefix.", show_default=False)],
     workers: Workers = 4,
-    then_verify: Annotated[bool, typer.Option("--verify", help="Verify the copy afterwards.")] = False,
+    then_verify: Annotated[bool, typer.Option("--verify", help="Verify the copy afterwards.", metavar="", show_default=False)] = False,
     storage_options: Options = None,
 ) -> None:
     """Copy a store between a path and a URL. Rerun after an interruption: finished objects are skipped."""
@@ -117,7 +120,7 @@ def cp(
             raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command()
+@app.command(cls=Command)
 @report_user_errors
 def repair(store: Store, storage_options: Options = None) -> None:
     """Restore a store's root metadata from the copy mrnet keeps, and remove a killed writer's temporary files."""
@@ -181,6 +184,17 @@ def _progress(what: str, total: int | None = None, *, bytes_: bool = False) -> I
                   transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(what, total=total)
         yield lambda advance=0, total=None: bar.update(task, advance=advance, total=total)
+
+
+def _layers(ids: list[int]) -> str:
+    """Stored layers compactly: ``_layers([0, 1, 2, 3, 8]) == '0-3, 8'``."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs) or "-"
 
 
 def _size(n: int | None) -> str:

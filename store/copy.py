@@ -96,8 +96,11 @@ def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int
 
     body = sorted(rel for rel in objects if not _last(rel))
     tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + [r for r in (INTEGRITY, "zarr.json") if r in objects]
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max(1, workers))
+    try:
         flags = list(pool.map(one, body))
+    finally:  # on Ctrl-C, objects not started yet are not started; those in flight finish whole
+        pool.shutdown(wait=True, cancel_futures=True)
     flags += [one(rel) for rel in tail]  # in order, after the body
     copied = [rel for rel, flag in zip(body + tail, flags) if flag]
     moved = sum(objects[rel] for rel in copied)

@@ -75,3 +75,39 @@ def test_copy_refuses_an_unfinished_store(runner, store, tmp_path):
     Location.parse(store).remove("manifest/tracks.parquet")
     result = runner.invoke(app, ["cp", str(store), str(tmp_path / "c.zarr")])
     assert result.exit_code == 2 and "is not finished" in result.output
+
+
+SLOW_CP = """
+import sys, time
+from mrnet.store import copy as copy_mod
+real = copy_mod.copy_object
+def slow(src, dst, rel):  # a copy long enough to be interrupted part-way
+    time.sleep(0.05)
+    real(src, dst, rel)
+copy_mod.copy_object = slow
+from mrnet.store.cli import main
+sys.argv = ["mrnet-store", "cp", *sys.argv[1:]]
+main()
+"""
+
+
+def test_ctrl_c_during_cp_says_that_rerunning_resumes(store, tmp_path):
+    """Typer turns Ctrl-C into a silent exit 130; the user must read what to do."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dst = tmp_path / "copy.zarr"
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CP, str(store), str(dst), "--workers", "1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not (dst / "features").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted: what finished is kept; run the same command again to resume" in output
+    assert not (dst / "zarr.json").exists()  # an unfinished copy never opens as a store
+    result = copy_store(Location.parse(store), Location.parse(dst))
+    assert result.skipped > 0 and stored(Location.parse(dst)) == stored(Location.parse(store))

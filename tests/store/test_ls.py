@@ -22,8 +22,10 @@ def test_ls_lists_stores_and_skips_other_entries(runner, tmp_path):
         ("gtzan-mel.zarr", "mel", None, 1, 3),
     ]
     assert stores[1]["size_bytes"] == Location.parse(tmp_path / "gtzan-mel.zarr").du()
-    table = runner.invoke(app, ["ls", str(tmp_path)]).output
+    table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "200"}).output
     assert "fma-wavlm.zarr" in table and "synthetic" in table and "6/6 done" in table
+    row = next(line for line in table.splitlines() if "fma-wavlm.zarr" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][1:7] == ["synthetic", "wavlm", "synthetic", "0-2", "mono", "float16"]
 
 
 def test_ls_of_a_store_lists_it_and_of_an_empty_folder_says_so(runner, store, tmp_path):
