@@ -32,6 +32,7 @@ from mrnet.train.augment import Augment
 from mrnet.train.config import TrainConfig
 from mrnet.train.datasets import CropDataset, TrackDataset
 from mrnet.train.evaluate import Stopped, autocast, evaluate
+from mrnet.train.events import EventLog
 from mrnet.train.loader import EpochBatches, length_batches, make_loader, steps_per_epoch
 from mrnet.train.runs import RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
 from mrnet.train.setup import build_model, build_run, check_same_store, model_input, open_store, store_record
@@ -177,6 +178,9 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     evals = {name: _eval_loader(TrackDataset(location, part, positions), cfg, device)
              for name, part in (("valid", splits.valid), ("test", splits.test))}
     steps = steps_per_epoch(len(train_set), cfg.batch_size)
+    events = EventLog(run.path / "tensorboard", steps_per_epoch=steps, start_step=state["epoch"] * steps + state["step"])
+    if events.missing:
+        reporter.note(events.missing)
 
     def save_last() -> None:
         save_checkpoint(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -197,6 +201,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
                     sums[1] += correct
                     sums[2] += len(y)
                     reporter.batch(epoch=epoch, step=state["step"], steps=steps, loss=value)
+                    events.batch(epoch, state["step"], value)
                     if ctrl_c() or (should_stop and should_stop(epoch, state["step"])):
                         raise Stopped
                 record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
@@ -221,6 +226,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
                 run.append_metrics(record)
                 save_last()
                 reporter.epoch(record)
+                events.epoch(record)
                 if state["epoch"] < cfg.epochs and (ctrl_c() or (should_stop and should_stop(state["epoch"], 0))):
                     raise Interrupted(run.path, state["epoch"], 0)
         except Stopped:
@@ -228,6 +234,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
             raise Interrupted(run.path, state["epoch"], state["step"]) from None
         finally:
             reporter.end()
+            events.close()
 
     # final report: the validation-selected model on the test split
     best = load_checkpoint(run.best)

@@ -1,8 +1,9 @@
 """PNG plots of a run: training curves, the confusion matrix, and the learned route and layer weights.
 
 The weights plot is the paper's Fig. 3 (route weights W) beside the layer weights, which show the
-depths of the feature extractor a task uses. Figures are built with ``matplotlib.figure.Figure``
-(no pyplot, no display needed).
+depths of the feature extractor a task uses. Each figure is built by a ``*_figure`` function that
+returns a ``matplotlib.figure.Figure`` (no pyplot, no display needed; tests read its data and axes),
+and saved by the ``plot_*`` function of the same name.
 """
 
 from __future__ import annotations
@@ -11,21 +12,31 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_run(folder: Path, report: dict, history: list[dict]) -> list[Path]:
-    """Write curves.png, confusion.png and weights.png into ``folder``; returns their paths."""
+    """Write curves.png, confusion.png and (for a model with route weights) weights.png into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [
+    paths = [
         plot_curves(folder / "curves.png", history, selected=report["selection"]["epoch"]),
         plot_confusion(folder / "confusion.png", np.asarray(report["test"]["confusion"]), report["genres"]),
-        plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]),
     ]
+    if report.get("route_weights"):
+        paths.append(plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]))
+    return paths
 
 
-def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Path:
-    """Loss and accuracy per epoch; test dashed (never used for selection); the selected epoch marked."""
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+# --- curves ---------------------------------------------------------------------------------------
+def curves_figure(history: list[dict], *, selected: int | None) -> Figure:
+    """Loss and accuracy per epoch, each point marked (a one-epoch run shows its point); test dashed
+    (never used for selection); the selected epoch marked; whole epochs on the axis."""
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for key, ax, label, style in (
@@ -35,69 +46,117 @@ def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Pat
     ):
         points = [(r["epoch"], r[key]) for r in history if key in r]
         if points:
-            ax.plot(*zip(*points), style, label=label)
+            ax.plot(*zip(*points), style, marker="o", markersize=3, label=label)
+    epochs = sorted({r["epoch"] for r in history})
     for ax, title in ((ax_loss, "loss (class-weighted)"), (ax_acc, "accuracy")):
         if selected is not None:
             ax.axvline(selected, color="grey", linestyle=":", label=f"selected (epoch {selected})")
+        if 0 < len(epochs) <= 12:  # a short run: every epoch a tick, half an epoch of room either side
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(title)
         if ax.lines:
             ax.legend(fontsize="small")
-    fig.savefig(path, dpi=100)
-    return path
+    return fig
 
 
-def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Path:
-    """Row-normalised confusion matrix with counts in the cells."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Path:
+    return _save(curves_figure(history, selected=selected), path)
+
+
+# --- confusion ------------------------------------------------------------------------------------
+def confusion_figure(confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Figure:
+    """Row-normalised confusion matrix with a colour bar and the counts in the cells, in a type size
+    that shrinks with the number of classes but stays readable."""
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=float), where=rows > 0)
-    size = max(4.0, 0.5 * len(genres) + 2)
-    fig = Figure(figsize=(size, size))
+    n = len(genres)
+    size = max(4.5, 0.55 * n + 2.5)
+    fig = Figure(figsize=(size + 1.2, size))
     ax = fig.subplots()
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    if len(genres) <= 30:
-        for (i, j), n in np.ndenumerate(confusion):
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(genres)), genres, rotation=90)
-        ax.set_yticks(range(len(genres)), genres)
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if n <= 30:
+        fontsize = 11 if n <= 10 else 9 if n <= 20 else 8
+        for (i, j), count in np.ndenumerate(confusion):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=fontsize, color="white" if share[i, j] > 0.5 else "black")
+        ax.set_xticks(range(n), genres, rotation=90)
+        ax.set_yticks(range(n), genres)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")  # room for the rotated genre names
-    return path
+    return fig
 
 
-def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict) -> Path:
-    """Per-fold test accuracy and macro-F1 of the validation-selected checkpoints, with the mean ± std band."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Path:
+    return _save(confusion_figure(confusion, genres, title=title), path)
+
+
+# --- folds ----------------------------------------------------------------------------------------
+def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | None = None) -> Figure:
+    """Per-fold test accuracy and macro-F1 of the validation-selected checkpoints, with the mean ± std
+    band, chance (one class over ``1 / classes``) dashed, and the legend below the axes."""
     folds = [r["fold"] for r in rows]
-    fig = Figure(figsize=(max(6.0, 0.6 * len(folds) + 3), 3.5))
+    fig = Figure(figsize=(max(7.0, 0.6 * len(folds) + 4), 4.8))
     axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "test_accuracy", "test accuracy"), (axes[1], "test_macro_f1", "test macro-F1")):
-        ax.bar(folds, [r[key] for r in rows], color="tab:blue")
+        ax.bar(folds, [r[key] for r in rows], color="tab:blue", label="fold")
         if key in mean:
             m, s = mean[key], std[key]
             ax.axhline(m, color="black", label=f"mean {m:.3f} ± {s:.3f}")
             ax.axhspan(m - s, m + s, color="grey", alpha=0.2)
-            ax.legend(fontsize="small", loc="lower right")
+        if chance is not None and key == "test_accuracy":
+            ax.axhline(chance, color="tab:red", linestyle="--", label=f"chance {chance:.3f}")
         ax.set_ylim(0, 1)
         ax.set_xticks(folds)
         ax.set_xlabel("fold")
         ax.set_title(title)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+    return fig
+
+
+def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict, *, chance: float | None = None) -> Path:
+    return _save(folds_figure(rows, mean, std, chance=chance), path)
+
+
+# --- weights --------------------------------------------------------------------------------------
+SCALE_NOTE = ("Both are nearly scale-free: BatchNorm follows W and instance norm follows the layer sum, so only ratios "
+              "within one model mean anything (docs/model.md).")
+
+
+def weights_figure(routes: dict[str, float], layers: dict[str, float]) -> Figure:
+    """The route weights W (paper Fig. 3), each divided by their mean, and the layer weights as shares
+    of their sum, each against a dashed line at its initial value; a y axis fitted to the values, not
+    0-1, so weights of 0.98 and 1.01 look different; one panel when the store holds one layer."""
+    both = len(layers) > 1
+    fig = Figure(figsize=(10 if both else 5.5, 4.2))
+    axes = fig.subplots(1, 2 if both else 1)
+    ax_r = axes[0] if both else axes
+    w = np.asarray(list(routes.values()), dtype=float)
+    _bars(ax_r, list(routes), w / w.mean(), reference=1.0, color="tab:blue", title="route weights W / mean (init: 1)")
+    if both:
+        v = np.asarray(list(layers.values()), dtype=float)
+        _bars(axes[1], list(layers), v / v.sum(), reference=1.0 / len(v), color="tab:orange",
+              title="layer weights, share of their sum (init: 1/layers)")
+        axes[1].set_xlabel("stored layer")
+    fig.text(0.5, -0.02, SCALE_NOTE, ha="center", va="top", fontsize="small", wrap=True)
+    return fig
+
+
+def _bars(ax, names: list[str], values: np.ndarray, *, reference: float, color: str, title: str) -> None:
+    """Bars that start at the initial value and end at each weight: above it or below it, never a
+    cropped bar whose length misleads."""
+    ax.bar(names, values - reference, bottom=reference, color=color)
+    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="initial value")
+    spread = max(float(np.abs(values - reference).max()), 0.02 * reference)
+    ax.set_ylim(reference - 1.4 * spread, reference + 1.4 * spread)
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="upper right")
 
 
 def plot_weights(path: Path, routes: dict[str, float], layers: dict[str, float]) -> Path:
     """Bar charts of the route weights W (paper Fig. 3) and the layer weights."""
-    fig = Figure(figsize=(10, 3.5))
-    ax_r, ax_l = fig.subplots(1, 2)
-    ax_r.bar(list(routes), list(routes.values()), color="tab:blue")
-    ax_r.set_title("route weights W")
-    ax_l.bar(list(layers), list(layers.values()), color="tab:orange")
-    ax_l.set_title("layer weights")
-    ax_l.set_xlabel("stored layer")
-    fig.subplots_adjust(bottom=0.15)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(weights_figure(routes, layers), path)

@@ -109,7 +109,7 @@ def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
 
 def write_folds(run: RunFolder, report: dict) -> None:
     """report.json, report.md and the plots of a ``--folds all`` run."""
-    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"])
+    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"], chance=1 / len(report["genres"]))
     if "test_all_folds" in report:
         plots.plot_confusion(run.plots / "confusion.png", np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
                              title="test confusion, all folds (every track once; rows normalised)")
