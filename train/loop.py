@@ -159,6 +159,10 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     # model, class weights, optimizer, schedule
     setup = build_run(cfg, model_input(store.provenance, len(positions), len(genres)), splits.train, device)
     model, weights, optimizer, scheduler = setup.model, setup.class_weights, setup.optimizer, setup.scheduler
+    unseen = [g for g, w in zip(genres, weights.tolist()) if w == 0]
+    if unseen:
+        reporter.note(f"{len(unseen)} genre(s) have no training track ({', '.join(unseen[:8])}): the model cannot learn them "
+                      f"(class weight 0), and their test tracks count as errors. Re-extract with a split or folds that put them in training.")
     state = {"epoch": 0, "step": 0, "sums": [0.0, 0, 0], "best": None, "history": []}
     if resume:
         ck = load_checkpoint(run.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest

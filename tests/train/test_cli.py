@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import soundfile as sf
 import zarr
@@ -318,3 +319,17 @@ def test_s3_without_credentials_is_named(s3, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     message = bad("--store", f"s3://{bucket}/x.zarr")
     assert "NoCredentialsError" in message and "AWS_* variables" in message
+
+
+def test_a_genre_without_training_tracks_is_named(tmp_path):
+    store = make_store(tmp_path / "s.zarr", genres=("calm", "loud", "mid", "rare"), per_genre=6)
+    from mrnet.store import FeatureStore, Location
+    from mrnet.store.writer import StoreWriter
+
+    st = FeatureStore.open(store)
+    tracks = st.tracks.with_columns(split=pl.when(pl.col("genre") == "rare").then(pl.lit("test")).otherwise(pl.col("split")))
+    with StoreWriter.open(Location.parse(store), st.provenance) as writer:
+        writer.finalize(tracks, st.genres)
+    result = mrnet_train("--store", store, "--preset", "tiny", "--epochs", "1", "--out", tmp_path / "run", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "1 genre(s) have no training track (rare): the model cannot learn them" in one_line(result.output)
