@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from mrnet.core.cli import Command
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.config import PRESETS, preset
 from mrnet.train.loop import Interrupted, Reporter
@@ -232,6 +233,31 @@ def report(
     console.print(f"Wrote {escape(str(run / 'report.md'))} and plots in {escape(str(folder.plots))}", highlight=False)
 
 
+# --- mrnet-compare ------------------------------------------------------------------------------
+
+compare_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
+
+
+@compare_app.command(cls=Command)
+@report_user_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding runs (e.g. runs/).", exists=True, show_default=False)],
+    out: Annotated[Path, typer.Option(help="Where comparison.md, .json and .png go.")] = Path("comparison"),
+) -> None:
+    """Finished runs side by side: test accuracy and macro-F1 per model and store, mean ± std over folds and seeds."""
+    from mrnet.train import compare as comparing
+
+    rows = comparing.compare(runs)
+    table = Table(title="model comparison (test, checkpoints chosen on validation)")
+    for col in ("model", "store", "n", "accuracy", "macro-F1", "parameters", "hours"):
+        table.add_column(col, justify="left" if col in ("model", "store") else "right")
+    for r in rows:
+        table.add_row(r["model"], escape(Path(r["store"]).name), str(r["n"]), f"{pct(r['accuracy'])} ± {pct(r['accuracy_std'])}",
+                      f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f}", f"{r['parameters']:,}", f"{r['hours']:.2f}")
+    Console().print(table)
+    Console().print(f"Wrote {escape(str(comparing.write(rows, out)))} and comparison.png", highlight=False)
+
+
 # --- entry points -------------------------------------------------------------------------------
 
 
@@ -256,3 +282,8 @@ def predict_main() -> None:
 def report_main() -> None:
     """Entry point of ``mrnet-report``."""
     _main(report_app)
+
+
+def compare_main() -> None:
+    """Entry point of ``mrnet-compare``."""
+    _main(compare_app)

@@ -333,3 +333,23 @@ def test_a_genre_without_training_tracks_is_named(tmp_path):
     result = mrnet_train("--store", store, "--preset", "tiny", "--epochs", "1", "--out", tmp_path / "run", *SMALL)
     assert result.exit_code == 0, result.output
     assert "1 genre(s) have no training track (rare): the model cannot learn them" in one_line(result.output)
+
+
+# --- mrnet-compare ---------------------------------------------------------------------------------
+def test_compare_groups_runs_by_model_and_store_with_mean_and_spread(trained_run, mel_store, fold_store, tmp_path):
+    from mrnet.train.cli import compare_app
+
+    seeds = [mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "2", "--seed", str(s), "--out", tmp_path / "runs" / f"s{s}", *SMALL)
+             for s in (1, 2)]
+    folds = mrnet_train("--store", fold_store, "--preset", "tiny", "--folds", "all", "--epochs", "1", "--out", tmp_path / "runs" / "cv", *SMALL)
+    assert all(r.exit_code == 0 for r in (*seeds, folds))
+    result = runner.invoke(compare_app, [str(tmp_path / "runs"), "--out", str(tmp_path / "cmp")], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    by_store = {Path(r["store"]).name: r for r in rows}
+    assert by_store["mel.zarr"]["n"] == 2 and by_store["folds.zarr"]["n"] == 3  # two seeds; three folds
+    reports = [RunFolder(tmp_path / "runs" / f"s{s}").report()["test"]["accuracy"] for s in (1, 2)]
+    assert by_store["mel.zarr"]["accuracy"] == pytest.approx(np.mean(reports))
+    assert by_store["mel.zarr"]["accuracy_std"] == pytest.approx(np.std(reports, ddof=1))
+    assert by_store["mel.zarr"]["hours"] > 0 and by_store["mel.zarr"]["parameters"] > 0
+    assert (tmp_path / "cmp" / "comparison.png").exists() and "| mrnet | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()
