@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -35,14 +36,64 @@ def tile_frames(x: np.ndarray, frames: int) -> np.ndarray:
     return np.take(x, np.arange(frames) % x.shape[2], axis=2)
 
 
+def track_targets(tracks: pl.DataFrame, tags: list[str] | None = None) -> list:
+    """Each track's target: its label id (single-label), or, given the label table's ``tags``, a
+    multi-hot float32 vector over them (multi-label).
+
+    >>> t = pl.DataFrame({"label": [None, None], "tags": [["rock"], ["jazz", "rock"]]})
+    >>> [v.tolist() for v in track_targets(t, ["jazz", "rock"])]
+    [[0.0, 1.0], [1.0, 1.0]]
+    """
+    if tags is None:
+        return tracks["label"].to_list()
+    index = {t: i for i, t in enumerate(tags)}
+    out = []
+    for names in tracks["tags"].to_list():
+        v = np.zeros(len(tags), np.float32)
+        v[[index[n] for n in names or () if n in index]] = 1.0
+        out.append(v)
+    return out
+
+
+def stack_targets(targets: list) -> torch.Tensor:
+    """A batch of targets: label ids as int64, multi-hot vectors as float32 rows."""
+    return torch.from_numpy(np.stack(targets)) if isinstance(targets[0], np.ndarray) else torch.tensor(targets, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class EvalUnit:
+    """What of a track a model sees in evaluation: the ``whole`` track; the ``center`` crop of ``crop``
+    frames (NNET's midpoint window); or ``chunks`` crops, consecutive from the start when the track
+    is long enough, else spread evenly, whose class probabilities are averaged (MusicNeXt's ten
+    fragments). A track shorter than a crop is repeated to fill it, as in training.
+
+    >>> EvalUnit("chunks", crop=256, chunks=10).starts(2584)
+    [0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304]
+    >>> EvalUnit("center", crop=256).starts(1000), EvalUnit("chunks", crop=100, chunks=3).starts(250)
+    ([372], [0, 75, 150])
+    """
+
+    kind: str = "whole"  # whole | center | chunks
+    crop: int = 0
+    chunks: int = 1
+
+    def starts(self, frames: int) -> list[int]:
+        room = max(0, frames - self.crop)
+        if self.kind == "center":
+            return [room // 2]
+        if frames >= self.chunks * self.crop:
+            return [i * self.crop for i in range(self.chunks)]
+        return np.linspace(0, room, self.chunks).round().astype(int).tolist()
+
+
 
 class _StoreTracks(Dataset):
     """Tracks of one split; opens the store lazily, once per process (so each worker opens its own)."""
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int]):
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], targets: list | None = None):
         self.location = location
         self.keys = tracks["key"].to_list()
-        self.labels = tracks["label"].to_list()
+        self.labels = track_targets(tracks) if targets is None else targets  # label ids, or multi-hot vectors
         self.frames = tracks["frames"].to_list()
         self.layers = list(layers)
         self._store: FeatureStore | None = None
@@ -60,10 +111,11 @@ class _StoreTracks(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _batch_array(self, indices: list[int], frames: int) -> torch.Tensor:
-        """An uninitialised ``(B, channels, layers, frames, dim)`` batch of the store's dtype for these tracks."""
+    def _batch_array(self, indices: list[int], frames: int, per_item: tuple[int, ...] = ()) -> torch.Tensor:
+        """An uninitialised ``(B, *per_item, channels, layers, frames, dim)`` batch of the store's dtype."""
         first = self.store.array(self.keys[indices[0]])
-        return _batch_tensor((len(indices), first.shape[0], len(self.layers), frames, first.shape[3]), np.dtype(first.dtype))
+        shape = (len(indices), *per_item, first.shape[0], len(self.layers), frames, first.shape[3])
+        return _batch_tensor(shape, np.dtype(first.dtype))
 
 
 class CropDataset(_StoreTracks):
@@ -75,8 +127,9 @@ class CropDataset(_StoreTracks):
     copy to the GPU) and becomes float32, augmented, where the model runs (``loop.train_step``).
     """
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int, augment: Augment | None = None):
-        super().__init__(location, tracks, layers)
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int,
+                 augment: Augment | None = None, targets: list | None = None):
+        super().__init__(location, tracks, layers, targets)
         self.crop, self.seed, self.augment = crop, seed, augment
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
@@ -92,7 +145,7 @@ class CropDataset(_StoreTracks):
         x = self._batch_array(indices, self.crop)
         xs = x.numpy()
         plans = _for_each(lambda b: self._crop(items[b], xs[b])[1], len(items), pool)
-        y = torch.tensor([self.labels[i] for i in indices], dtype=torch.long)
+        y = stack_targets([self.labels[i] for i in indices])
         return CropBatch(x, y, stack_plans(plans) if self.augment is not None else None)
 
     def _crop(self, item: tuple[int, int] | int, out: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
@@ -124,15 +177,15 @@ def _for_each(fn, count: int, pool: Executor | None) -> list:
 class TrackBatch(NamedTuple):
     """An evaluation batch as ``TrackDataset.__getitems__`` builds it (``collate`` passes it through)."""
 
-    x: torch.Tensor  # (B, channels, layers, T, dim), the store's dtype
-    y: torch.Tensor  # (B,) labels
+    x: torch.Tensor  # (B, channels, layers, T, dim), or (B, crops, channels, layers, crop, dim); the store's dtype
+    y: torch.Tensor  # (B,) label ids, or (B, tags) multi-hot
 
 
 class CropBatch(NamedTuple):
     """A training batch as ``CropDataset.__getitems__`` builds it (``collate`` passes it through)."""
 
     x: torch.Tensor  # (B, channels, layers, crop, dim), the store's dtype
-    y: torch.Tensor  # (B,) labels
+    y: torch.Tensor  # (B,) label ids, or (B, tags) multi-hot
     plan: dict | None  # the batch's augmentation draws (stack_plans), None without augmentation
 
 
@@ -152,17 +205,48 @@ def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
 
 
 class TrackDataset(_StoreTracks):
-    """Whole tracks for evaluation: ``(features (channels, layers, T, dim) in the store's dtype, label)``."""
+    """Tracks for evaluation as ``unit`` says: ``(features, target)`` with features ``(channels, layers,
+    T, dim)`` for whole tracks, ``(crops, channels, layers, crop, dim)`` otherwise, in the store's dtype."""
+
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, unit: EvalUnit = EvalUnit(),
+                 targets: list | None = None):
+        super().__init__(location, tracks, layers, targets)
+        self.unit = unit
+
+    @property
+    def lengths(self) -> list[int]:
+        """Frames of each item: a batch holds items of one length (``loader.length_batches``)."""
+        return self.frames if self.unit.kind == "whole" else [self.unit.crop] * len(self.keys)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
+        if self.unit.kind == "whole":
+            return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
+        return np.stack([self._read(i, start) for start in self.unit.starts(self.frames[i])]), self.labels[i]
 
     def __getitems__(self, items: list[int], pool: Executor | None = None) -> "TrackBatch":
-        """Tracks of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
-        n = self.frames[items[0]]
-        if any(self.frames[i] != n for i in items):
+        """Items of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
+        n = self.lengths[items[0]]
+        if any(self.lengths[i] != n for i in items):
             raise ValueError("a batch of whole tracks needs tracks of one length (see length_batches)")
-        x = self._batch_array(items, n)
+        y = stack_targets([self.labels[i] for i in items])
+        if self.unit.kind == "whole":
+            x = self._batch_array(items, n)
+            xs = x.numpy()
+            _for_each(lambda b: self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b]), len(items), pool)
+            return TrackBatch(x, y)
+        crops = len(self.unit.starts(self.frames[items[0]]))
+        x = self._batch_array(items, n, (crops,))
         xs = x.numpy()
-        _for_each(lambda b: self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b]), len(items), pool)
-        return TrackBatch(x, torch.tensor([self.labels[i] for i in items], dtype=torch.long))
+
+        def fill(b: int) -> None:
+            for c, start in enumerate(self.unit.starts(self.frames[items[b]])):
+                xs[b, c] = self._read(items[b], start)
+
+        _for_each(fill, len(items), pool)
+        return TrackBatch(x, y)
+
+    def _read(self, i: int, start: int) -> np.ndarray:
+        """The crop of ``unit.crop`` frames from ``start``; a track shorter than the crop, repeated."""
+        stop = min(self.frames[i], start + self.unit.crop)
+        x = self.store.read(self.keys[i], start, stop, self.layers)
+        return x if x.shape[2] == self.unit.crop else tile_frames(x, self.unit.crop)

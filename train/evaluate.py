@@ -1,6 +1,8 @@
-"""Metrics: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix, on whole tracks.
+"""Metrics: accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix for genres;
+ROC-AUC, PR-AUC and thresholded precision/recall for tags (``tagging.tag_scores``).
 
-``evaluate`` runs a model over whole tracks (batches of equal length only, see ``data.length_batches``);
+``evaluate`` runs a model over the evaluation units of a split (whole tracks, or several crops per
+track whose probabilities are averaged; batches of equal length only, see ``loader.length_batches``);
 ``scores`` turns a confusion matrix into the numbers a report shows; ``mean_std`` aggregates folds.
 
 >>> s = scores(np.array([[2, 0], [1, 1]]))
@@ -17,6 +19,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from mrnet.train.tagging import tag_scores
 
 
 def confusion(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
@@ -67,29 +71,54 @@ def evaluate(
     num_classes: int,
     device: torch.device,
     class_weights: torch.Tensor | None = None,
+    multilabel: bool = False,
+    threshold: float | None = None,
     bf16: bool = False,
     stop: Callable[[], bool] | None = None,
 ) -> dict:
-    """Loss (class-weighted, as in training), accuracy, macro-F1, per-class scores and confusion matrix.
+    """The loss the model trains on, and the task's scores, over ``batches`` of ``(x, y)``.
 
-    ``batches`` yields ``(x, y)`` of whole tracks; the model is put in eval mode and left there.
+    ``x`` is ``(B, channels, layers, T, dim)`` (one unit per track) or ``(B, crops, ...)`` (several crops
+    per track: their softmax or sigmoid outputs are averaged, and the loss is taken on the average).
+    Single-label: class-weighted cross-entropy, accuracy, macro-F1, per-class scores, the confusion
+    matrix. Multi-label (``multilabel``): binary cross-entropy per tag (``class_weights`` then weighs
+    each tag's positives), ROC-AUC and PR-AUC, and precision/recall at ``threshold`` (None: chosen here,
+    as on the validation split). The model is put in eval mode and left there.
     """
     model.eval()
-    labels, preds, loss_sum, weight_sum = [], [], 0.0, 0.0
+    truth, probs, loss_sum, weight_sum = [], [], 0.0, 0.0
     weights = class_weights.to(device) if class_weights is not None else None
     for x, y in batches:
         if stop is not None and stop():
             raise Stopped
         x, y = x.to(device, non_blocking=True).float(), y.to(device)
+        crops = x.shape[1] if x.dim() == 6 else 1
         with autocast(device, bf16):
-            logits = model(x)
-        logits = logits.float()
-        loss_sum += float(F.cross_entropy(logits, y, weight=weights, reduction="sum"))
-        weight_sum += float(weights[y].sum()) if weights is not None else len(y)
-        labels += y.tolist()
-        preds += logits.argmax(dim=1).tolist()
-    conf = confusion(labels, preds, num_classes)
-    return {"loss": loss_sum / weight_sum if weight_sum else math.nan, **scores(conf), "confusion": conf.tolist()}
+            logits = model(x.flatten(0, 1) if x.dim() == 6 else x)
+        logits = logits.float().view(len(y), crops, -1)
+        if multilabel:
+            p = torch.sigmoid(logits).mean(1)
+            loss = F.binary_cross_entropy(p, y.float(), reduction="none") if crops > 1 else \
+                F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
+            if weights is not None:  # pos_weight: a positive's term counts w times
+                loss = loss * torch.where(y > 0, weights, torch.ones_like(weights))
+            loss_sum += float(loss.mean(1).sum())
+            weight_sum += len(y)
+        else:
+            p = torch.softmax(logits, -1).mean(1)
+            log_p = torch.log(p.clamp_min(1e-12)) if crops > 1 else F.log_softmax(logits[:, 0], -1)
+            loss_sum += float(F.nll_loss(log_p, y, weight=weights, reduction="sum"))
+            weight_sum += float(weights[y].sum()) if weights is not None else len(y)
+        truth.append(y.cpu())
+        probs.append(p.cpu())
+    loss = loss_sum / weight_sum if weight_sum else math.nan
+    if multilabel:
+        if not truth:
+            return {"loss": loss, "roc_auc": math.nan, "pr_auc": math.nan, "threshold": threshold or 0.5, "macro_f1": 0.0}
+        return {"loss": loss, **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold)}
+    preds = torch.cat(probs).argmax(1).numpy() if probs else []
+    conf = confusion(torch.cat(truth).numpy() if truth else [], preds, num_classes)
+    return {"loss": loss, **scores(conf), "confusion": conf.tolist()}
 
 
 def autocast(device: torch.device, bf16: bool):

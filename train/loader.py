@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from mrnet.core.machine import available_cores
 from mrnet.train.augment import stack_plans
-from mrnet.train.datasets import CropBatch, CropDataset, TrackBatch, TrackDataset
+from mrnet.train.datasets import CropBatch, CropDataset, TrackBatch, TrackDataset, stack_targets
 
 
 class Prefetcher:
@@ -110,7 +110,7 @@ def collate(items: list[tuple] | CropBatch | TrackBatch) -> tuple:
     if isinstance(items, (CropBatch, TrackBatch)):
         return tuple(items)
     x = torch.from_numpy(np.stack([it[0] for it in items]))
-    y = torch.tensor([it[1] for it in items], dtype=torch.long)
+    y = stack_targets([it[1] for it in items])
     if len(items[0]) == 2:
         return x, y
     plans = [it[2] for it in items]

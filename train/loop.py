@@ -268,7 +268,7 @@ def _improves(record: dict, best: dict | None, metric: str) -> bool:
 
 
 def _eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device):
-    return make_loader(dataset, length_batches(dataset.frames, cfg.eval_batch_size), num_workers=cfg.num_workers, device=device,
+    return make_loader(dataset, length_batches(dataset.lengths, cfg.eval_batch_size), num_workers=cfg.num_workers, device=device,
                        seed=0, persistent=True)
 
 
