@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from mrnet.store import FeatureStore
 from mrnet.train.augment import Augment
-from mrnet.train.datasets import TrackDataset
+from mrnet.train.datasets import EvalUnit, TrackDataset, track_targets
 from mrnet.train.loader import EpochBatches, collate, worker_init
 from tests.train.util import dataset
 
@@ -57,6 +57,31 @@ def test_evaluation_reads_whole_tracks(mel_store):
     ds = TrackDataset(store.location, tracks, [0])
     x, y = ds[1]
     assert x.shape == (1, 1, tracks["frames"][1], 48) and y == tracks["label"][1]
+
+
+@pytest.mark.parametrize("unit", [EvalUnit("center", crop=40), EvalUnit("chunks", crop=30, chunks=4), EvalUnit("chunks", crop=1000, chunks=2)])
+def test_evaluation_units_read_the_crops_they_name(mel_store, unit):
+    store = FeatureStore.open(str(mel_store))
+    tracks = store.tracks.filter(pl.col("split") == "test")
+    ds = TrackDataset(store.location, tracks, [0], unit=unit)
+    x, y = ds[1]
+    whole = store.read(tracks["key"][1])
+    starts = unit.starts(tracks["frames"][1])
+    assert x.shape == (len(starts), 1, 1, unit.crop, 48) and ds.lengths == [unit.crop] * len(tracks)
+    for crop, start in zip(x, starts):
+        part = whole[:, :, start : start + unit.crop]
+        np.testing.assert_array_equal(crop[:, :, : part.shape[2]], part)  # a short track is then repeated
+    batch = ds.__getitems__([0, 1])
+    np.testing.assert_array_equal(batch.x[1].numpy(), x)
+    assert batch.y.tolist() == tracks["label"][:2].to_list()
+
+
+def test_multi_label_targets_are_multi_hot_rows():
+    tracks = pl.DataFrame({"label": [None, None, None], "tags": [["b"], [], ["a", "c", "unkept"]]})
+    targets = track_targets(tracks, ["a", "b", "c"])
+    assert [t.tolist() for t in targets] == [[0, 1, 0], [0, 0, 0], [1, 0, 1]]
+    batch = collate([(np.zeros((1, 1, 2, 3), np.float16), t) for t in targets])
+    assert batch[1].dtype == torch.float32 and batch[1].shape == (3, 3)
 
 
 def test_a_worker_opens_its_own_store(wavlm_store):
