@@ -119,6 +119,8 @@ def extract(
     if failed is not None:
         console.print(failed)
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {cfg.manifests_dir / cfg.dataset}/")
+    if summary.statistics:
+        console.print(f"[yellow]note:[/] {summary.statistics}")
 
 
 def _print_notes(console: Console, found) -> None:

@@ -27,6 +27,7 @@ from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.core.errors import UserError
 from mrnet.store.format import Provenance
 from mrnet.store.location import Location
+from mrnet.store import statistics as feature_statistics
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import ROOT_ATTR, read_journal
 
@@ -71,6 +72,13 @@ class FeatureStore:
             raise UserError(f"{self.location.url} has no manifest/genres.parquet: its extraction has not finished. Run mrnet-extract again to finish it.")
         raw = pl.read_parquet(io.BytesIO(self.location.read_bytes("manifest/genres.parquet")))
         return validate(raw, GENRES, name=f"{self.location.url}/manifest/genres.parquet")
+
+    def statistics(self):
+        """The per-group feature sums (``store.statistics``), or None when the store has none."""
+        try:
+            return feature_statistics.read(self.location)
+        except ValueError as err:
+            raise UserError(f"{err}. Recompute them: mrnet-store stats {self.location.url}") from err
 
     @property
     def finalized(self) -> bool:

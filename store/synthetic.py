@@ -22,6 +22,7 @@ import polars as pl
 
 from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
 from mrnet.store.format import Provenance, track_key
+from mrnet.store import statistics
 from mrnet.store.location import Location
 from mrnet.store.writer import StoreWriter
 
@@ -41,11 +42,15 @@ def synthetic_store(
     separable: bool = True,
     strength: float = 2.0,
     seed: int = 0,
+    offset: float = 0.0,
+    with_statistics: bool = True,
 ) -> Path | str:
     """Write a finished store of ``per_genre`` tracks per genre; returns ``path`` (a path or URL).
 
     Track lengths are drawn from ``frames`` (inclusive). Tracks get official splits (4:1:1 per genre)
-    when ``splits``, else ``folds`` round-robin folds (5 by default).
+    when ``splits``, else ``folds`` round-robin folds (5 by default). ``offset`` is added to every
+    value (real features are not centred). Like an extraction, it records the feature statistics
+    (store/statistics.py) unless ``with_statistics`` is False (a store from before they existed).
     """
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
@@ -53,8 +58,9 @@ def synthetic_store(
         feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
         model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": "none"},
     )
-    writer = StoreWriter.open(Location.parse(path), prov)
-    rows = []
+    location = Location.parse(path)
+    writer = StoreWriter.open(location, prov)
+    rows, sums = [], {}
     for g, genre in enumerate(genres):
         for i in range(per_genre):
             tid = f"{genre}.{i:03d}"
@@ -63,9 +69,12 @@ def synthetic_store(
             if separable:
                 band = dim // len(genres)
                 x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
+            x += offset
             key = track_key(tid)
             crc = writer.write_track(key, x)
             split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None
+            group = statistics.group_key(split, None if splits else i % (folds or 5), True)
+            sums[group] = sums[group] + statistics.Sums.of(x, prov.dtype) if group in sums else statistics.Sums.of(x, prov.dtype)
             rows.append(
                 dict(track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=genre, label=None, genres_all=[genre],
                      artist=None, split=split, fold=None if splits else i % (folds or 5), duration=n / frame_rate,
@@ -76,4 +85,6 @@ def synthetic_store(
     tracks = validate(with_labels(tracks, table), TRACKS, name="tracks")
     writer.commit_unit("0000-synthetic", tracks)
     writer.finalize(tracks, table)
+    if with_statistics:
+        statistics.write(location, sums, how="summed while the synthetic store was written")
     return path
