@@ -14,13 +14,15 @@ from matplotlib.figure import Figure
 
 
 def plot_run(folder: Path, report: dict, history: list[dict]) -> list[Path]:
-    """Write curves.png, confusion.png and weights.png into ``folder``; returns their paths."""
+    """Write curves.png, confusion.png and (for a model with route weights) weights.png into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [
+    paths = [
         plot_curves(folder / "curves.png", history, selected=report["selection"]["epoch"]),
         plot_confusion(folder / "confusion.png", np.asarray(report["test"]["confusion"]), report["genres"]),
-        plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]),
     ]
+    if report["route_weights"]:
+        paths.append(plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]))
+    return paths
 
 
 def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Path:

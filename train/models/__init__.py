@@ -16,7 +16,7 @@ are the model's own settings, each a field of its config. Adding a model never t
 >>> create_model("nope", inputs)
 Traceback (most recent call last):
 ...
-mrnet.core.errors.UserError: --model 'nope': choose one of mrnet
+mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, linear
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 from torch import nn
 
 from mrnet.core.errors import UserError
-from mrnet.train.models import mrnet
+from mrnet.train.models import linear, mrnet
 from mrnet.train.models.registry import ModelInput, Registered, count_parameters
 
 #: Every model ``mrnet-train --model NAME`` can train, by name.
-MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL,)}
+MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL, linear.MODEL)}
 
 
 def get(name: str) -> Registered:
