@@ -16,7 +16,8 @@ from tests.helpers import make_store
 def test_copy_is_the_same_store(runner, store, tmp_path):
     result = runner.invoke(app, ["cp", str(store), str(tmp_path / "copy.zarr"), "--verify"])
     assert result.exit_code == 0, result.output
-    assert "copied 18 objects" in result.output and "OK: 6 tracks checked" in result.output
+    # 6 track shards and their zarr.json, the groups, the manifest and the feature statistics (npz + json)
+    assert "copied 20 objects" in result.output and "OK: 6 tracks checked" in result.output
     assert Location.parse(tmp_path / "copy.zarr").files() == Location.parse(store).files()
     a, b = FeatureStore.open(store), FeatureStore.open(tmp_path / "copy.zarr")
     assert a.tracks.equals(b.tracks) and a.provenance == b.provenance
@@ -41,7 +42,7 @@ def test_an_interrupted_copy_is_not_a_store_and_resumes(store, tmp_path, monkeyp
         FeatureStore.open(dst)
     monkeypatch.setattr(copy_mod, "copy_object", real)
     result = copy_store(src, dst, workers=2)
-    assert (result.skipped, result.copied) == (5, 13)
+    assert (result.skipped, result.copied) == (5, 15)
     assert dst.files() == src.files() and not any(is_temporary(rel) for rel in dst.files())
 
 
@@ -51,7 +52,7 @@ def test_a_truncated_object_is_copied_again(store, tmp_path):
     dst.write_bytes("features/calm.000/c/0/0/0/0", b"short")
     dst.remove("zarr.json")
     result = copy_store(Location.parse(store), dst)
-    assert result.copied == 5  # the truncated shard, three manifest files, the root
+    assert result.copied == 7  # the truncated shard, five manifest files (tracks, genres, summary, statistics npz + json), the root
     assert FeatureStore.open(dst).read("calm.000").shape[2] > 0
 
 
