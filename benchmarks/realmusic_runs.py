@@ -10,6 +10,7 @@ regularisation ``C`` chosen on the validation split.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -102,19 +103,18 @@ def run_all(location: Path, info: dict, *, seeds: int = 3, only: list[str] | Non
 
     results = json.loads(RESULT_FILE.read_text()) if RESULT_FILE.exists() else {}
     results.update(dataset=info, store=str(location), started=results.get("started") or now_utc(),
-                   machine={"cpu": _cpu_model(), "logical_cpus": __import__("os").cpu_count(), "torch_threads": 1,
+                   machine={"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "torch_threads": 1,
                             "python": platform.python_version(), "torch": torch.__version__})
     results["sklearn_probe"] = sklearn_probe(location)
     rows = {(r["config"], r["seed"]): r for r in results.get("runs", [])}
     for name, seed in PLAN:
         if (only and name not in only) or seed >= seeds:
             continue
-        if True:
-            rows[(name, seed)] = run_one(location, name, seed)
-            results["runs"] = sorted(rows.values(), key=lambda r: (list(CONFIGS).index(r["config"]), r["seed"]))
-            results["finished"] = now_utc()
-            RESULT_FILE.parent.mkdir(parents=True, exist_ok=True)
-            RESULT_FILE.write_text(json.dumps(results, indent=2) + "\n")
+        rows[(name, seed)] = run_one(location, name, seed)
+        results["runs"] = sorted(rows.values(), key=lambda r: (list(CONFIGS).index(r["config"]), r["seed"]))
+        results["finished"] = now_utc()
+        RESULT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        RESULT_FILE.write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
