@@ -161,6 +161,12 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
         normalize.write(run.path, norm)
     setup = build_run(cfg, model_input(store.provenance, len(positions), len(genres)), splits.train, device, norm)
     model, weights, optimizer, scheduler = setup.model, setup.class_weights, setup.optimizer, setup.scheduler
+    if cfg.model == "linear":  # fitted for each C of a grid, not by epochs (train/probe.py); resuming fits it again
+        cpu = torch.device("cpu")
+        evals = {name: _eval_loader(TrackDataset(store.location, part, positions), cfg, cpu)
+                 for name, part in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
+        run.rewrite_metrics([])
+        return probe.fit(cfg, run, store, splits, positions, model.cpu(), weights.cpu(), evals, genres, reporter)
     state = {"epoch": 0, "step": 0, "sums": [0.0, 0, 0], "best": None, "history": []}
     if resume:
         ck = load_checkpoint(run.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
@@ -180,12 +186,6 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     evals = {name: _eval_loader(TrackDataset(location, part, positions), cfg, device)
              for name, part in (("valid", splits.valid), ("test", splits.test))}
     steps = steps_per_epoch(len(train_set), cfg.batch_size)
-    if cfg.model == "linear":  # fitted in closed rounds, not epochs (train/probe.py), on the CPU
-        cpu = torch.device("cpu")
-        evals = {name: _eval_loader(TrackDataset(location, part, positions), cfg, cpu)
-                 for name, part in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
-        run.rewrite_metrics([])
-        return probe.fit(cfg, run, store, splits, positions, model.cpu(), weights.cpu(), evals, genres, reporter)
 
     def save_last() -> None:
         save_checkpoint(run.last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

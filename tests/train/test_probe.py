@@ -87,3 +87,28 @@ def test_the_probe_module_pools_mean_and_std_of_every_stored_feature():
     assert probe(torch.randn(5, 2, 2, 7, 3)).shape == (5, 4)
     with pytest.raises(ValueError, match="expects"):
         probe(torch.randn(5, 1, 2, 7, 3))
+
+
+def test_resuming_a_probe_fits_it_again_to_the_same_weights(mel_store, tmp_path):
+    from mrnet.train.loop import resume
+
+    run = train(probe_config(mel_store, tmp_path / "probe"))
+    before = load_checkpoint(RunFolder(run).best)["model"]
+    resume(run)
+    after = load_checkpoint(RunFolder(run).best)["model"]
+    for key in before:
+        torch.testing.assert_close(before[key], after[key])
+    assert len(RunFolder(run).metrics()) == len(GRID)
+
+
+def test_mrnet_train_model_and_normalize_options(mel_store, tmp_path):
+    from mrnet.train.cli import train_app
+
+    result = CliRunner().invoke(train_app, ["--store", str(mel_store), "--model", "linear", "--normalize", "none",
+                                            "--out", str(tmp_path / "p"), "--num-workers", "0"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "C 0.0001" in result.output and "normalisation" in result.output
+    cfg = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert (cfg["model"], cfg["normalize"], cfg["augment"]) == ("linear", "none", False)
+    refused = CliRunner().invoke(train_app, ["--store", str(mel_store), "--model", "linear", "--normalize", "instance"])
+    assert refused.exit_code == 2 and "--model linear trains with none or stored" in refused.output
