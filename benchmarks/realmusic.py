@@ -91,7 +91,10 @@ def fetch(sources=SOURCES) -> Path:
         if not shutil.which("apt-get"):
             raise SystemExit("the real-music benchmark needs apt-get (Debian or Ubuntu) to fetch its packages")
         log(f"apt-get download {' '.join(missing)}")
-        subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True, capture_output=True, timeout=1800)
+        done = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            raise SystemExit(f"apt-get download failed:\n{done.stderr.strip()[-2000:]}\n"
+                             "On a fresh machine the package lists may be empty: run 'apt-get update' (as root) first.")
     for s in sources:
         target = root / s.package
         if not (target / ".unpacked").exists():
@@ -266,7 +269,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--only", action="append", help="run only these configurations (repeatable)")
     parser.add_argument("--render", action="store_true", help="only rewrite docs/results.md from the saved results")
-    parser.add_argument("--no-demo", action="store_true", help="skip the demo's before/after check")
     args = parser.parse_args(argv)
     from benchmarks import realmusic_runs
 
@@ -278,8 +280,6 @@ def main(argv: list[str] | None = None) -> None:
     log(f"{info['clips']} clips, {info['classes']} classes; store {location}")
     if not args.build_only:
         realmusic_runs.run_all(location, info, seeds=args.seeds, only=args.only)
-        if not args.no_demo:
-            realmusic_runs.demo_check()
         realmusic_runs.render()
 
 

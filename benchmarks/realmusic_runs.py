@@ -31,12 +31,17 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "small-instance": ("MRNet `--preset small --normalize instance`", ["--preset", "small", "--normalize", "instance"]),
     "small-stored": ("MRNet `--preset small --normalize stored`", ["--preset", "small", "--normalize", "stored"]),
     "small-none": ("MRNet `--preset small --normalize none` (= `--preset small` on Mel)", ["--preset", "small", "--normalize", "none"]),
+    "small60-none": ("the same for 60 epochs (`--epochs 60`)", ["--preset", "small", "--normalize", "none", "--epochs", "60"]),
 }
-RECOMMENDED = "small-none"  # the CPU preset with the Mel default (train/normalize.py DEFAULTS), chosen on validation
+#: The recommended CPU preset is one of these (the Mel default normalisation, 30 or 60 epochs): the one with
+#: the best mean validation accuracy (``recommended``); ``--preset small`` is set to it.
+CANDIDATES = ("small-none", "small60-none")
 #: The order the runs are made in: one seed of the ablation, then every seed of it (which decides the Mel
-#: default, on validation), then the tiny preset as it was and as it is, which uses that default.
+#: default, on validation), the tiny preset as it was and as it is (which uses that default), the demo
+#: check, the small preset run twice as long (its best epochs were its last ones), then more tiny seeds.
 PLAN = [("linear", 0), ("small-stored", 0), ("small-instance", 0), ("small-none", 0), ("small-stored", 1), ("small-none", 1),
         ("small-stored", 2), ("small-none", 2), ("small-instance", 1), ("small-instance", 2), ("tiny-authors", 0), ("tiny", 0),
+        ("demo", 0), ("small60-none", 0), ("small60-none", 1), ("small60-none", 2),
         ("tiny-authors", 1), ("tiny", 1), ("tiny-authors", 2), ("tiny", 2)]
 RESULT_FILE = RESULTS / "realmusic.json"
 
@@ -112,6 +117,9 @@ def run_all(location: Path, info: dict, *, seeds: int = 3, only: list[str] | Non
     for name, seed in PLAN:
         if (only and name not in only) or seed >= seeds:
             continue
+        if name == "demo":
+            results["demo"] = demo_check()
+            continue
         rows[(name, seed)] = run_one(location, name, seed)
         results["runs"] = sorted(rows.values(), key=lambda r: (list(CONFIGS).index(r["config"]), r["seed"]))
         results["finished"] = now_utc()
@@ -136,11 +144,17 @@ def summary(results: dict) -> dict[str, dict]:
     return out
 
 
+def recommended(rows: dict[str, dict]) -> str:
+    """The candidate with the best mean validation accuracy (the test split chose nothing)."""
+    return max((n for n in CANDIDATES if n in rows), key=lambda n: rows[n]["valid"])
+
+
 def plot(results: dict, path: Path) -> Path:
     """Test accuracy and macro-F1 per configuration: the mean as a bar, each seed as a dot, the probe as a line."""
     from matplotlib.figure import Figure
 
     rows = summary(results)
+    best = recommended(rows)
     names = [n for n in CONFIGS if n in rows]
     fig = Figure(figsize=(11, 4.6))
     axes = fig.subplots(1, 2)
@@ -148,7 +162,7 @@ def plot(results: dict, path: Path) -> Path:
         scale = 100 if key == "acc" else 1
         for i, n in enumerate(names):
             r = rows[n]
-            color = "0.6" if n == "linear" else ("tab:green" if n == RECOMMENDED else "tab:blue")
+            color = "0.6" if n == "linear" else ("tab:green" if n == best else "tab:blue")
             ax.bar(i, scale * r[key], color=color, alpha=0.8)
             ax.errorbar(i, scale * r[key], yerr=scale * r[key + "_sd"], color="black", capsize=4)
             ax.plot([i] * len(r[key + "s"]), [scale * v for v in r[key + "s"]], "o", color="black", ms=3)
@@ -197,9 +211,6 @@ def demo_check() -> dict:
         report = json.loads((run / "report.json").read_text())
         out[name] = {"test_accuracy": report["test"]["accuracy"], "test_macro_f1": report["test"]["macro_f1"],
                      "epoch": report["selection"]["epoch"], "wall_s": float((run / "wall.txt").read_text()) if (run / "wall.txt").exists() else None}
-    results = json.loads(RESULT_FILE.read_text()) if RESULT_FILE.exists() else {}
-    results["demo"] = out
-    RESULT_FILE.write_text(json.dumps(results, indent=2) + "\n")
     return out
 
 
@@ -207,10 +218,13 @@ def demo_check() -> dict:
 
 
 #: What was tried on the way and is not in the table (validation numbers only; the test split was not looked at).
-NOTES = ("Tried and not kept: the `small` preset with 40 epochs and the cosine down to 1e-5 (instead of 30 epochs down to "
-         "5e-4) reached a best validation accuracy of 50.0 % against 50.7 % for the same seed, so the shorter run stayed. "
-         "The in-tool probe trained by gradient descent on random crops (instead of logistic regression on whole tracks) "
-         "reached 42.1 % on validation, and 36.8 % test, below the scikit-learn reference: the probe is fitted in closed form.")
+NOTES = ("Tried on the way and not kept (validation numbers; the test split chose nothing): the `small` preset with "
+         "`--normalize stored`, 40 epochs and the cosine down to 1e-5 (instead of 30 epochs down to 5e-4) reached a best "
+         "validation accuracy of 50.0 % against 50.7 % for the same seed. A first in-tool probe, trained by gradient descent "
+         "on random 30 s crops, reached 42.1 % on validation but 36.8 % on test, below the scikit-learn reference (41.9 %); "
+         "since the probe must be at least as strong as that reference, it is now fitted the way the reference is "
+         "(logistic regression on whole-track statistics, C chosen on validation). `small-stored` seed 0 is the pilot run "
+         "of that configuration (the same command line, made before the grid started) and was kept.")
 
 
 def _pm(mean: float, sd: float, n: int, pct: bool = True) -> str:
@@ -223,6 +237,7 @@ def render() -> Path:
     """docs/results.md and docs/img/realmusic.png from benchmarks/results/realmusic.json."""
     results = json.loads(RESULT_FILE.read_text())
     rows, data, ref = summary(results), results["dataset"], results["sklearn_probe"]
+    best = recommended(rows)
     image = plot(results, REPO / "docs" / "img" / "realmusic.png")
     lines = ["# Results on real music", "",
              "Measured with one command on a fresh machine (Debian or Ubuntu, network to the package archive):", "",
@@ -250,17 +265,20 @@ def render() -> Path:
               "| configuration | what | seeds | test accuracy % | test macro-F1 | valid accuracy % | parameters | minutes per run |",
               "|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        bold = "**" if name in (RECOMMENDED, "linear") else ""
+        bold = "**" if name in (best, "linear") else ""
         lines.append(f"| {bold}{name}{bold} | {CONFIGS[name][0]} | {r['n']} | {bold}{_pm(r['acc'], r['acc_sd'], r['n'])}{bold} | "
                      f"{_pm(r['f1'], r['f1_sd'], r['n'], pct=False)} | {100 * r['valid']:.1f} | {r['parameters']:,} | {r['minutes']:.1f} |")
     lines += ["", f"![test accuracy and macro-F1 per configuration]({image.relative_to(REPO / 'docs').as_posix()})", ""]
-    if RECOMMENDED in rows and "linear" in rows:
-        gap = 100 * (rows[RECOMMENDED]["acc"] - rows["linear"]["acc"])
+    if "linear" in rows:
+        gap = 100 * (rows[best]["acc"] - rows["linear"]["acc"])
         met = "met" if gap >= 10 else "**not met**"
         lines += ["## The target", "",
-                  f"MRNet with the recommended CPU preset (`--preset small`, Mel default normalisation `none`) against the "
-                  f"linear probe: **{gap:+.1f} points** of test accuracy as a mean over {rows[RECOMMENDED]['n']} seeds "
-                  f"(target: at least +10; {met}). Macro-F1: {rows[RECOMMENDED]['f1']:.3f} against {rows['linear']['f1']:.3f}.", ""]
+                  f"MRNet with the recommended CPU preset (`--preset small`, i.e. `{best}`: Mel default normalisation `none`, "
+                  f"{rows[best]['epochs']} epochs) against the linear probe: **{gap:+.1f} points** of test accuracy as a mean over "
+                  f"{rows[best]['n']} seeds (target: at least +10; {met}). Macro-F1: {rows[best]['f1']:.3f} ± {rows[best]['f1_sd']:.3f} "
+                  f"against {rows['linear']['f1']:.3f}.", "",
+                  "The preset's length was chosen like its normalisation, on mean validation accuracy: "
+                  + ", ".join(f"`{n}` {100 * rows[n]['valid']:.1f} %" for n in CANDIDATES if n in rows) + ".", ""]
     ablation = [n for n in ("small-instance", "small-stored", "small-none") if n in rows]
     if ablation:
         lines += ["## Input normalisation on Mel (the ablation)", "",
