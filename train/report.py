@@ -218,7 +218,8 @@ def markdown(report: dict) -> str:
 
 def _markdown_folds(report: dict) -> str:
     mean, std = report["mean"], report["std"]
-    lines = [f"# MRNet on {report['dataset'] or report['store']}: {report['split']}", "",
+    title = MODEL_TITLES.get(report["config"].get("model", "mrnet"), report["config"].get("model"))
+    lines = [f"# {title} on {report['dataset'] or report['store']}: {report['split']}", "",
              f"**Test accuracy {pct(mean['test_accuracy'])} ± {pct(std['test_accuracy'])}, "
              f"macro-F1 {mean['test_macro_f1']:.3f} ± {std['test_macro_f1']:.3f}** (mean ± sample std over {report['n']} folds; "
              f"each fold's {SELECTION_NOTE}).", ""]

@@ -112,3 +112,14 @@ def test_mrnet_train_model_and_normalize_options(mel_store, tmp_path):
     assert (cfg["model"], cfg["normalize"], cfg["augment"]) == ("linear", "none", False)
     refused = CliRunner().invoke(train_app, ["--store", str(mel_store), "--model", "linear", "--normalize", "instance"])
     assert refused.exit_code == 2 and "--model linear trains with none or stored" in refused.output
+
+
+def test_a_cross_validation_run_shows_the_probe_over_as_many_folds(fold_store, tmp_path):
+    runs = tmp_path / "runs"
+    probe_run = train(probe_config(fold_store, runs / "probe", all_folds=True))
+    cv = train(small_config(fold_store, runs / "mrnet", epochs=1, all_folds=True))
+    report = RunFolder(cv).report()
+    assert report["probe"]["run"] == str(probe_run)
+    assert report["probe"]["test_accuracy"] == RunFolder(probe_run).report()["mean"]["test_accuracy"]
+    assert "# Linear probe on" in (probe_run / "report.md").read_text()
+    assert "Linear probe on the same store and folds" in (cv / "report.md").read_text()
