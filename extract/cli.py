@@ -130,6 +130,8 @@ def extract(
         if table is not None:
             console.print(table)
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {manifest_folder(cfg)}/")
+    if summary.statistics:
+        console.print(f"[yellow]note:[/] {summary.statistics}")
 
 
 def _print_notes(console: Console, found) -> None:

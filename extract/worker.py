@@ -31,6 +31,7 @@ from mrnet.extract.config import ExtractConfig
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.manifests.schema import TRACKS
 from mrnet.store import Location, Provenance, StoreWriter
+from mrnet.store import statistics
 
 
 @dataclass(frozen=True)
@@ -155,20 +156,22 @@ def _process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     writer = StoreWriter(ctx.location, ctx.provenance)
     pool = io_pool(cfg.io_threads, processes=local_processes(cfg))
     loaded = list(pool.map(lambda row: _load(row, ctx.root, engine), unit.rows))
-    rows, seconds, written = [], 0.0, 0
+    rows, seconds, written, sums = [], 0.0, 0, {}
     budget = cfg.batch_size * cfg.window_seconds * 2  # audio seconds in memory at once
     for group in _groups(loaded, budget, engine):
         feats = _features(group, engine)
         writes = [pool.submit(_write, writer, row, result, info) for (row, _, info), result in zip(group, feats)]
         for future in writes:
-            row, nbytes = future.result()
+            row, nbytes, track_sums = future.result()
             rows.append(row)
             if row["status"] == "done":
+                sums[row["track_id"]] = (statistics.track_group(row), track_sums)
                 written += nbytes
                 seconds += row["frames"] / writer.provenance.frame_rate
     for row, data, info in loaded:
         if isinstance(data, Exception):
             rows.append(dict(row, status="failed", error=str(data), frames=None, checksum=None, **info))
+    statistics.write_unit(ctx.location, unit.id, sums)  # before the journal: a journaled unit has its sums
     writer.commit_unit(unit.id, pl.DataFrame(rows, schema=TRACKS))
     return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
 
@@ -223,13 +226,15 @@ def _features(group: list, engine: Engine) -> list:
         return out
 
 
-def _write(writer: StoreWriter, row: dict, result, info: dict) -> tuple[dict, int]:
-    """Write one track's features: its journal row, and the bytes written (for the summary)."""
+def _write(writer: StoreWriter, row: dict, result, info: dict) -> tuple[dict, int, statistics.Sums | None]:
+    """Write one track's features: its journal row, the bytes written (for the summary), and the
+    sums of its stored values (for the store's statistics, while the features are in memory)."""
     if isinstance(result, Exception):
-        return dict(row, status="failed", error=str(result), **info), 0
+        return dict(row, status="failed", error=str(result), **info), 0, None
     try:
         crc = writer.write_track(row["key"], result)
     except ValueError as err:  # e.g. values that overflow the stored dtype
-        return dict(row, status="failed", error=str(err), **info), 0
+        return dict(row, status="failed", error=str(err), **info), 0, None
     nbytes = result.size * np.dtype(writer.provenance.dtype).itemsize
-    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info), nbytes
+    sums = statistics.Sums.of(result, writer.provenance.dtype)
+    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info), nbytes, sums

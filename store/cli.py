@@ -74,6 +74,27 @@ def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command(cls=Command)
+@report_user_errors
+def stats(store: Store, storage_options: Options = None) -> None:
+    """Compute the per-dimension feature statistics of a finished store (for mrnet-train --normalize stored).
+
+    Extraction records them on the way; this is for stores written before that, or whose labels or
+    splits changed since. One pass over every done track.
+    """
+    from mrnet.store import statistics
+
+    with _user_errors():
+        st = FeatureStore.open(_location(store, storage_options))
+        if not st.finalized:
+            raise UserError(f"{st.location.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract first.")
+        with _progress("stats", status_counts(st.tracks)["done"]) as update:
+            groups = statistics.compute(st.tracks, lambda key: st.read(key), on_track=lambda: update(1))
+        index = statistics.write(st.location, groups, how="computed by mrnet-store stats over the stored values")
+    out.print(f"[green]OK[/]: statistics of {index['frames']:,} frames in {len(index['groups'])} groups written to "
+              f"{escape(st.location.url)}/{statistics.ARRAYS}", soft_wrap=True)
+
+
 @app.command("ls", cls=Command)
 @report_user_errors
 def ls(
@@ -224,6 +245,7 @@ def _print_info(data: dict) -> None:
         "tracks": f"{c['tracks']}  done {c['done']}  failed {c['failed']}  pending {c['pending']}",
         "audio": f"{data['audio_hours']:g} h  ({data['frames']:,} frames)",
         "size": _size(data["size_bytes"]),
+        "statistics": "per split and fold (mrnet-train --normalize stored)" if data.get("statistics") else "none (mrnet-store stats computes them)",
     }
     for name, value in rows.items():
         table.add_row(name, value if name in ("format",) else escape(value))

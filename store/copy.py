@@ -13,8 +13,8 @@ copy (``mrnet-store cp --verify``).
 >>> src = Location.parse(synthetic_store(tmp + "/a.zarr", per_genre=1))
 >>> first = copy_store(src, Location.parse(tmp + "/b.zarr"))
 >>> again = copy_store(src, Location.parse(tmp + "/b.zarr"))
->>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest, its record and the root are always recopied
-((14, 0), (5, 9))
+>>> (first.copied, first.skipped), (again.copied, again.skipped)   # the manifest, statistics, integrity record and root are always recopied
+((16, 0), (7, 9))
 """
 
 from __future__ import annotations

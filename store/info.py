@@ -40,6 +40,7 @@ def store_info(store: FeatureStore, *, size: bool = True) -> dict[str, Any]:
         "audio_hours": round(frames / p.frame_rate / 3600, 3),
         "frames": frames,
         "size_bytes": store.location.du() if size else None,
+        "statistics": store.location.exists("manifest/statistics.json"),
         "genres": genres.to_dicts(),
         "failed": tracks.filter(pl.col("status") == "failed").select("track_id", "path", "error").to_dicts(),
     }

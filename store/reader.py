@@ -28,6 +28,7 @@ from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store import integrity
 from mrnet.store.format import read_provenance
 from mrnet.store.location import Location, check_key
+from mrnet.store import statistics as feature_statistics
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import read_journal
 
@@ -80,6 +81,13 @@ class FeatureStore:
             return integrity.recorded(self.location)
         except ValueError:
             return None
+
+    def statistics(self):
+        """The per-group feature sums (``store.statistics``), or None when the store has none."""
+        try:
+            return feature_statistics.read(self.location)
+        except ValueError as err:
+            raise UserError(f"{err}. Recompute them: mrnet-store stats {self.location.url}") from err
 
     @property
     def finalized(self) -> bool:

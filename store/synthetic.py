@@ -22,6 +22,7 @@ import polars as pl
 
 from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
 from mrnet.store.format import Provenance, track_key
+from mrnet.store import statistics
 from mrnet.store.location import Location
 from mrnet.store.writer import StoreWriter
 
@@ -42,11 +43,15 @@ def synthetic_store(
     strength: float = 2.0,
     seed: int = 0,
     codec: str = "none",
+    offset: float = 0.0,
+    with_statistics: bool = True,
 ) -> Path | str:
     """Write a finished store of ``per_genre`` tracks per genre; returns ``path`` (a path or URL).
 
     Track lengths are drawn from ``frames`` (inclusive). Tracks get official splits (4:1:1 per genre)
-    when ``splits``, else ``folds`` round-robin folds (5 by default).
+    when ``splits``, else ``folds`` round-robin folds (5 by default). ``offset`` is added to every
+    value (real features are not centred). Like an extraction, it records the feature statistics
+    (store/statistics.py) unless ``with_statistics`` is False (a store from before they existed).
     """
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
@@ -54,8 +59,9 @@ def synthetic_store(
         feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
         model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": codec},
     )
-    rows = []
-    with StoreWriter.open(Location.parse(path), prov, command="synthetic_store") as writer:
+    location = Location.parse(path)
+    rows, sums = [], {}
+    with StoreWriter.open(location, prov, command="synthetic_store") as writer:
         for g, genre in enumerate(genres):
             for i in range(per_genre):
                 tid = f"{genre}.{i:03d}"
@@ -64,11 +70,15 @@ def synthetic_store(
                 if separable:
                     band = dim // len(genres)
                     x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
+                x += offset
                 key = track_key(tid)
                 split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None
+                fold = None if splits else i % (folds or 5)
+                group = statistics.group_key(split, fold, True)
+                sums[group] = sums[group] + statistics.Sums.of(x, prov.dtype) if group in sums else statistics.Sums.of(x, prov.dtype)
                 rows.append(dict(
                     track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=genre, label=None, genres_all=[genre], artist=None,
-                    split=split, fold=None if splits else i % (folds or 5), duration=n / frame_rate, sample_rate=16000,
+                    split=split, fold=fold, duration=n / frame_rate, sample_rate=16000,
                     channels=channels, frames=n, checksum=writer.write_track(key, x), status="done", error=None,
                 ))
         tracks = pl.DataFrame(rows, schema=TRACKS)
@@ -76,4 +86,6 @@ def synthetic_store(
         tracks = validate(with_labels(tracks, table), TRACKS, name="tracks")
         writer.commit_unit("0000-synthetic", tracks)
         writer.finalize(tracks, table)
+    if with_statistics:
+        statistics.write(location, sums, how="summed while the synthetic store was written")
     return path

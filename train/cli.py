@@ -20,13 +20,16 @@ from rich.table import Table
 
 from mrnet.core.cli import Command
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.train.config import PRESETS, preset
+from mrnet.train.config import NORMALIZE_MODES, PRESETS, preset
+from mrnet.train.models import MODELS
 from mrnet.train.loop import Interrupted, Reporter
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 from mrnet.train.report import pct
 from mrnet.train.runs import RunFolder, default_run_dir
 
 Preset = Enum("Preset", {n: n for n in PRESETS}, type=str)
+Model = Enum("Model", {n: n for n in MODELS}, type=str)
+Normalize = Enum("Normalize", {n: n for n in NORMALIZE_MODES}, type=str)
 Variant = Enum("Variant", {n: n for n in VARIANTS}, type=str)
 Route = Enum("Route", {n: n for n in ROUTES}, type=str)
 
@@ -73,7 +76,8 @@ class RichReporter(Reporter):
         self.progress.update(self.epochs, completed=r["epoch"], info=info)
         self.progress.reset(self.batches, info="")
         best = " [green]best[/]" if r.get("best") else ""
-        self.console.print(f"epoch {r['epoch']}/{self.total}  {info}  train {pct(r['train_accuracy'])}  lr {r['lr']:.1e}{best}", highlight=False)
+        step = f"C {r['C']:g}" if "C" in r else f"lr {r['lr']:.1e}"  # the linear probe's rounds are values of C
+        self.console.print(f"epoch {r['epoch']}/{self.total}  {info}  train {pct(r['train_accuracy'])}  {step}{best}", highlight=False)
 
     def end(self) -> None:
         self.progress.stop()
@@ -88,7 +92,9 @@ train_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_ex
 @report_user_errors
 def train(
     store: Annotated[Optional[str], typer.Option(help="Feature store: a path or URL (s3://...). With --resume: where the run's store is now.")] = None,
-    preset_name: Annotated[Preset, typer.Option("--preset", help="paper: the authors' recipe; tiny: a small model for a CPU.")] = Preset.paper,
+    preset_name: Annotated[Preset, typer.Option("--preset", help="paper: the authors' recipe; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU.")] = Preset.paper,
+    model: Annotated[Optional[Model], typer.Option(help="mrnet (default), or linear: the linear probe every result is read against (its own recipe, docs/training.md).")] = None,
+    normalize: Annotated[Optional[Normalize], typer.Option(help="Input normalisation: instance (per track over time, the authors'), stored (the training split's statistics from the store) or none. Default: by feature kind (Mel: none; WavLM: instance).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="Train fold K of a k-fold store (test = K, valid = K+1).")] = None,
     folds: Annotated[Optional[Folds], typer.Option(help="all: train every fold, report mean and standard deviation.")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder exactly where it stopped.", exists=True, file_okay=False)] = None,
@@ -125,7 +131,7 @@ def train(
     from mrnet.train import loop, report
 
     console = Console()
-    options = dict(fold=fold, all_folds=True if folds else None, out=str(out) if out else None, variant=variant and variant.value,
+    options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None, out=str(out) if out else None, variant=variant and variant.value,
                    drop_routes=tuple(r.value for r in drop_route) if drop_route else None, layers=tuple(layer) if layer else None,
                    epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds, lr=lr, lr_min=lr_min, weight_decay=weight_decay,
                    amsgrad=amsgrad, channels=channels, embed_dim=embed_dim, dropout=dropout, augment=augment,

@@ -27,12 +27,14 @@ import torch.nn.functional as F
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.store.reader import FeatureStore
+from mrnet.train import normalize, probe
 from mrnet.train import report as reports
 from mrnet.train.augment import Augment
 from mrnet.train.config import TrainConfig
 from mrnet.train.datasets import CropDataset, TrackDataset
 from mrnet.train.evaluate import Stopped, autocast, evaluate
 from mrnet.train.events import EventLog
+from mrnet.train.models import get
 from mrnet.train.loader import EpochBatches, length_batches, make_loader, steps_per_epoch
 from mrnet.train.runs import RunFolder, default_run_dir, load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
 from mrnet.train.setup import build_model, build_run, check_same_store, model_input, open_store, store_record
@@ -77,7 +79,10 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: St
     # everything that can fail on this store and config fails here, before the run folder exists
     if cfg.all_folds and not fold_count(usable(store.tracks)):
         raise UserError(f"{store.location.url} has no folds (only an official split); drop --folds all.")
-    split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
+    if cfg.normalize is None:  # the default for this feature kind, recorded in config.json
+        cfg = cfg.with_(normalize=normalize.default_for(store.provenance.feature, get(cfg.model).normalizations))
+    splits = split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
+    normalize.for_run(cfg.normalize, store, splits.train, store.layer_positions(cfg.layers))  # refuses a store without statistics now
     crop_frames(cfg, store.provenance.frame_rate)
     build_model(cfg, model_input(store.provenance, len(store.layer_positions(cfg.layers)), store.genres.height))
     write_json(run.config_file, cfg.to_json())
@@ -156,13 +161,24 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     device = pick_device(cfg.device)
     bf16 = cfg.bf16 and device.type == "cuda"
 
-    # model, class weights, optimizer, schedule
-    setup = build_run(cfg, model_input(store.provenance, len(positions), len(genres)), splits.train, device)
+    # input normalisation (recorded in the run folder), model, class weights, optimizer, schedule
+    if resume:
+        norm = normalize.read(run.path, cfg.normalize or "instance")
+    else:
+        norm = normalize.for_run(cfg.normalize or "instance", store, splits.train, positions)
+        normalize.write(run.path, norm)
+    setup = build_run(cfg, model_input(store.provenance, len(positions), len(genres)), splits.train, device, norm)
     model, weights, optimizer, scheduler = setup.model, setup.class_weights, setup.optimizer, setup.scheduler
     unseen = [g for g, w in zip(genres, weights.tolist()) if w == 0]
     if unseen:
         reporter.note(f"{len(unseen)} genre(s) have no training track ({', '.join(unseen[:8])}): the model cannot learn them "
                       f"(class weight 0), and their test tracks count as errors. Re-extract with a split or folds that put them in training.")
+    if cfg.model == "linear":  # fitted for each C of a grid, not by epochs (train/probe.py); resuming fits it again
+        cpu = torch.device("cpu")
+        evals = {name: _eval_loader(TrackDataset(store.location, part, positions), cfg, cpu)
+                 for name, part in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
+        run.rewrite_metrics([])
+        return probe.fit(cfg, run, store, splits, positions, model.cpu(), weights.cpu(), evals, genres, reporter)
     state = {"epoch": 0, "step": 0, "sums": [0.0, 0, 0], "best": None, "history": []}
     if resume:
         ck = load_checkpoint(run.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest

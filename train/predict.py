@@ -17,6 +17,7 @@ from mrnet.extract.engines import engine_for_store, features_of_file
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.store.format import DTYPES, Provenance
+from mrnet.train import normalize
 from mrnet.train.runs import RunFolder, load_checkpoint
 from mrnet.train.setup import build_model, model_input
 
@@ -60,7 +61,8 @@ class Predictor:
         best = load_checkpoint(run.best)
         prov = Provenance.from_json(info["provenance"], where=str(run.store_file))
         engine = make_engine(prov)
-        model = build_model(cfg, model_input(prov, len(info["layer_positions"]), len(info["genres"])))
+        norm = normalize.read(run.path, cfg.normalize or "instance")  # the statistics training used, not the store's
+        model = build_model(cfg, model_input(prov, len(info["layer_positions"]), len(info["genres"])), norm)
         model.load_state_dict(best["model"])
         dev = pick_device(device)
         return cls(model.to(dev).eval(), info["genres"], prov, info["layer_positions"], engine, dev)

@@ -17,6 +17,7 @@ from mrnet.core.errors import UserError
 from mrnet.manifests.schema import class_weights
 from mrnet.store.format import Provenance
 from mrnet.store.reader import FeatureStore
+from mrnet.train import normalize
 from mrnet.train.config import TrainConfig
 from mrnet.train.models import ModelInput, get
 from mrnet.train.runs import RunFolder, seed_everything
@@ -49,22 +50,37 @@ def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInp
                       frame_rate=prov.frame_rate, num_classes=num_classes, extraction=dict(prov.extraction))
 
 
-def build_model(cfg: TrainConfig, inputs: ModelInput) -> torch.nn.Module:
-    """The run's model: ``cfg.model`` with the options of its config that ``cfg`` sets. A store of a
-    feature kind the model does not read is refused with the command that makes the right one."""
+def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) -> torch.nn.Module:
+    """The run's model: ``cfg.model`` with the options of its config that ``cfg`` sets, normalising its
+    input as ``cfg.normalize`` says (``norm``: the run's record from ``normalize.for_run``; without
+    it a ``stored`` model gets identity statistics, to be loaded from a checkpoint)."""
     entry = get(cfg.model)
     if entry.features is not None and inputs.feature not in entry.features:
         wanted = " or ".join(entry.features)
         raise UserError(f"--model {entry.name} reads {wanted} features, and this store holds {inputs.feature}. Make a store of "
                         f"them from the same dataset: mrnet-extract DATASET --features {entry.features[0]} --out store/NAME-{entry.features[0]}.zarr")
-    return entry.build(inputs, **{name: getattr(cfg, name) for name in entry.options if hasattr(cfg, name)})
+    mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
+    if mode not in entry.normalizations:
+        raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
+    options = {name: getattr(cfg, name) for name in entry.options if name != "instance_norm" and hasattr(cfg, name)}
+    own_instance_norm = "instance_norm" in entry.options
+    if own_instance_norm:
+        options["instance_norm"] = mode == "instance"
+    model = entry.build(inputs, **options)
+    if mode == "stored":
+        shape = (inputs.channels, inputs.layers, inputs.dim)
+        norm = norm or {"mode": "stored", "mean": torch.zeros(shape).tolist(), "std": torch.ones(shape).tolist()}
+        normalize.attach(model, normalize.module(norm))
+    elif mode == "instance" and not own_instance_norm:
+        normalize.attach(model, normalize.InputNorm("instance"))
+    return model
 
 
-def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device) -> RunSetup:
+def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device, norm: dict | None = None) -> RunSetup:
     """Model, class weights, AdamW and the cosine schedule (from ``lr`` to ``lr_min`` over the run,
     stepped per epoch), seeded by ``cfg.seed`` so a run starts the same way every time."""
     seed_everything(cfg.seed)
-    model = build_model(cfg, inputs).to(device)
+    model = build_model(cfg, inputs, norm).to(device)
     weights = torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)

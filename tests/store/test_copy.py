@@ -17,7 +17,8 @@ from tests.store.util import stored
 def test_copy_is_the_same_store(runner, store, tmp_path):
     result = runner.invoke(app, ["cp", str(store), str(tmp_path / "copy.zarr"), "--verify"])
     assert result.exit_code == 0, result.output
-    assert "copied 20 objects" in result.output and "OK: 6 tracks checked" in result.output
+    # 6 track shards and their zarr.json, the groups, the manifest, the feature statistics (npz + json), the integrity record
+    assert "copied 22 objects" in result.output and "OK: 6 tracks checked" in result.output
     assert stored(Location.parse(tmp_path / "copy.zarr")) == stored(Location.parse(store))
     a, b = FeatureStore.open(store), FeatureStore.open(tmp_path / "copy.zarr")
     assert a.tracks.equals(b.tracks) and a.provenance == b.provenance
@@ -42,7 +43,7 @@ def test_an_interrupted_copy_is_not_a_store_and_resumes(store, tmp_path, monkeyp
         FeatureStore.open(dst)
     monkeypatch.setattr(copy_mod, "copy_object", real)
     result = copy_store(src, dst, workers=2)
-    assert (result.skipped, result.copied) == (5, 15)
+    assert (result.skipped, result.copied) == (5, 17)
     assert stored(dst) == stored(src) and not any(is_temporary(rel) for rel in dst.files())
 
 
@@ -52,7 +53,7 @@ def test_a_truncated_object_is_copied_again(store, tmp_path):
     dst.write_bytes("features/calm.000/c/0/0/0/0", b"short")
     dst.remove("zarr.json")
     result = copy_store(Location.parse(store), dst)
-    assert result.copied == 6  # the truncated shard, three manifest files, the integrity record, the root
+    assert result.copied == 8  # the truncated shard, five manifest files (tables, summary, statistics npz + json), the integrity record, the root
     assert FeatureStore.open(dst).read("calm.000").shape[2] > 0
 
 

@@ -51,7 +51,7 @@ def test_the_store_fixes_the_input_and_the_options_the_rest():
 
 
 def test_unknown_models_and_options_are_named():
-    with pytest.raises(UserError, match="--model 'fcn9': choose one of mrnet"):
+    with pytest.raises(UserError, match="--model 'fcn9': choose one of mrnet, musicnext, musicnext-softmax, nnet1, nnet2, mixnet, fcn5, msecnn, linear"):
         create_model("fcn9", MEL)
     with pytest.raises(UserError, match="--model mrnet has no option.* depth; its options are channels, embed_dim"):
         create_model("mrnet", MEL, depth=3)

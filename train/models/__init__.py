@@ -19,7 +19,7 @@ are the model's own settings, each a field of its config. Adding a model never t
 >>> create_model("nope", inputs)
 Traceback (most recent call last):
 ...
-mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, musicnext, musicnext-softmax, nnet1, nnet2, mixnet, fcn5, msecnn
+mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, musicnext, musicnext-softmax, nnet1, nnet2, mixnet, fcn5, msecnn, linear
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 from torch import nn
 
 from mrnet.core.errors import UserError
-from mrnet.train.models import fcn, mrnet, musicnext, nnet
+from mrnet.train.models import fcn, linear, mrnet, musicnext, nnet
 from mrnet.train.models.registry import ModelInput, Registered, count_parameters
 
 #: Every model ``mrnet-train --model NAME`` can train, by name.
-MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL, *musicnext.MODELS, *nnet.MODELS, *fcn.MODELS)}
+MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL, *musicnext.MODELS, *nnet.MODELS, *fcn.MODELS, linear.MODEL)}
 
 
 def get(name: str) -> Registered:

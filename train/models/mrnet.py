@@ -9,7 +9,7 @@ states the architecture layer by layer and where the two differ.
 Input is what the feature store holds per track, batched: ``(B, channels, layers, T, dim)``.
 
     layers --(layer_weights, weighted sum)--> (B, channels*dim, T)
-      -> InstanceNorm -> Dropout -> Conv(k=5) -> ReLU -> BN                    stem, C channels
+      -> InstanceNorm -> Dropout -> Conv(k=5) -> ReLU -> BN                    stem, C channels (InstanceNorm: --normalize instance)
       -> 3 x [Dropout -> MRBlock(dilation 2, 3, 4)] -> o1, o2, o3 per block   next input: x + o2
       -> routes L1..L3 = o1;  H = conv(cat o2);  M1..M3 = conv(o3 with H)     seven (B, C, T) maps
       -> ASP per route -> x route_weights -> BN -> Linear -> BN               embedding (B, 128)
@@ -192,6 +192,7 @@ class MRNetConfig:
     dilations: tuple[int, ...] = (2, 3, 4)
     se_bottleneck: int = 16  # SE and ASP reduce C -> C // 16
     dropout: float = 0.5
+    instance_norm: bool = True  # the stem's instance norm over time (the authors'); off for --normalize stored/none
 
     def __post_init__(self):
         # lists from JSON/YAML become tuples, so the config stays hashable and compares equal
@@ -306,7 +307,8 @@ class MRNet(nn.Module):
         x = torch.einsum("bantd,n->batd", x, self.layer_weights)  # (B, A, T, D)
         x = x.transpose(2, 3).reshape(B, A * D, T)  # (B, A*D, T), channel-major: channel a is x[:, a*D:(a+1)*D]
         # stem
-        x = instance_norm(x)
+        if self.cfg.instance_norm:
+            x = instance_norm(x)
         x = self.stem(self.dropout(x))  # (B, C, T)
         # MRBlocks: block i reads x + o2 of block i-1 (Eq. 1); dropout on the block input only
         o1s, o2s, o3s = [], [], []
@@ -354,5 +356,6 @@ class MRNet(nn.Module):
 
 
 #: The registry entry (mrnet.train.models.MODELS): the name, config and class, and which config fields are user options.
-MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout"))
+MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
+                   normalizations=("instance", "stored", "none"))
 

@@ -34,6 +34,9 @@ class Registered:
     model: type
     options: tuple[str, ...]
     features: tuple[str, ...] | None = None  # the feature profiles it reads (mrnet-extract --features); None: any
+    #: the input normalisations (mrnet-train --normalize) it can train with. A model that normalises per
+    #: instance itself has a boolean ``instance_norm`` option, which the run sets from --normalize.
+    normalizations: tuple[str, ...] = ("instance", "stored", "none")
 
     def __post_init__(self):
         missing = [o for o in self.options if o not in {f.name for f in fields(self.config)}]

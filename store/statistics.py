@@ -1,0 +1,206 @@
+"""Per-dimension feature statistics of a store, kept as sufficient statistics per split and fold.
+
+Input normalisation with dataset statistics (``mrnet-train --normalize stored``) needs the mean and
+standard deviation of every feature dimension over the run's **training** tracks. Which tracks those
+are depends on the run: the official split's ``train``, or, for fold k of a k-fold store, every fold
+but k and k + 1. So the store keeps, per *group* of tracks that always go together (same split, same
+fold, labelled or not), the frame count and the per-dimension sum and sum of squares in float64;
+a run adds up the groups of its training part (:func:`training_part`) and gets exact statistics for
+any fold without reading a feature.
+
+Extraction computes them on the way: a worker has each track's features in memory when it writes
+them, adds them into its unit's sums, and writes ``progress/<unit>.stats.npz`` just before the
+unit's journal (so a journaled unit always has its sums). Finalize adds up the units into
+``manifest/statistics.npz`` (arrays ``count (G,)``, ``sum`` and ``sumsq`` ``(G, channels, layers,
+dim)``) and ``manifest/statistics.json`` (the groups, frames, the arrays' checksum). The values are
+the stored ones (after rounding to the store's dtype), exactly what a reader gets. A store written
+before this existed, or whose labels or splits changed since a unit was written, has none;
+``mrnet-store stats STORE`` computes them in one pass over the features.
+
+>>> import numpy as np
+>>> s = Sums.of(np.arange(6, dtype=np.float16).reshape(1, 1, 3, 2))   # frames (0, 1), (2, 3), (4, 5)
+>>> s.count, s.sum.tolist(), s.sumsq.tolist()
+(3, [[[6.0, 9.0]]], [[[20.0, 35.0]]])
+>>> mean, std = s.mean_std()
+>>> mean.tolist(), np.round(std, 4).tolist()
+([[[2.0, 3.0]]], [[[1.633, 1.633]]])
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from mrnet.store.location import Location
+
+ARRAYS = "manifest/statistics.npz"
+INDEX = "manifest/statistics.json"
+STD_FLOOR = 1e-5  # a constant dimension is divided by this, not by zero
+
+
+def group_key(split: str | None, fold: int | None, labelled: bool) -> str:
+    """The group a track belongs to, as a stable string.
+
+    >>> group_key("train", None, True)
+    '{"fold": null, "labelled": true, "split": "train"}'
+    """
+    return json.dumps({"fold": None if fold is None else int(fold), "labelled": bool(labelled), "split": split}, sort_keys=True)
+
+
+def track_group(row: dict) -> str:
+    """The group of one manifest row."""
+    return group_key(row.get("split"), row.get("fold"), row.get("label") is not None)
+
+
+@dataclass
+class Sums:
+    """Frame count, per-dimension sum and sum of squares (float64) of some tracks' features."""
+
+    count: int
+    sum: np.ndarray  # (channels, layers, dim)
+    sumsq: np.ndarray
+
+    @classmethod
+    def of(cls, features: np.ndarray, dtype: str | np.dtype | None = None) -> "Sums":
+        """Sums of one track ``(channels, layers, frames, dim)``, as stored in ``dtype`` (default: its own).
+
+        One layer at a time, so a WavLM track never has a float64 copy in memory.
+        """
+        c, n, t, d = features.shape
+        total, squares = np.zeros((c, n, d)), np.zeros((c, n, d))
+        for layer in range(n):
+            x = np.asarray(features[:, layer], dtype=dtype or features.dtype).astype(np.float32)  # float16 squares are exact in float32
+            total[:, layer] = x.sum(axis=1, dtype=np.float64)
+            squares[:, layer] = np.square(x).sum(axis=1, dtype=np.float64)
+        return cls(t, total, squares)
+
+    @classmethod
+    def zeros(cls, shape: tuple[int, int, int]) -> "Sums":
+        return cls(0, np.zeros(shape), np.zeros(shape))
+
+    def __add__(self, other: "Sums") -> "Sums":
+        return Sums(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq)
+
+    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and (population) standard deviation, the latter at least ``STD_FLOOR``."""
+        mean = self.sum / self.count
+        var = np.maximum(self.sumsq / self.count - mean * mean, 0.0)
+        return mean, np.maximum(np.sqrt(var), STD_FLOOR)
+
+
+def _npz(groups: dict[str, Sums], extra: dict[str, np.ndarray] | None = None) -> bytes:
+    keys = sorted(groups)
+    buf = io.BytesIO()
+    np.savez(buf, groups=np.array(keys, dtype=str), count=np.array([groups[k].count for k in keys], dtype=np.int64),
+             sum=np.stack([groups[k].sum for k in keys]), sumsq=np.stack([groups[k].sumsq for k in keys]), **(extra or {}))
+    return buf.getvalue()
+
+
+def _groups_of(data: bytes) -> tuple[dict[str, Sums], np.lib.npyio.NpzFile]:
+    z = np.load(io.BytesIO(data), allow_pickle=False)
+    return {str(k): Sums(int(c), s, q) for k, c, s, q in zip(z["groups"], z["count"], z["sum"], z["sumsq"])}, z
+
+
+# --- extraction: per unit, then finalize ----------------------------------------------------------
+
+
+def unit_file(unit: str) -> str:
+    return f"progress/{unit}.stats.npz"
+
+
+def write_unit(location: Location, unit: str, tracks: dict[str, tuple[str, Sums]]) -> None:
+    """A unit's sums per group, with the group each of its tracks was counted in (``track_id -> (group, sums)``)."""
+    if not tracks:
+        return
+    groups: dict[str, Sums] = {}
+    for group, sums in tracks.values():
+        groups[group] = groups[group] + sums if group in groups else sums
+    ids = sorted(tracks)
+    location.write_bytes(unit_file(unit), _npz(groups, {"track_ids": np.array(ids, dtype=str),
+                                                        "track_groups": np.array([tracks[t][0] for t in ids], dtype=str)}))
+
+
+def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, Sums] | None, str]:
+    """Add up the units' sums for the finished manifest ``tracks``; ``(None, why)`` when they do not cover
+    exactly its done tracks in the groups it now puts them in."""
+    done = {r["track_id"]: track_group(r) for r in tracks.filter(pl.col("status") == "done").iter_rows(named=True)}
+    units = sorted(n.removesuffix(".parquet") for n in location.listdir("progress") if n.endswith(".parquet"))
+    seen: dict[str, str] = {}
+    total: dict[str, Sums] = {}
+    for unit in units:
+        if not location.exists(unit_file(unit)):
+            continue  # a unit of failed tracks only, or written before statistics existed (checked below)
+        groups, z = _groups_of(location.read_bytes(unit_file(unit)))
+        for track, group in zip(z["track_ids"], z["track_groups"]):
+            seen[str(track)] = str(group)
+        for key, sums in groups.items():
+            total[key] = total[key] + sums if key in total else sums
+    if seen != done:
+        missing = sorted(set(done) - set(seen))
+        moved = sorted(t for t in done if t in seen and seen[t] != done[t])
+        why = (f"{len(missing)} done tracks have no sums (e.g. {missing[0]})" if missing else
+               f"{len(moved)} tracks changed split, fold or label since they were extracted (e.g. {moved[0]})" if moved else
+               "the sums count tracks the manifest does not have as done")
+        return None, why
+    return total, ""
+
+
+def write(location: Location, groups: dict[str, Sums], *, how: str) -> dict:
+    """``manifest/statistics.npz`` and its index ``manifest/statistics.json``; returns the index."""
+    data = _npz(groups)
+    index = {"format": "mrnet-statistics/1", "how": how, "groups": sorted(groups),
+             "frames": int(sum(s.count for s in groups.values())), "checksum": f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}"}
+    location.write_bytes(ARRAYS, data)
+    location.write_bytes(INDEX, (json.dumps(index, indent=2) + "\n").encode())
+    return index
+
+
+def read(location: Location) -> dict[str, Sums] | None:
+    """The store's sums per group, or None when it has none. A damaged file raises ``ValueError``."""
+    if not location.exists(INDEX):
+        return None
+    index = json.loads(location.read_bytes(INDEX))
+    data = location.read_bytes(ARRAYS)
+    if f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}" != index["checksum"]:
+        raise ValueError(f"{location.url}/{ARRAYS} does not match the checksum in {INDEX}")
+    return _groups_of(data)[0]
+
+
+def compute(tracks: pl.DataFrame, read_track: Callable[[str], np.ndarray], *, on_track: Callable[[], None] | None = None) -> dict[str, Sums]:
+    """Sums per group over every done track, reading each whole (``mrnet-store stats``)."""
+    total: dict[str, Sums] = {}
+    for row in tracks.filter(pl.col("status") == "done").iter_rows(named=True):
+        sums = Sums.of(read_track(row["key"]))
+        key = track_group(row)
+        total[key] = total[key] + sums if key in total else sums
+        if on_track:
+            on_track()
+    return total
+
+
+# --- training: the sums of one run's training part --------------------------------------------------
+
+
+def training_part(groups: dict[str, Sums], train: pl.DataFrame) -> tuple[Sums, list[str]]:
+    """The sums over exactly the tracks ``train`` (one run's training part) and the groups used.
+
+    Raises ``ValueError`` when the groups cannot make up exactly those tracks (a group is only partly
+    in them, or the frame counts disagree).
+    """
+    wanted = sorted({track_group(r) for r in train.iter_rows(named=True)})
+    missing = [g for g in wanted if g not in groups]
+    if missing:
+        raise ValueError(f"no statistics for the tracks of group {missing[0]}")
+    first = groups[wanted[0]]
+    total = sum((groups[g] for g in wanted), Sums.zeros(first.sum.shape))
+    frames = int(train["frames"].sum())
+    if total.count != frames:
+        raise ValueError(f"the statistics of groups {wanted} count {total.count} frames, the training tracks have {frames}")
+    return total, wanted
+
