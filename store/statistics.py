@@ -87,6 +87,18 @@ class Sums:
     def __add__(self, other: "Sums") -> "Sums":
         return Sums(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq)
 
+    def pooled(self) -> "Sums":
+        """The same frames with every feature of a channel and layer pooled: ``mean_std`` then gives one
+        mean and one std per (channel, layer), repeated over the features.
+
+        >>> s = Sums.of(np.array([[[[0.0, 2.0], [2.0, 4.0]]]]))   # 2 frames of 2 features
+        >>> [v.ravel().tolist() for v in s.pooled().mean_std()]
+        [[2.0, 2.0], [1.4142135623730951, 1.4142135623730951]]
+        """
+        d = self.sum.shape[-1]
+        spread = lambda a: np.repeat(a.sum(axis=-1, keepdims=True), d, axis=-1)  # noqa: E731
+        return Sums(self.count * d, spread(self.sum), spread(self.sumsq))
+
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and (population) standard deviation, the latter at least ``STD_FLOOR``."""
         mean = self.sum / self.count

@@ -94,7 +94,7 @@ def train(
     store: Annotated[Optional[str], typer.Option(help="Feature store: a path or URL (s3://...). With --resume: where the run's store is now.")] = None,
     preset_name: Annotated[Preset, typer.Option("--preset", help="paper: the authors' recipe; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU.")] = Preset.paper,
     model: Annotated[Optional[Model], typer.Option(help="mrnet (default), or linear: the linear probe every result is read against (its own recipe, docs/training.md).")] = None,
-    normalize: Annotated[Optional[Normalize], typer.Option(help="Input normalisation: instance (per track over time, the authors'), stored (the training split's statistics from the store) or none. Default: by feature kind (Mel: none; WavLM: instance).")] = None,
+    normalize: Annotated[Optional[Normalize], typer.Option(help="Input normalisation: instance (per track over time, the authors'), stored (each feature standardised with the training split's statistics from the store), global (one mean and std over every feature: MusicNeXt's) or none. Default: the model's recipe, else by feature kind (Mel: none; WavLM: instance).")] = None,
     fold: Annotated[Optional[int], typer.Option(help="Train fold K of a k-fold store (test = K, valid = K+1).")] = None,
     folds: Annotated[Optional[Folds], typer.Option(help="all: train every fold, report mean and standard deviation.")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder exactly where it stopped.", exists=True, file_okay=False)] = None,

@@ -25,7 +25,7 @@ from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 
 SELECT_METRICS = ("accuracy", "macro_f1")
-NORMALIZE_MODES = ("instance", "stored", "none")  # train/normalize.py
+NORMALIZE_MODES = ("instance", "stored", "global", "none")  # train/normalize.py
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,11 @@
 - ``stored``: every feature is standardised with the mean and standard deviation of the run's
   **training** tracks, from the sums the store keeps per split and fold (``store/statistics.py``).
   The run records the values it used in ``normalization.json``, and ``mrnet-predict`` applies those.
-- ``none``: the stored values as they are.
+- ``global``: as ``stored``, with one mean and one standard deviation over every feature of the
+  training tracks (per channel and layer), so the features keep their levels relative to each other:
+  MusicNeXt's recipe (one z-score over the training set's log-Mel).
+- ``none``: the stored values as they are (FCN-5 and MsE-CNN normalise with their own input
+  BatchNorm, NNET2 z-scores its MFCC per clip inside the model).
 
 The default depends on the feature kind (:data:`DEFAULTS`), chosen from measurements on real music
 (docs/results.md); a kind that could not be measured keeps the authors' choice.
@@ -37,22 +41,28 @@ from mrnet.core.files import write_atomic
 from mrnet.store import statistics
 from mrnet.store.reader import FeatureStore
 
-MODES = ("instance", "stored", "none")
+MODES = ("instance", "stored", "global", "none")
 #: The default per feature kind. Mel: the best mean validation accuracy on the real-music benchmark
 #: (docs/results.md, small preset at 30 epochs, 3 seeds: none 52.6 %, stored 51.4 %, instance 39.3 %;
 #: none and stored within the seed spread).
 #: WavLM: the authors' instance norm, since real WavLM weights cannot be had here to measure it.
-DEFAULTS = {"mel": "none", "wavlm": "instance"}  # Melon ships Mel: its stores are "mel" too
+#: The other log-Mel profiles (mel128, mel96) take Mel's default: the same kind of values, not measured separately.
+DEFAULTS = {"mel": "none", "mel128": "none", "mel96": "none", "wavlm": "instance"}  # Melon ships Mel: its stores are "mel" too
 FALLBACK = "instance"  # a feature kind not listed above: the authors' choice
 FILE = "normalization.json"
 
 
 def default_for(feature: str, allowed: tuple[str, ...] = MODES) -> str:
-    """The default mode for a feature kind, or the model's first allowed mode if it cannot take that.
+    """The default mode for a feature kind, or the model's first allowed mode if it cannot take that
+    (a model with its own recipe lists that recipe's mode first, and no other default applies).
 
     >>> default_for("mel"), default_for("wavlm"), default_for("wavlm", ("none", "stored"))
     ('none', 'instance', 'none')
+    >>> default_for("mel128", ("global", "stored", "none"))   # MusicNeXt: its recipe's mode
+    'global'
     """
+    if "instance" not in allowed:
+        return allowed[0]
     mode = DEFAULTS.get(feature, FALLBACK)
     return mode if mode in allowed else allowed[0]
 
@@ -93,7 +103,7 @@ def attach(model: nn.Module, norm: InputNorm) -> nn.Module:
 def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, positions: list[int]) -> dict:
     """The record of one run's normalisation: the mode, and for ``stored`` the statistics of its training
     tracks ``train`` over the layers it reads (``positions`` in the store)."""
-    if mode != "stored":
+    if mode not in ("stored", "global"):
         return {"mode": mode}
     groups = store.statistics()
     fix = f"Compute them with: mrnet-store stats {store.location.url}  (or train with --normalize instance or none)"
@@ -104,14 +114,15 @@ def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, positions: list
         sums, used = statistics.training_part(groups, train)
     except ValueError as err:
         raise UserError(f"--normalize stored: the statistics of {store.location.url} do not cover this run's training tracks ({err}). {fix}") from err
+    sums = sums if mode == "stored" else sums.pooled()
     mean, std = sums.mean_std()
-    return {"mode": "stored", "source": "the store's feature statistics over this run's training tracks", "groups": used,
+    return {"mode": mode, "source": "the store's feature statistics over this run's training tracks", "groups": used,
             "tracks": train.height, "frames": sums.count, "layers": [store.provenance.layers[i] for i in positions],
             "mean": mean[:, positions].tolist(), "std": std[:, positions].tolist()}
 
 
 def module(record: dict) -> InputNorm:
-    """The :class:`InputNorm` a ``stored`` record describes."""
+    """The :class:`InputNorm` a ``stored`` or ``global`` record describes (``global``: the same value for every feature)."""
     return InputNorm("stored", mean=torch.tensor(np.asarray(record["mean"])), std=torch.tensor(np.asarray(record["std"])))
 
 
@@ -123,7 +134,7 @@ def read(run_dir: Path, mode: str) -> dict:
     """The record a run wrote; a run from before normalisation was a choice has none and used ``mode``."""
     path = Path(run_dir) / FILE
     if not path.exists():
-        if mode == "stored":
+        if mode in ("stored", "global"):
             raise UserError(f"{path} is missing: this run normalises with stored statistics and they are not in its folder. "
                             "Restore the file, or train again.")
         return {"mode": mode}

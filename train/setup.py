@@ -67,7 +67,7 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     if own_instance_norm:
         options["instance_norm"] = mode == "instance"
     model = entry.build(inputs, **options)
-    if mode == "stored":
+    if mode in ("stored", "global"):
         shape = (inputs.channels, inputs.layers, inputs.dim)
         norm = norm or {"mode": "stored", "mean": torch.zeros(shape).tolist(), "std": torch.ones(shape).tolist()}
         normalize.attach(model, normalize.module(norm))

@@ -52,6 +52,19 @@ def test_stored_statistics_are_the_training_splits_recorded_in_the_run(offset_st
     assert json.loads((run / "report.json").read_text())["normalize"] == "stored"
 
 
+def test_global_statistics_are_one_mean_and_std_per_layer_over_every_feature(offset_store, tmp_path):
+    run = train(small_config(offset_store, tmp_path / "run", epochs=1, normalize="global"))
+    record = json.loads((run / "normalization.json").read_text())
+    store = FeatureStore.open(str(offset_store))
+    train_tracks = split_tracks(store.tracks).train
+    values = np.concatenate([store.read(k).astype(np.float64) for k in train_tracks["key"]], axis=2)  # (C, L, frames, D)
+    mean, std = np.asarray(record["mean"]), np.asarray(record["std"])
+    for layer in range(values.shape[1]):
+        np.testing.assert_allclose(mean[0, layer], values[0, layer].mean(), atol=1e-9)  # the same value for every feature
+        np.testing.assert_allclose(std[0, layer], values[0, layer].std(), rtol=1e-6)
+    assert record["mode"] == "global"
+
+
 def test_each_fold_normalises_with_its_own_training_folds(fold_store, tmp_path):
     run = train(small_config(fold_store, tmp_path / "run", epochs=1, fold=1, normalize="stored"))
     record = json.loads((run / "normalization.json").read_text())

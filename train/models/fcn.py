@@ -235,6 +235,8 @@ class MsECNN(nn.Module):
 
 
 #: The registry entries (mrnet.train.models.MODELS).
-MODEL_FCN5 = Registered("fcn5", FCNConfig, FCN5, options=(), features=("mel96",))
-MODEL_MSECNN = Registered("msecnn", MsECNNConfig, MsECNN, options=("connection",), features=("mel96",))
+#: The input BatchNorm normalises (``--normalize none``); the clip is the centre 1,366 frames (29.12 s), as Choi's code cuts it.
+_RECIPE = dict(features=("mel96",), normalizations=("none", "stored", "global"), evaluation="center")
+MODEL_FCN5 = Registered("fcn5", FCNConfig, FCN5, options=(), **_RECIPE)
+MODEL_MSECNN = Registered("msecnn", MsECNNConfig, MsECNN, options=("connection",), **_RECIPE)
 MODELS = (MODEL_FCN5, MODEL_MSECNN)

@@ -357,5 +357,5 @@ class MRNet(nn.Module):
 
 #: The registry entry (mrnet.train.models.MODELS): the name, config and class, and which config fields are user options.
 MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
-                   normalizations=("instance", "stored", "none"))
+                   normalizations=("instance", "stored", "global", "none"))
 

@@ -324,7 +324,11 @@ class MusicNeXt(MusicNeXtS):
 
 
 #: The registry entries (mrnet.train.models.MODELS): the L-softmax model and its softmax ablation.
+#: The recipe normalises with one global mean and std of the training set (``--normalize global``) and
+#: scores a clip by averaging the softmax of its ten fragments.
 MODEL = Registered("musicnext", MusicNeXtConfig, MusicNeXt,
-                   options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), features=("mel128",))
-MODEL_SOFTMAX = Registered("musicnext-softmax", MusicNeXtConfig, MusicNeXtS, options=(), features=("mel128",))
+                   options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), features=("mel128",),
+                   normalizations=("global", "stored", "none"), evaluation="chunks:10")
+MODEL_SOFTMAX = Registered("musicnext-softmax", MusicNeXtConfig, MusicNeXtS, options=(), features=("mel128",),
+                           normalizations=("global", "stored", "none"), evaluation="chunks:10")
 MODELS = (MODEL, MODEL_SOFTMAX)

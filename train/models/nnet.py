@@ -344,7 +344,10 @@ class MixNet(_NNet):
 
 
 #: The registry entries (mrnet.train.models.MODELS).
-MODEL_NNET1 = Registered("nnet1", NNet1Config, NNet1, options=("softmax_output",), features=NNet1Config.READS)
-MODEL_NNET2 = Registered("nnet2", NNet2Config, NNet2, options=("softmax_output",), features=NNet2Config.READS)
-MODEL_MIXNET = Registered("mixnet", MixNetConfig, MixNet, options=("softmax_output",), features=MixNetConfig.READS)
+#: The waveform is never scaled and the MFCC are z-scored per clip inside the model (``--normalize none``);
+#: the recipe's test window starts at the middle of the track.
+_RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation="center")
+MODEL_NNET1 = Registered("nnet1", NNet1Config, NNet1, features=NNet1Config.READS, **_RECIPE)
+MODEL_NNET2 = Registered("nnet2", NNet2Config, NNet2, features=NNet2Config.READS, **_RECIPE)
+MODEL_MIXNET = Registered("mixnet", MixNetConfig, MixNet, features=MixNetConfig.READS, **_RECIPE)
 MODELS = (MODEL_NNET1, MODEL_NNET2, MODEL_MIXNET)

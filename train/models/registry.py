@@ -36,7 +36,11 @@ class Registered:
     features: tuple[str, ...] | None = None  # the feature profiles it reads (mrnet-extract --features); None: any
     #: the input normalisations (mrnet-train --normalize) it can train with. A model that normalises per
     #: instance itself has a boolean ``instance_norm`` option, which the run sets from --normalize.
-    normalizations: tuple[str, ...] = ("instance", "stored", "none")
+    #: A model with its own recipe lists that recipe's mode first and leaves out ``instance``: its default.
+    normalizations: tuple[str, ...] = ("instance", "stored", "global", "none")
+    #: what of a track evaluation scores (``mrnet-train --eval-unit``): ``whole``, ``center`` (one crop of the
+    #: training length at the middle) or ``chunks:N`` (N crops, their probabilities averaged)
+    evaluation: str = "whole"
 
     def __post_init__(self):
         missing = [o for o in self.options if o not in {f.name for f in fields(self.config)}]
