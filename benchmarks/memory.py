@@ -38,7 +38,7 @@ from benchmarks.extraction import e2e_run
 
 
 def train_epoch(store: str, out: str, device: str, preset: str) -> dict:
-    from mrnet.train.config import preset as make
+    from mrnet.train.presets import preset as make
     from mrnet.train.loop import train
 
     overrides = {"epochs": 1, "device": device, "out": out, "crop_seconds": 6.0}  # the default loader (reading threads)

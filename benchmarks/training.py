@@ -38,7 +38,7 @@ TARGET_GPU_LOADER = 0.95
 
 
 def _cfg(store: str, out: str, batch: int, device: str, **overrides):
-    from mrnet.train.config import paper
+    from mrnet.train.presets import paper
 
     # many epochs and evaluation only at the last one: the timed steps never include an evaluation
     return paper(store, out=out, batch_size=batch, device=device, epochs=1000, eval_every=1000, **overrides)

@@ -28,6 +28,9 @@ class Augment:
     - Up to ``time_masks`` time masks and ``feature_masks`` feature masks (SpecAugment), each at most
       the given fraction of the axis, filled with the crop's per-feature mean (which the model's
       instance normalisation maps to about zero).
+    - With probability ``time_flip``, the crop played backwards (MusicNeXt's horizontal flip of the
+      spectrogram image), before the noise and masks. Drawn only when ``time_flip > 0``, so the draws of
+      every other setting stay as they were.
 
     It runs in two halves. ``draw`` picks one sample's random choices in the loader (a few numbers,
     from the sample's own generator); ``apply`` does the arithmetic on the whole batch where the model
@@ -50,6 +53,7 @@ class Augment:
     time_mask_frac: float = 0.1
     feature_masks: int = 2
     feature_mask_frac: float = 0.1
+    time_flip: float = 0.0
 
     def draw(self, rng: np.random.Generator, *, frames: int, dim: int) -> dict[str, np.ndarray]:
         """One sample's random choices: whether and how much noise, its seed, and the mask spans."""
@@ -58,7 +62,8 @@ class Augment:
         seed = int(rng.integers(0, 2**62))
         time = [_span(rng, frames, self.time_mask_frac) for _ in range(self.time_masks)]
         feature = [_span(rng, dim, self.feature_mask_frac) for _ in range(self.feature_masks)]
-        return {
+        flip = {"flip": np.array(rng.random() < self.time_flip)} if self.time_flip > 0 else {}
+        return {**flip,
             "noise": np.array(noise), "mu": np.array(mu, dtype=np.float32), "sigma": np.array(sigma, dtype=np.float32),
             "seed": np.array(seed, dtype=np.int64),
             "time": np.array(time, dtype=np.int64).reshape(-1, 2), "feature": np.array(feature, dtype=np.int64).reshape(-1, 2),
@@ -67,6 +72,9 @@ class Augment:
     def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch ``x`` (float, on any device) augmented as ``plan`` (``stack_plans`` of the draws,
         on the CPU) says; returns a new tensor and leaves ``x`` as it was."""
+        if "flip" in plan and bool(plan["flip"].any()):
+            flip = plan["flip"].to(x.device, non_blocking=True)[:, None, None, None, None]
+            x = torch.where(flip, x.flip(3), x)
         mean = x.mean(dim=3, keepdim=True)  # (B, C, L, 1, D), before the noise
         noisy = [b for b, on in enumerate(plan["noise"].tolist()) if on]
         if noisy:

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from mrnet.core.cli import Command
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.train.config import NORMALIZE_MODES, PRESETS, preset
+from mrnet.train.config import NORMALIZE_MODES
+from mrnet.train.presets import PRESETS, preset
 from mrnet.train.models import MODELS
 from mrnet.train.loop import Interrupted, Reporter
 from mrnet.train.models.mrnet import ROUTES, VARIANTS

@@ -1,31 +1,36 @@
-"""What one training run does: the ``TrainConfig`` dataclass and the named presets ``paper`` and ``tiny``.
+"""What one training run does: the ``TrainConfig`` dataclass, recorded as ``config.json`` in its folder.
 
-A preset is a plain function returning a config; every field can be overridden by keyword (the CLI
-passes the options a user gave). The model's input width is never here: it comes from the store's
-provenance (``dim``, ``channels``, ``layers``) when the run starts.
+The named presets that fill it (``paper``, ``tiny``, each baseline's ``<model>-paper``) are in
+``train/presets.py``. The model's input width is never here: it comes from the store's provenance
+(``dim``, ``channels``, ``layers``) when the run starts. Nor is the task: a store holds genres
+(single-label) or tags (multi-label), and the loss and metrics follow it.
 
->>> cfg = paper("store/gtzan.zarr", epochs=10)
+>>> cfg = TrainConfig(store="store/gtzan.zarr", epochs=10)
 >>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.channels
 (10, 48, 0.001, 0.0005, 512)
->>> tiny("store/demo.zarr").channels
-32
 >>> TrainConfig.from_json(cfg.to_json()) == cfg
 True
 >>> cfg.with_(fold=3).with_(fold=None).fold is None    # with_ sets any field, None included
 True
+>>> TrainConfig(store="s.zarr", schedule="stages", stages=((80, "sgd", 1e-3),)).stages
+((80, 'sgd', 0.001),)
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from mrnet.core.errors import UserError
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 
-SELECT_METRICS = ("accuracy", "macro_f1")
+#: Validation metrics that choose the checkpoint. ``loss``: the lowest validation loss; ``last``: the last
+#: epoch's weights (a recipe that tests its last epoch; chosen without looking at test either way).
+SELECT_METRICS = {"single-label": ("accuracy", "macro_f1", "loss", "last"), "multi-label": ("roc_auc", "pr_auc", "loss", "last")}
 NORMALIZE_MODES = ("instance", "stored", "global", "none")  # train/normalize.py
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant", "stages")
 
 
 @dataclass(frozen=True)
@@ -49,17 +54,24 @@ class TrainConfig:
     model: str = "mrnet"  # a name in mrnet.train.models.MODELS
     variant: str = "paper"
     drop_routes: tuple[str, ...] = ()
-    channels: int = 512  # C
+    channels: int = 512  # MRNet's width C (mrnet-train --width)
     embed_dim: int = 128
     dropout: float = 0.5
+    model_options: dict[str, Any] = field(default_factory=dict)  # the model's own options (--model-option KEY=VALUE)
     # optimisation
     epochs: int = 1000
     batch_size: int = 48
-    crop_seconds: float = 6.0
+    crop_seconds: float = 6.0  # a model with a fixed input length (its config's crop_frames) ignores it
+    optimizer: str = "adamw"  # adamw (amsgrad as set) | adam | sgd (momentum 0.9, Nesterov)
     lr: float = 1e-3
-    lr_min: float = 5e-4  # cosine from lr to lr_min over the run
+    schedule: str = "cosine"  # cosine: lr -> lr_min over the run; constant; stages (below)
+    lr_min: float = 5e-4
+    #: schedule "stages": (epoch, optimizer, lr) -- from that epoch on, a fresh optimizer of that kind at that
+    #: lr, starting from the best checkpoint so far (Won et al.'s recipe for the tagging CNNs)
+    stages: tuple[tuple[int, str, float], ...] = ()
     weight_decay: float = 1e-4
     amsgrad: bool = True
+    pos_weight: bool = False  # multi-label: weigh each tag's positives by negatives / positives in training
     # feature-domain augmentation (stands in for the authors' waveform noise)
     augment: bool = True
     noise_p: float = 0.7  # probability of Gaussian feature noise per crop
@@ -67,8 +79,12 @@ class TrainConfig:
     time_mask_frac: float = 0.1  # each at most this fraction of the crop
     feature_masks: int = 2
     feature_mask_frac: float = 0.1
+    time_flip: float = 0.0  # probability of playing a crop backwards (MusicNeXt's horizontal flip)
     # evaluation and selection
-    select_metric: str = "accuracy"  # on the validation split; ties go to the lower validation loss
+    select_metric: str | None = None  # on the validation split (SELECT_METRICS); None: accuracy, or ROC-AUC for tags
+    patience: int = 0  # stop when the selection metric has not improved for this many evaluations (0: never)
+    min_delta: float = 0.0  # what counts as an improvement for patience
+    eval_unit: str | None = None  # whole | center | chunks:N; None: the model's (its registry entry)
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     test_curve: bool = True  # also evaluate test each time: the curve and the optimistic number
     eval_batch_size: int = 8  # whole tracks of equal length per batch
@@ -80,6 +96,8 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "drop_routes", tuple(self.drop_routes))
+        object.__setattr__(self, "stages", tuple((int(e), str(o), float(lr)) for e, o, lr in self.stages))
+        object.__setattr__(self, "model_options", dict(self.model_options or {}))
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         self.check()
@@ -99,8 +117,24 @@ class TrainConfig:
             raise UserError(f"--normalize {self.normalize!r}: choose one of {', '.join(NORMALIZE_MODES)}")
         if self.normalize is not None and self.normalize not in MODELS[self.model].normalizations:
             raise UserError(f"--normalize {self.normalize}: --model {self.model} trains with {' or '.join(MODELS[self.model].normalizations)}")
-        if self.select_metric not in SELECT_METRICS:
-            raise UserError(f"--select-metric {self.select_metric!r}: choose one of {', '.join(SELECT_METRICS)}")
+        every_metric = sorted({m for ms in SELECT_METRICS.values() for m in ms})
+        if self.select_metric is not None and self.select_metric not in every_metric:
+            raise UserError(f"--select-metric {self.select_metric!r}: choose one of {', '.join(every_metric)}")
+        if self.optimizer not in OPTIMIZERS or any(o not in OPTIMIZERS for _, o, _ in self.stages):
+            raise UserError(f"--optimizer / --stage: optimizers are {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if (self.schedule == "stages") != bool(self.stages):
+            raise UserError("--schedule stages needs --stage EPOCH:OPTIMIZER:LR (one or more), and --stage needs --schedule stages")
+        epochs = [e for e, _, _ in self.stages]
+        if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs) or any(lr <= 0 for _, _, lr in self.stages):
+            raise UserError(f"--stage: epochs must increase, each between 1 and --epochs - 1 ({self.epochs - 1}), with a positive lr; got {list(self.stages)}")
+        if self.eval_unit is not None:
+            parse_eval_unit(self.eval_unit)
+        if self.patience < 0 or self.min_delta < 0:
+            raise UserError(f"--patience {self.patience} and --min-delta {self.min_delta} must be 0 or more")
+        if not 0 <= self.time_flip <= 1:
+            raise UserError(f"--time-flip must be in [0, 1], got {self.time_flip}")
         if self.fold is not None and self.all_folds:
             raise UserError("--fold and --folds all exclude each other: pick one fold, or all of them")
         if self.fold is not None and self.fold < 0:
@@ -113,7 +147,7 @@ class TrainConfig:
             raise UserError(f"--crop-seconds must be positive, got {self.crop_seconds}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.lr_min < 0 or self.lr_min > self.lr:
+        if self.lr <= 0 or self.lr_min < 0 or (self.schedule == "cosine" and self.lr_min > self.lr):
             raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: need 0 <= lr-min <= lr and lr > 0")
         if self.num_workers is not None and self.num_workers < 0:
             raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
@@ -127,6 +161,7 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["drop_routes"] = list(self.drop_routes)
+        data["stages"] = [list(s) for s in self.stages]
         data["layers"] = None if self.layers is None else list(self.layers)
         return data
 
@@ -140,59 +175,15 @@ class TrainConfig:
         return replace(self, **changes)
 
 
-#: The regularisation of the CPU presets (tiny, small): see ``tiny``.
-LIGHT: dict[str, Any] = {"dropout": 0.1, "noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
+def parse_eval_unit(text: str) -> tuple[str, int]:
+    """``whole``, ``center`` or ``chunks:N`` -> (kind, N); N is 1 but for chunks.
 
-# --- presets ------------------------------------------------------------------------------------
-
-
-def paper(store: str, **overrides: Any) -> TrainConfig:
-    """The authors' recipe: C = 512, batch 48, 6 s crops, AdamW 1e-3 -> 5e-4 cosine, 1000 epochs."""
-    return TrainConfig(store=store, preset="paper").with_(**overrides)
-
-
-def tiny(store: str, **overrides: Any) -> TrainConfig:
-    """What a CPU user runs first (minutes): C = 32, batch 16, 3 s crops, 40 epochs, light regularisation.
-
-    Dropout 0.1 and one mask of each kind with noise on 30 % of the crops, not the paper's 0.5 and
-    2 + 2 masks on 70 %: those are for 13 x 768 WavLM features and 1000 epochs, and on 48 Mel bands
-    they kept a small model from learning real music (docs/results.md).
+    >>> parse_eval_unit("chunks:10"), parse_eval_unit("center")
+    (('chunks', 10), ('center', 1))
     """
-    base = TrainConfig(
-        store=store, preset="tiny", channels=32, embed_dim=32, epochs=40, batch_size=16, crop_seconds=3.0,
-        eval_batch_size=16, **LIGHT,
-    )
-    return base.with_(**overrides)
-
-
-def small(store: str, **overrides: Any) -> TrainConfig:
-    """A few hundred real tracks on a CPU: C = 48, embedding 64, 60 epochs of 3 s crops, light
-    regularisation, no test curve (half the evaluation time). 60 epochs, not 30: the better mean
-    validation accuracy on the real-music benchmark (docs/results.md), about 10 minutes there."""
-    base = TrainConfig(
-        store=store, preset="small", channels=48, embed_dim=64, epochs=60, batch_size=16, crop_seconds=3.0,
-        eval_batch_size=16, test_curve=False, **LIGHT,
-    )
-    return base.with_(**overrides)
-
-
-#: What ``--model linear`` changes in any preset (an option given still wins): the probe is fitted by
-#: logistic regression for each C of a grid, chosen on validation (train/probe.py), not by epochs.
-PROBE: dict[str, Any] = {"augment": False}
-
-PRESETS: dict[str, Callable[..., TrainConfig]] = {"paper": paper, "tiny": tiny, "small": small}
-
-
-def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
-    """Build the named preset, or fail naming the ones there are.
-
-    >>> preset("huge", "s.zarr")
-    Traceback (most recent call last):
-    ...
-    mrnet.core.errors.UserError: --preset 'huge': choose one of paper, tiny, small
-    """
-    if name not in PRESETS:
-        raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    if overrides.get("model") == "linear":
-        overrides = {**PROBE, **overrides}
-    return PRESETS[name](store, **overrides)
+    kind, _, n = text.partition(":")
+    if kind in ("whole", "center") and not n:
+        return kind, 1
+    if kind == "chunks" and n.isdigit() and int(n) >= 1:
+        return kind, int(n)
+    raise UserError(f"--eval-unit {text!r}: whole (the whole track), center (one crop at its middle) or chunks:N (N crops, probabilities averaged)")

@@ -1,4 +1,5 @@
-"""PNG plots of a run: training curves, the confusion matrix, and the learned route and layer weights.
+"""PNG plots of a run: training curves, the confusion matrix (genres) or per-tag ROC-AUC (tags), and the
+learned route and layer weights.
 
 The weights plot is the paper's Fig. 3 (route weights W) beside the layer weights, which show the
 depths of the feature extractor a task uses. Each figure is built by a ``*_figure`` function that
@@ -16,12 +17,16 @@ from matplotlib.ticker import MaxNLocator
 
 
 def plot_run(folder: Path, report: dict, history: list[dict]) -> list[Path]:
-    """Write curves.png, confusion.png and (for a model with route weights) weights.png into ``folder``; returns their paths."""
+    """Write curves.png, confusion.png (genres) or tags.png (tags) and, for a model with route weights,
+    weights.png into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [
-        plot_curves(folder / "curves.png", history, selected=report["selection"]["epoch"]),
-        plot_confusion(folder / "confusion.png", np.asarray(report["test"]["confusion"]), report["genres"]),
-    ]
+    tagging = "per_tag" in report["test"]
+    paths = [plot_curves(folder / "curves.png", history, selected=report["selection"]["epoch"],
+                         metric="roc_auc" if tagging else "accuracy")]
+    if tagging:
+        paths.append(plot_tags(folder / "tags.png", report["test"]["per_tag"]))
+    else:
+        paths.append(plot_confusion(folder / "confusion.png", np.asarray(report["test"]["confusion"]), report["genres"]))
     if report.get("route_weights"):
         paths.append(plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]))
     return paths
@@ -34,21 +39,26 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 # --- curves ---------------------------------------------------------------------------------------
-def curves_figure(history: list[dict], *, selected: int | None) -> Figure:
-    """Loss and accuracy per epoch, each point marked (a one-epoch run shows its point); test dashed
-    (never used for selection); the selected epoch marked; whole epochs on the axis."""
+METRIC_TITLES = {"accuracy": "accuracy", "roc_auc": "macro ROC-AUC"}
+
+
+def curves_figure(history: list[dict], *, selected: int | None, metric: str = "accuracy") -> Figure:
+    """Loss and ``metric`` (accuracy, or ROC-AUC for tags) per epoch, each point marked (a one-epoch
+    run shows its point); test dashed (never used for selection); the selected epoch marked; whole
+    epochs on the axis."""
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for key, ax, label, style in (
         ("train_loss", ax_loss, "train (crops)", "-"), ("valid_loss", ax_loss, "valid", "-"), ("test_loss", ax_loss, "test", "--"),
-        ("train_accuracy", ax_acc, "train (crops)", "-"), ("valid_accuracy", ax_acc, "valid", "-"),
-        ("test_accuracy", ax_acc, "test (not used for selection)", "--"),
+        (f"train_{metric}", ax_acc, "train (crops)", "-"), (f"valid_{metric}", ax_acc, "valid", "-"),
+        (f"test_{metric}", ax_acc, "test (not used for selection)", "--"),
     ):
         points = [(r["epoch"], r[key]) for r in history if key in r]
         if points:
             ax.plot(*zip(*points), style, marker="o", markersize=3, label=label)
     epochs = sorted({r["epoch"] for r in history})
-    for ax, title in ((ax_loss, "loss (class-weighted)"), (ax_acc, "accuracy")):
+    loss_title = "loss (binary cross-entropy per tag)" if metric == "roc_auc" else "loss (class-weighted)"
+    for ax, title in ((ax_loss, loss_title), (ax_acc, METRIC_TITLES.get(metric, metric))):
         if selected is not None:
             ax.axvline(selected, color="grey", linestyle=":", label=f"selected (epoch {selected})")
         if 0 < len(epochs) <= 12:  # a short run: every epoch a tick, half an epoch of room either side
@@ -63,8 +73,37 @@ def curves_figure(history: list[dict], *, selected: int | None) -> Figure:
     return fig
 
 
-def plot_curves(path: Path, history: list[dict], *, selected: int | None) -> Path:
-    return _save(curves_figure(history, selected=selected), path)
+def plot_curves(path: Path, history: list[dict], *, selected: int | None, metric: str = "accuracy") -> Path:
+    return _save(curves_figure(history, selected=selected, metric=metric), path)
+
+
+# --- tags -----------------------------------------------------------------------------------------
+def tags_figure(per_tag: list[dict]) -> Figure:
+    """Test ROC-AUC per tag, best first, as horizontal bars from chance (0.5), with the macro mean; a
+    tag without positive test clips (no ROC-AUC) is listed at the bottom without a bar."""
+    scored = sorted((t for t in per_tag if t["roc_auc"] is not None), key=lambda t: -t["roc_auc"])
+    unscored = [t for t in per_tag if t["roc_auc"] is None]
+    rows = scored + unscored
+    fig = Figure(figsize=(7, max(3.0, 0.22 * len(rows) + 1.2)))
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    values = [t["roc_auc"] if t["roc_auc"] is not None else 0.5 for t in rows]
+    ax.barh(y, np.asarray(values) - 0.5, left=0.5, color=["tab:blue"] * len(scored) + ["lightgrey"] * len(unscored))
+    ax.set_yticks(y, [f"{t['tag']} ({t['positives']})" for t in rows], fontsize=8 if len(rows) > 25 else 10)
+    ax.invert_yaxis()
+    ax.axvline(0.5, color="tab:red", linestyle="--", linewidth=1, label="chance 0.5")
+    if scored:
+        mean = float(np.mean([t["roc_auc"] for t in scored]))
+        ax.axvline(mean, color="black", linewidth=1, label=f"macro mean {mean:.3f}")
+    ax.set_xlim(min(0.4, min(values) - 0.02), 1.0)
+    ax.set_xlabel("test ROC-AUC (positive test clips in brackets)")
+    ax.set_title("per-tag ROC-AUC")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def plot_tags(path: Path, per_tag: list[dict]) -> Path:
+    return _save(tags_figure(per_tag), path)
 
 
 # --- confusion ------------------------------------------------------------------------------------
@@ -96,19 +135,25 @@ def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str], *, titl
 
 
 # --- folds ----------------------------------------------------------------------------------------
-def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | None = None) -> Figure:
-    """Per-fold test accuracy and macro-F1 of the validation-selected checkpoints, with the mean ± std
-    band, chance (one class over ``1 / classes``) dashed, and the legend below the axes."""
+FOLD_TITLES = {"accuracy": "test accuracy", "macro_f1": "test macro-F1", "roc_auc": "test macro ROC-AUC", "pr_auc": "test macro PR-AUC"}
+
+
+def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | None = None,
+                 metrics: tuple[str, str] = ("accuracy", "macro_f1")) -> Figure:
+    """Per-fold test scores (accuracy and macro-F1, or ROC-AUC and PR-AUC) of the validation-selected
+    checkpoints, with the mean ± std band, chance on the first (one class of K; 0.5 for ROC-AUC)
+    dashed, and the legend below the axes."""
     folds = [r["fold"] for r in rows]
     fig = Figure(figsize=(max(7.0, 0.6 * len(folds) + 4), 4.8))
     axes = fig.subplots(1, 2)
-    for ax, key, title in ((axes[0], "test_accuracy", "test accuracy"), (axes[1], "test_macro_f1", "test macro-F1")):
+    for ax, metric in zip(axes, metrics):
+        key, title = f"test_{metric}", FOLD_TITLES.get(metric, metric)
         ax.bar(folds, [r[key] for r in rows], color="tab:blue", label="fold")
         if key in mean:
             m, s = mean[key], std[key]
             ax.axhline(m, color="black", label=f"mean {m:.3f} ± {s:.3f}")
             ax.axhspan(m - s, m + s, color="grey", alpha=0.2)
-        if chance is not None and key == "test_accuracy":
+        if chance is not None and metric == metrics[0]:
             ax.axhline(chance, color="tab:red", linestyle="--", label=f"chance {chance:.3f}")
         ax.set_ylim(0, 1)
         ax.set_xticks(folds)
@@ -118,8 +163,9 @@ def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | Non
     return fig
 
 
-def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict, *, chance: float | None = None) -> Path:
-    return _save(folds_figure(rows, mean, std, chance=chance), path)
+def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict, *, chance: float | None = None,
+               metrics: tuple[str, str] = ("accuracy", "macro_f1")) -> Path:
+    return _save(folds_figure(rows, mean, std, chance=chance, metrics=metrics), path)
 
 
 # --- weights --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The final report of a run: ``report.json`` (numbers), ``report.md`` (for people), plots, a summary table.
 
-The headline test numbers come from the checkpoint chosen on the validation split. The authors'
-protocol (best epoch chosen on the test set) is reported beside them, labelled optimistic.
+The headline test numbers come from the checkpoint chosen on the validation split: accuracy and
+macro-F1 for genres, macro ROC-AUC and PR-AUC for tags (``tasks.HEADLINE``). The authors' protocol
+(best epoch chosen on the test set) is reported beside them, labelled optimistic.
 
 >>> rows = [{"fold": 0, "test_accuracy": 0.9, "test_macro_f1": 0.8}, {"fold": 1, "test_accuracy": 1.0, "test_macro_f1": 0.9}]
 >>> agg = aggregate(rows)
@@ -23,32 +24,50 @@ from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
 from mrnet.train.models import count_parameters
 from mrnet.train.runs import RunFolder, write_json
+from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
 SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
 OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
-MODEL_TITLES = {"mrnet": "MRNet", "linear": "Linear probe"}
-FOLD_KEYS = ("test_accuracy", "test_macro_f1", "valid_accuracy", "optimistic_accuracy", "optimistic_macro_f1")
+MODEL_TITLES = {"mrnet": "MRNet", "linear": "Linear probe", "musicnext": "MusicNeXt", "musicnext-softmax": "MusicNeXt-S",
+                "nnet1": "NNET1", "nnet2": "NNET2", "mixnet": "MixNet", "fcn5": "FCN-5", "msecnn": "MsE-CNN"}
 
 
-def optimistic(history: list[dict]) -> dict | None:
-    """The epoch with the best test accuracy (earliest on ties), as the authors choose it.
+def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
+    """The epoch with the best test headline metric (earliest on ties), as the authors choose it.
 
     >>> optimistic([{"epoch": 1, "test_accuracy": 0.5, "test_macro_f1": 0.4}, {"epoch": 2, "test_accuracy": 0.7, "test_macro_f1": 0.6}])["epoch"]
     2
     """
-    tested = [r for r in history if "test_accuracy" in r]
+    first, second = HEADLINE[task]
+    tested = [r for r in history if f"test_{first}" in r]
     if not tested:
         return None
-    best = max(tested, key=lambda r: (r["test_accuracy"], -r["epoch"]))
-    return {"epoch": best["epoch"], "accuracy": best["test_accuracy"], "macro_f1": best["test_macro_f1"], "note": OPTIMISTIC_NOTE}
+    best = max(tested, key=lambda r: (r[f"test_{first}"], -r["epoch"]))
+    return {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
+
+
+def labels_of(report: dict) -> list[str]:
+    """A report's genres, or its tags."""
+    return report.get("genres") or report.get("tags") or []
 
 
 def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
-          model: torch.nn.Module, class_weights: list[float]) -> dict:
+          model: torch.nn.Module, class_weights: list[float] | None, stopped: int | None = None) -> dict:
     """The report of one finished run: ``best`` is checkpoints/best.pt, ``test`` its evaluation on the test split."""
-    genres = store["genres"]
-    per_class = [{"genre": g, "precision": test["precision"][i], "recall": test["recall"][i], "f1": test["f1"][i],
-                  "support": test["support"][i]} for i, g in enumerate(genres)]
+    task = task_of(store)
+    first, second = HEADLINE[task]
+    names = store["genres"]
+    if task == MULTI:
+        per_tag = [{"tag": t, "roc_auc": test["roc_auc_per_tag"][i], "pr_auc": test["pr_auc_per_tag"][i], "positives": test["positives"][i]}
+                   for i, t in enumerate(names)]
+        tested = {**{k: test[k] for k in ("loss", "roc_auc", "pr_auc", "precision", "recall", "f1", "macro_f1", "threshold")}, "per_tag": per_tag}
+        labelled = {"tags": names, "pos_weight": dict(zip(names, class_weights)) if class_weights else None}
+    else:
+        per_class = [{"genre": g, "precision": test["precision"][i], "recall": test["recall"][i], "f1": test["f1"][i],
+                      "support": test["support"][i]} for i, g in enumerate(names)]
+        tested = {**{k: test[k] for k in ("loss", "accuracy", "macro_f1")}, "per_class": per_class, "confusion": test["confusion"]}
+        labelled = {"genres": names, "class_weights": dict(zip(names, class_weights or []))}
+    valid_keys = ("loss", first, second, "threshold") if task == MULTI else ("loss", first, second)
     return {
         "run": str(run.path),
         "store": store["url"],
@@ -60,13 +79,14 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
         "model": {"name": cfg.model, "parameters": count_parameters(model), "parameters_without_head": count_parameters(model, head=False),
                   "routes": list(getattr(model, "route_names", ())), "variant": cfg.variant},
         "normalize": cfg.normalize or "instance",
+        "task": task,
         "epochs_trained": len(history),
-        "selection": {"split": "valid", "metric": cfg.select_metric, "epoch": best["epoch"], "note": SELECTION_NOTE},
-        "valid": {k: best["valid"][f"valid_{k}"] for k in ("loss", "accuracy", "macro_f1")},
-        "test": {**{k: test[k] for k in ("loss", "accuracy", "macro_f1")}, "per_class": per_class, "confusion": test["confusion"]},
-        "optimistic": optimistic(history),
-        "genres": genres,
-        "class_weights": dict(zip(genres, class_weights)),
+        "training_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
+        "selection": {"split": "valid", "metric": cfg.select_metric, "epoch": best["epoch"], "stopped_early": stopped, "note": SELECTION_NOTE},
+        "valid": {k: best["valid"].get(f"valid_{k}") for k in valid_keys},
+        "test": tested,
+        "optimistic": optimistic(history, task),
+        **labelled,
         "route_weights": dict(zip(model.route_names, model.route_weights.detach().float().cpu().tolist())) if hasattr(model, "route_weights") else {},
         "layer_weights": ({str(layer): w for layer, w in zip(store["layers"], model.layer_weights.detach().float().cpu().tolist())}
                           if hasattr(model, "layer_weights") else {}),
@@ -82,16 +102,17 @@ def write(run: RunFolder, report: dict) -> None:
 
 
 def fold_row(k: int, report: dict) -> dict:
+    first, second = HEADLINE[task_of(report)]
     opt = report["optimistic"] or {}
-    return {"fold": k, "best_epoch": report["selection"]["epoch"], "valid_accuracy": report["valid"]["accuracy"],
-            "test_accuracy": report["test"]["accuracy"], "test_macro_f1": report["test"]["macro_f1"],
-            "optimistic_accuracy": opt.get("accuracy"), "optimistic_macro_f1": opt.get("macro_f1")}
+    return {"fold": k, "best_epoch": report["selection"]["epoch"], f"valid_{first}": report["valid"][first],
+            f"test_{first}": report["test"][first], f"test_{second}": report["test"][second],
+            f"optimistic_{first}": opt.get(first), f"optimistic_{second}": opt.get(second)}
 
 
 def aggregate(rows: list[dict]) -> dict:
-    """Mean and sample standard deviation over folds of each number in ``FOLD_KEYS`` that every fold has."""
+    """Mean and sample standard deviation over folds of each number of the rows that every fold has."""
     mean, std = {}, {}
-    for key in FOLD_KEYS:
+    for key in [k for k in (rows[0] if rows else {}) if k not in ("fold", "best_epoch")]:
         values = [r.get(key) for r in rows]
         if values and all(v is not None for v in values):
             mean[key], std[key] = mean_std(values)
@@ -101,13 +122,16 @@ def aggregate(rows: list[dict]) -> dict:
 def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
     """The top-level report of a ``--folds all`` run."""
     first = fold_reports[0]
-    # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
-    confusion = np.sum([np.asarray(r["test"]["confusion"]) for r in fold_reports], axis=0)
-    report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"],
+    task = task_of(first)
+    report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"], "task": task,
               "split": f"{len(fold_reports)}-fold cross-validation", "config": {**first["config"], "fold": None, "all_folds": True},
-              "selection": first["selection"] | {"epoch": None}, "genres": first["genres"],
-              "test_all_folds": {**scores(confusion), "confusion": confusion.tolist()},
+              "selection": first["selection"] | {"epoch": None},
+              "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in fold_reports), 1),
+              **({"tags": first["tags"]} if task == MULTI else {"genres": first["genres"]}),
               **aggregate([fold_row(k, r) for k, r in enumerate(fold_reports)])}
+    if task == SINGLE:  # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
+        confusion = np.sum([np.asarray(r["test"]["confusion"]) for r in fold_reports], axis=0)
+        report["test_all_folds"] = {**scores(confusion), "confusion": confusion.tolist()}
     write_folds(run, report)
     return report
 
@@ -115,7 +139,9 @@ def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
 def write_folds(run: RunFolder, report: dict) -> None:
     """report.json, report.md and the plots of a ``--folds all`` run."""
     report["probe"] = probe_for(run.path, report)
-    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"], chance=1 / len(report["genres"]))
+    task = task_of(report)
+    chance = 0.5 if task == MULTI else 1 / len(report["genres"])  # ROC-AUC of a random score; accuracy of one class of K
+    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"], chance=chance, metrics=HEADLINE[task])
     if "test_all_folds" in report:
         plots.plot_confusion(run.plots / "confusion.png", np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
                              title="test confusion, all folds (every track once; rows normalised)")
@@ -132,8 +158,8 @@ def probe_for(path: Path, report: dict) -> dict | None:
     the same split (equal split description and sizes; for ``--folds all``, every fold of as many
     folds), the one that finished last. None for a probe itself, or when there is none.
     """
-    if report["config"].get("model", "mrnet") == "linear" or not path.parent.is_dir():
-        return None
+    if report["config"].get("model", "mrnet") == "linear" or task_of(report) == MULTI or not path.parent.is_dir():
+        return None  # no probe for a probe, nor for tags (it is a multi-class regression)
     mine = _store_of(Path(path))
     found = []
     for other in sorted(Path(path).parent.iterdir()):
@@ -176,62 +202,82 @@ def pct(x: float | None) -> str:
 
 
 def markdown(report: dict) -> str:
-    """report.md: the headline, the optimistic number labelled as such, per-class scores, the confusion matrix."""
+    """report.md: the headline, the optimistic number labelled as such, per-class (or per-tag) scores,
+    the confusion matrix (genres), the learned weights."""
     if "folds" in report:
         return _markdown_folds(report)
     cfg, sel, test, opt = report["config"], report["selection"], report["test"], report["optimistic"]
+    first, second = HEADLINE[task_of(report)]
     drop = f", without {', '.join(cfg['drop_routes'])}" if cfg["drop_routes"] else ""
     name = cfg.get("model", "mrnet")
     shape = f"{cfg['variant']} variant{drop}, C = {cfg['channels']}, " if name == "mrnet" else ""
+    stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
     lines = [
         f"# {MODEL_TITLES.get(name, name)} on {report['dataset'] or report['store']}",
         "",
-        f"- store: `{report['store']}` ({report['feature']}); {report['split']}; "
+        f"- store: `{report['store']}` ({report['feature']}, {task_of(report)}); {report['split']}; "
         + " / ".join(f"{n} {name}" for name, n in report["sizes"].items()) + " tracks",
         f"- model: {name}, {shape}{report['model']['parameters']:,} parameters; input normalisation {report.get('normalize', 'instance')}; "
-        f"preset {cfg['preset']}, {report['epochs_trained']} epochs, seed {cfg['seed']}",
+        f"preset {cfg['preset']}, {report['epochs_trained']} epochs{stopped}, {_duration(report.get('training_seconds'))}, seed {cfg['seed']}",
         "",
-        f"**Test accuracy {pct(test['accuracy'])}, macro-F1 {test['macro_f1']:.3f}** "
+        f"**Test {label(first)} {show(first, test[first])}, {label(second)} {show(second, test[second])}** "
         f"(epoch {sel['epoch']}, {sel['note']}; selected on validation {sel['metric']}).",
         "",
     ]
     if opt:
-        lines += [f"Optimistic: {pct(opt['accuracy'])}, macro-F1 {opt['macro_f1']:.3f} at epoch {opt['epoch']} ({opt['note']}).", ""]
+        lines += [f"Optimistic: {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} ({opt['note']}).", ""]
     probe = report.get("probe")
     if probe:
         lines += [f"Linear probe on the same store and split: test accuracy {pct(probe['test_accuracy'])}, macro-F1 "
                   f"{probe['test_macro_f1']:.3f} (`{probe['run']}`).", ""]
-    lines += ["## Per class (test)", "", "| genre | precision | recall | F1 | tracks |", "|---|---|---|---|---|"]
-    lines += [f"| {c['genre']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in test["per_class"]]
-    genres = report["genres"]
-    lines += ["", "## Confusion matrix (test; rows true, columns predicted)", "", "| | " + " | ".join(genres) + " |",
-              "|---" * (len(genres) + 1) + "|"]
-    lines += [f"| {g} | " + " | ".join(str(v) for v in row) + " |" for g, row in zip(genres, test["confusion"])]
+    if task_of(report) == MULTI:
+        lines += [f"At the threshold chosen on validation ({test['threshold']:.2f}): precision {test['precision']:.3f}, recall "
+                  f"{test['recall']:.3f}, F1 {test['f1']:.3f} (micro), macro-F1 {test['macro_f1']:.3f}.", "",
+                  "## Per tag (test)", "", "| tag | ROC-AUC | PR-AUC | positive clips |", "|---|---|---|---|"]
+        lines += [f"| {t['tag']} | {show('roc_auc', t['roc_auc'])} | {show('pr_auc', t['pr_auc'])} | {t['positives']} |" for t in test["per_tag"]]
+        figures = "![curves](plots/curves.png) ![tags](plots/tags.png)"
+    else:
+        lines += ["## Per class (test)", "", "| genre | precision | recall | F1 | tracks |", "|---|---|---|---|---|"]
+        lines += [f"| {c['genre']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in test["per_class"]]
+        genres = report["genres"]
+        lines += ["", "## Confusion matrix (test; rows true, columns predicted)", "", "| | " + " | ".join(genres) + " |",
+                  "|---" * (len(genres) + 1) + "|"]
+        lines += [f"| {g} | " + " | ".join(str(v) for v in row) + " |" for g, row in zip(genres, test["confusion"])]
+        figures = "![curves](plots/curves.png) ![confusion](plots/confusion.png)"
     if report["route_weights"]:
         lines += ["", "## Learned weights", "", "| route | W |", "|---|---|"]
         lines += [f"| {r} | {w:.3f} |" for r, w in report["route_weights"].items()]
         lines += ["", "| layer | weight |", "|---|---|"] + [f"| {k} | {w:.3f} |" for k, w in report["layer_weights"].items()]
-    weights = " ![weights](plots/weights.png)" if report["route_weights"] else ""
-    lines += ["", f"![curves](plots/curves.png) ![confusion](plots/confusion.png){weights}", ""]
+        figures += " ![weights](plots/weights.png)"
+    lines += ["", figures, ""]
     return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    """``5400 -> '1.5 h of training'``; the epochs' own time, evaluation included, start-up and final test not."""
+    if seconds is None:
+        return "training time not recorded"
+    return f"{seconds / 3600:.1f} h of training" if seconds >= 3600 else f"{seconds / 60:.1f} min of training"
 
 
 def _markdown_folds(report: dict) -> str:
     mean, std = report["mean"], report["std"]
+    first, second = HEADLINE[task_of(report)]
     title = MODEL_TITLES.get(report["config"].get("model", "mrnet"), report["config"].get("model"))
     lines = [f"# {title} on {report['dataset'] or report['store']}: {report['split']}", "",
-             f"**Test accuracy {pct(mean['test_accuracy'])} ± {pct(std['test_accuracy'])}, "
-             f"macro-F1 {mean['test_macro_f1']:.3f} ± {std['test_macro_f1']:.3f}** (mean ± sample std over {report['n']} folds; "
-             f"each fold's {SELECTION_NOTE}).", ""]
-    if "optimistic_accuracy" in mean:
-        lines += [f"Optimistic: {pct(mean['optimistic_accuracy'])} ± {pct(std['optimistic_accuracy'])} ({OPTIMISTIC_NOTE}).", ""]
+             f"**Test {label(first)} {show(first, mean[f'test_{first}'])} ± {show(first, std[f'test_{first}'])}, "
+             f"{label(second)} {show(second, mean[f'test_{second}'])} ± {show(second, std[f'test_{second}'])}** (mean ± sample std over "
+             f"{report['n']} folds; each fold's {SELECTION_NOTE}; {_duration(report.get('training_seconds'))} in all).", ""]
+    if f"optimistic_{first}" in mean:
+        lines += [f"Optimistic: {show(first, mean[f'optimistic_{first}'])} ± {show(first, std[f'optimistic_{first}'])} ({OPTIMISTIC_NOTE}).", ""]
     probe = report.get("probe")
     if probe:
         lines += [f"Linear probe on the same store and folds: test accuracy {pct(probe['test_accuracy'])} ± "
                   f"{pct(probe['test_accuracy_std'])}, macro-F1 {probe['test_macro_f1']:.3f} (`{probe['run']}`).", ""]
-    lines += ["| fold | epoch | valid acc | test acc | test macro-F1 | optimistic acc |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['fold']} | {r['best_epoch']} | {pct(r['valid_accuracy'])} | {pct(r['test_accuracy'])} | "
-              f"{r['test_macro_f1']:.3f} | {pct(r['optimistic_accuracy'])} |" for r in report["folds"]]
+    lines += [f"| fold | epoch | valid {label(first)} | test {label(first)} | test {label(second)} | optimistic {label(first)} |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['fold']} | {r['best_epoch']} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
+              f"{show(second, r[f'test_{second}'])} | {show(first, r[f'optimistic_{first}'])} |" for r in report["folds"]]
     every = report.get("test_all_folds")
     if every:
         lines += ["", f"Over all folds together (every track tested once, by its own fold's model): accuracy {pct(every['accuracy'])}, "
@@ -243,33 +289,38 @@ def _markdown_folds(report: dict) -> str:
 
 def summary_table(report: dict) -> Table:
     """The table the CLI prints at the end of a run and for ``mrnet-report``."""
+    first, second = HEADLINE[task_of(report)]
     if "folds" in report:
         table = Table(title=f"{report['split']} - test metrics of validation-selected checkpoints")
-        for col in ("fold", "epoch", "valid acc", "test acc", "test macro-F1", "optimistic acc*"):
+        for col in ("fold", "epoch", f"valid {label(first)}", f"test {label(first)}", f"test {label(second)}", f"optimistic {label(first)}*"):
             table.add_column(col, justify="right")
         for r in report["folds"]:
-            table.add_row(str(r["fold"]), str(r["best_epoch"]), pct(r["valid_accuracy"]), pct(r["test_accuracy"]),
-                          f"{r['test_macro_f1']:.3f}", pct(r["optimistic_accuracy"]))
+            table.add_row(str(r["fold"]), str(r["best_epoch"]), show(first, r[f"valid_{first}"]), show(first, r[f"test_{first}"]),
+                          show(second, r[f"test_{second}"]), show(first, r[f"optimistic_{first}"]))
         m, s = report["mean"], report["std"]
-        table.add_row("mean ± std", "", f"{pct(m['valid_accuracy'])} ± {pct(s['valid_accuracy'])}",
-                      f"{pct(m['test_accuracy'])} ± {pct(s['test_accuracy'])}",
-                      f"{m['test_macro_f1']:.3f} ± {s['test_macro_f1']:.3f}",
-                      f"{pct(m.get('optimistic_accuracy'))} ± {pct(s.get('optimistic_accuracy'))}", style="bold")
+        both = lambda key, metric: f"{show(metric, m.get(key))} ± {show(metric, s.get(key))}"  # noqa: E731
+        table.add_row("mean ± std", "", both(f"valid_{first}", first), both(f"test_{first}", first), both(f"test_{second}", second),
+                      both(f"optimistic_{first}", first), style="bold")
         probe = report.get("probe")
         if probe:
             table.add_row("linear probe", "", "", f"{pct(probe['test_accuracy'])} ± {pct(probe['test_accuracy_std'])}",
                           f"{probe['test_macro_f1']:.3f}", "", style="dim")
-        table.caption = "* optimistic: best epoch chosen on the test set (authors' protocol)"
+        table.caption = f"* optimistic: best epoch chosen on the test set (authors' protocol); {_duration(report.get('training_seconds'))} in all"
         return table
     sel, opt = report["selection"], report["optimistic"]
+    scored = lambda part: f"{label(first)} {show(first, report[part][first])}, {label(second)} {show(second, report[part][second])}"  # noqa: E731
     table = Table(title=f"{report['dataset'] or report['store']} - {report['split']}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("checkpoint", f"epoch {sel['epoch']} of {report['epochs_trained']}, chosen on the validation split ({sel['metric']})")
-    table.add_row("valid", f"accuracy {pct(report['valid']['accuracy'])}, macro-F1 {report['valid']['macro_f1']:.3f}")
-    table.add_row("test", f"accuracy {pct(report['test']['accuracy'])}, macro-F1 {report['test']['macro_f1']:.3f}", style="bold green")
+    stopped = ", stopped early by --patience" if sel.get("stopped_early") else ""
+    table.add_row("checkpoint", f"epoch {sel['epoch']} of {report['epochs_trained']}{stopped}, chosen on the validation split ({sel['metric']})")
+    table.add_row("valid", scored("valid"))
+    table.add_row("test", scored("test"), style="bold green")
+    if task_of(report) == MULTI:
+        t = report["test"]
+        table.add_row("test at threshold", f"{t['threshold']:.2f} (chosen on validation): precision {t['precision']:.3f}, recall {t['recall']:.3f}")
     if opt:
-        table.add_row("optimistic", f"accuracy {pct(opt['accuracy'])}, macro-F1 {opt['macro_f1']:.3f} at epoch {opt['epoch']} "
+        table.add_row("optimistic", f"{label(first)} {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} "
                       "(best epoch chosen on test, authors' protocol; not a fair estimate)")
     probe = report.get("probe")
     if probe:
@@ -277,6 +328,7 @@ def summary_table(report: dict) -> Table:
         table.add_row("linear probe", f"accuracy {pct(probe['test_accuracy'])}, macro-F1 {probe['test_macro_f1']:.3f} "
                       f"(same store and split; this run {gap:+.1f} points): {probe['run']}")
     table.add_row("normalisation", report.get("normalize", "instance"))
+    table.add_row("time", _duration(report.get("training_seconds")))
     if report["route_weights"]:
         table.add_row("routes W", ", ".join(f"{r} {w:.2f}" for r, w in report["route_weights"].items()))
     table.add_row("run", report["run"])

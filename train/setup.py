@@ -14,13 +14,14 @@ import polars as pl
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.manifests.schema import class_weights
+from mrnet.manifests.schema import class_weights, tag_table
 from mrnet.store.format import Provenance
 from mrnet.store.reader import FeatureStore
 from mrnet.train import normalize
 from mrnet.train.config import TrainConfig
 from mrnet.train.models import ModelInput, get
 from mrnet.train.runs import RunFolder, seed_everything
+from mrnet.train.tasks import MULTI
 
 #: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
 MODEL_INPUT_FIELDS = ("feature", "layers", "dim", "channels", "frame_rate", "sample_rate", "model", "model_revision")
@@ -31,7 +32,9 @@ class RunSetup:
     """The parts of one run that training updates or uses every step."""
 
     model: torch.nn.Module
-    class_weights: torch.Tensor  # max_count / count over the training split, on the run's device
+    #: single-label: max_count / count per class over the training split; multi-label: each tag's
+    #: negatives / positives there with --pos-weight, else None; on the run's device
+    class_weights: torch.Tensor | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
 
@@ -47,7 +50,7 @@ def open_store(location: str) -> FeatureStore:
 def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInput:
     """What a store with provenance ``prov`` gives a model that reads ``num_layers`` of its layers."""
     return ModelInput(feature=prov.feature, channels=prov.channels, layers=num_layers, dim=prov.dim,
-                      frame_rate=prov.frame_rate, num_classes=num_classes, extraction=dict(prov.extraction))
+                      frame_rate=prov.frame_rate, num_classes=num_classes, extraction=dict(prov.extraction), task=prov.task)
 
 
 def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) -> torch.nn.Module:
@@ -59,10 +62,14 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
         wanted = " or ".join(entry.features)
         raise UserError(f"--model {entry.name} reads {wanted} features, and this store holds {inputs.feature}. Make a store of "
                         f"them from the same dataset: mrnet-extract DATASET --features {entry.features[0]} --out store/NAME-{entry.features[0]}.zarr")
+    if inputs.task not in entry.tasks:
+        raise UserError(f"--model {entry.name} cannot learn a {inputs.task} store ({entry.name} trains {' or '.join(entry.tasks)} only); "
+                        f"choose another --model, for example " + ("musicnext-softmax" if entry.name == "musicnext" else "mrnet"))
     mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
     if mode not in entry.normalizations:
         raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
     options = {name: getattr(cfg, name) for name in entry.options if name != "instance_norm" and hasattr(cfg, name)}
+    options.update(cfg.model_options)
     own_instance_norm = "instance_norm" in entry.options
     if own_instance_norm:
         options["instance_norm"] = mode == "instance"
@@ -76,15 +83,62 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     return model
 
 
-def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device, norm: dict | None = None) -> RunSetup:
-    """Model, class weights, AdamW and the cosine schedule (from ``lr`` to ``lr_min`` over the run,
-    stepped per epoch), seeded by ``cfg.seed`` so a run starts the same way every time."""
+def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device, norm: dict | None = None,
+              labels: list[str] | None = None) -> RunSetup:
+    """Model, class (or tag) weights, the first optimizer and the schedule, seeded by ``cfg.seed`` so a
+    run starts the same way every time. ``labels``: the store's label names (a multi-label store's tags)."""
     seed_everything(cfg.seed)
     model = build_model(cfg, inputs, norm).to(device)
-    weights = torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
-    return RunSetup(model, weights, optimizer, scheduler)
+    optimizer = make_optimizer(cfg, model, epoch=0)
+    return RunSetup(model, label_weights(cfg, inputs, train_tracks, device, labels), optimizer, make_scheduler(cfg, optimizer))
+
+
+def label_weights(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device,
+                  labels: list[str] | None = None) -> torch.Tensor | None:
+    """Single-label: each class's weight in the loss, ``max_count / count`` over the training split.
+    Multi-label: with ``--pos-weight``, each tag's negatives per positive there (BCE's ``pos_weight``,
+    for the tags ``labels`` in their order), else None."""
+    if inputs.task == MULTI:
+        if not cfg.pos_weight:
+            return None
+        weights = dict(tag_table(train_tracks, labels).select("name", "weight").iter_rows())
+        return torch.tensor([weights[t] for t in labels], dtype=torch.float32, device=device)
+    return torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
+
+
+def stage(cfg: TrainConfig, epoch: int) -> tuple[str, float]:
+    """The optimizer and learning rate of epoch ``epoch`` (0-based): the last ``--stage`` that has begun.
+
+    >>> from mrnet.train.config import TrainConfig
+    >>> cfg = TrainConfig(store="s", schedule="stages", stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4)))
+    >>> stage(cfg, 79), stage(cfg, 80), stage(cfg, 150)
+    (('adamw', 0.001), ('sgd', 0.001), ('sgd', 0.0001))
+    """
+    current = (cfg.optimizer, cfg.lr)
+    for start, name, lr in cfg.stages:
+        if epoch >= start:
+            current = (name, lr)
+    return current
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, *, epoch: int) -> torch.optim.Optimizer:
+    """The optimizer of epoch ``epoch``'s stage: AdamW (amsgrad as set), Adam (weight decay as an L2
+    term, as ``torch.optim.Adam`` and the baselines' code have it) or SGD (momentum 0.9, Nesterov)."""
+    name, lr = stage(cfg, epoch)
+    params = model.parameters()
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay, amsgrad=cfg.amsgrad)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: cosine from ``lr`` to ``lr_min`` over the run, or a constant rate (the
+    ``stages`` schedule changes the rate by changing the optimizer, see ``loop.fit``)."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 def store_record(store: FeatureStore, cfg: TrainConfig, *, description: str, sizes: dict | None = None) -> dict:

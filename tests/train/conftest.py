@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrnet.train.config import TrainConfig, tiny
+from mrnet.train.config import TrainConfig
+from mrnet.train.presets import tiny
 from tests.helpers import make_store
 
 # Tiny tensors gain nothing from a second thread, and on a busy 2-core machine each op then waits for it.

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.train.config import tiny
+from mrnet.train.presets import tiny
 from mrnet.train.models import MODELS, ModelInput, Registered, create_model
 from mrnet.train.models.mrnet import MRNet, MRNetConfig
 from mrnet.train.setup import build_model

@@ -105,7 +105,7 @@ def test_the_default_follows_the_feature_kind_and_is_recorded(mel_store, wavlm_s
 
 @pytest.mark.parametrize("mode,stem_norm", [("instance", True), ("stored", False), ("none", False)])
 def test_mrnet_keeps_its_stem_instance_norm_only_for_instance(mode, stem_norm):
-    from mrnet.train.config import tiny
+    from mrnet.train.presets import tiny
     from mrnet.train.models import ModelInput
     from mrnet.train.setup import build_model
 
@@ -123,7 +123,7 @@ def test_stored_on_a_store_without_statistics_is_refused_with_the_command_that_a
 
 
 def test_a_model_refuses_a_normalisation_it_cannot_use():
-    from mrnet.train.config import tiny
+    from mrnet.train.presets import tiny
 
     with pytest.raises(UserError, match="--normalize instance: --model linear trains with none or stored"):
         tiny("s.zarr", model="linear", normalize="instance")

@@ -10,7 +10,7 @@ training, the running averages over the training crops in evaluation), then one 
 It is trained by the same loop as every model (class-weighted cross-entropy, AdamW whose weight
 decay is the regulariser) and its checkpoint is chosen on the validation split, so it reports,
 resumes and predicts like the others. With ``--model linear`` the run uses the probe's recipe
-(``mrnet.train.config.PROBE``: whole 30 s crops, no augmentation). On the real-music benchmark it was
+(``mrnet.train.presets.PROBE``: whole 30 s crops, no augmentation). On the real-music benchmark it was
 checked against scikit-learn's logistic regression on whole-track statistics with the
 regularisation chosen on validation (docs/results.md).
 

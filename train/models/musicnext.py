@@ -328,7 +328,7 @@ class MusicNeXt(MusicNeXtS):
 #: scores a clip by averaging the softmax of its ten fragments.
 MODEL = Registered("musicnext", MusicNeXtConfig, MusicNeXt,
                    options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), features=("mel128",),
-                   normalizations=("global", "stored", "none"), evaluation="chunks:10")
+                   normalizations=("global", "stored", "none"), evaluation="chunks:10", tasks=("single-label",))
 MODEL_SOFTMAX = Registered("musicnext-softmax", MusicNeXtConfig, MusicNeXtS, options=(), features=("mel128",),
                            normalizations=("global", "stored", "none"), evaluation="chunks:10")
 MODELS = (MODEL, MODEL_SOFTMAX)

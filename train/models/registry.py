@@ -22,6 +22,7 @@ class ModelInput:
     frame_rate: float
     num_classes: int
     extraction: dict[str, Any] = field(default_factory=dict, compare=False)
+    task: str = "single-label"  # or "multi-label": num_classes tags, any number true at once
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Registered:
     #: what of a track evaluation scores (``mrnet-train --eval-unit``): ``whole``, ``center`` (one crop of the
     #: training length at the middle) or ``chunks:N`` (N crops, their probabilities averaged)
     evaluation: str = "whole"
+    #: the tasks it can learn (a model whose training needs one true class leaves out multi-label)
+    tasks: tuple[str, ...] = ("single-label", "multi-label")
 
     def __post_init__(self):
         missing = [o for o in self.options if o not in {f.name for f in fields(self.config)}]

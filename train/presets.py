@@ -1,0 +1,134 @@
+"""Named presets (``mrnet-train --preset NAME``): plain functions returning a ``TrainConfig``.
+
+MRNet's: ``paper`` (the authors' recipe), ``tiny`` (what a CPU user runs first) and ``small`` (a few
+hundred real tracks on a CPU). Each baseline's: ``<model>-paper``, its paper's recipe as far as the
+paper and its code state it, with the gaps filled as docs/models.md says, model by model. Every field
+can be overridden by keyword (the CLI passes the options a user gave); the shared honest rules hold
+for every preset: the checkpoint is chosen on validation, never on test.
+
+>>> cfg = paper("store/gtzan.zarr", epochs=10)
+>>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.channels
+(10, 48, 0.001, 0.0005, 512)
+>>> tiny("store/demo.zarr").channels
+32
+>>> fcn = preset("fcn5-paper", "store/mtat.zarr")
+>>> fcn.model, fcn.optimizer, fcn.lr, fcn.schedule, fcn.stages[0], fcn.select_metric
+('fcn5', 'adam', 0.0001, 'stages', (80, 'sgd', 0.001), 'loss')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mrnet.core.errors import UserError
+from mrnet.train.config import TrainConfig
+
+#: The regularisation of the CPU presets (tiny, small): see ``tiny``.
+LIGHT: dict[str, Any] = {"dropout": 0.1, "noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
+
+
+def paper(store: str, **overrides: Any) -> TrainConfig:
+    """The authors' recipe: C = 512, batch 48, 6 s crops, AdamW 1e-3 -> 5e-4 cosine, 1000 epochs."""
+    return TrainConfig(store=store, preset="paper").with_(**overrides)
+
+
+def tiny(store: str, **overrides: Any) -> TrainConfig:
+    """What a CPU user runs first (minutes): C = 32, batch 16, 3 s crops, 40 epochs, light regularisation.
+
+    Dropout 0.1 and one mask of each kind with noise on 30 % of the crops, not the paper's 0.5 and
+    2 + 2 masks on 70 %: those are for 13 x 768 WavLM features and 1000 epochs, and on 48 Mel bands
+    they kept a small model from learning real music (docs/results.md).
+    """
+    base = TrainConfig(
+        store=store, preset="tiny", channels=32, embed_dim=32, epochs=40, batch_size=16, crop_seconds=3.0,
+        eval_batch_size=16, **LIGHT,
+    )
+    return base.with_(**overrides)
+
+
+def small(store: str, **overrides: Any) -> TrainConfig:
+    """A few hundred real tracks on a CPU: C = 48, embedding 64, 60 epochs of 3 s crops, light
+    regularisation, no test curve (half the evaluation time). 60 epochs, not 30: the better mean
+    validation accuracy on the real-music benchmark (docs/results.md), about 10 minutes there."""
+    base = TrainConfig(
+        store=store, preset="small", channels=48, embed_dim=64, epochs=60, batch_size=16, crop_seconds=3.0,
+        eval_batch_size=16, test_curve=False, **LIGHT,
+    )
+    return base.with_(**overrides)
+
+
+# --- the baselines' recipes (docs/models.md: the source of every value, and what was filled in) ----
+
+NO_NOISE_OR_MASKS: dict[str, Any] = {"noise_p": 0.0, "time_masks": 0, "feature_masks": 0}
+
+#: MusicNeXt (Meng et al., 2024): Adam, batch 50, 50 epochs, random horizontal flip (time reversal) of
+#: the fragment; lr 1e-4 constant and no weight decay (not stated); one global z-score of the training
+#: set; the epoch-50 weights (no validation rule stated); a clip scored by its ten fragments.
+MUSICNEXT: dict[str, Any] = dict(
+    optimizer="adam", lr=1e-4, weight_decay=0.0, schedule="constant", batch_size=50, epochs=50,
+    augment=True, time_flip=0.5, **NO_NOISE_OR_MASKS, normalize="global", select_metric="last",
+)
+
+#: NNET1/NNET2/MixNet (Bonato et al.; their code's values, which produced their logs): Adam, batch 64
+#: (MixNet 32), lr 1e-4 / 5e-5 / 5e-5, weight decay 0.005 / 0.005 / 0, at most 100 epochs with early
+#: stopping on validation loss (patience 20, min delta 0.01); training windows anywhere, the test
+#: window at the middle. Their waveform noise and masks are approximated in the feature domain.
+NNET: dict[str, Any] = dict(
+    optimizer="adam", schedule="constant", batch_size=64, epochs=100, select_metric="loss", patience=20, min_delta=0.01,
+    augment=True, noise_p=0.5, feature_masks=0,
+)
+NNET1: dict[str, Any] = dict(NNET, model="nnet1", lr=1e-4, weight_decay=0.005, time_masks=1, time_mask_frac=0.15)
+NNET2: dict[str, Any] = dict(NNET, model="nnet2", lr=5e-5, weight_decay=0.005, time_masks=1, time_mask_frac=30 / 256,
+                             feature_masks=1, feature_mask_frac=2 / 20)
+MIXNET: dict[str, Any] = dict(NNET2, model="mixnet", batch_size=32, weight_decay=0.0)
+
+#: FCN-5 and MsE-CNN (Won et al.'s PyTorch recipe for the tagging CNNs; the MsE-CNN paper gives none):
+#: batch 16, Adam 1e-4 with weight decay 1e-4, then after 80 epochs SGD (Nesterov, momentum 0.9) at
+#: 1e-3, 1e-4 after 20 more, 1e-5 after 20 more, each stage starting from the best checkpoint; at most
+#: 200 epochs; the checkpoint with the lowest validation loss; no augmentation; one 29.12 s clip.
+FCN: dict[str, Any] = dict(
+    optimizer="adam", lr=1e-4, weight_decay=1e-4, batch_size=16, epochs=200, schedule="stages",
+    stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)), select_metric="loss", augment=False,
+)
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "musicnext": dict(MUSICNEXT, model="musicnext"),
+    "musicnext-softmax": dict(MUSICNEXT, model="musicnext-softmax"),
+    "nnet1": NNET1,
+    "nnet2": NNET2,
+    "mixnet": MIXNET,
+    "fcn5": dict(FCN, model="fcn5"),
+    "msecnn": dict(FCN, model="msecnn"),
+}
+
+
+def _recipe(name: str) -> Callable[..., TrainConfig]:
+    def build(store: str, **overrides: Any) -> TrainConfig:
+        return TrainConfig(store=store, preset=f"{name}-paper", **RECIPES[name]).with_(**overrides)
+
+    build.__doc__ = f"{name}'s paper recipe (train/presets.py RECIPES, docs/models.md)."
+    return build
+
+
+#: What ``--model linear`` changes in any preset (an option given still wins): the probe is fitted by
+#: logistic regression for each C of a grid, chosen on validation (train/probe.py), not by epochs.
+PROBE: dict[str, Any] = {"augment": False}
+
+PRESETS: dict[str, Callable[..., TrainConfig]] = {
+    "paper": paper, "tiny": tiny, "small": small, **{f"{name}-paper": _recipe(name) for name in RECIPES},
+}
+
+
+def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
+    """Build the named preset, or fail naming the ones there are.
+
+    >>> preset("huge", "s.zarr")
+    Traceback (most recent call last):
+    ...
+    mrnet.core.errors.UserError: --preset 'huge': choose one of paper, tiny, small, musicnext-paper, musicnext-softmax-paper, nnet1-paper, nnet2-paper, mixnet-paper, fcn5-paper, msecnn-paper
+    """
+    if name not in PRESETS:
+        raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
+    if overrides.get("model") == "linear":
+        overrides = {**PROBE, **overrides}
+    return PRESETS[name](store, **overrides)
