@@ -127,8 +127,9 @@ class TrainConfig:
         if (self.schedule == "stages") != bool(self.stages):
             raise UserError("--schedule stages needs --stage EPOCH:OPTIMIZER:LR (one or more), and --stage needs --schedule stages")
         epochs = [e for e, _, _ in self.stages]
-        if epochs != sorted(set(epochs)) or any(not 0 < e < self.epochs for e in epochs) or any(lr <= 0 for _, _, lr in self.stages):
-            raise UserError(f"--stage: epochs must increase, each between 1 and --epochs - 1 ({self.epochs - 1}), with a positive lr; got {list(self.stages)}")
+        if epochs != sorted(set(epochs)) or any(e < 1 for e in epochs) or any(lr <= 0 for _, _, lr in self.stages):
+            raise UserError(f"--stage: epochs must increase from 1 on, each with a positive lr; got {list(self.stages)} "
+                            "(a stage at or after --epochs never begins)")
         if self.eval_unit is not None:
             parse_eval_unit(self.eval_unit)
         if self.patience < 0 or self.min_delta < 0:

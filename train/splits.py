@@ -27,8 +27,12 @@ class Splits:
 
 
 def usable(tracks: pl.DataFrame) -> pl.DataFrame:
-    """Tracks that can be trained on: extracted (status done) and labelled."""
-    return tracks.filter((pl.col("status") == "done") & pl.col("label").is_not_null() & pl.col("frames").is_not_null())
+    """Tracks that can be trained on: extracted (status done) and labelled (a genre, or a list of tags,
+    which may be empty: a clip with none of the kept tags is a negative for every one)."""
+    labelled = pl.col("label").is_not_null()
+    if "tags" in tracks.columns:
+        labelled = labelled | pl.col("tags").is_not_null()
+    return tracks.filter((pl.col("status") == "done") & labelled & pl.col("frames").is_not_null())
 
 
 def fold_count(tracks: pl.DataFrame) -> int:
@@ -87,6 +91,10 @@ def split_tracks(tracks: pl.DataFrame, *, fold: int | None = None, where: str = 
                 + ("A k-fold run needs at least 3 folds. " if fold is not None else "")
                 + "Re-extract with a split or fold list that fills it."
             )
+    if "tags" in parts["train"].columns and parts["train"]["label"].null_count() == parts["train"].height:
+        if parts["train"]["tags"].list.len().sum() == 0:
+            raise UserError(f"{where}: no training track has a tag; a tagger needs positive examples. Check the tags the store was extracted with.")
+        return Splits(parts["train"], parts["valid"], parts["test"], description)
     classes = parts["train"]["label"].n_unique()
     if classes < 2:
         raise UserError(f"{where}: the training split has {classes} class; a classifier needs at least two. Check the labels the store was extracted with.")
