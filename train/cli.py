@@ -18,33 +18,34 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mrnet.core.cli import Command
+from mrnet.core.cli import Command, choices, flag
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.train.config import NORMALIZE_MODES
-from mrnet.train.presets import PRESETS, preset
-from mrnet.train.models import MODELS
+from mrnet.train.config import NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
 from mrnet.train.loop import Interrupted, Reporter
+from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
+from mrnet.train.presets import PRESETS, preset
 from mrnet.train.report import pct
 from mrnet.train.runs import RunFolder, default_run_dir
+from mrnet.train.tasks import show
 
-Preset = Enum("Preset", {n: n for n in PRESETS}, type=str)
-Model = Enum("Model", {n: n for n in MODELS}, type=str)
-Normalize = Enum("Normalize", {n: n for n in NORMALIZE_MODES}, type=str)
-Variant = Enum("Variant", {n: n for n in VARIANTS}, type=str)
-Route = Enum("Route", {n: n for n in ROUTES}, type=str)
+Preset = choices("Preset", PRESETS)
+Model = choices("Model", MODELS)
+Normalize = choices("Normalize", NORMALIZE_MODES)
+Variant = choices("Variant", VARIANTS)
+Route = choices("Route", ROUTES)
+Optimizer = choices("Optimizer", OPTIMIZERS)
+Schedule = choices("Schedule", SCHEDULES)
+SelectMetric = choices("SelectMetric", sorted({m for ms in SELECT_METRICS.values() for m in ms}))
 
 
 class Folds(str, Enum):
     all = "all"
 
 
-class SelectMetric(str, Enum):
-    accuracy = "accuracy"
-    macro_f1 = "macro_f1"
-
-
 RESUMABLE = {"store", "num_workers", "device"}  # what --resume may change: where the store is, and the machine
+INPUT, MODEL, OPTIM, AUGMENT, EVAL, MACHINE = "Input and output", "Model", "Optimisation", "Augmentation", "Evaluation and selection", "Machinery"
+BY_PRESET = "preset"
 
 
 class RichReporter(Reporter):
@@ -74,11 +75,14 @@ class RichReporter(Reporter):
         info = f"loss {r['train_loss']:.3f}"
         if "valid_accuracy" in r:
             info += f" | valid {pct(r['valid_accuracy'])} F1 {r['valid_macro_f1']:.3f}"
+        elif "valid_roc_auc" in r:
+            info += f" | valid ROC-AUC {show('roc_auc', r['valid_roc_auc'])} PR-AUC {show('pr_auc', r['valid_pr_auc'])}"
         self.progress.update(self.epochs, completed=r["epoch"], info=info)
         self.progress.reset(self.batches, info="")
         best = " [green]best[/]" if r.get("best") else ""
         step = f"C {r['C']:g}" if "C" in r else f"lr {r['lr']:.1e}"  # the linear probe's rounds are values of C
-        self.console.print(f"epoch {r['epoch']}/{self.total}  {info}  train {pct(r['train_accuracy'])}  {step}{best}", highlight=False)
+        train = f"  train {pct(r['train_accuracy'])}" if "train_accuracy" in r else ""
+        self.console.print(f"epoch {r['epoch']}/{self.total}  {info}{train}  {step}{best}", highlight=False)
 
     def end(self) -> None:
         self.progress.stop()
@@ -89,63 +93,114 @@ class RichReporter(Reporter):
 train_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
 
 
-@train_app.command()
+def _opt(help: str, panel: str, default_text: str | None = BY_PRESET, **kw):
+    """An option of mrnet-train in its help panel, its default named (most come from the preset)."""
+    return typer.Option(help=help, rich_help_panel=panel, show_default=default_text if default_text else True, **kw)
+
+
+def _model_options(pairs: list[str] | None) -> dict | None:
+    """``KEY=VALUE`` pairs as a dict, each value read as JSON when it parses (numbers, booleans, lists)."""
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--model-option {pair!r}: write KEY=VALUE, e.g. --model-option margin=2")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _stages(texts: list[str] | None) -> tuple | None:
+    """``EPOCH:OPTIMIZER:LR`` texts as the config's stages."""
+    if not texts:
+        return None
+    out = []
+    for text in texts:
+        parts = text.split(":")
+        try:
+            epoch, name, lr = int(parts[0]), parts[1], float(parts[2])
+        except (IndexError, ValueError):
+            raise UserError(f"--stage {text!r}: write EPOCH:OPTIMIZER:LR, e.g. --stage 80:sgd:1e-3") from None
+        out.append((epoch, name, lr))
+    return tuple(out)
+
+
+@train_app.command(cls=Command)
 @report_user_errors
 def train(
-    store: Annotated[Optional[str], typer.Option(help="Feature store: a path or URL (s3://...). With --resume: where the run's store is now.")] = None,
-    preset_name: Annotated[Preset, typer.Option("--preset", help="paper: the authors' recipe; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU.")] = Preset.paper,
-    model: Annotated[Optional[Model], typer.Option(help="mrnet (default), or linear: the linear probe every result is read against (its own recipe, docs/training.md).")] = None,
-    normalize: Annotated[Optional[Normalize], typer.Option(help="Input normalisation: instance (per track over time, the authors'), stored (each feature standardised with the training split's statistics from the store), global (one mean and std over every feature: MusicNeXt's) or none. Default: the model's recipe, else by feature kind (Mel: none; WavLM: instance).")] = None,
-    fold: Annotated[Optional[int], typer.Option(help="Train fold K of a k-fold store (test = K, valid = K+1).")] = None,
-    folds: Annotated[Optional[Folds], typer.Option(help="all: train every fold, report mean and standard deviation.")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder exactly where it stopped.", exists=True, file_okay=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/STORE-YYYYmmdd-HHMMSS).")] = None,
-    variant: Annotated[Optional[Variant], typer.Option(help="Mid routes: paper (Eq. 4, default) or authors (their released code).")] = None,
-    drop_route: Annotated[Optional[list[Route]], typer.Option(help="Leave a route out (repeatable): the paper's Table 3 ablation.")] = None,
-    layer: Annotated[Optional[list[int]], typer.Option(help="Feed only these stored layers (repeatable) (default: all).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="(default paper: 1000, tiny: 40)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="(default paper: 48, tiny: 16)")] = None,
-    crop_seconds: Annotated[Optional[float], typer.Option(help="Training crop length (default paper: 6, tiny: 3).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Initial learning rate (default 1e-3).")] = None,
-    lr_min: Annotated[Optional[float], typer.Option(help="Learning rate the cosine ends at (default 5e-4).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay (default 1e-4).")] = None,
-    amsgrad: Annotated[Optional[bool], typer.Option("--amsgrad/--no-amsgrad", help="AdamW amsgrad (default on).")] = None,
-    channels: Annotated[Optional[int], typer.Option(help="Model width C (default paper: 512, tiny: 32).")] = None,
-    embed_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default paper: 128, tiny: 32).")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="(default 0.5)")] = None,
-    augment: Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Feature noise and time/feature masks (default on).")] = None,
-    noise_p: Annotated[Optional[float], typer.Option(help="Probability of Gaussian feature noise per crop (default 0.7).")] = None,
-    time_masks: Annotated[Optional[int], typer.Option(help="Time masks per crop, at most (default 2).")] = None,
-    time_mask_frac: Annotated[Optional[float], typer.Option(help="Longest time mask, as a fraction of the crop (default 0.1).")] = None,
-    feature_masks: Annotated[Optional[int], typer.Option(help="Feature masks per crop, at most (default 2).")] = None,
-    feature_mask_frac: Annotated[Optional[float], typer.Option(help="Widest feature mask, as a fraction of the features (default 0.1).")] = None,
-    select_metric: Annotated[Optional[SelectMetric], typer.Option(help="Validation metric that picks the checkpoint (default accuracy).")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="Epochs between evaluations (default 1).")] = None,
-    eval_batch_size: Annotated[Optional[int], typer.Option(help="Whole tracks of equal length per evaluation batch (default paper: 8, tiny: 16).")] = None,
-    test_curve: Annotated[Optional[bool], typer.Option("--test-curve/--no-test-curve", help="Also evaluate test each time (curve and optimistic number) (default on).")] = None,
-    num_workers: Annotated[Optional[int], typer.Option(help="Read with a DataLoader of N worker processes (0: in the training loop) instead of the default: threads of this process reading ahead (2 on CPU; on a GPU half the cores, 2 to 8).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N (default auto).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 autocast on GPU (default on).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="(default 0)")] = None,
+    store: Annotated[Optional[str], _opt("Feature store: a path or URL (s3://...). With --resume: where the run's store is now.", INPUT, None)] = None,
+    resume: Annotated[Optional[Path], _opt("Continue this run folder exactly where it stopped.", INPUT, None, exists=True, file_okay=False)] = None,
+    out: Annotated[Optional[Path], _opt("Run folder.", INPUT, "runs/STORE-YYYYmmdd-HHMMSS")] = None,
+    fold: Annotated[Optional[int], _opt("Train fold K of a k-fold store (test = K, valid = K+1).", INPUT, "the official split, or fold 0")] = None,
+    folds: Annotated[Optional[Folds], _opt("all: train every fold, report mean and standard deviation.", INPUT, "one split")] = None,
+    layer: Annotated[Optional[list[int]], _opt("Feed only these stored layers (repeatable).", INPUT, "all")] = None,
+    preset_name: Annotated[Preset, typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md).", rich_help_panel=MODEL)] = Preset.paper,
+    model: Annotated[Optional[Model], _opt("mrnet, a baseline of docs/models.md, or linear: the linear probe every result is read against.", MODEL, "the preset's (mrnet)")] = None,
+    width: Annotated[Optional[int], _opt("MRNet's width C (channels of every block).", MODEL, "paper 512, tiny 32, small 48")] = None,
+    embed_dim: Annotated[Optional[int], _opt("MRNet's embedding size.", MODEL, "paper 128, tiny 32, small 64")] = None,
+    variant: Annotated[Optional[Variant], _opt("MRNet's mid routes: paper (Eq. 4) or authors (their released code).", MODEL, "paper")] = None,
+    drop_route: Annotated[Optional[list[Route]], _opt("Leave an MRNet route out (repeatable): the paper's Table 3 ablation.", MODEL, "none")] = None,
+    dropout: Annotated[Optional[float], _opt("MRNet's dropout.", MODEL, "paper 0.5, tiny and small 0.1")] = None,
+    model_option: Annotated[Optional[list[str]], _opt("A model's own option as KEY=VALUE (repeatable), e.g. margin=2 for musicnext, connection=carry for msecnn.", MODEL, "none")] = None,
+    normalize: Annotated[Optional[Normalize], _opt("Input normalisation: instance (per track over time, MRNet's), stored (each feature standardised with the training split's statistics from the store), global (one mean and std: MusicNeXt's) or none.", MODEL, "the model's recipe, else by feature kind (Mel: none; WavLM: instance)")] = None,
+    epochs: Annotated[Optional[int], _opt("Epochs to train.", OPTIM)] = None,
+    batch_size: Annotated[Optional[int], _opt("Crops per batch.", OPTIM)] = None,
+    crop_seconds: Annotated[Optional[float], _opt("Training crop length; a model with a fixed input length uses its own.", OPTIM)] = None,
+    optimizer: Annotated[Optional[Optimizer], _opt("adamw, adam (weight decay as L2) or sgd (momentum 0.9, Nesterov).", OPTIM)] = None,
+    lr: Annotated[Optional[float], _opt("Initial learning rate.", OPTIM)] = None,
+    schedule: Annotated[Optional[Schedule], _opt("cosine (lr to --lr-min over the run), constant, or stages (--stage).", OPTIM)] = None,
+    lr_min: Annotated[Optional[float], _opt("Learning rate the cosine ends at.", OPTIM)] = None,
+    stage: Annotated[Optional[list[str]], _opt("With --schedule stages: EPOCH:OPTIMIZER:LR (repeatable); from that epoch on a fresh optimizer, starting from the best checkpoint.", OPTIM)] = None,
+    weight_decay: Annotated[Optional[float], _opt("Weight decay.", OPTIM)] = None,
+    amsgrad: Annotated[Optional[bool], flag("--amsgrad/--no-amsgrad", help="AdamW's amsgrad. [default: on]", panel=OPTIM)] = None,
+    pos_weight: Annotated[Optional[bool], flag("--pos-weight/--no-pos-weight", help="Tags: weigh each tag's positives by its negatives per positive in training. [default: off]", panel=OPTIM)] = None,
+    augment: Annotated[Optional[bool], flag("--augment/--no-augment", help="Feature noise, time and feature masks, time flips, as set below. [default: the preset's]", panel=AUGMENT)] = None,
+    noise_p: Annotated[Optional[float], _opt("Probability of Gaussian feature noise per crop.", AUGMENT)] = None,
+    time_masks: Annotated[Optional[int], _opt("Time masks per crop, at most.", AUGMENT)] = None,
+    time_mask_frac: Annotated[Optional[float], _opt("Longest time mask, as a fraction of the crop.", AUGMENT)] = None,
+    feature_masks: Annotated[Optional[int], _opt("Feature masks per crop, at most.", AUGMENT)] = None,
+    feature_mask_frac: Annotated[Optional[float], _opt("Widest feature mask, as a fraction of the features.", AUGMENT)] = None,
+    time_flip: Annotated[Optional[float], _opt("Probability of playing a crop backwards.", AUGMENT)] = None,
+    select_metric: Annotated[Optional[SelectMetric], _opt("Validation metric that picks the checkpoint; loss: the lowest validation loss; last: the last epoch.", EVAL, "accuracy for genres, roc_auc for tags")] = None,
+    patience: Annotated[Optional[int], _opt("Stop after this many evaluations without improvement (0: never).", EVAL)] = None,
+    min_delta: Annotated[Optional[float], _opt("What counts as an improvement for --patience.", EVAL)] = None,
+    eval_unit: Annotated[Optional[str], _opt("What of a track is scored: whole, center (one crop) or chunks:N (N crops averaged).", EVAL, "the model's (MRNet: whole)")] = None,
+    eval_every: Annotated[Optional[int], _opt("Epochs between evaluations.", EVAL)] = None,
+    eval_batch_size: Annotated[Optional[int], _opt("Tracks of equal length per evaluation batch.", EVAL)] = None,
+    test_curve: Annotated[Optional[bool], flag("--test-curve/--no-test-curve", help="Also evaluate test each time (curve and optimistic number; never for selection). [default: the preset's]", panel=EVAL)] = None,
+    num_workers: Annotated[Optional[int], _opt("Read with a DataLoader of N worker processes (0: in the training loop) instead of threads of this process reading ahead.", MACHINE, "threads: 2 on CPU; on a GPU half the cores, 2 to 8")] = None,
+    device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.", MACHINE, "auto")] = None,
+    bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help="bfloat16 autocast on GPU. [default: on]", panel=MACHINE)] = None,
+    seed: Annotated[Optional[int], _opt("Seed of the model's initialisation, the crops and the augmentation.", MACHINE, "0")] = None,
+    show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options) as JSON and exit.", panel=MACHINE)] = False,
 ) -> None:
-    """Train MRNet on a feature store and report honest test metrics (checkpoint chosen on validation)."""
+    """Train MRNet, or a baseline, on a feature store and report honest test metrics (checkpoint chosen on validation).
+
+    A default of (preset) comes from --preset; --show-config prints the config a preset and your options make.
+    """
     from mrnet.train import loop, report
 
     console = Console()
-    options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None, out=str(out) if out else None, variant=variant and variant.value,
+    options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None,
+                   out=str(out) if out else None, variant=variant and variant.value,
                    drop_routes=tuple(r.value for r in drop_route) if drop_route else None, layers=tuple(layer) if layer else None,
-                   epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds, lr=lr, lr_min=lr_min, weight_decay=weight_decay,
-                   amsgrad=amsgrad, channels=channels, embed_dim=embed_dim, dropout=dropout, augment=augment,
-                   noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
-                   feature_mask_frac=feature_mask_frac,
-                   select_metric=select_metric and select_metric.value, eval_every=eval_every, eval_batch_size=eval_batch_size, test_curve=test_curve,
-                   num_workers=num_workers, device=device, bf16=bf16, seed=seed)
+                   model_options=_model_options(model_option), epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
+                   optimizer=optimizer and optimizer.value, lr=lr, schedule=schedule and schedule.value, lr_min=lr_min, stages=_stages(stage),
+                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight, channels=width, embed_dim=embed_dim, dropout=dropout,
+                   augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
+                   feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
+                   patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
+                   test_curve=test_curve, num_workers=num_workers, device=device, bf16=bf16, seed=seed)
     reporter = RichReporter(console)
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
     if resume is not None:
         given = sorted(k for k in options if k not in RESUMABLE)
         if given or preset_name != Preset.paper:
-            names = ", ".join("--" + k.replace("_", "-") for k in given + (["preset"] if preset_name != Preset.paper else []))
+            names = ", ".join("--" + {"channels": "width"}.get(k, k).replace("_", "-") for k in given + (["preset"] if preset_name != Preset.paper else []))
             raise UserError(f"--resume continues the run with its own config.json; {names} cannot change. Start a new run to change them.")
         run_dir = resume
         action = lambda: loop.resume(resume, store=store, num_workers=num_workers, device=device, reporter=reporter)  # noqa: E731
@@ -153,6 +208,9 @@ def train(
         if store is None:
             raise UserError("give --store PATH_OR_URL (a store written by mrnet-extract), or --resume RUN to continue a run")
         cfg = preset(preset_name.value, store, **options)
+        if show_config:
+            typer.echo(json.dumps(cfg.to_json(), indent=2))
+            return
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.store)
         cfg = cfg.with_(out=str(run_dir))
         action = lambda: loop.train(cfg, reporter=reporter)  # noqa: E731
@@ -177,32 +235,38 @@ def train(
 predict_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
 
 
-@predict_app.command()
+@predict_app.command(cls=Command)
 @report_user_errors
 def predict(
-    run: Annotated[Path, typer.Argument(help="A finished run folder (or one fold-K folder of a --folds all run).", exists=True, file_okay=False)],
-    files: Annotated[list[Path], typer.Argument(help="Audio files (anything libsndfile reads: WAV, FLAC, MP3, OGG...).")],
-    top: Annotated[int, typer.Option(help="How many genres to show per file.", min=1)] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, for machines.")] = False,
+    run: Annotated[Path, typer.Argument(help="A finished run folder: one split, one fold-K folder, or a --folds all run (its folds' models averaged).", exists=True, file_okay=False)],
+    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, MP3, OGG...), folders of them, or CSV files listing them (a 'path' column).", show_default=False)],
+    top: Annotated[int, typer.Option(help="How many genres (or tags) to show per file.", min=1)] = 3,
+    as_json: Annotated[bool, flag("--json", help="One JSON document on stdout, for machines.", panel="Options")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
 ) -> None:
-    """Top genres of audio files, with probabilities, from a run's validation-selected model."""
-    from mrnet.train.predict import Predictor, predict_files
+    """Top genres (or tags) of audio files, with probabilities, from a run's validation-selected model."""
+    from mrnet.train.predict import Predictor, files_from, predict_files
 
     console, errors = Console(), Console(stderr=True)
-    results = predict_files(Predictor.open(run, device=device), files, top=top)
+    predictor = Predictor.open(run, device=device)
+    results = predict_files(predictor, files_from(files), top=top)
     failed = [r for r in results if r.error is not None]
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
         for r in failed:
             errors.print(f"[red]failed:[/] {escape(r.error)}", highlight=False)
-        table = Table(title=f"mrnet-predict ({escape(str(run))})")
-        for col in ("file", "genre", "probability"):
+        kind = "tag" if predictor.multilabel else "genre"
+        ensemble = f", {len(predictor.models)} folds averaged" if len(predictor.models) > 1 else ""
+        table = Table(title=f"mrnet-predict ({escape(str(run))}{ensemble})")
+        for col in ("file", kind, "probability"):
             table.add_column(col, justify="right" if col == "probability" else "left")
         for r in results:
-            for i, (genre, p) in enumerate(r.top):
-                table.add_row(escape(r.path) if i == 0 else "", genre, f"{100 * p:.1f}%", end_section=i == len(r.top) - 1)
+            for i, (label, p) in enumerate(r.top):
+                mark = " *" if r.tagged is not None and label in r.tagged else ""
+                table.add_row(escape(r.path) if i == 0 else "", label + mark, f"{100 * p:.1f}%", end_section=i == len(r.top) - 1)
+        if predictor.multilabel and predictor.threshold is not None:
+            table.caption = f"* at or above the threshold chosen on validation ({predictor.threshold:.2f})"
         console.print(table)
         if failed:
             errors.print(f"[red]{len(failed)} of {len(results)} files failed[/] (named above).")

@@ -225,7 +225,7 @@ def markdown(report: dict) -> str:
         "",
     ]
     if opt:
-        lines += [f"Optimistic: {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} ({opt['note']}).", ""]
+        lines += [f"Optimistic: {label(first)} {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} ({opt['note']}).", ""]
     probe = report.get("probe")
     if probe:
         lines += [f"Linear probe on the same store and split: test accuracy {pct(probe['test_accuracy'])}, macro-F1 "
@@ -269,7 +269,7 @@ def _markdown_folds(report: dict) -> str:
              f"{label(second)} {show(second, mean[f'test_{second}'])} ± {show(second, std[f'test_{second}'])}** (mean ± sample std over "
              f"{report['n']} folds; each fold's {SELECTION_NOTE}; {_duration(report.get('training_seconds'))} in all).", ""]
     if f"optimistic_{first}" in mean:
-        lines += [f"Optimistic: {show(first, mean[f'optimistic_{first}'])} ± {show(first, std[f'optimistic_{first}'])} ({OPTIMISTIC_NOTE}).", ""]
+        lines += [f"Optimistic: {label(first)} {show(first, mean[f'optimistic_{first}'])} ± {show(first, std[f'optimistic_{first}'])} ({OPTIMISTIC_NOTE}).", ""]
     probe = report.get("probe")
     if probe:
         lines += [f"Linear probe on the same store and folds: test accuracy {pct(probe['test_accuracy'])} ± "

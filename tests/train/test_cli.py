@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 from mrnet.train.cli import predict_app, report_app, train_app
 from mrnet.train.runs import RunFolder
 from tests.helpers import make_store, tone
+from tests.train.conftest import small_config
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}  # file paths in tables are not cut short
-SMALL = ["--channels", "16", "--embed-dim", "16", "--batch-size", "4", "--crop-seconds", "1", "--num-workers", "0", "--device", "cpu"]
+SMALL = ["--width", "16", "--embed-dim", "16", "--batch-size", "4", "--crop-seconds", "1", "--num-workers", "0", "--device", "cpu"]
 
 
 def mrnet_train(*args: str):
@@ -140,7 +141,7 @@ def test_not_a_store(tmp_path):
 def test_layers_the_store_lacks_or_a_model_too_narrow(tmp_path):
     store = make_store(tmp_path / "s.zarr")
     assert "layers [5] were asked for" in bad("--store", store, "--layer", "5", "--out", tmp_path / "r")
-    assert "cannot build MRNet" in bad("--store", store, "--out", tmp_path / "r", "--channels", "8")
+    assert "cannot build MRNet" in bad("--store", store, "--out", tmp_path / "r", "--width", "8")
     assert "--crop-seconds 0.01 gives 1 frame(s)" in bad("--store", store, "--out", tmp_path / "r", "--crop-seconds", "0.01")
     assert not (tmp_path / "r").exists()
 
@@ -267,10 +268,39 @@ def test_predict_refuses_a_run_whose_extractor_it_cannot_reproduce(trained_run, 
     assert "cannot reproduce the features" in one_line(result.output) and "'cqt'" in result.output
 
 
-def test_predict_a_cross_validation_run_asks_for_one_fold(tmp_path):
+def test_predict_an_unfinished_cross_validation_run_names_a_fold_to_use(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"store": "s.zarr", "all_folds": True}))
     result = runner.invoke(predict_app, [str(tmp_path), "x.wav"])
     assert result.exit_code == 2 and "fold-0" in one_line(result.output)
+
+
+def test_predict_takes_folders_and_csv_lists(trained_run, audio_files, tmp_path):
+    (tmp_path / "notes.txt").write_text("not audio")
+    listing = tmp_path / "list.csv"
+    listing.write_text("path,comment\nb.flac,relative to the CSV\n")
+    result = runner.invoke(predict_app, [str(trained_run), str(tmp_path), str(listing), "--json"])
+    assert result.exit_code == 0, result.output
+    paths = [doc["path"] for doc in json.loads(result.output)]
+    assert paths == [str(audio_files[0]), str(audio_files[1]), str(tmp_path / "b.flac")]  # the folder's audio, sorted; then the list
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(predict_app, [str(trained_run), str(empty)])
+    assert result.exit_code == 2 and "holds no audio files" in one_line(result.output)
+
+
+def test_predict_with_every_fold_averages_their_probabilities(fold_store, audio_files, tmp_path):
+    from mrnet.train.loop import train
+    from mrnet.train.predict import Predictor
+    from mrnet.extract.engines import features_of_file
+
+    run = train(small_config(fold_store, tmp_path / "cv", epochs=1, all_folds=True))
+    ensemble = Predictor.open(run)
+    assert len(ensemble.models) == 3
+    feats = features_of_file(ensemble.engine, audio_files[0])
+    each = [Predictor.open(run / f"fold-{k}").probabilities(feats) for k in range(3)]
+    np.testing.assert_allclose(ensemble.probabilities(feats), np.mean(each, axis=0), rtol=1e-5)
+    result = runner.invoke(predict_app, [str(run), str(audio_files[0])], env=WIDE)
+    assert result.exit_code == 0 and "3 folds averaged" in one_line(result.output)
 
 
 

@@ -105,7 +105,7 @@ def test_checkpoint_is_chosen_on_validation_never_on_test(mel_store, tmp_path, m
     assert [r["best"] for r in run.metrics()] == [True, True, False]
     md = (run.path / "report.md").read_text()
     assert "epoch 2, checkpoint chosen on the validation split" in md
-    assert "Optimistic: 95.0 %" in md and "best epoch chosen on the test set" in md
+    assert "Optimistic: accuracy 95.0 %" in md and "best epoch chosen on the test set" in md
 
 
 def test_ctrl_c_saves_a_resumable_checkpoint_after_the_current_batch(mel_store, tmp_path):
