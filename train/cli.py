@@ -317,6 +317,7 @@ def compare(
 ) -> None:
     """Finished runs side by side: test accuracy and macro-F1 per model and store, mean ± std over folds and seeds."""
     from mrnet.train import compare as comparing
+    from mrnet.train import routes
 
     rows = comparing.compare(runs)
     table = Table(title="model comparison (test, checkpoints chosen on validation)")
@@ -327,6 +328,10 @@ def compare(
                       f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f}", f"{r['parameters']:,}", f"{r['hours']:.2f}")
     Console().print(table)
     Console().print(f"Wrote {escape(str(comparing.write(rows, out)))} and comparison.png", highlight=False)
+    weights = routes.route_weights(comparing.find_runs(runs))
+    if len(weights) >= 2:
+        Console().print(f"Route weights of {len(weights)} MRNet runs side by side: {escape(str(routes.plot_routes(out / 'routes.png', weights)))}",
+                        highlight=False)
 
 
 # --- entry points -------------------------------------------------------------------------------
