@@ -33,8 +33,9 @@ def _worktree(commit: str, root: Path) -> tuple[Path, Path]:
     site = next((venv / "lib").glob("python3*/site-packages"))
     base = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
     (site / "mrnet-base.pth").write_text(f"{base}\n")
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(tree)], check=True,
-                   stdout=subprocess.DEVNULL)
+    pip = [str(venv / "bin" / "pip"), "install", "-q"]
+    subprocess.run([*pip, "setuptools>=68", "wheel"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(tree)], check=True, stdout=subprocess.DEVNULL)
     return tree, venv / "bin" / "python"
 
 
@@ -60,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mrnet-ab-") as tmp:
         root = Path(tmp)
-        sides = {name: _worktree(commit, root) for name, commit in (("before", args.before), ("after", args.after))}
+        sides: dict[str, tuple[Path, Path]] = {}
         runs: dict[str, list[dict]] = {"before": [], "after": []}
         try:
+            for name, commit in (("before", args.before), ("after", args.after)):
+                sides[name] = _worktree(commit, root)
             for i in range(args.pairs):
                 for name, (tree, python) in sides.items():
                     out = root / f"{name}-{i}"
