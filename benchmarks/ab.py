@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {"before": args.before, "after": args.after, "only": args.only, "machine": common.machine(Path(tempfile.gettempdir())),
               "date": common.now_utc(), "runs": runs, "summary": summary}
     path = common.RESULTS / "history" / f"ab-{args.before}-{args.after}.json"
-    path.write_text(json.dumps(common.jsonable(record), indent=1) + "\n")
+    path.write_text(json.dumps(record, indent=1, default=common.jsonable) + "\n")
     print(f"saved {path.relative_to(common.REPO)}")
 
 
