@@ -13,18 +13,16 @@ worker-independent) produces the same parameters and metrics as one that never s
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from mrnet.core.errors import UserError
+from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, normalize, probe
 from mrnet.train import report as reports
@@ -72,6 +70,12 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: St
     reporter = reporter or Reporter()
     cfg, run, store = prepare(cfg, reporter)
     return _run(cfg, run, store, resume=False, reporter=reporter, should_stop=should_stop)
+
+
+def start(cfg: TrainConfig, *, reporter: Reporter | None = None) -> Path:
+    """Train a run that ``prepare`` checked (its config.json written): what each process of a group
+    started by ``launch.spawn`` runs."""
+    return _run(cfg, RunFolder(Path(cfg.out)), open_store(cfg.store), resume=False, reporter=reporter or Reporter(), should_stop=None)
 
 
 def prepare(cfg: TrainConfig, reporter: Reporter) -> tuple[TrainConfig, RunFolder, FeatureStore]:
@@ -127,20 +131,29 @@ def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool,
     if not cfg.all_folds:
         fit(cfg, run, store, resume=resume, reporter=reporter, should_stop=should_stop)
         return run.path
-    if not run.store_file.exists():
-        write_json(run.store_file, store_record(store, cfg, description="every fold"))
-    check_same_store(run, store)
-    folds = fold_count(usable(store.tracks))
-    if cfg.epochs != run.config().epochs and distributed.ranks().main:  # extended
-        write_json(run.config_file, cfg.to_json())
-    for k in range(folds):
-        sub = run.fold(k)
-        if sub.finished and sub.config().epochs >= cfg.epochs:
-            continue
-        sub_cfg = TrainConfig.from_json({**cfg.to_json(), "fold": k, "all_folds": False, "out": str(sub.path)})
-        fit(sub_cfg, sub, store, resume=sub.last.exists(), reporter=reporter, should_stop=should_stop)
-    reports.write_aggregate(run, [run.fold(k).report() for k in range(folds)])
+    for k, sub_cfg in fold_configs(cfg, run, store).items():
+        fit(sub_cfg, run.fold(k), store, resume=run.fold(k).last.exists(), reporter=reporter, should_stop=should_stop)
+    reports.write_aggregate(run, [run.fold(k).report() for k in range(fold_count(usable(store.tracks)))])
     return run.path
+
+
+def fold_configs(cfg: TrainConfig, run: RunFolder, store: FeatureStore) -> dict[int, TrainConfig]:
+    """The folds of a ``--folds all`` run still to train (unfinished, or finished with fewer epochs
+    than an extended run has), each a one-fold config of its own ``fold-<k>/`` folder, in one process."""
+    main = distributed.ranks().main
+    if not run.store_file.exists() and main:
+        write_json(run.store_file, store_record(store, cfg, description="every fold"))
+    distributed.barrier()
+    check_same_store(run, store)
+    if cfg.epochs != run.config().epochs and main:  # extended
+        write_json(run.config_file, cfg.to_json())
+    todo = {}
+    for k in range(fold_count(usable(store.tracks))):
+        sub = run.fold(k)
+        if not (sub.finished and sub.config().epochs >= cfg.epochs):
+            todo[k] = TrainConfig.from_json({**cfg.to_json(), "fold": k, "all_folds": False, "out": str(sub.path),
+                                             "workers": None, "gpus": [], "scheduler": None})
+    return todo
 
 
 # --- one split ----------------------------------------------------------------------------------
@@ -289,7 +302,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
         distributed.barrier()  # on disk before any rank reads it (a new stage, the final report)
 
     reporter.start(run=run.path, description=splits.description, epochs=cfg.epochs, done=state["epoch"], steps=steps)
-    with _ctrl_c_flag() as ctrl_c:
+    with ctrl_c_flag() as ctrl_c:
         try:
             while state["epoch"] < cfg.epochs and state["stopped"] is None:
                 epoch, began = state["epoch"], time.time()
@@ -368,24 +381,4 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     return result
 
 
-@contextmanager
-def _ctrl_c_flag() -> Iterator[Callable[[], bool]]:
-    """While active, the first Ctrl-C only sets a flag the loop checks (a second one stops at once)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    flag = threading.Event()
-
-    def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-__all__ = ["Interrupted", "Reporter", "fit", "resume", "train"]
+__all__ = ["Interrupted", "Reporter", "fit", "prepare", "resume", "start", "train"]
