@@ -54,8 +54,17 @@ def processes(cfg: TrainConfig) -> list[str]:
             raise UserError(f"--gpus {listed}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}")
         if cfg.device not in ("auto", "cuda"):
             raise UserError(f"--gpus {listed} puts one process on each of those GPUs; drop --device {cfg.device}")
-        return [f"cuda:{g}" for g in cfg.gpus]
-    return ["cpu"] * cfg.workers if cfg.workers else []
+        devices = [f"cuda:{g}" for g in cfg.gpus]
+    else:
+        devices = ["cpu"] * cfg.workers if cfg.workers else []
+    if len(devices) > 1 and not (cfg.all_folds and parallel.wanted(cfg)):
+        n = len(devices)
+        if cfg.model == "linear":
+            raise UserError("--model linear is fitted by scikit-learn in one process; drop --workers/--gpus for it")
+        if cfg.batch_size < n or (not cfg.sync_bn and cfg.batch_size < 2 * n):
+            raise UserError(f"--batch-size {cfg.batch_size} is the global batch, shared by {n} processes: give at least "
+                            f"{n if cfg.sync_bn else 2 * n}" + ("" if cfg.sync_bn else " (per-rank BatchNorm needs 2 items per process)"))
+    return devices
 
 
 def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factory: ReporterFactory | None = None) -> Path | None:

@@ -7,6 +7,7 @@ Every multi-process test here runs CPU processes with the gloo backend, the code
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 import socket
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def run_ranks(world: int, out: Path, **kw) -> dict:
     return torch.load(out)
 
 
+@pytest.mark.slow
 def test_two_processes_compute_the_one_process_gradient_of_the_global_batch(tmp_path):
     """Shares of 4 + 4 items, class-weighted loss, BatchNorm over the global batch (gloo): every
     gradient and running statistic equals one process's on the batch of 8, to float rounding."""
@@ -79,6 +81,7 @@ def test_two_processes_compute_the_one_process_gradient_of_the_global_batch(tmp_
         assert torch.allclose(buf.double(), two["buffers"][name].double(), rtol=1e-5, atol=1e-6), name
 
 
+@pytest.mark.slow
 def test_per_rank_batchnorm_gives_another_gradient(tmp_path):
     """The control: with per-rank statistics (--no-sync-bn) the gradients differ, so the test above can fail."""
     one, two = run_ranks(1, tmp_path / "one.pt"), run_ranks(2, tmp_path / "two.pt", sync_bn=False)
@@ -91,3 +94,126 @@ def test_each_rank_takes_its_contiguous_share_of_every_global_batch():
         parts = [distributed.share(b, rank=r, world=4) for r in range(4)]
         assert sum(parts, []) == list(b)
         assert [len(p) for p in parts] == [2, 2, 1, 1]
+
+
+# --- whole runs -----------------------------------------------------------------------------------
+
+from mrnet.train import launch  # noqa: E402
+from mrnet.train.loop import train  # noqa: E402
+from mrnet.train.runs import RunFolder, load_checkpoint  # noqa: E402
+from tests.train.conftest import small_config  # noqa: E402
+
+#: 3 epochs of 3 global batches of 4; no dropout (its draws are each process's own, see docs/training.md)
+SCALE = dict(epochs=3, batch_size=4, dropout=0.0)
+#: How close 2 processes come to 1 on the same global batch: the gradients agree to float rounding
+#: (test above); over 9 AdamW steps on this tiny model rounding grows to these differences.
+LOSS_TOLERANCE = 2e-3  # relative, on every training, validation and test loss of every epoch
+
+
+def history(run) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in RunFolder(run).metrics()]
+
+
+@pytest.fixture(scope="module")
+def two_processes(mel_store, tmp_path_factory):
+    return launch.train(small_config(mel_store, tmp_path_factory.mktemp("two") / "run", workers=2, **SCALE))
+
+
+@pytest.mark.slow
+def test_two_processes_train_what_one_process_trains(mel_store, two_processes, tmp_path):
+    """Same global batches in the same order, so the same curve: accuracies equal, losses within LOSS_TOLERANCE."""
+    one = train(small_config(mel_store, tmp_path / "one", **SCALE))
+    h1, h2 = history(one), history(two_processes)
+    assert len(h1) == len(h2) == 3
+    for a, b in zip(h1, h2):
+        assert a.keys() == b.keys()
+        for key in a:
+            if key.endswith("loss"):
+                assert b[key] == pytest.approx(a[key], rel=LOSS_TOLERANCE), key
+            else:
+                assert a[key] == b[key], key
+    r1, r2 = RunFolder(one).report(), RunFolder(two_processes).report()
+    assert r1["test"]["confusion"] == r2["test"]["confusion"] and r1["selection"] == r2["selection"]
+    files = {p.relative_to(two_processes).as_posix() for p in Path(two_processes).rglob("*") if p.is_file()}
+    assert {"config.json", "store.json", "checkpoints/last.pt", "checkpoints/best.pt", "report.json", "report.md"} <= files
+    assert len(load_checkpoint(RunFolder(two_processes).last)["rng_ranks"]) == 2
+
+
+KILLED = """
+import sys
+from mrnet.train import launch
+from tests.train.conftest import small_config
+if __name__ == "__main__":
+    launch.train(small_config(sys.argv[1], sys.argv[2], workers=2, epochs=3, batch_size=4, dropout=0.0))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_process_then_resume_equals_the_uninterrupted_run(mel_store, two_processes, tmp_path):
+    """SIGKILL of rank 1 after the first epoch: the launcher stops rank 0 and exits with an error
+    naming the process; --resume continues on 2 processes and ends bit-identical to a run that never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    run = tmp_path / "killed"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    parent = subprocess.Popen([sys.executable, str(script), str(mel_store), str(run)], cwd=Path(__file__).resolve().parents[2],
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while not RunFolder(run).metrics() and parent.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        ranks = [p for p in psutil.Process(parent.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(ranks) == 2 and RunFolder(run).metrics(), "the run never finished its first epoch on 2 processes"
+        victim = max(ranks, key=lambda p: p.create_time())  # rank 1, started last
+        os.kill(victim.pid, signal.SIGKILL)
+        output, _ = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode != 0 and "killed by signal 9" in output and "--resume" in output, output
+    assert not RunFolder(run).finished
+    resumed = launch.resume(run)
+    assert history(resumed) == history(two_processes)
+    a, b = load_checkpoint(RunFolder(two_processes).last), load_checkpoint(RunFolder(resumed).last)
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+    assert RunFolder(resumed).report()["test"] == RunFolder(two_processes).report()["test"]
+
+
+# --- refusals -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(workers=0), "--workers 0: give 1 or more"),
+    (dict(workers=2, gpus=(0,)), "exclude each other"),
+    (dict(gpus=(0, 0)), "list each GPU once"),
+    (dict(scheduler="tcp://localhost:8786"), "--scheduler runs independent runs (--folds all)"),
+])
+def test_scale_options_that_cannot_work_are_refused(mel_store, tmp_path, options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        small_config(mel_store, tmp_path / "r", **options)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpus_without_cuda_are_refused_before_anything_starts(mel_store, tmp_path):
+    with pytest.raises(UserError, match="no CUDA device"):
+        launch.train(small_config(mel_store, tmp_path / "r", gpus=(0, 1)))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(workers=2, model="linear"), "--model linear is fitted by scikit-learn in one process"),
+    (dict(workers=3, batch_size=2), "--batch-size 2 is the global batch, shared by 3 processes"),
+    (dict(workers=2, batch_size=3, sync_bn=False), "per-rank BatchNorm needs 2 items per process"),
+])
+def test_runs_a_process_group_cannot_train_are_refused(mel_store, tmp_path, options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        launch.train(small_config(mel_store, tmp_path / "r", **options))
+    assert not (tmp_path / "r").exists()
