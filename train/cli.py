@@ -306,15 +306,20 @@ report_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_e
 @report_app.command()
 @report_user_errors
 def report(
-    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train.", exists=True, file_okay=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train, or a folder of fold-<k>/ runs trained separately (--fold K --out DIR/fold-K).", exists=True, file_okay=False)],
 ) -> None:
-    """Metrics table of a run; rewrites its report.md and plots (PNG)."""
+    """Metrics table of a run; rewrites its report.md and plots (PNG). A folder of separately trained
+    folds gets the report of a --folds all run."""
+    from mrnet.train import aggregate
     from mrnet.train import report as reports
 
     console = Console()
     folder = RunFolder(run)
-    folder.config()  # fails clearly on a folder that is not a run
-    result = reports.rerender(run)
+    if aggregate.is_fold_collection(run):
+        result = aggregate.aggregate_folds(run)
+    else:
+        folder.config()  # fails clearly on a folder that is not a run
+        result = reports.rerender(run)
     if result is None:
         history = folder.metrics()
         last = history[-1] if history else None
