@@ -68,9 +68,10 @@ def under_torchrun() -> bool:
     return all(k in os.environ for k in TORCHRUN_ENV) and int(os.environ["WORLD_SIZE"]) > 1
 
 
-def torchrun_device() -> str:
-    """The device of a torchrun process: ``cuda:LOCAL_RANK`` when this machine has GPUs, else the CPU."""
-    return f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else "cpu"
+def torchrun_device(option: str | None = "auto") -> str:
+    """The device of a torchrun process: ``cuda:LOCAL_RANK`` when this machine has GPUs (and ``--device``
+    is not ``cpu``), else the CPU."""
+    return f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() and option != "cpu" else "cpu"
 
 
 def init(device: str | torch.device, *, rank: int | None = None, world: int | None = None, address: str | None = None) -> Ranks:

@@ -75,7 +75,7 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factor
         return parallel.train_folds(cfg, reporter=reporter)
     if distributed.under_torchrun():
         _refuse_own_processes(cfg)
-        with _torchrun_group():
+        with _torchrun_group(cfg.device):
             cfg = cfg.with_(out=distributed.broadcast(str(cfg.out or default_run_dir(cfg.store))))  # rank 0's clock names the folder
             path = loop.train(cfg, reporter=reporter)
             return path if distributed.ranks().main else None
@@ -97,7 +97,7 @@ def resume(run_dir: Path, *, reporter: Reporter | None = None, reporter_factory:
         return parallel.train_folds(cfg, reporter=reporter, resume=True)
     if distributed.under_torchrun():
         _refuse_own_processes(cfg)
-        with _torchrun_group():
+        with _torchrun_group(cfg.device):
             path = loop.resume(run_dir, reporter=reporter, **changes)
             return path if distributed.ranks().main else None
     devices = processes(cfg)
@@ -112,8 +112,8 @@ def _refuse_own_processes(cfg: TrainConfig) -> None:
 
 
 @contextmanager
-def _torchrun_group() -> Iterator[None]:
-    distributed.init(distributed.torchrun_device())
+def _torchrun_group(device: str) -> Iterator[None]:
+    distributed.init(distributed.torchrun_device(device))
     try:
         yield
     finally:
