@@ -257,8 +257,9 @@ def reduce_step(loss_share: float, batch: int, correct: int, count: int, stop: b
     predictions, items, whether any rank wants to stop). In one process, ``loss_share * batch`` and the rest as given."""
     if not ranks().many:
         return loss_share * batch, correct, count, stop
-    t = torch.tensor([loss_share * batch, correct, count, float(stop)], dtype=torch.float64)
+    t = torch.tensor([loss_share * batch, correct, count, float(stop)], dtype=torch.float64, device=_wire())
     dist.all_reduce(t)
+    t = t.cpu()
     return float(t[0]), int(t[1]), int(t[2]), bool(t[3] > 0)
 
 
@@ -266,9 +267,14 @@ def agree(flag: bool) -> bool:
     """True on every rank when it is true on any (a stop request): ranks stop at the same batch."""
     if not ranks().many:
         return flag
-    t = torch.tensor([float(flag)])
+    t = torch.tensor([float(flag)], device=_wire())
     dist.all_reduce(t)
-    return bool(t[0] > 0)
+    return bool(t.cpu()[0] > 0)
+
+
+def _wire() -> torch.device:
+    """Where a collective's tensors must be: the GPU in an NCCL group, the CPU with gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def barrier() -> None:

@@ -133,7 +133,9 @@ def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool,
         return run.path
     for k, sub_cfg in fold_configs(cfg, run, store).items():
         fit(sub_cfg, run.fold(k), store, resume=run.fold(k).last.exists(), reporter=reporter, should_stop=should_stop)
-    reports.write_aggregate(run, [run.fold(k).report() for k in range(fold_count(usable(store.tracks)))])
+    distributed.barrier()  # every fold's report written
+    if distributed.ranks().main:
+        reports.write_aggregate(run, [run.fold(k).report() for k in range(fold_count(usable(store.tracks)))])
     return run.path
 
 

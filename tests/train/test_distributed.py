@@ -217,3 +217,38 @@ def test_runs_a_process_group_cannot_train_are_refused(mel_store, tmp_path, opti
     with pytest.raises(UserError, match=re.escape(message)):
         launch.train(small_config(mel_store, tmp_path / "r", **options))
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process_after_the_same_batch_and_resume_is_exact(mel_store, two_processes, tmp_path):
+    """mrnet-train --workers 2, SIGINT to it during the second epoch: exit 130 with the resume command,
+    a mid-run checkpoint; --resume continues on 2 processes to the uninterrupted run's result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "stopped"
+    cli = Path(sys.executable).parent / "mrnet-train"
+    args = ["--store", mel_store, "--out", run, "--preset", "tiny", "--width", "16", "--embed-dim", "16", "--epochs", "3",
+            "--batch-size", "4", "--crop-seconds", "1", "--eval-batch-size", "8", "--num-workers", "0", "--device", "cpu",
+            "--dropout", "0", "--workers", "2"]
+    parent = subprocess.Popen([str(cli), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 300
+        while not RunFolder(run).metrics() and parent.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert RunFolder(run).metrics(), "the run never finished its first epoch"
+        os.kill(parent.pid, signal.SIGINT)
+        output, _ = parent.communicate(timeout=120)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert parent.returncode == 130 and f"mrnet-train --resume {run}" in " ".join(output.split()), output
+    stopped = load_checkpoint(RunFolder(run).last)
+    assert (stopped["epoch"], stopped["step"]) != (3, 0) and not RunFolder(run).finished
+    resumed = launch.resume(run)
+    assert history(resumed) == history(two_processes)
+    a, b = load_checkpoint(RunFolder(two_processes).last), load_checkpoint(RunFolder(resumed).last)
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
