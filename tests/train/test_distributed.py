@@ -16,9 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from mrnet.core.errors import UserError
-from mrnet.train import distributed
+from mrnet.train import distributed, launch
 from mrnet.train.loader import EpochBatches
+from mrnet.train.loop import train
 from mrnet.train.models.mrnet import MRNet, MRNetConfig
+from mrnet.train.runs import RunFolder, load_checkpoint
+from tests.train.conftest import small_config
 
 TINY = dict(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3, dropout=0.0)  # dropout draws differ per process
 
@@ -97,11 +100,6 @@ def test_each_rank_takes_its_contiguous_share_of_every_global_batch():
 
 
 # --- whole runs -----------------------------------------------------------------------------------
-
-from mrnet.train import launch  # noqa: E402
-from mrnet.train.loop import train  # noqa: E402
-from mrnet.train.runs import RunFolder, load_checkpoint  # noqa: E402
-from tests.train.conftest import small_config  # noqa: E402
 
 #: 3 epochs of 3 global batches of 4; no dropout (its draws are each process's own, see docs/training.md)
 SCALE = dict(epochs=3, batch_size=4, dropout=0.0)

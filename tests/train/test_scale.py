@@ -113,3 +113,13 @@ def test_folds_side_by_side_on_a_local_cluster_a_failed_fold_named_the_others_ke
     # each fold trained on its own worker is the fold trained alone (same seed, data order and device)
     for k in range(3):
         assert RunFolder(out / f"fold-{k}").report()["test"]["confusion"] == RunFolder(separate_folds / f"fold-{k}").report()["test"]["confusion"]
+
+
+def test_extending_a_folds_all_run_extends_every_fold(separate_folds, tmp_path):
+    cv = tmp_path / "cv"
+    shutil.copytree(separate_folds, cv)
+    aggregate.aggregate_folds(cv)
+    resume(cv, epochs=2)
+    assert [len(RunFolder(cv / f"fold-{k}").metrics()) for k in range(3)] == [2, 2, 2]
+    assert all(RunFolder(cv / f"fold-{k}").config().schedule_epochs == 1 for k in range(3))
+    assert RunFolder(cv).config().epochs == 2 and RunFolder(cv).report()["n"] == 3
