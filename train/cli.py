@@ -155,14 +155,14 @@ def train(
     folds: Annotated[Optional[Folds], _opt("all: train every fold, report mean and standard deviation.", INPUT, "one split")] = None,
     layer: Annotated[Optional[list[int]], _opt("Feed only these stored layers (repeatable).", INPUT, "all")] = None,
     preset_name: Annotated[Preset, typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md).", rich_help_panel=MODEL)] = Preset.paper,
-    model: Annotated[Optional[Model], _opt("mrnet, a baseline of docs/models.md, or linear: the linear probe every result is read against.", MODEL, "the preset's (mrnet)")] = None,
+    model: Annotated[Optional[Model], _opt("mrnet, a baseline of docs/models.md, or linear: the linear probe every result is read against.", MODEL, "the preset's: mrnet")] = None,
     width: Annotated[Optional[int], _opt("MRNet's width C (channels of every block).", MODEL, "paper 512, tiny 32, small 48")] = None,
     embed_dim: Annotated[Optional[int], _opt("MRNet's embedding size.", MODEL, "paper 128, tiny 32, small 64")] = None,
     variant: Annotated[Optional[Variant], _opt("MRNet's mid routes: paper (Eq. 4) or authors (their released code).", MODEL, "paper")] = None,
     drop_route: Annotated[Optional[list[Route]], _opt("Leave an MRNet route out (repeatable): the paper's Table 3 ablation.", MODEL, "none")] = None,
     dropout: Annotated[Optional[float], _opt("MRNet's dropout.", MODEL, "paper 0.5, tiny and small 0.1")] = None,
     model_option: Annotated[Optional[list[str]], _opt("A model's own option as KEY=VALUE (repeatable), e.g. margin=2 for musicnext, connection=carry for msecnn.", MODEL, "none")] = None,
-    normalize: Annotated[Optional[Normalize], _opt("Input normalisation: instance (per track over time, MRNet's), stored (each feature standardised with the training split's statistics from the store), global (one mean and std: MusicNeXt's) or none.", MODEL, "the model's recipe, else by feature kind (Mel: none; WavLM: instance)")] = None,
+    normalize: Annotated[Optional[Normalize], _opt("Input normalisation: instance (per track over time, MRNet's), stored (each feature standardised with the training split's statistics from the store), global (one mean and std: MusicNeXt's) or none.", MODEL, "the model's recipe, else by feature kind: none for Mel, instance for WavLM")] = None,
     epochs: Annotated[Optional[int], _opt("Epochs to train.", OPTIM)] = None,
     batch_size: Annotated[Optional[int], _opt("Crops per batch.", OPTIM)] = None,
     crop_seconds: Annotated[Optional[float], _opt("Training crop length; a model with a fixed input length uses its own.", OPTIM)] = None,
@@ -172,9 +172,9 @@ def train(
     lr_min: Annotated[Optional[float], _opt("Learning rate the cosine ends at.", OPTIM)] = None,
     stage: Annotated[Optional[list[str]], _opt("With --schedule stages: EPOCH:OPTIMIZER:LR (repeatable); from that epoch on a fresh optimizer, starting from the best checkpoint.", OPTIM)] = None,
     weight_decay: Annotated[Optional[float], _opt("Weight decay.", OPTIM)] = None,
-    amsgrad: Annotated[Optional[bool], flag("--amsgrad/--no-amsgrad", help="AdamW's amsgrad. [default: on]", panel=OPTIM)] = None,
-    pos_weight: Annotated[Optional[bool], flag("--pos-weight/--no-pos-weight", help="Tags: weigh each tag's positives by its negatives per positive in training. [default: off]", panel=OPTIM)] = None,
-    augment: Annotated[Optional[bool], flag("--augment/--no-augment", help="Feature noise, time and feature masks, time flips, as set below. [default: the preset's]", panel=AUGMENT)] = None,
+    amsgrad: Annotated[Optional[bool], flag("--amsgrad/--no-amsgrad", help=r"AdamW's amsgrad. \[default: on]", panel=OPTIM)] = None,
+    pos_weight: Annotated[Optional[bool], flag("--pos-weight/--no-pos-weight", help=r"Tags: weigh each tag's positives by its negatives per positive in training. \[default: off]", panel=OPTIM)] = None,
+    augment: Annotated[Optional[bool], flag("--augment/--no-augment", help=r"Feature noise, time and feature masks, time flips, as set below. \[default: the preset's]", panel=AUGMENT)] = None,
     noise_p: Annotated[Optional[float], _opt("Probability of Gaussian feature noise per crop.", AUGMENT)] = None,
     time_masks: Annotated[Optional[int], _opt("Time masks per crop, at most.", AUGMENT)] = None,
     time_mask_frac: Annotated[Optional[float], _opt("Longest time mask, as a fraction of the crop.", AUGMENT)] = None,
@@ -184,17 +184,17 @@ def train(
     select_metric: Annotated[Optional[SelectMetric], _opt("Validation metric that picks the checkpoint; loss: the lowest validation loss; last: the last epoch.", EVAL, "accuracy for genres, roc_auc for tags")] = None,
     patience: Annotated[Optional[int], _opt("Stop after this many evaluations without improvement (0: never).", EVAL)] = None,
     min_delta: Annotated[Optional[float], _opt("What counts as an improvement for --patience.", EVAL)] = None,
-    eval_unit: Annotated[Optional[str], _opt("What of a track is scored: whole, center (one crop) or chunks:N (N crops averaged).", EVAL, "the model's (MRNet: whole)")] = None,
+    eval_unit: Annotated[Optional[str], _opt("What of a track is scored: whole, center (one crop) or chunks:N (N crops averaged).", EVAL, "the model's; MRNet: whole")] = None,
     eval_every: Annotated[Optional[int], _opt("Epochs between evaluations.", EVAL)] = None,
     eval_batch_size: Annotated[Optional[int], _opt("Tracks of equal length per evaluation batch.", EVAL)] = None,
-    test_curve: Annotated[Optional[bool], flag("--test-curve/--no-test-curve", help="Also evaluate test each time (curve and optimistic number; never for selection). [default: the preset's]", panel=EVAL)] = None,
+    test_curve: Annotated[Optional[bool], flag("--test-curve/--no-test-curve", help=r"Also evaluate test each time (curve and optimistic number; never for selection). \[default: the preset's]", panel=EVAL)] = None,
     workers: Annotated[Optional[int], _opt("Train on N CPU processes (PyTorch DDP, gloo), --batch-size being the global batch; with --folds all, N folds at once.", MACHINE, "1")] = None,
     gpus: Annotated[Optional[str], _opt("GPUs as 0,1,...: one process per GPU (DDP, NCCL); with --folds all, one fold per GPU at once.", MACHINE, "one process, --device")] = None,
     scheduler: Annotated[Optional[str], _opt("With --folds all: run the folds as tasks on this Dask cluster (tcp://host:8786), as mrnet-extract does.", MACHINE, "none")] = None,
-    sync_bn: Annotated[Optional[bool], flag("--sync-bn/--no-sync-bn", help="Several processes: BatchNorm statistics over the global batch (SyncBatchNorm), so N processes train what one does. [default: on]", panel=MACHINE)] = None,
+    sync_bn: Annotated[Optional[bool], flag("--sync-bn/--no-sync-bn", help=r"Several processes: BatchNorm statistics over the global batch (SyncBatchNorm), so N processes train what one does. \[default: on]", panel=MACHINE)] = None,
     num_workers: Annotated[Optional[int], _opt("Read with a DataLoader of N worker processes (0: in the training loop) instead of threads of this process reading ahead.", MACHINE, "threads: 2 on CPU; on a GPU half the cores, 2 to 8")] = None,
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.", MACHINE, "auto")] = None,
-    bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help="bfloat16 autocast on GPU. [default: on]", panel=MACHINE)] = None,
+    bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help=r"bfloat16 autocast on GPU. \[default: on]", panel=MACHINE)] = None,
     seed: Annotated[Optional[int], _opt("Seed of the model's initialisation, the crops and the augmentation.", MACHINE, "0")] = None,
     show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options) as JSON and exit.", panel=MACHINE)] = False,
 ) -> None:
@@ -346,6 +346,7 @@ def compare(
 ) -> None:
     """Finished runs side by side: test accuracy and macro-F1 per model and store, mean ± std over folds and seeds."""
     from mrnet.train import compare as comparing
+    from mrnet.train import routes
 
     rows = comparing.compare(runs)
     table = Table(title="model comparison (test, checkpoints chosen on validation)")
@@ -356,6 +357,10 @@ def compare(
                       f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f}", f"{r['parameters']:,}", f"{r['hours']:.2f}")
     Console().print(table)
     Console().print(f"Wrote {escape(str(comparing.write(rows, out)))} and comparison.png", highlight=False)
+    weights = routes.route_weights(comparing.find_runs(runs))
+    if len(weights) >= 2:
+        Console().print(f"Route weights of {len(weights)} MRNet runs side by side: {escape(str(routes.plot_routes(out / 'routes.png', weights)))}",
+                        highlight=False)
 
 
 # --- entry points -------------------------------------------------------------------------------

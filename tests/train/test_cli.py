@@ -383,3 +383,29 @@ def test_compare_groups_runs_by_model_and_store_with_mean_and_spread(trained_run
     assert by_store["mel.zarr"]["accuracy_std"] == pytest.approx(np.std(reports, ddof=1))
     assert by_store["mel.zarr"]["hours"] > 0 and by_store["mel.zarr"]["parameters"] > 0
     assert (tmp_path / "cmp" / "comparison.png").exists() and "| mrnet | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+# --- what a user reads ------------------------------------------------------------------------------
+def test_train_help_groups_options_in_panels_and_names_every_default():
+    text = runner.invoke(train_app, ["--help"], env={"COLUMNS": "250"}).output
+    for panel in ("Input and output", "Model", "Optimisation", "Augmentation", "Evaluation and selection", "Machinery"):
+        assert f"─ {panel} ─" in text
+    assert "<bool>" not in text and "--channels" not in text and "--width" in text  # C is the width; channels are mono/stereo
+    actions = ("│ --help", "│ --store", "│ --resume", "│ --show-config")  # what to train, or what to do: no default to name
+    options = [line for line in text.splitlines() if line.startswith("│ --") and not line.startswith(actions)]
+    described = "\n".join(text.splitlines())
+    assert len(options) >= 40
+    for line in options:  # every option's default is named, in its own row or the rows under it
+        name = line.split()[1]
+        block = described[described.index(line):].split("│ --", 2)[1]
+        assert "[default:" in block, f"{name} shows no default"
+    assert "[default: on]" in text and "[default: off]" in text and "((" not in text  # escaped markup, no nested brackets
+
+
+def test_show_config_prints_what_the_preset_and_options_make_and_trains_nothing(mel_store, tmp_path):
+    result = mrnet_train("--store", mel_store, "--preset", "small", "--width", "24", "--optimizer", "sgd", "--stage", "3:sgd:0.01",
+                         "--schedule", "stages", "--out", tmp_path / "run", "--show-config")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert cfg["preset"] == "small" and cfg["channels"] == 24 and cfg["optimizer"] == "sgd" and cfg["stages"] == [[3, "sgd", 0.01]]
+    assert cfg["epochs"] == 60 and not (tmp_path / "run").exists()  # the preset's length; no run folder made

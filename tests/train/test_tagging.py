@@ -143,3 +143,23 @@ def test_predict_prints_the_top_tags_and_marks_those_over_the_threshold(mrnet_ru
     probs = {t["tag"]: t["probability"] for t in doc["tags"]}
     assert all(probs[t] >= threshold for t in doc["tagged"] if t in probs)
     assert {t for t, p in probs.items() if p >= threshold} == {t for t in doc["tagged"] if t in probs}
+
+
+def test_route_weights_of_the_tag_run_are_drawn_beside_the_genre_run(mrnet_run, trained_run, tmp_path):
+    from mrnet.train.routes import plot_routes, route_weights, routes_figure
+
+    weights = route_weights([RunFolder(mrnet_run), RunFolder(trained_run)])
+    (tags_label, tags), (genres_label, genres) = weights.items()
+    assert tags_label.endswith("(tags)") and genres_label.endswith("(genres)")
+    w = report(mrnet_run)["route_weights"]
+    assert tags == pytest.approx({r: v / np.mean(list(w.values())) for r, v in w.items()})  # W / mean(W), per run
+    assert np.mean(list(genres.values())) == pytest.approx(1.0)
+    fig = routes_figure(weights)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(w)  # one group per route
+    bars = [p for p in ax.patches]
+    assert len(bars) == 2 * len(w) and all(b.get_y() == pytest.approx(1.0) for b in bars)  # bars start at the initial value
+    assert [b.get_y() + b.get_height() for b in bars[:len(w)]] == pytest.approx(list(tags.values()))
+    lo, hi = ax.get_ylim()
+    assert lo > 0.5 and hi < 1.5 and lo < min([*tags.values(), *genres.values()]) and hi > max([*tags.values(), *genres.values()])
+    assert plot_routes(tmp_path / "routes.png", weights).stat().st_size > 0
