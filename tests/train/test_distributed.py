@@ -166,10 +166,10 @@ def test_kill_9_of_one_process_then_resume_equals_the_uninterrupted_run(mel_stor
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300
-        while not RunFolder(run).metrics() and parent.poll() is None and time.time() < deadline:
+        while not RunFolder(run).last.exists() and parent.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         ranks = [p for p in psutil.Process(parent.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
-        assert len(ranks) == 2 and RunFolder(run).metrics(), "the run never finished its first epoch on 2 processes"
+        assert len(ranks) == 2 and RunFolder(run).last.exists(), "the run never wrote its first checkpoint on 2 processes"
         victim = max(ranks, key=lambda p: p.create_time())  # rank 1, started last
         os.kill(victim.pid, signal.SIGKILL)
         output, _ = parent.communicate(timeout=120)
@@ -250,3 +250,24 @@ def test_ctrl_c_stops_every_process_after_the_same_batch_and_resume_is_exact(mel
     assert history(resumed) == history(two_processes)
     a, b = load_checkpoint(RunFolder(two_processes).last), load_checkpoint(RunFolder(resumed).last)
     assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+
+
+def test_a_run_killed_while_writing_its_first_checkpoint_starts_again(trained_run, tmp_path):
+    """Epoch 1 wrote best.pt and its metrics line, the kill came before last.pt (on several processes the
+    ranks first gather their random states): --resume starts from the beginning and ends as the run did.
+    With more epochs on record and no last.pt, the folder is damaged and refused."""
+    import shutil
+
+    from mrnet.train.loop import resume
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    folder = RunFolder(run)
+    folder.last.unlink()
+    folder.report_file.unlink()
+    with pytest.raises(UserError, match="the run folder is damaged"):
+        resume(run)
+    folder.rewrite_metrics(folder.metrics()[:1])
+    resume(run)
+    assert history(run) == history(trained_run)
+    assert RunFolder(run).report()["test"] == RunFolder(trained_run).report()["test"]
