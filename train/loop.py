@@ -218,7 +218,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     distributed.barrier()
     if resume and not run.last.exists():
         if run.finished or len(run.metrics()) > 1:  # best.pt and one metrics line alone: killed as its first checkpoint was written
-            raise UserError(f"{run.last} is missing, but the run has finished epochs (metrics.jsonl or report.json say so): "
+            raise UserError(f"{run.last} is missing, but the run has evaluated epochs (metrics.jsonl or report.json say so): "
                             f"the run folder is damaged. Restore last.pt from a backup, or start a new run with another --out.")
         reporter.note(f"{run.path} stopped before its first checkpoint: starting it again from the beginning")
         resume = False  # it runs from the start, as it would have
