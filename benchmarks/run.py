@@ -23,7 +23,7 @@ from datetime import date
 
 from benchmarks import common
 
-FIGURES = ("extraction", "batching", "write", "loader", "training", "memory")
+FIGURES = ("extraction", "batching", "write", "loader", "training", "memory", "scale")
 
 
 def _git() -> dict:

@@ -43,7 +43,8 @@ class Folds(str, Enum):
     all = "all"
 
 
-RESUMABLE = {"store", "num_workers", "device"}  # what --resume may change: where the store is, and the machine
+#: what --resume may change: where the store is, the machine, and --epochs (more: the run is extended)
+RESUMABLE = {"store", "num_workers", "device", "workers", "gpus", "scheduler", "epochs"}
 INPUT, MODEL, OPTIM, AUGMENT, EVAL, MACHINE = "Input and output", "Model", "Optimisation", "Augmentation", "Evaluation and selection", "Machinery"
 BY_PRESET = "preset"
 
@@ -114,6 +115,21 @@ def _model_options(pairs: list[str] | None) -> dict | None:
     return out
 
 
+def _gpus(text: str | None) -> tuple[int, ...] | None:
+    """``0,1,3`` -> (0, 1, 3)."""
+    if not text:
+        return None
+    try:
+        return tuple(int(g) for g in text.split(","))
+    except ValueError:
+        raise UserError(f"--gpus {text!r}: list GPU numbers separated by commas, e.g. --gpus 0,1") from None
+
+
+def rich_reporter() -> "RichReporter":
+    """Rank 0's reporter in a process of its own (launch.spawn): progress on this terminal."""
+    return RichReporter(Console())
+
+
 def _stages(texts: list[str] | None) -> tuple | None:
     """``EPOCH:OPTIMIZER:LR`` texts as the config's stages."""
     if not texts:
@@ -172,6 +188,10 @@ def train(
     eval_every: Annotated[Optional[int], _opt("Epochs between evaluations.", EVAL)] = None,
     eval_batch_size: Annotated[Optional[int], _opt("Tracks of equal length per evaluation batch.", EVAL)] = None,
     test_curve: Annotated[Optional[bool], flag("--test-curve/--no-test-curve", help=r"Also evaluate test each time (curve and optimistic number; never for selection). \[default: the preset's]", panel=EVAL)] = None,
+    workers: Annotated[Optional[int], _opt("Train on N CPU processes (PyTorch DDP, gloo), --batch-size being the global batch; with --folds all, N folds at once.", MACHINE, "1")] = None,
+    gpus: Annotated[Optional[str], _opt("GPUs as 0,1,...: one process per GPU (DDP, NCCL); with --folds all, one fold per GPU at once.", MACHINE, "one process, --device")] = None,
+    scheduler: Annotated[Optional[str], _opt("With --folds all: run the folds as tasks on this Dask cluster (tcp://host:8786), as mrnet-extract does.", MACHINE, "none")] = None,
+    sync_bn: Annotated[Optional[bool], flag("--sync-bn/--no-sync-bn", help=r"Several processes: BatchNorm statistics over the global batch (SyncBatchNorm), so N processes train what one does. \[default: on]", panel=MACHINE)] = None,
     num_workers: Annotated[Optional[int], _opt("Read with a DataLoader of N worker processes (0: in the training loop) instead of threads of this process reading ahead.", MACHINE, "threads: 2 on CPU; on a GPU half the cores, 2 to 8")] = None,
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.", MACHINE, "auto")] = None,
     bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help=r"bfloat16 autocast on GPU. \[default: on]", panel=MACHINE)] = None,
@@ -182,7 +202,7 @@ def train(
 
     A default of (preset) comes from --preset; --show-config prints the config a preset and your options make.
     """
-    from mrnet.train import loop, report
+    from mrnet.train import launch, report
 
     console = Console()
     options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None,
@@ -194,7 +214,8 @@ def train(
                    augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
-                   test_curve=test_curve, num_workers=num_workers, device=device, bf16=bf16, seed=seed)
+                   test_curve=test_curve, num_workers=num_workers, device=device, bf16=bf16, seed=seed, workers=workers,
+                   gpus=_gpus(gpus), scheduler=scheduler, sync_bn=sync_bn)
     reporter = RichReporter(console)
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
     if resume is not None:
@@ -203,7 +224,8 @@ def train(
             names = ", ".join("--" + {"channels": "width"}.get(k, k).replace("_", "-") for k in given + (["preset"] if preset_name != Preset.paper else []))
             raise UserError(f"--resume continues the run with its own config.json; {names} cannot change. Start a new run to change them.")
         run_dir = resume
-        action = lambda: loop.resume(resume, store=store, num_workers=num_workers, device=device, reporter=reporter)  # noqa: E731
+        changes = {k: options.get(k) for k in RESUMABLE if k != "store"}
+        action = lambda: launch.resume(resume, store=store, reporter=reporter, reporter_factory=rich_reporter, **changes)  # noqa: E731
     else:
         if store is None:
             raise UserError("give --store PATH_OR_URL (a store written by mrnet-extract), or --resume RUN to continue a run")
@@ -213,7 +235,7 @@ def train(
             return
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.store)
         cfg = cfg.with_(out=str(run_dir))
-        action = lambda: loop.train(cfg, reporter=reporter)  # noqa: E731
+        action = lambda: launch.train(cfg, reporter=reporter, reporter_factory=rich_reporter)  # noqa: E731
     try:
         path = action()
     except (Interrupted, KeyboardInterrupt) as stop:
@@ -226,6 +248,8 @@ def train(
             saved = f"{stop}" if isinstance(stop, Interrupted) else "stopped; the last end-of-epoch checkpoint is kept"
         console.print(f"[yellow]interrupted:[/] {escape(saved)}\nResume with: [bold]mrnet-train --resume {escape(str(run_dir))}[/]", highlight=False)
         raise typer.Exit(130) from None
+    if path is None:  # a torchrun process other than rank 0: rank 0 shows the result
+        return
     console.print(report.summary_table(RunFolder(path).report()))
     console.print(f"Report: {escape(str(path / 'report.md'))}  (mrnet-report {escape(str(path))} re-renders it)", highlight=False)
 
@@ -282,15 +306,20 @@ report_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_e
 @report_app.command()
 @report_user_errors
 def report(
-    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train.", exists=True, file_okay=False)],
+    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train, or a folder of fold-<k>/ runs trained separately (--fold K --out DIR/fold-K).", exists=True, file_okay=False)],
 ) -> None:
-    """Metrics table of a run; rewrites its report.md and plots (PNG)."""
+    """Metrics table of a run; rewrites its report.md and plots (PNG). A folder of separately trained
+    folds gets the report of a --folds all run."""
+    from mrnet.train import aggregate
     from mrnet.train import report as reports
 
     console = Console()
     folder = RunFolder(run)
-    folder.config()  # fails clearly on a folder that is not a run
-    result = reports.rerender(run)
+    if aggregate.is_fold_collection(run):
+        result = aggregate.aggregate_folds(run)
+    else:
+        folder.config()  # fails clearly on a folder that is not a run
+        result = reports.rerender(run)
     if result is None:
         history = folder.metrics()
         last = history[-1] if history else None

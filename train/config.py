@@ -93,6 +93,14 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)
     seed: int = 0
+    # scale (train/distributed.py, train/parallel.py): one run on N processes, or with --folds all N folds at once
+    workers: int | None = None  # N CPU processes (gloo); with --folds all, N folds at once on a local Dask cluster
+    gpus: tuple[int, ...] = ()  # one process per GPU (NCCL); with --folds all, one fold per GPU
+    scheduler: str | None = None  # with --folds all: the folds are tasks on this Dask cluster (tcp://host:8786)
+    sync_bn: bool = True  # several processes: BatchNorm statistics over the global batch (SyncBatchNorm)
+    #: epochs the cosine schedule spans; None: --epochs. A finished run extended with --resume RUN --epochs N
+    #: keeps its schedule (this is set to its old --epochs), and the added epochs run at lr_min.
+    schedule_epochs: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "drop_routes", tuple(self.drop_routes))
@@ -100,6 +108,7 @@ class TrainConfig:
         object.__setattr__(self, "model_options", dict(self.model_options or {}))
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus or ()))
         self.check()
 
     def check(self) -> None:
@@ -158,12 +167,30 @@ class TrainConfig:
         for name in ("time_masks", "feature_masks"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        self.check_scale()
+
+    def check_scale(self) -> None:
+        """The scale options: ``--workers``, ``--gpus``, ``--scheduler`` (what this machine has is checked at launch)."""
+        if self.workers is not None and self.workers < 1:
+            raise UserError(f"--workers {self.workers}: give 1 or more processes (1 trains in this process)")
+        if self.workers is not None and self.gpus:
+            raise UserError("--workers (CPU processes) and --gpus (one process per GPU) exclude each other: give one")
+        if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
+            raise UserError(f"--gpus {','.join(map(str, self.gpus))}: list each GPU once, by its number (e.g. --gpus 0,1)")
+        if self.scheduler is not None and not self.all_folds:
+            raise UserError("--scheduler runs independent runs (--folds all) as tasks on a Dask cluster; one run's processes "
+                            "come from --workers, --gpus or torchrun (docs/training.md, Training at scale)")
+        if self.scheduler is not None and (self.workers is not None or self.gpus):
+            raise UserError("--scheduler sends the folds to that cluster's workers; drop --workers/--gpus (the cluster has its own)")
+        if self.schedule_epochs is not None and self.schedule_epochs < 1:
+            raise UserError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["drop_routes"] = list(self.drop_routes)
         data["stages"] = [list(s) for s in self.stages]
         data["layers"] = None if self.layers is None else list(self.layers)
+        data["gpus"] = list(self.gpus)
         return data
 
     @classmethod

@@ -75,6 +75,7 @@ def evaluate(
     threshold: float | None = None,
     bf16: bool = False,
     stop: Callable[[], bool] | None = None,
+    gather: Callable[[list], list] | None = None,
 ) -> dict:
     """The loss the model trains on, and the task's scores, over ``batches`` of ``(x, y)``.
 
@@ -83,10 +84,12 @@ def evaluate(
     Single-label: class-weighted cross-entropy, accuracy, macro-F1, per-class scores, the confusion
     matrix. Multi-label (``multilabel``): binary cross-entropy per tag (``class_weights`` then weighs
     each tag's positives), ROC-AUC and PR-AUC, and precision/recall at ``threshold`` (None: chosen here,
-    as on the validation split). The model is put in eval mode and left there.
+    as on the validation split). The model is put in eval mode and left there. ``gather``: the
+    per-batch results of every process in one-process order (``distributed.gather_batches``, each
+    process scoring its share of the batches), so the metrics are those of one process.
     """
     model.eval()
-    truth, probs, loss_sum, weight_sum = [], [], 0.0, 0.0
+    parts = []  # per batch: (truth, probabilities, loss sum, weight sum)
     weights = class_weights.to(device) if class_weights is not None else None
     for x, y in batches:
         if stop is not None and stop():
@@ -102,15 +105,18 @@ def evaluate(
                 F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
             if weights is not None:  # pos_weight: a positive's term counts w times
                 loss = loss * torch.where(y > 0, weights, torch.ones_like(weights))
-            loss_sum += float(loss.mean(1).sum())
-            weight_sum += len(y)
+            part = (float(loss.mean(1).sum()), len(y))
         else:
             p = torch.softmax(logits, -1).mean(1)
             log_p = torch.log(p.clamp_min(1e-12)) if crops > 1 else F.log_softmax(logits[:, 0], -1)
-            loss_sum += float(F.nll_loss(log_p, y, weight=weights, reduction="sum"))
-            weight_sum += float(weights[y].sum()) if weights is not None else len(y)
-        truth.append(y.cpu())
-        probs.append(p.cpu())
+            part = (float(F.nll_loss(log_p, y, weight=weights, reduction="sum")), float(weights[y].sum()) if weights is not None else len(y))
+        parts.append((y.cpu(), p.cpu(), *part))
+    truth, probs, loss_sum, weight_sum = [], [], 0.0, 0.0
+    for y, p, batch_loss, batch_weight in gather(parts) if gather is not None else parts:
+        truth.append(y)
+        probs.append(p)
+        loss_sum += batch_loss
+        weight_sum += batch_weight
     loss = loss_sum / weight_sum if weight_sum else math.nan
     if multilabel:
         if not truth:

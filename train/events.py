@@ -15,10 +15,14 @@ from pathlib import Path
 
 
 class EventLog:
-    """Scalars of one run under ``folder`` (``<run>/tensorboard``); every method is a no-op without tensorboardX."""
+    """Scalars of one run under ``folder`` (``<run>/tensorboard``); every method is a no-op without
+    tensorboardX, or without a folder (the ranks but rank 0 of a run on several processes)."""
 
-    def __init__(self, folder: Path, *, steps_per_epoch: int, start_step: int = 0):
+    def __init__(self, folder: Path | None, *, steps_per_epoch: int, start_step: int = 0):
         self.steps_per_epoch = steps_per_epoch
+        if folder is None:
+            self.writer, self.missing = None, None
+            return
         try:
             from tensorboardX import SummaryWriter
         except ImportError:

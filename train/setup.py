@@ -17,11 +17,13 @@ from mrnet.core.errors import UserError
 from mrnet.manifests.schema import class_weights, tag_table
 from mrnet.store.format import Provenance
 from mrnet.store.reader import FeatureStore
-from mrnet.train import normalize
-from mrnet.train.config import TrainConfig
+from mrnet.train import distributed, normalize
+from mrnet.train.config import SELECT_METRICS, TrainConfig
+from mrnet.train.datasets import TrackDataset
+from mrnet.train.loader import length_batches, make_loader
 from mrnet.train.models import ModelInput, get
-from mrnet.train.runs import RunFolder, seed_everything
-from mrnet.train.tasks import MULTI
+from mrnet.train.runs import RunFolder, load_checkpoint, seed_everything
+from mrnet.train.tasks import HEADLINE, MULTI
 
 #: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
 MODEL_INPUT_FIELDS = ("feature", "layers", "dim", "channels", "frame_rate", "sample_rate", "model", "model_revision")
@@ -166,3 +168,71 @@ def check_same_store(run: RunFolder, store: FeatureStore) -> None:
     if reasons:
         raise UserError(f"{store.location.url} is not the store run {run.path} was trained on:\n  - " + "\n  - ".join(reasons)
                         + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
+
+
+# --- choices a run makes when it starts ----------------------------------------------------------
+
+
+def with_defaults(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
+    """The choices left to the store and the model, made explicit (recorded in config.json): the input
+    normalisation, the selection metric of the store's task and the model's evaluation unit."""
+    entry, task = get(cfg.model), store.provenance.task
+    if cfg.normalize is None:
+        cfg = cfg.with_(normalize=normalize.default_for(store.provenance.feature, entry.normalizations))
+    if cfg.select_metric is None:
+        cfg = cfg.with_(select_metric=HEADLINE[task][0])
+    if cfg.select_metric not in SELECT_METRICS[task]:
+        raise UserError(f"--select-metric {cfg.select_metric}: a {task} store is scored by {', '.join(SELECT_METRICS[task])}")
+    if cfg.eval_unit is None:
+        cfg = cfg.with_(eval_unit=entry.evaluation)
+    if cfg.model == "linear" and task == MULTI:
+        raise UserError(f"--model linear fits one multi-class logistic regression; {store.location.url} holds tags (multi-label). "
+                        "Train a network on it (--model mrnet, fcn5, msecnn, ...).")
+    return cfg
+
+
+
+def next_stage(cfg: TrainConfig, model, run: RunFolder, epoch: int, reporter):
+    """The ``stages`` schedule at the start of a stage: the best checkpoint's weights, a fresh optimizer."""
+    name, lr = stage(cfg, epoch)
+    note = f"epoch {epoch + 1}: a new stage, {name} at lr {lr:g}"
+    if run.best.exists():
+        best = load_checkpoint(run.best)
+        model.load_state_dict(best["model"])
+        note += f", from the best checkpoint so far (epoch {best['epoch']})"
+    reporter.note(note)
+    optimizer = make_optimizer(cfg, model, epoch=epoch)
+    return optimizer, make_scheduler(cfg, optimizer)
+
+
+def warn_unlearnable(reporter, labels: list[str], train, weights, multilabel: bool) -> None:
+    """Name the genres (or tags) the training split gives no example of."""
+    if multilabel:
+        seen = {t for ts in train["tags"].to_list() for t in ts or ()}
+        missing = [t for t in labels if t not in seen]
+        what = "tag(s) have no positive training track"
+    else:
+        missing = [g for g, w in zip(labels, weights.tolist()) if w == 0]
+        what = "genre(s) have no training track"
+    if missing:
+        reporter.note(f"{len(missing)} {what} ({', '.join(missing[:8])}): the model cannot learn them, and their test tracks count "
+                      f"against it. Re-extract with a split or folds that put them in training.")
+
+
+def crop_frames(cfg: TrainConfig, frame_rate: float, model: torch.nn.Module | None = None) -> int:
+    """Frames in a training crop (and in each evaluation crop): the model's own input length when its
+    recipe fixes one (``model.cfg.crop_frames``), else ``--crop-seconds``; at least 2 (a one-frame crop
+    normalises to zeros, see the model tests)."""
+    fixed = getattr(getattr(model, "cfg", None), "crop_frames", None)
+    if fixed:
+        return int(fixed)
+    crop = int(round(cfg.crop_seconds * frame_rate))
+    if crop < 2:
+        raise UserError(f"--crop-seconds {cfg.crop_seconds} gives {crop} frame(s) at the store's {frame_rate:g} frames/s; "
+                        f"give at least {2 / frame_rate:.3g} s")
+    return crop
+
+
+def eval_loader(dataset: TrackDataset, cfg: TrainConfig, device: torch.device):
+    batches = distributed.strided(length_batches(dataset.lengths, cfg.eval_batch_size))  # all of them in one process
+    return make_loader(dataset, batches, num_workers=cfg.num_workers, device=device, seed=0, persistent=True)
