@@ -57,32 +57,38 @@ class Run:
     reuse: str | None = None  # a run of benchmarks.realmusic with these options: HOME/runs/<reuse>-s<seed>
 
 
-#: Shared by every baseline: the validation accuracy chooses the checkpoint; no test curve (half the evaluation time).
-HONEST = ("--select-metric", "accuracy", "--no-test-curve")
+#: What every baseline's CPU configuration changes in its ``<model>-paper`` preset besides the epochs: MRNet
+#: small's batch (16) and learning rate (1e-3; every recipe's schedule is constant for these few epochs: FCN's
+#: SGD stages start at epoch 80), so that a few epochs are a few hundred optimiser
+#: steps rather than a few dozen (the recipes' 5e-5 to 1e-4 at batch 32-64 are tuned for 50-200 epochs); the
+#: checkpoint chosen on validation accuracy; no test curve (half the evaluation time). The rest of each recipe
+#: stays: optimiser and weight decay, input and crop, augmentation, input normalisation, evaluation unit.
+CPU = ("--batch-size", "16", "--lr", "0.001", "--select-metric", "accuracy", "--no-test-curve")
 
-#: Per dataset: each model's CPU configuration. Epochs from the measured time of one epoch (docs/models.md).
+#: Per dataset: each model's CPU configuration. Epochs from the measured step times (figure 7 of docs/performance.md).
 RUNS: dict[str, tuple[Run, ...]] = {
     "realmusic": (
         Run("mrnet", "mel", ("--preset", "small", "--normalize", "none", "--epochs", "60"),
-            "`--preset small`: C = 48, embedding 64, batch 16, 3 s crops, 60 epochs (its CPU preset)", seeds=3, reuse="small60-none"),
+            "`--preset small`: C = 48, embedding 64, batch 16, 3 s crops, AdamW 1e-3 cosine, 60 epochs (its CPU preset)",
+            seeds=3, reuse="small60-none"),
         Run("linear", "mel", ("--model", "linear"), "`--model linear`: logistic regression on whole-clip statistics, C chosen on validation",
             reuse="linear"),
-        Run("musicnext", "mel128", ("--preset", "musicnext-paper", "--epochs", "2", "--eval-unit", "center",
-                                    "--model-option", "lambda_gamma=0.02", *HONEST),
-            "`musicnext-paper` (batch 50, 256-frame fragments, Adam 1e-4, flip), 2 epochs, evaluated on the centre fragment, "
-            "λ annealed with γ = 0.02 (λ ≈ 1 after 10 steps)"),
-        Run("musicnext-softmax", "mel128", ("--preset", "musicnext-softmax-paper", "--epochs", "2", "--eval-unit", "center", *HONEST),
-            "`musicnext-softmax-paper` (as MusicNeXt, softmax head), 2 epochs, evaluated on the centre fragment"),
-        Run("nnet1", "wave+mfcc", ("--preset", "nnet1-paper", "--epochs", "8", *HONEST),
-            "`nnet1-paper` (batch 64, 2^18-sample windows, Adam 1e-4, wd 0.005), 8 epochs"),
-        Run("nnet2", "mfcc", ("--preset", "nnet2-paper", "--epochs", "15", *HONEST),
-            "`nnet2-paper` (batch 64, 256 MFCC frames, Adam 5e-5, wd 0.005), 15 epochs"),
-        Run("mixnet", "wave+mfcc", ("--preset", "mixnet-paper", "--epochs", "5", *HONEST),
-            "`mixnet-paper` (batch 32, both inputs of one window, Adam 5e-5), 5 epochs"),
-        Run("fcn5", "mel96", ("--preset", "fcn5-paper", "--epochs", "3", *HONEST),
-            "`fcn5-paper` (batch 16, one 29.12 s crop, Adam 1e-4, wd 1e-4; its SGD stages start at epoch 80: never here), 3 epochs"),
-        Run("msecnn", "mel96", ("--preset", "msecnn-paper", "--epochs", "3", *HONEST),
-            "`msecnn-paper` (as FCN-5), 3 epochs"),
+        Run("musicnext", "mel128", ("--preset", "musicnext-paper", "--epochs", "1", "--eval-unit", "center",
+                                    "--model-option", "lambda_gamma=0.02", *CPU),
+            "`musicnext-paper` (256-frame fragments, Adam, flip, global z-score) at batch 16 and lr 1e-3, scored on the centre "
+            "fragment (not ten), λ annealed with γ = 0.02 (λ ≈ 2 after 10 steps), 1 epoch"),
+        Run("musicnext-softmax", "mel128", ("--preset", "musicnext-softmax-paper", "--epochs", "1", "--eval-unit", "center", *CPU),
+            "`musicnext-softmax-paper` (as MusicNeXt, softmax head) at batch 16 and lr 1e-3, scored on the centre fragment, 1 epoch"),
+        Run("nnet1", "wave+mfcc", ("--preset", "nnet1-paper", "--epochs", "5", *CPU),
+            "`nnet1-paper` (2^18-sample windows, Adam, weight decay 0.005, noise and time mask) at batch 16 and lr 1e-3, 5 epochs"),
+        Run("nnet2", "mfcc", ("--preset", "nnet2-paper", "--epochs", "15", *CPU),
+            "`nnet2-paper` (256 MFCC frames, Adam, weight decay 0.005, noise and masks) at batch 16 and lr 1e-3, 15 epochs"),
+        Run("mixnet", "wave+mfcc", ("--preset", "mixnet-paper", "--epochs", "5", *CPU),
+            "`mixnet-paper` (both inputs of one window, Adam, no weight decay) at batch 16 and lr 1e-3, 5 epochs"),
+        Run("fcn5", "mel96", ("--preset", "fcn5-paper", "--epochs", "1", *CPU),
+            "`fcn5-paper` (one 29.12 s crop, Adam, weight decay 1e-4, no augmentation; its SGD stages never begin) at lr 1e-3, 1 epoch"),
+        Run("msecnn", "mel96", ("--preset", "msecnn-paper", "--epochs", "1", *CPU),
+            "`msecnn-paper` (as FCN-5) at lr 1e-3, 1 epoch"),
     ),
 }
 
@@ -98,13 +104,14 @@ def _epochs(run: Run, epochs: int, what: str) -> Run:
 
 
 #: The demo (120 tracks of 8 s): MRNet as ``make demo`` trains it (``--preset tiny``), the baselines with the
-#: real-music configurations and as many epochs as fit in about two minutes each.
-DEMO_EPOCHS = {"musicnext": 10, "musicnext-softmax": 10, "nnet1": 30, "nnet2": 60, "mixnet": 30, "fcn5": 20, "msecnn": 15}
+#: real-music configurations and as many epochs as fit in a few minutes each (from the measured step times).
+DEMO_EPOCHS = {"musicnext": 2, "musicnext-softmax": 2, "nnet1": 15, "nnet2": 40, "mixnet": 12, "fcn5": 3, "msecnn": 3}
 RUNS["demo"] = (
     Run("mrnet", "mel", ("--preset", "tiny"), "`--preset tiny` (what `make demo` trains): C = 32, batch 16, 3 s crops, 40 epochs",
         reuse="demo-tiny"),
     Run("linear", "mel", ("--model", "linear"), RUNS["realmusic"][1].what),
-    *(_epochs(r, DEMO_EPOCHS[r.model], r.what.rsplit(", ", 1)[0] + f", {DEMO_EPOCHS[r.model]} epochs") for r in RUNS["realmusic"][2:]),
+    *(_epochs(r, DEMO_EPOCHS[r.model], r.what.rsplit(", ", 1)[0] + f", {DEMO_EPOCHS[r.model]} epoch{'s' * (DEMO_EPOCHS[r.model] > 1)}")
+      for r in RUNS["realmusic"][2:]),
 )
 
 
