@@ -24,8 +24,8 @@ def runs(tmp_path_factory) -> Path:
     tags = learnable_store(tmp / "tags.zarr", tags=True, frames=(160, 220))
     genres = learnable_store(tmp / "genres.zarr", frames=(160, 220))
     for seed in (0, 1):
-        train(small_config(tags, tmp / "runs" / f"tags-s{seed}", epochs=2, batch_size=4, seed=seed))
-    train(small_config(genres, tmp / "runs" / "genres", epochs=2, batch_size=4))
+        train(small_config(tags, tmp / "runs" / f"tags-s{seed}", epochs=1, batch_size=4, seed=seed))
+    train(small_config(genres, tmp / "runs" / "genres", epochs=1, batch_size=4))
     return tmp / "runs"
 
 
