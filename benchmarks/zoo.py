@@ -207,13 +207,14 @@ def table(dataset: str) -> str:
     for r in sorted(rows, key=lambda r: list(runs).index(r["model"])):
         reports = [json.loads((Path(p) / "report.json").read_text()) for p in r["runs"]]
         selected = ", ".join(str(x["selection"]["epoch"]) for x in reports)
-        epochs = reports[0].get("epochs_trained", "?")
+        epochs = "–" if r["model"] == "linear" else reports[0].get("epochs_trained", "?")  # the probe is fitted, not trained by epochs
         minutes = [m for m in (_minutes(Path(p)) for p in r["runs"]) if m is not None]
         pm = r["n"] > 1
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if pm else "")
         f1 = f"{r['macro_f1']:.3f}" + (f" ± {r['macro_f1_std']:.3f}" if pm else "")
+        trained = epochs if epochs == "–" else f"{epochs} ({selected})"
         lines.append(f"| **{r['model']}** | `{Path(r['store']).name}` ({r['feature']}) | {runs[r['model']].what} | {r['n']} | {acc} | {f1} | "
-                     f"{r['parameters']:,} | {epochs} ({selected}) | {sum(minutes) / max(1, len(minutes)):.1f} |")
+                     f"{r['parameters']:,} | {trained} | {sum(minutes) / max(1, len(minutes)):.1f} |")
     return "\n".join(lines)
 
 

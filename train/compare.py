@@ -163,10 +163,13 @@ def figure(rows: list[dict]) -> Figure:
     for (task, group), pair in zip(tasks.items(), axes):
         for ax, metric in zip(pair, HEADLINE[task]):
             scale = 100 if metric == "accuracy" else 1  # accuracy in %, as the table gives it
-            values, spread = [scale * r[metric] for r in group], [scale * r[f"{metric}_std"] for r in group]
+            values = [scale * r[metric] for r in group]
+            spread = [scale * r[f"{metric}_std"] if r["n"] > 1 else float("nan") for r in group]  # no bar for a single run
             bars = ax.bar(range(len(group)), values, yerr=spread, capsize=4, color="tab:blue" if task == SINGLE else "tab:green")
-            ax.bar_label(bars, labels=[f"{v:.1f}" if metric == "accuracy" else f"{v:.2f}" for v in values],
-                         label_type="center", color="white", fontsize="small")
+            text = [f"{v:.1f}" if metric == "accuracy" else f"{v:.2f}" for v in values]
+            tall = [v >= 0.12 * scale for v in values]  # a short bar's value goes above it, in black
+            ax.bar_label(bars, labels=[t if big else "" for t, big in zip(text, tall)], label_type="center", color="white", fontsize="small")
+            ax.bar_label(bars, labels=["" if big else t for t, big in zip(text, tall)], label_type="edge", padding=2, fontsize="small")
             ax.set_xticks(range(len(group)), [_label(r) for r in group], rotation=45, ha="right", fontsize="small")
             ax.set_xlim(-0.6, max(len(group), 4) - 0.4)  # a lone bar keeps a bar's width
             ax.set_ylim(0, scale)
