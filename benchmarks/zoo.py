@@ -71,7 +71,7 @@ CPU = ("--batch-size", "16", "--lr", "0.001", "--select-metric", "accuracy", "--
 RUNS: dict[str, tuple[Run, ...]] = {
     "realmusic": (
         Run("mrnet", "mel", ("--preset", "small", "--normalize", "none", "--epochs", "60"),
-            "`--preset small`: C = 48, embedding 64, batch 16, 3 s crops, AdamW 1e-3 cosine, 60 epochs (its CPU preset)",
+            "`--preset small`: C = 48, embedding 64, batch 16, 3 s crops, AdamW 1e-3 to 5e-4 cosine, 60 epochs (its CPU preset)",
             seeds=3, reuse="small60-none"),
         Run("linear", "mel", ("--model", "linear"), "`--model linear`: logistic regression on whole-clip statistics, C chosen on validation",
             reuse="linear"),
