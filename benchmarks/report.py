@@ -57,11 +57,11 @@ def render(cpu_pick: Pick | None, gpu_pick: Pick | None, img: Path = IMG, templa
 
 
 def device(page: Page, label: str, pick: Pick, img: Path) -> str:
-    """The machine and the six figures of one result file."""
+    """The machine and the seven figures of one result file."""
     path, res = pick
     drawn = plots.draw(res, label.lower(), img)
     return page.fill(
         "device", label=label, machine=tables.machine(path, res),
         extraction=sections.extraction(page, res, label, drawn.get("extraction")), batching=sections.batching(page, res),
         write=sections.write(page, res), loader=sections.loader(page, res, drawn.get("loader")),
-        training=sections.training(page, res), memory=sections.memory(page, res))
+        training=sections.training(page, res), memory=sections.memory(page, res), steps=sections.steps(page, res))

@@ -1,9 +1,12 @@
 """``python -m benchmarks.run [--quick] [--only NAME ...] [--device auto|cpu|cuda]``: measure, then write the doc.
 
-Runs the figures in order (extraction, batching, write, loader, training, memory), saves every number
-to ``benchmarks/results/<machine>-<date>[-quick].json`` after each figure (a partial run keeps what it
-measured; ``--only`` updates its figures in the same file), then regenerates ``docs/performance.md``
-and its plots from the newest results of each kind of machine (``benchmarks.report``).
+Runs the figures in order (extraction, batching, write, loader, training, memory, steps, scale), saves every
+number to ``benchmarks/results/<machine>-<date>[-quick].json`` after each figure (a partial run keeps
+what it measured; ``--only`` updates its figures in the same file, or, when this machine has no
+result of today, in its newest result of the same size, so one figure measured later joins the
+others on the page; the file's ``runs`` and each figure's ``_run`` say when and on which commit each
+was measured), then regenerates ``docs/performance.md`` and its plots from the newest results of each
+kind of machine (``benchmarks.report``).
 
 ``--quick`` is a smaller run (a few minutes on 2 CPU cores) for checking that everything works; the
 doc always prefers full results. Benchmarks are not tests: nothing here asserts a timing.
@@ -23,7 +26,7 @@ from datetime import date
 
 from benchmarks import common
 
-FIGURES = ("extraction", "batching", "write", "loader", "training", "memory", "scale")
+FIGURES = ("extraction", "batching", "write", "loader", "training", "memory", "steps", "scale")
 
 
 def _git() -> dict:
@@ -38,6 +41,15 @@ def _git() -> dict:
 
 def _shown(path) -> str:
     return str(path.relative_to(common.REPO)) if path.is_relative_to(common.REPO) else str(path)
+
+
+def newest_of(folder, slug: str, quick: bool):
+    """The newest ``<slug>-<date>[-quick].json`` in ``folder`` (full or quick as asked), or None."""
+    import re
+
+    pattern = re.compile(re.escape(slug) + r"-\d{4}-\d{2}-\d{2}" + ("-quick" if quick else "") + "$")
+    found = sorted(p for p in folder.glob(f"{slug}-*.json") if pattern.match(p.stem))
+    return found[-1] if found else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,13 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     folder = common.Path(args.results) if args.results else common.RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{slug}-{date.today().isoformat()}{'-quick' if args.quick else ''}.json"
+    earlier = None if path.exists() or not only else newest_of(folder, slug, args.quick)
+    if earlier is not None:
+        common.log(f"no result of today on {slug}: --only adds its figures to {_shown(earlier)}")
+        path = earlier
     results = json.loads(path.read_text()) if path.exists() else {}
     command = " ".join(["python -m benchmarks.run", *(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))])
-    results.update({"machine": info, "machine_slug": slug, "profile": profile.__dict__, "device": profile.device,
-                    "git": _git(), "date": date.today().isoformat()})
+    git = _git()
+    if earlier is None:  # a file of an earlier day keeps its own date, commit and machine record
+        results.update({"machine": info, "machine_slug": slug, "profile": profile.__dict__, "device": profile.device,
+                        "git": git, "date": date.today().isoformat()})
     results.setdefault("figures", {})
     runs = results.setdefault("runs", [])  # every invocation that wrote into this file
-    runs.append({"command": command, "figures": selected, "started": common.now_utc(), "seconds": None})
+    runs.append({"command": command, "figures": selected, "started": common.now_utc(), "seconds": None, "git": git})
     common.log(f"{profile.name} on {slug}: {', '.join(selected)} -> {_shown(path)}")
     began = time.perf_counter()
     for name in selected:
@@ -92,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             figure = {"error": traceback.format_exc()}
             common.log(f"{name} FAILED:\n{figure['error']}")
         figure["_run"] = {"seconds": round(time.perf_counter() - t0, 1), "load_before": load0, "load_after": common.load_average(),
-                          "when": common.now_utc()}
+                          "when": common.now_utc(), "git": git}
         results["figures"][name] = figure
         path.write_text(json.dumps(results, indent=1, default=common.jsonable))
         common.log(f"{name}: {figure['_run']['seconds']:.0f} s")

@@ -1,4 +1,4 @@
-"""The six figure sections of a device: each picks its template blocks and fills them with a result's numbers.
+"""The seven figure sections of a device: each picks its template blocks and fills them with a result's numbers.
 
 Every function takes the page (``benchmarks.template.Page``) and the result file's data (extraction
 also the device label, "CPU" or "GPU"; extraction and loader the file name of their plot); the words
@@ -224,3 +224,18 @@ def memory(page, res: dict) -> str:
 def _peaks(x: dict) -> list[str]:
     mm = x["memory"]
     return [f(mm["maxrss_mb"], 0), f(mm["peak_rss_mb"], 0), f(mm["peak_pss_mb"], 0), f(mm["peak_pss_anon_mb"], 0)]
+
+
+def steps(page, res: dict) -> str:
+    st = fig(res, "steps")
+    if not st:
+        return page.fill("not-measured")
+    rows = [[f"`{r['label']}`", f"`{r['preset']}`", f"`{r['feature']}` {r['frames']} x {r['dim']} ({f(r['seconds'], 2)} s)", r["batch"],
+             f"{r['parameters']:,}", f(r["median_step_s"], 2), f"{f(min(r['step_s']), 2)}-{f(max(r['step_s']), 2)}", f(r["ms_per_example"], 1),
+             f"{f(r['vs_mrnet_small'], 1)}x", f(r["peak_pss_mb"], 0)] for r in st["rows"]]
+    head = ["model", "recipe (`--preset`)", "input per example (frames x values)", "batch", "parameters", "median step s", "timed steps s",
+            "ms per example", "vs MRNet small", "peak PSS MB"]
+    when = st.get("_run", {})
+    return page.fill("steps", table=table(head, rows), warmup=st["warmup_steps"], timed=st["timed_steps"], classes=st["classes"],
+                     threads=st["rows"][0]["threads"], when=when.get("when", "?"), commit=when.get("git", {}).get("commit", "?"),
+                     load_before=listed(when.get("load_before", [])), load_after=listed(when.get("load_after", [])))

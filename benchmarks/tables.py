@@ -75,6 +75,7 @@ def summary(cpu: dict | None, gpu: dict | None) -> str:
         ["4. loader efficiency (store / memmap crops/s)", "≥ 0.7", "loader", _loader],
         ["5. training (epoch: on the fly / store; step: in memory / loader)", "report; ≥ 0.95 on GPU", "training", _training],
         ["6. memory growth (peak anonymous memory, large / small dataset)", "flat (≤ 1.25x for 4x the data)", "memory", _memory],
+        ["7. each model's training step (time per example, against MRNet small)", "report", "steps", _steps],
     ]
     return table(["figure", "target", "CPU (this machine)", "GPU"],
                  [[label, target, _cell(cpu, name, fn, "–"), _cell(gpu, name, fn, "not measured (no GPU in this session)")]
@@ -115,6 +116,11 @@ def _memory(x: dict) -> str:
     return (f"extraction {f(x['extraction_growth'])}x ({flat(x['extraction_growth'])}), training {f(x['training_growth'])}x "
             f"({flat(x['training_growth'])}) for {x['extraction'][-1]['clips'] // x['extraction'][0]['clips']}x / "
             f"{x['training'][-1]['tracks'] // x['training'][0]['tracks']}x the data")
+
+
+def _steps(x: dict) -> str:
+    rows = sorted(x["rows"], key=lambda r: r["ms_per_example"])
+    return f"{f(rows[0]['ms_per_example'], 1)} ms ({rows[0]['label']}) to {f(rows[-1]['ms_per_example'], 0)} ms ({rows[-1]['label']}) per example"
 
 
 # --- the machine ----------------------------------------------------------------------------------

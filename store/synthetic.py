@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mrnet.manifests.schema import TRACKS, genre_table, validate, with_labels
+from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
 from mrnet.store.format import Provenance, track_key
 from mrnet.store import statistics
 from mrnet.store.location import Location
@@ -45,6 +45,7 @@ def synthetic_store(
     codec: str = "none",
     offset: float = 0.0,
     with_statistics: bool = True,
+    tags: bool = False,
 ) -> Path | str:
     """Write a finished store of ``per_genre`` tracks per genre; returns ``path`` (a path or URL).
 
@@ -52,12 +53,15 @@ def synthetic_store(
     when ``splits``, else ``folds`` round-robin folds (5 by default). ``offset`` is added to every
     value (real features are not centred). Like an extraction, it records the feature statistics
     (store/statistics.py) unless ``with_statistics`` is False (a store from before they existed).
+    With ``tags`` the store is multi-label: each track is tagged with its genre's name, and every
+    other track also with ``even`` (a tag the features do not show); no track has a genre.
     """
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
     prov = Provenance(
         feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
         model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": codec},
+        task="multi-label" if tags else "single-label", labeling="tags" if tags else "",
     )
     location = Location.parse(path)
     rows, sums = [], {}
@@ -76,14 +80,16 @@ def synthetic_store(
                 fold = None if splits else i % (folds or 5)
                 group = statistics.group_key(split, fold, True)
                 sums[group] = sums[group] + statistics.Sums.of(x, prov.dtype) if group in sums else statistics.Sums.of(x, prov.dtype)
+                labels = [genre, *(["even"] if i % 2 == 0 else [])]
                 rows.append(dict(
-                    track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=genre, label=None, genres_all=[genre], artist=None,
+                    track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=None if tags else genre, label=None,
+                    genres_all=labels if tags else [genre], tags=labels if tags else None, artist=None,
                     split=split, fold=fold, duration=n / frame_rate, sample_rate=16000,
                     channels=channels, frames=n, checksum=writer.write_track(key, x), status="done", error=None,
                 ))
         tracks = pl.DataFrame(rows, schema=TRACKS)
-        table = genre_table(tracks)
-        tracks = validate(with_labels(tracks, table), TRACKS, name="tracks")
+        table = tag_table(tracks) if tags else genre_table(tracks)
+        tracks = validate(tracks if tags else with_labels(tracks, table), TRACKS, name="tracks")
         writer.commit_unit("0000-synthetic", tracks)
         writer.finalize(tracks, table)
     if with_statistics:

@@ -344,18 +344,13 @@ def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding runs (e.g. runs/).", exists=True, show_default=False)],
     out: Annotated[Path, typer.Option(help="Where comparison.md, .json and .png go.")] = Path("comparison"),
 ) -> None:
-    """Finished runs side by side: test accuracy and macro-F1 per model and store, mean ± std over folds and seeds."""
+    """Finished runs side by side: test accuracy and macro-F1 (tags: ROC-AUC and PR-AUC) per model and store, mean ± std over folds and seeds."""
     from mrnet.train import compare as comparing
     from mrnet.train import routes
 
     rows = comparing.compare(runs)
-    table = Table(title="model comparison (test, checkpoints chosen on validation)")
-    for col in ("model", "store", "n", "accuracy", "macro-F1", "parameters", "hours"):
-        table.add_column(col, justify="left" if col in ("model", "store") else "right")
-    for r in rows:
-        table.add_row(r["model"], escape(Path(r["store"]).name), str(r["n"]), f"{pct(r['accuracy'])} ± {pct(r['accuracy_std'])}",
-                      f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f}", f"{r['parameters']:,}", f"{r['hours']:.2f}")
-    Console().print(table)
+    for table in comparing.console_tables(rows):
+        Console().print(table)
     Console().print(f"Wrote {escape(str(comparing.write(rows, out)))} and comparison.png", highlight=False)
     weights = routes.route_weights(comparing.find_runs(runs))
     if len(weights) >= 2:

@@ -15,6 +15,8 @@ SINGLE, MULTI = "single-label", "multi-label"
 
 #: The two numbers a report leads with, per task: the first one also chooses the checkpoint by default.
 HEADLINE = {SINGLE: ("accuracy", "macro_f1"), MULTI: ("roc_auc", "pr_auc")}
+#: What each task's labels are, for headings.
+TASK_NAMES = {SINGLE: "Genres", MULTI: "Tags"}
 LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "loss": "loss"}
 
 

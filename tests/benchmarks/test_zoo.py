@@ -1,0 +1,49 @@
+"""The model comparison's plan: every registered network on a store of the profile it reads, options mrnet-train accepts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks import zoo
+from mrnet.train.cli import train_app
+from mrnet.train.models import MODELS
+from mrnet.train.presets import RECIPES
+
+RUNS = [(dataset, run) for dataset in zoo.DATASETS for run in zoo.RUNS[dataset]]
+
+
+def test_each_dataset_trains_every_registered_model_once():
+    for dataset in zoo.DATASETS:
+        assert sorted(r.model for r in zoo.RUNS[dataset]) == sorted(MODELS)
+
+
+@pytest.mark.parametrize("dataset, run", RUNS, ids=[f"{d}-{r.model}" for d, r in RUNS])
+def test_each_run_reads_a_profile_its_model_reads_and_its_options_parse(dataset, run, tmp_path):
+    features = MODELS[run.model].features
+    assert features is None or run.feature in features
+    result = CliRunner().invoke(train_app, [*zoo.command(zoo._store_path(dataset, run.feature), run, 0, tmp_path / "run"), "--show-config"][1:])
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.output)
+    assert cfg["model"] == run.model and cfg["store"].endswith(".zarr")
+    if run.model not in ("mrnet", "linear"):  # the baselines: their own recipe, cut short, selected on validation accuracy
+        assert cfg["preset"] == f"{run.model}-paper" and cfg["select_metric"] == "accuracy" and cfg["test_curve"] is False
+        assert cfg["batch_size"] == 16 and cfg["lr"] == 1e-3
+        assert cfg["epochs"] == int(run.options[run.options.index("--epochs") + 1]) < RECIPES[run.model]["epochs"]
+
+
+def test_the_demo_changes_only_the_epochs_of_a_baseline():
+    real = {r.model: r for r in zoo.RUNS["realmusic"]}
+    for run in zoo.RUNS["demo"]:
+        if run.model in zoo.DEMO_EPOCHS:
+            mine, theirs = list(run.options), list(real[run.model].options)
+            i = mine.index("--epochs")
+            assert mine[i + 1] == str(zoo.DEMO_EPOCHS[run.model]) and mine[:i] + mine[i + 2:] == theirs[:i] + theirs[i + 2:]
+
+
+def test_stores_of_one_dataset_are_named_by_profile():
+    assert zoo._store_path("realmusic", "mel").name == "realmusic.zarr"  # the real-music benchmark's own store
+    assert zoo._store_path("realmusic", "wave+mfcc").name == "realmusic-wave-mfcc.zarr"
+    assert zoo._store_path("demo", "mel96").name == "demo-mel96.zarr"
