@@ -163,3 +163,13 @@ def test_route_weights_of_the_tag_run_are_drawn_beside_the_genre_run(mrnet_run, 
     lo, hi = ax.get_ylim()
     assert lo > 0.5 and hi < 1.5 and lo < min([*tags.values(), *genres.values()]) and hi > max([*tags.values(), *genres.values()])
     assert plot_routes(tmp_path / "routes.png", weights).stat().st_size > 0
+
+
+def test_mrnet_compare_sets_the_tag_run_beside_the_genre_run(mrnet_run, trained_run, tmp_path):
+    from mrnet.train.cli import compare_app
+
+    result = CliRunner().invoke(compare_app, [str(mrnet_run), str(trained_run), "--out", str(tmp_path / "cmp")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Route weights of 2 MRNet runs side by side" in result.output and (tmp_path / "cmp" / "routes.png").stat().st_size > 0
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert {r["task"] for r in rows} == {"single-label", "multi-label"}  # one row per task, each with its own metrics
