@@ -155,27 +155,53 @@ def command(store: Path, run: Run, seed: int, out: Path) -> list[str]:
     return ["mrnet-train", "--store", str(store), *run.options, "--seed", str(seed), "--out", str(out)]
 
 
-def train_all(dataset: str, only: list[str] | None = None, skip: list[str] | None = None) -> list[Path]:
-    """Every run of ``dataset`` (``only``: these models; ``skip``: not these), finished ones kept; returns the run folders."""
+def train_all(dataset: str, only: list[str] | None = None, skip: list[str] | None = None, *, workers: int = 0,
+              gpus: tuple[int, ...] = (), scheduler: str | None = None) -> list[Path]:
+    """Every run of ``dataset`` (``only``: these models; ``skip``: not these), finished ones kept; returns the run folders.
+
+    One after another here, or side by side as tasks on a Dask cluster (``workers`` CPU workers or one
+    worker per GPU of ``gpus`` on this machine, or the cluster at ``scheduler``: the one extraction
+    and ``mrnet-train --folds all`` use). A run that fails is named and the others go on."""
     runs = [r for r in RUNS[dataset] if (not only or r.model in only) and r.model not in (skip or ())]
     runs.sort(key=lambda r: r.model.startswith("musicnext"))  # the slowest last: the others' results come first
     paths = stores(dataset, {r.feature for r in runs})
-    done = []
+    done, pending = [], []
     for run in runs:
         for seed in range(run.seeds):
             out = run_dir(dataset, run, seed)
             if not (out / "report.json").exists():
-                shutil.rmtree(out, ignore_errors=True)
-                log(f"{dataset}: {run.model} seed {seed}: {' '.join(command(paths[run.feature], run, seed, out))}")
-                began = time.time()
-                # one thread: on a shared 2-core machine a second intra-op thread mostly waits, and a CPU run's
-                # numbers depend on the thread count
-                subprocess.run(command(paths[run.feature], run, seed, out), check=True, stdout=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
-                (out / "wall.txt").write_text(f"{time.time() - began:.0f}\n")
-                log(f"{dataset}: {run.model} seed {seed} done in {(time.time() - began) / 60:.1f} min")
+                pending.append((f"{dataset}: {run.model} seed {seed}", command(paths[run.feature], run, seed, out), out))
             done.append(out)
+    if not (workers or gpus or scheduler):
+        for label, cmd, out in pending:
+            train_one(label, cmd, out)
+        return done
+    from dask.distributed import Client, as_completed
+
+    from mrnet.train.parallel import local_cluster
+
+    cluster = None if scheduler else local_cluster(workers=workers, gpus=gpus)
+    with Client(scheduler or cluster) as client:
+        futures = {client.submit(train_one, *job, pure=False): job[0] for job in pending}
+        failed = {futures[f]: repr(f.exception()) for f in as_completed(futures) if f.status == "error"}
+    if cluster is not None:
+        cluster.close()
+    for label, error in failed.items():
+        log(f"{label} FAILED: {error}")
     return done
+
+
+def train_one(label: str, cmd: list[str], out: Path) -> Path:
+    """One ``mrnet-train`` run into a fresh ``out`` (an unfinished one starts over), timed in ``out/wall.txt``."""
+    shutil.rmtree(out, ignore_errors=True)
+    log(f"{label}: {' '.join(cmd)}")
+    began = time.time()
+    # one thread: on a shared 2-core machine a second intra-op thread mostly waits, and a CPU run's
+    # numbers depend on the thread count
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    (out / "wall.txt").write_text(f"{time.time() - began:.0f}\n")
+    log(f"{label} done in {(time.time() - began) / 60:.1f} min")
+    return out
 
 
 def compare(dataset: str, runs: list[Path]) -> Path:
@@ -241,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip", action="append", help="train every model but these (repeatable)")
     parser.add_argument("--render", action="store_true", help="only rewrite docs/models.md's tables from benchmarks/results/zoo-*/")
     parser.add_argument("--print", action="store_true", help="print each run's mrnet-train command and run nothing")
+    parser.add_argument("--workers", type=int, default=0, help="runs side by side on a local Dask cluster of N CPU workers")
+    parser.add_argument("--gpus", default="", help="runs side by side, one per GPU of this list, e.g. 0,1,2,3")
+    parser.add_argument("--scheduler", help="runs as tasks on this Dask cluster, e.g. tcp://host:8786 (the stores must be reachable)")
     args = parser.parse_args(argv)
     datasets = DATASETS if args.dataset == "both" else (args.dataset,)
     if args.print:
@@ -251,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.render:
         for dataset in datasets:
-            train_all(dataset, args.only, args.skip)
+            train_all(dataset, args.only, args.skip, workers=args.workers, gpus=tuple(int(g) for g in args.gpus.split(",") if g),
+                      scheduler=args.scheduler)
             finished = [run_dir(dataset, r, s) for r in RUNS[dataset] for s in range(r.seeds)]
             compare(dataset, [p for p in finished if (p / "report.json").exists()])
     render(datasets)

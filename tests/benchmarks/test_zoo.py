@@ -47,3 +47,23 @@ def test_stores_of_one_dataset_are_named_by_profile():
     assert zoo._store_path("realmusic", "mel").name == "realmusic.zarr"  # the real-music benchmark's own store
     assert zoo._store_path("realmusic", "wave+mfcc").name == "realmusic-wave-mfcc.zarr"
     assert zoo._store_path("demo", "mel96").name == "demo-mel96.zarr"
+
+
+@pytest.mark.slow
+def test_the_grid_runs_side_by_side_on_a_local_cluster_and_names_a_failed_run(tmp_path, monkeypatch):
+    from tests.helpers import make_store
+
+    store = make_store(tmp_path / "mel.zarr", separable=True, strength=2.0, frames=(160, 220))
+    tiny = ("--preset", "tiny", "--epochs", "1", "--width", "16", "--embed-dim", "16", "--batch-size", "4", "--crop-seconds", "1",
+            "--num-workers", "0", "--device", "cpu")
+    runs = [zoo.Run("mrnet", "mel", tiny, "tiny"), zoo.Run("linear", "mel", ("--model", "linear", "--device", "cpu"), "probe"),
+            zoo.Run("nnet1", "mel", tiny[:-4] + ("--model", "nnet1"), "a model that cannot read mel")]
+    monkeypatch.setitem(zoo.RUNS, "demo", runs)
+    monkeypatch.setattr(zoo, "stores", lambda dataset, features: {"mel": store})
+    monkeypatch.setattr(zoo, "run_dir", lambda dataset, run, seed: tmp_path / "zoo" / f"{run.model}-s{seed}")
+    logged = []
+    monkeypatch.setattr(zoo, "log", logged.append)
+    done = zoo.train_all("demo", workers=2)
+    assert [p.name for p in done] == ["mrnet-s0", "linear-s0", "nnet1-s0"]
+    assert (done[0] / "report.json").exists() and (done[1] / "report.json").exists()  # the others finished
+    assert not (done[2] / "report.json").exists() and any("nnet1 seed 0 FAILED" in line for line in logged)
