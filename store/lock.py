@@ -126,17 +126,24 @@ class WriterLock:
         return True
 
     def _current(self) -> dict | None:
-        try:
-            return json.loads(self.location.read_bytes(LOCK))
-        except (OSError, ValueError):
-            return None
+        """The lock's holder; None when there is none or it is not JSON. A read that fails is tried again:
+        one that meets the holder's heartbeat rewriting the object fails (the object changed under it),
+        and reading that as "no holder" would take a live writer's lock."""
+        for attempt in range(5):
+            try:
+                return json.loads(self.location.read_bytes(LOCK))
+            except ValueError:
+                return None
+            except OSError:
+                time.sleep(0.2 * (attempt + 1))
+        return None
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(HEARTBEAT):
             self.holder["heartbeat"] = time.time()
             try:
                 self.location.write_bytes(LOCK, json.dumps(self.holder).encode())
-            except OSError:
+            except Exception:  # noqa: BLE001 - botocore's connection errors are not OSErrors; a dead beat would let the lock go stale
                 pass  # the next beat tries again; a lock not refreshed for STALE seconds may be taken over
 
     def _busy(self, holder: dict | None) -> UserError:

@@ -64,3 +64,34 @@ def test_two_extractions_into_one_store_the_second_is_refused(tmp_path):
     with StoreWriter.open(Location.parse(tmp_path / "s.zarr"), prov):
         with pytest.raises(UserError, match="is being written by"):
             StoreWriter.open(Location.parse(tmp_path / "s.zarr"), prov)
+
+
+def test_the_heartbeat_outlives_storage_errors_of_any_kind(s3, monkeypatch):
+    """botocore's EndpointConnectionError is not an OSError: it used to end the heartbeat thread, after
+    which the lock went stale and a second writer could take it over from a live one."""
+    _, bucket = s3
+    monkeypatch.setattr(lock_module, "HEARTBEAT", 0.05)
+    loc = Location.parse(f"s3://{bucket}/beat.zarr")
+    lock = WriterLock.acquire(loc, "mrnet-extract")
+    write, failures = type(loc).write_bytes, []
+
+    class EndpointDown(Exception):  # what botocore raises when the service cannot be reached
+        pass
+
+    def flaky(self, key, data):
+        if key == LOCK and len(failures) < 3:
+            failures.append(key)
+            raise EndpointDown("Could not connect to the endpoint URL")
+        return write(self, key, data)
+
+    monkeypatch.setattr(type(loc), "write_bytes", flaky)  # Location is frozen: patch its class
+    try:
+        deadline = time.time() + 10
+        while len(failures) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        beat = lock._current()["heartbeat"]  # _current retries a read that meets a rewrite
+        time.sleep(0.5)
+        assert len(failures) == 3 and lock._beat.is_alive()
+        assert lock._current()["heartbeat"] > beat  # beating again once the service answers
+    finally:
+        lock.release()
