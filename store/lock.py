@@ -70,11 +70,12 @@ class WriterLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
         elif not self.location.local:
-            try:
-                if json.loads(self.location.read_bytes(LOCK)).get("token") == self.holder.get("token"):
+            current = self._current()
+            if current is not None and current.get("token") == self.holder.get("token"):  # else gone, or taken over after we stalled
+                try:
                     self.location.fs.rm(self.location.path(LOCK))
-            except (OSError, ValueError):
-                pass  # gone already, or taken over after we stalled: not ours to delete
+                except OSError:
+                    pass  # removed meanwhile: nothing of ours left
 
     def __enter__(self) -> "WriterLock":
         return self
@@ -132,7 +133,7 @@ class WriterLock:
         for attempt in range(5):
             try:
                 return json.loads(self.location.read_bytes(LOCK))
-            except ValueError:
+            except (FileNotFoundError, ValueError):  # no lock, or not one of ours to read
                 return None
             except OSError:
                 time.sleep(0.2 * (attempt + 1))
