@@ -36,11 +36,12 @@ if [[ ! -f "$venv/.complete" ]]; then
     "$venv/bin/python" -c "import torch, torchaudio, transformers, zarr, polars, soundfile" >&2
     touch "$venv/.complete"
 fi
-# The project itself, editable, from this clone; redone when the venv points at another clone or
-# pyproject.toml changed since (its package map decides which folders are importable).
+# The project itself, editable, from this clone: src/mrnet/ links the package folders, so the install is a
+# plain path entry (a .pth naming $repo/src) that editors, mypy and jedi follow, and a file or package added
+# later needs no reinstall. Redone when the venv points at another clone or pyproject.toml changed since.
 where=$("$venv/bin/python" -c "import mrnet.store, pathlib; print(pathlib.Path(mrnet.store.__file__).parent.parent)" 2>/dev/null || true)
 stamp="$venv/.project-$(sha256sum "$repo/pyproject.toml" | cut -c1-12)"
-if [[ "$where" != "$repo" || ! -f "$stamp" ]]; then
+if [[ "$where" != "$repo/src/mrnet" || ! -f "$stamp" ]]; then
     "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo" > "$venv.log" 2>&1 \
         || { grep -v "is ignored: it is neither" "$venv.log" >&2; exit 1; }
     rm -f "$venv"/.project-*

@@ -14,8 +14,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The package folders are listed once, as the links in src/mrnet (pyproject.toml finds them there); this
+# tuple only orders them, bottom layer first.
 LAYERS = ("core", "manifests", "store", "extract", "train")
 MAX_LINES = 400
+
+
+def test_layers_order_every_package_of_src_mrnet():
+    links = sorted((REPO / "src" / "mrnet").iterdir())
+    assert sorted(LAYERS) == [link.name for link in links], "add the new package to LAYERS, in its layer's place"
+    for link in links:
+        # Relative links, to the folder of the same name: a clone anywhere (and a wheel) gets the real files.
+        assert link.is_symlink() and not Path(link.readlink()).is_absolute(), f"{link} must be a relative symlink"
+        assert link.resolve() == REPO / link.name, f"{link} must point at ../../{link.name}"
+        assert (link / "py.typed").is_file(), f"{link.name}/py.typed is missing (PEP 561: type checkers use its types)"
 
 
 def modules() -> dict[str, Path]:
