@@ -31,15 +31,21 @@ def as_user_error(err: BaseException) -> UserError | None:
         return err
     where = getattr(err, "filename", None) or "a file"
     if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return UserError(f"cannot write {where}: {err.strerror or err}. Choose a folder you can write to (--out, --manifests-dir, "
-                         "a run's --out), or fix its permissions; everything finished before this is kept.")
+        return UserError(
+            f"cannot write {where}: {err.strerror or err}. Choose a folder you can write to (--out, --manifests-dir, "
+            "a run's --out), or fix its permissions; everything finished before this is kept."
+        )
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return UserError(f"no space left writing {where}: everything finished before this is kept. "
-                         "Free some space, then run the same command again: it resumes.")
+        return UserError(
+            f"no space left writing {where}: everything finished before this is kept. "
+            "Free some space, then run the same command again: it resumes."
+        )
     if type(err).__module__.startswith(("botocore", "aiobotocore")):
-        return UserError(f"object storage refused or could not be reached: {type(err).__name__}: {err}. Check the URL, the "
-                         "endpoint and the credentials (AWS_* variables, ~/.aws, --storage-options or $MRNET_STORAGE_OPTIONS; "
-                         "see docs/sharing.md).")
+        return UserError(
+            f"object storage refused or could not be reached: {type(err).__name__}: {err}. Check the URL, the "
+            "endpoint and the credentials (AWS_* variables, ~/.aws, --storage-options or $MRNET_STORAGE_OPTIONS; "
+            "see docs/sharing.md)."
+        )
     return None
 
 
@@ -57,7 +63,9 @@ def report_user_errors(command):
         try:
             return command(*args, **kwargs)
         except KeyboardInterrupt:
-            Console(stderr=True).print("[yellow]interrupted:[/] what finished is kept; run the same command again to resume.")
+            Console(stderr=True).print(
+                "[yellow]interrupted:[/] what finished is kept; run the same command again to resume."
+            )
             raise typer.Exit(130) from None
         except Exception as err:  # noqa: BLE001 - re-raised below unless a user can fix it
             user = as_user_error(err)

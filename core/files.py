@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 #: What every temporary file name contains: ``<name>.mrnet-tmp-<8 hex digits>``.
 TEMP_MARK = ".mrnet-tmp-"

@@ -32,7 +32,9 @@ TRACKS = pl.Schema(
         "genre": pl.String,  # label name; null when the track has no label under this labeling
         "label": pl.Int32,  # index into the genre table; null with genre
         "genres_all": pl.List(pl.String),  # every genre or tag the metadata gives (kept as published)
-        "tags": pl.List(pl.String),  # a multi-label store's labels of the track (maybe none); null in single-label stores
+        "tags": pl.List(
+            pl.String
+        ),  # a multi-label store's labels of the track (maybe none); null in single-label stores
         "artist": pl.String,  # grouping key for folds; null where the dataset has no artists
         "split": pl.String,  # train / valid / test, or null where the dataset uses folds
         "fold": pl.Int16,  # 0..k-1 for k-fold datasets, else null
@@ -101,12 +103,7 @@ def genre_table(tracks: pl.DataFrame) -> pl.DataFrame:
     >>> genre_table(t).rows()
     [('jazz', 0, 1, 2.0), ('rock', 1, 2, 1.0)]
     """
-    counts = (
-        tracks.filter(pl.col("genre").is_not_null())
-        .group_by("genre")
-        .agg(pl.len().alias("count"))
-        .sort("genre")
-    )
+    counts = tracks.filter(pl.col("genre").is_not_null()).group_by("genre").agg(pl.len().alias("count")).sort("genre")
     top = counts["count"].max() if counts.height else 1
     return validate(
         counts.select(
@@ -130,14 +127,23 @@ def tag_table(tracks: pl.DataFrame, tags: list[str] | None = None) -> pl.DataFra
     [('jazz', 0, 0, 0.0), ('loud', 1, 1, 2.0), ('rock', 2, 2, 0.5)]
     """
     n = tracks.height
-    seen = tracks.select(pl.col("tags").explode().alias("name")).drop_nulls().group_by("name").agg(pl.len().alias("count"))
-    names = pl.DataFrame({"name": sorted(set(tags) if tags is not None else set(seen["name"].to_list()))}, schema={"name": pl.String})
+    seen = (
+        tracks.select(pl.col("tags").explode().alias("name")).drop_nulls().group_by("name").agg(pl.len().alias("count"))
+    )
+    names = pl.DataFrame(
+        {"name": sorted(set(tags) if tags is not None else set(seen["name"].to_list()))}, schema={"name": pl.String}
+    )
     counts = names.join(seen, on="name", how="left").with_columns(pl.col("count").fill_null(0))
     return validate(
         counts.select(
-            "name", pl.int_range(pl.len(), dtype=pl.Int32).alias("id"), pl.col("count").cast(pl.Int64),
-            pl.when(pl.col("count") > 0).then((pl.lit(n) - pl.col("count")) / pl.col("count")).otherwise(0.0)
-            .cast(pl.Float64).alias("weight"),
+            "name",
+            pl.int_range(pl.len(), dtype=pl.Int32).alias("id"),
+            pl.col("count").cast(pl.Int64),
+            pl.when(pl.col("count") > 0)
+            .then((pl.lit(n) - pl.col("count")) / pl.col("count"))
+            .otherwise(0.0)
+            .cast(pl.Float64)
+            .alias("weight"),
         ),
         GENRES,
         name="tags",

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,10 +26,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mrnet.manifests.schema import status_counts
-from mrnet.store.copy import copy_store, destination_for
 from mrnet.core.cli import Command
 from mrnet.core.errors import UserError, report_user_errors
+from mrnet.manifests.schema import status_counts
+from mrnet.store.copy import copy_store, destination_for
 from mrnet.store.info import store_info
 from mrnet.store.listing import list_stores
 from mrnet.store.location import Location, storage_options_from_json
@@ -36,17 +37,29 @@ from mrnet.store.reader import FeatureStore
 from mrnet.store.repair import repair_store
 from mrnet.store.verify import VerifyReport, verify_store
 
-app = typer.Typer(help="Inspect, check, list and copy mrnet feature stores (local paths or URLs).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Inspect, check, list and copy mrnet feature stores (local paths or URLs).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 out = Console()
 err = Console(stderr=True)
 
 Store = Annotated[str, typer.Argument(help="Store path or URL (s3://bucket/x.zarr).", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.", metavar="", show_default=False)]
-Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Tracks or objects handled in parallel (threads).")]
-Options = Annotated[Optional[str], typer.Option(
-    "--storage-options", metavar="JSON", show_default=False,
-    help='fsspec options for URLs, e.g. \'{"endpoint_url": "http://minio:9000"}\'. \\[default: $MRNET_STORAGE_OPTIONS]')]
+Workers = Annotated[
+    int, typer.Option("--workers", "-w", min=1, help="Tracks or objects handled in parallel (threads).")
+]
+Options = Annotated[
+    str | None,
+    typer.Option(
+        "--storage-options",
+        metavar="JSON",
+        show_default=False,
+        help='fsspec options for URLs, e.g. \'{"endpoint_url": "http://minio:9000"}\'. \\[default: $MRNET_STORAGE_OPTIONS]',
+    ),
+]
 
 
 @app.command(cls=Command)
@@ -87,12 +100,17 @@ def stats(store: Store, storage_options: Options = None) -> None:
     with _user_errors():
         st = FeatureStore.open(_location(store, storage_options))
         if not st.finalized:
-            raise UserError(f"{st.location.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract first.")
+            raise UserError(
+                f"{st.location.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract first."
+            )
         with _progress("stats", status_counts(st.tracks)["done"]) as update:
             groups = statistics.compute(st.tracks, lambda key: st.read(key), on_track=lambda: update(1))
         index = statistics.write(st.location, groups, how="computed by mrnet-store stats over the stored values")
-    out.print(f"[green]OK[/]: statistics of {index['frames']:,} frames in {len(index['groups'])} groups written to "
-              f"{escape(st.location.url)}/{statistics.ARRAYS}", soft_wrap=True)
+    out.print(
+        f"[green]OK[/]: statistics of {index['frames']:,} frames in {len(index['groups'])} groups written to "
+        f"{escape(st.location.url)}/{statistics.ARRAYS}",
+        soft_wrap=True,
+    )
 
 
 @app.command("ls", cls=Command)
@@ -108,12 +126,23 @@ def ls(
     if as_json:
         typer.echo(json.dumps(stores, indent=2))
         return
-    table = Table("name", "dataset", "feature", "model", "layers", "channels", "dtype", "tracks", "size", title=escape(where))
+    table = Table(
+        "name", "dataset", "feature", "model", "layers", "channels", "dtype", "tracks", "size", title=escape(where)
+    )
     for s in stores:
         tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
         channels = {1: "mono", 2: "stereo"}.get(s["channels"], str(s["channels"]))
-        table.add_row(escape(s["name"]), escape(s["dataset"] or "-"), s["feature"], escape(str(s["model"] or "-")),
-                      _layers(s["layer_ids"]), channels, str(s["dtype"]), tracks, _size(s["size_bytes"]))
+        table.add_row(
+            escape(s["name"]),
+            escape(s["dataset"] or "-"),
+            s["feature"],
+            escape(str(s["model"] or "-")),
+            _layers(s["layer_ids"]),
+            channels,
+            str(s["dtype"]),
+            tracks,
+            _size(s["size_bytes"]),
+        )
     out.print(table if stores else f"no stores under {escape(where)}")
 
 
@@ -121,9 +150,14 @@ def ls(
 @report_user_errors
 def cp(
     src: Annotated[str, typer.Argument(help="Store to copy (path or URL).", show_default=False)],
-    dst: Annotated[str, typer.Argument(help="Destination store; ending in '/' copies into that folder or prefix.", show_default=False)],
+    dst: Annotated[
+        str,
+        typer.Argument(help="Destination store; ending in '/' copies into that folder or prefix.", show_default=False),
+    ],
     workers: Workers = 4,
-    then_verify: Annotated[bool, typer.Option("--verify", help="Verify the copy afterwards.", metavar="", show_default=False)] = False,
+    then_verify: Annotated[
+        bool, typer.Option("--verify", help="Verify the copy afterwards.", metavar="", show_default=False)
+    ] = False,
     storage_options: Options = None,
 ) -> None:
     """Copy a store between a path and a URL. Rerun after an interruption: finished objects are skipped."""
@@ -131,10 +165,18 @@ def cp(
         source = _location(src, storage_options)
         target = _location(destination_for(source, dst), storage_options)
         with _progress("copy", bytes_=True) as update:
-            result = copy_store(source, target, workers=workers, on_start=lambda n, size: update(total=size),
-                                on_object=lambda rel, size: update(size))
-        out.print(f"copied {result.copied} objects ({_size(result.bytes_copied)}), skipped {result.skipped} already there "
-                  f"({_size(result.bytes_skipped)}): {escape(result.dst)}", soft_wrap=True)
+            result = copy_store(
+                source,
+                target,
+                workers=workers,
+                on_start=lambda n, size: update(total=size),
+                on_object=lambda rel, size: update(size),
+            )
+        out.print(
+            f"copied {result.copied} objects ({_size(result.bytes_copied)}), skipped {result.skipped} already there "
+            f"({_size(result.bytes_skipped)}): {escape(result.dst)}",
+            soft_wrap=True,
+        )
         if then_verify:
             report = _verify(target, workers)
             _print_report(report)
@@ -201,8 +243,15 @@ def _verify(location: Location, workers: int) -> VerifyReport:
 def _progress(what: str, total: int | None = None, *, bytes_: bool = False) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr (shown on terminals only); yields ``update(advance=0, total=None)``."""
     count = DownloadColumn() if bytes_ else MofNCompleteColumn()
-    with Progress(TextColumn(what), BarColumn(), count, TimeRemainingColumn(), console=err,
-                  transient=True, disable=not err.is_terminal) as bar:
+    with Progress(
+        TextColumn(what),
+        BarColumn(),
+        count,
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
         task = bar.add_task(what, total=total)
         yield lambda advance=0, total=None: bar.update(task, advance=advance, total=total)
 
@@ -241,11 +290,14 @@ def _print_info(data: dict) -> None:
         "task": f"{p.get('task', 'single-label')}  ({len(data['genres'])} {'tags' if p.get('task') == 'multi-label' else 'genres'})",
         "extraction": ", ".join(f"{k}={v}" for k, v in p["extraction"].items()) or "-",
         "versions": ", ".join(f"{k} {v}" for k, v in p["versions"].items()) or "-",
-        "format": f"version {p['format_version']}" + ("" if data["finalized"] else "  [yellow](unfinished: journal only)[/]"),
+        "format": f"version {p['format_version']}"
+        + ("" if data["finalized"] else "  [yellow](unfinished: journal only)[/]"),
         "tracks": f"{c['tracks']}  done {c['done']}  failed {c['failed']}  pending {c['pending']}",
         "audio": f"{data['audio_hours']:g} h  ({data['frames']:,} frames)",
         "size": _size(data["size_bytes"]),
-        "statistics": "per split and fold (mrnet-train --normalize stored)" if data.get("statistics") else "none (mrnet-store stats computes them)",
+        "statistics": "per split and fold (mrnet-train --normalize stored)"
+        if data.get("statistics")
+        else "none (mrnet-store stats computes them)",
     }
     for name, value in rows.items():
         table.add_row(name, value if name in ("format",) else escape(value))

@@ -20,9 +20,10 @@ copy (``mrnet-store cp --verify``).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import atomic_path, is_temporary

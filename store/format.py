@@ -61,7 +61,7 @@ class Provenance:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, where: str) -> "Provenance":
+    def from_json(cls, data: dict[str, Any], *, where: str) -> Provenance:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise UserError(
@@ -71,10 +71,21 @@ class Provenance:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def compatibility(self, other: "Provenance") -> list[str]:
+    def compatibility(self, other: Provenance) -> list[str]:
         """Reasons ``other`` (a new run's settings) cannot write into a store described by ``self``."""
-        checks = ["format_version", "feature", "model", "model_revision", "layers", "dim", "dtype", "channels", "sample_rate", "frame_rate",
-                  "task"]
+        checks = [
+            "format_version",
+            "feature",
+            "model",
+            "model_revision",
+            "layers",
+            "dim",
+            "dtype",
+            "channels",
+            "sample_rate",
+            "frame_rate",
+            "task",
+        ]
         reasons = [
             f"{name}: store has {getattr(self, name)!r}, this run has {getattr(other, name)!r}"
             for name in checks
@@ -82,14 +93,16 @@ class Provenance:
         ]
         for key in ("window_frames", "codec", "chunk_frames", "mel"):
             if self.extraction.get(key) != other.extraction.get(key):
-                reasons.append(f"extraction.{key}: store has {self.extraction.get(key)!r}, this run has {other.extraction.get(key)!r}")
+                reasons.append(
+                    f"extraction.{key}: store has {self.extraction.get(key)!r}, this run has {other.extraction.get(key)!r}"
+                )
         return reasons
 
 
 ROOT_ATTR = "mrnet"  # the root group's attribute that holds the Provenance
 
 
-def read_provenance(location: "Location", name: str = "zarr.json") -> Provenance:
+def read_provenance(location: Location, name: str = "zarr.json") -> Provenance:
     """The provenance in a store's root ``zarr.json`` (or in the copy ``name`` of it), read and checked
     here rather than by Zarr, so a missing, damaged or foreign root is a ``UserError`` naming the file
     and the fix."""
@@ -97,17 +110,23 @@ def read_provenance(location: "Location", name: str = "zarr.json") -> Provenance
     try:
         raw = location.read_bytes(name)
     except FileNotFoundError:
-        raise UserError(f"{location.url} is not a feature store (no zarr.json). Check the path, or create it with mrnet-extract.") from None
+        raise UserError(
+            f"{location.url} is not a feature store (no zarr.json). Check the path, or create it with mrnet-extract."
+        ) from None
     try:
         meta = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{where} is not valid JSON ({err}): the store's root metadata is damaged. "
-                        f"Run mrnet-store verify {location.url}, and mrnet-store repair {location.url} to restore it.") from err
+        raise UserError(
+            f"{where} is not valid JSON ({err}): the store's root metadata is damaged. "
+            f"Run mrnet-store verify {location.url}, and mrnet-store repair {location.url} to restore it."
+        ) from err
     if not isinstance(meta, dict) or meta.get("node_type") != "group" or meta.get("zarr_format") != 3:
         raise UserError(f"{where} is not the root group of a Zarr v3 store: not a feature store written by mrnet.")
     prov = (meta.get("attributes") or {}).get(ROOT_ATTR)
     if not isinstance(prov, dict):
-        raise UserError(f"{location.url} is a Zarr group but not an mrnet store (no '{ROOT_ATTR}' attributes in {where}).")
+        raise UserError(
+            f"{location.url} is a Zarr group but not an mrnet store (no '{ROOT_ATTR}' attributes in {where})."
+        )
     try:
         return Provenance.from_json(prov, where=location.url)
     except (TypeError, ValueError) as err:

@@ -30,7 +30,11 @@ def store_info(store: FeatureStore, *, size: bool = True) -> dict[str, Any]:
     genres = (
         store.genres.select("name", "count")
         if store.finalized
-        else tracks.filter(pl.col("genre").is_not_null()).group_by("genre").len("count").sort("genre").rename({"genre": "name"})
+        else tracks.filter(pl.col("genre").is_not_null())
+        .group_by("genre")
+        .len("count")
+        .sort("genre")
+        .rename({"genre": "name"})
     )
     return {
         "store": store.location.url,

@@ -27,7 +27,13 @@ from mrnet.store.location import Location
 INTEGRITY = "integrity.json"
 FORMAT = "mrnet-integrity/1"
 #: The metadata files a reader uses, in the order they are recorded.
-COVERED = ("zarr.json", "features/zarr.json", "manifest/tracks.parquet", "manifest/genres.parquet", "manifest/summary.json")
+COVERED = (
+    "zarr.json",
+    "features/zarr.json",
+    "manifest/tracks.parquet",
+    "manifest/genres.parquet",
+    "manifest/summary.json",
+)
 
 
 def crc(data: bytes) -> str:
@@ -52,7 +58,9 @@ def recorded(location: Location) -> dict[str, str] | None:
     except (ValueError, KeyError, TypeError):
         intact = False
     if not intact:
-        raise ValueError(f"{INTEGRITY} is damaged (it no longer matches its own checksum): the metadata cannot be checked")
+        raise ValueError(
+            f"{INTEGRITY} is damaged (it no longer matches its own checksum): the metadata cannot be checked"
+        )
     return files
 
 
@@ -74,4 +82,6 @@ def problems(location: Location) -> list[str]:
 def _document(files: dict[str, str]) -> bytes:
     """The record's bytes: the file checksums and the checksum of their canonical JSON."""
     body = json.dumps(files, sort_keys=True, separators=(",", ":"))
-    return (json.dumps({"format": FORMAT, "files": files, "checksum": crc(body.encode())}, indent=2, sort_keys=True) + "\n").encode()
+    return (
+        json.dumps({"format": FORMAT, "files": files, "checksum": crc(body.encode())}, indent=2, sort_keys=True) + "\n"
+    ).encode()

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mrnet.store.location import Location
 from mrnet.store.format import ROOT_ATTR
+from mrnet.store.location import Location
 
 
 def list_stores(root: Location, *, size: bool = True) -> list[dict[str, Any]]:

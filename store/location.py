@@ -40,7 +40,9 @@ def storage_options_from_json(text: str | None, *, where: str = "--storage-optio
     try:
         options = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(f"{where}: not valid JSON ({err}). Give an object, e.g. '{{\"endpoint_url\": \"http://host:9000\"}}'.") from err
+        raise UserError(
+            f'{where}: not valid JSON ({err}). Give an object, e.g. \'{{"endpoint_url": "http://host:9000"}}\'.'
+        ) from err
     if not isinstance(options, dict):
         raise UserError(f"{where}: give a JSON object of fsspec storage options, not {type(options).__name__}.")
     return options
@@ -86,7 +88,7 @@ class Location:
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def parse(cls, location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> "Location":
+    def parse(cls, location: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> Location:
         text = str(location)
         if text.startswith("file://"):
             text = text[len("file://") :]

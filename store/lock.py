@@ -53,7 +53,7 @@ class WriterLock:
     _beat: threading.Thread | None = None
 
     @classmethod
-    def acquire(cls, location: Location, command: str) -> "WriterLock":
+    def acquire(cls, location: Location, command: str) -> WriterLock:
         holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "heartbeat": time.time()}
         lock = cls(location, holder)
         if location.local:
@@ -77,7 +77,7 @@ class WriterLock:
                 except OSError:
                     pass  # removed meanwhile: nothing of ours left
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -26,9 +26,9 @@ import zarr
 from mrnet.core.errors import UserError
 from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store import integrity
+from mrnet.store import statistics as feature_statistics
 from mrnet.store.format import read_provenance
 from mrnet.store.location import Location, check_key
-from mrnet.store import statistics as feature_statistics
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import read_journal
 
@@ -43,7 +43,7 @@ class FeatureStore:
         self._indexes: dict[str, ShardIndex | None] = {}
 
     @classmethod
-    def open(cls, location: str | Location, *, storage_options: dict | None = None) -> "FeatureStore":
+    def open(cls, location: str | Location, *, storage_options: dict | None = None) -> FeatureStore:
         """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``."""
         loc = location if isinstance(location, Location) else Location.parse(location, storage_options)
         return cls(loc)

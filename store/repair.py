@@ -31,8 +31,10 @@ def repair_store(location: Location) -> list[str]:
     with WriterLock.acquire(location, "mrnet-store repair"):
         if not location.exists("zarr.json"):
             if not location.exists(ROOT_BACKUP):
-                raise UserError(f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
-                                "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again.")
+                raise UserError(
+                    f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
+                    "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again."
+                )
             read_provenance(location, ROOT_BACKUP)  # a damaged copy is refused by name
             location.write_bytes("zarr.json", location.read_bytes(ROOT_BACKUP))
             done.append(f"restored zarr.json from {ROOT_BACKUP}")

@@ -90,7 +90,9 @@ def load_index(location: Location, key: str, array) -> ShardIndex | None:
     return ShardIndex(path, tuple(array.shape), chunk, np.dtype(array.dtype).newbyteorder("<"), table, plain)
 
 
-def read_crop(location: Location, index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
+def read_crop(
+    location: Location, index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None
+) -> np.ndarray:
     """Frames ``[start, stop)`` of ``layers``: ``(channels, len(layers), stop - start, dim)``.
 
     Locally the shard is memory-mapped and each chunk's needed frames are copied once, straight into
@@ -115,14 +117,18 @@ def read_crop(location: Location, index: ShardIndex, start: int, stop: int, laye
                 runs.append([int(off), [(li, b)], int(size)])
     _fill(location, index.path, buf, runs)
     lo = start - b0 * ct
-    crop = buf.transpose(2, 0, 1, 3, 4).reshape(cc, len(layers), (b1 - b0) * ct, cd)[:, :, lo : lo + (stop - start), :]  # (C, L, T, D)
+    crop = buf.transpose(2, 0, 1, 3, 4).reshape(cc, len(layers), (b1 - b0) * ct, cd)[
+        :, :, lo : lo + (stop - start), :
+    ]  # (C, L, T, D)
     if out is None:
         return crop
     out[...] = crop
     return out
 
 
-def _read_mapped(index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
+def _read_mapped(
+    index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None
+) -> np.ndarray:
     view = _chunk_view(index)
     if view is None:
         return _read_mapped_chunkwise(index, start, stop, layers, out)
@@ -164,7 +170,9 @@ def _chunk_view(index: ShardIndex):
     return index.__dict__["_chunk_view"]
 
 
-def _read_mapped_chunkwise(index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None) -> np.ndarray:
+def _read_mapped_chunkwise(
+    index: ShardIndex, start: int, stop: int, layers: list[int], out: np.ndarray | None = None
+) -> np.ndarray:
     cc, _, ct, cd = index.chunk
     shard = _mapped(index.path)
     table = index.entries  # plain lists: this loop runs per chunk per crop

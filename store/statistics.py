@@ -31,8 +31,8 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -50,7 +50,9 @@ def group_key(split: str | None, fold: int | None, labelled: bool) -> str:
     >>> group_key("train", None, True)
     '{"fold": null, "labelled": true, "split": "train"}'
     """
-    return json.dumps({"fold": None if fold is None else int(fold), "labelled": bool(labelled), "split": split}, sort_keys=True)
+    return json.dumps(
+        {"fold": None if fold is None else int(fold), "labelled": bool(labelled), "split": split}, sort_keys=True
+    )
 
 
 def track_group(row: dict) -> str:
@@ -67,7 +69,7 @@ class Sums:
     sumsq: np.ndarray
 
     @classmethod
-    def of(cls, features: np.ndarray, dtype: str | np.dtype | None = None) -> "Sums":
+    def of(cls, features: np.ndarray, dtype: str | np.dtype | None = None) -> Sums:
         """Sums of one track ``(channels, layers, frames, dim)``, as stored in ``dtype`` (default: its own).
 
         One layer at a time, so a WavLM track never has a float64 copy in memory.
@@ -75,19 +77,21 @@ class Sums:
         c, n, t, d = features.shape
         total, squares = np.zeros((c, n, d)), np.zeros((c, n, d))
         for layer in range(n):
-            x = np.asarray(features[:, layer], dtype=dtype or features.dtype).astype(np.float32)  # float16 squares are exact in float32
+            x = np.asarray(features[:, layer], dtype=dtype or features.dtype).astype(
+                np.float32
+            )  # float16 squares are exact in float32
             total[:, layer] = x.sum(axis=1, dtype=np.float64)
             squares[:, layer] = np.square(x).sum(axis=1, dtype=np.float64)
         return cls(t, total, squares)
 
     @classmethod
-    def zeros(cls, shape: tuple[int, int, int]) -> "Sums":
+    def zeros(cls, shape: tuple[int, int, int]) -> Sums:
         return cls(0, np.zeros(shape), np.zeros(shape))
 
-    def __add__(self, other: "Sums") -> "Sums":
+    def __add__(self, other: Sums) -> Sums:
         return Sums(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq)
 
-    def pooled(self) -> "Sums":
+    def pooled(self) -> Sums:
         """The same frames with every feature of a channel and layer pooled: ``mean_std`` then gives one
         mean and one std per (channel, layer), repeated over the features.
 
@@ -109,8 +113,14 @@ class Sums:
 def _npz(groups: dict[str, Sums], extra: dict[str, np.ndarray] | None = None) -> bytes:
     keys = sorted(groups)
     buf = io.BytesIO()
-    np.savez(buf, groups=np.array(keys, dtype=str), count=np.array([groups[k].count for k in keys], dtype=np.int64),
-             sum=np.stack([groups[k].sum for k in keys]), sumsq=np.stack([groups[k].sumsq for k in keys]), **(extra or {}))
+    np.savez(
+        buf,
+        groups=np.array(keys, dtype=str),
+        count=np.array([groups[k].count for k in keys], dtype=np.int64),
+        sum=np.stack([groups[k].sum for k in keys]),
+        sumsq=np.stack([groups[k].sumsq for k in keys]),
+        **(extra or {}),
+    )
     return buf.getvalue()
 
 
@@ -134,8 +144,13 @@ def write_unit(location: Location, unit: str, tracks: dict[str, tuple[str, Sums]
     for group, sums in tracks.values():
         groups[group] = groups[group] + sums if group in groups else sums
     ids = sorted(tracks)
-    location.write_bytes(unit_file(unit), _npz(groups, {"track_ids": np.array(ids, dtype=str),
-                                                        "track_groups": np.array([tracks[t][0] for t in ids], dtype=str)}))
+    location.write_bytes(
+        unit_file(unit),
+        _npz(
+            groups,
+            {"track_ids": np.array(ids, dtype=str), "track_groups": np.array([tracks[t][0] for t in ids], dtype=str)},
+        ),
+    )
 
 
 def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, Sums] | None, str]:
@@ -156,9 +171,13 @@ def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, S
     if seen != done:
         missing = sorted(set(done) - set(seen))
         moved = sorted(t for t in done if t in seen and seen[t] != done[t])
-        why = (f"{len(missing)} done tracks have no sums (e.g. {missing[0]})" if missing else
-               f"{len(moved)} tracks changed split, fold or label since they were extracted (e.g. {moved[0]})" if moved else
-               "the sums count tracks the manifest does not have as done")
+        why = (
+            f"{len(missing)} done tracks have no sums (e.g. {missing[0]})"
+            if missing
+            else f"{len(moved)} tracks changed split, fold or label since they were extracted (e.g. {moved[0]})"
+            if moved
+            else "the sums count tracks the manifest does not have as done"
+        )
         return None, why
     return total, ""
 
@@ -166,8 +185,13 @@ def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, S
 def write(location: Location, groups: dict[str, Sums], *, how: str) -> dict:
     """``manifest/statistics.npz`` and its index ``manifest/statistics.json``; returns the index."""
     data = _npz(groups)
-    index = {"format": "mrnet-statistics/1", "how": how, "groups": sorted(groups),
-             "frames": int(sum(s.count for s in groups.values())), "checksum": f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}"}
+    index = {
+        "format": "mrnet-statistics/1",
+        "how": how,
+        "groups": sorted(groups),
+        "frames": int(sum(s.count for s in groups.values())),
+        "checksum": f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}",
+    }
     location.write_bytes(ARRAYS, data)
     location.write_bytes(INDEX, (json.dumps(index, indent=2) + "\n").encode())
     return index
@@ -184,7 +208,9 @@ def read(location: Location) -> dict[str, Sums] | None:
     return _groups_of(data)[0]
 
 
-def compute(tracks: pl.DataFrame, read_track: Callable[[str], np.ndarray], *, on_track: Callable[[], None] | None = None) -> dict[str, Sums]:
+def compute(
+    tracks: pl.DataFrame, read_track: Callable[[str], np.ndarray], *, on_track: Callable[[], None] | None = None
+) -> dict[str, Sums]:
     """Sums per group over every done track, reading each whole (``mrnet-store stats``)."""
     total: dict[str, Sums] = {}
     for row in tracks.filter(pl.col("status") == "done").iter_rows(named=True):
@@ -213,6 +239,7 @@ def training_part(groups: dict[str, Sums], train: pl.DataFrame) -> tuple[Sums, l
     total = sum((groups[g] for g in wanted), Sums.zeros(first.sum.shape))
     frames = int(train["frames"].sum())
     if total.count != frames:
-        raise ValueError(f"the statistics of groups {wanted} count {total.count} frames, the training tracks have {frames}")
+        raise ValueError(
+            f"the statistics of groups {wanted} count {total.count} frames, the training tracks have {frames}"
+        )
     return total, wanted
-

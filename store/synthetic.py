@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 
 from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
-from mrnet.store.format import Provenance, track_key
 from mrnet.store import statistics
+from mrnet.store.format import Provenance, track_key
 from mrnet.store.location import Location
 from mrnet.store.writer import StoreWriter
 
@@ -59,9 +59,16 @@ def synthetic_store(
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
     prov = Provenance(
-        feature=feature, layers=list(range(layers)), dim=dim, frame_rate=frame_rate, channels=channels,
-        model=None if feature == "mel" else "synthetic", dataset="synthetic", extraction={"chunk_frames": 100, "codec": codec},
-        task="multi-label" if tags else "single-label", labeling="tags" if tags else "",
+        feature=feature,
+        layers=list(range(layers)),
+        dim=dim,
+        frame_rate=frame_rate,
+        channels=channels,
+        model=None if feature == "mel" else "synthetic",
+        dataset="synthetic",
+        extraction={"chunk_frames": 100, "codec": codec},
+        task="multi-label" if tags else "single-label",
+        labeling="tags" if tags else "",
     )
     location = Location.parse(path)
     rows, sums = [], {}
@@ -79,14 +86,33 @@ def synthetic_store(
                 split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None
                 fold = None if splits else i % (folds or 5)
                 group = statistics.group_key(split, fold, True)
-                sums[group] = sums[group] + statistics.Sums.of(x, prov.dtype) if group in sums else statistics.Sums.of(x, prov.dtype)
+                sums[group] = (
+                    sums[group] + statistics.Sums.of(x, prov.dtype)
+                    if group in sums
+                    else statistics.Sums.of(x, prov.dtype)
+                )
                 labels = [genre, *(["even"] if i % 2 == 0 else [])]
-                rows.append(dict(
-                    track_id=tid, key=key, path=f"{genre}/{tid}.wav", genre=None if tags else genre, label=None,
-                    genres_all=labels if tags else [genre], tags=labels if tags else None, artist=None,
-                    split=split, fold=fold, duration=n / frame_rate, sample_rate=16000,
-                    channels=channels, frames=n, checksum=writer.write_track(key, x), status="done", error=None,
-                ))
+                rows.append(
+                    dict(
+                        track_id=tid,
+                        key=key,
+                        path=f"{genre}/{tid}.wav",
+                        genre=None if tags else genre,
+                        label=None,
+                        genres_all=labels if tags else [genre],
+                        tags=labels if tags else None,
+                        artist=None,
+                        split=split,
+                        fold=fold,
+                        duration=n / frame_rate,
+                        sample_rate=16000,
+                        channels=channels,
+                        frames=n,
+                        checksum=writer.write_track(key, x),
+                        status="done",
+                        error=None,
+                    )
+                )
         tracks = pl.DataFrame(rows, schema=TRACKS)
         table = tag_table(tracks) if tags else genre_table(tracks)
         tracks = validate(tracks if tags else with_labels(tracks, table), TRACKS, name="tracks")

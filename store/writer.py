@@ -42,7 +42,7 @@ class StoreWriter:
     lock: WriterLock | None = None
 
     @classmethod
-    def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract") -> "StoreWriter":
+    def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract") -> StoreWriter:
         """Create a new store, or reopen an existing one for resume/append if its settings match.
 
         Nothing mrnet did not write is ever deleted: a folder holding other files is refused, and so is
@@ -60,7 +60,7 @@ class StoreWriter:
         return writer
 
     @classmethod
-    def _open_locked(cls, location: Location, provenance: Provenance, *, overwrite: bool) -> "StoreWriter":
+    def _open_locked(cls, location: Location, provenance: Provenance, *, overwrite: bool) -> StoreWriter:
         if location.exists("zarr.json"):
             stored = read_provenance(location)
             if not overwrite:
@@ -91,7 +91,7 @@ class StoreWriter:
             self.lock.release()
             self.lock = None
 
-    def __enter__(self) -> "StoreWriter":
+    def __enter__(self) -> StoreWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -39,7 +39,11 @@ def python_without_mrnet(where: Path) -> Path:
     (torch, zarr, ...) import, but its .pth files (the editable mrnet install) are not read, as on a
     GPU machine where mrnet is not installed."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
-    purelib = Path(subprocess.check_output([where / "bin" / "python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    purelib = Path(
+        subprocess.check_output(
+            [where / "bin" / "python3", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
     sites = [entry for entry in sys.path if Path(entry).name in ("site-packages", "dist-packages")]
     (purelib / "dependencies.pth").write_text("".join(f"{entry}\n" for entry in sites))
     return where / "bin"
@@ -49,15 +53,24 @@ def test_gpu_run_imports_every_package_from_this_checkout(tmp_path):
     fake_kit(tmp_path / "kit")
     bin_dir = python_without_mrnet(tmp_path / "venv")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OUT", "VIRTUAL_ENV")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", MRNET_GPU_KIT=str(tmp_path / "kit"),
-               MRNET_GPU_SITE=str(tmp_path / "site"), MRNET_BENCH_CACHE=str(tmp_path / "bench"))
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        MRNET_GPU_KIT=str(tmp_path / "kit"),
+        MRNET_GPU_SITE=str(tmp_path / "site"),
+        MRNET_BENCH_CACHE=str(tmp_path / "bench"),
+    )
     probe = "import gpu_kit_marker, mrnet.core, sys; print('probe', gpu_kit_marker.WHERE, sys.prefix)"
     # Without the script's path setup, that Python has no mrnet: the test below cannot pass by accident.
     bare = subprocess.run([bin_dir / "python3", "-c", "import mrnet.core"], env=env, capture_output=True, text=True)
     assert "No module named 'mrnet" in bare.stderr
 
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu-run.sh"), "python3", "-c", probe], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu-run.sh"), "python3", "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     listed = re.search(r"^gpu-run: mrnet (.*) from (.*)$", done.stdout, re.M)
     assert listed, done.stdout
@@ -78,10 +91,19 @@ def test_gpu_run_fails_when_a_package_does_not_import(tmp_path):
     (tmp_path / "site" / "mrnet").mkdir(parents=True)
     (tmp_path / "site" / "mrnet" / "__init__.py").write_text("")
     (tmp_path / "site" / ".unpacked").touch()
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env['PATH']}", MRNET_GPU_KIT=str(tmp_path / "kit"),
-               MRNET_GPU_SITE=str(tmp_path / "site"), MRNET_BENCH_CACHE=str(tmp_path / "bench"))
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu-run.sh"), "touch", str(tmp_path / "ran")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        MRNET_GPU_KIT=str(tmp_path / "kit"),
+        MRNET_GPU_SITE=str(tmp_path / "site"),
+        MRNET_BENCH_CACHE=str(tmp_path / "bench"),
+    )
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu-run.sh"), "touch", str(tmp_path / "ran")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode != 0
     assert "No module named 'mrnet." in done.stderr
     assert not (tmp_path / "ran").exists()
@@ -89,9 +111,15 @@ def test_gpu_run_fails_when_a_package_does_not_import(tmp_path):
 
 def test_gpu_kit_packages_are_pinned():
     """scripts/gpu-kit.sh installs each package of scripts/gpu-kit.txt at its requirements.lock version."""
-    lock = {line.split("==")[0].lower().replace("_", "-") for line in (REPO / "requirements.lock").read_text().splitlines()
-            if "==" in line and not line.startswith("#")}
-    wanted = [line.strip() for line in (REPO / "scripts" / "gpu-kit.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    lock = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (REPO / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    wanted = [
+        line.strip()
+        for line in (REPO / "scripts" / "gpu-kit.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert wanted
     assert [name for name in wanted if name.lower().replace("_", "-") not in lock] == []

@@ -52,9 +52,15 @@ def test_every_mrnet_import_resolves_to_this_checkout():
                 continue
             script = jedi.Script(path.read_text(), path=path, project=project, environment=environment)
             for line, column, module in imports:
-                targets = {d.module_path.resolve() for d in script.goto(line, column, follow_imports=True) if d.module_path}
+                targets = {
+                    d.module_path.resolve() for d in script.goto(line, column, follow_imports=True) if d.module_path
+                }
                 checked += 1
                 if not targets or not all(t.is_relative_to(REPO) for t in targets):
-                    unresolved.append(f"{path.relative_to(REPO)}:{line}: {module} -> {sorted(map(str, targets)) or 'nothing'}")
+                    unresolved.append(
+                        f"{path.relative_to(REPO)}:{line}: {module} -> {sorted(map(str, targets)) or 'nothing'}"
+                    )
     assert checked > 100, f"only {checked} mrnet imports found: is the scan looking in the right folders?"
-    assert not unresolved, f"{len(unresolved)} of {checked} mrnet imports do not resolve statically:\n" + "\n".join(unresolved[:20])
+    assert not unresolved, f"{len(unresolved)} of {checked} mrnet imports do not resolve statically:\n" + "\n".join(
+        unresolved[:20]
+    )
