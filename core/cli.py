@@ -9,7 +9,7 @@ tuples the library declares.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import typer
 from typer.core import TyperCommand
@@ -27,7 +27,7 @@ class Command(TyperCommand):
 
 def choices(name: str, values) -> type[Enum]:
     """A ``str`` Enum of option values, from the tuple the library declares them in (one source of truth)."""
-    return Enum(name, {v: v for v in values}, type=str)
+    return cast(type[Enum], Enum(name, {v: v for v in values}, type=str))  # the functional API makes a class
 
 
 def flag(*names: str, help: str, panel: str, **kw: Any):

@@ -26,31 +26,30 @@ TASKS = ("single-label", "multi-label")
 
 TRACKS = pl.Schema(
     {
-        "track_id": pl.String,  # the dataset's own id: "000002" (FMA), "blues.00000" (GTZAN)
-        "key": pl.String,  # array name inside the store; see mrnet.store.format.track_key
-        "path": pl.String,  # relative to the dataset root (POSIX separators)
-        "genre": pl.String,  # label name; null when the track has no label under this labeling
-        "label": pl.Int32,  # index into the genre table; null with genre
-        "genres_all": pl.List(pl.String),  # every genre or tag the metadata gives (kept as published)
-        "tags": pl.List(
-            pl.String
-        ),  # a multi-label store's labels of the track (maybe none); null in single-label stores
-        "artist": pl.String,  # grouping key for folds; null where the dataset has no artists
-        "split": pl.String,  # train / valid / test, or null where the dataset uses folds
-        "fold": pl.Int16,  # 0..k-1 for k-fold datasets, else null
-        "duration": pl.Float64,  # seconds, as the source file declares it
-        "sample_rate": pl.Int32,  # of the source file
-        "channels": pl.Int16,  # of the source file
-        "frames": pl.Int64,  # feature frames stored; null until extracted
-        "checksum": pl.String,  # "crc32:xxxxxxxx" over the stored array bytes; null until extracted
-        "status": pl.String,  # one of STATUSES
-        "error": pl.String,  # why a failed track failed
-        "warning": pl.String,  # why a done track is suspect (decoded far shorter than its file declares); null if not
+        "track_id": pl.String(),  # the dataset's own id: "000002" (FMA), "blues.00000" (GTZAN)
+        "key": pl.String(),  # array name inside the store; see mrnet.store.format.track_key
+        "path": pl.String(),  # relative to the dataset root (POSIX separators)
+        "genre": pl.String(),  # label name; null when the track has no label under this labeling
+        "label": pl.Int32(),  # index into the genre table; null with genre
+        "genres_all": pl.List(pl.String()),  # every genre or tag the metadata gives (kept as published)
+        # tags: a multi-label store's labels of the track (maybe none); null in single-label stores
+        "tags": pl.List(pl.String()),
+        "artist": pl.String(),  # grouping key for folds; null where the dataset has no artists
+        "split": pl.String(),  # train / valid / test, or null where the dataset uses folds
+        "fold": pl.Int16(),  # 0..k-1 for k-fold datasets, else null
+        "duration": pl.Float64(),  # seconds, as the source file declares it
+        "sample_rate": pl.Int32(),  # of the source file
+        "channels": pl.Int16(),  # of the source file
+        "frames": pl.Int64(),  # feature frames stored; null until extracted
+        "checksum": pl.String(),  # "crc32:xxxxxxxx" over the stored array bytes; null until extracted
+        "status": pl.String(),  # one of STATUSES
+        "error": pl.String(),  # why a failed track failed
+        "warning": pl.String(),  # why a done track is suspect (decoded far shorter than its file declares); null if not
     }
 )
 
 #: Columns added after a store format was published; an older manifest reads each as all null.
-ADDED_COLUMNS = {"warning": pl.String, "tags": pl.List(pl.String)}
+ADDED_COLUMNS = {"warning": pl.String(), "tags": pl.List(pl.String())}
 
 GENRES = pl.Schema(
     {

@@ -21,6 +21,7 @@ from typing import Any
 
 import fsspec
 import zarr
+import zarr.abc.store
 import zarr.storage
 
 from mrnet.core.errors import UserError

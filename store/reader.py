@@ -154,11 +154,12 @@ class FeatureStore:
         if index is not None and index.plain and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
             return read_crop(self.location, index, start, stop, positions, out=out)
         if not positions:
-            crop = arr[:, 0:0, start:stop, :]
+            picked = arr[:, 0:0, start:stop, :]
         elif positions == list(range(positions[0], positions[0] + len(positions))):
-            crop = arr[:, positions[0] : positions[0] + len(positions), start:stop, :]
+            picked = arr[:, positions[0] : positions[0] + len(positions), start:stop, :]
         else:
-            crop = arr.oindex[:, positions, start:stop, :]
+            picked = arr.oindex[:, np.asarray(positions, dtype=np.intp), start:stop, :]
+        crop = np.asarray(picked)  # an ndarray already (no copy); zarr declares a wider type
         if out is None:
             return crop
         out[...] = crop

@@ -22,6 +22,7 @@ import mmap
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import google_crc32c
 import numpy as np
@@ -54,7 +55,7 @@ def shard_layout(array) -> tuple[tuple[int, ...], bool] | None:
     """``(inner chunk shape, plain)`` when ``array`` is one shard with its index at the end (every track
     array mrnet writes, with any codec), else None; ``plain``: uncompressed little-endian chunks."""
     meta = array.metadata
-    codecs = getattr(meta, "codecs", ())
+    codecs: tuple[Any, ...] = tuple(getattr(meta, "codecs", ()))
     if len(codecs) != 1 or type(codecs[0]).__name__ != "ShardingCodec":
         return None
     shard = codecs[0]
@@ -107,7 +108,7 @@ def read_crop(
         return _read_mapped(index, start, stop, layers, out)
     b0, b1 = start // ct, (stop - 1) // ct + 1
     buf = np.empty((len(layers), b1 - b0, cc, ct, cd), dtype=index.dtype)
-    runs = []  # (file offset, [(layer position, block)]) for chunks adjacent in the shard
+    runs: list[list[Any]] = []  # (file offset, [(layer position, block)]) for chunks adjacent in the shard
     for li, layer in enumerate(layers):
         for b, (off, size) in enumerate(index.table[0, layer, b0:b1, 0]):
             if runs and runs[-1][0] + runs[-1][2] == int(off):

@@ -97,7 +97,7 @@ def shard_pieces(data: np.ndarray, chunk_frames: int) -> list[memoryview]:
         for b in range(blocks):
             t0, t1 = b * chunk_frames, min(frames, (b + 1) * chunk_frames)
             for c in range(channels):
-                pieces.append(memoryview(data[c, layer, t0:t1]).cast("B"))
+                pieces.append(data[c, layer, t0:t1].data.cast("B"))
                 if t1 - t0 < chunk_frames:
                     pieces.append(pad)
     count = layers * blocks

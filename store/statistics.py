@@ -33,6 +33,7 @@ import json
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -113,14 +114,14 @@ class Sums:
 def _npz(groups: dict[str, Sums], extra: dict[str, np.ndarray] | None = None) -> bytes:
     keys = sorted(groups)
     buf = io.BytesIO()
-    np.savez(
-        buf,
+    arrays: dict[str, Any] = dict(
         groups=np.array(keys, dtype=str),
         count=np.array([groups[k].count for k in keys], dtype=np.int64),
         sum=np.stack([groups[k].sum for k in keys]),
         sumsq=np.stack([groups[k].sumsq for k in keys]),
         **(extra or {}),
     )
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 

@@ -71,7 +71,8 @@ def synthetic_store(
         labeling="tags" if tags else "",
     )
     location = Location.parse(path)
-    rows, sums = [], {}
+    rows: list[dict] = []
+    sums: dict[str, statistics.Sums] = {}
     with StoreWriter.open(location, prov, command="synthetic_store") as writer:
         for g, genre in enumerate(genres):
             for i in range(per_genre):

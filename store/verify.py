@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import zarr
+import zarr.abc.store
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
