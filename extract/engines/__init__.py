@@ -15,8 +15,10 @@ wave+mfcc   wavemfcc.py  both on one frame grid, 1024 + 20 per frame: MixNet (an
 
 Every engine follows :class:`~mrnet.extract.engines.base.Engine`: ``load`` one file, ``extract`` a
 batch, ``describe`` itself. A kind computed from audio is a class with ``from_config`` (a new store)
-and ``from_provenance`` (new files for a store's model), registered in :data:`FEATURES`; a dataset
-that ships arrays instead of audio names its engine in :data:`SHIPPED` (its reader's ``Scan.source``).
+and ``from_provenance`` (new files for a store's model), registered in :data:`FEATURES` by its file's
+``@computes(...)``; a dataset that ships arrays instead of audio names its engine with ``@ships(...)``
+in :data:`SHIPPED` (keyed by its reader's ``Scan.source``). Adding a kind is one new file here plus
+its import below (the import order is the order ``--features`` lists them in).
 
 >>> list(FEATURES), list(SHIPPED)
 (['wavlm', 'mel', 'mel128', 'mel96', 'mfcc', 'wave', 'wave+mfcc'], ['melon'])
@@ -26,23 +28,18 @@ from __future__ import annotations
 
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
-from mrnet.extract.engines.base import AudioInput, Engine, SourceInfo, features_of_file
-from mrnet.extract.engines.mel import PROFILES, MelEngine, MelParams
-from mrnet.extract.engines.melon import MelonEngine
+from mrnet.extract.engines.base import FEATURES, SHIPPED, AudioEngine, AudioInput, Engine, SourceInfo, features_of_file
+from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine  # registration order: --features order
+from mrnet.extract.engines.mel import MelEngine, MelParams
 from mrnet.extract.engines.mfcc import MfccEngine
 from mrnet.extract.engines.wave import WaveEngine
 from mrnet.extract.engines.wavemfcc import WaveMfccEngine
-from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine
+from mrnet.extract.engines.melon import MelonEngine
 
-#: Feature kinds computed from audio: ``--features`` name -> engine class (``from_config``, ``from_provenance``).
-FEATURES: dict[str, type] = {"wavlm": WavLMEngine, **{name: MelEngine for name in PROFILES}, "mfcc": MfccEngine, "wave": WaveEngine,
-                             "wave+mfcc": WaveMfccEngine}
-#: Datasets that ship features instead of audio: ``Scan.source`` -> the engine that takes them as they are.
-SHIPPED: dict[str, type] = {"melon": MelonEngine}
 #: What a dataset reader's ``Scan.source`` is for datasets of audio files.
 AUDIO = "audio"
 
-__all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioInput", "Engine", "MelEngine", "MelParams",
+__all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioEngine", "AudioInput", "Engine", "MelEngine", "MelParams",
            "MelonEngine", "MfccEngine", "SourceInfo", "WaveEngine", "WaveMfccEngine", "WavLMEngine", "engine_for_run",
            "engine_for_store", "features_of_file"]
 
@@ -69,4 +66,4 @@ def engine_for_store(prov, *, device: str | None = "cpu") -> Engine:
     the store's provenance; ``UserError`` when this install cannot reproduce them."""
     if prov.feature not in FEATURES:
         raise UserError(f"the store's feature kind {prov.feature!r} is not one this mrnet computes ({', '.join(FEATURES)})")
-    return FEATURES[prov.feature].from_provenance(prov, pick_device(device))
+    return FEATURES[prov.feature].from_provenance(prov, pick_device(device))  # each checks the store's parameters

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.extract.engines.base import AudioInput
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
 
 
 @dataclass(frozen=True)
@@ -66,27 +66,37 @@ PROFILES = {
 }
 
 
+@computes(*PROFILES)
 @dataclass
-class MelEngine(AudioInput):
+class MelEngine(EngineBase, AudioInput):
     """Power Mel spectrogram, then ``log``; frames are local, so tracks need no batching care."""
 
     params: MelParams = field(default_factory=MelParams)
     channels: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature: str = "mel"
+    layers: list[int] = field(default_factory=lambda: [0], init=False)
 
     def __post_init__(self):
         import torchaudio
 
         p = self.params
-        self.layers = [0]
-        self.dim = p.n_mels
-        self.sample_rate = p.sample_rate
-        self.frame_rate = p.sample_rate / p.hop_length
         self._mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, n_mels=p.n_mels,
             power=2.0, mel_scale=p.mel_scale, norm=p.norm, f_min=p.f_min, f_max=p.f_max,
         ).to(self.device)
+
+    @property
+    def dim(self) -> int:
+        return self.params.n_mels
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.params.sample_rate / self.params.hop_length
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "MelEngine":
@@ -94,14 +104,20 @@ class MelEngine(AudioInput):
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "MelEngine":
-        """The engine a store was written with, from the parameters it recorded (none recorded: the defaults)."""
-        stored = prov.extraction.get("mel") or PROFILES[prov.feature].record()
-        if not isinstance(stored, dict) or not set(stored) <= set(MelParams.__dataclass_fields__):
+        """The engine a store was written with, from the parameters it recorded (none recorded: the profile's)."""
+        stored = prov.extraction.get("mel")
+        if isinstance(stored, dict) and "source" in stored:
             raise UserError(
                 f"the store's Mel spectrograms ({stored}) were not computed by mrnet from audio (Melon ships its own), "
                 "so they cannot be made again for new files"
             )
-        return cls(feature=prov.feature, params=MelParams(**stored), channels=prov.channels, device=device)
+        if stored is None:
+            params = PROFILES[prov.feature]
+        else:
+            params = stored_params(prov, "mel", MelParams, what="Mel spectrogram")
+        engine = cls(feature=prov.feature, params=params, channels=prov.channels, device=device)
+        check_rebuilt(engine, prov)
+        return engine
 
     @torch.inference_mode()
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
@@ -118,5 +134,5 @@ class MelEngine(AudioInput):
             out.append(logmel.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mels)
         return out
 
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"mel": self.params.record()}}
+    def parameters(self) -> dict:
+        return {"mel": self.params.record()}

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from mrnet.extract.audio import AudioError
-from mrnet.extract.engines.base import SourceInfo
+from mrnet.extract.engines.base import EngineBase, SourceInfo, ships
 
 #: What the dataset documents about its arrays; recorded in the store as ``extraction.mel``.
 MELON_MEL = {"source": "Melon Playlist Dataset arena_mel, as shipped", "sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 48}
 
 
-class MelonEngine:
+@ships("melon")
+class MelonEngine(EngineBase):
     """Shipped ``(48, frames)`` arrays in, ``(1, 1, frames, 48)`` features out."""
 
     feature = "mel"
@@ -52,5 +53,5 @@ class MelonEngine:
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return [np.ascontiguousarray(mel.T[None, None], dtype=np.float32) for mel in items]  # (1, 1, T, 48)
 
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"mel": dict(MELON_MEL)}}
+    def parameters(self) -> dict:
+        return {"mel": dict(MELON_MEL)}

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from mrnet.extract.engines.base import AudioInput
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,21 @@ class MfccParams:
     dct: str = "II, ortho"
 
 
+@computes("mfcc")
 @dataclass
-class MfccEngine(AudioInput):
+class MfccEngine(EngineBase, AudioInput):
     """``torchaudio.transforms.MFCC`` with NNET2's parameters, one track at a time."""
 
     params: MfccParams = field(default_factory=MfccParams)
     channels: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature: str = "mfcc"
+    layers: list[int] = field(default_factory=lambda: [0], init=False)
 
     def __post_init__(self):
         import torchaudio
 
         p = self.params
-        self.layers, self.dim = [0], p.n_mfcc
-        self.sample_rate, self.frame_rate = p.sample_rate, p.sample_rate / p.hop_length
         self._mfcc = torchaudio.transforms.MFCC(
             sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, dct_type=2, norm="ortho", log_mels=False,
             melkwargs={"n_fft": p.n_fft, "hop_length": p.hop_length, "n_mels": p.n_mels, "mel_scale": p.mel_scale,
@@ -59,13 +59,27 @@ class MfccEngine(AudioInput):
         ).to(self.device)
         self._mfcc.amplitude_to_DB.top_db = p.top_db
 
+    @property
+    def dim(self) -> int:
+        return self.params.n_mfcc
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.params.sample_rate / self.params.hop_length
+
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "MfccEngine":
         return cls(channels=cfg.channels, device=device)
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "MfccEngine":
-        return cls(params=MfccParams(**prov.extraction.get("mfcc", {})), channels=prov.channels, device=device)
+        engine = cls(params=stored_params(prov, "mfcc", MfccParams, what="MFCC"), channels=prov.channels, device=device)
+        check_rebuilt(engine, prov)
+        return engine
 
     @torch.inference_mode()
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
@@ -78,5 +92,5 @@ class MfccEngine(AudioInput):
             out.append(coeffs.transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mfcc)
         return out
 
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"mfcc": asdict(self.params)}}
+    def parameters(self) -> dict:
+        return {"mfcc": asdict(self.params)}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from mrnet.extract.engines.base import AudioInput
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,28 @@ class WaveParams:
     frame: int = 1024  # samples per stored frame
 
 
+@computes("wave")
 @dataclass
-class WaveEngine(AudioInput):
+class WaveEngine(EngineBase, AudioInput):
     """Resampled audio reshaped into frames; nothing is computed."""
 
     params: WaveParams = field(default_factory=WaveParams)
     channels: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature: str = "wave"
+    layers: list[int] = field(default_factory=lambda: [0], init=False)
 
-    def __post_init__(self):
-        p = self.params
-        self.layers, self.dim = [0], p.frame
-        self.sample_rate, self.frame_rate = p.sample_rate, p.sample_rate / p.frame
+    @property
+    def dim(self) -> int:
+        return self.params.frame
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.params.sample_rate / self.params.frame
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "WaveEngine":
@@ -53,7 +62,9 @@ class WaveEngine(AudioInput):
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "WaveEngine":
-        return cls(params=WaveParams(**prov.extraction.get("wave", {})), channels=prov.channels, device=device)
+        engine = cls(params=stored_params(prov, "wave", WaveParams, what="waveform"), channels=prov.channels, device=device)
+        check_rebuilt(engine, prov)
+        return engine
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
         out = []
@@ -65,5 +76,5 @@ class WaveEngine(AudioInput):
             out.append(np.ascontiguousarray(x[:, None], dtype=np.float32))  # (C, 1, T, frame)
         return out
 
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None, "extraction": {"wave": asdict(self.params)}}
+    def parameters(self) -> dict:
+        return {"wave": asdict(self.params)}

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mrnet.extract.engines.base import AudioInput
+from mrnet.core.errors import UserError
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
 from mrnet.extract.engines.mfcc import MfccEngine, MfccParams
 from mrnet.extract.engines.wave import WaveEngine, WaveParams
 
 
+@computes("wave+mfcc")
 @dataclass
-class WaveMfccEngine(AudioInput):
+class WaveMfccEngine(EngineBase, AudioInput):
     """``wave`` and ``mfcc`` side by side on each frame (their rates and frame grids must agree)."""
 
     wave: WaveParams = field(default_factory=WaveParams)
@@ -34,14 +36,25 @@ class WaveMfccEngine(AudioInput):
     channels: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature: str = "wave+mfcc"
+    layers: list[int] = field(default_factory=lambda: [0], init=False)
 
     def __post_init__(self):
         if (self.wave.sample_rate, self.wave.frame) != (self.mfcc.sample_rate, self.mfcc.hop_length):
             raise ValueError(f"wave {self.wave} and mfcc {self.mfcc} are not on one frame grid")
         self._wave = WaveEngine(self.wave, self.channels, self.device)
         self._mfcc = MfccEngine(self.mfcc, self.channels, self.device)
-        self.layers, self.dim = [0], self.wave.frame + self.mfcc.n_mfcc
-        self.sample_rate, self.frame_rate = self.wave.sample_rate, self._wave.frame_rate
+
+    @property
+    def dim(self) -> int:
+        return self.wave.frame + self.mfcc.n_mfcc
+
+    @property
+    def sample_rate(self) -> int:
+        return self.wave.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self._wave.frame_rate
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "WaveMfccEngine":
@@ -49,8 +62,14 @@ class WaveMfccEngine(AudioInput):
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "WaveMfccEngine":
-        e = prov.extraction
-        return cls(WaveParams(**e.get("wave", {})), MfccParams(**e.get("mfcc", {})), channels=prov.channels, device=device)
+        wave, mfcc = stored_params(prov, "wave", WaveParams, what="waveform"), stored_params(prov, "mfcc", MfccParams, what="MFCC")
+        try:
+            engine = cls(wave, mfcc, channels=prov.channels, device=device)
+        except ValueError as err:
+            raise UserError(f"the store records extraction.wave and extraction.mfcc that do not share one frame grid ({err}), "
+                            "so its features cannot be made again for new files; extract the training data again") from err
+        check_rebuilt(engine, prov)
+        return engine
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
         out = []
@@ -59,6 +78,5 @@ class WaveMfccEngine(AudioInput):
             out.append(np.concatenate([w, m[:, :, :frames]], axis=3))  # (C, 1, T, 1024 + 20)
         return out
 
-    def describe(self) -> dict:
-        return {"model": None, "model_revision": None,
-                "extraction": {**self._wave.describe()["extraction"], **self._mfcc.describe()["extraction"]}}
+    def parameters(self) -> dict:
+        return {**self._wave.parameters(), **self._mfcc.parameters()}

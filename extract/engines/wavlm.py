@@ -17,15 +17,16 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.extract.audio import SAMPLE_RATE
-from mrnet.extract.engines.base import AudioInput
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes
 from mrnet.extract.windows import Geometry, run_windowed
 
 DEFAULT_MODEL = "microsoft/wavlm-base"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # model precision: auto = bf16 on GPU, fp32 on CPU
 
 
+@computes("wavlm")
 @dataclass
-class WavLMEngine(AudioInput):
+class WavLMEngine(EngineBase, AudioInput):
     """Frozen WavLM (eval mode, no gradients) returning the selected hidden states.
 
     ``model`` is a hub name (``microsoft/wavlm-base``, ``microsoft/wavlm-base-plus``) or a local
@@ -34,7 +35,7 @@ class WavLMEngine(AudioInput):
     """
 
     model: str = DEFAULT_MODEL
-    layers: list[int] | None = None
+    layers: list[int] | None = None  # hidden-state numbers to keep; None: all (set to the list once the model loads)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     batch_size: int = 8
@@ -90,11 +91,24 @@ class WavLMEngine(AudioInput):
         if not prov.model:
             raise UserError("the store records WavLM features but no model; it cannot be reproduced")
         revision = prov.model_revision if prov.model_revision and not prov.model_revision.startswith("local:") else None
-        frames = int(prov.extraction.get("window_frames", 2000))
+        frames = prov.extraction.get("window_frames", 2000)
+        normalize = prov.extraction.get("normalize")
+        wrong = [(name, value, want) for name, value, want, ok in (
+            ("window_frames", frames, "a positive whole number of frames", type(frames) is int and frames > 0),
+            ("normalize", normalize, "true or false", normalize is None or type(normalize) is bool)) if not ok]
+        for name, value, want in wrong:
+            raise UserError(f"the store records WavLM parameter extraction.{name} = {value!r}, not {want}; its features "
+                            "cannot be made again for new files. Predict with the mrnet version that wrote the store, or extract again.")
         engine = cls(
             model=prov.model, revision=revision, layers=list(prov.layers), device=device,
-            window_seconds=frames / prov.frame_rate, normalize=prov.extraction.get("normalize"), channels=prov.channels,
+            window_seconds=frames / prov.frame_rate, normalize=normalize, channels=prov.channels,
         )
+        check_rebuilt(engine, prov)
+        geometry = prov.extraction.get("geometry")
+        mine = {"stride": engine.geometry.stride, "receptive": engine.geometry.receptive}
+        if geometry is not None and geometry != mine:
+            raise UserError(f"the store records WavLM parameter extraction.geometry = {geometry}, but {prov.model} here has "
+                            f"{mine}: not the network the store was extracted with. Use the store's weights, or extract again.")
         got = engine.describe()["model_revision"]
         if prov.model_revision and got != prov.model_revision:
             raise UserError(
@@ -116,16 +130,15 @@ class WavLMEngine(AudioInput):
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return run_windowed(items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
 
-    def describe(self) -> dict:
+    def weights(self) -> tuple[str | None, str | None]:
+        return self.model, self._revision
+
+    def parameters(self) -> dict:
         return {
-            "model": self.model,
-            "model_revision": self._revision,
-            "extraction": {
-                "window_frames": self.window_frames,
-                "normalize": bool(self.normalize),
-                "precision": "fp32" if self._dtype is None else str(self._dtype).removeprefix("torch."),
-                "geometry": {"stride": self.geometry.stride, "receptive": self.geometry.receptive},
-            },
+            "window_frames": self.window_frames,
+            "normalize": bool(self.normalize),
+            "precision": "fp32" if self._dtype is None else str(self._dtype).removeprefix("torch."),
+            "geometry": {"stride": self.geometry.stride, "receptive": self.geometry.receptive},
         }
 
 
