@@ -25,7 +25,7 @@ from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
 from mrnet.manifests.schema import TRACKS, status_counts, validate
-from mrnet.store import Location, Provenance, StoreWriter, statistics
+from mrnet.store import Location, Provenance, StoreWriter
 from mrnet.store.location import parquet_bytes
 
 RESULT_COLUMNS = ["duration", "sample_rate", "channels", "frames", "checksum", "status", "error", "warning"]
@@ -84,25 +84,13 @@ def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWrite
     results = execute(units, ctx, on_unit=on_unit)
     tracks = merge_results(found.tracks, writer.journal())
     writer.finalize(tracks, found.genres)
-    statistics_note = record_statistics(location, tracks)
+    statistics_note = writer.record_statistics(tracks)
     write_manifests(manifest_folder(cfg), tracks, found.genres)
     return RunSummary(
         store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
         bytes_written=sum(r.bytes_written for r in results), seconds=time.perf_counter() - began,
         skipped=previously, statistics=statistics_note,
     )
-
-
-def record_statistics(location: Location, tracks: pl.DataFrame) -> str:
-    """Add up the units' feature sums into the store's statistics (store/statistics.py); returns why
-    not, or "" when recorded. A store without them still trains, except with --normalize stored."""
-    groups, why = statistics.combine_units(location, tracks)
-    if groups is None:
-        if location.exists(statistics.INDEX):
-            location.remove(statistics.INDEX)  # sums of an earlier manifest no longer describe this one
-        return f"no feature statistics recorded: {why}; mrnet-store stats {location.url} computes them"
-    statistics.write(location, groups, how="summed by the extraction workers over the stored values")
-    return ""
 
 
 def scan_dataset(cfg: ExtractConfig) -> Scan:

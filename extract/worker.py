@@ -1,10 +1,11 @@
 """The worker side of extraction: one work unit in, its tracks' features written and journaled.
 
 A work unit is a few tracks. ``process_unit`` does all of one unit (load each file, compute its
-features, write one shard per track, then journal the unit) and is the same function in this
-process, on a local Dask cluster (``--gpus``/``--workers``) and on a remote one. A unit journals
-only after every one of its tracks is written, so a run killed at any moment loses at most the units
-in flight, and a rerun does only what no journal names.
+features, and hand them to ``StoreWriter.write_unit``, which writes one shard per track, their sums,
+then the unit's journal entry) and is the same function in this process, on a local Dask cluster
+(``--gpus``/``--workers``) and on a remote one. The store journals a unit only after every one of its
+tracks is written, so a run killed at any moment loses at most the units in flight, and a rerun does
+only what no journal names.
 
 What a worker keeps between units lives here too: its engine (the model loads once per process, not
 once per unit) and its I/O thread pool.
@@ -19,19 +20,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
-import polars as pl
-
 from mrnet.core.errors import UserError, as_user_error
 from mrnet.core.machine import available_cores
 from mrnet.extract import audio
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.engines import Engine, engine_for_run
-from mrnet.manifests.schema import TRACKS
 from mrnet.store import Location, Provenance, StoreWriter
-from mrnet.store import statistics
+from mrnet.store.writer import Track
 
 
 @dataclass(frozen=True)
@@ -156,24 +154,20 @@ def _process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     writer = StoreWriter(ctx.location, ctx.provenance)
     pool = io_pool(cfg.io_threads, processes=local_processes(cfg))
     loaded = list(pool.map(lambda row: _load(row, ctx.root, engine), unit.rows))
-    rows, seconds, written, sums = [], 0.0, 0, {}
     budget = cfg.batch_size * cfg.window_seconds * 2  # audio seconds in memory at once
-    for group in _groups(loaded, budget, engine):
-        feats = _features(group, engine)
-        writes = [pool.submit(_write, writer, row, result, info) for (row, _, info), result in zip(group, feats)]
-        for future in writes:
-            row, nbytes, track_sums = future.result()
-            rows.append(row)
-            if row["status"] == "done":
-                sums[row["track_id"]] = (statistics.track_group(row), track_sums)
-                written += nbytes
-                seconds += row["frames"] / writer.provenance.frame_rate
-    for row, data, info in loaded:
-        if isinstance(data, Exception):
-            rows.append(dict(row, status="failed", error=str(data), frames=None, checksum=None, **info))
-    statistics.write_unit(ctx.location, unit.id, sums)  # before the journal: a journaled unit has its sums
-    writer.commit_unit(unit.id, pl.DataFrame(rows, schema=TRACKS))
-    return UnitResult(unit.id, rows, seconds, written, time.perf_counter() - start)
+    stored = writer.write_unit(unit.id, _computed(loaded, budget, engine), pool=pool)
+    seconds = stored.frames / writer.provenance.frame_rate
+    return UnitResult(unit.id, stored.rows, seconds, stored.bytes_written, time.perf_counter() - start)
+
+
+def _computed(loaded: list, budget_seconds: float, engine: Engine) -> Iterator[list[Track]]:
+    """The unit's tracks for the store writer, a group at a time: each readable group's features as
+    it is asked for them (so memory follows the batch size), then the tracks that could not be loaded."""
+    for group in _groups(loaded, budget_seconds, engine):
+        yield [(dict(row, **info), result) for (row, _, info), result in zip(group, _features(group, engine))]
+    unreadable = [(dict(row, frames=None, checksum=None, **info), data) for row, data, info in loaded if isinstance(data, Exception)]
+    if unreadable:
+        yield unreadable
 
 
 _NO_SOURCE = {"duration": None, "sample_rate": None, "channels": None, "warning": None}
@@ -224,17 +218,3 @@ def _features(group: list, engine: Engine) -> list:
             except Exception as err:  # noqa: BLE001
                 out.append(audio.AudioError(f"{row['path']}: {type(err).__name__ + ': ' if not isinstance(err, ValueError) else ''}{err}"))
         return out
-
-
-def _write(writer: StoreWriter, row: dict, result, info: dict) -> tuple[dict, int, statistics.Sums | None]:
-    """Write one track's features: its journal row, the bytes written (for the summary), and the
-    sums of its stored values (for the store's statistics, while the features are in memory)."""
-    if isinstance(result, Exception):
-        return dict(row, status="failed", error=str(result), **info), 0, None
-    try:
-        crc = writer.write_track(row["key"], result)
-    except ValueError as err:  # e.g. values that overflow the stored dtype
-        return dict(row, status="failed", error=str(err), **info), 0, None
-    nbytes = result.size * np.dtype(writer.provenance.dtype).itemsize
-    sums = statistics.Sums.of(result, writer.provenance.dtype)
-    return dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc, **info), nbytes, sums

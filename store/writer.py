@@ -1,16 +1,19 @@
 """Writing a store: create or reopen it, write whole tracks, journal finished work units, finalize.
 
-Crash safety rests on one ordering rule: a track's rows reach the journal (``progress/<unit>.parquet``)
-only after every track of that unit has been written in full. A process killed at any moment leaves
-at worst arrays that no journal names; a resumed run rewrites them. Nothing marks a track done whose
-data is incomplete.
+Crash safety rests on one ordering rule, which :meth:`StoreWriter.write_unit` owns: a unit's tracks
+are written in full, then the sums of their values (``progress/<unit>.stats.npz``), and only then
+its rows reach the journal (``progress/<unit>.parquet``). A process killed at any moment leaves at
+worst arrays and sums that no journal names; a resumed run rewrites them. Nothing marks a track done
+whose data is incomplete, and every journaled unit has its sums.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -20,7 +23,7 @@ from zarr.storage import MemoryStore
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
 from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
-from mrnet.store import integrity
+from mrnet.store import integrity, statistics
 from mrnet.store.format import ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
 from mrnet.store.location import Location, parquet_bytes
 from mrnet.store.lock import LOCK, WriterLock
@@ -30,6 +33,22 @@ from mrnet.store.shardwrite import array_spec, write_shard_array
 STORE_ENTRIES = ("zarr.json", "features", "manifest", "progress", "integrity.json", "stats")
 #: A copy of the root zarr.json, so a store whose root was lost can be repaired (mrnet-store repair).
 ROOT_BACKUP = "progress/root.zarr.json"
+
+
+@dataclass(frozen=True)
+class UnitWritten:
+    """What :meth:`StoreWriter.write_unit` stored: the unit's journal rows (done and failed, in the
+    order given), the feature bytes written and the frames stored."""
+
+    unit: str
+    rows: list[dict]
+    bytes_written: int
+    frames: int
+
+
+#: One track for :meth:`StoreWriter.write_unit`: its manifest row (with what the source file was) and
+#: its features ``(channels, layers, frames, dim)``, or the exception that failed it.
+Track = tuple[dict, "np.ndarray | Exception"]
 
 
 @dataclass
@@ -118,6 +137,43 @@ class StoreWriter:
         zarr.create_array(self.location.zarr_store(), name=f"features/{key}", overwrite=True, **spec)[...] = data
         return checksum(data)
 
+    # --- one work unit: tracks, then their sums, then the journal ------------------------------------
+    def write_unit(self, unit: str, groups: Iterable[Sequence[Track]], *, pool: Executor | None = None) -> UnitWritten:
+        """Write a work unit in the order crash safety needs, and return what was stored.
+
+        ``groups`` yields the unit's tracks a group at a time (a generator may compute each group's
+        features as it is asked for it): a group's tracks are written together, on ``pool`` when given,
+        before the next group is taken, so memory holds one group. A failed track, or one whose values
+        do not fit the store (overflow in the stored dtype), becomes a failed row. After the last group:
+        the sums of the stored values (the store's statistics), then the journal entry.
+        """
+        rows: list[dict] = []
+        sums: dict[str, tuple[str, statistics.Sums]] = {}
+        written = frames = 0
+        for group in groups:
+            results = list(pool.map(self._write_one, group)) if pool is not None else [self._write_one(t) for t in group]
+            for row, track_sums, nbytes in results:
+                rows.append(row)
+                if track_sums is not None:
+                    sums[row["track_id"]] = (statistics.track_group(row), track_sums)
+                    written += nbytes
+                    frames += row["frames"]
+        statistics.write_unit(self.location, unit, sums)  # before the journal: a journaled unit has its sums
+        self.commit_unit(unit, pl.DataFrame(rows, schema=TRACKS))
+        return UnitWritten(unit, rows, written, frames)
+
+    def _write_one(self, track: Track) -> tuple[dict, "statistics.Sums | None", int]:
+        """One track's journal row, the sums of its stored values (None when it failed) and its bytes."""
+        row, result = track
+        if isinstance(result, Exception):
+            return dict(row, status="failed", error=str(result)), None, 0
+        try:
+            crc = self.write_track(row["key"], result)
+        except ValueError as err:  # e.g. values that overflow the stored dtype
+            return dict(row, status="failed", error=str(err)), None, 0
+        done = dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc)
+        return done, statistics.Sums.of(result, self.provenance.dtype), result.size * np.dtype(self.provenance.dtype).itemsize
+
     # --- journal ---------------------------------------------------------------------------------
     def commit_unit(self, unit: str, rows: pl.DataFrame) -> None:
         """Record finished tracks (done or failed) of one work unit. Call after all its writes."""
@@ -135,6 +191,18 @@ class StoreWriter:
         summary = status_counts(tracks)
         self.location.write_bytes("manifest/summary.json", json.dumps(summary, indent=2).encode())
         integrity.record(self.location)  # last: checksums of the metadata just written
+
+    def record_statistics(self, tracks: pl.DataFrame) -> str:
+        """Add up the units' sums (written by :meth:`write_unit`) into the store's statistics for the
+        finished manifest ``tracks``; returns why not, or "" when recorded. A store without them still
+        trains, except with --normalize stored."""
+        groups, why = statistics.combine_units(self.location, tracks)
+        if groups is None:
+            if self.location.exists(statistics.INDEX):
+                self.location.remove(statistics.INDEX)  # sums of an earlier manifest no longer describe this one
+            return f"no feature statistics recorded: {why}; mrnet-store stats {self.location.url} computes them"
+        statistics.write(self.location, groups, how="summed by the extraction workers over the stored values")
+        return ""
 
 
 def group_metadata(attributes: dict) -> bytes:

@@ -62,3 +62,44 @@ def test_a_new_store_keeps_a_copy_of_its_root(tmp_path):
     with StoreWriter.open(Location.parse(tmp_path / "n.zarr"), PROV) as writer:
         writer.write_track("t", np.ones((1, 1, 10, 48)))
     assert (tmp_path / "n.zarr" / ROOT_BACKUP).read_bytes() == (tmp_path / "n.zarr" / "zarr.json").read_bytes()
+
+
+# --- one work unit: tracks, their sums, then the journal -------------------------------------------
+def _row(track_id: str, split: str = "train") -> dict:
+    return dict(track_id=track_id, key=track_id, path=f"g/{track_id}.wav", genre="g", genres_all=["g"], split=split, label=0)
+
+
+def test_write_unit_stores_tracks_sums_and_journal_and_returns_what_it_stored(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mrnet.store import statistics
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1, 1, 30, 48)).astype(np.float32), rng.normal(size=(1, 1, 20, 48)).astype(np.float32)
+    groups = [[(_row("a"), a), (_row("bad"), ValueError("too short"))], [(_row("b", "test"), b), (_row("big"), np.full((1, 1, 5, 48), 1e6))]]
+    with StoreWriter.open(Location.parse(tmp_path / "s.zarr"), PROV) as writer, ThreadPoolExecutor(2) as pool:
+        stored = writer.write_unit("u0", iter(groups), pool=pool)
+        journal = writer.journal()
+    assert [(r["track_id"], r["status"]) for r in stored.rows] == [("a", "done"), ("bad", "failed"), ("b", "done"), ("big", "failed")]
+    assert stored.rows[1]["error"] == "too short" and "not finite in float16" in stored.rows[3]["error"]
+    assert (stored.unit, stored.frames, stored.bytes_written) == ("u0", 50, 50 * 48 * 2)
+    assert journal.sort("track_id").select("track_id", "status").rows() == [("a", "done"), ("b", "done"), ("bad", "failed"), ("big", "failed")]
+    loc = Location.parse(tmp_path / "s.zarr")
+    groups_of_tracks = statistics.combine_units(loc, journal)[0]
+    train, test = (statistics.group_key(split, None, True) for split in ("train", "test"))
+    assert set(groups_of_tracks) == {train, test} and (groups_of_tracks[train].count, groups_of_tracks[test].count) == (30, 20)
+
+
+def test_write_unit_journals_nothing_when_the_sums_cannot_be_written(tmp_path, monkeypatch):
+    """Statistics before the journal: a unit whose sums are lost is not journaled, so a rerun redoes it."""
+    from mrnet.store import statistics
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(statistics, "write_unit", fail)
+    with StoreWriter.open(Location.parse(tmp_path / "s.zarr"), PROV) as writer:
+        with pytest.raises(OSError, match="disk full"):
+            writer.write_unit("u0", [[(_row("a"), np.zeros((1, 1, 3, 48), np.float32))]])
+        assert writer.journal().height == 0
+    assert (tmp_path / "s.zarr" / "features" / "a").is_dir()  # written, and named by no journal: a rerun rewrites it
