@@ -178,9 +178,9 @@ def train_all(dataset: str, only: list[str] | None = None, skip: list[str] | Non
         return done
     from dask.distributed import Client, as_completed
 
-    from mrnet.train.parallel import local_cluster
+    from mrnet.core.cluster import local_cluster
 
-    cluster = None if scheduler else local_cluster(workers=workers, gpus=gpus)
+    cluster = None if scheduler else local_cluster(workers=workers or 1, gpus=gpus)
     with Client(scheduler or cluster) as client:
         futures = {client.submit(train_one, *job, pure=False): job[0] for job in pending}
         failed = {futures[f]: repr(f.exception()) for f in as_completed(futures) if f.status == "error"}

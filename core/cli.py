@@ -14,6 +14,8 @@ from typing import Any, cast
 import typer
 from typer.core import TyperCommand
 
+from mrnet.core.errors import UserError
+
 
 class Command(TyperCommand):
     """A Typer command whose ``--help`` line, like every flag's, carries no ``<bool>`` type label."""
@@ -33,3 +35,22 @@ def choices(name: str, values) -> type[Enum]:
 def flag(*names: str, help: str, panel: str, **kw: Any):
     """A boolean option shown as a bare flag (no ``<bool>``, no default of ``no-...``)."""
     return typer.Option(*names, help=help, metavar="", show_default=False, rich_help_panel=panel, **kw)
+
+
+def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
+    """``"0,1"`` or ``"0-12"`` or ``"0-3,8"`` -> a sorted tuple of distinct ints; ``None`` for nothing
+    or ``all``. Parses ``--gpus`` (both commands) and ``mrnet-extract --layers``.
+
+    >>> parse_ints("0-3,8", "--layers"), parse_ints("1,0", "--gpus"), parse_ints(None, "--gpus")
+    ((0, 1, 2, 3, 8), (0, 1), None)
+    """
+    if text is None or text.strip() in ("", "all"):
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    except ValueError:
+        raise UserError(f"{option} {text!r}: give numbers like 0,1 or ranges like 0-12") from None
+    return tuple(sorted(set(out)))

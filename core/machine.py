@@ -1,4 +1,5 @@
-"""What this machine offers a run: the cores this process may use, and the torch device to run on.
+"""What this machine offers a run: the cores this process may use, the torch device to run on, and
+whether the GPUs a user lists exist.
 
 >>> available_cores() >= 1
 True
@@ -33,8 +34,30 @@ def pick_device(name: str | None = "auto", *, option: str = "--device"):
     except RuntimeError as err:
         raise UserError(f"{option} {name!r}: not a device name; use auto, cpu, cuda or cuda:N") from err
     if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            seen = f"{count} CUDA device(s)" if count else "no CUDA device"
-            raise UserError(f"{option} {name}: this machine has {seen}. Use {option} cpu (or auto).")
+        check_gpu_ids([device.index or 0], given=f"{option} {name}", fix=f"Use {option} cpu (or auto).")
     return device
+
+
+def cuda_devices() -> int:
+    """CUDA devices PyTorch can use here (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_gpu_ids(ids, *, given: str, fix: str) -> None:
+    """``UserError`` when a GPU id in ``ids`` does not exist here, quoting the option as ``given``
+    (e.g. ``--gpus 0,3``) and ending with ``fix``: the one check of ``--gpus`` and ``--device cuda:N``.
+
+    >>> check_gpu_ids([], given="--gpus", fix="")
+    """
+    ids = list(ids)
+    if not ids:
+        return
+    count = cuda_devices()
+    if not count:
+        raise UserError(f"{given}: this machine has no CUDA device that PyTorch can use. {fix}")
+    missing = [g for g in ids if not 0 <= g < count]
+    if missing:
+        raise UserError(f"{given}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}, "
+                        f"so GPU(s) {missing} do not exist. {fix}")

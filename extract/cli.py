@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mrnet.core.cli import Command, choices, flag
+from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import DATASET_NAMES
@@ -34,24 +34,6 @@ INPUT, FEATURE, OUTPUT, MACHINE = "Input", "Features", "Output", "Machinery"
 class Channels(str, Enum):
     mono = "mono"
     stereo = "stereo"
-
-
-def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
-    """``"0,1"`` or ``"0-12"`` or ``"0-3,8"`` -> a tuple of ints.
-
-    >>> parse_ints("0-3,8", "--layers")
-    (0, 1, 2, 3, 8)
-    """
-    if text is None or text.strip() in ("", "all"):
-        return None
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
-    except ValueError:
-        raise UserError(f"{option} {text!r}: give numbers like 0,1 or ranges like 0-12") from None
-    return tuple(sorted(set(out)))
 
 
 @app.command(cls=Command)

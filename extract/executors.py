@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import islice
 from typing import Callable
 
-from mrnet.core.machine import available_cores
+from mrnet.core import cluster
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, process_unit
 
@@ -47,44 +47,22 @@ def _run_threads(units, ctx, on_unit, *, threads: int) -> list[UnitResult]:
 
 
 def local_cluster(cfg: ExtractConfig):
-    """A local Dask cluster: one worker process per listed GPU (each sees only its GPU), or N CPU workers."""
-    from dask.distributed import LocalCluster, Nanny, SpecCluster, Scheduler
-
-    if cfg.gpus:
-        workers = {
-            f"gpu{g}": {
-                "cls": Nanny,
-                "options": {
-                    "nthreads": IN_FLIGHT_PER_WORKER,
-                    "env": {"CUDA_VISIBLE_DEVICES": str(g)},
-                    "resources": {"GPU": 1},
-                    "memory_limit": 0,
-                },
-            }
-            for g in cfg.gpus
-        }
-        scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
-        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
-    threads = cfg.threads or max(1, available_cores() // cfg.workers)
-    return LocalCluster(
-        n_workers=cfg.workers, threads_per_worker=IN_FLIGHT_PER_WORKER, processes=True, dashboard_address=None,
-        memory_limit=0, silence_logs=40, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
-    )
+    """The local Dask cluster of ``--gpus`` or ``--workers`` (``mrnet.core.cluster``), two units in flight per worker."""
+    return cluster.local_cluster(workers=cfg.workers, gpus=cfg.gpus, tasks_per_worker=IN_FLIGHT_PER_WORKER, torch_threads=cfg.threads)
 
 
 def gpu_resources(client) -> dict | None:
     """On a cluster whose workers declare ``--resources GPU=1``, each unit asks for half a GPU: two
     units in flight per GPU, one computing while the other decodes or writes."""
-    workers = client.scheduler_info()["workers"].values()
-    return {"GPU": 0.5} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+    return {"GPU": 0.5} if cluster.declares_gpus(client) else None
 
 
 def _run_dask(units, ctx, cfg, on_unit) -> list[UnitResult]:
     from dask.distributed import Client, as_completed
 
-    cluster = None if cfg.scheduler else local_cluster(cfg)
+    local = None if cfg.scheduler else local_cluster(cfg)
     try:
-        with Client(cfg.scheduler or cluster, timeout="30s") as client:
+        with Client(cfg.scheduler or local, timeout="30s") as client:
             workers = max(1, len(client.scheduler_info()["workers"]))
             resources = gpu_resources(client) if cfg.scheduler else None
             queue = iter(units)
@@ -102,5 +80,5 @@ def _run_dask(units, ctx, cfg, on_unit) -> list[UnitResult]:
                     pending.add(submit(nxt))
             return results
     finally:
-        if cluster is not None:
-            cluster.close()
+        if local is not None:
+            local.close()

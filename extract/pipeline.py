@@ -18,7 +18,7 @@ from typing import Callable
 
 import polars as pl
 
-from mrnet.core.errors import UserError
+from mrnet.core.machine import check_gpu_ids
 from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
 from mrnet.extract.engines import Engine, engine_for_run
@@ -123,7 +123,7 @@ def limited(found: Scan, n: int, *, seed: int = 0) -> Scan:
 def run_engine(cfg: ExtractConfig, found: Scan) -> Engine:
     """The run's engine, built once here to learn what the store will hold. With Dask workers the
     client only needs its description, so it stays off the GPUs (each worker builds its own)."""
-    check_gpus(cfg.gpus)
+    check_gpu_ids(cfg.gpus, given=f"--gpus {','.join(map(str, cfg.gpus))}", fix="List existing ids, or use --workers N to run on CPU.")
     return engine_for_run(cfg, found.source, device="cpu" if (cfg.gpus or cfg.workers) else None)
 
 
@@ -147,21 +147,6 @@ def package_versions() -> dict[str, str]:
         except Exception:  # noqa: BLE001 - a missing package is recorded as such
             out[name] = "not installed"
     return out
-
-
-def check_gpus(gpus: tuple[int, ...]) -> None:
-    if not gpus:
-        return
-    import torch
-
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [g for g in gpus if g >= count]
-    if missing:
-        seen = f"{count} CUDA device(s), ids 0..{count - 1}" if count else "no CUDA device"
-        raise UserError(
-            f"--gpus {','.join(map(str, gpus))}: this machine has {seen}, so GPU(s) {missing} do not exist. "
-            "List existing ids, or use --workers N to run on CPU."
-        )
 
 
 def plan_units(todo: pl.DataFrame, size: int, stamp: str) -> list[Unit]:

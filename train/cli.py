@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mrnet.core.cli import Command, choices, flag
+from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.config import NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
 from mrnet.train.loop import Interrupted, Reporter
@@ -115,16 +115,6 @@ def _model_options(pairs: list[str] | None) -> dict | None:
     return out
 
 
-def _gpus(text: str | None) -> tuple[int, ...] | None:
-    """``0,1,3`` -> (0, 1, 3)."""
-    if not text:
-        return None
-    try:
-        return tuple(int(g) for g in text.split(","))
-    except ValueError:
-        raise UserError(f"--gpus {text!r}: list GPU numbers separated by commas, e.g. --gpus 0,1") from None
-
-
 def rich_reporter() -> "RichReporter":
     """Rank 0's reporter in a process of its own (launch.spawn): progress on this terminal."""
     return RichReporter(Console())
@@ -215,7 +205,7 @@ def train(
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
                    test_curve=test_curve, num_workers=num_workers, device=device, bf16=bf16, seed=seed, workers=workers,
-                   gpus=_gpus(gpus), scheduler=scheduler, sync_bn=sync_bn)
+                   gpus=parse_ints(gpus, "--gpus"), scheduler=scheduler, sync_bn=sync_bn)
     reporter = RichReporter(console)
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
     if resume is not None:

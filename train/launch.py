@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.core.machine import available_cores
+from mrnet.core.machine import available_cores, check_gpu_ids
 from mrnet.train import distributed, loop, parallel
 from mrnet.train.config import TrainConfig
 from mrnet.train.loop import Interrupted, Reporter
@@ -46,12 +46,7 @@ def processes(cfg: TrainConfig) -> list[str]:
     or ``[]`` (this process, on ``--device``)."""
     if cfg.gpus:
         listed = ",".join(map(str, cfg.gpus))
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if not count:
-            raise UserError(f"--gpus {listed}: this machine has no CUDA device that PyTorch can use. "
-                            "Use --workers N for N processes on the CPU, or leave both out.")
-        if any(g >= count for g in cfg.gpus):
-            raise UserError(f"--gpus {listed}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}")
+        check_gpu_ids(cfg.gpus, given=f"--gpus {listed}", fix="Use --workers N for N processes on the CPU, or leave both out.")
         if cfg.device not in ("auto", "cuda"):
             raise UserError(f"--gpus {listed} puts one process on each of those GPUs; drop --device {cfg.device}")
         devices = [f"cuda:{g}" for g in cfg.gpus]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mrnet.core.errors import UserError
-from mrnet.core.machine import available_cores
+from mrnet.core.cluster import declares_gpus, local_cluster
 from mrnet.train import loop
 from mrnet.train import report as reports
 from mrnet.train.config import TrainConfig
@@ -71,11 +71,11 @@ def run_parallel(configs: Sequence[TrainConfig], *, workers: int | None = None, 
     if not configs:
         return {}
     names = [Path(c.out).name for c in configs]
-    cluster = None if scheduler else local_cluster(workers=workers, gpus=gpus)
+    cluster = None if scheduler else local_cluster(workers=workers or 1, gpus=gpus)
     failed: dict[str, str] = {}
     try:
         with Client(scheduler or cluster, timeout="30s") as client:
-            resources = {"GPU": 1} if _declares_gpus(client) else None
+            resources = {"GPU": 1} if declares_gpus(client) else None
             tag = uuid.uuid4().hex[:8]
             futures = {client.submit(run_job, c.to_json(), key=f"mrnet-train-{name}-{tag}", pure=False, resources=resources): name
                        for name, c in zip(names, configs)}
@@ -108,26 +108,6 @@ def run_job(cfg_json: dict) -> str:
     report = run.report()
     first = HEADLINE[task_of(report)][0]
     return f"test {label(first)} {show(first, report['test'][first])} (epoch {report['selection']['epoch']})"
-
-
-def local_cluster(*, workers: int | None, gpus: Sequence[int] = ()):
-    """A Dask cluster on this machine: one worker per GPU (``CUDA_VISIBLE_DEVICES`` set per worker,
-    declaring ``GPU=1``), or ``workers`` CPU workers sharing the cores; one run at a time per worker."""
-    from dask.distributed import LocalCluster, Nanny, Scheduler, SpecCluster
-
-    if gpus:
-        specs = {f"gpu{g}": {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(g)},
-                                                       "resources": {"GPU": 1}, "memory_limit": 0}} for g in gpus}
-        return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": None}}, silence_logs=40)
-    n = workers or 1
-    threads = str(max(1, available_cores() // n))
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0, silence_logs=40,
-                        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
-
-
-def _declares_gpus(client) -> bool:
-    """Workers started with ``--resources GPU=1`` (or the local GPU cluster's): each run takes a whole GPU."""
-    return any(w.get("resources", {}).get("GPU") for w in client.scheduler_info()["workers"].values())
 
 
 def _where(cfg: TrainConfig) -> str:

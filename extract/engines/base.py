@@ -32,7 +32,6 @@ from mrnet.extract import audio
 if TYPE_CHECKING:
     import torch
 
-    from mrnet.extract.config import ExtractConfig
     from mrnet.store.format import Provenance
 
 
@@ -82,8 +81,9 @@ class AudioEngine(Engine, Protocol):
     """A kind computed from audio: built for a new store, or rebuilt from a store's provenance."""
 
     @classmethod
-    def from_config(cls, cfg: "ExtractConfig", device: "torch.device") -> "AudioEngine":
-        """The engine an extraction run asks for."""
+    def from_config(cls, cfg: Any, device: "torch.device") -> "AudioEngine":
+        """The engine an extraction run's ``ExtractConfig`` asks for (``mrnet.extract.config`` imports
+        the registry, so the type is not named here)."""
         ...
 
     @classmethod
@@ -157,8 +157,8 @@ def stored_params(prov: "Provenance", key: str, params: Callable[..., P], *, wha
     (a dataclass). ``UserError`` naming the parameter when the record holds one this mrnet does not
     know, or a value of the wrong type: the features cannot be made again for new files."""
     stored = prov.extraction.get(key, {})
-    fix = (f"Predict with the mrnet version that wrote the store (its provenance records it: mrnet-store info), "
-           f"or extract the training data again with this one.")
+    fix = ("Predict with the mrnet version that wrote the store (its provenance records it: mrnet-store info), "
+           "or extract the training data again with this one.")
     if not isinstance(stored, dict):
         raise UserError(f"the store records {what} parameters extraction.{key} = {stored!r}, not a table of parameters; "
                         f"they cannot be made again for new files. {fix}")
