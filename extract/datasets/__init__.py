@@ -1,10 +1,13 @@
 """Dataset readers: a dataset as it ships -> a validated tracks manifest and genre table (a :class:`Scan`).
 
-``scan(name, root)`` is the one entry point. It checks the options, finds the dataset's published
-layout under ``root`` (raising :class:`~mrnet.core.errors.UserError` at once, naming what was expected
-where, when it is not there), lists every track with its genre, artist and split or fold, marks
-tracks whose file is missing as ``failed``, and applies split or fold lists a user brings. Nothing is
-decoded: extraction fills duration, sample rate, channels, frames and checksum later.
+``scan(name, root)`` is the one entry point. It checks the options against the reader's declaration
+(:mod:`.registry`: each reader file registers its ``read(root, options)`` with ``@reader``), calls
+it, and applies split or fold lists a user brings. The reader finds the dataset's published layout
+under ``root`` (raising :class:`~mrnet.core.errors.UserError` at once, naming what was expected
+where, when it is not there), lists every track with its genre, artist and split or fold, and marks
+tracks whose file is missing as ``failed``. Nothing is decoded: extraction fills duration, sample
+rate, channels, frames and checksum later. Adding a dataset is one new reader file plus its import
+below.
 
 =========== ================================================== ========= ==============================
 name        layout under ROOT                                  labeling  split
@@ -34,53 +37,48 @@ from pathlib import Path
 
 from mrnet.core.errors import UserError
 
-from . import demo, fma, folder, gtzan, melon, mtat
+from . import gtzan, fma, melon, mtat, folder, demo  # noqa: F401 - each registers its reader; this order is --help's
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
 from .folds import apply_fold_files, apply_split_files, stratified_group_folds
+from .registry import READERS, Reader, ReaderOptions, reader
 
-DATASET_NAMES = ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo")
+DATASET_NAMES = tuple(READERS)
 #: Labelings each dataset supports; the first is the default.
-LABELINGS = {
-    "gtzan": ("genre",),
-    "fma_small": fma.LABELINGS,
-    "fma_medium": fma.LABELINGS,
-    "fma_large": fma.LABELINGS,
-    "melon": ("major",),
-    "mtat": ("top50",),  # set by --tags: topN, or tags:<list file>
-    "folder": ("genre",),
-    "demo": ("genre",),
-}
+LABELINGS = {name: r.labelings for name, r in READERS.items()}
 
-#: Feature kind of a dataset when ``--features`` is not given: Melon ships Mel only, and the demo uses
-#: Mel because WavLM weights need a download.
-DEFAULT_FEATURES = {"melon": "mel", "demo": "mel"}
-
-__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "DEFAULT_FEATURES", "LABELINGS", "Scan", "default_features", "scan", "stratified_group_folds"]
+__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "LABELINGS", "READERS", "Reader", "ReaderOptions", "Scan", "default_features", "reader",
+           "scan", "stratified_group_folds"]
 
 
 def default_features(name: str) -> str:
-    """The feature kind ``name`` extracts unless told otherwise.
+    """The feature kind ``name`` extracts unless told otherwise (its reader's declaration).
 
     >>> default_features("gtzan"), default_features("melon")
     ('wavlm', 'mel')
     """
-    return DEFAULT_FEATURES.get(name, "wavlm")
+    return READERS[name].features
+
+
+def _takers(option: str) -> str:
+    return " and ".join(name for name, r in READERS.items() if option in r.takes)
 
 
 def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files, tags,
                    keep_untagged: bool) -> str:
     """The labeling to use; UserError for an option that does not apply or does not fit."""
-    if name not in DATASET_NAMES:
+    if name not in READERS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
-    if name != "mtat" and (tags is not None or keep_untagged):
-        raise UserError(f"--tags and --keep-untagged apply to mtat; {name} {'is labelled by its labels table' if name == 'folder' else 'has its own labels'}")
-    if name == "mtat" and labeling is not None:
-        raise UserError("--labeling does not apply to mtat: choose its tags with --tags N (the N most frequent) or --tags FILE")
-    choices = LABELINGS[name]
+    declared = READERS[name]
+    if "tags" not in declared.takes and (tags is not None or keep_untagged):
+        raise UserError(f"--tags and --keep-untagged apply to {_takers('tags')}; "
+                        f"{name} {'is labelled by its labels table' if 'labels' in declared.takes else 'has its own labels'}")
+    if "tags" in declared.takes and labeling is not None:
+        raise UserError(f"--labeling does not apply to {name}: choose its tags with --tags N (the N most frequent) or --tags FILE")
+    choices = declared.labelings
     if labeling is not None and labeling not in choices:
         raise UserError(f"--labeling {labeling!r} does not apply to {name}: choose {' or '.join(choices)}")
-    if labels is not None and name != "folder":
-        raise UserError(f"--labels applies to the folder dataset only; {name} reads its labels from its own metadata")
+    if labels is not None and "labels" not in declared.takes:
+        raise UserError(f"--labels applies to the {_takers('labels')} dataset only; {name} reads its labels from its own metadata")
     if folds < 2:
         raise UserError(f"--folds {folds}: k-fold cross-validation needs at least 2 folds")
     if split_files is not None and fold_files:
@@ -89,8 +87,9 @@ def _check_options(name: str, *, labels: Path | None, labeling: str | None, fold
 
 
 def _root(name: str, root: Path | None) -> Path:
-    if name == "demo":
-        return demo.ensure(root).resolve()
+    makes_root = READERS[name].makes_root
+    if makes_root is not None:
+        return makes_root(root).resolve()
     if root is None:
         raise UserError(f"--root is required for {name}: pass the folder that holds your copy of the dataset (see docs/datasets.md)")
     path = Path(root).expanduser().resolve()
@@ -132,18 +131,9 @@ def scan(
     labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files,
                               tags=tags, keep_untagged=keep_untagged)
     path = _root(name, root)
-    if name == "gtzan":
-        result = gtzan.read(path, folds=folds, seed=seed)
-    elif name.startswith("fma_"):
-        result = fma.read(path, name.removeprefix("fma_"), labeling=labeling)
-    elif name == "melon":
-        result = melon.read(path, folds=folds, seed=seed)
-    elif name == "mtat":
-        result = mtat.read(path, tags=tags, keep_untagged=keep_untagged)
-    elif name == "folder":
-        result = folder.read(path, labels=None if labels is None else Path(labels).expanduser().resolve(), folds=folds, seed=seed)
-    else:
-        result = folder.read(path, labels=path / demo.MARKER, folds=folds, seed=seed, name="demo")
+    options = ReaderOptions(name, labeling, folds=folds, seed=seed, labels=None if labels is None else Path(labels).expanduser().resolve(),
+                            tags=tags, keep_untagged=keep_untagged)
+    result = READERS[name].read(path, options)
     if split_files is not None:
         tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
         result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],

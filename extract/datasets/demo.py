@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +35,10 @@ import polars as pl
 import soundfile as sf
 
 from mrnet.core.errors import UserError
+
+from . import folder
+from .base import Scan
+from .registry import ReaderOptions, reader
 
 GENRES = ("ambient", "arpeggio", "drums", "groove")
 VERSION = "demo-v1"
@@ -260,3 +265,9 @@ def generate(root: Path, *, per_genre: int = 30, seconds: float = 8.0, seed: int
 def ensure(root: Path | None = None) -> Path:
     """The demo folder (``root`` or :func:`default_root`), generated first if it is not there."""
     return generate(Path(root) if root is not None else default_root())
+
+
+@reader("demo", features="mel", makes_root=ensure)  # Mel: WavLM weights need a download
+def read(root: Path, options: ReaderOptions) -> Scan:
+    """The generated folder, read by the folder reader with the labels table it was generated with."""
+    return folder.read(root, replace(options, labels=root / MARKER))

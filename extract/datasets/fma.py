@@ -35,6 +35,7 @@ import polars as pl
 from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, mark_missing, require_file, tracks_frame
+from .registry import ReaderOptions, reader
 
 SUBSETS = ("small", "medium", "large")
 LABELINGS = ("top", "all")
@@ -115,8 +116,11 @@ def _columns(raw: pl.DataFrame, titles: dict[int, str], labeling: str) -> pl.Dat
     )
 
 
-def read(root: Path, subset: str, *, labeling: str = "top") -> Scan:
-    """Scan an FMA copy for ``subset`` (small / medium / large) under ``labeling`` (top / all)."""
+@reader(*(f"fma_{subset}" for subset in SUBSETS), labelings=LABELINGS)
+def read(root: Path, options: ReaderOptions) -> Scan:
+    """Scan an FMA copy for the subset ``options.name`` names (small / medium / large) under
+    ``options.labeling`` (top / all)."""
+    subset, labeling = options.name.removeprefix("fma_"), options.labeling
     meta, audio = root / "fma_metadata", f"fma_{subset}"
     tracks_csv = require_file(meta / "tracks.csv", _expected(subset))
     titles = _genre_titles(require_file(meta / "genres.csv", _expected(subset)), subset)

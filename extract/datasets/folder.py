@@ -29,6 +29,7 @@ from mrnet.core.errors import UserError
 
 from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, outside_root, require_file, tracks_frame, walk_files
 from .folds import assign_folds
+from .registry import ReaderOptions, reader
 
 REQUIRED = ("path", "genre")  # or path and tags, for a multi-label store
 OPTIONAL = ("artist", "split", "fold")
@@ -122,8 +123,10 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     return frame, notes
 
 
-def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int = 0, name: str = "folder") -> Scan:
-    """Scan a folder of audio, labelled by ``labels`` or by its genre sub-folders."""
+@reader("folder", takes=("labels",))
+def read(root: Path, options: ReaderOptions) -> Scan:
+    """Scan a folder of audio, labelled by ``options.labels`` or by its genre sub-folders."""
+    labels = options.labels
     notes: list[str] = []
     if labels is not None:
         frame = _from_table(read_labels(labels), labels).sort("path")
@@ -137,7 +140,7 @@ def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int =
         frame, notes = _from_folders(root)
     tracks = tracks_frame(frame)
     if "split" not in frame.columns and "fold" not in frame.columns:
-        tracks = assign_folds(tracks, k=folds, seed=seed, group="artist")
+        tracks = assign_folds(tracks, k=options.folds, seed=options.seed, group="artist")
     tracks = mark_missing(tracks, root)
     task = "multi-label" if "tags" in frame.columns else "single-label"
     odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
@@ -147,4 +150,4 @@ def read(root: Path, *, labels: Path | None = None, folds: int = 10, seed: int =
             status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),
             error=pl.when(pl.lit(odd)).then(pl.lit("unsupported audio format: ") + pl.col("path")).otherwise(pl.col("error")),
         )
-    return make_scan(name, root, source="audio", labeling="tags" if task == "multi-label" else "genre", tracks=tracks, notes=notes, task=task)
+    return make_scan(options.name, root, source="audio", labeling="tags" if task == "multi-label" else "genre", tracks=tracks, notes=notes, task=task)

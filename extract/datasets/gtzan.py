@@ -28,6 +28,7 @@ from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, tracks_frame
 from .folds import assign_folds
+from .registry import ReaderOptions, reader
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 #: Layout folder -> extension of its clips.
@@ -60,8 +61,9 @@ def _base(root: Path) -> tuple[Path, list[str]]:
     raise UserError(f"no genres or genres_original folder under {root}: {_EXPECTED}")
 
 
-def read(root: Path, *, folds: int = 10, seed: int = 0) -> Scan:
-    """Scan a GTZAN copy into a manifest with a seeded stratified ``folds``-fold column.
+@reader("gtzan")
+def read(root: Path, options: ReaderOptions) -> Scan:
+    """Scan a GTZAN copy into a manifest with a seeded stratified ``options.folds``-fold column.
 
     Clips are what is on disk: a genre folder with fewer than 100 clips gives fewer rows.
     """
@@ -88,5 +90,5 @@ def read(root: Path, *, folds: int = 10, seed: int = 0) -> Scan:
         for row in rows
         if row["track_id"] in KNOWN_BAD and row["path"].endswith(".wav")
     ]
-    tracks = assign_folds(tracks_frame(pl.DataFrame(rows)), k=folds, seed=seed, group=None)
+    tracks = assign_folds(tracks_frame(pl.DataFrame(rows)), k=options.folds, seed=options.seed, group=None)
     return make_scan("gtzan", root, source="audio", labeling="genre", tracks=tracks.sort("path"), notes=notes)

@@ -29,6 +29,7 @@ from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, mark_missing, require_dir, require_file, tracks_frame
 from .folds import assign_folds
+from .registry import ReaderOptions, reader
 
 SONG_SCHEMA = {
     "id": pl.Int64,
@@ -54,7 +55,8 @@ def _songs(path: Path) -> pl.DataFrame:
         raise UserError(f"cannot read {path} as the Melon song_meta.json (a JSON list of songs): {err}") from err
 
 
-def read(root: Path, *, folds: int = 10, seed: int = 0) -> Scan:
+@reader("melon", ships="melon", features="mel", labelings=("major",))
+def read(root: Path, options: ReaderOptions) -> Scan:
     """Scan a Melon Playlist Dataset copy: songs with exactly one major genre, k-fold grouped by artist."""
     songs = _songs(require_file(root / "song_meta.json", _EXPECTED))
     try:
@@ -78,5 +80,5 @@ def read(root: Path, *, folds: int = 10, seed: int = 0) -> Scan:
     unknown = sorted(set(frame["genre"].unique().to_list()) - set(names))
     if unknown:
         notes.append(f"genre codes not in genre_gn_all.json: {unknown[:10]}")
-    tracks = mark_missing(assign_folds(tracks_frame(frame), k=folds, seed=seed), root)
+    tracks = mark_missing(assign_folds(tracks_frame(frame), k=options.folds, seed=options.seed), root)
     return make_scan("melon", root, source="melon", labeling="major", tracks=tracks, notes=notes)

@@ -35,6 +35,7 @@ import polars as pl
 from mrnet.core.errors import UserError
 
 from .base import Scan, make_scan, mark_missing, require_file, tracks_frame
+from .registry import ReaderOptions, reader
 
 #: Clip ids of the release's empty or corrupt MP3s (listed by musicnn-training's partition script).
 KNOWN_BAD = {
@@ -96,8 +97,10 @@ def kept_tags(tags: list[str], frame: pl.DataFrame, choice: str | None) -> tuple
     return list(dict.fromkeys(listed)), f"tags:{Path(choice).name}"
 
 
-def read(root: Path, *, tags: str | None = None, keep_untagged: bool = False) -> Scan:
+@reader("mtat", labelings=("top50",), takes=("tags",))  # the labeling is set by --tags: topN, or tags:<list file>
+def read(root: Path, options: ReaderOptions) -> Scan:
     """Scan a MagnaTagATune copy into a multi-label manifest with the hex-folder split."""
+    tags, keep_untagged = options.tags, options.keep_untagged
     header_tags, frame = read_annotations(require_file(root / "annotations_final.csv", _EXPECTED))
     keep, labeling = kept_tags(header_tags, frame, tags)
     positives = lambda names: pl.concat_list([pl.when(pl.col(t) == 1).then(pl.lit(t)) for t in names]).list.drop_nulls()  # noqa: E731
