@@ -5,8 +5,9 @@ Both libraries release the GIL, so several threads decode in parallel while the 
 >>> import numpy as np, soundfile as sf, tempfile
 >>> path = tempfile.mktemp(suffix=".wav")
 >>> sf.write(path, np.zeros((44100, 2), np.float32), 44100)
->>> load(path, channels=1).shape, load(path, channels=2).shape
-((1, 16000), (2, 16000))
+>>> wave, info = load_with_info(path, channels=2)
+>>> wave.shape, load_with_info(path, channels=1)[0].shape, info.sample_rate, info.channels
+((2, 16000), (1, 16000), 44100, 2)
 """
 
 from __future__ import annotations
@@ -94,14 +95,9 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     return np.ascontiguousarray(out.T if out.ndim == 2 else out[None], dtype=np.float32)
 
 
-def load(path: Path, *, channels: int = 1, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode, mix to ``channels`` and resample: ``(channels, samples)`` float32 at ``sample_rate``."""
-    audio, rate, _ = decode(path)
-    return resample(to_channels(audio, channels), rate, sample_rate)
-
-
 def load_with_info(path: Path, *, channels: int = 1, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
-    """``load`` plus what the source file was (for the manifest)."""
+    """Decode, mix to ``channels`` and resample: ``(channels, samples)`` float32 at ``sample_rate``, and
+    what the source file was (for the manifest)."""
     audio, rate, declared = decode(path)
     info = AudioInfo(audio.shape[1] / rate, rate, audio.shape[0], declared=declared / rate if declared > 0 else None)
     return resample(to_channels(audio, channels), rate, sample_rate), info

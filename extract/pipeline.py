@@ -24,7 +24,7 @@ from mrnet.extract.datasets import Scan, scan
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
-from mrnet.manifests.schema import TRACKS, status_counts, validate
+from mrnet.manifests.schema import TRACKS, validate
 from mrnet.store import Location, Provenance, StoreWriter
 from mrnet.store.location import parquet_bytes
 
@@ -168,4 +168,4 @@ def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame) ->
     here.write_bytes("genres.parquet", parquet_bytes(genres))
 
 
-__all__ = ["RunSummary", "provenance", "run", "scan_dataset", "status_counts"]
+__all__ = ["RunSummary", "provenance", "run", "scan_dataset"]

@@ -13,9 +13,6 @@ Folds: seeded stratified 10-fold, grouped by artist so no artist is in two folds
 
 Missing ``.npy`` files are found at scan time by listing each ``arena_mel/<n>`` folder once (about
 700 ``listdir`` calls for 649k songs, no per-file ``stat``); such songs are kept as ``failed`` rows.
-
->>> mel_path(12345)
-'arena_mel/12/12345.npy'
 """
 
 from __future__ import annotations
@@ -41,11 +38,6 @@ _EXPECTED = (
     "expected the Melon Playlist Dataset layout ROOT/song_meta.json, ROOT/genre_gn_all.json and "
     "ROOT/arena_mel/<id // 1000>/<id>.npy; pass --root pointing at the folder that contains song_meta.json"
 )
-
-
-def mel_path(song_id: int) -> str:
-    """Where a song's Mel spectrogram lies, relative to the dataset root."""
-    return f"arena_mel/{song_id // 1000}/{song_id}.npy"
 
 
 def _songs(path: Path) -> pl.DataFrame:
