@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from mrnet.core.errors import UserError, as_user_error
@@ -160,7 +160,7 @@ def _process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
     return UnitResult(unit.id, stored.rows, seconds, stored.bytes_written, time.perf_counter() - start)
 
 
-def _computed(loaded: list, budget_seconds: float, engine: Engine) -> Iterator[list[Track]]:
+def _computed(loaded: list, budget_seconds: float, engine: Engine) -> Iterator[Sequence[Track]]:
     """The unit's tracks for the store writer, a group at a time: each readable group's features as
     it is asked for them (so memory follows the batch size), then the tracks that could not be loaded."""
     for group in _groups(loaded, budget_seconds, engine):

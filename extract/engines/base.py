@@ -48,12 +48,36 @@ class SourceInfo:
 class Engine(Protocol):
     """One feature kind. Attributes are what a store of it holds per track."""
 
-    feature: str  # provenance.feature: "wavlm", "mel", ...
-    layers: list[int]  # stored layers (hidden states for WavLM; [0] for single-layer kinds)
-    dim: int  # values per frame and channel
-    frame_rate: float  # frames per second
-    channels: int  # 1 mono, 2 stereo
-    sample_rate: int  # of the audio the features are computed from
+    # Read-only: an engine may hold them as fields, class attributes or properties of its parameters.
+    @property
+    def feature(self) -> str:
+        """provenance.feature: "wavlm", "mel", ..."""
+        ...
+
+    @property
+    def layers(self) -> list[int]:
+        """Stored layer numbers (WavLM hidden states; ``[0]`` for single-layer kinds)."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Values per frame and channel."""
+        ...
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second."""
+        ...
+
+    @property
+    def channels(self) -> int:
+        """1 mono, 2 stereo."""
+        ...
+
+    @property
+    def sample_rate(self) -> int:
+        """Of the audio the features are computed from."""
+        ...
 
     def load(self, path: Path) -> tuple[np.ndarray, SourceInfo]:
         """The engine's input for one file, and what the file was; ``audio.AudioError`` naming a bad file."""
@@ -190,8 +214,13 @@ class AudioInput:
     """``load``/``probe``/``seconds`` for engines that compute features from audio: any file
     libsndfile decodes, mixed to ``self.channels`` and resampled to ``self.sample_rate``."""
 
-    channels: int
-    sample_rate: int
+    if TYPE_CHECKING:  # what the engine provides: fields, or properties of its parameters
+
+        @property
+        def channels(self) -> int: ...
+
+        @property
+        def sample_rate(self) -> int: ...
 
     def load(self, path: Path) -> tuple[np.ndarray, SourceInfo]:
         wave, info = audio.load_with_info(path, channels=self.channels, sample_rate=self.sample_rate)

@@ -21,7 +21,9 @@ from mrnet.extract.audio import AudioError
 from mrnet.extract.engines.base import EngineBase, SourceInfo, ships
 
 #: What the dataset documents about its arrays; recorded in the store as ``extraction.mel``.
-MELON_MEL = {"source": "Melon Playlist Dataset arena_mel, as shipped", "sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 48}
+SAMPLE_RATE, HOP_LENGTH, N_MELS = 16000, 256, 48
+MELON_MEL = {"source": "Melon Playlist Dataset arena_mel, as shipped", "sample_rate": SAMPLE_RATE, "n_fft": 512, "hop_length": HOP_LENGTH,
+             "n_mels": N_MELS}
 
 
 @ships("melon")
@@ -30,10 +32,10 @@ class MelonEngine(EngineBase):
 
     feature = "mel"
     layers = [0]
-    dim = MELON_MEL["n_mels"]
+    dim = N_MELS
     channels = 1
-    sample_rate = MELON_MEL["sample_rate"]
-    frame_rate = MELON_MEL["sample_rate"] / MELON_MEL["hop_length"]
+    sample_rate = SAMPLE_RATE
+    frame_rate = SAMPLE_RATE / HOP_LENGTH
 
     def load(self, path: Path) -> tuple[np.ndarray, SourceInfo]:
         try:

@@ -35,7 +35,7 @@ class WavLMEngine(EngineBase, AudioInput):
     """
 
     model: str = DEFAULT_MODEL
-    layers: list[int] | None = None  # hidden-state numbers to keep; None: all (set to the list once the model loads)
+    layers: list[int] = field(default_factory=list)  # hidden-state numbers to keep; empty: all (filled in once the model loads)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     batch_size: int = 8
@@ -46,6 +46,11 @@ class WavLMEngine(EngineBase, AudioInput):
     channels: int = 1  # each channel of a stereo track goes through the model separately
     feature: str = "wavlm"
     sample_rate: int = SAMPLE_RATE  # WavLM's input rate
+    # Known once the weights load (__post_init__): the model's width, frame grid and window in frames.
+    dim: int = field(init=False)
+    geometry: Geometry = field(init=False)
+    frame_rate: float = field(init=False)
+    window_frames: int = field(init=False)
 
     def __post_init__(self):
         from transformers import WavLMModel
@@ -63,7 +68,7 @@ class WavLMEngine(EngineBase, AudioInput):
         self._net = net.to(self.device).eval().requires_grad_(False)
         cfg = net.config
         total = cfg.num_hidden_layers + 1
-        self.layers = list(range(total)) if self.layers is None else list(self.layers)
+        self.layers = list(self.layers) or list(range(total))
         bad = [l for l in self.layers if not 0 <= l < total]
         if bad:
             raise UserError(f"--layers {bad}: this model has hidden states 0..{total - 1}")
@@ -80,7 +85,7 @@ class WavLMEngine(EngineBase, AudioInput):
     def from_config(cls, cfg, device: torch.device) -> "WavLMEngine":
         """The engine an ``ExtractConfig`` asks for; loading the weights checks they exist."""
         return cls(
-            model=cfg.model, revision=cfg.revision, layers=list(cfg.layers) if cfg.layers else None, device=device,
+            model=cfg.model, revision=cfg.revision, layers=list(cfg.layers or ()), device=device,
             precision=cfg.precision, batch_size=cfg.batch_size, window_seconds=cfg.window_seconds, normalize=cfg.normalize,
             out_dtype=cfg.dtype, channels=cfg.channels,
         )
