@@ -39,8 +39,8 @@ CASES = (
 
 def model_input(feature: str, classes: int = CLASSES):
     """The ``ModelInput`` a mono store of ``feature`` (an ``mrnet-extract --features`` profile) gives a model."""
-    from mrnet.extract.engines import FEATURES, PROFILES
-    from mrnet.extract.engines.mel import MelEngine
+    from mrnet.extract.engines import FEATURES
+    from mrnet.extract.engines.mel import PROFILES, MelEngine
     from mrnet.train.models import ModelInput
 
     engine = MelEngine(feature=feature, params=PROFILES[feature]) if feature in PROFILES else FEATURES[feature]()
