@@ -134,6 +134,8 @@ def scan(
     options = ReaderOptions(name, labeling, folds=folds, seed=seed, labels=None if labels is None else Path(labels).expanduser().resolve(),
                             tags=tags, keep_untagged=keep_untagged)
     result = READERS[name].read(path, options)
+    if result.source != READERS[name].ships:  # the engine is chosen by what the scan says it lists
+        raise ValueError(f"the {name} reader is declared to ship {READERS[name].ships!r} but its scan lists {result.source!r}")
     if split_files is not None:
         tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
         result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],

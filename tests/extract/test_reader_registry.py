@@ -59,3 +59,11 @@ def test_options_a_reader_does_not_declare_are_refused_before_it_reads(moods, tm
     with pytest.raises(UserError, match=message):
         scan("moods", tmp_path, **options)
     assert moods == []
+
+
+def test_a_reader_whose_scan_contradicts_its_declaration_is_a_programming_error(moods, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(datasets.READERS, "moods", replace(datasets.READERS["moods"], ships="melon"))
+    with pytest.raises(ValueError, match="declared to ship 'melon' but its scan lists 'audio'"):
+        scan("moods", tmp_path)
