@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from mrnet.core.machine import available_cores
 
@@ -20,13 +20,32 @@ def local_cluster(*, workers: int = 0, gpus: Sequence[int] = (), tasks_per_worke
     from dask.distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
     if gpus:
-        specs = {f"gpu{g}": {"cls": Nanny, "options": {"nthreads": tasks_per_worker, "env": {"CUDA_VISIBLE_DEVICES": str(g)},
-                                                       "resources": {"GPU": 1}, "memory_limit": 0}} for g in gpus}
-        return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": None}}, silence_logs=40)
+        specs = {
+            f"gpu{g}": {
+                "cls": Nanny,
+                "options": {
+                    "nthreads": tasks_per_worker,
+                    "env": {"CUDA_VISIBLE_DEVICES": str(g)},
+                    "resources": {"GPU": 1},
+                    "memory_limit": 0,
+                },
+            }
+            for g in gpus
+        }
+        return SpecCluster(
+            workers=specs, scheduler={"cls": Scheduler, "options": {"dashboard_address": None}}, silence_logs=40
+        )
     n = max(1, workers)
     threads = str(torch_threads or max(1, available_cores() // n))
-    return LocalCluster(n_workers=n, threads_per_worker=tasks_per_worker, processes=True, dashboard_address=None, memory_limit=0,
-                        silence_logs=40, env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads})
+    return LocalCluster(
+        n_workers=n,
+        threads_per_worker=tasks_per_worker,
+        processes=True,
+        dashboard_address=None,
+        memory_limit=0,
+        silence_logs=40,
+        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+    )
 
 
 def declares_gpus(client) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -162,7 +162,7 @@ class StoreWriter:
         self.commit_unit(unit, pl.DataFrame(rows, schema=TRACKS))
         return UnitWritten(unit, rows, written, frames)
 
-    def _write_one(self, track: Track) -> tuple[dict, "statistics.Sums | None", int]:
+    def _write_one(self, track: Track) -> tuple[dict, statistics.Sums | None, int]:
         """One track's journal row, the sums of its stored values (None when it failed) and its bytes."""
         row, result = track
         if isinstance(result, Exception):

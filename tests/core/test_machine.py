@@ -9,10 +9,17 @@ from mrnet.core.cli import parse_ints
 from mrnet.core.errors import UserError
 
 
-@pytest.mark.parametrize("count, ids, message", [
-    (0, [0], "--gpus 0: this machine has no CUDA device that PyTorch can use. FIX"),
-    (2, [0, 2, 3], "--gpus 0: this machine has 2 CUDA device(s), numbered 0 to 1, so GPU(s) [2, 3] do not exist. FIX"),
-])
+@pytest.mark.parametrize(
+    "count, ids, message",
+    [
+        (0, [0], "--gpus 0: this machine has no CUDA device that PyTorch can use. FIX"),
+        (
+            2,
+            [0, 2, 3],
+            "--gpus 0: this machine has 2 CUDA device(s), numbered 0 to 1, so GPU(s) [2, 3] do not exist. FIX",
+        ),
+    ],
+)
 def test_gpu_ids_that_do_not_exist_are_named_with_the_fix(monkeypatch, count, ids, message):
     monkeypatch.setattr(machine, "cuda_devices", lambda: count)
     with pytest.raises(UserError) as err:
@@ -30,7 +37,9 @@ def test_a_cuda_device_is_checked_by_the_same_rule(monkeypatch):
     import torch
 
     monkeypatch.setattr(machine, "cuda_devices", lambda: 1)
-    with pytest.raises(UserError, match=r"--device cuda:1: this machine has 1 CUDA device\(s\), numbered 0 to 0.*Use --device cpu"):
+    with pytest.raises(
+        UserError, match=r"--device cuda:1: this machine has 1 CUDA device\(s\), numbered 0 to 0.*Use --device cpu"
+    ):
         machine.pick_device("cuda:1")
     assert machine.pick_device("cpu") == torch.device("cpu")
 
