@@ -26,6 +26,7 @@ from mrnet.extract.executors import execute
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
 from mrnet.manifests.schema import TRACKS, validate
 from mrnet.store import Location, Provenance, StoreWriter
+from mrnet.store.ownership import discard_new
 from mrnet.store.location import parquet_bytes
 
 RESULT_COLUMNS = ["duration", "sample_rate", "channels", "frames", "checksum", "status", "error", "warning"]
@@ -63,6 +64,14 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
     location = Location.parse(cfg.store, cfg.storage_options or None)  # None: $MRNET_STORAGE_OPTIONS applies
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
     try:
+        write_manifests(manifest_folder(cfg), found.tracks, found.genres)  # the scan, until the run finishes
+    except BaseException:
+        if writer.created:  # refused before any work: leave no store behind (store/ownership.py)
+            discard_new(location, writer.lock)
+        else:
+            writer.close()
+        raise
+    try:
         return _extract(cfg, found, engine, writer, began=began, on_start=on_start, on_unit=on_unit)
     finally:
         writer.close()
@@ -71,7 +80,6 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
 def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWriter, *, began: float, on_start, on_unit) -> RunSummary:
     """The units no journal names, run while this process holds the store's writer lock; then finalize."""
     location = writer.location
-    write_manifests(manifest_folder(cfg), found.tracks, found.genres)  # the scan, until the run finishes
     journal = writer.journal()
     finished = journal.filter(pl.col("status") == "done") if cfg.retry_failed else journal
     todo = found.tracks.filter((pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode()))

@@ -66,7 +66,7 @@ Options = Annotated[
 @report_user_errors
 def info(store: Store, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Provenance, track counts, genres, failed tracks and size of a store."""
-    with _user_errors():
+    with _user_errors(store):
         data = store_info(FeatureStore.open(_location(store, storage_options)))
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -78,7 +78,7 @@ def info(store: Store, as_json: AsJson = False, storage_options: Options = None)
 @report_user_errors
 def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Check every done track: array present, shape, shard, checksum. Exit status 1 if anything is wrong."""
-    with _user_errors():
+    with _user_errors(store):
         report = _verify(_location(store, storage_options), workers)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -97,7 +97,7 @@ def stats(store: Store, storage_options: Options = None) -> None:
     """
     from mrnet.store import statistics
 
-    with _user_errors():
+    with _user_errors(store):
         st = FeatureStore.open(_location(store, storage_options))
         if not st.finalized:
             raise UserError(
@@ -121,7 +121,7 @@ def ls(
     storage_options: Options = None,
 ) -> None:
     """The stores in a folder or under a bucket prefix: name, dataset, feature, model, layers, channels, dtype, tracks, size."""
-    with _user_errors():
+    with _user_errors(where):
         stores = list_stores(_location(where, storage_options))
     if as_json:
         typer.echo(json.dumps(stores, indent=2))
@@ -161,7 +161,7 @@ def cp(
     storage_options: Options = None,
 ) -> None:
     """Copy a store between a path and a URL. Rerun after an interruption: finished objects are skipped."""
-    with _user_errors():
+    with _user_errors(src, dst):
         source = _location(src, storage_options)
         target = _location(destination_for(source, dst), storage_options)
         with _progress("copy", bytes_=True) as update:
@@ -187,7 +187,7 @@ def cp(
 @report_user_errors
 def repair(store: Store, storage_options: Options = None) -> None:
     """Restore a store's root metadata from the copy mrnet keeps, and remove a killed writer's temporary files."""
-    with _user_errors():
+    with _user_errors(store):
         done = repair_store(_location(store, storage_options))
     for line in done or ["nothing to repair"]:
         out.print(escape(line), soft_wrap=True)
@@ -218,15 +218,27 @@ def _storage_errors() -> tuple[type[Exception], ...]:
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Storage that cannot be reached (no such endpoint, no credentials) is a ``UserError``, not a traceback."""
+def _user_errors(*where: str) -> Iterator[None]:
+    """Storage that cannot be reached (no such endpoint, no credentials, no such bucket) is a ``UserError``
+    naming the location (``where``: the paths or URLs the command was given), not a traceback."""
     try:
         yield
+    except FileNotFoundError as error:
+        buckets = [w for w in where if "://" in w and not w.startswith("file://")]
+        if "bucket" not in str(error).lower() or not buckets:
+            raise _storage_error(error) from error
+        names = ", ".join(sorted({b.split("://", 1)[0] + "://" + b.split("://", 1)[1].split("/", 1)[0] for b in buckets}))
+        raise UserError(f"{', '.join(buckets)}: the bucket does not exist ({error}). Check the bucket's name in the URL "
+                        f"({names}) and the endpoint, or create the bucket first (aws s3 mb ...).") from error
     except _storage_errors() as error:
-        raise UserError(
-            f"{type(error).__name__}: {error}\nCheck the path or URL, and for a URL the endpoint and credentials "
-            "(AWS_* variables, --storage-options or $MRNET_STORAGE_OPTIONS; see docs/sharing.md)."
-        ) from error
+        raise _storage_error(error) from error
+
+
+def _storage_error(error: Exception) -> UserError:
+    return UserError(
+        f"{type(error).__name__}: {error}\nCheck the path or URL, and for a URL the endpoint and credentials "
+        "(AWS_* variables, --storage-options or $MRNET_STORAGE_OPTIONS; see docs/sharing.md)."
+    )
 
 
 def _verify(location: Location, workers: int) -> VerifyReport:

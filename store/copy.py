@@ -19,6 +19,8 @@ copy (``mrnet-store cp --verify``).
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from typing import Any
 from mrnet.core.errors import UserError
 from mrnet.core.files import atomic_path, is_temporary
 from mrnet.store.integrity import INTEGRITY
+from mrnet.store.layout import check_destination_path, prefix_clashes, refuse_links, unexplained
 from mrnet.store.location import Location, check_key
 from mrnet.store.lock import LOCK, WriterLock
 
@@ -72,11 +75,38 @@ def copy_store(
     copied or skipped (from worker threads).
     """
     _check(src, dst)
+    refuse_links(src, role="source")  # a store is files mrnet wrote: a link is followed by nothing
     objects = {rel: size for rel, size in src.files().items() if not is_temporary(rel) and rel != LOCK}
     for rel in objects:  # every key is checked before anything is copied
         check_key(rel, where=src.url)
-    with WriterLock.acquire(dst, "mrnet-store cp"):
+    _check_source_keys(src, objects)
+    refuse_links(dst, role="destination")
+    _destination_files(dst)  # refused before the lock: a refused copy writes nothing
+    lock = WriterLock.acquire(dst, "mrnet-store cp")
+    try:
+        _destination_files(dst)  # again, now that no one else writes there
+    except BaseException:
+        lock.abandon()
+        raise
+    try:
         return _copy(src, dst, objects, workers=workers, on_start=on_start, on_object=on_object)
+    finally:
+        lock.release()
+
+
+def _check_source_keys(src: Location, objects: dict[str, int]) -> None:
+    """Refuse a source holding what mrnet never writes: a key that is also a prefix, or files the format does not explain."""
+    clashes = prefix_clashes(objects)
+    if clashes:
+        key, longer = clashes[0]
+        raise UserError(f"{src.url}: the object {key!r} is also the folder of {longer!r}; mrnet never writes such keys (no "
+                        "disk could hold both), so this store was not written by mrnet or was changed since. Nothing was copied. "
+                        "Delete the stray object, or copy the store again from where it came from.")
+    strangers = unexplained(objects)
+    if strangers:
+        raise UserError(f"{src.url} holds {len(strangers)} file(s) the store format does not explain ({', '.join(strangers[:5])}"
+                        f"{' ...' if len(strangers) > 5 else ''}); mrnet copies only what it wrote. Nothing was copied. "
+                        f"Remove them (mrnet-store verify {src.url} lists them), or copy the store again from where it came from.")
 
 
 def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int, on_start, on_object) -> CopyResult:
@@ -117,16 +147,29 @@ def copy_object(src: Location, dst: Location, rel: str) -> None:
     """Copy one file; a local destination is written under a temporary name, then renamed."""
     source, target = src.path(rel), dst.path(rel)
     if dst.local:
+        check_destination_path(dst, rel)  # never written through a link out of the destination
         with atomic_path(target) as partial:
             if src.local:
-                shutil.copyfile(source, partial)
+                with _open_local(source) as r, open(partial, "wb") as w:
+                    shutil.copyfileobj(r, w, BLOCK)
             else:
                 src.fs.get_file(source, str(partial))
     elif src.local:
-        dst.fs.put_file(source, target)
+        with _open_local(source) as r, dst.fs.open(target, "wb", block_size=BLOCK) as w:
+            shutil.copyfileobj(r, w, BLOCK)
     else:
         with src.fs.open(source, "rb", block_size=BLOCK) as r, dst.fs.open(target, "wb", block_size=BLOCK) as w:
             shutil.copyfileobj(r, w, BLOCK)
+
+
+def _open_local(path: str):
+    """A source file opened for reading, never through a link (``O_NOFOLLOW``: a link is an error here)."""
+    try:
+        return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link; mrnet follows no link inside a store. Nothing more was copied.") from None
+        raise
 
 
 def _check(src: Location, dst: Location) -> None:
@@ -143,7 +186,7 @@ def _check(src: Location, dst: Location) -> None:
 def _destination_files(dst: Location) -> dict[str, int]:
     """What is already at ``dst``: nothing, or (part of) a store; anything else is refused."""
     have = dst.files()
-    foreign = [rel for rel in have if not (_last(rel) or rel.split("/")[0] in ("features", "progress"))]
+    foreign = unexplained(have)  # a user's features/data.csv is no part of a store
     if foreign:
         raise UserError(
             f"{dst.url} holds files that are not part of a store (e.g. {foreign[0]}). "

@@ -4,7 +4,10 @@
 destination) for the whole run; a second process gets a ``UserError`` naming the holder.
 
 - **Local paths:** an exclusive ``flock`` on ``progress/lock.json``. The kernel drops it when the holder
-  exits, killed or not, so a stale lock cannot exist; the file itself only says who holds it.
+  exits, killed or not, so a stale lock cannot exist; the file itself only says who holds it. A new lock
+  file is created whole, holder inside (written under a temporary name, then linked into place), and
+  before anything else of a new store: from the first file on, a store being written names its writer.
+  ``holder_if_busy`` asks, without taking it, whether a live writer holds a store's lock.
 - **Object stores (S3):** ``progress/lock.json`` is created with a conditional write (``If-None-Match: *``),
   which the service grants to one writer only. The holder rewrites it every ``HEARTBEAT`` seconds; a
   lock whose heartbeat is older than ``STALE`` seconds belongs to a killed run and is taken over
@@ -32,9 +35,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mrnet.core.errors import UserError
+from mrnet.core.files import temporary_name, write_atomic
+from mrnet.store.layout import check_destination_path
 from mrnet.store.location import Location
 
 LOCK = "progress/lock.json"
@@ -49,6 +55,8 @@ class WriterLock:
     location: Location
     holder: dict[str, Any]
     _fd: int | None = None
+    _created: list[str] = field(default_factory=list)  # what acquiring created (lock file, progress/), for abandon()
+    _previous: bytes | None = None  # an existing lock file's content before we wrote ours
     _stop: threading.Event = field(default_factory=threading.Event)
     _beat: threading.Thread | None = None
 
@@ -77,7 +85,44 @@ class WriterLock:
                 except OSError:
                     pass  # removed meanwhile: nothing of ours left
 
-    def __enter__(self) -> WriterLock:
+    def abandon(self) -> None:
+        """Release, and remove what acquiring created: a refused command leaves the folder as it found it."""
+        if self._fd is not None and self._previous is not None:
+            os.pwrite(self._fd, self._previous, 0)
+            os.ftruncate(self._fd, len(self._previous))
+        if self._fd is not None:
+            for rel in reversed(self._created):  # unlinked while still held: a waiting process re-checks the inode
+                path = self.location.path(rel)
+                try:
+                    os.rmdir(path) if rel == "progress" else os.unlink(path)
+                except OSError:
+                    pass  # not empty (someone else's files), or gone: leave it
+        self.release()
+
+    @staticmethod
+    def holder_if_busy(location: Location) -> dict | None:
+        """The holder of a live writer lock on ``location`` (without taking it), else None."""
+        if not location.local:
+            try:
+                current = json.loads(location.read_bytes(LOCK))
+            except (OSError, ValueError):
+                return None
+            fresh = isinstance(current, dict) and time.time() - float(current.get("heartbeat", 0) or 0) < STALE
+            return current if fresh else None
+        path = location.path(LOCK)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(path) or {"command": "another process"}
+        finally:
+            os.close(fd)  # closing drops a shared lock we got
+        return None
+
+    def __enter__(self) -> "WriterLock":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -85,17 +130,57 @@ class WriterLock:
 
     # --- local: flock ------------------------------------------------------------------------------
     def _acquire_local(self) -> None:
+        check_destination_path(self.location, LOCK)  # never a lock through a linked progress/
         path = self.location.path(LOCK)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+            self._created.append("progress")
+        for _ in range(10):
+            fd, created = self._open_or_create(path)
+            if fd is None:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise self._busy(_read_holder(path)) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the file we locked was removed by a holder abandoning it: start again
+                os.close(fd)
+                continue
+            if not created:
+                self._previous = os.pread(fd, 1 << 16, 0)  # put back by abandon()
+                body = json.dumps(self.holder).encode()
+                os.pwrite(fd, body, 0)
+                os.ftruncate(fd, len(body))
+            else:
+                self._created.append(LOCK)
+            self._fd = fd
+            return
+        raise self._busy(_read_holder(path))
+
+    def _open_or_create(self, path: str) -> tuple[int | None, bool]:
+        """The lock file opened (never through a link), created whole with our holder if there was none."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise self._busy(_read_holder(path)) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(self.holder).encode(), 0)
-        self._fd = fd
+            return os.open(path, os.O_RDWR | os.O_NOFOLLOW), False
+        except FileNotFoundError:
+            pass
+        tmp = str(temporary_name(Path(path)))
+        write_atomic(tmp, json.dumps(self.holder).encode())
+        try:
+            os.link(tmp, path)  # atomic: the lock appears with its holder in it, or not at all
+        except FileExistsError:
+            return None, False  # another process created it first: open theirs
+        finally:
+            os.unlink(tmp)
+        try:
+            return os.open(path, os.O_RDWR | os.O_NOFOLLOW), True
+        except FileNotFoundError:
+            return None, False
 
     # --- remote: conditional create + heartbeat -----------------------------------------------------
     def _acquire_remote(self) -> None:

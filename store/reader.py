@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+import zlib
 from functools import cached_property
 
 import numpy as np
@@ -33,20 +33,36 @@ from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import read_journal
 
 
+def track_checksum(read_layers, arr: zarr.Array, block_bytes: int = 64 * 2**20) -> str:
+    """``format.checksum`` of a whole track without holding it: CRC-32 over its C-order bytes, channel by
+    channel, a few layers at a time; ``read_layers(channel, first, stop)`` gives ``(layers, frames, dim)``."""
+    channels, layers = arr.shape[0], arr.shape[1]
+    per_layer = max(1, arr.nbytes // max(1, channels * layers))
+    step = max(1, block_bytes // per_layer)
+    crc = 0
+    for c in range(channels):
+        for lo in range(0, layers, step):
+            crc = zlib.crc32(np.ascontiguousarray(read_layers(c, lo, min(layers, lo + step))).data, crc)
+    return f"crc32:{crc & 0xFFFFFFFF:08x}"
+
+
 class FeatureStore:
     """A store opened for reading, by local path or URL."""
 
-    def __init__(self, location: Location):
+    def __init__(self, location: Location, *, check_reads: bool = True):
         self.location = location
         self.provenance = read_provenance(location)
+        self.check_reads = check_reads  # each track's checksum checked on its first read in this process
         self._arrays: dict[str, zarr.Array] = {}
         self._indexes: dict[str, ShardIndex | None] = {}
+        self._checked: set[str] = set()
 
     @classmethod
-    def open(cls, location: str | Location, *, storage_options: dict | None = None) -> FeatureStore:
-        """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``."""
+    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = True) -> "FeatureStore":
+        """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``. ``check_reads``: check each
+        track's data against its checksum in the manifest the first time this process reads it."""
         loc = location if isinstance(location, Location) else Location.parse(location, storage_options)
-        return cls(loc)
+        return cls(loc, check_reads=check_reads)
 
     # --- manifest --------------------------------------------------------------------------------
     @cached_property
@@ -142,10 +158,29 @@ class FeatureStore:
             raise ValueError(f"track {key}: out is {out.shape} {out.dtype}, the crop is "
                              f"{(arr.shape[0], len(positions), stop - start, arr.shape[3])} {arr.dtype}")
         try:
+            if self.check_reads and key not in self._checked:
+                self._check(key, arr)
             return self._read(key, arr, start, stop, positions, out)
         except (OSError, RuntimeError, ValueError) as err:  # a missing or damaged shard, a codec that cannot decode
             raise UserError(f"{self.location.url}: track {key} cannot be read ({type(err).__name__}: {err}). "
                             f"Its data is missing or damaged: run mrnet-store verify {self.location.url} to list every damaged track.") from err
+
+    @cached_property
+    def _checksums(self) -> dict[str, str]:
+        """Each done track's checksum in the manifest, by array key."""
+        done = self.tracks.filter((pl.col("status") == "done") & pl.col("checksum").is_not_null())
+        return dict(zip(done["key"].to_list(), done["checksum"].to_list()))
+
+    def _check(self, key: str, arr: zarr.Array) -> None:
+        """The whole track's CRC-32 against the manifest's (a flipped byte, two tracks' shards swapped), once."""
+        expected = self._checksums.get(key)
+        if expected is not None:
+            found = track_checksum(lambda c, lo, hi: self._read(key, arr, 0, arr.shape[2], list(range(lo, hi)), None)[c], arr)
+            if found != expected:
+                raise UserError(f"{self.location.url}: track {key} does not match its checksum in the manifest (its data "
+                                f"{found}, the manifest {expected}): the store is damaged, or its shards were moved. Nothing of it "
+                                f"was used. Run mrnet-store verify {self.location.url} to list every damaged track.")
+        self._checked.add(key)
 
     def _read(self, key: str, arr: zarr.Array, start: int, stop: int, positions: list[int], out: np.ndarray | None) -> np.ndarray:
         if key not in self._indexes:

@@ -27,22 +27,37 @@ from mrnet.store.writer import ROOT_BACKUP, group_metadata, remove_temporary_fil
 
 def repair_store(location: Location) -> list[str]:
     """Restore what can be restored; return what was done (empty when nothing needed it)."""
+    if not location.exists("zarr.json") and not location.exists(ROOT_BACKUP):  # checked before the lock: a refusal writes nothing
+        raise _unrepairable(location)
+    lock = WriterLock.acquire(location, "mrnet-store repair")
+    try:
+        done = _repair(location)
+    except BaseException:
+        lock.abandon()  # a refused repair leaves no lock file behind
+        raise
+    lock.release()
+    return done
+
+
+def _unrepairable(location: Location) -> UserError:
+    return UserError(f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
+                     "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again.")
+
+
+def _repair(location: Location) -> list[str]:
+    """The repairs, made while holding the store's writer lock."""
     done = []
-    with WriterLock.acquire(location, "mrnet-store repair"):
-        if not location.exists("zarr.json"):
-            if not location.exists(ROOT_BACKUP):
-                raise UserError(
-                    f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
-                    "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again."
-                )
-            read_provenance(location, ROOT_BACKUP)  # a damaged copy is refused by name
-            location.write_bytes("zarr.json", location.read_bytes(ROOT_BACKUP))
-            done.append(f"restored zarr.json from {ROOT_BACKUP}")
-        read_provenance(location)
-        if not location.exists("features/zarr.json"):
-            location.write_bytes("features/zarr.json", group_metadata({}))
-            done.append("recreated features/zarr.json")
-        removed = remove_temporary_files(location)
-        if removed:
-            done.append(f"removed {len(removed)} temporary file(s) of an interrupted write, e.g. {removed[0]}")
+    if not location.exists("zarr.json"):
+        if not location.exists(ROOT_BACKUP):
+            raise _unrepairable(location)
+        read_provenance(location, ROOT_BACKUP)  # a damaged copy is refused by name
+        location.write_bytes("zarr.json", location.read_bytes(ROOT_BACKUP))
+        done.append(f"restored zarr.json from {ROOT_BACKUP}")
+    read_provenance(location)
+    if not location.exists("features/zarr.json"):
+        location.write_bytes("features/zarr.json", group_metadata({}))
+        done.append("recreated features/zarr.json")
+    removed = remove_temporary_files(location)
+    if removed:
+        done.append(f"removed {len(removed)} temporary file(s) of an interrupted write, e.g. {removed[0]}")
     return done

@@ -186,27 +186,61 @@ def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, S
 def write(location: Location, groups: dict[str, Sums], *, how: str) -> dict:
     """``manifest/statistics.npz`` and its index ``manifest/statistics.json``; returns the index."""
     data = _npz(groups)
-    index = {
-        "format": "mrnet-statistics/1",
-        "how": how,
-        "groups": sorted(groups),
-        "frames": int(sum(s.count for s in groups.values())),
-        "checksum": f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}",
-    }
+    index = {"format": "mrnet-statistics/1", "how": how, "groups": sorted(groups),
+             "frames": int(sum(s.count for s in groups.values())), "checksum": _crc32(data)}
     location.write_bytes(ARRAYS, data)
-    location.write_bytes(INDEX, (json.dumps(index, indent=2) + "\n").encode())
+    location.write_bytes(INDEX, _index_bytes(index))
     return index
 
 
+def _crc32(data: bytes) -> str:
+    return f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+
+_FIELDS = {"format": str, "how": str, "groups": list, "frames": int, "checksum": str}
+
+
+def _index_bytes(index: dict) -> bytes:
+    """The index file: its fields and a checksum of their canonical JSON, so any changed byte is found."""
+    body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+    return (json.dumps({**index, "index_checksum": _crc32(body)}, indent=2) + "\n").encode()
+
+
 def read(location: Location) -> dict[str, Sums] | None:
-    """The store's sums per group, or None when it has none. A damaged file raises ``ValueError``."""
+    """The store's sums per group, or None when it has none. A damaged file raises ``ValueError`` naming it."""
     if not location.exists(INDEX):
         return None
-    index = json.loads(location.read_bytes(INDEX))
-    data = location.read_bytes(ARRAYS)
-    if f"crc32:{zlib.crc32(data) & 0xFFFFFFFF:08x}" != index["checksum"]:
+    index = _read_index(location)
+    data = location.read_bytes(ARRAYS) if location.exists(ARRAYS) else None
+    if data is None:
+        raise ValueError(f"{location.url}/{ARRAYS} is missing (its index {INDEX} is there)")
+    if _crc32(data) != index["checksum"]:
         raise ValueError(f"{location.url}/{ARRAYS} does not match the checksum in {INDEX}")
-    return _groups_of(data)[0]
+    try:
+        groups = _groups_of(data)[0]
+    except (ValueError, KeyError, OSError, EOFError) as err:
+        raise ValueError(f"{location.url}/{ARRAYS} cannot be read ({type(err).__name__}: {err})") from err
+    if sorted(groups) != index["groups"] or sum(s.count for s in groups.values()) != index["frames"]:
+        raise ValueError(f"{location.url}/{ARRAYS} does not hold the groups and frames its index {INDEX} lists")
+    return groups
+
+
+def _read_index(location: Location) -> dict:
+    """``statistics.json``, checked field by field and against its own checksum (stores before it had one: fields only)."""
+    where = f"{location.url}/{INDEX}"
+    try:
+        index = json.loads(location.read_bytes(INDEX))
+    except ValueError as err:
+        raise ValueError(f"{where} is damaged: not valid JSON ({err})") from err
+    if not isinstance(index, dict):
+        raise ValueError(f"{where} is damaged: not a JSON object")
+    own = index.pop("index_checksum", None)
+    wrong = sorted(set(index) ^ set(_FIELDS)) + [k for k, t in _FIELDS.items() if k in index and not isinstance(index[k], t)]
+    if wrong or index["format"] != "mrnet-statistics/1":
+        raise ValueError(f"{where} is damaged or of another format (fields {', '.join(wrong) or 'format'})")
+    if own is not None and location.read_bytes(INDEX) != _index_bytes(index):
+        raise ValueError(f"{where} is damaged: it no longer matches its own checksum")
+    return index
 
 
 def compute(

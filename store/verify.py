@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,8 @@ import zarr.abc.store
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
 from mrnet.manifests.schema import status_counts
-from mrnet.store import integrity
+from mrnet.store import integrity, statistics
+from mrnet.store.layout import links, prefix_clashes, unexplained
 from mrnet.store.location import Location, check_key
 from mrnet.store.reader import FeatureStore
 from mrnet.store.shardwrite import array_metadata
@@ -77,6 +79,7 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
     """Check the store's metadata against its integrity record, then every ``done`` track; ``on_track``
     is called once per track checked (progress). Damage that stops the store from opening is a finding."""
     report = VerifyReport(location.url)
+    report.problems += [Problem(what) for what in foreign_files(location)]
     damaged = integrity.problems(location)
     report.problems += [Problem(what) for what in damaged]
     if {what.split(" ")[0] for what in damaged} & set(integrity.COVERED):
@@ -92,7 +95,37 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
     if _before_integrity(store):
         report.notes.append("written by mrnet 0.1.0, which kept no checksums of the store's metadata: only the tracks are checked")
     _check_tracks(store, done, report, workers, on_track)
+    report.problems += [Problem(what) for what in statistics_problems(store)]
     return report
+
+
+def foreign_files(location: Location) -> list[str]:
+    """Every symbolic link, every key that is also a folder, and every file the format does not explain."""
+    linked = links(location)
+    found = [f"{rel} is a symbolic link (to {os.readlink(os.path.join(location.url, rel))}): mrnet never writes links "
+             "into a store and follows none; remove it" for rel in linked]
+    rels = [rel for rel in location.files() if not any(rel == l or rel.startswith(l + "/") for l in linked)]
+    found += [f"object {key!r} is also the folder of {longer!r}: not written by mrnet (a copy refuses it)"
+              for key, longer in prefix_clashes(rels)]
+    found += [f"{rel}: a file the store format does not explain (not written by mrnet; a copy refuses it)" for rel in unexplained(rels)]
+    return found
+
+
+def statistics_problems(store: FeatureStore) -> list[str]:
+    """What is wrong with ``manifest/statistics.{json,npz}`` (``mrnet-store stats`` rewrites them)."""
+    fix = f"recompute them with: mrnet-store stats {store.location.url}"
+    try:
+        groups = statistics.read(store.location)
+    except ValueError as err:
+        return [f"{err}; {fix}"]
+    if groups is None:
+        return []
+    p = store.provenance
+    shape = (p.channels, len(p.layers), p.dim)
+    wrong = [key for key, sums in groups.items() if sums.sum.shape != shape or sums.sumsq.shape != shape]
+    if wrong:
+        return [f"{statistics.ARRAYS}: group {wrong[0]} has sums of shape {groups[wrong[0]].sum.shape}, the store's features are {shape}; {fix}"]
+    return []
 
 
 def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport, workers: int, on_track) -> None:

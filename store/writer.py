@@ -26,13 +26,9 @@ from mrnet.manifests.schema import GENRES, TRACKS, status_counts, validate
 from mrnet.store import integrity, statistics
 from mrnet.store.format import ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
 from mrnet.store.location import Location, parquet_bytes
-from mrnet.store.lock import LOCK, WriterLock
+from mrnet.store.lock import WriterLock
+from mrnet.store.ownership import ROOT_BACKUP, STORE_ENTRIES, check_folder, clear_store  # noqa: F401 - re-exported
 from mrnet.store.shardwrite import array_spec, write_shard_array
-
-#: Everything mrnet writes at a store's root; a folder holding anything else is not (only) a store.
-STORE_ENTRIES = ("zarr.json", "features", "manifest", "progress", "integrity.json", "stats")
-#: A copy of the root zarr.json, so a store whose root was lost can be repaired (mrnet-store repair).
-ROOT_BACKUP = "progress/root.zarr.json"
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,7 @@ class StoreWriter:
     location: Location
     provenance: Provenance
     lock: WriterLock | None = None
+    created: bool = False  # this run created the store (store/ownership.discard_new can undo it)
 
     @classmethod
     def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract") -> StoreWriter:
@@ -68,12 +65,12 @@ class StoreWriter:
         a store whose root metadata is missing (an interrupted copy, or damage), with the command that
         repairs it; ``overwrite`` removes only a store's own parts.
         """
-        _check_contents(location, overwrite=overwrite)
-        lock = WriterLock.acquire(location, command)
+        check_folder(location, overwrite=overwrite)  # store/ownership.py: proof that mrnet wrote what it finds
+        lock = WriterLock.acquire(location, command)  # the first file of a new store
         try:
             writer = cls._open_locked(location, provenance, overwrite=overwrite)
         except BaseException:
-            lock.release()
+            lock.abandon()  # a refused run leaves the folder as it found it
             raise
         writer.lock = lock
         return writer
@@ -92,17 +89,12 @@ class StoreWriter:
                     )
                 remove_temporary_files(location)  # a killed writer's leftovers; we hold the lock, so no one is writing
                 return cls(location, stored)
-            for entry in STORE_ENTRIES:
-                if entry != "progress":
-                    location.remove(entry)
-            for name in location.listdir("progress"):
-                if f"progress/{name}" != LOCK:
-                    location.remove(f"progress/{name}")
+            clear_store(location)
         root, features = group_metadata({ROOT_ATTR: provenance.to_json()}), group_metadata({})
+        location.write_bytes(ROOT_BACKUP, root)  # first after the lock: mrnet's mark on the folder
         location.write_bytes("features/zarr.json", features)
-        location.write_bytes(ROOT_BACKUP, root)
         location.write_bytes("zarr.json", root)  # last: from here on the folder opens as a store
-        return cls(location, provenance)
+        return cls(location, provenance, created=True)
 
     def close(self) -> None:
         """Release the writer lock (a no-op for workers, which hold none)."""
@@ -213,25 +205,6 @@ def group_metadata(attributes: dict) -> bytes:
     files: dict = {}
     zarr.open_group(MemoryStore(files), mode="w", zarr_format=3, attributes=attributes)
     return files["zarr.json"].to_bytes()
-
-
-def _check_contents(location: Location, *, overwrite: bool) -> None:
-    """Refuse a folder that holds what mrnet did not write, and a store that lost its root metadata."""
-    lock_only = set(location.listdir("progress")) <= {LOCK.split("/")[1]}  # a lock alone: a run stopped before it began
-    entries = [name for name in location.listdir("") if not (name == "progress" and lock_only)]
-    foreign = [name for name in entries if name not in STORE_ENTRIES and not is_temporary(name)]
-    if foreign:
-        what = "is not empty and is not an mrnet store" if "zarr.json" not in entries else "holds files mrnet did not write"
-        raise UserError(f"{location.url} {what} (it holds {', '.join(sorted(foreign)[:5])}); nothing there is touched. "
-                        "Write the store to a new or empty folder (--out).")
-    if entries and "zarr.json" not in entries and not overwrite:
-        backup = location.exists(ROOT_BACKUP)
-        raise UserError(
-            f"{location.url} holds store data but no root zarr.json: an interrupted copy, or damaged. Nothing was touched. "
-            "If it is a copy, run the same mrnet-store cp again to finish it; "
-            + (f"otherwise restore its root with: mrnet-store repair {location.url}" if backup
-               else "it has no backup of its root to repair from: extract again with --overwrite, or into another --out")
-        )
 
 
 def remove_temporary_files(location: Location) -> list[str]:
