@@ -131,6 +131,9 @@ def ls(
     )
     for s in stores:
         tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
+        if s.get("damaged"):
+            table.add_row(escape(s["name"]), "", "", "", "", "", "", f"[red]{escape(s['damaged'])}[/]", _size(s["size_bytes"]))
+            continue
         channels = {1: "mono", 2: "stereo"}.get(s["channels"], str(s["channels"]))
         table.add_row(
             escape(s["name"]),

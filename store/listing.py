@@ -28,14 +28,36 @@ def list_stores(root: Location, *, size: bool = True) -> list[dict[str, Any]]:
         return found
     names = [name for name in root.listdir("") if name not in ("", ".", "..") and "/" not in name]  # never a parent
     children = (Location.parse(f"{root.url}/{name}", root.storage_options) for name in names)
-    return [entry for entry in (describe(child, size=size) for child in children) if entry]
+    return [entry for entry in (describe(child, size=size) or damaged(child) for child in children) if entry]
+
+
+def damaged(loc: Location) -> dict[str, Any] | None:
+    """An entry for a folder that is a store mrnet wrote but does not open (no root, a root that is not
+    JSON, or one being written right now), with why; ``None`` if it is no store at all."""
+    from mrnet.store.lock import WriterLock
+    from mrnet.store.ownership import written_by_mrnet
+
+    if not written_by_mrnet(loc) and not loc.exists("zarr.json"):
+        return None
+    holder = WriterLock.holder_if_busy(loc)
+    if holder is not None:
+        why = f"being written by {holder.get('command')} (pid {holder.get('pid')} on {holder.get('host')}) since {holder.get('since')}"
+    elif not loc.exists("zarr.json"):
+        why = f"damaged: no root zarr.json (an interrupted copy: run the same mrnet-store cp again; or mrnet-store repair {loc.url})"
+    else:
+        why = f"damaged: its root zarr.json is not the root of an mrnet store (mrnet-store verify {loc.url}; mrnet-store repair {loc.url})"
+    empty = dict.fromkeys(("dataset", "feature", "model", "channels", "dtype", "dim", "format_version", "tracks", "done"))
+    return {"name": loc.name, "url": loc.url, **empty, "layers": 0, "layer_ids": [], "task": None, "finalized": False,
+            "damaged": why, "size_bytes": loc.du()}
 
 
 def describe(loc: Location, *, size: bool = True) -> dict[str, Any] | None:
     """Name, feature, model, layers, tracks and size of the store at ``loc``; ``None`` if it is none."""
     try:
         attrs = json.loads(loc.read_bytes("zarr.json")).get("attributes", {})
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, json.JSONDecodeError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):  # not JSON (UnicodeDecodeError too)
+        return None
+    except AttributeError:  # JSON, but not an object
         return None
     prov = attrs.get(ROOT_ATTR)
     if not isinstance(prov, dict):

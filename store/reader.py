@@ -49,7 +49,7 @@ def track_checksum(read_layers, arr: zarr.Array, block_bytes: int = 64 * 2**20) 
 class FeatureStore:
     """A store opened for reading, by local path or URL."""
 
-    def __init__(self, location: Location, *, check_reads: bool = True):
+    def __init__(self, location: Location, *, check_reads: bool = False):
         self.location = location
         self.provenance = read_provenance(location)
         self.check_reads = check_reads  # each track's checksum checked on its first read in this process
@@ -58,9 +58,10 @@ class FeatureStore:
         self._checked: set[str] = set()
 
     @classmethod
-    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = True) -> "FeatureStore":
+    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = False) -> "FeatureStore":
         """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``. ``check_reads``: check each
-        track's data against its checksum in the manifest the first time this process reads it."""
+        track's data against its checksum in the manifest the first time this process reads it (off by
+        default: a first read then costs a whole track's read and CRC-32, docs/reliability.md)."""
         loc = location if isinstance(location, Location) else Location.parse(location, storage_options)
         return cls(loc, check_reads=check_reads)
 

@@ -44,7 +44,7 @@ class Folds(str, Enum):
 
 
 #: what --resume may change: where the store is, the machine, and --epochs (more: the run is extended)
-RESUMABLE = {"store", "num_workers", "device", "workers", "gpus", "scheduler", "epochs"}
+RESUMABLE = {"store", "check_reads", "num_workers", "device", "workers", "gpus", "scheduler", "epochs"}
 INPUT, MODEL, OPTIM, AUGMENT, EVAL, MACHINE = "Input and output", "Model", "Optimisation", "Augmentation", "Evaluation and selection", "Machinery"
 BY_PRESET = "preset"
 
@@ -182,6 +182,7 @@ def train(
     gpus: Annotated[Optional[str], _opt("GPUs as 0,1,...: one process per GPU (DDP, NCCL); with --folds all, one fold per GPU at once.", MACHINE, "one process, --device")] = None,
     scheduler: Annotated[Optional[str], _opt("With --folds all: run the folds as tasks on this Dask cluster (tcp://host:8786), as mrnet-extract does.", MACHINE, "none")] = None,
     sync_bn: Annotated[Optional[bool], flag("--sync-bn/--no-sync-bn", help=r"Several processes: BatchNorm statistics over the global batch (SyncBatchNorm), so N processes train what one does. \[default: on]", panel=MACHINE)] = None,
+    check_reads: Annotated[Optional[bool], flag("--check-reads/--no-check-reads", help=r"Check each track's data against its checksum in the store's manifest when a process first reads it, and stop naming a damaged track (costs a whole track's read per track and process; mrnet-store verify checks a store once). \[default: off]", panel=MACHINE)] = None,
     num_workers: Annotated[Optional[int], _opt("Read with a DataLoader of N worker processes (0: in the training loop) instead of threads of this process reading ahead.", MACHINE, "threads: 2 on CPU; on a GPU half the cores, 2 to 8")] = None,
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.", MACHINE, "auto")] = None,
     bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help=r"bfloat16 autocast on GPU. \[default: on]", panel=MACHINE)] = None,
@@ -204,7 +205,7 @@ def train(
                    augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
-                   test_curve=test_curve, num_workers=num_workers, device=device, bf16=bf16, seed=seed, workers=workers,
+                   test_curve=test_curve, check_reads=check_reads, num_workers=num_workers, device=device, bf16=bf16, seed=seed, workers=workers,
                    gpus=parse_ints(gpus, "--gpus"), scheduler=scheduler, sync_bn=sync_bn)
     reporter = RichReporter(console)
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest

@@ -89,6 +89,7 @@ class TrainConfig:
     test_curve: bool = True  # also evaluate test each time: the curve and the optimistic number
     eval_batch_size: int = 8  # whole tracks of equal length per batch
     # machinery
+    check_reads: bool = False  # check each track's checksum on its first read in each process (docs/reliability.md)
     num_workers: int | None = None  # None: threads of this process read ahead (data.Prefetcher); N: a DataLoader with N worker processes
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)

@@ -90,8 +90,10 @@ class EvalUnit:
 class _StoreTracks(Dataset):
     """Tracks of one split; opens the store lazily, once per process (so each worker opens its own)."""
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], targets: list | None = None):
+    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], targets: list | None = None,
+                 check_reads: bool = False):
         self.location = location
+        self.check_reads = check_reads  # each track's checksum checked on its first read (FeatureStore)
         self.keys = tracks["key"].to_list()
         self.labels = track_targets(tracks) if targets is None else targets  # label ids, or multi-hot vectors
         self.frames = tracks["frames"].to_list()
@@ -102,7 +104,7 @@ class _StoreTracks(Dataset):
     @property
     def store(self) -> FeatureStore:
         if self._store is None or self._pid != os.getpid():
-            self._store, self._pid = FeatureStore.open(self.location), os.getpid()
+            self._store, self._pid = FeatureStore.open(self.location, check_reads=self.check_reads), os.getpid()
         return self._store
 
     def __getstate__(self):  # spawn/forkserver workers: send the location, never the open store
@@ -128,8 +130,8 @@ class CropDataset(_StoreTracks):
     """
 
     def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int,
-                 augment: Augment | None = None, targets: list | None = None):
-        super().__init__(location, tracks, layers, targets)
+                 augment: Augment | None = None, targets: list | None = None, check_reads: bool = False):
+        super().__init__(location, tracks, layers, targets, check_reads)
         self.crop, self.seed, self.augment = crop, seed, augment
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
@@ -209,8 +211,8 @@ class TrackDataset(_StoreTracks):
     T, dim)`` for whole tracks, ``(crops, channels, layers, crop, dim)`` otherwise, in the store's dtype."""
 
     def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, unit: EvalUnit = EvalUnit(),
-                 targets: list | None = None):
-        super().__init__(location, tracks, layers, targets)
+                 targets: list | None = None, check_reads: bool = False):
+        super().__init__(location, tracks, layers, targets, check_reads)
         self.unit = unit
 
     @property

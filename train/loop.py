@@ -241,7 +241,7 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
                for name, part in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
     if cfg.model == "linear":  # fitted for each C of a grid, not by epochs (train/probe.py); resuming fits it again
         cpu = torch.device("cpu")
-        evals = {name: eval_loader(TrackDataset(store.location, part, positions), cfg, cpu)
+        evals = {name: eval_loader(TrackDataset(store.location, part, positions, check_reads=cfg.check_reads), cfg, cpu)
                  for name, part in (("train", splits.train), ("valid", splits.valid), ("test", splits.test))}
         run.rewrite_metrics([])
         return probe.fit(cfg, run, store, splits, positions, model.cpu(), weights.cpu(), evals, labels, reporter)
@@ -279,8 +279,9 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     crop = crop_frames(cfg, store.provenance.frame_rate, model)
     kind, n = parse_eval_unit(cfg.eval_unit)
     unit = EvalUnit(kind, crop=crop, chunks=n)
-    train_set = CropDataset(location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment, targets=targets["train"])
-    evals = {name: eval_loader(TrackDataset(location, part, positions, unit=unit, targets=targets[name]), cfg, device)
+    train_set = CropDataset(location, splits.train, positions, crop=crop, seed=cfg.seed, augment=augment, targets=targets["train"],
+                             check_reads=cfg.check_reads)
+    evals = {name: eval_loader(TrackDataset(location, part, positions, unit=unit, targets=targets[name], check_reads=cfg.check_reads), cfg, device)
              for name, part in (("valid", splits.valid), ("test", splits.test))}
     steps = steps_per_epoch(len(train_set), cfg.batch_size)
     events = EventLog(run.path / "tensorboard" if main else None, steps_per_epoch=steps, start_step=state["epoch"] * steps + state["step"])

@@ -209,3 +209,37 @@ def test_an_abandoned_lock_file_is_not_taken_by_two_writers(tmp_path):
         WriterLock.acquire(loc, "third")
     second.release()
     time.sleep(0)
+
+
+def test_ls_lists_damaged_stores_as_such(runner, tmp_path):
+    make_store(tmp_path / "good.zarr", per_genre=1)
+    make_store(tmp_path / "noroot.zarr", per_genre=1)
+    (tmp_path / "noroot.zarr" / "zarr.json").unlink()
+    make_store(tmp_path / "badroot.zarr", per_genre=1)
+    (tmp_path / "badroot.zarr" / "zarr.json").write_bytes(b"\xff{not json")
+    (tmp_path / "mine").mkdir()  # the user's own folder: not a store, not listed
+    (tmp_path / "mine" / "features").mkdir()
+    stores = {s["name"]: s for s in json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).output)}
+    assert sorted(stores) == ["badroot.zarr", "good.zarr", "noroot.zarr"]
+    assert stores["noroot.zarr"]["damaged"].startswith("damaged: no root zarr.json")
+    assert stores["badroot.zarr"]["damaged"].startswith("damaged: its root zarr.json") and "damaged" not in stores["good.zarr"]
+    table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "250"}).output
+    assert "damaged: no root zarr.json" in " ".join(table.split())
+
+
+@pytest.mark.parametrize("rel", ["manifest/statistics.json", "manifest/statistics.npz"])
+def test_verify_names_every_byte_flip_in_the_statistics(store, rel):
+    from mrnet.store.verify import verify_store
+    from tests.store.util import flip_byte
+
+    loc = Location.parse(store)
+    original = loc.read_bytes(rel)
+    offsets = sorted({round(i * (len(original) - 1) / 29) for i in range(30)})
+    missed = []
+    for offset in offsets:
+        flip_byte(loc, rel, offset)
+        problems = [p.what for p in verify_store(loc, workers=1).problems]
+        if not any("manifest/statistics" in what for what in problems):
+            missed.append(offset)
+        loc.write_bytes(rel, original)
+    assert missed == [], f"flips at {missed} of {len(original)} bytes not named"
