@@ -111,9 +111,15 @@ class Location:
     def zarr_store(self, *, read_only: bool = False) -> zarr.abc.store.Store:
         if self.local:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
-        return zarr.storage.FsspecStore.from_url(
-            self.url, storage_options=self.storage_options or None, read_only=read_only
-        )
+        key = (self.url, repr(sorted(self.storage_options.items())), read_only)
+        if key not in _ZARR_CACHE:
+            # our own client per location, not fsspec's instance cache: that one is keyed by thread and
+            # arguments, not by the endpoint in the environment, and handed a later thread a client made
+            # for another endpoint (a test's fault proxy, since stopped)
+            _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(
+                self.url, storage_options={**self.storage_options, "skip_instance_cache": True}, read_only=read_only
+            )
+        return _ZARR_CACHE[key]
 
     # --- plain files beside the arrays ---------------------------------------------------------
     @property
@@ -182,7 +188,9 @@ class Location:
 _FS_CACHE: dict[tuple[str, str], tuple[fsspec.AbstractFileSystem, str]] = {}
 # A forked child (a DataLoader worker) must not reuse the parent's filesystem objects: s3fs's event
 # loop and connections do not survive a fork ("This class is not fork-safe").
+_ZARR_CACHE: dict[tuple[str, str, bool], zarr.abc.store.Store] = {}
 os.register_at_fork(after_in_child=_FS_CACHE.clear)
+os.register_at_fork(after_in_child=_ZARR_CACHE.clear)
 
 
 def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
