@@ -92,6 +92,26 @@ def refuse_links(location: Location, *, role: str) -> None:
         )
 
 
+def refuse_links_on_read(location: Location, rel: str) -> None:
+    """A ``UserError`` if ``rel`` (a file or folder of a local store) is, holds or lies under a link:
+    readers follow no link inside a store (checked once per track and per store opened)."""
+    if not location.local:
+        return
+    path, found = location.url, []
+    for part in rel.split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            found.append(os.path.relpath(path, location.url))
+            break
+    else:
+        found = links(location, rel) if os.path.isdir(path) else []
+    if found:
+        first = os.path.join(location.url, found[0])
+        raise UserError(f"{location.url}: {found[0]} is a symbolic link (to {os.readlink(first)}); mrnet reads no link inside a "
+                        f"store. Nothing was read from it. Run mrnet-store verify {location.url}, which lists every file a "
+                        "store should not hold; copy the store again from where it came from.")
+
+
 def check_destination_path(location: Location, rel: str) -> None:
     """Refuse to write ``rel`` under a local store when any folder between the root and it is a link
     (a ``features/`` linked elsewhere would take the writes out of the store). No-op on object stores."""

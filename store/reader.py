@@ -28,6 +28,8 @@ from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store import integrity
 from mrnet.store import statistics as feature_statistics
 from mrnet.store.format import read_provenance
+from mrnet.store.integrity import INTEGRITY
+from mrnet.store.layout import refuse_links_on_read
 from mrnet.store.location import Location, check_key
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import read_journal
@@ -51,6 +53,8 @@ class FeatureStore:
 
     def __init__(self, location: Location, *, check_reads: bool = False):
         self.location = location
+        for rel in ("zarr.json", "manifest", INTEGRITY, "progress"):
+            refuse_links_on_read(location, rel)  # local stores: what describes the tracks is never read through a link
         self.provenance = read_provenance(location)
         self.check_reads = check_reads  # each track's checksum checked on its first read in this process
         self._arrays: dict[str, zarr.Array] = {}
@@ -123,6 +127,7 @@ class FeatureStore:
     def array(self, key: str) -> zarr.Array:
         if key not in self._arrays:
             check_key(f"features/{key}", where=self.location.url)
+            refuse_links_on_read(self.location, f"features/{key}")
             try:
                 arr = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
             except FileNotFoundError as err:

@@ -243,3 +243,21 @@ def test_verify_names_every_byte_flip_in_the_statistics(store, rel):
             missed.append(offset)
         loc.write_bytes(rel, original)
     assert missed == [], f"flips at {missed} of {len(original)} bytes not named"
+
+
+def test_reads_follow_no_link_inside_a_store(store, tmp_path):
+    from mrnet.store import FeatureStore
+
+    other = next(p for p in Path(store, "features").iterdir() if p.is_dir() and p.name != "calm.000")
+    shard = Path(store, "features", "calm.000", "c", "0", "0", "0", "0")
+    shard.unlink()
+    shard.symlink_to(other / "c" / "0" / "0" / "0" / "0")  # another track's data, same store
+    with pytest.raises(UserError, match=r"features/calm.000/c/0/0/0/0 is a symbolic link"):
+        FeatureStore.open(store).read("calm.000", 0, 10)
+    assert FeatureStore.open(store).read(other.name, 0, 10).shape[2] == 10  # the other tracks still read
+    tracks = Path(store, "manifest", "tracks.parquet")
+    moved = tmp_path / "tracks.parquet"
+    tracks.rename(moved)
+    tracks.symlink_to(moved)
+    with pytest.raises(UserError, match=r"manifest/tracks.parquet is a symbolic link"):
+        FeatureStore.open(store)
