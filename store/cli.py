@@ -132,7 +132,9 @@ def ls(
     for s in stores:
         tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
         if s.get("damaged"):
-            table.add_row(escape(s["name"]), "", "", "", "", "", "", f"[red]{escape(s['damaged'])}[/]", _size(s["size_bytes"]))
+            table.add_row(
+                escape(s["name"]), "", "", "", "", "", "", f"[red]{escape(s['damaged'])}[/]", _size(s["size_bytes"])
+            )
             continue
         channels = {1: "mono", 2: "stereo"}.get(s["channels"], str(s["channels"]))
         table.add_row(
@@ -230,9 +232,13 @@ def _user_errors(*where: str) -> Iterator[None]:
         buckets = [w for w in where if "://" in w and not w.startswith("file://")]
         if "bucket" not in str(error).lower() or not buckets:
             raise _storage_error(error) from error
-        names = ", ".join(sorted({b.split("://", 1)[0] + "://" + b.split("://", 1)[1].split("/", 1)[0] for b in buckets}))
-        raise UserError(f"{', '.join(buckets)}: the bucket does not exist ({error}). Check the bucket's name in the URL "
-                        f"({names}) and the endpoint, or create the bucket first (aws s3 mb ...).") from error
+        names = ", ".join(
+            sorted({b.split("://", 1)[0] + "://" + b.split("://", 1)[1].split("/", 1)[0] for b in buckets})
+        )
+        raise UserError(
+            f"{', '.join(buckets)}: the bucket does not exist ({error}). Check the bucket's name in the URL "
+            f"({names}) and the endpoint, or create the bucket first (aws s3 mb ...)."
+        ) from error
     except _storage_errors() as error:
         raise _storage_error(error) from error
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import is_temporary
@@ -107,9 +107,11 @@ def refuse_links_on_read(location: Location, rel: str) -> None:
         found = links(location, rel) if os.path.isdir(path) else []
     if found:
         first = os.path.join(location.url, found[0])
-        raise UserError(f"{location.url}: {found[0]} is a symbolic link (to {os.readlink(first)}); mrnet reads no link inside a "
-                        f"store. Nothing was read from it. Run mrnet-store verify {location.url}, which lists every file a "
-                        "store should not hold; copy the store again from where it came from.")
+        raise UserError(
+            f"{location.url}: {found[0]} is a symbolic link (to {os.readlink(first)}); mrnet reads no link inside a "
+            f"store. Nothing was read from it. Run mrnet-store verify {location.url}, which lists every file a "
+            "store should not hold; copy the store again from where it came from."
+        )
 
 
 def check_destination_path(location: Location, rel: str) -> None:

@@ -122,7 +122,7 @@ class WriterLock:
             os.close(fd)  # closing drops a shared lock we got
         return None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -45,9 +45,15 @@ def check_folder(location: Location, *, overwrite: bool) -> None:
         return  # empty, or a lock alone: a run stopped before it began
     foreign = [name for name in entries if name not in STORE_ENTRIES]
     if foreign:
-        what = "is not empty and is not an mrnet store" if "zarr.json" not in entries else "holds files mrnet did not write"
-        raise UserError(f"{location.url} {what} (it holds {', '.join(sorted(foreign)[:5])}); nothing there is touched. "
-                        "Write the store to a new or empty folder (--out).")
+        what = (
+            "is not empty and is not an mrnet store"
+            if "zarr.json" not in entries
+            else "holds files mrnet did not write"
+        )
+        raise UserError(
+            f"{location.url} {what} (it holds {', '.join(sorted(foreign)[:5])}); nothing there is touched. "
+            "Write the store to a new or empty folder (--out)."
+        )
     if not written_by_mrnet(location):
         shown = ", ".join(sorted(location.files())[:3]) or ", ".join(f"{e}/" for e in sorted(entries))
         raise UserError(
@@ -68,8 +74,11 @@ def check_folder(location: Location, *, overwrite: bool) -> None:
         raise UserError(
             f"{location.url} holds store data but no root zarr.json: an interrupted copy, or damaged. Nothing was touched. "
             "If it is a copy, run the same mrnet-store cp again to finish it; "
-            + (f"otherwise restore its root with: mrnet-store repair {location.url}" if backup
-               else "it has no backup of its root to repair from: extract again with --overwrite, or into another --out")
+            + (
+                f"otherwise restore its root with: mrnet-store repair {location.url}"
+                if backup
+                else "it has no backup of its root to repair from: extract again with --overwrite, or into another --out"
+            )
         )
 
 

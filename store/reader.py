@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import zlib
+from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
@@ -62,7 +63,7 @@ class FeatureStore:
         self._checked: set[str] = set()
 
     @classmethod
-    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = False) -> "FeatureStore":
+    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = False) -> FeatureStore:
         """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``. ``check_reads``: check each
         track's data against its checksum in the manifest the first time this process reads it (off by
         default: a first read then costs a whole track's read and CRC-32, docs/reliability.md)."""

@@ -27,7 +27,9 @@ from mrnet.store.writer import ROOT_BACKUP, group_metadata, remove_temporary_fil
 
 def repair_store(location: Location) -> list[str]:
     """Restore what can be restored; return what was done (empty when nothing needed it)."""
-    if not location.exists("zarr.json") and not location.exists(ROOT_BACKUP):  # checked before the lock: a refusal writes nothing
+    if not location.exists("zarr.json") and not location.exists(
+        ROOT_BACKUP
+    ):  # checked before the lock: a refusal writes nothing
         raise _unrepairable(location)
     lock = WriterLock.acquire(location, "mrnet-store repair")
     try:
@@ -40,8 +42,10 @@ def repair_store(location: Location) -> list[str]:
 
 
 def _unrepairable(location: Location) -> UserError:
-    return UserError(f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
-                     "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again.")
+    return UserError(
+        f"{location.url} has no zarr.json and no copy of it ({ROOT_BACKUP}): it cannot be repaired. "
+        "If it is an interrupted copy, run the same mrnet-store cp again; otherwise extract it again."
+    )
 
 
 def _repair(location: Location) -> list[str]:

@@ -186,8 +186,13 @@ def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, S
 def write(location: Location, groups: dict[str, Sums], *, how: str) -> dict:
     """``manifest/statistics.npz`` and its index ``manifest/statistics.json``; returns the index."""
     data = _npz(groups)
-    index = {"format": "mrnet-statistics/1", "how": how, "groups": sorted(groups),
-             "frames": int(sum(s.count for s in groups.values())), "checksum": _crc32(data)}
+    index = {
+        "format": "mrnet-statistics/1",
+        "how": how,
+        "groups": sorted(groups),
+        "frames": int(sum(s.count for s in groups.values())),
+        "checksum": _crc32(data),
+    }
     location.write_bytes(ARRAYS, data)
     location.write_bytes(INDEX, _index_bytes(index))
     return index
@@ -235,7 +240,9 @@ def _read_index(location: Location) -> dict:
     if not isinstance(index, dict):
         raise ValueError(f"{where} is damaged: not a JSON object")
     own = index.pop("index_checksum", None)
-    wrong = sorted(set(index) ^ set(_FIELDS)) + [k for k, t in _FIELDS.items() if k in index and not isinstance(index[k], t)]
+    wrong = sorted(set(index) ^ set(_FIELDS)) + [
+        k for k, t in _FIELDS.items() if k in index and not isinstance(index[k], t)
+    ]
     if wrong or index["format"] != "mrnet-statistics/1":
         raise ValueError(f"{where} is damaged or of another format (fields {', '.join(wrong) or 'format'})")
     if own is not None and location.read_bytes(INDEX) != _index_bytes(index):

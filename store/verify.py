@@ -104,7 +104,7 @@ def foreign_files(location: Location) -> list[str]:
     linked = links(location)
     found = [f"{rel} is a symbolic link (to {os.readlink(os.path.join(location.url, rel))}): mrnet never writes links "
              "into a store and follows none; remove it" for rel in linked]
-    rels = [rel for rel in location.files() if not any(rel == l or rel.startswith(l + "/") for l in linked)]
+    rels = [rel for rel in location.files() if not any(rel == link or rel.startswith(link + "/") for link in linked)]
     found += [f"object {key!r} is also the folder of {longer!r}: not written by mrnet (a copy refuses it)"
               for key, longer in prefix_clashes(rels)]
     found += [f"{rel}: a file the store format does not explain (not written by mrnet; a copy refuses it)" for rel in unexplained(rels)]
