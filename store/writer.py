@@ -27,7 +27,7 @@ from mrnet.store import integrity, statistics
 from mrnet.store.format import ROOT_ATTR, Provenance, all_finite, checksum, read_provenance
 from mrnet.store.location import Location, parquet_bytes
 from mrnet.store.lock import WriterLock
-from mrnet.store.ownership import ROOT_BACKUP, STORE_ENTRIES, check_folder, clear_store  # noqa: F401 - re-exported
+from mrnet.store.ownership import ROOT_BACKUP, check_folder, clear_store
 from mrnet.store.shardwrite import array_spec, write_shard_array
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from mrnet.core.errors import UserError
 from mrnet.store import Location, Provenance, StoreWriter
@@ -192,6 +193,8 @@ def test_a_store_being_written_names_its_writer_from_the_first_file_on(tmp_path)
                 StoreWriter.open(Location.parse(out), PROV, overwrite=overwrite)
             assert "--overwrite" not in str(err.value)
         assert (out / "features" / "zarr.json").exists()
+        listed = CliRunner().invoke(app, ["ls", str(tmp_path), "--json"]).output
+        assert json.loads(listed)[0]["damaged"].startswith(f"being written by mrnet-extract (pid {holder.pid}")
     finally:
         holder.kill()
         holder.wait()
