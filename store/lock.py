@@ -203,6 +203,9 @@ class WriterLock:
             bucket, key = path.split("/", 1)
             try:
                 fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            except FileNotFoundError as err:  # a put needs no key to exist: the bucket itself is not there
+                raise UserError(f"{self.location.url}: the bucket {bucket!r} does not exist ({err}). Check the bucket's name in "
+                                "the URL and the endpoint, or create the bucket first (aws s3 mb s3://NAME).") from err
             except FileExistsError:  # someone's lock; or ours, when a retried request had gone through after all
                 return (self._current() or {}).get("token") == self.holder["token"]
             return True
