@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from mrnet.core.errors import UserError
-from mrnet.core.files import temporary_name, write_atomic
+from mrnet.core.files import temporary_name
 from mrnet.store.layout import check_destination_path
 from mrnet.store.location import Location
 
@@ -169,12 +169,21 @@ class WriterLock:
             return os.open(path, os.O_RDWR | os.O_NOFOLLOW), False
         except FileNotFoundError:
             pass
+        body = json.dumps(self.holder).encode()
         tmp = str(temporary_name(Path(path)))
-        write_atomic(tmp, json.dumps(self.holder).encode())
+        with open(tmp, "wb") as f:
+            f.write(body)
         try:
             os.link(tmp, path)  # atomic: the lock appears with its holder in it, or not at all
         except FileExistsError:
             return None, False  # another process created it first: open theirs
+        except OSError:  # a filesystem without hard links: create it exclusively, then write the holder
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            except FileExistsError:
+                return None, False
+            os.pwrite(fd, body, 0)
+            return fd, True
         finally:
             os.unlink(tmp)
         try:

@@ -264,3 +264,18 @@ def test_reads_follow_no_link_inside_a_store(store, tmp_path):
     tracks.symlink_to(moved)
     with pytest.raises(UserError, match=r"manifest/tracks.parquet is a symbolic link"):
         FeatureStore.open(store)
+
+
+def test_a_lock_is_created_whole_without_hard_links_too(tmp_path, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")  # what some network filesystems answer
+
+    monkeypatch.setattr(os, "link", no_links)
+    lock = WriterLock.acquire(Location.parse(tmp_path / "s.zarr"), "mrnet-extract")
+    try:
+        assert json.loads((tmp_path / "s.zarr" / LOCK).read_text())["pid"] == os.getpid()
+        assert sorted(p.name for p in (tmp_path / "s.zarr" / "progress").iterdir()) == ["lock.json"]  # no temporary left
+        with pytest.raises(UserError, match="is being written by mrnet-extract"):
+            WriterLock.acquire(Location.parse(tmp_path / "s.zarr"), "another")
+    finally:
+        lock.release()
