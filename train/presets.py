@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.train.config import TrainConfig
+from mrnet.train.models import get
 
 #: The regularisation of the CPU presets (tiny, small): see ``tiny``.
 LIGHT: dict[str, Any] = {"dropout": 0.1, "noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
@@ -110,13 +111,15 @@ def _recipe(name: str) -> Callable[..., TrainConfig]:
     return build
 
 
-#: What ``--model linear`` changes in any preset (an option given still wins): the probe is fitted by
-#: logistic regression for each C of a grid, chosen on validation (train/probe.py), not by epochs.
-PROBE: dict[str, Any] = {"augment": False}
-
 PRESETS: dict[str, Callable[..., TrainConfig]] = {
     "paper": paper, "tiny": tiny, "small": small, **{f"{name}-paper": _recipe(name) for name in RECIPES},
 }
+
+
+def default_preset(model: str | None) -> str:
+    """The preset a run of ``model`` (None: MRNet) starts from when none is named: the one its registry
+    entry declares, else ``paper``."""
+    return (get(model).preset if model else None) or "paper"
 
 
 def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
@@ -129,6 +132,6 @@ def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
     """
     if name not in PRESETS:
         raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    if overrides.get("model") == "linear":
-        overrides = {**PROBE, **overrides}
+    if overrides.get("model") is not None:  # what the model's registry entry changes in any preset (e.g. the probe: no augmentation)
+        overrides = {**get(overrides["model"]).preset_changes, **overrides}
     return PRESETS[name](store, **overrides)

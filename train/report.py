@@ -22,14 +22,12 @@ from rich.table import Table
 from mrnet.train import plots
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
-from mrnet.train.models import count_parameters
+from mrnet.train.models import count_parameters, is_probe, title
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
 SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
 OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
-MODEL_TITLES = {"mrnet": "MRNet", "linear": "Linear probe", "musicnext": "MusicNeXt", "musicnext-softmax": "MusicNeXt-S",
-                "nnet1": "NNET1", "nnet2": "NNET2", "mixnet": "MixNet", "fcn5": "FCN-5", "msecnn": "MsE-CNN"}
 
 
 def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
@@ -158,7 +156,7 @@ def probe_for(path: Path, report: dict) -> dict | None:
     the same split (equal split description and sizes; for ``--folds all``, every fold of as many
     folds), the one that finished last. None for a probe itself, or when there is none.
     """
-    if report["config"].get("model", "mrnet") == "linear" or task_of(report) == MULTI or not path.parent.is_dir():
+    if is_probe(report["config"].get("model", "mrnet")) or task_of(report) == MULTI or not path.parent.is_dir():
         return None  # no probe for a probe, nor for tags (it is a multi-class regression)
     mine = _store_of(Path(path))
     found = []
@@ -167,7 +165,7 @@ def probe_for(path: Path, report: dict) -> dict | None:
             continue
         try:
             theirs = json.loads((other / "report.json").read_text())
-            if theirs["config"].get("model") != "linear" or _store_of(other) != mine:
+            if not is_probe(theirs["config"].get("model")) or _store_of(other) != mine:
                 continue
             if "folds" in report:
                 if "folds" not in theirs or theirs["n"] != report["n"]:
@@ -213,7 +211,7 @@ def markdown(report: dict) -> str:
     shape = f"{cfg['variant']} variant{drop}, C = {cfg['channels']}, " if name == "mrnet" else ""
     stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
     lines = [
-        f"# {MODEL_TITLES.get(name, name)} on {report['dataset'] or report['store']}",
+        f"# {title(name)} on {report['dataset'] or report['store']}",
         "",
         f"- store: `{report['store']}` ({report['feature']}, {task_of(report)}); {report['split']}; "
         + " / ".join(f"{n} {name}" for name, n in report["sizes"].items()) + " tracks",
@@ -263,8 +261,8 @@ def _duration(seconds: float | None) -> str:
 def _markdown_folds(report: dict) -> str:
     mean, std = report["mean"], report["std"]
     first, second = HEADLINE[task_of(report)]
-    title = MODEL_TITLES.get(report["config"].get("model", "mrnet"), report["config"].get("model"))
-    lines = [f"# {title} on {report['dataset'] or report['store']}: {report['split']}", "",
+    name = title(report["config"].get("model", "mrnet"))
+    lines = [f"# {name} on {report['dataset'] or report['store']}: {report['split']}", "",
              f"**Test {label(first)} {show(first, mean[f'test_{first}'])} ± {show(first, std[f'test_{first}'])}, "
              f"{label(second)} {show(second, mean[f'test_{second}'])} ± {show(second, std[f'test_{second}'])}** (mean ± sample std over "
              f"{report['n']} folds; each fold's {SELECTION_NOTE}; {_duration(report.get('training_seconds'))} in all).", ""]

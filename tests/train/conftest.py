@@ -38,7 +38,7 @@ def recording(monkeypatch):
     from tests.train.util import RecordingStore
 
     RecordingStore.calls = []
-    monkeypatch.setattr("mrnet.train.datasets.FeatureStore", RecordingStore)
+    monkeypatch.setattr("mrnet.train.crops.FeatureStore", RecordingStore)
     return RecordingStore.calls
 
 

@@ -13,7 +13,7 @@ from mrnet.core.errors import UserError
 from mrnet.store import FeatureStore
 from mrnet.train import normalize
 from mrnet.train.augment import Augment, stack_plans
-from mrnet.train.datasets import TrackDataset
+from mrnet.train.crops import TrackDataset
 from mrnet.train.evaluate import evaluate
 from mrnet.train.loader import length_batches, make_loader
 from mrnet.train.loop import train

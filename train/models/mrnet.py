@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import ModelInput, register_model
 
 ROUTES = ("L1", "L2", "L3", "H", "M1", "M2", "M3")  # the authors' stack order
 VARIANTS = ("paper", "authors")
@@ -239,6 +239,9 @@ class MRNetConfig:
 # ----------------------------------------------------------------------------- model
 
 
+@register_model("mrnet", config=MRNetConfig, title="MRNet",
+                options=("channels", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
+                normalizations=("instance", "stored", "global", "none"))
 class MRNet(nn.Module):
     """MRNet: stem, three MRBlocks, seven routes, attentive pooling, embedding and class head.
 
@@ -353,9 +356,3 @@ class MRNet(nn.Module):
                 f"MRNet expects (B, in_channels={want[0]}, num_layers={want[1]}, T>=1, in_dim={want[2]}), "
                 f"got {tuple(x.shape)}"
             )
-
-
-#: The registry entry (mrnet.train.models.MODELS): the name, config and class, and which config fields are user options.
-MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
-                   normalizations=("instance", "stored", "global", "none"))
-
