@@ -195,12 +195,13 @@ def train(
     from mrnet.train import launch, report
 
     console = Console()
+    own = {k: v for k, v in dict(width=width, embed_dim=embed_dim, variant=variant and variant.value, dropout=dropout,
+                                 drop_routes=tuple(r.value for r in drop_route) if drop_route else None).items() if v is not None}
     options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None,
-                   out=str(out) if out else None, variant=variant and variant.value,
-                   drop_routes=tuple(r.value for r in drop_route) if drop_route else None, layers=tuple(layer) if layer else None,
-                   model_options=_model_options(model_option), epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
+                   out=str(out) if out else None, layers=tuple(layer) if layer else None,
+                   model_options={**own, **(_model_options(model_option) or {})} or None, epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
                    optimizer=optimizer and optimizer.value, lr=lr, schedule=schedule and schedule.value, lr_min=lr_min, stages=_stages(stage),
-                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight, channels=width, embed_dim=embed_dim, dropout=dropout,
+                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight,
                    augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
@@ -211,7 +212,8 @@ def train(
     if resume is not None:
         given = sorted(k for k in options if k not in RESUMABLE)
         if given or preset_name is not None:
-            names = ", ".join("--" + {"channels": "width"}.get(k, k).replace("_", "-") for k in given + (["preset"] if preset_name is not None else []))
+            flags = [k for k in given if k != "model_options"] + list(own) + (["model_option"] if model_option else [])
+            names = ", ".join("--" + {"drop_routes": "drop_route"}.get(k, k).replace("_", "-") for k in flags + (["preset"] if preset_name is not None else []))
             raise UserError(f"--resume continues the run with its own config.json; {names} cannot change. Start a new run to change them.")
         run_dir = resume
         changes = {k: options.get(k) for k in RESUMABLE if k != "store"}

@@ -13,6 +13,7 @@ macro-F1 for genres, macro ROC-AUC and PR-AUC for tags (``tasks.HEADLINE``). The
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ import torch
 from rich.table import Table
 
 from mrnet.train import plots
-from mrnet.train.config import TrainConfig
+from mrnet.train.config import TrainConfig, model_options_of
 from mrnet.train.evaluate import mean_std, scores
 from mrnet.train.models import count_parameters, is_probe, title
+from mrnet.train.models.mrnet import MRNetConfig
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
@@ -42,11 +44,6 @@ def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
         return None
     best = max(tested, key=lambda r: (r[f"test_{first}"], -r["epoch"]))
     return {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
-
-
-def labels_of(report: dict) -> list[str]:
-    """A report's genres, or its tags."""
-    return report.get("genres") or report.get("tags") or []
 
 
 def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
@@ -75,7 +72,7 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
         "sizes": store["sizes"],
         "config": cfg.to_json(),
         "model": {"name": cfg.model, "parameters": count_parameters(model), "parameters_without_head": count_parameters(model, head=False),
-                  "routes": list(getattr(model, "route_names", ())), "variant": cfg.variant},
+                  "routes": list(getattr(model, "route_names", ())), "variant": getattr(model.cfg, "variant", None)},
         "normalize": cfg.normalize or "instance",
         "task": task,
         "epochs_trained": len(history),
@@ -199,6 +196,14 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _mrnet_shape(options: dict) -> str:
+    """``paper variant, without H, C = 512, ``: MRNet's options (its config's defaults where not given)."""
+    defaults = {f.name: f.default for f in fields(MRNetConfig)}
+    variant, width, drop = (options.get(k, defaults[k]) for k in ("variant", "width", "drop_routes"))
+    without = f", without {', '.join(drop)}" if drop else ""
+    return f"{variant} variant{without}, C = {width}, "
+
+
 def markdown(report: dict) -> str:
     """report.md: the headline, the optimistic number labelled as such, per-class (or per-tag) scores,
     the confusion matrix (genres), the learned weights."""
@@ -206,9 +211,8 @@ def markdown(report: dict) -> str:
         return _markdown_folds(report)
     cfg, sel, test, opt = report["config"], report["selection"], report["test"], report["optimistic"]
     first, second = HEADLINE[task_of(report)]
-    drop = f", without {', '.join(cfg['drop_routes'])}" if cfg["drop_routes"] else ""
     name = cfg.get("model", "mrnet")
-    shape = f"{cfg['variant']} variant{drop}, C = {cfg['channels']}, " if name == "mrnet" else ""
+    shape = _mrnet_shape(model_options_of(cfg)) if name == "mrnet" else ""
     stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
     lines = [
         f"# {title(name)} on {report['dataset'] or report['store']}",

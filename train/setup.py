@@ -116,8 +116,7 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
     if mode not in entry.normalizations:
         raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
-    options = {name: getattr(cfg, name) for name in entry.options if name != "instance_norm" and hasattr(cfg, name)}
-    options.update(cfg.model_options)
+    options = dict(cfg.model_options)
     own_instance_norm = "instance_norm" in entry.options
     if own_instance_norm:
         options["instance_norm"] = mode == "instance"

@@ -29,7 +29,7 @@ AUTHORS_COUNTS = {"wavlm-stereo": 22_716_052, "wavlm-mono": 20_749_972, "mel": 1
 # not 2C, channels: 787,968 + 3 x 262,144 = 1,574,400 fewer parameters than the authors' at C = 512.
 PAPER_COUNTS = {"wavlm-stereo": 21_141_652, "wavlm-mono": 19_175_572, "mel": 17_332_360}
 
-TINY = dict(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3)
+TINY = dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3)
 
 
 @pytest.fixture(autouse=True)
@@ -231,7 +231,7 @@ def test_config_is_frozen_hashable_and_takes_lists():
     assert cfg.drop_routes == ("H",) and cfg.dilations == (2, 3, 4)
     assert cfg == MRNetConfig(**dataclasses.asdict(cfg)) and hash(cfg) == hash(MRNetConfig(**dataclasses.asdict(cfg)))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.channels = 8  # type: ignore[misc]
+        cfg.width = 8  # type: ignore[misc]
     assert MRNetConfig(in_dim=768, in_channels=2).input_width == 1536
 
 

@@ -44,30 +44,30 @@ def test_every_profile_a_model_names_is_known():
 
 
 def test_the_store_fixes_the_input_and_the_options_the_rest():
-    model = create_model("mrnet", WAVLM, channels=16, embed_dim=8, variant="authors", drop_routes=("H",))
+    model = create_model("mrnet", WAVLM, width=16, embed_dim=8, variant="authors", drop_routes=("H",))
     assert isinstance(model, MRNet)
     assert (model.cfg.in_channels, model.cfg.num_layers, model.cfg.in_dim, model.cfg.num_classes) == (2, 3, 16, 5)
-    assert (model.cfg.channels, model.cfg.variant, model.route_names) == (16, "authors", ("L1", "L2", "L3", "M1", "M2", "M3"))
+    assert (model.cfg.width, model.cfg.variant, model.route_names) == (16, "authors", ("L1", "L2", "L3", "M1", "M2", "M3"))
 
 
 def test_unknown_models_and_options_are_named():
     with pytest.raises(UserError, match="--model 'fcn9': choose one of mrnet, musicnext-softmax, musicnext, nnet1, nnet2, mixnet, fcn5, msecnn, linear"):
         create_model("fcn9", MEL)
-    with pytest.raises(UserError, match="--model mrnet has no option.* depth; its options are channels, embed_dim"):
+    with pytest.raises(UserError, match="--model mrnet has no option.* depth; its options are width, embed_dim"):
         create_model("mrnet", MEL, depth=3)
     with pytest.raises(UserError, match="cannot build MRNet .*se_bottleneck"):
-        create_model("mrnet", MEL, channels=8)
+        create_model("mrnet", MEL, width=8)
 
 
 def test_an_entry_whose_options_are_not_config_fields_is_refused():
-    with pytest.raises(ValueError, match=r"options \['width'\] are not fields of MRNetConfig"):
-        Registered("broken", MRNetConfig, MRNet, options=("width",))
+    with pytest.raises(ValueError, match=r"options \['channels'\] are not fields of MRNetConfig"):
+        Registered("broken", MRNetConfig, MRNet, options=("channels",))
 
 
 def test_a_run_config_builds_its_model_through_the_registry():
-    cfg = tiny("s.zarr", channels=16, embed_dim=8, dropout=0.1)
+    cfg = tiny("s.zarr", model_options={"width": 16, "embed_dim": 8, "dropout": 0.1})
     model = build_model(cfg, MEL)
-    assert (model.cfg.channels, model.cfg.embed_dim, model.cfg.dropout, model.cfg.num_classes) == (16, 8, 0.1, 4)
+    assert (model.cfg.width, model.cfg.embed_dim, model.cfg.dropout, model.cfg.num_classes) == (16, 8, 0.1, 4)
 
 
 # ----------------------------------------------------------------------------- every model learns
@@ -91,7 +91,7 @@ _FCN = dict(num_classes=3, widths=(2, 4, 4, 4, 4), dropout=0.0)  # the full 29 s
 #: A tiny config of each registered model, a batch it reads (labels 0, 1, 2, 0, ...) and the Adam steps it
 #: needs to learn that batch by heart. A new model adds its line here (the test below names a missing one).
 TINY_CASES = {
-    "mrnet": (dict(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3, dropout=0.0), lambda: _randn(6, 1, 2, 16, 8), 60),
+    "mrnet": (dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0), lambda: _randn(6, 1, 2, 16, 8), 60),
     "musicnext": (_MUSICNEXT, lambda: _randn(6, 1, 1, 256, 128), 40),
     "musicnext-softmax": (_MUSICNEXT, lambda: _randn(6, 1, 1, 256, 128), 40),
     "nnet1": ({**_NNET, "in_dim": 1024}, lambda: _windows(1024), 30),
@@ -179,3 +179,19 @@ def test_the_model_file_of_the_architecture_page_registers_and_trains_a_batch():
     finally:
         REGISTRY.pop("pool", None)
         sys.modules.pop(module.__name__, None)
+
+
+def test_model_options_are_nested_under_the_model_and_older_configs_map():
+    """Every model's options live in ``model_options`` (MRNet's width is ``width``, never ``channels``,
+    which are the store's audio channels); a config.json from before keeps its meaning."""
+    from mrnet.train.config import TrainConfig
+
+    old = {"store": "s.zarr", "model": "mrnet", "channels": 24, "embed_dim": 8, "variant": "authors", "drop_routes": ["H"], "dropout": 0.2}
+    cfg = TrainConfig.from_json(old)
+    assert cfg.model_options == {"width": 24, "embed_dim": 8, "variant": "authors", "drop_routes": ("H",), "dropout": 0.2}
+    assert TrainConfig.from_json(cfg.to_json()) == cfg and "channels" not in cfg.to_json()
+    assert build_model(cfg, WAVLM).cfg.width == 24 and build_model(cfg, WAVLM).route_names == ("L1", "L2", "L3", "M1", "M2", "M3")
+    # a baseline's run of then carried MRNet's defaults at the top level, which it never used
+    assert TrainConfig.from_json({"store": "s.zarr", "model": "fcn5", "channels": 512, "dropout": 0.5}).model_options == {}
+    with pytest.raises(UserError, match="--model fcn5 has no option.* width; its options are none"):
+        TrainConfig(store="s.zarr", model="fcn5", model_options={"width": 32})

@@ -3,7 +3,7 @@
 A model file holds its blocks, a frozen config and the model, and declares the model where its class
 begins::
 
-    @register_model("mrnet", config=MRNetConfig, title="MRNet", options=("channels", ...))
+    @register_model("mrnet", config=MRNetConfig, title="MRNet", options=("width", ...))
     class MRNet(nn.Module): ...
 
 and the import line below loads the file: a new model is one file and one name in that line
@@ -15,7 +15,7 @@ tasks, its title in reports, how it is fitted (``gradient`` or ``probe``) and it
 are the model's own settings, each a field of its config. Adding a model never touches the loop.
 
 >>> inputs = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
->>> model = create_model("mrnet", inputs, channels=16, embed_dim=8)
+>>> model = create_model("mrnet", inputs, width=16, embed_dim=8)
 >>> type(model).__name__, model.cfg.in_dim, model.cfg.num_classes
 ('MRNet', 48, 4)
 >>> create_model("nope", inputs)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from mrnet.train.models.registry import PROBE, ModelInput, register_model
+from mrnet.train.tasks import SINGLE
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def stats_pool(x: Tensor) -> Tensor:
 
 #: Instance normalisation would make every mean 0 and every std 1: nothing left to read. Fitted in closed
 #: form (train/probe.py), on whole tracks without augmentation, single-label only.
-@register_model("linear", config=LinearConfig, title="Linear probe", normalizations=("none", "stored"), tasks=("single-label",),
+@register_model("linear", config=LinearConfig, title="Linear probe", normalizations=("none", "stored"), tasks=(SINGLE,),
                 fitting=PROBE, preset_changes={"augment": False})
 class LinearProbe(nn.Module):
     """Statistics pooling -> standardisation -> Linear."""

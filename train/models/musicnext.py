@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrnet.train.models.registry import ModelInput, register_model
+from mrnet.train.tasks import SINGLE
 
 FRAGMENT = 256  # frames per fragment in the paper's recipe (2,560 frames per clip / 10)
 
@@ -295,7 +296,7 @@ class MusicNeXtS(nn.Module):
             )
 
 
-@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=("single-label",),
+@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=(SINGLE,),
                 options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), **_RECIPE)
 class MusicNeXt(MusicNeXtS):
     """MusicNeXt (Meng et al., 2024): the trunk of :class:`MusicNeXtS` with the L-softmax head.

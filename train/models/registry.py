@@ -15,6 +15,8 @@ from typing import Any, Callable, TypeVar
 from torch import nn
 
 from mrnet.core.errors import UserError
+from mrnet.train.normalize import MODES
+from mrnet.train.tasks import MULTI, SINGLE
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class ModelInput:
     frame_rate: float
     num_classes: int
     extraction: dict[str, Any] = field(default_factory=dict, compare=False)
-    task: str = "single-label"  # or "multi-label": num_classes tags, any number true at once
+    task: str = SINGLE  # or MULTI: num_classes tags, any number true at once
 
 
 #: How a model is fitted. ``gradient``: by the training loop, epoch by epoch (every network);
@@ -55,12 +57,12 @@ class Registered:
     #: the input normalisations (mrnet-train --normalize) it can train with. A model that normalises per
     #: instance itself has a boolean ``instance_norm`` option, which the run sets from --normalize.
     #: A model with its own recipe lists that recipe's mode first and leaves out ``instance``: its default.
-    normalizations: tuple[str, ...] = ("instance", "stored", "global", "none")
+    normalizations: tuple[str, ...] = MODES
     #: what of a track evaluation scores (``mrnet-train --eval-unit``): ``whole``, ``center`` (one crop of the
     #: training length at the middle) or ``chunks:N`` (N crops, their probabilities averaged)
     evaluation: str = "whole"
     #: the tasks it can learn (a model whose training needs one true class leaves out multi-label)
-    tasks: tuple[str, ...] = ("single-label", "multi-label")
+    tasks: tuple[str, ...] = (SINGLE, MULTI)
     #: how it is fitted (:data:`FITTINGS`)
     fitting: str = GRADIENT
     #: the preset ``mrnet-train --model NAME`` starts from when no ``--preset`` is given (None: ``paper``)
