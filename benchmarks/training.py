@@ -113,7 +113,7 @@ def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, d
     """The same steps on batches collated beforehand (``distinct`` of them, cycled), in host memory."""
     import torch
 
-    from mrnet.train.datasets import CropDataset
+    from mrnet.train.crops import CropDataset
     from mrnet.train.loader import EpochBatches, collate
     from mrnet.train.loop import crop_frames
 
@@ -182,7 +182,7 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     from mrnet.core.machine import pick_device
     from mrnet.store.reader import FeatureStore
     from mrnet.train.augment import Augment
-    from mrnet.train.datasets import CropDataset
+    from mrnet.train.crops import CropDataset
     from mrnet.train.loader import collate
     from mrnet.train.splits import split_tracks
 
@@ -236,7 +236,7 @@ def feed_rate(store: str, device: str, batch: int, threads: list[int], workers: 
     from mrnet.core.machine import pick_device
     from mrnet.store.reader import FeatureStore
     from mrnet.train.augment import Augment
-    from mrnet.train.datasets import CropDataset
+    from mrnet.train.crops import CropDataset
     from mrnet.train.loader import EpochBatches, Prefetcher, collate, loader_threads, worker_init
     from mrnet.train.splits import split_tracks
 

@@ -24,7 +24,7 @@ from mrnet.train.config import NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_ME
 from mrnet.train.loop import Interrupted, Reporter
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
-from mrnet.train.presets import PRESETS, preset
+from mrnet.train.presets import PRESETS, default_preset, preset
 from mrnet.train.report import pct
 from mrnet.train.runs import RunFolder, default_run_dir
 from mrnet.train.tasks import show
@@ -144,7 +144,7 @@ def train(
     fold: Annotated[Optional[int], _opt("Train fold K of a k-fold store (test = K, valid = K+1).", INPUT, "the official split, or fold 0")] = None,
     folds: Annotated[Optional[Folds], _opt("all: train every fold, report mean and standard deviation.", INPUT, "one split")] = None,
     layer: Annotated[Optional[list[int]], _opt("Feed only these stored layers (repeatable).", INPUT, "all")] = None,
-    preset_name: Annotated[Preset, typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md).", rich_help_panel=MODEL)] = Preset.paper,
+    preset_name: Annotated[Optional[Preset], typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md). " r"\[default: the model's own preset; paper for every model today]", rich_help_panel=MODEL)] = None,
     model: Annotated[Optional[Model], _opt("mrnet, a baseline of docs/models.md, or linear: the linear probe every result is read against.", MODEL, "the preset's: mrnet")] = None,
     width: Annotated[Optional[int], _opt("MRNet's width C (channels of every block).", MODEL, "paper 512, tiny 32, small 48")] = None,
     embed_dim: Annotated[Optional[int], _opt("MRNet's embedding size.", MODEL, "paper 128, tiny 32, small 64")] = None,
@@ -196,12 +196,13 @@ def train(
     from mrnet.train import launch, report
 
     console = Console()
+    own = {k: v for k, v in dict(width=width, embed_dim=embed_dim, variant=variant and variant.value, dropout=dropout,
+                                 drop_routes=tuple(r.value for r in drop_route) if drop_route else None).items() if v is not None}
     options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None,
-                   out=str(out) if out else None, variant=variant and variant.value,
-                   drop_routes=tuple(r.value for r in drop_route) if drop_route else None, layers=tuple(layer) if layer else None,
-                   model_options=_model_options(model_option), epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
+                   out=str(out) if out else None, layers=tuple(layer) if layer else None,
+                   model_options={**own, **(_model_options(model_option) or {})} or None, epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
                    optimizer=optimizer and optimizer.value, lr=lr, schedule=schedule and schedule.value, lr_min=lr_min, stages=_stages(stage),
-                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight, channels=width, embed_dim=embed_dim, dropout=dropout,
+                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight,
                    augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
@@ -211,8 +212,9 @@ def train(
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
     if resume is not None:
         given = sorted(k for k in options if k not in RESUMABLE)
-        if given or preset_name != Preset.paper:
-            names = ", ".join("--" + {"channels": "width"}.get(k, k).replace("_", "-") for k in given + (["preset"] if preset_name != Preset.paper else []))
+        if given or preset_name is not None:
+            flags = [k for k in given if k != "model_options"] + list(own) + (["model_option"] if model_option else [])
+            names = ", ".join("--" + {"drop_routes": "drop_route"}.get(k, k).replace("_", "-") for k in flags + (["preset"] if preset_name is not None else []))
             raise UserError(f"--resume continues the run with its own config.json; {names} cannot change. Start a new run to change them.")
         run_dir = resume
         changes = {k: options.get(k) for k in RESUMABLE if k != "store"}
@@ -220,7 +222,7 @@ def train(
     else:
         if store is None:
             raise UserError("give --store PATH_OR_URL (a store written by mrnet-extract), or --resume RUN to continue a run")
-        cfg = preset(preset_name.value, store, **options)
+        cfg = preset(preset_name.value if preset_name else default_preset(options.get("model")), store, **options)
         if show_config:
             typer.echo(json.dumps(cfg.to_json(), indent=2))
             return

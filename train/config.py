@@ -6,8 +6,10 @@ The named presets that fill it (``paper``, ``tiny``, each baseline's ``<model>-p
 (single-label) or tags (multi-label), and the loss and metrics follow it.
 
 >>> cfg = TrainConfig(store="store/gtzan.zarr", epochs=10)
->>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.channels
-(10, 48, 0.001, 0.0005, 512)
+>>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.model_options
+(10, 48, 0.001, 0.0005, {})
+>>> TrainConfig.from_json({"store": "s.zarr", "channels": 32, "drop_routes": ["H"]}).model_options   # an older config.json
+{'width': 32, 'drop_routes': ('H',)}
 >>> TrainConfig.from_json(cfg.to_json()) == cfg
 True
 >>> cfg.with_(fold=3).with_(fold=None).fold is None    # with_ sets any field, None included
@@ -23,12 +25,15 @@ from typing import Any
 
 from mrnet.core.errors import UserError
 from mrnet.train.models import MODELS
-from mrnet.train.models.mrnet import ROUTES, VARIANTS
+from mrnet.train.normalize import MODES as NORMALIZE_MODES
+from mrnet.train.tasks import MULTI, SINGLE
 
 #: Validation metrics that choose the checkpoint. ``loss``: the lowest validation loss; ``last``: the last
 #: epoch's weights (a recipe that tests its last epoch; chosen without looking at test either way).
-SELECT_METRICS = {"single-label": ("accuracy", "macro_f1", "loss", "last"), "multi-label": ("roc_auc", "pr_auc", "loss", "last")}
-NORMALIZE_MODES = ("instance", "stored", "global", "none")  # train/normalize.py
+SELECT_METRICS = {SINGLE: ("accuracy", "macro_f1", "loss", "last"), MULTI: ("roc_auc", "pr_auc", "loss", "last")}
+#: config.json keys of MRNet's options before every model's options were nested under ``model_options``
+#: (old key -> option), read from a run folder of then for --resume, mrnet-report and mrnet-predict
+LEGACY_MODEL_KEYS = {"channels": "width", "embed_dim": "embed_dim", "variant": "variant", "drop_routes": "drop_routes", "dropout": "dropout"}
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant", "stages")
 
@@ -47,17 +52,15 @@ class TrainConfig:
     fold: int | None = None
     all_folds: bool = False
     layers: tuple[int, ...] | None = None  # stored layer numbers (WavLM 0..12) to feed; None: all
-    # input normalisation (train/normalize.py): instance | stored | none; None: the default for the
+    # input normalisation (train/normalize.py MODES): instance | stored | global | none; None: the default for the
     # store's feature kind, made explicit when the run starts (a run folder from before this choice existed used instance)
     normalize: str | None = None
     # model (input width comes from the store)
     model: str = "mrnet"  # a name in mrnet.train.models.MODELS
-    variant: str = "paper"
-    drop_routes: tuple[str, ...] = ()
-    channels: int = 512  # MRNet's width C (mrnet-train --width)
-    embed_dim: int = 128
-    dropout: float = 0.5
-    model_options: dict[str, Any] = field(default_factory=dict)  # the model's own options (--model-option KEY=VALUE)
+    #: the model's own options (its registry entry's ``options``; the rest are its config's defaults):
+    #: MRNet's width, embed_dim, variant, drop_routes, dropout (mrnet-train --width, --embed-dim, ...),
+    #: any model's by --model-option KEY=VALUE
+    model_options: dict[str, Any] = field(default_factory=dict)
     # optimisation
     epochs: int = 1000
     batch_size: int = 48
@@ -104,9 +107,9 @@ class TrainConfig:
     schedule_epochs: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "drop_routes", tuple(self.drop_routes))
         object.__setattr__(self, "stages", tuple((int(e), str(o), float(lr)) for e, o, lr in self.stages))
-        object.__setattr__(self, "model_options", dict(self.model_options or {}))
+        # lists from JSON become tuples, so a config read back compares equal
+        object.__setattr__(self, "model_options", {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model_options or {}).items()})
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus or ()))
@@ -116,13 +119,10 @@ class TrainConfig:
         """Raise ``UserError`` naming the first option that cannot work."""
         if self.model not in MODELS:
             raise UserError(f"--model {self.model!r}: choose one of {', '.join(MODELS)}")
-        if self.variant not in VARIANTS:
-            raise UserError(f"--variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
-        unknown = [r for r in self.drop_routes if r not in ROUTES]
+        own = tuple(o for o in MODELS[self.model].options if o != "instance_norm")  # instance_norm follows --normalize
+        unknown = sorted(set(self.model_options) - set(own))
         if unknown:
-            raise UserError(f"--drop-route {', '.join(unknown)}: routes are named {', '.join(ROUTES)}")
-        if len(set(self.drop_routes)) >= len(ROUTES):
-            raise UserError("--drop-route drops every route; keep at least one")
+            raise UserError(f"--model {self.model} has no option(s) {', '.join(unknown)}; its options are {', '.join(own) or 'none'}")
         if self.normalize is not None and self.normalize not in NORMALIZE_MODES:
             raise UserError(f"--normalize {self.normalize!r}: choose one of {', '.join(NORMALIZE_MODES)}")
         if self.normalize is not None and self.normalize not in MODELS[self.model].normalizations:
@@ -150,14 +150,12 @@ class TrainConfig:
             raise UserError("--fold and --folds all exclude each other: pick one fold, or all of them")
         if self.fold is not None and self.fold < 0:
             raise UserError(f"--fold {self.fold}: folds are numbered from 0")
-        positive = ("channels", "embed_dim", "epochs", "batch_size", "eval_every", "eval_batch_size")
+        positive = ("epochs", "batch_size", "eval_every", "eval_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.crop_seconds <= 0:
             raise UserError(f"--crop-seconds must be positive, got {self.crop_seconds}")
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.lr_min < 0 or (self.schedule == "cosine" and self.lr_min > self.lr):
             raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: need 0 <= lr-min <= lr and lr > 0")
         if self.num_workers is not None and self.num_workers < 0:
@@ -188,7 +186,7 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["drop_routes"] = list(self.drop_routes)
+        data["model_options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_options.items()}
         data["stages"] = [list(s) for s in self.stages]
         data["layers"] = None if self.layers is None else list(self.layers)
         data["gpus"] = list(self.gpus)
@@ -196,12 +194,23 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A config.json, of today or of a run from before the model options were nested (mapped)."""
         known = {f.name for f in fields(cls)}
+        data = {**data, "model_options": model_options_of(data)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def with_(self, **changes: Any) -> "TrainConfig":
         """A copy with the given fields changed (checked like a new config)."""
         return replace(self, **changes)
+
+
+def model_options_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The model options a config.json records: ``model_options``, with MRNet's from an older config.json's
+    top-level keys (``LEGACY_MODEL_KEYS``; a model without those options never used them)."""
+    name = data.get("model", "mrnet")
+    own = MODELS[name].options if name in MODELS else ()
+    legacy = {LEGACY_MODEL_KEYS[k]: v for k, v in data.items() if k in LEGACY_MODEL_KEYS and LEGACY_MODEL_KEYS[k] in own}
+    return {**legacy, **(data.get("model_options") or {})}
 
 
 def parse_eval_unit(text: str) -> tuple[str, int]:

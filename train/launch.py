@@ -36,6 +36,7 @@ from mrnet.core.machine import available_cores, check_gpu_ids
 from mrnet.train import distributed, loop, parallel
 from mrnet.train.config import TrainConfig
 from mrnet.train.loop import Interrupted, Reporter
+from mrnet.train.models import PROBE, get
 from mrnet.train.runs import RunFolder, default_run_dir
 
 ReporterFactory = Callable[[], Reporter]  # picklable (a module-level function): rank 0's reporter in its own process
@@ -54,8 +55,8 @@ def processes(cfg: TrainConfig) -> list[str]:
         devices = ["cpu"] * cfg.workers if cfg.workers else []
     if len(devices) > 1 and not (cfg.all_folds and parallel.wanted(cfg)):
         n = len(devices)
-        if cfg.model == "linear":
-            raise UserError("--model linear is fitted by scikit-learn in one process; drop --workers/--gpus for it")
+        if get(cfg.model).fitting == PROBE:
+            raise UserError(f"--model {cfg.model} is fitted by scikit-learn in one process; drop --workers/--gpus for it")
         if cfg.batch_size < n or (not cfg.sync_bn and cfg.batch_size < 2 * n):
             raise UserError(f"--batch-size {cfg.batch_size} is the global batch, shared by {n} processes: give at least "
                             f"{n if cfg.sync_bn else 2 * n}" + ("" if cfg.sync_bn else " (per-rank BatchNorm needs 2 items per process)"))
@@ -79,7 +80,7 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factor
         return loop.train(cfg.with_(device=devices[0]) if devices else cfg, reporter=reporter)
     if cfg.out is None:
         cfg = cfg.with_(out=str(default_run_dir(cfg.store)))
-    cfg, run, _ = loop.prepare(cfg, reporter)  # every refusal here, before any process starts
+    cfg, run, _, _ = loop.prepare(cfg, reporter)  # every refusal here, before any process starts
     return spawn(("train", cfg.to_json()), devices, run=run.path, reporter_factory=reporter_factory)
 
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from mrnet.core.machine import available_cores
 from mrnet.train.augment import stack_plans
-from mrnet.train.datasets import CropBatch, CropDataset, TrackBatch, TrackDataset, stack_targets
+from mrnet.train.crops import CropBatch, CropDataset, TrackBatch, TrackDataset, stack_targets
 
 
 class Prefetcher:

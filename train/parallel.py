@@ -44,7 +44,7 @@ def train_folds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: b
     if resume:
         run, store = RunFolder(Path(cfg.out)), open_store(cfg.store)
     else:
-        cfg, run, store = loop.prepare(cfg, reporter)
+        cfg, run, store, _ = loop.prepare(cfg, reporter)
     todo = loop.fold_configs(cfg, run, store)
     folds = fold_count(usable(store.tracks))
     if todo:

@@ -25,7 +25,7 @@ from mrnet.extract.engines import engine_for_store, features_of_file
 from mrnet.store.format import DTYPES, Provenance
 from mrnet.train import normalize
 from mrnet.train.config import parse_eval_unit
-from mrnet.train.datasets import EvalUnit, tile_frames
+from mrnet.train.crops import EvalUnit, tile_frames
 from mrnet.train.loop import crop_frames
 from mrnet.train.runs import RunFolder, load_checkpoint
 from mrnet.train.setup import build_model, model_input

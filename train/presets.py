@@ -7,10 +7,12 @@ can be overridden by keyword (the CLI passes the options a user gave); the share
 for every preset: the checkpoint is chosen on validation, never on test.
 
 >>> cfg = paper("store/gtzan.zarr", epochs=10)
->>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.channels
-(10, 48, 0.001, 0.0005, 512)
->>> tiny("store/demo.zarr").channels
-32
+>>> cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.model_options
+(10, 48, 0.001, 0.0005, {})
+>>> tiny("store/demo.zarr").model_options
+{'width': 32, 'embed_dim': 32, 'dropout': 0.1}
+>>> tiny("store/demo.zarr", model="fcn5", model_options={}).model_options   # MRNet's size is MRNet's only
+{}
 >>> fcn = preset("fcn5-paper", "store/mtat.zarr")
 >>> fcn.model, fcn.optimizer, fcn.lr, fcn.schedule, fcn.stages[0], fcn.select_metric
 ('fcn5', 'adam', 0.0001, 'stages', (80, 'sgd', 0.001), 'loss')
@@ -22,9 +24,21 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.train.config import TrainConfig
+from mrnet.train.models import get
 
-#: The regularisation of the CPU presets (tiny, small): see ``tiny``.
-LIGHT: dict[str, Any] = {"dropout": 0.1, "noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
+#: The regularisation of the CPU presets (tiny, small): see ``tiny`` (MRNet's dropout is in its options below).
+LIGHT: dict[str, Any] = {"noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
+#: MRNet's options in the CPU presets; another model keeps its own defaults there.
+TINY_MRNET: dict[str, Any] = {"width": 32, "embed_dim": 32, "dropout": 0.1}
+SMALL_MRNET: dict[str, Any] = {"width": 48, "embed_dim": 64, "dropout": 0.1}
+
+
+def _with(base: TrainConfig, overrides: dict[str, Any], mrnet_options: dict[str, Any]) -> TrainConfig:
+    """``base`` with ``overrides``; the preset's MRNet options when the model is MRNet, the options given
+    (``model_options``) over them."""
+    model = overrides.get("model", base.model)
+    options = {**(mrnet_options if model == "mrnet" else {}), **(overrides.get("model_options") or {})}
+    return base.with_(**{**overrides, "model_options": options})
 
 
 def paper(store: str, **overrides: Any) -> TrainConfig:
@@ -39,22 +53,17 @@ def tiny(store: str, **overrides: Any) -> TrainConfig:
     2 + 2 masks on 70 %: those are for 13 x 768 WavLM features and 1000 epochs, and on 48 Mel bands
     they kept a small model from learning real music (docs/results.md).
     """
-    base = TrainConfig(
-        store=store, preset="tiny", channels=32, embed_dim=32, epochs=40, batch_size=16, crop_seconds=3.0,
-        eval_batch_size=16, **LIGHT,
-    )
-    return base.with_(**overrides)
+    base = TrainConfig(store=store, preset="tiny", epochs=40, batch_size=16, crop_seconds=3.0, eval_batch_size=16, **LIGHT)
+    return _with(base, overrides, TINY_MRNET)
 
 
 def small(store: str, **overrides: Any) -> TrainConfig:
     """A few hundred real tracks on a CPU: C = 48, embedding 64, 60 epochs of 3 s crops, light
     regularisation, no test curve (half the evaluation time). 60 epochs, not 30: the better mean
     validation accuracy on the real-music benchmark (docs/results.md), about 10 minutes there."""
-    base = TrainConfig(
-        store=store, preset="small", channels=48, embed_dim=64, epochs=60, batch_size=16, crop_seconds=3.0,
-        eval_batch_size=16, test_curve=False, **LIGHT,
-    )
-    return base.with_(**overrides)
+    base = TrainConfig(store=store, preset="small", epochs=60, batch_size=16, crop_seconds=3.0, eval_batch_size=16, test_curve=False,
+                       **LIGHT)
+    return _with(base, overrides, SMALL_MRNET)
 
 
 # --- the baselines' recipes (docs/models.md: the source of every value, and what was filled in) ----
@@ -110,13 +119,15 @@ def _recipe(name: str) -> Callable[..., TrainConfig]:
     return build
 
 
-#: What ``--model linear`` changes in any preset (an option given still wins): the probe is fitted by
-#: logistic regression for each C of a grid, chosen on validation (train/probe.py), not by epochs.
-PROBE: dict[str, Any] = {"augment": False}
-
 PRESETS: dict[str, Callable[..., TrainConfig]] = {
     "paper": paper, "tiny": tiny, "small": small, **{f"{name}-paper": _recipe(name) for name in RECIPES},
 }
+
+
+def default_preset(model: str | None) -> str:
+    """The preset a run of ``model`` (None: MRNet) starts from when none is named: the one its registry
+    entry declares, else ``paper``."""
+    return (get(model).preset if model else None) or "paper"
 
 
 def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
@@ -129,6 +140,6 @@ def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
     """
     if name not in PRESETS:
         raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    if overrides.get("model") == "linear":
-        overrides = {**PROBE, **overrides}
+    if overrides.get("model") is not None:  # what the model's registry entry changes in any preset (e.g. the probe: no augmentation)
+        overrides = {**get(overrides["model"]).preset_changes, **overrides}
     return PRESETS[name](store, **overrides)

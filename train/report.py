@@ -13,6 +13,7 @@ macro-F1 for genres, macro ROC-AUC and PR-AUC for tags (``tasks.HEADLINE``). The
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +21,15 @@ import torch
 from rich.table import Table
 
 from mrnet.train import plots
-from mrnet.train.config import TrainConfig
+from mrnet.train.config import TrainConfig, model_options_of
 from mrnet.train.evaluate import mean_std, scores
-from mrnet.train.models import count_parameters
+from mrnet.train.models import count_parameters, is_probe, title
+from mrnet.train.models.mrnet import MRNetConfig
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
 SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
 OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
-MODEL_TITLES = {"mrnet": "MRNet", "linear": "Linear probe", "musicnext": "MusicNeXt", "musicnext-softmax": "MusicNeXt-S",
-                "nnet1": "NNET1", "nnet2": "NNET2", "mixnet": "MixNet", "fcn5": "FCN-5", "msecnn": "MsE-CNN"}
 
 
 def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
@@ -44,11 +44,6 @@ def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
         return None
     best = max(tested, key=lambda r: (r[f"test_{first}"], -r["epoch"]))
     return {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
-
-
-def labels_of(report: dict) -> list[str]:
-    """A report's genres, or its tags."""
-    return report.get("genres") or report.get("tags") or []
 
 
 def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
@@ -77,7 +72,7 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
         "sizes": store["sizes"],
         "config": cfg.to_json(),
         "model": {"name": cfg.model, "parameters": count_parameters(model), "parameters_without_head": count_parameters(model, head=False),
-                  "routes": list(getattr(model, "route_names", ())), "variant": cfg.variant},
+                  "routes": list(getattr(model, "route_names", ())), "variant": getattr(model.cfg, "variant", None)},
         "normalize": cfg.normalize or "instance",
         "task": task,
         "epochs_trained": len(history),
@@ -158,7 +153,7 @@ def probe_for(path: Path, report: dict) -> dict | None:
     the same split (equal split description and sizes; for ``--folds all``, every fold of as many
     folds), the one that finished last. None for a probe itself, or when there is none.
     """
-    if report["config"].get("model", "mrnet") == "linear" or task_of(report) == MULTI or not path.parent.is_dir():
+    if is_probe(report["config"].get("model", "mrnet")) or task_of(report) == MULTI or not path.parent.is_dir():
         return None  # no probe for a probe, nor for tags (it is a multi-class regression)
     mine = _store_of(Path(path))
     found = []
@@ -167,7 +162,7 @@ def probe_for(path: Path, report: dict) -> dict | None:
             continue
         try:
             theirs = json.loads((other / "report.json").read_text())
-            if theirs["config"].get("model") != "linear" or _store_of(other) != mine:
+            if not is_probe(theirs["config"].get("model")) or _store_of(other) != mine:
                 continue
             if "folds" in report:
                 if "folds" not in theirs or theirs["n"] != report["n"]:
@@ -201,6 +196,14 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _mrnet_shape(options: dict) -> str:
+    """``paper variant, without H, C = 512, ``: MRNet's options (its config's defaults where not given)."""
+    defaults = {f.name: f.default for f in fields(MRNetConfig)}
+    variant, width, drop = (options.get(k, defaults[k]) for k in ("variant", "width", "drop_routes"))
+    without = f", without {', '.join(drop)}" if drop else ""
+    return f"{variant} variant{without}, C = {width}, "
+
+
 def markdown(report: dict) -> str:
     """report.md: the headline, the optimistic number labelled as such, per-class (or per-tag) scores,
     the confusion matrix (genres), the learned weights."""
@@ -208,12 +211,11 @@ def markdown(report: dict) -> str:
         return _markdown_folds(report)
     cfg, sel, test, opt = report["config"], report["selection"], report["test"], report["optimistic"]
     first, second = HEADLINE[task_of(report)]
-    drop = f", without {', '.join(cfg['drop_routes'])}" if cfg["drop_routes"] else ""
     name = cfg.get("model", "mrnet")
-    shape = f"{cfg['variant']} variant{drop}, C = {cfg['channels']}, " if name == "mrnet" else ""
+    shape = _mrnet_shape(model_options_of(cfg)) if name == "mrnet" else ""
     stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
     lines = [
-        f"# {MODEL_TITLES.get(name, name)} on {report['dataset'] or report['store']}",
+        f"# {title(name)} on {report['dataset'] or report['store']}",
         "",
         f"- store: `{report['store']}` ({report['feature']}, {task_of(report)}); {report['split']}; "
         + " / ".join(f"{n} {name}" for name, n in report["sizes"].items()) + " tracks",
@@ -263,8 +265,8 @@ def _duration(seconds: float | None) -> str:
 def _markdown_folds(report: dict) -> str:
     mean, std = report["mean"], report["std"]
     first, second = HEADLINE[task_of(report)]
-    title = MODEL_TITLES.get(report["config"].get("model", "mrnet"), report["config"].get("model"))
-    lines = [f"# {title} on {report['dataset'] or report['store']}: {report['split']}", "",
+    name = title(report["config"].get("model", "mrnet"))
+    lines = [f"# {name} on {report['dataset'] or report['store']}: {report['split']}", "",
              f"**Test {label(first)} {show(first, mean[f'test_{first}'])} ± {show(first, std[f'test_{first}'])}, "
              f"{label(second)} {show(second, mean[f'test_{second}'])} ± {show(second, std[f'test_{second}'])}** (mean ± sample std over "
              f"{report['n']} folds; each fold's {SELECTION_NOTE}; {_duration(report.get('training_seconds'))} in all).", ""]

@@ -2,8 +2,9 @@
 
 ``open_store`` refuses a store that cannot train; ``model_input`` reads the frame layout a store gives
 a model; ``build_model`` makes the run's model (``mrnet-predict`` rebuilds it the same way);
-``build_run`` adds the class weights, the optimizer and the schedule, which the training loop and the
-benchmarks share. ``store_record`` and ``check_same_store`` tie a run folder to the store it trains on.
+``assemble`` builds what a run starts from once (``RunParts``: split, normalisation, model), and
+``RunParts.on`` adds the class weights, the optimizer and the schedule on the run's device
+(``build_run`` does both, for the benchmarks). ``store_record`` and ``check_same_store`` tie a run folder to the store it trains on.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from mrnet.store.format import Provenance
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, normalize
 from mrnet.train.config import SELECT_METRICS, TrainConfig
-from mrnet.train.datasets import TrackDataset
+from mrnet.train.crops import TrackDataset
 from mrnet.train.loader import length_batches, make_loader
-from mrnet.train.models import ModelInput, get
+from mrnet.train.models import PROBE, ModelInput, get
 from mrnet.train.runs import RunFolder, load_checkpoint, seed_everything
+from mrnet.train.splits import Splits
 from mrnet.train.tasks import HEADLINE, MULTI
 
 #: Provenance fields that change what the model sees; a resumed run refuses a store that differs.
@@ -39,6 +41,50 @@ class RunSetup:
     class_weights: torch.Tensor | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclass
+class RunParts:
+    """What one run (one split) is built from, built once: by ``loop.prepare`` for a new run, which
+    hands it to training, or by ``loop.fit`` itself for a resumed run, a fold or a process of a group."""
+
+    cfg: TrainConfig  # with the store's and the model's defaults made explicit (``with_defaults``)
+    splits: Splits
+    labels: list[str]  # the store's genres, or a multi-label store's tags
+    positions: list[int]  # the stored layers fed, by position
+    norm: dict  # the input normalisation's record (train/normalize.py), as written to the run folder
+    inputs: ModelInput
+    model: torch.nn.Module  # on the CPU, initialised from cfg.seed; ``on`` moves it
+    device: torch.device | None = None
+    built: RunSetup | None = None  # ``on``: model, class weights, optimizer and schedule on ``device``
+
+    @property
+    def multilabel(self) -> bool:
+        return self.inputs.task == MULTI
+
+    @property
+    def bf16(self) -> bool:
+        return self.cfg.bf16 and self.device is not None and self.device.type == "cuda"
+
+    def on(self, device: torch.device) -> "RunParts":
+        """The model on ``device`` with its class weights, first optimizer and schedule."""
+        model = self.model.to(device)
+        optimizer = make_optimizer(self.cfg, model, epoch=0)
+        weights = label_weights(self.cfg, self.inputs, self.splits.train, device, self.labels)
+        self.device, self.built = device, RunSetup(model, weights, optimizer, make_scheduler(self.cfg, optimizer))
+        return self
+
+
+def assemble(cfg: TrainConfig, store: FeatureStore, splits: Splits, norm: dict | None = None) -> RunParts:
+    """Build a run's parts: its normalisation (``norm``: the run folder's record when it resumes; None:
+    computed on the training split, refusing a store without the statistics it needs) and its model,
+    seeded by ``cfg.seed`` so a run starts the same way every time. ``cfg``: with ``with_defaults``."""
+    positions = store.layer_positions(cfg.layers)
+    labels = store.genres["name"].to_list()
+    norm = norm if norm is not None else normalize.for_run(cfg.normalize or "instance", store, splits.train, positions)
+    inputs = model_input(store.provenance, len(positions), len(labels))
+    seed_everything(cfg.seed)
+    return RunParts(cfg, splits, labels, positions, norm, inputs, build_model(cfg, inputs, norm))
 
 
 def open_store(location: str) -> FeatureStore:
@@ -70,8 +116,7 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
     if mode not in entry.normalizations:
         raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
-    options = {name: getattr(cfg, name) for name in entry.options if name != "instance_norm" and hasattr(cfg, name)}
-    options.update(cfg.model_options)
+    options = dict(cfg.model_options)
     own_instance_norm = "instance_norm" in entry.options
     if own_instance_norm:
         options["instance_norm"] = mode == "instance"
@@ -185,8 +230,8 @@ def with_defaults(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
         raise UserError(f"--select-metric {cfg.select_metric}: a {task} store is scored by {', '.join(SELECT_METRICS[task])}")
     if cfg.eval_unit is None:
         cfg = cfg.with_(eval_unit=entry.evaluation)
-    if cfg.model == "linear" and task == MULTI:
-        raise UserError(f"--model linear fits one multi-class logistic regression; {store.location.url} holds tags (multi-label). "
+    if entry.fitting == PROBE and task == MULTI:
+        raise UserError(f"--model {entry.name} fits one multi-class logistic regression; {store.location.url} holds tags (multi-label). "
                         "Train a network on it (--model mrnet, fcn5, msecnn, ...).")
     return cfg
 

@@ -23,7 +23,10 @@ class Splits:
     description: str
 
     def sizes(self) -> dict[str, int]:
-        return {"train": self.train.height, "valid": self.valid.height, "test": self.test.height}
+        return {name: part.height for name, part in self.parts().items()}
+
+    def parts(self) -> dict[str, pl.DataFrame]:
+        return {"train": self.train, "valid": self.valid, "test": self.test}
 
 
 def usable(tracks: pl.DataFrame) -> pl.DataFrame:

@@ -27,9 +27,13 @@ def learnable_store(path: Path | str, *, strength: float = 2.0, seed: int = 0, *
 
 
 def small_config(store: Path, run: Path, **overrides) -> TrainConfig:
-    """A model small enough for tests: C = 16, short crops, a few epochs, no workers, CPU."""
-    base = dict(channels=16, embed_dim=16, epochs=3, batch_size=8, crop_seconds=1.0, eval_batch_size=8, num_workers=0, device="cpu")
-    return tiny(str(store), out=str(run), **(base | overrides))
+    """A model small enough for tests: C = 16, short crops, a few epochs, no workers, CPU. MRNet's options
+    may be given by name (``dropout=0.0``), as the CLI's flags give them."""
+    own = {k: overrides.pop(k) for k in ("width", "embed_dim", "variant", "drop_routes", "dropout") if k in overrides}
+    small = {"width": 16, "embed_dim": 16} if overrides.get("model", "mrnet") == "mrnet" else {}
+    options = {**small, **own, **overrides.pop("model_options", {})}
+    base = dict(epochs=3, batch_size=8, crop_seconds=1.0, eval_batch_size=8, num_workers=0, device="cpu")
+    return tiny(str(store), out=str(run), model_options=options, **(base | overrides))
 
 
 @pytest.fixture
@@ -38,7 +42,7 @@ def recording(monkeypatch):
     from tests.train.util import RecordingStore
 
     RecordingStore.calls = []
-    monkeypatch.setattr("mrnet.train.datasets.FeatureStore", RecordingStore)
+    monkeypatch.setattr("mrnet.train.crops.FeatureStore", RecordingStore)
     return RecordingStore.calls
 
 

@@ -407,5 +407,5 @@ def test_show_config_prints_what_the_preset_and_options_make_and_trains_nothing(
                          "--schedule", "stages", "--out", tmp_path / "run", "--show-config")
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert cfg["preset"] == "small" and cfg["channels"] == 24 and cfg["optimizer"] == "sgd" and cfg["stages"] == [[3, "sgd", 0.01]]
+    assert cfg["preset"] == "small" and cfg["model_options"]["width"] == 24 and cfg["optimizer"] == "sgd" and cfg["stages"] == [[3, "sgd", 0.01]]
     assert cfg["epochs"] == 60 and not (tmp_path / "run").exists()  # the preset's length; no run folder made

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from mrnet.store import FeatureStore
 from mrnet.train.augment import Augment
-from mrnet.train.datasets import EvalUnit, TrackDataset, track_targets
+from mrnet.train.crops import EvalUnit, TrackDataset, track_targets
 from mrnet.train.loader import EpochBatches, collate, worker_init
 from tests.train.util import dataset
 

@@ -23,7 +23,7 @@ from mrnet.train.models.mrnet import MRNet, MRNetConfig
 from mrnet.train.runs import RunFolder, load_checkpoint
 from tests.train.conftest import small_config
 
-TINY = dict(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3, dropout=0.0)  # dropout draws differ per process
+TINY = dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0)  # dropout draws differ per process
 
 
 def _port() -> int:

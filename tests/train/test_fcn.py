@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mrnet.core.errors import UserError
 from mrnet.train.models import ModelInput, count_parameters, create_model
 from mrnet.train.models.fcn import FCN5, FCNConfig, MsECNN, MsECNNConfig
@@ -129,23 +128,3 @@ def test_dense_convs_read_every_carried_channel():
     F.cross_entropy(model(x), torch.tensor([0, 1])).backward()
     # the last conv's weights on the input's own carried channel (channel 0) get a gradient
     assert model.layers[4][0].weight.grad[:, 0].abs().sum() > 0
-
-
-# ----------------------------------------------------------------------------- learning
-
-
-@pytest.mark.parametrize("connection", [None, "dense", "carry"])
-def test_tiny_model_overfits_one_batch(connection):
-    model = tiny(connection, dropout=0.0, widths=(2, 4, 4, 4, 4))  # the full clip is the cost: ~50 ms a step
-    x, y = clips(batch=3), torch.tensor([0, 1, 2])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.25 * losses[0], losses[::5]
-    with torch.no_grad():
-        assert (model.eval()(x).argmax(1) == y).all()

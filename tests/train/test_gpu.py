@@ -11,7 +11,7 @@ import torch
 
 from mrnet.store import FeatureStore, Location
 from mrnet.train.augment import Augment
-from mrnet.train.datasets import CropDataset
+from mrnet.train.crops import CropDataset
 from mrnet.train.loader import collate
 from mrnet.train.loop import train
 from mrnet.train.runs import RunFolder

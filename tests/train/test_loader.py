@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from mrnet.store import FeatureStore
 from mrnet.train.augment import Augment
-from mrnet.train.datasets import TrackDataset
+from mrnet.train.crops import TrackDataset
 from mrnet.train.loader import EpochBatches, Prefetcher, collate, length_batches, loader_threads
 from tests.train.util import dataset
 

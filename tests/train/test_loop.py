@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from mrnet.store import FeatureStore
-from mrnet.train import loop
+from mrnet.train import recipe
 from mrnet.train.loop import Interrupted, resume, train
-from mrnet.train.runs import RunFolder, load_checkpoint
+from mrnet.train.runs import RunFolder, load_checkpoint, save_checkpoint
 from tests.store.util import new_bucket
 from tests.train.conftest import learnable_store, small_config
 
@@ -66,6 +66,22 @@ def test_resume_is_exact(mel_store, straight, tmp_path, stop_at):
     assert ra["test"] == rb["test"] and ra["selection"] == rb["selection"]
 
 
+def test_a_checkpoint_of_the_older_layout_resumes_exactly(mel_store, straight, tmp_path):
+    """A last.pt written before the epoch's running sums had names (``sums``: [loss, correct, count]
+    by position) resumes as exactly as one of today's."""
+    with pytest.raises(Interrupted):
+        train(small_config(mel_store, tmp_path / "old", **RESUME_SETTINGS), should_stop=lambda e, s: (e, s) == (1, 2))
+    last = RunFolder(tmp_path / "old").last
+    ck = load_checkpoint(last)
+    running = ck.pop("running")
+    assert running["seen"] == 8 and running["loss_sum"] > 0  # two batches of 4 counted
+    save_checkpoint(last, {**ck, "sums": [running["loss_sum"], running["correct"], running["seen"]]})
+    resumed = resume(tmp_path / "old")
+    a, b = load_checkpoint(RunFolder(straight).last), load_checkpoint(RunFolder(resumed).last)
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+    assert history(straight) == history(resumed)
+
+
 def test_the_default_thread_loader_trains_the_same_model_as_a_dataloader(mel_store, straight, tmp_path):
     """num_workers None (threads reading ahead, the default) and 0 (the DataLoader in the loop) see the
     same batches, so the run is the same to the bit; the resume above is then exact with either."""
@@ -82,7 +98,7 @@ def test_checkpoint_is_chosen_on_validation_never_on_test(mel_store, tmp_path, m
     script = {"valid": [0.5, 0.9, 0.6], "test": [0.4, 0.5, 0.95]}
     calls = {"valid": 0, "test": 0}
     models_seen = {}
-    real = loop.evaluate
+    real = recipe.evaluate
 
     def scripted(model, loader, **kw):
         result = real(model, loader, **kw)
@@ -93,7 +109,7 @@ def test_checkpoint_is_chosen_on_validation_never_on_test(mel_store, tmp_path, m
         calls[split] += 1
         return result
 
-    monkeypatch.setattr(loop, "evaluate", scripted)
+    monkeypatch.setattr(recipe, "evaluate", scripted)  # the training recipe's evaluations
     run = RunFolder(train(small_config(mel_store, tmp_path / "run", epochs=3)))
     report = run.report()
     assert report["selection"]["split"] == "valid" and report["selection"]["epoch"] == 2

@@ -11,7 +11,6 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mrnet.train.models import count_parameters
 from mrnet.train.models.mrnet import ROUTES, MRNet, MRNetConfig
 
@@ -30,7 +29,7 @@ AUTHORS_COUNTS = {"wavlm-stereo": 22_716_052, "wavlm-mono": 20_749_972, "mel": 1
 # not 2C, channels: 787,968 + 3 x 262,144 = 1,574,400 fewer parameters than the authors' at C = 512.
 PAPER_COUNTS = {"wavlm-stereo": 21_141_652, "wavlm-mono": 19_175_572, "mel": 17_332_360}
 
-TINY = dict(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3)
+TINY = dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3)
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +231,7 @@ def test_config_is_frozen_hashable_and_takes_lists():
     assert cfg.drop_routes == ("H",) and cfg.dilations == (2, 3, 4)
     assert cfg == MRNetConfig(**dataclasses.asdict(cfg)) and hash(cfg) == hash(MRNetConfig(**dataclasses.asdict(cfg)))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.channels = 8  # type: ignore[misc]
+        cfg.width = 8  # type: ignore[misc]
     assert MRNetConfig(in_dim=768, in_channels=2).input_width == 1536
 
 
@@ -247,19 +246,3 @@ def test_eval_is_deterministic_and_per_track():
         alone = model(x[2:3])
     assert torch.equal(a, b)
     assert torch.allclose(a[2:3], alone, atol=1e-5)  # batch-independent: eval runs one track at a time
-
-
-def test_tiny_model_overfits_one_batch():
-    torch.manual_seed(0)
-    model = MRNet(MRNetConfig(**TINY, dropout=0.0))
-    x, y = features(model.cfg, batch=6, frames=16), torch.tensor([0, 1, 2, 0, 1, 2])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(60):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.25 * losses[0], losses[::10]
-    assert (model(x).argmax(1) == y).all()

@@ -13,7 +13,7 @@ from mrnet.core.errors import UserError
 from mrnet.store import FeatureStore
 from mrnet.train import normalize
 from mrnet.train.augment import Augment, stack_plans
-from mrnet.train.datasets import TrackDataset
+from mrnet.train.crops import TrackDataset
 from mrnet.train.evaluate import evaluate
 from mrnet.train.loader import length_batches, make_loader
 from mrnet.train.loop import train
@@ -109,7 +109,7 @@ def test_mrnet_keeps_its_stem_instance_norm_only_for_instance(mode, stem_norm):
     from mrnet.train.models import ModelInput
     from mrnet.train.setup import build_model
 
-    model = build_model(tiny("s.zarr", normalize=mode, channels=16, embed_dim=8), ModelInput("mel", 1, 1, 48, 62.5, 3))
+    model = build_model(tiny("s.zarr", normalize=mode, model_options={"width": 16, "embed_dim": 8}), ModelInput("mel", 1, 1, 48, 62.5, 3))
     assert model.cfg.instance_norm is stem_norm
     assert hasattr(model, "input_norm") is (mode == "stored")
 

@@ -84,11 +84,11 @@ def test_a_stage_changes_the_optimizer_and_starts_from_the_best_checkpoint(mel_s
     last = load_checkpoint(RunFolder(staged).last)
     assert "momentum_buffer" in next(iter(last["optimizer"]["state"].values()))  # SGD's state, not Adam's
     # the third epoch starts from the weights of the better of the first two (by validation loss)
-    from mrnet.train import loop
+    from mrnet.train import loop, recipe
 
     loaded = []
-    real = loop.load_checkpoint
-    monkeypatch.setattr(loop, "load_checkpoint", lambda path: loaded.append(real(path)) or loaded[-1])
+    real = recipe.load_checkpoint
+    monkeypatch.setattr(recipe, "load_checkpoint", lambda path: loaded.append(real(path)) or loaded[-1])
     notes = []
     reporter = type("Notes", (loop.Reporter,), {"note": lambda self, text: notes.append(text)})()
     train(small_config(mel_store, tmp_path / "again", **STAGED), reporter=reporter)

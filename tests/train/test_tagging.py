@@ -18,7 +18,7 @@ from mrnet.extract.config import ExtractConfig
 from mrnet.extract.pipeline import run as extract
 from mrnet.store import FeatureStore
 from mrnet.train.cli import predict_app
-from mrnet.train.datasets import EvalUnit, TrackDataset, track_targets
+from mrnet.train.crops import EvalUnit, TrackDataset, track_targets
 from mrnet.train.loader import length_batches, make_loader
 from mrnet.train.loop import train
 from mrnet.train.predict import Predictor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from mrnet.store import FeatureStore, Location
-from mrnet.train.datasets import CropDataset
+from mrnet.train.crops import CropDataset
 
 
 class RecordingStore(FeatureStore):

@@ -1,25 +1,27 @@
-"""The models ``mrnet-train`` trains, one file each, behind one name.
+"""The models ``mrnet-train`` trains, one file each, each declared once by ``@register_model``.
 
-A model file holds its blocks, a frozen config and the model, and names them at its end::
+A model file holds its blocks, a frozen config and the model, and declares the model where its class
+begins::
 
-    MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", ...))
+    @register_model("mrnet", config=MRNetConfig, title="MRNet", options=("width", ...))
+    class MRNet(nn.Module): ...
 
-and :data:`MODELS` below lists each file's ``MODEL``: a new model is one file and one line here. A
-file holding a family registers several entries and lists them in its ``MODELS`` tuple
-(``musicnext.py``: musicnext, musicnext-softmax; ``nnet.py``: nnet1, nnet2, mixnet; ``fcn.py``: fcn5,
-msecnn). ``Registered.features`` names the feature profiles each model reads.
+and the import line below loads the file: a new model is one file and one name in that line
+(docs/architecture.md shows one). The declaration says everything a run needs to know of the model
+(:class:`Registered`): its options, the features it reads, its normalisations, evaluation unit and
+tasks, its title in reports, how it is fitted (``gradient`` or ``probe``) and its preset.
 ``create_model(name, inputs, **options)`` is the only entry the training loop knows. ``inputs``
 (:class:`ModelInput`) is what the store gives every model (frame layout and class count); ``options``
 are the model's own settings, each a field of its config. Adding a model never touches the loop.
 
 >>> inputs = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
->>> model = create_model("mrnet", inputs, channels=16, embed_dim=8)
+>>> model = create_model("mrnet", inputs, width=16, embed_dim=8)
 >>> type(model).__name__, model.cfg.in_dim, model.cfg.num_classes
 ('MRNet', 48, 4)
 >>> create_model("nope", inputs)
 Traceback (most recent call last):
 ...
-mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, musicnext, musicnext-softmax, nnet1, nnet2, mixnet, fcn5, msecnn, linear
+mrnet.core.errors.UserError: --model 'nope': choose one of mrnet, musicnext-softmax, musicnext, nnet1, nnet2, mixnet, fcn5, msecnn, linear
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from typing import Any
 from torch import nn
 
 from mrnet.core.errors import UserError
-from mrnet.train.models import fcn, linear, mrnet, musicnext, nnet
-from mrnet.train.models.registry import ModelInput, Registered, count_parameters
+# each file registers its models as it is imported; this order is the order of the --model choices
+from mrnet.train.models import mrnet, musicnext, nnet, fcn, linear  # noqa: F401, I001
+from mrnet.train.models.registry import GRADIENT, PROBE, REGISTRY, ModelInput, Registered, count_parameters, register_model
 
 #: Every model ``mrnet-train --model NAME`` can train, by name.
-MODELS: dict[str, Registered] = {entry.name: entry for entry in (mrnet.MODEL, *musicnext.MODELS, *nnet.MODELS, *fcn.MODELS, linear.MODEL)}
+MODELS: dict[str, Registered] = REGISTRY
 
 
 def get(name: str) -> Registered:
@@ -43,9 +46,20 @@ def get(name: str) -> Registered:
     return MODELS[name]
 
 
+def title(name: str) -> str:
+    """The name reports show for model ``name`` (the name itself for one no longer registered)."""
+    return MODELS[name].title if name in MODELS else name
+
+
+def is_probe(name: str | None) -> bool:
+    """Whether runs of model ``name`` (None: a run folder from before the choice, MRNet) are linear probes."""
+    return name in MODELS and MODELS[name].fitting == PROBE
+
+
 def create_model(name: str, inputs: ModelInput, **options: Any) -> nn.Module:
     """Build model ``name`` for a store's ``inputs`` with its ``options``."""
     return get(name).build(inputs, **options)
 
 
-__all__ = ["MODELS", "ModelInput", "Registered", "count_parameters", "create_model", "get"]
+__all__ = ["GRADIENT", "MODELS", "PROBE", "ModelInput", "Registered", "count_parameters", "create_model", "get", "is_probe",
+           "register_model", "title"]

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import ModelInput, register_model
 
 CLIP = 1366  # frames of a 29.12 s clip at 12 kHz, hop 256
 CONNECTIONS = ("dense", "carry")
@@ -167,6 +167,11 @@ def _mel_map(model: nn.Module, x: Tensor) -> Tensor:
     return x.reshape(B, 1, T, M).transpose(2, 3)  # (B,1,1,T,96) -> (B,1,96,T)
 
 
+#: The input BatchNorm normalises (``--normalize none``); the clip is the centre 1,366 frames (29.12 s), as Choi's code cuts it.
+_RECIPE = dict(features=("mel96",), normalizations=("none", "stored", "global"), evaluation="center")
+
+
+@register_model("fcn5", config=FCNConfig, title="FCN-5", **_RECIPE)
 class FCN5(nn.Module):
     """FCN-5 (Choi et al., 2016), the released narrow widths: 447,732 parameters for 50 tags
     (the input BatchNorm's 2 included).
@@ -197,6 +202,7 @@ class FCN5(nn.Module):
         return self.head(self.dropout(x))
 
 
+@register_model("msecnn", config=MsECNNConfig, title="MsE-CNN", options=("connection",), **_RECIPE)
 class MsECNN(nn.Module):
     """MsE-CNN (Hamidi et al., 2019) on FCN-5's widths and pools: 953,446 parameters for 50 tags with
     the dense connection, 470,182 with ``connection="carry"`` (input BatchNorm included).
@@ -232,11 +238,3 @@ class MsECNN(nn.Module):
             x = F.max_pool2d(torch.cat((x, y), dim=1), pool)  # (B, carried + width, H / p, W / q)
         x = x.amax(dim=(2, 3))  # (B, 513, 1, W) -> (B, 513); W = 1 unless T >= 2560
         return self.head(self.dropout(x))
-
-
-#: The registry entries (mrnet.train.models.MODELS).
-#: The input BatchNorm normalises (``--normalize none``); the clip is the centre 1,366 frames (29.12 s), as Choi's code cuts it.
-_RECIPE = dict(features=("mel96",), normalizations=("none", "stored", "global"), evaluation="center")
-MODEL_FCN5 = Registered("fcn5", FCNConfig, FCN5, options=(), **_RECIPE)
-MODEL_MSECNN = Registered("msecnn", MsECNNConfig, MsECNN, options=("connection",), **_RECIPE)
-MODELS = (MODEL_FCN5, MODEL_MSECNN)

@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import PROBE, ModelInput, register_model
+from mrnet.train.tasks import SINGLE
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ def stats_pool(x: Tensor) -> Tensor:
     return torch.cat((mean.flatten(1), std.flatten(1)), dim=1)
 
 
+#: Instance normalisation would make every mean 0 and every std 1: nothing left to read. Fitted in closed
+#: form (train/probe.py), on whole tracks without augmentation, single-label only.
+@register_model("linear", config=LinearConfig, title="Linear probe", normalizations=("none", "stored"), tasks=(SINGLE,),
+                fitting=PROBE, preset_changes={"augment": False})
 class LinearProbe(nn.Module):
     """Statistics pooling -> standardisation -> Linear."""
 
@@ -78,7 +83,3 @@ class LinearProbe(nn.Module):
         if x.dim() != 5 or (x.shape[1], x.shape[2], x.shape[4]) != want:
             raise ValueError(f"LinearProbe expects (B, {want[0]}, {want[1]}, T, {want[2]}), got {tuple(x.shape)}")
         return self.head(self.standardize(stats_pool(x.float())))
-
-
-#: Registry entry. Instance normalisation would make every mean 0 and every std 1: nothing left to read.
-MODEL = Registered("linear", LinearConfig, LinearProbe, options=(), normalizations=("none", "stored"))

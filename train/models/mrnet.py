@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import ModelInput, register_model
 
 ROUTES = ("L1", "L2", "L3", "H", "M1", "M2", "M3")  # the authors' stack order
 VARIANTS = ("paper", "authors")
@@ -183,7 +183,7 @@ class MRNetConfig:
     in_channels: int = 1  # audio channels in the store: 1 mono, 2 stereo
     num_layers: int = 13  # stored layers fed in (one learnable weight each)
     num_classes: int = 10
-    channels: int = 512  # C
+    width: int = 512  # C: the channels of every block (the store's audio channels are in_channels)
     embed_dim: int = 128
     variant: str = "paper"  # "paper" (Eq. 4: M_i = conv(o3_i + H)) | "authors" (global context G, concat)
     drop_routes: tuple[str, ...] = ()  # route ablation (paper Table 3), names from ROUTES
@@ -205,7 +205,7 @@ class MRNetConfig:
             raise ValueError(f"drop_routes {unknown} not in the routes {', '.join(ROUTES)}")
         if not self.routes:
             raise ValueError(f"drop_routes drops every route ({', '.join(ROUTES)}); keep at least one")
-        positive = ("in_dim", "in_channels", "num_layers", "num_classes", "channels", "embed_dim", "kernel")
+        positive = ("in_dim", "in_channels", "num_layers", "num_classes", "width", "embed_dim", "kernel")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -213,10 +213,10 @@ class MRNetConfig:
             raise ValueError(f"kernel must be odd to keep the length, got {self.kernel}")
         if len(self.dilations) != 3 or min(self.dilations) < 1:
             raise ValueError(f"dilations must be three positive ints (one per MRBlock), got {self.dilations}")
-        if self.scale < 2 or 3 * self.channels < self.scale:
-            raise ValueError(f"scale must be in [2, 3*channels], got {self.scale}")
-        if not 1 <= self.se_bottleneck <= self.channels:
-            raise ValueError(f"se_bottleneck must be in [1, channels={self.channels}], got {self.se_bottleneck}")
+        if self.scale < 2 or 3 * self.width < self.scale:
+            raise ValueError(f"scale must be in [2, 3*width], got {self.scale}")
+        if not 1 <= self.se_bottleneck <= self.width:
+            raise ValueError(f"se_bottleneck must be in [1, width={self.width}], got {self.se_bottleneck}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -239,6 +239,8 @@ class MRNetConfig:
 # ----------------------------------------------------------------------------- model
 
 
+@register_model("mrnet", config=MRNetConfig, title="MRNet",
+                options=("width", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"))  # every normalisation
 class MRNet(nn.Module):
     """MRNet: stem, three MRBlocks, seven routes, attentive pooling, embedding and class head.
 
@@ -250,7 +252,7 @@ class MRNet(nn.Module):
         route_weights: one scalar per kept route, init 1: the paper's ``W`` (Fig. 3).
         route_names: the kept routes in stack order; ``route_weights[i]`` scales ``route_names[i]``.
 
-    >>> cfg = MRNetConfig(in_dim=8, num_layers=2, channels=16, embed_dim=8, num_classes=3)
+    >>> cfg = MRNetConfig(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3)
     >>> model = MRNet(cfg).eval()
     >>> x = torch.randn(2, 1, 2, 50, 8)  # (B, channels, layers, T, dim)
     >>> model.embed(x).shape, model(x).shape
@@ -272,7 +274,7 @@ class MRNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.route_names = cfg.routes
-        C, keep = cfg.channels, set(cfg.routes)
+        C, keep = cfg.width, set(cfg.routes)
         mids = [m for m in ("M1", "M2", "M3") if m in keep]
         bottleneck = C // cfg.se_bottleneck
 
@@ -353,9 +355,3 @@ class MRNet(nn.Module):
                 f"MRNet expects (B, in_channels={want[0]}, num_layers={want[1]}, T>=1, in_dim={want[2]}), "
                 f"got {tuple(x.shape)}"
             )
-
-
-#: The registry entry (mrnet.train.models.MODELS): the name, config and class, and which config fields are user options.
-MODEL = Registered("mrnet", MRNetConfig, MRNet, options=("channels", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
-                   normalizations=("instance", "stored", "global", "none"))
-

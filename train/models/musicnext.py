@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import ModelInput, register_model
+from mrnet.train.tasks import SINGLE
 
 FRAGMENT = 256  # frames per fragment in the paper's recipe (2,560 frames per clip / 10)
 
@@ -224,6 +225,12 @@ def _init_convnext(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+#: The recipe normalises with one global mean and std of the training set (``--normalize global``) and
+#: scores a clip by averaging the softmax of its ten fragments.
+_RECIPE = dict(features=("mel128",), normalizations=("global", "stored", "none"), evaluation="chunks:10")
+
+
+@register_model("musicnext-softmax", config=MusicNeXtConfig, title="MusicNeXt-S", **_RECIPE)
 class MusicNeXtS(nn.Module):
     """MusicNeXt-S, the paper's ablation: the MusicNeXt trunk with a plain ``Linear(768, K)`` (with bias)
     and softmax cross-entropy. :class:`MusicNeXt` is the same network with the L-softmax head.
@@ -289,6 +296,8 @@ class MusicNeXtS(nn.Module):
             )
 
 
+@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=(SINGLE,),
+                options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), **_RECIPE)
 class MusicNeXt(MusicNeXtS):
     """MusicNeXt (Meng et al., 2024): the trunk of :class:`MusicNeXtS` with the L-softmax head.
 
@@ -321,14 +330,3 @@ class MusicNeXt(MusicNeXtS):
         """Features ``(B, 1, 1, T, n_mels)`` and labels ``(B,)`` -> the L-softmax training logits
         ``(B, num_classes)`` (float32). Call it once per optimiser step: it advances the lambda schedule."""
         return self.head.margin_logits(self.embed(x), y)
-
-
-#: The registry entries (mrnet.train.models.MODELS): the L-softmax model and its softmax ablation.
-#: The recipe normalises with one global mean and std of the training set (``--normalize global``) and
-#: scores a clip by averaging the softmax of its ten fragments.
-MODEL = Registered("musicnext", MusicNeXtConfig, MusicNeXt,
-                   options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), features=("mel128",),
-                   normalizations=("global", "stored", "none"), evaluation="chunks:10", tasks=("single-label",))
-MODEL_SOFTMAX = Registered("musicnext-softmax", MusicNeXtConfig, MusicNeXtS, options=(), features=("mel128",),
-                           normalizations=("global", "stored", "none"), evaluation="chunks:10")
-MODELS = (MODEL, MODEL_SOFTMAX)

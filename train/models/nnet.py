@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mrnet.train.models.registry import ModelInput, Registered
+from mrnet.train.models.registry import ModelInput, register_model
 
 WINDOW = 256  # frames per example: 2^18 samples
 SAMPLES = 1024  # waveform samples per stored frame
@@ -236,6 +236,11 @@ class MixNetConfig(NNetConfig):
 # ----------------------------------------------------------------------------- models
 
 
+#: The waveform is never scaled and the MFCC are z-scored per clip inside the model (``--normalize none``);
+#: the recipe's test window starts at the middle of the track.
+_RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation="center")
+
+
 class _NNet(nn.Module):
     """What the three share: cutting the waveform and the MFCC out of a batch, the output, the input check."""
 
@@ -265,6 +270,7 @@ class _NNet(nn.Module):
             )
 
 
+@register_model("nnet1", config=NNet1Config, title="NNET1", features=NNet1Config.READS, **_RECIPE)
 class NNet1(_NNet):
     """NNET1 (Bonato et al.): a 1-D CNN on the raw 2^18-sample window; 2,461,832 parameters for 8 classes.
 
@@ -290,6 +296,7 @@ class NNet1(_NNet):
         return self._output(self.head(z))
 
 
+@register_model("nnet2", config=NNet2Config, title="NNET2", features=NNet2Config.READS, **_RECIPE)
 class NNet2(_NNet):
     """NNET2 (Bonato et al.): a 2-D residual CNN on 256 x 20 MFCC; 1,876,040 parameters for 8 classes.
 
@@ -315,6 +322,7 @@ class NNet2(_NNet):
         return self._output(self.head(z))
 
 
+@register_model("mixnet", config=MixNetConfig, title="MixNet", features=MixNetConfig.READS, **_RECIPE)
 class MixNet(_NNet):
     """MixNet (Bonato et al.): NNET1's and NNET2's trunks side by side on the same window, freshly
     initialised and trained jointly, and a new classifier; 3,607,496 parameters for 8 classes.
@@ -341,13 +349,3 @@ class MixNet(_NNet):
         z1 = max_avg_pool(self.conv1d(self._wave(x)), 64)  # (B, 1024)
         z2 = max_avg_pool(self.conv2d(self._mfcc(x)), (125, 1))  # (B, 1024)
         return self._output(self.head(torch.cat([z1, z2], dim=1)))  # (B, 2048) -> (B, K)
-
-
-#: The registry entries (mrnet.train.models.MODELS).
-#: The waveform is never scaled and the MFCC are z-scored per clip inside the model (``--normalize none``);
-#: the recipe's test window starts at the middle of the track.
-_RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation="center")
-MODEL_NNET1 = Registered("nnet1", NNet1Config, NNet1, features=NNet1Config.READS, **_RECIPE)
-MODEL_NNET2 = Registered("nnet2", NNet2Config, NNet2, features=NNet2Config.READS, **_RECIPE)
-MODEL_MIXNET = Registered("mixnet", MixNetConfig, MixNet, features=MixNetConfig.READS, **_RECIPE)
-MODELS = (MODEL_NNET1, MODEL_NNET2, MODEL_MIXNET)
