@@ -25,6 +25,8 @@ from mrnet.train.loop import Interrupted, Reporter
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 from mrnet.train.presets import PRESETS, default_preset, preset
+from mrnet.train.cli_results import FORMAT_HELP, compare_app, report_app  # noqa: F401 (mrnet-report, mrnet-compare)
+from mrnet.train.plots import parse_formats
 from mrnet.train.report import pct
 from mrnet.train.runs import RunFolder, default_run_dir
 from mrnet.train.tasks import show
@@ -187,6 +189,7 @@ def train(
     device: Annotated[Optional[str], _opt("auto, cpu, cuda or cuda:N.", MACHINE, "auto")] = None,
     bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help=r"bfloat16 autocast on GPU. \[default: on]", panel=MACHINE)] = None,
     seed: Annotated[Optional[int], _opt("Seed of the model's initialisation, the crops and the augmentation.", MACHINE, "0")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP, rich_help_panel=INPUT, show_default="png")] = None,
     show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options) as JSON and exit.", panel=MACHINE)] = False,
 ) -> None:
     """Train MRNet, or a baseline, on a feature store and report honest test metrics (checkpoint chosen on validation).
@@ -196,6 +199,7 @@ def train(
     from mrnet.train import launch, report
 
     console = Console()
+    formats = parse_formats(fmt)  # a wrong format fails now, not after training
     own = {k: v for k, v in dict(width=width, embed_dim=embed_dim, variant=variant and variant.value, dropout=dropout,
                                  drop_routes=tuple(r.value for r in drop_route) if drop_route else None).items() if v is not None}
     options = dict(model=model and model.value, normalize=normalize and normalize.value, fold=fold, all_folds=True if folds else None,
@@ -243,6 +247,8 @@ def train(
         raise typer.Exit(130) from None
     if path is None:  # a torchrun process other than rank 0: rank 0 shows the result
         return
+    if formats != ("png",):  # the figures again, in every format asked for
+        report.rerender(path, formats)
     console.print(report.summary_table(RunFolder(path).report()))
     console.print(f"Report: {escape(str(path / 'report.md'))}  (mrnet-report {escape(str(path))} re-renders it)", highlight=False)
 
@@ -256,15 +262,29 @@ predict_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_
 @report_user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="A finished run folder: one split, one fold-K folder, or a --folds all run (its folds' models averaged).", exists=True, file_okay=False)],
-    files: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, MP3, OGG...), folders of them, or CSV files listing them (a 'path' column).", show_default=False)],
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Audio files (WAV, FLAC, MP3, OGG...), folders of them, or CSV files listing them (a 'path' column).", show_default=False)] = None,
     top: Annotated[int, typer.Option(help="How many genres (or tags) to show per file.", min=1)] = 3,
     as_json: Annotated[bool, flag("--json", help="One JSON document on stdout, for machines.", panel="Options")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    store: Annotated[Optional[str], typer.Option(help="Predict the tracks of a feature store instead of audio files (no decoding): a store of the features the run was trained on.")] = None,
+    split: Annotated[str, typer.Option(help="With --store: the split to predict (train, valid or test; a --folds all run: each fold's).")] = "test",
+    embeddings: Annotated[bool, flag("--embeddings", help="With --store: add each track's pooled embedding (the model's penultimate vector).", panel="Options")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="With --store: the predictions table to write.", show_default="RUN/predictions-SPLIT.parquet")] = None,
 ) -> None:
-    """Top genres (or tags) of audio files, with probabilities, from a run's validation-selected model."""
+    """Top genres (or tags) of audio files, with probabilities, from a run's validation-selected model; with --store, a
+    predictions table (predictions.parquet's schema, docs/training.md) of a split of stored features."""
     from mrnet.train.predict import Predictor, files_from, predict_files
 
     console, errors = Console(), Console(stderr=True)
+    if store is not None:
+        from mrnet.train.predict_store import write_split
+
+        if files:
+            raise UserError("--store predicts the tracks of a store: give either audio files or --store, not both")
+        console.print(escape(write_split(run, store, split, embeddings=embeddings, out=out, device=device)), highlight=False)
+        return
+    if not files:
+        raise UserError("give audio files (or folders, or CSV lists of them) to predict, or --store STORE --split test to predict stored tracks")
     predictor = Predictor.open(run, device=device)
     results = predict_files(predictor, files_from(files), top=top)
     failed = [r for r in results if r.error is not None]
@@ -289,66 +309,6 @@ def predict(
             errors.print(f"[red]{len(failed)} of {len(results)} files failed[/] (named above).")
     if failed:
         raise typer.Exit(1)
-
-
-# --- mrnet-report -------------------------------------------------------------------------------
-
-report_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
-
-
-@report_app.command()
-@report_user_errors
-def report(
-    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train, or a folder of fold-<k>/ runs trained separately (--fold K --out DIR/fold-K).", exists=True, file_okay=False)],
-) -> None:
-    """Metrics table of a run; rewrites its report.md and plots (PNG). A folder of separately trained
-    folds gets the report of a --folds all run."""
-    from mrnet.train import aggregate
-    from mrnet.train import report as reports
-
-    console = Console()
-    folder = RunFolder(run)
-    if aggregate.is_fold_collection(run):
-        result = aggregate.aggregate_folds(run)
-    else:
-        folder.config()  # fails clearly on a folder that is not a run
-        result = reports.rerender(run)
-    if result is None:
-        history = folder.metrics()
-        last = history[-1] if history else None
-        done = f"{last['epoch']} epochs done" if last else "no epoch finished yet"
-        console.print(f"[yellow]{escape(str(run))} has not finished ({done}); resume it: mrnet-train --resume {escape(str(run))}[/]", highlight=False)
-        if last and "valid_accuracy" in last:
-            console.print(f"last epoch: valid accuracy {pct(last['valid_accuracy'])}, macro-F1 {last['valid_macro_f1']:.3f}")
-        console.print(f"curves: {escape(str(folder.plots / 'curves.png'))}", highlight=False)
-        return
-    console.print(reports.summary_table(result))
-    console.print(f"Wrote {escape(str(run / 'report.md'))} and plots in {escape(str(folder.plots))}", highlight=False)
-
-
-# --- mrnet-compare ------------------------------------------------------------------------------
-
-compare_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
-
-
-@compare_app.command(cls=Command)
-@report_user_errors
-def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding runs (e.g. runs/).", exists=True, show_default=False)],
-    out: Annotated[Path, typer.Option(help="Where comparison.md, .json and .png go.")] = Path("comparison"),
-) -> None:
-    """Finished runs side by side: test accuracy and macro-F1 (tags: ROC-AUC and PR-AUC) per model and store, mean ± std over folds and seeds."""
-    from mrnet.train import compare as comparing
-    from mrnet.train import routes
-
-    rows = comparing.compare(runs)
-    for table in comparing.console_tables(rows):
-        Console().print(table)
-    Console().print(f"Wrote {escape(str(comparing.write(rows, out)))} and comparison.png", highlight=False)
-    weights = routes.route_weights(comparing.find_runs(runs))
-    if len(weights) >= 2:
-        Console().print(f"Route weights of {len(weights)} MRNet runs side by side: {escape(str(routes.plot_routes(out / 'routes.png', weights)))}",
-                        highlight=False)
 
 
 # --- entry points -------------------------------------------------------------------------------

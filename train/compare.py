@@ -1,9 +1,15 @@
-"""Finished runs side by side: one row per model, preset and store, mean and spread over folds and seeds.
+"""Finished runs side by side: one row per configuration and test set, mean and spread over its seeds.
 
-``compare(paths)`` reads run folders (a run, a ``--folds all`` run, or a folder holding runs),
-groups them by model, preset and store, and gives each group the mean and sample standard deviation
-of its test numbers: every fold of a cross-validation run and every single-split run (another seed)
-counts once. Parameter counts and training time (the sum of the runs' epoch times) come with them.
+``compare(paths)`` reads run folders (a run, a ``--folds all`` run, or a folder holding runs) and
+groups them by the fingerprint of their resolved configuration and by their test set
+(``fingerprint.py``): runs are one row only when everything that changes a result is equal (their
+count is the number of seeds; a ``--folds all`` run's folds count as well, its test set being the
+whole dataset), and runs on another store, fold or split are never averaged together. Each row's
+label says what sets it apart from the other rows (``mrnet small --drop-route L1, 1 epoch``). A row
+of several runs gives the mean and sample standard deviation; a row of one run gives its 95 %
+bootstrap interval over test tracks (``stats.py``), never a ``± 0``. Parameter counts and training
+time (the runs' own training time) come with them. ``paired_tests(rows)`` adds, for each pair of
+rows scored on the same test tracks, a paired test from their ``predictions.parquet``.
 ``write(comparison, folder)`` writes ``comparison.md``, ``comparison.json`` and ``comparison.png``.
 
 The numbers are the task's headline metrics (``tasks.HEADLINE``): test accuracy and macro-F1 for a
@@ -13,33 +19,40 @@ apart: one table and one row of the plot per task, never one column mixing accur
 Every number is a test number of a checkpoint chosen on validation; the optimistic numbers (best
 epoch chosen on test) are not compared.
 
->>> rows = [{"model": "fcn5", "preset": "fcn5-paper", "store": "s/mtat.zarr", "feature": "mel96", "task": "multi-label", "n": 1,
-...          "roc_auc": 0.9, "roc_auc_std": 0.0, "pr_auc": 0.4, "pr_auc_std": 0.0, "parameters": 447732, "hours": 2.0}]
+>>> rows = [{"label": "fcn5 fcn5-paper", "model": "fcn5", "store": "s/mtat.zarr", "feature": "mel96", "task": "multi-label", "n": 1,
+...          "roc_auc": 0.9, "roc_auc_std": None, "roc_auc_interval": [0.88, 0.92], "pr_auc": 0.4, "pr_auc_std": None,
+...          "pr_auc_interval": [0.37, 0.43], "parameters": 447732, "hours": 2.0}]
 >>> print(markdown(rows).splitlines()[4])
-| fcn5 | mtat.zarr | fcn5-paper | mel96 | 1 | 0.900 ± 0.000 | 0.400 ± 0.000 | 447,732 | 2.00 |
+| fcn5 fcn5-paper | mtat.zarr | mel96 | 1 | 0.900 [0.880, 0.920] | 0.400 [0.370, 0.430] | 447,732 | 2.00 |
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
+import polars as pl
 from rich.markup import escape
 from rich.table import Table
 
 from mrnet.core.errors import UserError
+from mrnet.train import fingerprint, predictions, stats
+from mrnet.train.compare_figure import figure
+from mrnet.train.plots import save_figure
 from mrnet.train.evaluate import mean_std
+from mrnet.train.report import training_seconds
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, SINGLE, TASK_NAMES, label, task_of
 
-NOTE = ("Test numbers of checkpoints chosen on validation only; n counts folds and seeds, ± is the sample standard deviation "
-        "(0 for a single run).")
+NOTE = ("Test numbers of checkpoints chosen on validation only. n counts seeds (and the folds of a --folds all run); with n > 1, "
+        "mean ± sample standard deviation; with n = 1, the 95 % bootstrap interval over test tracks in brackets.")
 
 
 @dataclass
 class Group:
-    """The runs of one model and preset on one store (one task: the store's)."""
+    """The runs of one configuration (one fingerprint) on one test set."""
 
     model: str
     preset: str
@@ -47,21 +60,33 @@ class Group:
     dataset: str
     feature: str
     task: str = SINGLE
+    resolved: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    classes: int = 0
+    test_set: str = ""
     runs: list[str] = field(default_factory=list)
-    scores: dict[str, list[float]] = field(default_factory=dict)  # headline metric -> one value per fold or single-split run
+    parts: list[RunFolder] = field(default_factory=list)  # every run, or every fold of a --folds all run
+    scores: dict[str, list[float]] = field(default_factory=dict)  # headline metric -> one value per fold or run
+    intervals: dict[str, list] = field(default_factory=dict)  # a single run's bootstrap intervals
     parameters: int | None = None
     seconds: float = 0.0
 
     def add(self, report: dict) -> None:
         for metric in HEADLINE[self.task]:
             self.scores.setdefault(metric, []).append(report["test"][metric])
+        self.intervals = report["test"].get("interval", {})
 
     def summary(self) -> dict:
-        row = {"model": self.model, "preset": self.preset, "store": self.store, "dataset": self.dataset, "feature": self.feature,
-               "task": self.task, "n": len(self.scores[HEADLINE[self.task][0]])}
+        n = len(self.scores[HEADLINE[self.task][0]])
+        row = {"label": "", "model": self.model, "preset": self.preset, "store": self.store, "dataset": self.dataset,
+               "feature": self.feature, "task": self.task, "n": n, "classes": self.classes, "fingerprint": self.fingerprint,
+               "test_set": self.test_set}
         for metric in HEADLINE[self.task]:
-            row[metric], row[f"{metric}_std"] = mean_std(self.scores[metric])
-        return row | {"parameters": self.parameters, "hours": self.seconds / 3600, "runs": self.runs}
+            mean, std = mean_std(self.scores[metric])
+            row[metric], row[f"{metric}_std"] = mean, std if n > 1 else None
+            row[f"{metric}_interval"] = self.intervals.get(metric) if n == 1 else None
+        return row | {"parameters": self.parameters, "hours": self.seconds / 3600, "runs": self.runs,
+                      "predictions": [str(p.path / predictions.FILE) for p in self.parts]}
 
 
 def find_runs(paths: list[Path]) -> list[RunFolder]:
@@ -82,22 +107,77 @@ def find_runs(paths: list[Path]) -> list[RunFolder]:
 
 
 def compare(paths: list[Path]) -> list[dict]:
-    """One summary row per (model, preset, store), genre stores first, then in the order the groups are met."""
-    groups: dict[tuple[str, str, str], Group] = {}
+    """One summary row per (fingerprint, test set), genre stores first, then in the order the groups are met."""
+    groups: dict[tuple[str, str], Group] = {}
     for run in find_runs(paths):
-        report, cfg = run.report(), run.config()
-        model, preset = getattr(cfg, "model", "mrnet"), getattr(cfg, "preset", "")
-        group = groups.setdefault((model, preset, report["store"]), Group(model, preset, report["store"], report.get("dataset", ""),
-                                                                          report.get("feature", ""), task_of(report)))
+        report, mark = run.report(), fingerprint.record(run.path)
+        config = report.get("config", {})
+        key = (mark["fingerprint"], fingerprint.scored_on(report))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(config.get("model", "mrnet"), config.get("preset", ""), report["store"], report.get("dataset", ""),
+                                        report.get("feature", ""), task_of(report), mark["resolved"], mark["fingerprint"],
+                                        len(report.get("genres") or report.get("tags") or []), key[1])
+            group.resolved = {**mark["resolved"], "preset": group.preset, "store": report["store"],
+                              "fold": config.get("fold") if not config.get("all_folds") else None}
         group.runs.append(str(run.path))
         folds = [run.fold(k) for k in range(report["n"])] if "folds" in report else [run]
         for part in folds:
             r = part.report()
             group.add(r)
+            group.parts.append(part)
             group.parameters = r.get("model", {}).get("parameters", group.parameters)
-            group.seconds += sum(m.get("seconds", 0.0) for m in part.metrics())
-    rows = [g.summary() for g in groups.values()]
+            group.seconds += training_seconds(part.metrics())
+    found = list(groups.values())
+    rows = [g.summary() for g in found]
+    for task in {g.task for g in found}:
+        mine = [k for k, g in enumerate(found) if g.task == task]
+        for k, text in zip(mine, fingerprint.distinguishing([found[k].resolved for k in mine])):
+            rows[k]["label"] = text
     return sorted(rows, key=lambda r: list(HEADLINE).index(r["task"]))  # stable: the met order within a task
+
+
+# --- paired tests ---------------------------------------------------------------------------------
+
+
+def _test_predictions(row: dict) -> pl.DataFrame | None:
+    """A row's test predictions, one per track (a row of several seeds: their mean probability); None if a run has none."""
+    frames = []
+    for path in row.get("predictions", []):
+        if not Path(path).is_file():
+            return None
+        frames.append(predictions.read(Path(path)).filter(pl.col("split") == "test"))
+    if not frames:
+        return None
+    frame = pl.concat(frames, how="vertical")
+    probs = [c for c in frame.columns if c.startswith(predictions.PROB)]
+    first = [c for c in predictions.COLUMNS.names() if c not in ("fold", "seed")]
+    return frame.group_by("track_id", maintain_order=True).agg(*(pl.col(c).first() for c in first if c != "track_id"),
+                                                             pl.col("fold").first(), pl.col("seed").first(),
+                                                             *(pl.col(c).mean() for c in probs)).sort("track_id")
+
+
+def paired_tests(rows: list[dict]) -> list[dict]:
+    """For each pair of rows of one task: a paired test of each headline metric where both were scored on the same
+    test tracks (same dataset and track ids), else ``not paired`` with the reason."""
+    tests = []
+    loaded = {i: _test_predictions(r) for i, r in enumerate(rows)}
+    for (i, a), (j, b) in itertools.combinations(enumerate(rows), 2):
+        if a["task"] != b["task"]:
+            continue
+        pa, pb = loaded[i], loaded[j]
+        entry = {"first": a["label"], "second": b["label"], "task": a["task"]}
+        if pa is None or pb is None:
+            tests.append(entry | {"paired": False, "reason": "no predictions.parquet (a run from before they were kept)"})
+            continue
+        if a["dataset"] != b["dataset"] or pa["track_id"].to_list() != pb["track_id"].to_list():
+            tests.append(entry | {"paired": False, "reason": "different test tracks"})
+            continue
+        truth = predictions.truth(pa)
+        entry["paired"] = True
+        entry["tests"] = [stats.paired(truth, predictions.probabilities(pa), predictions.probabilities(pb), m) for m in HEADLINE[a["task"]]]
+        tests.append(entry)
+    return tests
 
 
 def by_task(rows: list[dict]) -> dict[str, list[dict]]:
@@ -108,30 +188,54 @@ def by_task(rows: list[dict]) -> dict[str, list[dict]]:
     return {t: out[t] for t in HEADLINE if t in out}
 
 
-def _cell(metric: str, mean: float, std: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if metric == "accuracy" else f"{mean:.3f} ± {std:.3f}"
+def cell(row: dict, metric: str) -> str:
+    """``91.7 ± 1.2`` (several runs), ``91.7 [83.3, 100.0]`` (one run: its bootstrap interval) or ``91.7`` (no interval recorded)."""
+    scale, digits = (100, 1) if metric == "accuracy" else (1, 3)
+    text = f"{scale * row[metric]:.{digits}f}"
+    if row["n"] > 1 and row.get(f"{metric}_std") is not None:
+        return f"{text} ± {scale * row[f'{metric}_std']:.{digits}f}"
+    ci = row.get(f"{metric}_interval")
+    if ci and not any(v is None or math.isnan(v) for v in ci):
+        return f"{text} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
+    return text
 
 
 def _header(metric: str) -> str:
     return f"test {label(metric)}" + (" %" if metric == "accuracy" else "")
 
 
-def markdown(rows: list[dict]) -> str:
-    """``comparison.md``: one table per task (a heading names each task when there are two)."""
+def _test_line(test: dict) -> str:
+    scale = 100 if test["metric"] == "accuracy" else 1
+    unit = " points" if test["metric"] == "accuracy" else ""
+    detail = (f"{test['only_first']} vs {test['only_second']} tracks right by one only" if "only_first" in test
+              else "difference 95 % interval [{:.3g}, {:.3g}]".format(*(scale * v for v in test["interval"])))
+    return f"{label(test['metric'])} {scale * test['difference']:+.{1 if scale == 100 else 3}f}{unit}, {test['test']} p = {test['p']:.3g} ({detail})"
+
+
+def markdown(rows: list[dict], tests: list[dict] | None = None) -> str:
+    """``comparison.md``: one table per task (a heading names each task when there are two), then the paired tests."""
     tasks = by_task(rows)
     lines = ["# Model comparison", ""]
     for task, group in tasks.items():
         first, second = HEADLINE[task]
         if len(tasks) > 1:
             lines += [f"## {TASK_NAMES[task]} ({task} stores: test {label(first)} and {label(second)})", ""]
-        lines += [f"| model | store | preset | feature | n | {_header(first)} | {_header(second)} | parameters | training hours |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| configuration | store | feature | n | {_header(first)} | {_header(second)} | parameters | training hours |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in group:
-            lines.append(f"| {r['model']} | {Path(r['store']).name} | {r.get('preset', '')} | {r['feature']} | {r['n']} | "
-                         f"{_cell(first, r[first], r[f'{first}_std'])} | {_cell(second, r[second], r[f'{second}_std'])} | "
-                         f"{r['parameters']:,} | {r['hours']:.2f} |")
+            lines.append(f"| {r.get('label') or r['model']} | {Path(r['store']).name} | {r['feature']} | {r['n']} | {cell(r, first)} | "
+                         f"{cell(r, second)} | {r['parameters']:,} | {r['hours']:.2f} |")
         lines.append("")
-    return "\n".join([*lines, NOTE, "", "![comparison](comparison.png)", ""])
+    lines += [NOTE, ""]
+    if tests:
+        lines += ["## Paired tests", "", "Each pair of rows scored on the same test tracks (a row of several seeds by their mean "
+                  "probability per track): accuracy by the exact McNemar test, the other metrics by a paired bootstrap "
+                  f"({stats.RESAMPLES} resamples of the test tracks).", ""]
+        for t in tests:
+            what = "; ".join(_test_line(x) for x in t["tests"]) if t["paired"] else f"not paired: {t['reason']}"
+            lines.append(f"- **{t['first']}** vs **{t['second']}**: {what}")
+        lines.append("")
+    return "\n".join([*lines, "![comparison](comparison.png)", ""])
 
 
 def console_tables(rows: list[dict]) -> list[Table]:
@@ -139,53 +243,39 @@ def console_tables(rows: list[dict]) -> list[Table]:
     tables = []
     for task, group in by_task(rows).items():
         first, second = HEADLINE[task]
-        table = Table(title=f"model comparison, {task} (test, checkpoints chosen on validation)")
-        for col in ("model", "store", "preset", "n", label(first), label(second), "parameters", "hours"):
-            table.add_column(col, justify="left" if col in ("model", "store", "preset") else "right")
+        table = Table(title=f"model comparison, {task} (test, checkpoints chosen on validation)", caption=NOTE)
+        for col in ("configuration", "store", "n", label(first), label(second), "parameters", "hours"):
+            table.add_column(col, justify="left" if col in ("configuration", "store") else "right")
         for r in group:
-            table.add_row(r["model"], escape(Path(r["store"]).name), r.get("preset", ""), str(r["n"]), _cell(first, r[first], r[f"{first}_std"]),
-                          _cell(second, r[second], r[f"{second}_std"]), f"{r['parameters']:,}", f"{r['hours']:.2f}")
+            table.add_row(escape(r.get("label") or r["model"]), escape(Path(r["store"]).name), str(r["n"]), cell(r, first), cell(r, second),
+                          f"{r['parameters']:,}", f"{r['hours']:.2f}")
         tables.append(table)
     return tables
 
 
-def _label(r: dict) -> str:
-    return f"{r['model']}\n{Path(r['store']).stem}"
+def console_tests(tests: list[dict]) -> Table | None:
+    """The paired tests as a Rich table; None without a pair."""
+    if not tests:
+        return None
+    table = Table(title="paired tests (same test tracks)")
+    for col in ("rows", "result"):
+        table.add_column(col)
+    for t in tests:
+        what = "\n".join(_test_line(x) for x in t["tests"]) if t["paired"] else f"not paired: {t['reason']}"
+        table.add_row(escape(f"{t['first']}\nvs {t['second']}"), escape(what))
+    return table
 
 
-def figure(rows: list[dict]) -> Figure:
-    """Each task's two headline metrics per model and store (one row of two panels per task), the spread as error bars,
-    the value written on each bar."""
-    tasks = by_task(rows)
-    widest = max(len(g) for g in tasks.values())
-    fig = Figure(figsize=(max(7.0, 1.0 * widest + 4), 4.8 * len(tasks)), layout="constrained")
-    axes = fig.subplots(len(tasks), 2, squeeze=False)
-    for (task, group), pair in zip(tasks.items(), axes):
-        for ax, metric in zip(pair, HEADLINE[task]):
-            scale = 100 if metric == "accuracy" else 1  # accuracy in %, as the table gives it
-            values = [scale * r[metric] for r in group]
-            spread = [scale * r[f"{metric}_std"] if r["n"] > 1 else float("nan") for r in group]  # no bar for a single run
-            bars = ax.bar(range(len(group)), values, yerr=spread, capsize=4, color="tab:blue" if task == SINGLE else "tab:green")
-            text = [f"{v:.1f}" if metric == "accuracy" else f"{v:.2f}" for v in values]
-            tall = [v >= 0.12 * scale for v in values]  # a short bar's value goes above it, in black
-            ax.bar_label(bars, labels=[t if big else "" for t, big in zip(text, tall)], label_type="center", color="white", fontsize="small")
-            ax.bar_label(bars, labels=["" if big else t for t, big in zip(text, tall)], label_type="edge", padding=2, fontsize="small")
-            ax.set_xticks(range(len(group)), [_label(r) for r in group], rotation=45, ha="right", fontsize="small")
-            ax.set_xlim(-0.6, max(len(group), 4) - 0.4)  # a lone bar keeps a bar's width
-            ax.set_ylim(0, scale)
-            ax.set_ylabel("%" if metric == "accuracy" else label(metric))
-            ax.set_title(f"test {label(metric)}" + (f" ({task})" if len(tasks) > 1 else ""))
-            ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
-def write(rows: list[dict], folder: Path) -> Path:
-    """comparison.md, comparison.json and comparison.png in ``folder``; returns the Markdown's path."""
+def write(rows: list[dict], folder: Path, *, tests: list[dict] | None = None, formats: tuple[str, ...] = ("png",)) -> Path:
+    """comparison.md, comparison.json (the rows, and the paired tests in ``paired.json``) and the figure in each of
+    ``formats`` in ``folder``; returns the Markdown's path."""
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "comparison.json", rows)
-    figure(rows).savefig(folder / "comparison.png", dpi=100)
-    (folder / "comparison.md").write_text(markdown(rows))
+    if tests is not None:
+        write_json(folder / "paired.json", tests)
+    save_figure(figure(rows), folder / "comparison.png", formats)
+    (folder / "comparison.md").write_text(markdown(rows, tests))
     return folder / "comparison.md"
 
 
-__all__ = ["Group", "by_task", "compare", "console_tables", "find_runs", "markdown", "write"]
+__all__ = ["Group", "by_task", "cell", "compare", "console_tables", "console_tests", "find_runs", "markdown", "paired_tests", "write"]

@@ -76,6 +76,8 @@ def evaluate(
     bf16: bool = False,
     stop: Callable[[], bool] | None = None,
     gather: Callable[[list], list] | None = None,
+    keep: bool = False,
+    embed: torch.nn.Module | None = None,
 ) -> dict:
     """The loss the model trains on, and the task's scores, over ``batches`` of ``(x, y)``.
 
@@ -87,44 +89,69 @@ def evaluate(
     as on the validation split). The model is put in eval mode and left there. ``gather``: the
     per-batch results of every process in one-process order (``distributed.gather_batches``, each
     process scoring its share of the batches), so the metrics are those of one process.
+
+    ``keep``: the result also holds each unit's ``truth`` and ``probabilities`` (numpy, in the order of
+    the batches: ``predictions.eval_order``). ``embed``: a module of ``model`` whose input is the
+    pooled embedding (``predictions.penultimate``); its input, averaged over a unit's crops, is kept
+    as ``embeddings``.
     """
     model.eval()
-    parts = []  # per batch: (truth, probabilities, loss sum, weight sum)
+    parts = []  # per batch: (truth, probabilities, loss sum, weight sum, embeddings)
     weights = class_weights.to(device) if class_weights is not None else None
-    for x, y in batches:
-        if stop is not None and stop():
-            raise Stopped
-        x, y = x.to(device, non_blocking=True).float(), y.to(device)
-        crops = x.shape[1] if x.dim() == 6 else 1
-        with autocast(device, bf16):
-            logits = model(x.flatten(0, 1) if x.dim() == 6 else x)
-        logits = logits.float().view(len(y), crops, -1)
-        if multilabel:
-            p = torch.sigmoid(logits).mean(1)
-            loss = F.binary_cross_entropy(p, y.float(), reduction="none") if crops > 1 else \
-                F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
-            if weights is not None:  # pos_weight: a positive's term counts w times
-                loss = loss * torch.where(y > 0, weights, torch.ones_like(weights))
-            part = (float(loss.mean(1).sum()), len(y))
-        else:
-            p = torch.softmax(logits, -1).mean(1)
-            log_p = torch.log(p.clamp_min(1e-12)) if crops > 1 else F.log_softmax(logits[:, 0], -1)
-            part = (float(F.nll_loss(log_p, y, weight=weights, reduction="sum")), float(weights[y].sum()) if weights is not None else len(y))
-        parts.append((y.cpu(), p.cpu(), *part))
-    truth, probs, loss_sum, weight_sum = [], [], 0.0, 0.0
-    for y, p, batch_loss, batch_weight in gather(parts) if gather is not None else parts:
+    seen: list[torch.Tensor] = []
+    hook = embed.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().float())) if embed is not None else None
+    try:
+        for x, y in batches:
+            if stop is not None and stop():
+                raise Stopped
+            parts.append(_batch(model, x, y, device, weights, multilabel, bf16, seen))
+    finally:
+        if hook is not None:
+            hook.remove()
+    truth, probs, embeddings, loss_sum, weight_sum = [], [], [], 0.0, 0.0
+    for y, p, batch_loss, batch_weight, e in gather(parts) if gather is not None else parts:
         truth.append(y)
         probs.append(p)
+        embeddings.append(e)
         loss_sum += batch_loss
         weight_sum += batch_weight
     loss = loss_sum / weight_sum if weight_sum else math.nan
+    kept = {}
+    if keep:
+        kept = {"truth": torch.cat(truth).numpy() if truth else np.zeros(0, dtype=np.int64),
+                "probabilities": torch.cat(probs).numpy() if probs else np.zeros((0, num_classes), dtype=np.float32)}
+        if embed is not None:
+            kept["embeddings"] = torch.cat(embeddings).numpy() if embeddings else np.zeros((0, 0), dtype=np.float32)
     if multilabel:
         if not truth:
-            return {"loss": loss, "roc_auc": math.nan, "pr_auc": math.nan, "threshold": threshold or 0.5, "macro_f1": 0.0}
-        return {"loss": loss, **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold)}
+            return {"loss": loss, "roc_auc": math.nan, "pr_auc": math.nan, "threshold": threshold or 0.5, "macro_f1": 0.0, **kept}
+        return {"loss": loss, **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold), **kept}
     preds = torch.cat(probs).argmax(1).numpy() if probs else []
     conf = confusion(torch.cat(truth).numpy() if truth else [], preds, num_classes)
-    return {"loss": loss, **scores(conf), "confusion": conf.tolist()}
+    return {"loss": loss, **scores(conf), "confusion": conf.tolist(), **kept}
+
+
+def _batch(model, x, y, device, weights, multilabel: bool, bf16: bool, seen: list) -> tuple:
+    """One batch's (truth, probabilities, loss sum, weight sum, embeddings or None) on the CPU."""
+    x, y = x.to(device, non_blocking=True).float(), y.to(device)
+    crops = x.shape[1] if x.dim() == 6 else 1
+    seen.clear()
+    with autocast(device, bf16):
+        logits = model(x.flatten(0, 1) if x.dim() == 6 else x)
+    logits = logits.float().view(len(y), crops, -1)
+    if multilabel:
+        p = torch.sigmoid(logits).mean(1)
+        loss = F.binary_cross_entropy(p, y.float(), reduction="none") if crops > 1 else \
+            F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
+        if weights is not None:  # pos_weight: a positive's term counts w times
+            loss = loss * torch.where(y > 0, weights, torch.ones_like(weights))
+        part = (float(loss.mean(1).sum()), len(y))
+    else:
+        p = torch.softmax(logits, -1).mean(1)
+        log_p = torch.log(p.clamp_min(1e-12)) if crops > 1 else F.log_softmax(logits[:, 0], -1)
+        part = (float(F.nll_loss(log_p, y, weight=weights, reduction="sum")), float(weights[y].sum()) if weights is not None else len(y))
+    embedded = seen[-1].flatten(1).view(len(y), crops, -1).mean(1).cpu() if seen else None
+    return (y.cpu(), p.cpu(), *part, embedded)
 
 
 def autocast(device: torch.device, bf16: bool):

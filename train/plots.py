@@ -1,5 +1,5 @@
-"""PNG plots of a run: training curves, the confusion matrix (genres) or per-tag ROC-AUC (tags), and the
-learned route and layer weights.
+"""Plots of a run: training curves, the confusion matrix (genres) or per-tag ROC-AUC (tags), and the
+learned route and layer weights; PNG, and with ``formats`` also PDF and SVG beside each PNG.
 
 The weights plot is the paper's Fig. 3 (route weights W) beside the layer weights, which show the
 depths of the feature extractor a task uses. Each figure is built by a ``*_figure`` function that
@@ -16,26 +16,51 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def plot_run(folder: Path, report: dict, history: list[dict]) -> list[Path]:
+#: The formats a figure can be written in (``--format png,pdf,svg``); PNG always.
+FORMATS = ("png", "pdf", "svg")
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """``"png,pdf"`` -> ``("png", "pdf")``; PNG is always written (the reports link it).
+
+    >>> parse_formats("svg,pdf")
+    ('png', 'svg', 'pdf')
+    """
+    from mrnet.core.errors import UserError
+
+    asked = [f.strip().lower().lstrip(".") for f in (text or "png").split(",") if f.strip()]
+    wrong = [f for f in asked if f not in FORMATS]
+    if wrong:
+        raise UserError(f"--format {text}: {', '.join(wrong)} is not a figure format; choose from {','.join(FORMATS)}")
+    return tuple(dict.fromkeys(["png", *asked]))
+
+
+def plot_run(folder: Path, report: dict, history: list[dict], formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write curves.png, confusion.png (genres) or tags.png (tags) and, for a model with route weights,
-    weights.png into ``folder``; returns their paths."""
+    weights.png into ``folder`` (each also in the other ``formats``); returns the PNGs' paths."""
     folder.mkdir(parents=True, exist_ok=True)
     tagging = "per_tag" in report["test"]
-    paths = [plot_curves(folder / "curves.png", history, selected=report["selection"]["epoch"],
-                         metric="roc_auc" if tagging else "accuracy")]
+    probe = report.get("config", {}).get("model") == "linear"
+    figures = {"curves.png": (probe_figure(history, selected_c=report["selection"].get("C")) if probe else
+                              curves_figure(history, selected=report["selection"]["epoch"], metric="roc_auc" if tagging else "accuracy"))}
     if tagging:
-        paths.append(plot_tags(folder / "tags.png", report["test"]["per_tag"]))
+        figures["tags.png"] = tags_figure(report["test"]["per_tag"])
     else:
-        paths.append(plot_confusion(folder / "confusion.png", np.asarray(report["test"]["confusion"]), report["genres"]))
+        figures["confusion.png"] = confusion_figure(np.asarray(report["test"]["confusion"]), report["genres"])
     if report.get("route_weights"):
-        paths.append(plot_weights(folder / "weights.png", report["route_weights"], report["layer_weights"]))
-    return paths
+        figures["weights.png"] = weights_figure([report["route_weights"]], [report["layer_weights"]])
+    return [save_figure(fig, folder / name, formats) for name, fig in figures.items()]
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path, formats: tuple[str, ...] = ("png",)) -> Path:
+    """Write ``fig`` at ``path`` (a .png) and beside it in each other format of ``formats``; returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    for fmt in dict.fromkeys(["png", *formats]):
+        fig.savefig(path.with_suffix(f".{fmt}"), dpi=100, bbox_inches="tight")
     return path
+
+
+_save = save_figure
 
 
 # --- curves ---------------------------------------------------------------------------------------
@@ -74,7 +99,33 @@ def curves_figure(history: list[dict], *, selected: int | None, metric: str = "a
 
 
 def plot_curves(path: Path, history: list[dict], *, selected: int | None, metric: str = "accuracy") -> Path:
+    if history and all("C" in r for r in history):  # a linear probe's regularisation grid
+        return _save(probe_figure(history, selected_c=next((r["C"] for r in history if r.get("best")), None)), path)
     return _save(curves_figure(history, selected=selected, metric=metric), path)
+
+
+def probe_figure(history: list[dict], *, selected_c: float | None) -> Figure:
+    """The linear probe's fit: loss and accuracy against the regularisation strength C (log axis) of its
+    grid, train on whole tracks, the C chosen on validation marked; there are no epochs."""
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for key, ax, label, style in (
+        ("train_loss", ax_loss, "train (whole tracks)", "-"), ("valid_loss", ax_loss, "valid", "-"), ("test_loss", ax_loss, "test", "--"),
+        ("train_accuracy", ax_acc, "train (whole tracks)", "-"), ("valid_accuracy", ax_acc, "valid", "-"),
+        ("test_accuracy", ax_acc, "test (not used for selection)", "--"),
+    ):
+        points = [(r["C"], r[key]) for r in history if key in r]
+        if points:
+            ax.plot(*zip(*points), style, marker="o", markersize=3, label=label)
+    for ax, title in ((ax_loss, "loss (class-weighted)"), (ax_acc, "accuracy")):
+        if selected_c is not None:
+            ax.axvline(selected_c, color="grey", linestyle=":", label=f"chosen C = {selected_c:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("C (inverse L2 strength) of the logistic regression")
+        ax.set_title(f"linear probe: {title} over its C grid")
+        if ax.lines:
+            ax.legend(fontsize="small")
+    return fig
 
 
 # --- tags -----------------------------------------------------------------------------------------
@@ -169,40 +220,62 @@ def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict, *, chance: f
 
 
 # --- weights --------------------------------------------------------------------------------------
-SCALE_NOTE = ("Both are nearly scale-free: BatchNorm follows W and instance norm follows the layer sum, so only ratios "
-              "within one model mean anything (docs/model.md).")
+SCALE_NOTES = {
+    "routes": "W is nearly scale-free (BatchNorm follows it): only its ratios mean anything, so each W is divided by the mean, "
+              "and 1 is the uniform weighting.",
+    "layers": "The layer weights are nearly scale-free (instance norm follows their sum): shown as shares of it, 1/layers "
+              "being the uniform weighting.",
+}
 
 
-def weights_figure(routes: dict[str, float], layers: dict[str, float]) -> Figure:
-    """The route weights W (paper Fig. 3), each divided by their mean, and the layer weights as shares
-    of their sum, each against a dashed line at its initial value; a y axis fitted to the values, not
-    0-1, so weights of 0.98 and 1.01 look different; one panel when the store holds one layer."""
-    both = len(layers) > 1
-    fig = Figure(figsize=(10 if both else 5.5, 4.2))
+def weights_figure(routes: list[dict[str, float]] | dict[str, float], layers: list[dict[str, float]] | dict[str, float]) -> Figure:
+    """The route weights W (paper Fig. 3), each divided by their mean, and the layer weights as shares of
+    their sum, each against a dashed line at the uniform weighting (the scale-free baseline); a y axis
+    fitted to the values, so weights of 0.98 and 1.01 look different; one panel when the store holds one
+    layer. Several runs (folds, seeds): the bars are their mean, the whiskers their range and the dots
+    each run. The caption speaks of the panels drawn only."""
+    routes = routes if isinstance(routes, list) else [routes]
+    layers = layers if isinstance(layers, list) else [layers]
+    both = len(layers[0]) > 1 if layers else False
+    fig = Figure(figsize=(10 if both else 5.5, 4.4))
     axes = fig.subplots(1, 2 if both else 1)
     ax_r = axes[0] if both else axes
-    w = np.asarray(list(routes.values()), dtype=float)
-    _bars(ax_r, list(routes), w / w.mean(), reference=1.0, color="tab:blue", title="route weights W / mean (init: 1)")
+    names = list(routes[0])
+    w = np.asarray([[r[n] for n in names] for r in routes], dtype=float)
+    _bars(ax_r, names, w / w.mean(axis=1, keepdims=True), reference=1.0, color="tab:blue", title="route weights W / mean")
+    notes = [SCALE_NOTES["routes"]]
     if both:
-        v = np.asarray(list(layers.values()), dtype=float)
-        _bars(axes[1], list(layers), v / v.sum(), reference=1.0 / len(v), color="tab:orange",
-              title="layer weights, share of their sum (init: 1/layers)")
+        stored = list(layers[0])
+        v = np.asarray([[layer[n] for n in stored] for layer in layers], dtype=float)
+        _bars(axes[1], stored, v / v.sum(axis=1, keepdims=True), reference=1.0 / len(stored), color="tab:orange",
+              title="layer weights, share of their sum")
         axes[1].set_xlabel("stored layer")
-    fig.text(0.5, -0.02, SCALE_NOTE, ha="center", va="top", fontsize="small", wrap=True)
+        notes.append(SCALE_NOTES["layers"])
+    runs = f" Bars: the mean of {len(routes)} runs (folds or seeds); whiskers: their range; dots: each run." if len(routes) > 1 else ""
+    fig.text(0.5, -0.02, " ".join(notes) + runs, ha="center", va="top", fontsize="small", wrap=True)
     return fig
 
 
 def _bars(ax, names: list[str], values: np.ndarray, *, reference: float, color: str, title: str) -> None:
-    """Bars that start at the initial value and end at each weight: above it or below it, never a
-    cropped bar whose length misleads."""
-    ax.bar(names, values - reference, bottom=reference, color=color)
-    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="initial value")
+    """Bars from the uniform weighting to each weight (``values``: one row per run; the mean drawn, the
+    runs' range as whiskers and each run as a dot when there are several): above it or below it, never
+    a cropped bar whose length misleads."""
+    mean = values.mean(axis=0)
+    x = np.arange(len(names))
+    ax.bar(x, mean - reference, bottom=reference, color=color)
+    if len(values) > 1:
+        ax.errorbar(x, mean, yerr=[mean - values.min(axis=0), values.max(axis=0) - mean], fmt="none", ecolor="black", capsize=4)
+        for row in values:
+            ax.plot(x, row, "o", color="black", markersize=3, alpha=0.6)
+    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"uniform ({reference:.3g}, scale-free baseline)")
+    ax.set_xticks(x, names)
     spread = max(float(np.abs(values - reference).max()), 0.02 * reference)
     ax.set_ylim(reference - 1.4 * spread, reference + 1.4 * spread)
     ax.set_title(title)
     ax.legend(fontsize="small", loc="upper right")
 
 
-def plot_weights(path: Path, routes: dict[str, float], layers: dict[str, float]) -> Path:
-    """Bar charts of the route weights W (paper Fig. 3) and the layer weights."""
-    return _save(weights_figure(routes, layers), path)
+def plot_weights(path: Path, routes: dict[str, float] | list[dict[str, float]], layers: dict[str, float] | list[dict[str, float]],
+                 formats: tuple[str, ...] = ("png",)) -> Path:
+    """Bar charts of the route weights W (paper Fig. 3) and the layer weights, of one run or several."""
+    return save_figure(weights_figure(routes, layers), path, formats)

@@ -6,7 +6,7 @@ fit needs no epochs: every track's per-feature mean and standard deviation over 
 mean and std (the probe's BatchNorm buffers), and scikit-learn's ``LogisticRegression`` (L2, class
 weights ``balanced``, the same ratios as the loop's) is fitted for each regularisation strength in
 :data:`GRID`. Each fit is one row of ``metrics.jsonl`` ("epoch" i is the i-th C, with its
-validation and test metrics); the one with the best validation metric (ties: lower validation
+validation and test metrics, and ``seconds`` that fit's own time); the one with the best validation metric (ties: lower validation
 loss, then the stronger regularisation) is kept as ``checkpoints/best.pt``. The test split chose
 nothing. Resuming a probe fits it again: it takes seconds and gives the same weights.
 """
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mrnet.store.reader import FeatureStore
+from mrnet.train import predictions
 from mrnet.train import report as reports
 from mrnet.train.evaluate import evaluate
 from mrnet.train.models.linear import stats_pool
@@ -44,7 +45,7 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
     """Fit the probe for every C, keep the validation-chosen one, write the report; returns it."""
     from sklearn.linear_model import LogisticRegression
 
-    began = time.time()
+    began = started = time.time()
     x = _statistics(model, store, splits.train, positions)
     y = splits.train["label"].to_numpy()
     mean, var = x.mean(axis=0), x.var(axis=0)
@@ -80,7 +81,10 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
             best = {"epoch": i + 1, "metric": value, "loss": record["valid_loss"], "C": c}
             best_state = {"model": {k: v.clone() for k, v in model.state_dict().items()}, "epoch": i + 1,
                           "valid": {k: v for k, v in record.items() if k.startswith("valid_")}, "C": c}
-        record["seconds"] = round(time.time() - began, 3)
+        now = time.time()
+        record["seconds"] = round(now - began, 3)  # this C's fit and evaluation (the first also the tracks' statistics)
+        record["elapsed"] = round(now - started, 3)  # since the probe began: metrics.jsonl's seconds add up to it
+        began = now
         history.append(record)
         run.append_metrics(record)
         reporter.epoch(record)
@@ -88,9 +92,14 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
     save_checkpoint(run.best, best_state)
     save_checkpoint(run.last, {"model": best_state["model"], "epoch": len(GRID), "history": history, "best": best})
     model.load_state_dict(best_state["model"])
-    test = evaluate(model, evals["test"], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights)
+    kept = {part: evaluate(model, evals[part], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights, keep=True)
+            for part in ("valid", "test")}
+    test = kept["test"]
+    predictions.write(run.path / predictions.FILE, predictions.of_run(kept, evals, {"valid": splits.valid, "test": splits.test},
+                      batch_size=cfg.eval_batch_size, fold=cfg.fold, seed=cfg.seed, labels=genres))
     result = reports.build(cfg=cfg, run=run, store=run.store_info(), history=history, best=best_state, test=test, model=model,
                            class_weights=weights.tolist())
     result["selection"]["C"] = best["C"]
+    result["selection"]["grid"] = list(GRID)
     reports.write(run, result)
     return result

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
-from mrnet.train import distributed
+from mrnet.train import distributed, predictions
 from mrnet.train import report as reports
 from mrnet.train import state as keys
 from mrnet.train.augment import Augment
@@ -254,11 +254,17 @@ class Recipe:
         """The validation-selected model on the test split, at the threshold validation chose."""
         best = load_checkpoint(self.folder.best)
         self.model.load_state_dict(best[keys.MODEL])
-        test = evaluate(self.model, self.evals["test"], num_classes=len(self.parts.labels), device=self.device, class_weights=self.weights,
-                        multilabel=self.multilabel, threshold=best[keys.VALID].get("valid_threshold"), bf16=self.bf16,
-                        gather=distributed.gather_batches)
+        threshold = best[keys.VALID].get("valid_threshold")
+        kept = {part: evaluate(self.model, self.evals[part], num_classes=len(self.parts.labels), device=self.device,
+                               class_weights=self.weights, multilabel=self.multilabel, threshold=threshold, bf16=self.bf16,
+                               gather=distributed.gather_batches, keep=True) for part in ("valid", "test")}
+        test = kept["test"]
         if not self.ranks.main:
             return {}
+        splits = self.parts.splits
+        predictions.write(self.folder.path / predictions.FILE, predictions.of_run(
+            kept, self.evals, {"valid": splits.valid, "test": splits.test}, batch_size=self.cfg.eval_batch_size, fold=self.cfg.fold,
+            seed=self.cfg.seed, labels=self.parts.labels, threshold=threshold))
         weights = None if self.weights is None else self.weights.tolist()
         result = reports.build(cfg=self.cfg, run=self.folder, store=self.folder.store_info(), history=self.state.history, best=best, test=test,
                                model=self.model, class_weights=weights, stopped=self.state.stopped)

@@ -1,4 +1,4 @@
-"""The final report of a run: ``report.json`` (numbers), ``report.md`` (for people), plots, a summary table.
+"""The final report of a run: ``report.json`` (numbers), ``report.md`` (for people, see ``render.py``), plots.
 
 The headline test numbers come from the checkpoint chosen on the validation split: accuracy and
 macro-F1 for genres, macro ROC-AUC and PR-AUC for tags (``tasks.HEADLINE``). The authors' protocol
@@ -13,23 +13,19 @@ macro-F1 for genres, macro ROC-AUC and PR-AUC for tags (``tasks.HEADLINE``). The
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
-from rich.table import Table
 
-from mrnet.train import plots
-from mrnet.train.config import TrainConfig, model_options_of
+from mrnet.train import fingerprint, plots, predictions, stats
+from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
-from mrnet.train.models import count_parameters, is_probe, title
-from mrnet.train.models.mrnet import MRNetConfig
+from mrnet.train.models import count_parameters, is_probe
+from mrnet.train.render import OPTIMISTIC_NOTE, SELECTION_NOTE, ci, markdown, pct, summary_table  # noqa: F401 (re-exported)
 from mrnet.train.runs import RunFolder, write_json
-from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
-
-SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
-OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
+from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, task_of
 
 
 def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
@@ -43,7 +39,24 @@ def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
     if not tested:
         return None
     best = max(tested, key=lambda r: (r[f"test_{first}"], -r["epoch"]))
-    return {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
+    out = {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
+    if "C" in best:  # the linear probe's grid point
+        out |= {"C": best["C"], "note": OPTIMISTIC_NOTE.replace("best epoch", "best C")}
+    return out
+
+
+def training_seconds(history: list[dict]) -> float:
+    """The training time of a run's ``metrics.jsonl`` rows: the sum of their ``seconds``. A linear probe
+    written before its rows held each fit's own time has cumulative ``seconds`` (no ``elapsed``): the last one.
+
+    >>> training_seconds([{"C": 0.1, "seconds": 2.0}, {"C": 1.0, "seconds": 3.0}])
+    3.0
+    >>> training_seconds([{"epoch": 1, "seconds": 2.0}, {"epoch": 2, "seconds": 3.0}])
+    5.0
+    """
+    if history and all("C" in r for r in history) and not any("elapsed" in r for r in history):
+        return float(max(r.get("seconds", 0.0) for r in history))
+    return float(sum(r.get("seconds", 0.0) for r in history))
 
 
 def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
@@ -62,6 +75,8 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
                       "support": test["support"][i]} for i, g in enumerate(names)]
         tested = {**{k: test[k] for k in ("loss", "accuracy", "macro_f1")}, "per_class": per_class, "confusion": test["confusion"]}
         labelled = {"genres": names, "class_weights": dict(zip(names, class_weights or []))}
+    if "probabilities" in test:  # evaluate(keep=True): each headline number gets its bootstrap interval over test tracks
+        tested["interval"] = stats.intervals(test["truth"], test["probabilities"], HEADLINE[task])
     valid_keys = ("loss", first, second, "threshold") if task == MULTI else ("loss", first, second)
     return {
         "run": str(run.path),
@@ -76,7 +91,7 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
         "normalize": cfg.normalize or "instance",
         "task": task,
         "epochs_trained": len(history),
-        "training_seconds": round(sum(r.get("seconds", 0.0) for r in history), 1),
+        "training_seconds": round(training_seconds(history), 1),
         "selection": {"split": "valid", "metric": cfg.select_metric, "epoch": best["epoch"], "stopped_early": stopped, "note": SELECTION_NOTE},
         "valid": {k: best["valid"].get(f"valid_{k}") for k in valid_keys},
         "test": tested,
@@ -88,10 +103,11 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
     }
 
 
-def write(run: RunFolder, report: dict) -> None:
-    """report.json, report.md and the plots of one run."""
+def write(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> None:
+    """report.json, report.md, fingerprint.json and the plots (in each of ``formats``) of one run."""
     report["probe"] = probe_for(run.path, report)
-    plots.plot_run(run.plots, report, run.metrics())
+    plots.plot_run(run.plots, report, run.metrics(), formats)
+    fingerprint.write(run.path)
     write_json(run.report_file, report)
     (run.path / "report.md").write_text(markdown(report))
 
@@ -127,19 +143,39 @@ def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
     if task == SINGLE:  # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
         confusion = np.sum([np.asarray(r["test"]["confusion"]) for r in fold_reports], axis=0)
         report["test_all_folds"] = {**scores(confusion), "confusion": confusion.tolist()}
+    every = pooled([run.fold(k).path / predictions.FILE for k in range(len(fold_reports))], task)
+    if every is not None:
+        report["test_all_folds"] = {**report.get("test_all_folds", {}), **every}
     write_folds(run, report)
     return report
 
 
-def write_folds(run: RunFolder, report: dict) -> None:
-    """report.json, report.md and the plots of a ``--folds all`` run."""
+def pooled(files: list[Path], task: str) -> dict | None:
+    """The headline numbers of every fold's test predictions together (each track once, by its own fold's
+    model) with their bootstrap intervals; None when a fold has no predictions.parquet."""
+    if not files or not all(Path(f).is_file() for f in files):
+        return None
+    frame = pl.concat([predictions.read(f).filter(pl.col("split") == "test") for f in files], how="vertical")
+    truth, probs = predictions.truth(frame), predictions.probabilities(frame)
+    names = HEADLINE[task]
+    return {**{m: stats.metric(m, truth, probs) for m in names}, "interval": stats.intervals(truth, probs, names), "tracks": frame.height}
+
+
+def write_folds(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> None:
+    """report.json, report.md, fingerprint.json and the plots (in each of ``formats``) of a ``--folds all`` run."""
     report["probe"] = probe_for(run.path, report)
     task = task_of(report)
     chance = 0.5 if task == MULTI else 1 / len(report["genres"])  # ROC-AUC of a random score; accuracy of one class of K
-    plots.plot_folds(run.plots / "folds.png", report["folds"], report["mean"], report["std"], chance=chance, metrics=HEADLINE[task])
-    if "test_all_folds" in report:
-        plots.plot_confusion(run.plots / "confusion.png", np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
-                             title="test confusion, all folds (every track once; rows normalised)")
+    plots.save_figure(plots.folds_figure(report["folds"], report["mean"], report["std"], chance=chance, metrics=HEADLINE[task]),
+                      run.plots / "folds.png", formats)
+    if "confusion" in report.get("test_all_folds", {}):
+        plots.save_figure(plots.confusion_figure(np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
+                                                 title="test confusion, all folds (every track once; rows normalised)"), run.plots / "confusion.png", formats)
+    folds = [run.fold(k).report() for k in range(report["n"]) if run.fold(k).finished]
+    if folds and all(f.get("route_weights") for f in folds):  # the weights of every fold: their mean and spread
+        plots.plot_weights(run.plots / "weights.png", [f["route_weights"] for f in folds], [f["layer_weights"] for f in folds], formats)
+    if (run.path / "config.json").is_file():
+        fingerprint.write(run.path)
     write_json(run.report_file, report)
     (run.path / "report.md").write_text(markdown(report))
 
@@ -188,157 +224,9 @@ def _store_of(path: Path) -> tuple | None:
     return None
 
 
-# --- rendering ----------------------------------------------------------------------------------
-
-
-def pct(x: float | None) -> str:
-    """``0.917 -> '91.7 %'``; ``None -> 'n/a'``."""
-    return "n/a" if x is None else f"{100 * x:.1f} %"
-
-
-def _mrnet_shape(options: dict) -> str:
-    """``paper variant, without H, C = 512, ``: MRNet's options (its config's defaults where not given)."""
-    defaults = {f.name: f.default for f in fields(MRNetConfig)}
-    variant, width, drop = (options.get(k, defaults[k]) for k in ("variant", "width", "drop_routes"))
-    without = f", without {', '.join(drop)}" if drop else ""
-    return f"{variant} variant{without}, C = {width}, "
-
-
-def markdown(report: dict) -> str:
-    """report.md: the headline, the optimistic number labelled as such, per-class (or per-tag) scores,
-    the confusion matrix (genres), the learned weights."""
-    if "folds" in report:
-        return _markdown_folds(report)
-    cfg, sel, test, opt = report["config"], report["selection"], report["test"], report["optimistic"]
-    first, second = HEADLINE[task_of(report)]
-    name = cfg.get("model", "mrnet")
-    shape = _mrnet_shape(model_options_of(cfg)) if name == "mrnet" else ""
-    stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
-    lines = [
-        f"# {title(name)} on {report['dataset'] or report['store']}",
-        "",
-        f"- store: `{report['store']}` ({report['feature']}, {task_of(report)}); {report['split']}; "
-        + " / ".join(f"{n} {name}" for name, n in report["sizes"].items()) + " tracks",
-        f"- model: {name}, {shape}{report['model']['parameters']:,} parameters; input normalisation {report.get('normalize', 'instance')}; "
-        f"preset {cfg['preset']}, {report['epochs_trained']} epochs{stopped}, {_duration(report.get('training_seconds'))}, seed {cfg['seed']}",
-        "",
-        f"**Test {label(first)} {show(first, test[first])}, {label(second)} {show(second, test[second])}** "
-        f"(epoch {sel['epoch']}, {sel['note']}; selected on validation {sel['metric']}).",
-        "",
-    ]
-    if opt:
-        lines += [f"Optimistic: {label(first)} {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} ({opt['note']}).", ""]
-    probe = report.get("probe")
-    if probe:
-        lines += [f"Linear probe on the same store and split: test accuracy {pct(probe['test_accuracy'])}, macro-F1 "
-                  f"{probe['test_macro_f1']:.3f} (`{probe['run']}`).", ""]
-    if task_of(report) == MULTI:
-        lines += [f"At the threshold chosen on validation ({test['threshold']:.2f}): precision {test['precision']:.3f}, recall "
-                  f"{test['recall']:.3f}, F1 {test['f1']:.3f} (micro), macro-F1 {test['macro_f1']:.3f}.", "",
-                  "## Per tag (test)", "", "| tag | ROC-AUC | PR-AUC | positive clips |", "|---|---|---|---|"]
-        lines += [f"| {t['tag']} | {show('roc_auc', t['roc_auc'])} | {show('pr_auc', t['pr_auc'])} | {t['positives']} |" for t in test["per_tag"]]
-        figures = "![curves](plots/curves.png) ![tags](plots/tags.png)"
-    else:
-        lines += ["## Per class (test)", "", "| genre | precision | recall | F1 | tracks |", "|---|---|---|---|---|"]
-        lines += [f"| {c['genre']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |" for c in test["per_class"]]
-        genres = report["genres"]
-        lines += ["", "## Confusion matrix (test; rows true, columns predicted)", "", "| | " + " | ".join(genres) + " |",
-                  "|---" * (len(genres) + 1) + "|"]
-        lines += [f"| {g} | " + " | ".join(str(v) for v in row) + " |" for g, row in zip(genres, test["confusion"])]
-        figures = "![curves](plots/curves.png) ![confusion](plots/confusion.png)"
-    if report["route_weights"]:
-        lines += ["", "## Learned weights", "", "| route | W |", "|---|---|"]
-        lines += [f"| {r} | {w:.3f} |" for r, w in report["route_weights"].items()]
-        lines += ["", "| layer | weight |", "|---|---|"] + [f"| {k} | {w:.3f} |" for k, w in report["layer_weights"].items()]
-        figures += " ![weights](plots/weights.png)"
-    lines += ["", figures, ""]
-    return "\n".join(lines)
-
-
-def _duration(seconds: float | None) -> str:
-    """``5400 -> '1.5 h of training'``; the epochs' own time, evaluation included, start-up and final test not."""
-    if seconds is None:
-        return "training time not recorded"
-    return f"{seconds / 3600:.1f} h of training" if seconds >= 3600 else f"{seconds / 60:.1f} min of training"
-
-
-def _markdown_folds(report: dict) -> str:
-    mean, std = report["mean"], report["std"]
-    first, second = HEADLINE[task_of(report)]
-    name = title(report["config"].get("model", "mrnet"))
-    lines = [f"# {name} on {report['dataset'] or report['store']}: {report['split']}", "",
-             f"**Test {label(first)} {show(first, mean[f'test_{first}'])} ± {show(first, std[f'test_{first}'])}, "
-             f"{label(second)} {show(second, mean[f'test_{second}'])} ± {show(second, std[f'test_{second}'])}** (mean ± sample std over "
-             f"{report['n']} folds; each fold's {SELECTION_NOTE}; {_duration(report.get('training_seconds'))} in all).", ""]
-    if f"optimistic_{first}" in mean:
-        lines += [f"Optimistic: {label(first)} {show(first, mean[f'optimistic_{first}'])} ± {show(first, std[f'optimistic_{first}'])} ({OPTIMISTIC_NOTE}).", ""]
-    probe = report.get("probe")
-    if probe:
-        lines += [f"Linear probe on the same store and folds: test accuracy {pct(probe['test_accuracy'])} ± "
-                  f"{pct(probe['test_accuracy_std'])}, macro-F1 {probe['test_macro_f1']:.3f} (`{probe['run']}`).", ""]
-    lines += [f"| fold | epoch | valid {label(first)} | test {label(first)} | test {label(second)} | optimistic {label(first)} |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {r['fold']} | {r['best_epoch']} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
-              f"{show(second, r[f'test_{second}'])} | {show(first, r[f'optimistic_{first}'])} |" for r in report["folds"]]
-    every = report.get("test_all_folds")
-    if every:
-        lines += ["", f"Over all folds together (every track tested once, by its own fold's model): accuracy {pct(every['accuracy'])}, "
-                      f"macro-F1 {every['macro_f1']:.3f}.", "", "![folds](plots/folds.png) ![confusion](plots/confusion.png)"]
-    else:
-        lines += ["", "![folds](plots/folds.png)"]
-    return "\n".join(lines + ["", "Each fold's own report is in `fold-<k>/report.md`.", ""])
-
-
-def summary_table(report: dict) -> Table:
-    """The table the CLI prints at the end of a run and for ``mrnet-report``."""
-    first, second = HEADLINE[task_of(report)]
-    if "folds" in report:
-        table = Table(title=f"{report['split']} - test metrics of validation-selected checkpoints")
-        for col in ("fold", "epoch", f"valid {label(first)}", f"test {label(first)}", f"test {label(second)}", f"optimistic {label(first)}*"):
-            table.add_column(col, justify="right")
-        for r in report["folds"]:
-            table.add_row(str(r["fold"]), str(r["best_epoch"]), show(first, r[f"valid_{first}"]), show(first, r[f"test_{first}"]),
-                          show(second, r[f"test_{second}"]), show(first, r[f"optimistic_{first}"]))
-        m, s = report["mean"], report["std"]
-        both = lambda key, metric: f"{show(metric, m.get(key))} ± {show(metric, s.get(key))}"  # noqa: E731
-        table.add_row("mean ± std", "", both(f"valid_{first}", first), both(f"test_{first}", first), both(f"test_{second}", second),
-                      both(f"optimistic_{first}", first), style="bold")
-        probe = report.get("probe")
-        if probe:
-            table.add_row("linear probe", "", "", f"{pct(probe['test_accuracy'])} ± {pct(probe['test_accuracy_std'])}",
-                          f"{probe['test_macro_f1']:.3f}", "", style="dim")
-        table.caption = f"* optimistic: best epoch chosen on the test set (authors' protocol); {_duration(report.get('training_seconds'))} in all"
-        return table
-    sel, opt = report["selection"], report["optimistic"]
-    scored = lambda part: f"{label(first)} {show(first, report[part][first])}, {label(second)} {show(second, report[part][second])}"  # noqa: E731
-    table = Table(title=f"{report['dataset'] or report['store']} - {report['split']}", show_header=False)
-    table.add_column("", style="bold")
-    table.add_column("")
-    stopped = ", stopped early by --patience" if sel.get("stopped_early") else ""
-    table.add_row("checkpoint", f"epoch {sel['epoch']} of {report['epochs_trained']}{stopped}, chosen on the validation split ({sel['metric']})")
-    table.add_row("valid", scored("valid"))
-    table.add_row("test", scored("test"), style="bold green")
-    if task_of(report) == MULTI:
-        t = report["test"]
-        table.add_row("test at threshold", f"{t['threshold']:.2f} (chosen on validation): precision {t['precision']:.3f}, recall {t['recall']:.3f}")
-    if opt:
-        table.add_row("optimistic", f"{label(first)} {show(first, opt[first])}, {label(second)} {show(second, opt[second])} at epoch {opt['epoch']} "
-                      "(best epoch chosen on test, authors' protocol; not a fair estimate)")
-    probe = report.get("probe")
-    if probe:
-        gap = 100 * (report["test"]["accuracy"] - probe["test_accuracy"])
-        table.add_row("linear probe", f"accuracy {pct(probe['test_accuracy'])}, macro-F1 {probe['test_macro_f1']:.3f} "
-                      f"(same store and split; this run {gap:+.1f} points): {probe['run']}")
-    table.add_row("normalisation", report.get("normalize", "instance"))
-    table.add_row("time", _duration(report.get("training_seconds")))
-    if report["route_weights"]:
-        table.add_row("routes W", ", ".join(f"{r} {w:.2f}" for r, w in report["route_weights"].items()))
-    table.add_row("run", report["run"])
-    return table
-
-
-def rerender(path: Path) -> dict | None:
-    """Rewrite report.md and the plots of a finished run (or of each fold); None for an unfinished one."""
+def rerender(path: Path, formats: tuple[str, ...] = ("png",)) -> dict | None:
+    """Rewrite report.md and the plots (in each of ``formats``) of a finished run (or of each fold); None for an
+    unfinished one. A run from before intervals gets them from its predictions.parquet, if it has one."""
     run = RunFolder(path)
     if not run.finished:
         plots.plot_curves(run.plots / "curves.png", run.metrics(), selected=None)
@@ -346,8 +234,14 @@ def rerender(path: Path) -> dict | None:
     report = run.report()
     if "folds" in report:
         for k in range(report["n"]):
-            rerender(run.fold(k).path)
-        write_folds(run, report)
+            rerender(run.fold(k).path, formats)
+        every = pooled([run.fold(k).path / predictions.FILE for k in range(report["n"])], task_of(report))
+        if every is not None:
+            report["test_all_folds"] = {**report.get("test_all_folds", {}), **every}
+        write_folds(run, report, formats)
     else:
-        write(run, report)
+        if "interval" not in report["test"] and (run.path / predictions.FILE).is_file():
+            kept = predictions.read(run.path / predictions.FILE).filter(pl.col("split") == "test")
+            report["test"]["interval"] = stats.intervals(predictions.truth(kept), predictions.probabilities(kept), HEADLINE[task_of(report)])
+        write(run, report, formats)
     return report

@@ -382,7 +382,8 @@ def test_compare_groups_runs_by_model_and_store_with_mean_and_spread(trained_run
     assert by_store["mel.zarr"]["accuracy"] == pytest.approx(np.mean(reports))
     assert by_store["mel.zarr"]["accuracy_std"] == pytest.approx(np.std(reports, ddof=1))
     assert by_store["mel.zarr"]["hours"] > 0 and by_store["mel.zarr"]["parameters"] > 0
-    assert (tmp_path / "cmp" / "comparison.png").exists() and "| mrnet | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()
+    assert (tmp_path / "cmp" / "comparison.png").exists()
+    assert "| mrnet tiny, 2 epochs, mel.zarr | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()  # what sets the rows apart
 
 
 # --- what a user reads ------------------------------------------------------------------------------

@@ -77,6 +77,15 @@ def test_runs_of_two_presets_on_one_store_are_two_rows(runs, tmp_path):
     rows = compare.compare([runs])
     (genre,) = [r for r in rows if r["task"] == "single-label"]
     other = tmp_path / "other"
-    train(small_config(Path(genre["store"]), other, epochs=1, batch_size=4, preset="small"))
+    train(small_config(Path(genre["store"]), other, epochs=1, batch_size=4, preset="small", embed_dim=8))
     both = [r for r in compare.compare([runs, other]) if r["task"] == "single-label"]
     assert sorted(r["preset"] for r in both) == ["small", "tiny"] and all(r["n"] == 1 for r in both)
+    assert sorted(r["label"] for r in both) == ["mrnet small --embed-dim 8", "mrnet tiny --embed-dim 16"]
+
+
+def test_a_preset_name_over_the_same_values_is_the_same_configuration(runs, tmp_path):
+    """The fingerprint is the resolved values, not the name they came under: same values, same row."""
+    (genre,) = [r for r in compare.compare([runs]) if r["task"] == "single-label"]
+    train(small_config(Path(genre["store"]), tmp_path / "renamed", epochs=1, batch_size=4, preset="small", seed=3))
+    (row,) = [r for r in compare.compare([runs, tmp_path / "renamed"]) if r["task"] == "single-label"]
+    assert row["n"] == 2
