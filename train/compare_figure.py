@@ -21,6 +21,18 @@ from mrnet.train.tasks import HEADLINE, SINGLE, label
 CHANCE = {"accuracy": lambda classes: 1 / classes if classes else None, "roc_auc": lambda classes: 0.5}
 
 
+def tick_label(text: str, width: int = 18) -> str:
+    """A row label on several short lines: the model and preset, then each option and each other difference.
+
+    >>> print(tick_label("mrnet small --drop-route L1, 1 epoch"))
+    mrnet small
+    --drop-route L1
+    1 epoch
+    """
+    parts = text.replace(" --", "\n--").replace(", ", "\n").splitlines()
+    return "\n".join(textwrap.fill(part, width, break_on_hyphens=False) for part in parts)
+
+
 def _errors(rows: list[dict], metric: str, scale: float) -> np.ndarray:
     """``(2, rows)`` lower and upper error lengths: ± std with several runs, the bootstrap interval with one."""
     out = np.full((2, len(rows)), np.nan)
@@ -76,7 +88,7 @@ def figure(rows: list[dict]) -> Figure:
             for xi, v, t in zip(x, values, top):
                 ax.text(xi, t + 0.015 * scale, f"{v:.1f}" if scale == 100 else f"{v:.3f}", ha="center", va="bottom", fontsize="small", zorder=4)
             _lines(ax, bars, probes, metric, scale)
-            ax.set_xticks(x, [textwrap.fill(r.get("label") or r["model"], 24) for r in bars], fontsize="small",
+            ax.set_xticks(x, [tick_label(r.get("label") or r["model"]) for r in bars], fontsize="small",
                           rotation=0 if len(bars) <= 4 else 30, ha="center" if len(bars) <= 4 else "right")
             ax.set_xlim(-0.5, len(bars) - 0.5)
             ax.set_ylim(0, 1.12 * scale)
