@@ -23,7 +23,7 @@ label order, then with ``--embeddings`` an ``embedding`` column (``schema`` decl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
