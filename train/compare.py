@@ -42,6 +42,7 @@ from mrnet.train import fingerprint, predictions, stats
 from mrnet.train.compare_figure import figure
 from mrnet.train.plots import save_figure
 from mrnet.train.evaluate import mean_std
+from mrnet.train.render import model_name
 from mrnet.train.report import training_seconds
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, SINGLE, TASK_NAMES, label, task_of
@@ -115,7 +116,7 @@ def compare(paths: list[Path]) -> list[dict]:
         key = (mark["fingerprint"], fingerprint.scored_on(report))
         group = groups.get(key)
         if group is None:
-            group = groups[key] = Group(config.get("model", "mrnet"), config.get("preset", ""), report["store"], report.get("dataset", ""),
+            group = groups[key] = Group(model_name(config), config.get("preset", ""), report["store"], report.get("dataset", ""),
                                         report.get("feature", ""), task_of(report), mark["resolved"], mark["fingerprint"],
                                         len(report.get("genres") or report.get("tags") or []), key[1])
             group.resolved = {**mark["resolved"], "preset": group.preset, "store": report["store"],

@@ -51,7 +51,9 @@ def resolved(config: dict, store: dict) -> dict:
     from mrnet.train.models import MODELS
 
     model = config.get("model", "mrnet")
-    model = model.get("name", "mrnet") if isinstance(model, dict) else model
+    if isinstance(model, dict):  # a nested model section: its name, and its options as settings of their own
+        config = {**{k: v for k, v in config.items() if k != "model"}, **{k: v for k, v in model.items() if k != "name"}}
+        model = config["model"] = model.get("name", "mrnet")
     out = {k: v for k, v in config.items() if k not in NOT_RESULT}
     if model == "linear":  # fitted by scikit-learn on whole-track statistics: no epochs, batches, optimiser or augmentation
         out = {k: v for k, v in out.items() if k in PROBE_READS}

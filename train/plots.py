@@ -40,7 +40,9 @@ def plot_run(folder: Path, report: dict, history: list[dict], formats: tuple[str
     weights.png into ``folder`` (each also in the other ``formats``); returns the PNGs' paths."""
     folder.mkdir(parents=True, exist_ok=True)
     tagging = "per_tag" in report["test"]
-    probe = report.get("config", {}).get("model") == "linear"
+    from mrnet.train.render import model_name
+
+    probe = model_name(report.get("config", {})) == "linear"
     figures = {"curves.png": (probe_figure(history, selected_c=report["selection"].get("C")) if probe else
                               curves_figure(history, selected=report["selection"]["epoch"], metric="roc_auc" if tagging else "accuracy"))}
     if tagging:

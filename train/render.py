@@ -20,6 +20,12 @@ from mrnet.train.tasks import HEADLINE, MULTI, label, show, task_of
 SELECTION_NOTE = "checkpoint chosen on the validation split; the test split chose nothing"
 OPTIMISTIC_NOTE = "best epoch chosen on the test set, as the authors' script does: optimistic, not an estimate of accuracy on new data"
 
+def model_name(cfg: dict) -> str:
+    """The model of a run's config: ``model`` as a name, or the name of a nested model section."""
+    model = cfg.get("model", "mrnet")
+    return model.get("name", "mrnet") if isinstance(model, dict) else model
+
+
 def _at(opt: dict) -> str:
     return f"C = {opt['C']:g}" if "C" in opt else f"epoch {opt['epoch']}"
 
@@ -49,7 +55,7 @@ def ci(metric: str, value: float | None, interval: dict | None) -> str:
 def fitted(report: dict) -> str:
     """How the run was trained, as it was: a preset's epochs, or the linear probe's C grid and chosen C."""
     cfg, sel = report["config"], report["selection"]
-    if cfg.get("model") == "linear":
+    if model_name(cfg) == "linear":
         chosen = f"C = {sel['C']:g} chosen on validation" if sel.get("C") is not None else "C chosen on validation"
         grid = sel.get("grid")
         span = f" ({grid[0]:g} to {grid[-1]:g})" if grid else ""
@@ -184,7 +190,7 @@ def summary_table(report: dict) -> Table:
     table.add_column("", style="bold")
     table.add_column("")
     stopped = ", stopped early by --patience" if sel.get("stopped_early") else ""
-    if report["config"].get("model") == "linear":
+    if model_name(report["config"]) == "linear":
         table.add_row("fit", fitted(report))
     else:
         table.add_row("checkpoint", f"epoch {sel['epoch']} of {report['epochs_trained']}{stopped}, chosen on the validation split ({sel['metric']})")
