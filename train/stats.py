@@ -23,14 +23,40 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import binomtest, bootstrap
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.stats import binomtest, bootstrap, rankdata
 
 from mrnet.train.evaluate import confusion, scores
 from mrnet.train.tagging import scorable, tag_scores
 
-#: The tag metrics computed alone on a resample (every other one through ``tag_scores``).
-TAG_AREAS = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score}
+
+
+def tag_areas(name: str, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per-tag ROC-AUC (``roc_auc``) or average precision (``pr_auc``) of tags that each have positive and
+    negative clips: scikit-learn's ``roc_auc_score`` and ``average_precision_score`` (``average=None``),
+    equal to them (tests/train/test_results.py), computed for every tag at once from one sort per
+    resample. A bootstrap recomputes them a thousand times per system: scikit-learn's per-tag loop takes
+    0.2 s per resample on 5,000 clips x 50 tags, this a few milliseconds.
+    ROC-AUC is the Mann-Whitney statistic of each tag's scores (``scipy.stats.rankdata``, ties averaged);
+    average precision sums, over the distinct scores from the highest, the recall gained times the
+    precision there, as scikit-learn does (tied scores are one threshold)."""
+    truth, scores = np.asarray(truth, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    positives = truth.sum(axis=0)
+    if name == "roc_auc":
+        ranks = rankdata(scores, axis=0)
+        negatives = len(truth) - positives
+        return ((ranks * truth).sum(axis=0) - positives * (positives + 1) / 2) / (positives * negatives)
+    order = np.argsort(-scores, axis=0, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=0)
+    hits = np.cumsum(np.take_along_axis(truth, order, axis=0), axis=0)
+    ends = np.ones_like(ranked, dtype=bool)  # the last clip of each run of tied scores: a threshold
+    ends[:-1] = ranked[:-1] != ranked[1:]
+    at_ends = np.where(ends, hits, 0.0)
+    before = np.maximum.accumulate(np.vstack([np.zeros((1, truth.shape[1])), at_ends[:-1]]), axis=0)  # hits at the previous threshold
+    precision = hits / np.arange(1, len(truth) + 1)[:, None]
+    return (np.where(ends, (hits - before) * precision, 0.0)).sum(axis=0) / positives
+
+
+TAG_AREAS = ("roc_auc", "pr_auc")
 
 RESAMPLES = 1000
 SEED = 0
@@ -42,7 +68,7 @@ def metric(name: str, truth: np.ndarray, probabilities: np.ndarray, *, threshold
     truth, probabilities = np.asarray(truth), np.asarray(probabilities)
     if truth.ndim == 2 and name in TAG_AREAS:  # the macro mean over the tags this resample can score, as tag_scores takes it
         ok = scorable(truth)
-        return float(TAG_AREAS[name](truth[:, ok], probabilities[:, ok], average="macro")) if ok.any() else math.nan
+        return float(tag_areas(name, truth[:, ok], probabilities[:, ok]).mean()) if ok.any() else math.nan
     if truth.ndim == 2:
         return float(tag_scores(truth, probabilities, threshold=0.5 if threshold is None else threshold)[name])
     return float(scores(confusion(truth, probabilities.argmax(1), probabilities.shape[1]))[name])
@@ -112,4 +138,4 @@ def paired(truth: np.ndarray, first: np.ndarray, second: np.ndarray, name: str, 
     return {"metric": name, "difference": delta, "test": "paired bootstrap", "p": p, "interval": list(_bounds(result))}
 
 
-__all__ = ["LEVEL", "RESAMPLES", "SEED", "interval", "intervals", "metric", "paired"]
+__all__ = ["LEVEL", "RESAMPLES", "SEED", "interval", "intervals", "metric", "paired", "tag_areas"]

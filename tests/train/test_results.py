@@ -203,3 +203,16 @@ def test_compare_tests_each_pair_on_the_same_tracks_and_says_not_paired_otherwis
     assert {t["reason"] for t in tests if not t["paired"]} == {"different test tracks"}
     md = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "## Paired tests" in md and "McNemar" in md and "not paired: different test tracks" in md
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 2])
+def test_the_tag_areas_of_a_resample_equal_scikit_learns(decimals):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(decimals or 0)
+    truth = (rng.random((400, 12)) < 0.15).astype(int)
+    truth[0], truth[1] = 1, 0  # every tag has positive and negative clips
+    scores = rng.random((400, 12)) + 0.3 * truth
+    scores = np.round(scores, decimals) if decimals else scores  # ties: one threshold each
+    assert stats.tag_areas("roc_auc", truth, scores) == pytest.approx(roc_auc_score(truth, scores, average=None), abs=1e-12)
+    assert stats.tag_areas("pr_auc", truth, scores) == pytest.approx(average_precision_score(truth, scores, average=None), abs=1e-12)
