@@ -152,10 +152,8 @@ def _test_predictions(row: dict) -> pl.DataFrame | None:
         return None
     frame = pl.concat(frames, how="vertical")
     probs = [c for c in frame.columns if c.startswith(predictions.PROB)]
-    first = [c for c in predictions.COLUMNS.names() if c not in ("fold", "seed")]
-    return frame.group_by("track_id", maintain_order=True).agg(*(pl.col(c).first() for c in first if c != "track_id"),
-                                                             pl.col("fold").first(), pl.col("seed").first(),
-                                                             *(pl.col(c).mean() for c in probs)).sort("track_id")
+    return (frame.group_by("track_id").agg(pl.col("true").first(), pl.col("threshold").first(), *(pl.col(c).mean() for c in probs))
+            .sort("track_id"))  # what predictions.truth and predictions.probabilities read
 
 
 def paired_tests(rows: list[dict]) -> list[dict]:
