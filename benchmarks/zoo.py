@@ -220,8 +220,10 @@ def _minutes(run: Path) -> float | None:
     wall = run / "wall.txt"
     if wall.exists():
         return float(wall.read_text()) / 60
+    from mrnet.train.report import training_seconds  # a probe's older metrics.jsonl holds cumulative seconds
+
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return sum(r.get("seconds", 0.0) for r in history) / 60
+    return training_seconds(history) / 60
 
 
 def table(dataset: str) -> str:
