@@ -61,7 +61,8 @@ def fitted(report: dict) -> str:
         span = f" ({grid[0]:g} to {grid[-1]:g})" if grid else ""
         return f"logistic regression fitted for each C of a grid of {report['epochs_trained']}{span}, {chosen}, no epochs"
     stopped = f", stopped early (--patience {cfg.get('patience')})" if sel.get("stopped_early") else ""
-    return f"preset {cfg['preset']}, {report['epochs_trained']} epochs{stopped}"
+    epochs = report["epochs_trained"]
+    return f"preset {cfg['preset']}, {epochs} epoch{'' if epochs == 1 else 's'}{stopped}"
 
 
 def pct(x: float | None) -> str:
