@@ -216,3 +216,17 @@ def test_the_tag_areas_of_a_resample_equal_scikit_learns(decimals):
     scores = np.round(scores, decimals) if decimals else scores  # ties: one threshold each
     assert stats.tag_areas("roc_auc", truth, scores) == pytest.approx(roc_auc_score(truth, scores, average=None), abs=1e-12)
     assert stats.tag_areas("pr_auc", truth, scores) == pytest.approx(average_precision_score(truth, scores, average=None), abs=1e-12)
+
+
+def test_embeddings_come_from_the_input_of_the_last_linear_layer_of_any_model(ablation, tmp_path):
+    """The probe's head is one linear layer: its embedding is the standardised statistics it classifies."""
+    from mrnet.train.predict_store import predict_split
+
+    store = RunFolder(ablation / "full-s0").report()["store"]
+    probe = train(small_config(Path(store), tmp_path / "probe", model="linear"))
+    table = predict_split(probe, store, "valid", embeddings=True)
+    model, _, _ = _load(RunFolder(probe))
+    assert table.schema["embedding"].size == model.head.in_features
+    x = np.stack(table["embedding"].to_numpy())
+    logits = x @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
+    assert np.allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), predictions.probabilities(table), atol=1e-5)
