@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mrnet.train.tasks import HEADLINE, task_of
@@ -34,10 +35,8 @@ FILE = "fingerprint.json"
 #: config.json fields that never change a run's result (or are its test set, or a name for values that are in).
 NOT_RESULT = frozenset({"store", "out", "seed", "fold", "all_folds", "preset", "workers", "gpus", "scheduler", "num_workers", "device",
                         "eval_batch_size", "test_curve", "sync_bn"})
-#: Fields a model reads only when it is that model (MRNet's): left out of other models' labels and fingerprints.
-MRNET_ONLY = ("variant", "drop_routes", "channels", "width", "embed_dim")
 #: What the linear probe's fit reads of its config (train/probe.py): the rest of a recipe never reaches it.
-PROBE_READS = ("model", "layers", "normalize", "select_metric", "model_options")
+PROBE_READS = ("model", "layers", "normalize", "select_metric")
 
 
 def store_identity(store: dict) -> dict:
@@ -47,24 +46,30 @@ def store_identity(store: dict) -> dict:
 
 
 def resolved(config: dict, store: dict) -> dict:
-    """Everything of a run's ``config.json`` and ``store.json`` that changes its result, defaults made explicit."""
+    """Everything of a run's ``config.json`` and ``store.json`` that changes its result, defaults made explicit:
+    the model's own options (``model_options``, or an older config.json's top-level MRNet keys) as settings of
+    their own, each with its config's default where the run left it."""
+    from mrnet.train.config import LEGACY_MODEL_KEYS, model_options_of
     from mrnet.train.models import MODELS
 
     model = config.get("model", "mrnet")
-    if isinstance(model, dict):  # a nested model section: its name, and its options as settings of their own
-        config = {**{k: v for k, v in config.items() if k != "model"}, **{k: v for k, v in model.items() if k != "name"}}
-        model = config["model"] = model.get("name", "mrnet")
-    out = {k: v for k, v in config.items() if k not in NOT_RESULT}
+    entry = MODELS.get(model)
+    out = {k: v for k, v in config.items() if k not in NOT_RESULT and k not in LEGACY_MODEL_KEYS and k != "model_options"}
+    if entry is not None:
+        out |= {f.name: _default(f) for f in fields(entry.config) if f.name in entry.options and f.name != "instance_norm"}
+    out |= model_options_of(config)
     if model == "linear":  # fitted by scikit-learn on whole-track statistics: no epochs, batches, optimiser or augmentation
         out = {k: v for k, v in out.items() if k in PROBE_READS}
-    elif model != "mrnet":
-        out = {k: v for k, v in out.items() if k not in MRNET_ONLY}
     task = task_of(store)
     out["normalize"] = out.get("normalize") or "instance"  # a run from before the choice was recorded trained per instance
     out["select_metric"] = out.get("select_metric") or HEADLINE[task][0]
-    out["eval_unit"] = out.get("eval_unit") or (MODELS[model].evaluation if model in MODELS else "whole")
+    out["eval_unit"] = out.get("eval_unit") or (entry.evaluation if entry is not None else "whole")
     out["store_identity"] = store_identity(store)
     return out
+
+
+def _default(field):
+    return field.default_factory() if field.default is MISSING else field.default
 
 
 def fingerprint(config: dict, store: dict) -> str:
