@@ -235,6 +235,7 @@ def make_scan(
 ) -> Scan:
     """A validated :class:`Scan`: the label table (genres, or ``tags`` for a multi-label task: every tag
     a track has by default) and each single-label track's label id."""
+    refuse_duplicates(name, tracks)
     if task == "multi-label":
         genres = tag_table(tracks, tags)
     else:
@@ -242,6 +243,33 @@ def make_scan(
         tracks = with_labels(tracks, genres)
     tracks = validate(tracks, TRACKS, name=f"{name} tracks")
     return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes), task=task)
+
+
+def refuse_duplicates(name: str, tracks: pl.DataFrame) -> None:
+    """UserError naming both entries when two rows share a track id, a store key or a path: they would
+    train as one track twice (or one file under two labels).
+
+    >>> frame = pl.DataFrame({"track_id": ["rock/dup", "rock/dup"], "path": ["rock/dup.flac", "rock/dup.wav"]})
+    >>> refuse_duplicates("folder", frame.with_columns(key=pl.col("track_id")))
+    Traceback (most recent call last):
+    mrnet.core.errors.UserError: folder: 1 track id is given to more than one entry, e.g. 'rock/dup': rock/dup.flac and rock/dup.wav; each track must be listed once: remove or rename one of them
+    """
+    for column, what in (("track_id", "track id"), ("key", "store key"), ("path", "path")):
+        dup = tracks.filter(pl.col(column).is_duplicated()).sort(column, "path", "track_id")
+        if not dup.height:
+            continue
+        both = dup.filter(pl.col(column) == dup[column][0]).head(2)
+        if column == "path":
+            entries = f"as track {both['track_id'][0]!r} and as track {both['track_id'][1]!r}"
+        elif both["path"][0] == both["path"][1]:
+            entries = f"{both['path'][0]} both times"
+        else:
+            entries = f"{both['path'][0]} and {both['path'][1]}"
+        count = dup[column].n_unique()
+        raise UserError(
+            f"{name}: {count} {what}{'s are' if count > 1 else ' is'} given to more than one entry, e.g. {dup[column][0]!r}: "
+            f"{entries}; each track must be listed once: remove or rename one of them"
+        )
 
 
 def finish(scan: Scan) -> Scan:
