@@ -111,7 +111,7 @@ def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
 
 def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """Reader columns from ``root/<genre>/...`` audio files."""
-    listed, walk_notes = walk_files(root)
+    listed, walk_notes, resolved = walk_files(root)
     files = [p for p in listed if is_audio(p)]
     others = Counter(Path(p).suffix.lower() or "(none)" for p in listed if not is_audio(p))
     if others:
@@ -125,8 +125,13 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
         )
     notes = [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"] if len(nested) < len(files) else []
     notes += walk_notes
-    frame = pl.DataFrame({"path": nested}).with_columns(
-        genre=pl.col("path").str.split("/").list.first(), track_id=pl.col("path").str.replace(r"\.[^./]+$", "")
+    resolved = {p: resolved[p] for p in nested if p in resolved}
+    if resolved:
+        notes.append(f"{len(resolved)} audio files are read through links that lead out of {root}; the manifest records the file each "
+                     f"link leads to, e.g. {next(iter(resolved.values()))}")
+    frame = pl.DataFrame({"listed": nested}).select(  # a file reached through a link out of the root: read where it is
+        path=pl.col("listed").replace(resolved), genre=pl.col("listed").str.split("/").list.first(),
+        track_id=pl.col("listed").str.replace(r"\.[^./]+$", ""),
     )
     return frame, notes
 
@@ -152,7 +157,7 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     tracks = mark_missing(tracks, root)
     task = "multi-label" if "tags" in frame.columns else "single-label"
     odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
-    if odd.any():
+    if labels is not None and odd.any():  # (a genre folder's files are audio by name; a link's target need not be)
         notes.append(f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed")
         tracks = tracks.with_columns(
             status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),
