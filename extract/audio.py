@@ -21,6 +21,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mrnet.extract.headers import declared_frames
+
 SAMPLE_RATE = 16000
 
 
@@ -82,7 +84,8 @@ def probe(path: Path) -> AudioInfo:
 
 def decode(path: Path) -> tuple[np.ndarray, int, int]:
     """The file's samples ``(channels, samples)`` float32 at its own rate, and the sample count its
-    header declares (an MP3's Xing/LAME header, a WAV's data size; libsndfile's estimate otherwise)."""
+    header declares (an MP3's Xing/LAME header, a WAV's or AU's data size as written: see
+    :mod:`.headers`; libsndfile's estimate otherwise)."""
     require_regular(path)
     try:
         with sf.SoundFile(str(path)) as f:
@@ -97,6 +100,10 @@ def decode(path: Path) -> tuple[np.ndarray, int, int]:
         raise AudioError(f"{path}: cannot decode: {reason} [libsndfile: {detail}]") from err
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    try:
+        declared = max(declared, declared_frames(path) or 0)  # libsndfile trims a WAV or AU header to the bytes present
+    except OSError:
+        pass
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     return np.ascontiguousarray(data.T), int(rate), int(declared)

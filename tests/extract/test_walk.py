@@ -189,3 +189,4 @@ def test_features_of_a_fifo_are_refused_as_mrnet_predict_asks_for_them(tmp_path)
     os.mkfifo(tmp_path / "x.mp3")
     done = _within(20, lambda: features_of_file(engine, tmp_path / "x.mp3"))
     assert isinstance(done.get("error"), audio.AudioError) and "not a regular file" in str(done["error"])
+
