@@ -114,6 +114,8 @@ def extract(
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {manifest_folder(cfg)}/")
     if summary.statistics:
         console.print(f"[yellow]note:[/] {summary.statistics}")
+    if summary.nothing_extracted:
+        console.print(f"[yellow]nothing was extracted:[/] {escape(summary.nothing_extracted)}", highlight=False)
 
 
 def _print_notes(console: Console, found) -> None:

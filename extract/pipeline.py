@@ -47,6 +47,15 @@ class RunSummary:
         return self.tracks.filter(pl.col("status") == "failed")
 
     @property
+    def nothing_extracted(self) -> str:
+        """Why the store holds no track's features ("" when it holds some)."""
+        if (self.tracks["status"] == "done").any():
+            return ""
+        if self.tracks.height == 0:
+            return "the run selected no track (--limit 0?)"
+        return f"all {self.tracks.height} tracks failed; each one's error is in the store's manifest (mrnet-store info {self.store})"
+
+    @property
     def warned(self) -> pl.DataFrame:
         """Done tracks kept with a warning (e.g. decoded far shorter than the file declares)."""
         return self.tracks.filter((pl.col("status") == "done") & pl.col("warning").is_not_null())
@@ -92,7 +101,7 @@ def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWrite
     results = execute(units, ctx, on_unit=on_unit)
     tracks = merge_results(found.tracks, writer.journal())
     writer.finalize(tracks, found.genres)
-    statistics_note = writer.record_statistics(tracks)
+    statistics_note = writer.record_statistics(tracks) if (tracks["status"] == "done").any() else ""  # nothing to add up
     write_manifests(manifest_folder(cfg), tracks, found.genres)
     return RunSummary(
         store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
