@@ -23,6 +23,7 @@ from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
+from mrnet.extract.outputs import OWNER, check_chunk_memory, check_outputs, owner_bytes
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
 from mrnet.manifests.schema import TRACKS, validate
 from mrnet.store import Location, Provenance, StoreWriter
@@ -71,9 +72,11 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
     engine = run_engine(cfg, found)
     prov = provenance(engine, cfg, found)
     location = Location.parse(cfg.store, cfg.storage_options or None)  # None: $MRNET_STORAGE_OPTIONS applies
+    check_outputs(cfg, location, found.root)
+    check_chunk_memory(cfg, prov)
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
     try:
-        write_manifests(manifest_folder(cfg), found.tracks, found.genres)  # the scan, until the run finishes
+        write_manifests(manifest_folder(cfg), found.tracks, found.genres, owner=owner_bytes(location, cfg.dataset, found.root))
     except BaseException:
         if writer.created:  # refused before any work: leave no store behind (store/ownership.py)
             discard_new(location, writer.lock)
@@ -178,9 +181,12 @@ def merge_results(tracks: pl.DataFrame, journal: pl.DataFrame) -> pl.DataFrame:
     return validate(merged.select(TRACKS.names()), TRACKS, name="tracks")
 
 
-def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame) -> None:
-    """The dataset's manifests under ``manifests/<dataset>/`` (atomic writes)."""
+def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame, *, owner: bytes | None = None) -> None:
+    """The store's manifests under ``manifests/<store name>/`` (atomic writes), and the record of whose
+    they are (``outputs.OWNER``) when given."""
     here = Location.parse(folder)
+    if owner is not None:
+        here.write_bytes(OWNER, owner)
     here.write_bytes("tracks.parquet", parquet_bytes(tracks))
     here.write_bytes("genres.parquet", parquet_bytes(genres))
 
