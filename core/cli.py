@@ -43,6 +43,9 @@ def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
 
     >>> parse_ints("0-3,8", "--layers"), parse_ints("1,0", "--gpus"), parse_ints(None, "--gpus")
     ((0, 1, 2, 3, 8), (0, 1), None)
+    >>> parse_ints("2-1", "--layers")
+    Traceback (most recent call last):
+    mrnet.core.errors.UserError: --layers '2-1': 2-1 is an empty range; write the smaller first: 1-2
     """
     if text is None or text.strip() in ("", "all"):
         return None
@@ -50,6 +53,10 @@ def parse_ints(text: str | None, option: str) -> tuple[int, ...] | None:
     try:
         for part in text.split(","):
             lo, _, hi = part.strip().partition("-")
+            if hi and int(lo) > int(hi):
+                raise UserError(
+                    f"{option} {text!r}: {part.strip()} is an empty range; write the smaller first: {hi}-{lo}"
+                )
             out.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
     except ValueError:
         raise UserError(f"{option} {text!r}: give numbers like 0,1 or ranges like 0-12") from None

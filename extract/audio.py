@@ -12,12 +12,16 @@ Both libraries release the GIL, so several threads decode in parallel while the 
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from mrnet.extract.headers import declared_frames
 
 SAMPLE_RATE = 16000
 
@@ -48,8 +52,29 @@ class AudioInfo:
         return f"decoded {self.duration:.1f} s of the {self.declared:.1f} s the file declares (cut short?)"
 
 
+def require_regular(path: Path | str) -> None:
+    """``AudioError`` unless ``path`` is a regular file (after links): opening a FIFO named ``x.wav``
+    waits forever for a writer, a device reads without end.
+
+    >>> try:
+    ...     require_regular("/dev/null")
+    ... except AudioError as err:
+    ...     print(err)
+    /dev/null: not a regular file (a character device); only regular files are read
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise AudioError(f"{path}: {'file not found' if isinstance(err, FileNotFoundError) else f'cannot read it ({err.strerror or err})'}") from err
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else "not a file")
+        raise AudioError(f"{path}: not a regular file ({kind}); only regular files are read")
+
+
 def probe(path: Path) -> AudioInfo:
     """Duration, rate and channels from the file header (no full decode)."""
+    require_regular(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
@@ -59,7 +84,9 @@ def probe(path: Path) -> AudioInfo:
 
 def decode(path: Path) -> tuple[np.ndarray, int, int]:
     """The file's samples ``(channels, samples)`` float32 at its own rate, and the sample count its
-    header declares (an MP3's Xing/LAME header, a WAV's data size; libsndfile's estimate otherwise)."""
+    header declares (an MP3's Xing/LAME header, a WAV's or AU's data size as written: see
+    :mod:`.headers`; libsndfile's estimate otherwise)."""
+    require_regular(path)
     try:
         with sf.SoundFile(str(path)) as f:
             rate, declared = f.samplerate, f.frames
@@ -73,6 +100,10 @@ def decode(path: Path) -> tuple[np.ndarray, int, int]:
         raise AudioError(f"{path}: cannot decode: {reason} [libsndfile: {detail}]") from err
     if data.shape[0] == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    try:
+        declared = max(declared, declared_frames(path) or 0)  # libsndfile trims a WAV or AU header to the bytes present
+    except OSError:
+        pass
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     return np.ascontiguousarray(data.T), int(rate), int(declared)

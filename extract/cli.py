@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.extract.config import ExtractConfig, manifest_folder
+from mrnet.extract.config import RANGES, ExtractConfig, manifest_folder
 from mrnet.extract.datasets import DATASET_NAMES
 from mrnet.extract.engines import FEATURES, PRECISIONS
 from mrnet.store.format import CODECS, DTYPES
@@ -29,6 +30,19 @@ DType = choices("DType", DTYPES)
 Codec = choices("Codec", CODECS)
 Precision = choices("Precision", PRECISIONS)
 INPUT, FEATURE, OUTPUT, MACHINE = "Input", "Features", "Output", "Machinery"
+
+
+def _range(name: str) -> dict:
+    """typer's min and max for an option: checked as it is parsed, shown in --help."""
+    least, most = RANGES[name]
+    return {"min": least, "max": most}
+
+
+def _finite(value: float) -> float:
+    """A float option's value, refused when NaN (which no range check catches)."""
+    if math.isnan(value):
+        raise typer.BadParameter("NaN is not a number of seconds")
+    return value
 
 
 class Channels(str, Enum):
@@ -48,9 +62,9 @@ def extract(
     keep_untagged: Annotated[bool, flag("--keep-untagged", help="mtat: keep clips with none of the kept tags, as clips with no positive tag.", panel=INPUT)] = False,
     split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.", rich_help_panel=INPUT)] = None,
     fold_files: Annotated[Optional[list[Path]], typer.Option(help="Text files of relative paths, one per fold (repeat the option).", rich_help_panel=INPUT, show_default=False)] = None,
-    folds: Annotated[int, typer.Option(help="k for seeded stratified k-fold where the dataset has no official split.", rich_help_panel=INPUT)] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the fold assignment (and of --limit's sample).", rich_help_panel=INPUT)] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Only N tracks, a sample with every label in it (a trial run).", rich_help_panel=INPUT)] = None,
+    folds: Annotated[int, typer.Option(help="k for seeded stratified k-fold where the dataset has no official split.", rich_help_panel=INPUT, **_range("folds"))] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the fold assignment (and of --limit's sample).", rich_help_panel=INPUT, **_range("seed"))] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Only N tracks, a sample with every label in it (a trial run).", rich_help_panel=INPUT, **_range("limit"))] = None,
     # features
     features: Annotated[Optional[Features], typer.Option(help=r"Feature kind (docs/store.md). \[default: wavlm; mel for demo and melon]", rich_help_panel=FEATURE)] = None,
     model: Annotated[str, typer.Option(help="wavlm: hub name or local directory of the WavLM weights.", rich_help_panel=FEATURE)] = "microsoft/wavlm-base",
@@ -60,24 +74,24 @@ def extract(
     dtype: Annotated[DType, typer.Option(help="Stored precision.", rich_help_panel=FEATURE)] = DType["float16"],
     precision: Annotated[Precision, typer.Option(help="wavlm: model precision; auto is bf16 on a GPU, fp32 on a CPU.", rich_help_panel=FEATURE)] = Precision["auto"],
     normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help=r"wavlm: normalise each window to zero mean, unit variance. \[default: as the model's preprocessor says]", rich_help_panel=FEATURE, metavar="")] = None,
-    window_seconds: Annotated[float, typer.Option(help="wavlm: tracks longer than this are cut into windows of this length.", rich_help_panel=FEATURE)] = 40.0,
+    window_seconds: Annotated[float, typer.Option(help="wavlm: tracks longer than this are cut into windows of this length.", rich_help_panel=FEATURE, **_range("window_seconds"), callback=_finite)] = 40.0,
     # output
-    out: Annotated[Optional[str], typer.Option(help=r"Store path or URL. \[default: store/DATASET.zarr]", rich_help_panel=OUTPUT)] = None,
+    out: Annotated[Optional[str], typer.Option(help=r"Store path or URL. \[default: store/DATASET.zarr; for folder, store/<root folder's name>.zarr]", rich_help_panel=OUTPUT)] = None,
     manifests_dir: Annotated[Path, typer.Option(help="Where the store's manifests go, in a folder named after the store.", rich_help_panel=OUTPUT)] = Path("manifests"),
     codec: Annotated[Codec, typer.Option(help="Chunk compression (docs/store.md).", rich_help_panel=OUTPUT)] = Codec["none"],
-    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (docs/store.md).", rich_help_panel=OUTPUT)] = 150,
+    chunk_frames: Annotated[int, typer.Option(help="Frames per inner chunk (docs/store.md).", rich_help_panel=OUTPUT, **_range("chunk_frames"))] = 150,
     storage_options: Annotated[Optional[str], typer.Option(help=r"fsspec options for a URL --out, as JSON. \[default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables]", rich_help_panel=OUTPUT)] = None,
     overwrite: Annotated[bool, flag("--overwrite", help="Remove the store at --out first (only a store's own files; anything else there is refused).", panel=OUTPUT)] = False,
     retry_failed: Annotated[bool, flag("--retry-failed", help="Try tracks that failed in an earlier run again.", panel=OUTPUT)] = False,
     dry_run: Annotated[bool, flag("--dry-run", help="Print the scan's notes, tracks, audio hours, store size and time; write nothing.", panel=OUTPUT)] = False,
     # machinery
     gpus: Annotated[Optional[str], typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.", rich_help_panel=MACHINE)] = None,
-    workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).", rich_help_panel=MACHINE)] = 0,
+    workers: Annotated[int, typer.Option(help="CPU Dask workers (0: run in this process).", rich_help_panel=MACHINE, **_range("workers"))] = 0,
     scheduler: Annotated[Optional[str], typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786 (the dataset and --out must be reachable from its workers).", rich_help_panel=MACHINE)] = None,
-    threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.", rich_help_panel=MACHINE)] = 0,
-    io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).", rich_help_panel=MACHINE)] = 0,
-    batch_size: Annotated[int, typer.Option(help="wavlm: equal-length windows per forward pass.", rich_help_panel=MACHINE)] = 8,
-    unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).", rich_help_panel=MACHINE)] = 16,
+    threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.", rich_help_panel=MACHINE, **_range("threads"))] = 0,
+    io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).", rich_help_panel=MACHINE, **_range("io_threads"))] = 0,
+    batch_size: Annotated[int, typer.Option(help="wavlm: equal-length windows per forward pass.", rich_help_panel=MACHINE, **_range("batch_size"))] = 8,
+    unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).", rich_help_panel=MACHINE, **_range("unit_size"))] = 16,
 ) -> None:
     """Extract frame-level features of a dataset into a Zarr feature store."""
     console = Console(stderr=False)
@@ -114,6 +128,8 @@ def extract(
     console.print(f"Store: [bold]{summary.store}[/]   Manifests: {manifest_folder(cfg)}/")
     if summary.statistics:
         console.print(f"[yellow]note:[/] {summary.statistics}")
+    if summary.nothing_extracted:
+        console.print(f"[yellow]nothing was extracted:[/] {escape(summary.nothing_extracted)}", highlight=False)
 
 
 def _print_notes(console: Console, found) -> None:

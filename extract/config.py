@@ -6,6 +6,8 @@ The config travels to Dask workers as it is (a frozen dataclass) and into logs a
 >>> cfg = ExtractConfig(dataset="melon", root=Path("/data/melon"))
 >>> cfg.features, cfg.store                      # Melon ships Mel only: that is its default
 ('mel', 'store/melon.zarr')
+>>> ExtractConfig(dataset="folder", root=Path("/data/my_music/")).store
+'store/my_music.zarr'
 >>> ExtractConfig.from_json(cfg.to_json()) == cfg
 True
 """
@@ -22,6 +24,21 @@ from mrnet.extract.engines import DEFAULT_MODEL, FEATURES, PRECISIONS
 from mrnet.store.format import CODECS, DTYPES
 
 _PATHS = ("root", "labels", "split_files", "manifests_dir")
+
+#: The range of each numeric option, (least, most): the command line shows them in --help and refuses
+#: a value outside at parse time; ``ExtractConfig`` checks them again for callers of the library.
+RANGES: dict[str, tuple[float, float]] = {
+    "folds": (2, 100),
+    "seed": (0, 2**32 - 1),
+    "limit": (0, 10**9),
+    "window_seconds": (1.0, 120.0),  # WavLM attends over a whole window: 120 s is 6,000 frames
+    "batch_size": (1, 1024),
+    "chunk_frames": (1, 100_000),
+    "unit_size": (1, 100_000),
+    "workers": (0, 256),
+    "threads": (0, 256),
+    "io_threads": (0, 256),
+}
 
 
 def manifest_folder(cfg: "ExtractConfig") -> Path:
@@ -83,17 +100,24 @@ class ExtractConfig:
             raise UserError(f"--precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.channels not in (1, 2):
             raise UserError("--channels: choose mono or stereo")
-        if self.io_threads < 0:
-            raise UserError(f"--io-threads must be 0 (automatic) or more, got {self.io_threads}")
-        for name in ("batch_size", "unit_size", "chunk_frames"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.window_seconds <= 0:
-            raise UserError("--window-seconds must be positive")
+        for name, (least, most) in RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not least <= value <= most:  # a NaN is in no range
+                raise UserError(f"--{name.replace('_', '-')} {value}: choose a value from {least} to {most}")
+        if self.layers is not None and not self.layers:
+            raise UserError("--layers names no layer: give numbers like 0,6,12 or a range like 0-12 (or leave it out for all)")
 
     @property
     def store(self) -> str:
-        return self.out or str(Path("store") / f"{self.dataset}.zarr")
+        """``--out``, or ``store/<name>.zarr``: the dataset's name, or for a folder dataset its root
+        folder's (``--root ~/my_music``: ``store/my_music.zarr``), so two folders get two stores."""
+        return self.out or str(Path("store") / f"{self.default_name}.zarr")
+
+    @property
+    def default_name(self) -> str:
+        if self.dataset == "folder" and self.root is not None:
+            return Path(self.root).expanduser().absolute().resolve().name or self.dataset
+        return self.dataset
 
     @property
     def store_name(self) -> str:

@@ -23,6 +23,7 @@ from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
+from mrnet.extract.outputs import OWNER, check_chunk_memory, check_outputs, owner_bytes
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
 from mrnet.manifests.schema import TRACKS, validate
 from mrnet.store import Location, Provenance, StoreWriter
@@ -47,6 +48,15 @@ class RunSummary:
         return self.tracks.filter(pl.col("status") == "failed")
 
     @property
+    def nothing_extracted(self) -> str:
+        """Why the store holds no track's features ("" when it holds some)."""
+        if (self.tracks["status"] == "done").any():
+            return ""
+        if self.tracks.height == 0:
+            return "the run selected no track (--limit 0?)"
+        return f"all {self.tracks.height} tracks failed; each one's error is in the store's manifest (mrnet-store info {self.store})"
+
+    @property
     def warned(self) -> pl.DataFrame:
         """Done tracks kept with a warning (e.g. decoded far shorter than the file declares)."""
         return self.tracks.filter((pl.col("status") == "done") & pl.col("warning").is_not_null())
@@ -62,9 +72,11 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
     engine = run_engine(cfg, found)
     prov = provenance(engine, cfg, found)
     location = Location.parse(cfg.store, cfg.storage_options or None)  # None: $MRNET_STORAGE_OPTIONS applies
+    check_outputs(cfg, location, found.root)
+    check_chunk_memory(cfg, prov)
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
     try:
-        write_manifests(manifest_folder(cfg), found.tracks, found.genres)  # the scan, until the run finishes
+        write_manifests(manifest_folder(cfg), found.tracks, found.genres, owner=owner_bytes(location, cfg.dataset, found.root))
     except BaseException:
         if writer.created:  # refused before any work: leave no store behind (store/ownership.py)
             discard_new(location, writer.lock)
@@ -92,7 +104,7 @@ def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWrite
     results = execute(units, ctx, on_unit=on_unit)
     tracks = merge_results(found.tracks, writer.journal())
     writer.finalize(tracks, found.genres)
-    statistics_note = writer.record_statistics(tracks)
+    statistics_note = writer.record_statistics(tracks) if (tracks["status"] == "done").any() else ""  # nothing to add up
     write_manifests(manifest_folder(cfg), tracks, found.genres)
     return RunSummary(
         store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
@@ -169,9 +181,12 @@ def merge_results(tracks: pl.DataFrame, journal: pl.DataFrame) -> pl.DataFrame:
     return validate(merged.select(TRACKS.names()), TRACKS, name="tracks")
 
 
-def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame) -> None:
-    """The dataset's manifests under ``manifests/<dataset>/`` (atomic writes)."""
+def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame, *, owner: bytes | None = None) -> None:
+    """The store's manifests under ``manifests/<store name>/`` (atomic writes), and the record of whose
+    they are (``outputs.OWNER``) when given."""
     here = Location.parse(folder)
+    if owner is not None:
+        here.write_bytes(OWNER, owner)
     here.write_bytes("tracks.parquet", parquet_bytes(tracks))
     here.write_bytes("genres.parquet", parquet_bytes(genres))
 

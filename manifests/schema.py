@@ -28,7 +28,7 @@ TRACKS = pl.Schema(
     {
         "track_id": pl.String(),  # the dataset's own id: "000002" (FMA), "blues.00000" (GTZAN)
         "key": pl.String(),  # array name inside the store; see mrnet.store.format.track_key
-        "path": pl.String(),  # relative to the dataset root (POSIX separators)
+        "path": pl.String(),  # relative to the dataset root (POSIX); absolute where a folder link leads out of it
         "genre": pl.String(),  # label name; null when the track has no label under this labeling
         "label": pl.Int32(),  # index into the genre table; null with genre
         "genres_all": pl.List(pl.String()),  # every genre or tag the metadata gives (kept as published)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -76,91 +77,124 @@ def is_audio(name: str) -> bool:
     return name.lower().endswith(AUDIO_SUFFIXES)
 
 
-def walk_files(root: Path) -> tuple[list[str], list[str]]:
-    """Every non-hidden file below ``root`` once, as sorted POSIX paths relative to ``root``, and notes.
+def walk_files(root: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """Every non-hidden regular file below ``root`` once, as sorted POSIX paths relative to ``root``,
+    notes, and the real path of each file reached through a link out of ``root``.
 
-    Symbolic links are followed safely. The real tree is listed first and links after it, so a file is
-    listed under its real path wherever a link to it sits; a folder is entered once however many links
-    lead to it (a link back to a parent, ``rock/up -> ..``, would otherwise repeat the tree forever and
-    list each file under several genres); a file reached by several paths is listed once; links that
-    lead out of ``root`` are not followed; broken or self-referencing links are skipped. Each case is
-    named in a note.
+    The user's symbolic links are followed wherever they lead (a folder of links per genre into a
+    shared audio folder is a common layout). The real tree is listed first and links after it, so a
+    file is listed under its real path wherever a link to it sits; a folder is entered once however
+    many links lead to it (a link back to a parent, ``rock/up -> ..``, would otherwise repeat the tree
+    forever and list each file under several genres); a file reached by several paths is listed once;
+    broken or self-referencing links are skipped. Only regular files are listed: a FIFO named
+    ``x.wav`` would hang the first read. A folder that cannot be listed is skipped. Each case is named
+    in a note.
     """
     real_root = root.resolve()
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     found: list[str] = []
-    skipped: dict[str, list[str]] = {"loop": [], "outside": [], "broken": [], "again": []}
-    folders, links = [(root, "")], []  # links (to folders or files) wait until the real tree is listed
+    resolved: dict[str, str] = {}
+    skipped: dict[str, list[str]] = {kind: [] for kind in _WALK_NOTES}
+    folders: list[tuple[Path, str]] = [(root, "")]
+    links: list[tuple[Path, str]] = []  # links (to folders or files) wait until the real tree is listed
     while folders or links:
         if not folders:
-            path, rel = links.pop(0)
-            if path.is_dir():
+            links.sort(key=lambda link: link[1], reverse=True)  # in path order: the first path of a file is its listed one
+            path, rel = links.pop()
+            mode = path.stat().st_mode
+            if stat.S_ISDIR(mode):
                 folders.append((path, rel))
-            else:
-                _add_file(path, rel, seen_files, found, skipped)
+            elif not stat.S_ISREG(mode):
+                skipped["special"].append(rel)
+            elif _add_file(path, rel, seen_files, found, skipped) and not path.resolve().is_relative_to(real_root):
+                resolved[rel] = path.resolve().as_posix()
             continue
         folder, rel = folders.pop()
-        key = os.stat(folder)
+        try:
+            key = os.stat(folder)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name, reverse=True)
+        except OSError as err:  # no permission, or an I/O error: noted, the rest of the tree is read
+            skipped["unreadable"].append(f"{rel or '.'} ({err.strerror or err})")
+            continue
         if (key.st_dev, key.st_ino) in seen_dirs:
             skipped["loop"].append(rel)
             continue
         seen_dirs.add((key.st_dev, key.st_ino))
-        with os.scandir(folder) as entries:
-            for entry in sorted(entries, key=lambda e: e.name, reverse=True):
-                if entry.name.startswith("."):
-                    continue
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    try:
-                        target = Path(entry.path).resolve(strict=True)
-                    except (OSError, RuntimeError):  # broken, or a loop of links (ELOOP)
-                        skipped["broken"].append(path)
-                    else:
-                        (skipped["outside"].append(path) if not target.is_relative_to(real_root)
-                         else links.append((Path(entry.path), path)))
-                elif entry.is_dir():
-                    folders.append((Path(entry.path), path))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_symlink():
+                try:
+                    Path(entry.path).resolve(strict=True)
+                except (OSError, RuntimeError):  # broken, or a loop of links (ELOOP)
+                    skipped["broken"].append(path)
                 else:
-                    _add_file(Path(entry.path), path, seen_files, found, skipped)
-    return sorted(found), _walk_notes(skipped)
+                    links.append((Path(entry.path), path))
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append((Path(entry.path), path))
+            elif entry.is_file(follow_symlinks=False):
+                _add_file(Path(entry.path), path, seen_files, found, skipped)
+            else:
+                skipped["special"].append(path)
+    return sorted(found), _walk_notes(skipped), resolved
 
 
-def _add_file(path: Path, rel: str, seen: set[str], found: list[str], skipped: dict[str, list[str]]) -> None:
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a loop of links (ELOOP)
+        return False
+
+
+def _add_file(path: Path, rel: str, seen: set[str], found: list[str], skipped: dict[str, list[str]]) -> bool:
     real = os.path.realpath(path)
     if real in seen:
         skipped["again"].append(rel)
-    else:
-        seen.add(real)
-        found.append(rel)
+        return False
+    seen.add(real)
+    found.append(rel)
+    return True
+
+
+_WALK_NOTES = {
+    "loop": "links to folders already scanned (a loop, or a second way in) are not followed",
+    "broken": "broken or self-referencing links are skipped",
+    "again": "files reached by more than one path are listed once, under their first path",
+    "special": "entries are not regular files (a FIFO, socket or device) and are skipped",
+    "unreadable": "folders cannot be read and are skipped (check their permissions)",
+}
 
 
 def _walk_notes(skipped: dict[str, list[str]]) -> list[str]:
-    what = {
-        "loop": "links to folders already scanned (a loop, or a second way in) are not followed",
-        "outside": "links that lead out of the dataset root are not followed",
-        "broken": "broken or self-referencing links are skipped",
-        "again": "files reached by more than one path are listed once, under their first path",
-    }
-    return [f"{len(paths)} {what[kind]}: {', '.join(sorted(paths)[:5])}{' ...' if len(paths) > 5 else ''}"
+    return [f"{len(paths)} {_WALK_NOTES[kind]}: {', '.join(sorted(paths)[:5])}{' ...' if len(paths) > 5 else ''}"
             for kind, paths in skipped.items() if paths]
 
 
-def existing(root: Path, paths: pl.Series) -> pl.Series:
-    """Whether each relative path exists, listing each parent folder once instead of one stat per file.
+def existing(root: Path, paths: pl.Series) -> tuple[pl.Series, dict[str, str]]:
+    """Whether each path (relative to ``root``, or absolute) is a regular file, listing each parent
+    folder once instead of one stat per file; and why each other path is not: its folder cannot be
+    listed, or it is there but not a regular file (a FIFO named ``x.wav`` would hang the first read).
 
-    Listing is what keeps a 649k-file Melon scan to seconds: about 700 ``listdir`` calls, no per-file
+    Listing is what keeps a 649k-file Melon scan to seconds: about 700 ``scandir`` calls, no per-file
     system calls.
     """
     found: list[str] = []
+    why: dict[str, str] = {}  # a path, or a folder (ending in /) -> why its files are not readable
     for parent in paths.str.extract(r"^(.*)/[^/]*$", 1).fill_null(".").unique().drop_nulls().to_list():
+        prefix = "" if parent == "." else parent + "/"
         try:
-            names = os.listdir(root / parent)
+            with os.scandir(root / parent) as listing:
+                for entry in listing:  # is_file follows links; a FIFO, device or folder is not a file
+                    (found.append(prefix + entry.name) if _is_file(entry) else
+                     why.setdefault(prefix + entry.name, "not a regular file (a FIFO, device or folder)"))
         except (FileNotFoundError, NotADirectoryError):
             continue
-        prefix = "" if parent == "." else parent + "/"
-        found.extend(prefix + n for n in names)
-    return paths.is_in(pl.Series(found, dtype=pl.String).implode()).fill_null(False)
+        except OSError as err:
+            why[parent + "/"] = f"cannot read its folder {(root / parent).as_posix()} ({err.strerror or err})"
+    return paths.is_in(pl.Series(found, dtype=pl.String).implode()).fill_null(False), why
 
 
 def outside_root(root: Path, paths: pl.Series) -> list[str]:
@@ -220,12 +254,21 @@ def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def mark_missing(tracks: pl.DataFrame, root: Path) -> pl.DataFrame:
-    """Mark tracks whose file is not on disk ``failed``, with an error naming the missing path."""
-    present = existing(root, tracks["path"])
+    """Mark tracks whose file is not on disk (or not a regular file, or in a folder that cannot be read)
+    ``failed``, with an error naming the path."""
+    present, why = existing(root, tracks["path"])
     missing = pl.lit(present.not_())
+    parent = pl.col("path").str.extract(r"^(.*)/[^/]*$", 1).fill_null(".") + "/"
+    folders = {k: v for k, v in why.items() if k.endswith("/")}
+    files = {k: v for k, v in why.items() if not k.endswith("/")}
+    error = pl.coalesce(  # a null reason makes its line null: the first reason that applies wins
+        pl.col("path").replace_strict(files, default=None, return_dtype=pl.String) + ": " + pl.col("path"),
+        parent.replace_strict(folders, default=None, return_dtype=pl.String) + ": " + pl.col("path"),
+        pl.lit(f"file not found: {root.as_posix()}/") + pl.col("path"),
+    )
     return tracks.with_columns(
         status=pl.when(missing).then(pl.lit("failed")).otherwise(pl.col("status")),
-        error=pl.when(missing).then(pl.lit(f"file not found: {root.as_posix()}/") + pl.col("path")).otherwise(pl.col("error")),
+        error=pl.when(missing).then(error).otherwise(pl.col("error")),
     )
 
 
@@ -235,6 +278,7 @@ def make_scan(
 ) -> Scan:
     """A validated :class:`Scan`: the label table (genres, or ``tags`` for a multi-label task: every tag
     a track has by default) and each single-label track's label id."""
+    refuse_duplicates(name, tracks)
     if task == "multi-label":
         genres = tag_table(tracks, tags)
     else:
@@ -242,6 +286,33 @@ def make_scan(
         tracks = with_labels(tracks, genres)
     tracks = validate(tracks, TRACKS, name=f"{name} tracks")
     return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes), task=task)
+
+
+def refuse_duplicates(name: str, tracks: pl.DataFrame) -> None:
+    """UserError naming both entries when two rows share a track id, a store key or a path: they would
+    train as one track twice (or one file under two labels).
+
+    >>> frame = pl.DataFrame({"track_id": ["rock/dup", "rock/dup"], "path": ["rock/dup.flac", "rock/dup.wav"]})
+    >>> refuse_duplicates("folder", frame.with_columns(key=pl.col("track_id")))
+    Traceback (most recent call last):
+    mrnet.core.errors.UserError: folder: 1 track id is given to more than one entry, e.g. 'rock/dup': rock/dup.flac and rock/dup.wav; each track must be listed once: remove or rename one of them
+    """
+    for column, what in (("track_id", "track id"), ("key", "store key"), ("path", "path")):
+        dup = tracks.filter(pl.col(column).is_duplicated()).sort(column, "path", "track_id")
+        if not dup.height:
+            continue
+        both = dup.filter(pl.col(column) == dup[column][0]).head(2)
+        if column == "path":
+            entries = f"as track {both['track_id'][0]!r} and as track {both['track_id'][1]!r}"
+        elif both["path"][0] == both["path"][1]:
+            entries = f"{both['path'][0]} both times"
+        else:
+            entries = f"{both['path'][0]} and {both['path'][1]}"
+        count = dup[column].n_unique()
+        raise UserError(
+            f"{name}: {count} {what}{'s are' if count > 1 else ' is'} given to more than one entry, e.g. {dup[column][0]!r}: "
+            f"{entries}; each track must be listed once: remove or rename one of them"
+        )
 
 
 def finish(scan: Scan) -> Scan:

@@ -14,8 +14,8 @@ Paths in the table are relative to ``ROOT``. Track ids are paths without extensi
 Splits come from the table's ``split`` (train / valid / test) or ``fold`` (0..k-1) column when it has
 one; otherwise tracks get a seeded stratified k-fold, grouped by ``artist`` when the table gives it.
 
->>> clean_path(" ./rock\\\\a.wav ")
-'rock/a.wav'
+>>> clean_path(" ./rock\\\\a.wav "), clean_path("rock/./x.wav"), clean_path("rock//x.wav"), clean_path("rock/../x.wav")
+('rock/a.wav', 'rock/x.wav', 'rock/x.wav', 'rock/../x.wav')
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ SPLIT_NAMES = {"train": "train", "valid": "valid", "test": "test", "training": "
 
 
 def clean_path(path: str) -> str:
-    """A table path as a POSIX path relative to the root: trimmed, ``\\`` as ``/``, no leading ``./``."""
-    return path.strip().replace("\\", "/").removeprefix("./")
+    """A table path in its one normal form: trimmed, ``\\`` as ``/``, no empty or ``.`` segment (``..``
+    is kept, for the containment check to refuse)."""
+    return pl.select(_normal(pl.lit(path))).item()
+
+
+def _normal(path: pl.Expr) -> pl.Expr:
+    """:func:`clean_path` in Polars: one file named two ways (``rock/./x.wav``, ``rock//x.wav``) is one path."""
+    slashes = path.str.strip_chars().str.replace_all("\\", "/", literal=True).str.replace_all("/+", "/")
+    return slashes.str.replace_all(r"(^|/)(\./)+", "$1").str.replace(r"/\.$", "")
 
 
 def read_labels(path: Path) -> pl.DataFrame:
@@ -78,14 +85,15 @@ def read_labels(path: Path) -> pl.DataFrame:
 
 def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
     """Reader columns from a checked labels table: clean paths, ids, genre, artist, split or fold."""
-    path = pl.col("path").str.strip_chars().str.replace_all("\\", "/", literal=True).str.strip_prefix("./")  # as clean_path
-    frame = table.with_columns(path=path, **({"genre": pl.col("genre").str.strip_chars()} if "genre" in table.columns else {}))
+    frame = table.with_columns(_given=pl.col("path"), path=_normal(pl.col("path")), **({"genre": pl.col("genre").str.strip_chars()} if "genre" in table.columns else {}))
     absolute = frame.filter(pl.col("path").str.starts_with("/") | pl.col("path").str.contains(r"^[A-Za-z]:"))
     if absolute.height:
         raise UserError(f"--labels {where}: paths must be relative to --root, e.g. rock/song.mp3; found {absolute['path'][0]!r}")
-    dup = frame.filter(pl.col("path").is_duplicated())
+    dup = frame.with_row_index("row").filter(pl.col("path").is_duplicated()).sort("path", "row")
     if dup.height:
-        raise UserError(f"--labels {where}: {dup['path'].n_unique()} paths are listed more than once, e.g. {dup['path'][0]!r}")
+        a, b = dup.head(2).iter_rows(named=True)
+        raise UserError(f"--labels {where}: {dup['path'].n_unique()} files are listed more than once, e.g. {a['path']!r} as "
+                        f"{a['_given']!r} (data row {a['row'] + 1}) and {b['_given']!r} (data row {b['row'] + 1}); list each file once")
     if "split" in frame.columns:
         split = frame["split"].str.strip_chars().str.to_lowercase().replace_strict(SPLIT_NAMES, default=None)
         bad = frame.filter(split.is_null())
@@ -98,12 +106,12 @@ def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
         if bad.height:
             raise UserError(f"--labels {where}: fold must be an integer 0..k-1; found {bad['fold'][0]!r} in {bad.height} rows")
         frame = frame.with_columns(fold=fold)
-    return frame.with_columns(track_id=pl.col("path").str.replace(r"\.[^./]+$", ""))
+    return frame.drop("_given").with_columns(track_id=pl.col("path").str.replace(r"\.[^./]+$", ""))
 
 
 def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     """Reader columns from ``root/<genre>/...`` audio files."""
-    listed, walk_notes = walk_files(root)
+    listed, walk_notes, resolved = walk_files(root)
     files = [p for p in listed if is_audio(p)]
     others = Counter(Path(p).suffix.lower() or "(none)" for p in listed if not is_audio(p))
     if others:
@@ -117,8 +125,13 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
         )
     notes = [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"] if len(nested) < len(files) else []
     notes += walk_notes
-    frame = pl.DataFrame({"path": nested}).with_columns(
-        genre=pl.col("path").str.split("/").list.first(), track_id=pl.col("path").str.replace(r"\.[^./]+$", "")
+    resolved = {p: resolved[p] for p in nested if p in resolved}
+    if resolved:
+        notes.append(f"{len(resolved)} audio files are read through links that lead out of {root}; the manifest records the file each "
+                     f"link leads to, e.g. {next(iter(resolved.values()))}")
+    frame = pl.DataFrame({"listed": nested}).select(  # a file reached through a link out of the root: read where it is
+        path=pl.col("listed").replace(resolved), genre=pl.col("listed").str.split("/").list.first(),
+        track_id=pl.col("listed").str.replace(r"\.[^./]+$", ""),
     )
     return frame, notes
 
@@ -144,7 +157,7 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     tracks = mark_missing(tracks, root)
     task = "multi-label" if "tags" in frame.columns else "single-label"
     odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
-    if odd.any():
+    if labels is not None and odd.any():  # (a genre folder's files are audio by name; a link's target need not be)
         notes.append(f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed")
         tracks = tracks.with_columns(
             status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),

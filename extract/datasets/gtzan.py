@@ -76,7 +76,12 @@ def read(root: Path, options: ReaderOptions) -> Scan:
         if not folder.is_dir():
             notes.append(f"no {genre} folder in {base}")
             continue
-        for name in sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError as err:  # no permission, or an I/O error: the other genres are read
+            notes.append(f"cannot read the folder {folder} ({err.strerror or err}); its clips are left out")
+            continue
+        for name in names:
             if _clip(name) != genre:
                 ignored += 1
                 continue

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrnet.extract.audio import AudioError
+from mrnet.extract.audio import AudioError, require_regular
 from mrnet.extract.engines.base import EngineBase, SourceInfo, ships
 
 #: What the dataset documents about its arrays; recorded in the store as ``extraction.mel``.
@@ -38,6 +38,7 @@ class MelonEngine(EngineBase):
     frame_rate = SAMPLE_RATE / HOP_LENGTH
 
     def load(self, path: Path) -> tuple[np.ndarray, SourceInfo]:
+        require_regular(path)
         try:
             mel = np.load(path)
         except (OSError, ValueError) as err:
@@ -47,6 +48,7 @@ class MelonEngine(EngineBase):
         return mel, SourceInfo(mel.shape[1] / self.frame_rate, self.sample_rate, 1)
 
     def probe(self, path: Path) -> float:
+        require_regular(path)
         return np.load(path, mmap_mode="r").shape[1] / self.frame_rate
 
     def seconds(self, item: np.ndarray) -> float:

@@ -58,7 +58,7 @@ def test_bad_input_is_one_clear_message(tmp_path):
         (["melon", "--root", tmp_path, "--features", "wavlm"], "mel"),
         (["folder", "--root", tmp_path / "music", "--layers", "a-b"], "--layers"),
         (["folder", "--root", tmp_path / "music", "--gpus", "0,1"], "--gpus"),
-        (["folder", "--root", tmp_path / "music", "--io-threads", "-1"], "--io-threads must be 0 (automatic) or more"),
+        (["folder", "--root", tmp_path / "music", "--layers", "2-1"], "--layers '2-1': 2-1 is an empty range"),  # ranges: test_outputs.py
     ]
     make_audio_folder(tmp_path / "music", bad=False)
     for args, needle in cases:
@@ -104,7 +104,7 @@ def test_help_groups_options_in_panels_and_shows_every_default():
     for panel in ("Input", "Features", "Output", "Machinery"):
         assert f"─ {panel} ─" in text
     assert "<bool>" not in text and " ." not in text and " ," not in text
-    assert "[default: store/DATASET.zarr]" in text and "[default: as the model's preprocessor says]" in text
+    assert "[default: store/DATASET.zarr; for folder, store/<root folder's name>.zarr]" in text and "[default: as the model's preprocessor says]" in text
     assert "8 in fma_small, 16 in medium and large" in text
 
 
