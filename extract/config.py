@@ -40,6 +40,7 @@ class ExtractConfig:
     features: str | None = None  # a key of engines.FEATURES; None: the dataset's default (mel for demo and melon)
     model: str = DEFAULT_MODEL
     revision: str | None = None
+    trust_remote_code: bool = False  # ssl: run the code a model brings with its weights (MERT); recorded in the store
     layers: tuple[int, ...] | None = None  # None: all hidden states
     dtype: str = "float16"
     channels: int = 1
