@@ -12,12 +12,15 @@ Both libraries release the GIL, so several threads decode in parallel while the 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from mrnet.extract import rows
 
 SAMPLE_RATE = 16000
 
@@ -51,7 +54,7 @@ class AudioInfo:
 def probe(path: Path) -> AudioInfo:
     """Duration, rate and channels from the file header (no full decode)."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(_source(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise AudioError(f"{path}: cannot read audio header ({err})") from err
     return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels))
@@ -61,10 +64,14 @@ def decode(path: Path) -> tuple[np.ndarray, int, int]:
     """The file's samples ``(channels, samples)`` float32 at its own rate, and the sample count its
     header declares (an MP3's Xing/LAME header, a WAV's data size; libsndfile's estimate otherwise)."""
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(_source(path)) as f:
             rate, declared = f.samplerate, f.frames
             data = f.read(dtype="float32", always_2d=True)
+    except rows.RowError as err:
+        raise AudioError(str(err)) from err
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        if rows.is_row(path):
+            raise AudioError(f"{path}: cannot decode the row's audio bytes [libsndfile: {err}]") from err
         if not Path(path).is_file():
             raise AudioError(f"{path}: file not found") from err
         size = Path(path).stat().st_size
@@ -76,6 +83,11 @@ def decode(path: Path) -> tuple[np.ndarray, int, int]:
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: decoded samples contain NaN or infinity")
     return np.ascontiguousarray(data.T), int(rate), int(declared)
+
+
+def _source(path: Path) -> str | io.BytesIO:
+    """What libsndfile opens: the file, or the bytes of a dataset row (``file.arrow#17``: :mod:`.rows`)."""
+    return rows.open_row(path) if rows.is_row(path) else str(path)
 
 
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:

@@ -41,10 +41,11 @@ class Channels(str, Enum):
 def extract(
     dataset: Annotated[Dataset, typer.Argument(help="Which reader: a published dataset, 'folder' for your own audio, or 'demo'.", show_default=False)],
     # input
-    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo).", rich_help_panel=INPUT)] = None,
+    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo); hf: a save_to_disk or Parquet folder, or a hub name.", rich_help_panel=INPUT)] = None,
     labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path and genre (or tags), optionally artist and split or fold.", rich_help_panel=INPUT)] = None,
     labeling: Annotated[Optional[str], typer.Option(help=r"FMA: top (the root genres: 8 in fma_small, 16 in medium and large) or all (every genre, the paper's FMA-large task). \[default: top]", rich_help_panel=INPUT)] = None,
     tags: Annotated[Optional[str], typer.Option(help=r"mtat: keep the N most frequent tags, or the tags a file names, one per line. \[default: 50]", rich_help_panel=INPUT)] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="hf: the dataset column of each clip's genre (ClassLabel or string) or tags (a list).", rich_help_panel=INPUT)] = None,
     keep_untagged: Annotated[bool, flag("--keep-untagged", help="mtat: keep clips with none of the kept tags, as clips with no positive tag.", panel=INPUT)] = False,
     split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.", rich_help_panel=INPUT)] = None,
     fold_files: Annotated[Optional[list[Path]], typer.Option(help="Text files of relative paths, one per fold (repeat the option).", rich_help_panel=INPUT, show_default=False)] = None,
@@ -90,7 +91,7 @@ def extract(
         batch_size=batch_size, window_seconds=window_seconds, precision=precision.value, normalize=normalize,
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),
         workers=workers, threads=threads, io_threads=io_threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
-        fold_files=tuple(fold_files or ()), tags=tags, keep_untagged=keep_untagged, limit=limit, overwrite=overwrite, retry_failed=retry_failed,
+        fold_files=tuple(fold_files or ()), tags=tags, keep_untagged=keep_untagged, label_column=label_column, limit=limit, overwrite=overwrite, retry_failed=retry_failed,
         storage_options=storage_options_from_json(storage_options),
     )
     if dry_run:

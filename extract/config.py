@@ -64,6 +64,7 @@ class ExtractConfig:
     fold_files: tuple[Path, ...] = ()
     tags: str | None = None  # mtat: keep the N most frequent tags ("50") or the tags a file names
     keep_untagged: bool = False  # mtat: keep clips with none of the kept tags
+    label_column: str | None = None  # hf: the dataset column that holds the labels
     limit: int | None = None  # only the first N tracks (trials)
     overwrite: bool = False
     retry_failed: bool = False

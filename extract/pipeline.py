@@ -106,6 +106,7 @@ def scan_dataset(cfg: ExtractConfig) -> Scan:
     result = scan(
         cfg.dataset, cfg.root, labels=cfg.labels, labeling=cfg.labeling, folds=cfg.folds, seed=cfg.seed,
         split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None, tags=cfg.tags, keep_untagged=cfg.keep_untagged,
+        label_column=cfg.label_column,
     )
     if cfg.limit is not None:
         result = limited(result, cfg.limit, seed=cfg.seed)
@@ -142,7 +143,8 @@ def provenance(engine: Engine, cfg: ExtractConfig, found: Scan) -> Provenance:
         feature=engine.feature, layers=list(engine.layers), dim=int(engine.dim), frame_rate=float(engine.frame_rate),
         channels=engine.channels, dtype=cfg.dtype, sample_rate=engine.sample_rate, model=meta["model"],
         model_revision=meta["model_revision"], dataset=cfg.dataset, labeling=found.labeling, task=found.task,
-        extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames), versions=package_versions(),
+        extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames,
+                        **({"dataset_source": found.origin} if found.origin else {})), versions=package_versions(),
     )
 
 
