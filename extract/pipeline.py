@@ -21,6 +21,7 @@ import polars as pl
 from mrnet.core.machine import check_gpu_ids
 from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
+from mrnet.extract.datasets.folds import thin_classes
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
@@ -110,6 +111,8 @@ def scan_dataset(cfg: ExtractConfig) -> Scan:
     )
     if cfg.limit is not None:
         result = limited(result, cfg.limit, seed=cfg.seed)
+    if result.task == "single-label":
+        result = replace(result, notes=(*result.notes, *thin_classes(result.tracks)))
     return result
 
 
