@@ -134,6 +134,9 @@ def _files(root: Path) -> list[tuple[str | None, str]]:
     """``(split name or None, file relative to root)`` of every data file, in the dataset's order."""
     if (root / "dataset_dict.json").is_file():
         splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
+        outside = [s for s in splits if "/" in s or s.startswith(".") or not (root / s).resolve().is_relative_to(root.resolve())]
+        if outside:  # a split is a folder of the dataset: no path leaves --root
+            raise UserError(f"hf: {root / 'dataset_dict.json'} names splits that are not folders inside {root}: {outside[:3]}")
         return [(s, f"{s}/{name}") for s in splits for name in _state_files(root / s)]
     if (root / "state.json").is_file():
         return [(None, name) for name in _state_files(root)]

@@ -113,6 +113,11 @@ def test_what_cannot_be_read_is_named(with_splits, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no dataset at"):
         scan("hf", tmp_path / "empty", label_column="genre")
+    escaping = tmp_path / "escaping"
+    datasets.DatasetDict(train=make_dataset(2)).save_to_disk(str(escaping))
+    (escaping / "dataset_dict.json").write_text('{"splits": ["train", "../with-splits/train"]}')
+    with pytest.raises(UserError, match="not folders inside"):
+        scan("hf", escaping, label_column="genre")
     odd = tmp_path / "odd"
     datasets.DatasetDict(train=make_dataset(2), holdout=make_dataset(2)).save_to_disk(str(odd))
     with pytest.raises(UserError, match="holdout"):
