@@ -37,12 +37,13 @@ def mert(tmp_path_factory) -> str:
     return save_tiny_mert(tmp_path_factory.mktemp("encoders") / "mert")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_each_family_batched_equals_one_track_at_a_time(encoders, family):
-    one = SslEngine(model=encoders[family], batch_size=1, window_seconds=0.5)
-    many = SslEngine(model=encoders[family], batch_size=8, window_seconds=0.5)
-    assert (many.layers, many.dim, many.sample_rate, many.frame_rate) == ([0, 1, 2], 32, 16000, 16000 / 20)  # strides 5, 2, 2
-    assert many.normalize is True and many.describe()["extraction"]["ssl"]["architecture"] == family
+@pytest.mark.parametrize("family", [*FAMILIES, "mert"])
+def test_each_family_batched_equals_one_track_at_a_time(encoders, mert, family):
+    model, rate = (mert, 24000) if family == "mert" else (encoders[family], 16000)
+    one = SslEngine(model=model, batch_size=1, window_seconds=0.5, trust_remote_code=family == "mert")
+    many = SslEngine(model=model, batch_size=8, window_seconds=0.5, trust_remote_code=family == "mert")
+    assert (many.layers, many.dim, many.sample_rate, many.frame_rate) == ([0, 1, 2], 32, rate, rate / 20)  # strides 5, 2, 2
+    assert many.normalize is True and many.describe()["extraction"]["ssl"]["architecture"] == family.replace("mert", "tiny_mert")
     # equal lengths batch together; the long tracks become 0.5 s windows from different tracks in one batch
     tracks = waves(4000, 4000, 4000, 16000 + 123, 16000 + 400, 9000, 700)
     alone = [one.extract([t])[0] for t in tracks]
