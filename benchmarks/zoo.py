@@ -1,5 +1,8 @@
 """Every model on the same data, one command: ``python -m benchmarks.zoo [--dataset realmusic|demo|both]``.
 
+Run from the clone's root (``benchmarks`` is not installed with ``mrnet``), or from anywhere with the clone
+on ``PYTHONPATH``; every path it uses is absolute (the clone, ``~/.cache/mrnet/bench``), never the working folder.
+
 For each dataset it makes one store per feature profile the models read, from the same audio and the
 same labels table (so the same tracks in the same splits): ``mel`` (MRNet, the linear probe),
 ``mel128`` (MusicNeXt), ``mel96`` (FCN-5, MsE-CNN), ``mfcc`` (NNET2) and ``wave+mfcc`` (NNET1 and

@@ -12,6 +12,7 @@ Both libraries release the GIL, so several threads decode in parallel while the 
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mrnet.extract import rows
 from mrnet.extract.headers import declared_frames
 
 SAMPLE_RATE = 16000
@@ -74,6 +76,8 @@ def require_regular(path: Path | str) -> None:
 
 def probe(path: Path) -> AudioInfo:
     """Duration, rate and channels from the file header (no full decode)."""
+    if rows.is_row(path):
+        return _probe_row(path)
     require_regular(path)
     try:
         info = sf.info(str(path))
@@ -109,6 +113,35 @@ def decode(path: Path) -> tuple[np.ndarray, int, int]:
     return np.ascontiguousarray(data.T), int(rate), int(declared)
 
 
+def _probe_row(path: Path) -> AudioInfo:
+    """:func:`probe` for audio held in a dataset row (``file.arrow#17``: :mod:`.rows`)."""
+    try:
+        info = sf.info(_row_bytes(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{path}: cannot read the row's audio header ({err})") from err
+    return AudioInfo(float(info.duration), int(info.samplerate), int(info.channels))
+
+
+def _decode_row(path: Path) -> tuple[np.ndarray, int, int]:
+    """:func:`decode` for audio held in a dataset row: its encoded bytes, decoded in memory."""
+    try:
+        with sf.SoundFile(_row_bytes(path)) as f:
+            rate, declared = f.samplerate, f.frames
+            data = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioError(f"{path}: cannot decode the row's audio bytes [libsndfile: {getattr(err, 'error_string', '') or err}]") from err
+    if data.shape[0] == 0 or not np.isfinite(data).all():
+        raise AudioError(f"{path}: {'contains no audio samples' if data.shape[0] == 0 else 'decoded samples contain NaN or infinity'}")
+    return np.ascontiguousarray(data.T), int(rate), int(declared)
+
+
+def _row_bytes(path: Path) -> io.BytesIO:
+    try:
+        return rows.open_row(path)
+    except (rows.RowError, OSError) as err:
+        raise AudioError(str(err) if isinstance(err, rows.RowError) else f"{path}: {err}") from err
+
+
 def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     """Mono: the mean of all channels. Stereo: the first two channels, a mono source duplicated."""
     if channels == 1:
@@ -129,6 +162,6 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
 def load_with_info(path: Path, *, channels: int = 1, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
     """Decode, mix to ``channels`` and resample: ``(channels, samples)`` float32 at ``sample_rate``, and
     what the source file was (for the manifest)."""
-    audio, rate, declared = decode(path)
+    audio, rate, declared = _decode_row(path) if rows.is_row(path) else decode(path)
     info = AudioInfo(audio.shape[1] / rate, rate, audio.shape[0], declared=declared / rate if declared > 0 else None)
     return resample(to_channels(audio, channels), rate, sample_rate), info

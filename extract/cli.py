@@ -55,10 +55,11 @@ class Channels(str, Enum):
 def extract(
     dataset: Annotated[Dataset, typer.Argument(help="Which reader: a published dataset, 'folder' for your own audio, or 'demo'.", show_default=False)],
     # input
-    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo).", rich_help_panel=INPUT)] = None,
+    root: Annotated[Optional[Path], typer.Option(help="The dataset as it ships (not needed for demo); hf: a save_to_disk or Parquet folder, or a hub name.", rich_help_panel=INPUT)] = None,
     labels: Annotated[Optional[Path], typer.Option(help="folder: CSV/Parquet of path and genre (or tags), optionally artist and split or fold.", rich_help_panel=INPUT)] = None,
     labeling: Annotated[Optional[str], typer.Option(help=r"FMA: top (the root genres: 8 in fma_small, 16 in medium and large) or all (every genre, the paper's FMA-large task). \[default: top]", rich_help_panel=INPUT)] = None,
     tags: Annotated[Optional[str], typer.Option(help=r"mtat: keep the N most frequent tags, or the tags a file names, one per line. \[default: 50]", rich_help_panel=INPUT)] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="hf: the dataset column of each clip's genre (ClassLabel or string) or tags (a list).", rich_help_panel=INPUT)] = None,
     keep_untagged: Annotated[bool, flag("--keep-untagged", help="mtat: keep clips with none of the kept tags, as clips with no positive tag.", panel=INPUT)] = False,
     split_files: Annotated[Optional[Path], typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.", rich_help_panel=INPUT)] = None,
     fold_files: Annotated[Optional[list[Path]], typer.Option(help="Text files of relative paths, one per fold (repeat the option).", rich_help_panel=INPUT, show_default=False)] = None,
@@ -67,14 +68,15 @@ def extract(
     limit: Annotated[Optional[int], typer.Option(help="Only N tracks, a sample with every label in it (a trial run).", rich_help_panel=INPUT, **_range("limit"))] = None,
     # features
     features: Annotated[Optional[Features], typer.Option(help=r"Feature kind (docs/store.md). \[default: wavlm; mel for demo and melon]", rich_help_panel=FEATURE)] = None,
-    model: Annotated[str, typer.Option(help="wavlm: hub name or local directory of the WavLM weights.", rich_help_panel=FEATURE)] = "microsoft/wavlm-base",
-    revision: Annotated[Optional[str], typer.Option(help=r"wavlm: hub revision (commit, tag or branch) of --model. \[default: the newest]", rich_help_panel=FEATURE)] = None,
-    layers: Annotated[Optional[str], typer.Option(help=r"wavlm: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE)] = None,
+    model: Annotated[str, typer.Option(help="wavlm, ssl: hub name or local directory of the encoder (docs/encoders.md).", rich_help_panel=FEATURE)] = "microsoft/wavlm-base",
+    revision: Annotated[Optional[str], typer.Option(help=r"wavlm, ssl: hub revision (commit, tag or branch) of --model. \[default: the newest]", rich_help_panel=FEATURE)] = None,
+    trust_remote_code: Annotated[bool, flag("--trust-remote-code", help="ssl: allow a model that brings its own Python code (MERT); the store records it.", panel=FEATURE)] = False,
+    layers: Annotated[Optional[str], typer.Option(help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE)] = None,
     channels: Annotated[Channels, typer.Option(help="mono (downmix) or stereo (each channel separately; mono duplicated).", rich_help_panel=FEATURE)] = Channels.mono,
     dtype: Annotated[DType, typer.Option(help="Stored precision.", rich_help_panel=FEATURE)] = DType["float16"],
-    precision: Annotated[Precision, typer.Option(help="wavlm: model precision; auto is bf16 on a GPU, fp32 on a CPU.", rich_help_panel=FEATURE)] = Precision["auto"],
-    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help=r"wavlm: normalise each window to zero mean, unit variance. \[default: as the model's preprocessor says]", rich_help_panel=FEATURE, metavar="")] = None,
-    window_seconds: Annotated[float, typer.Option(help="wavlm: tracks longer than this are cut into windows of this length.", rich_help_panel=FEATURE, **_range("window_seconds"), callback=_finite)] = 40.0,
+    precision: Annotated[Precision, typer.Option(help="wavlm, ssl: model precision; auto is bf16 on a GPU, fp32 on a CPU.", rich_help_panel=FEATURE)] = Precision["auto"],
+    normalize: Annotated[Optional[bool], typer.Option("--normalize/--no-normalize", help=r"wavlm, ssl: zero mean, unit variance per window. \[default: as the model's preprocessor says]", rich_help_panel=FEATURE, metavar="")] = None,
+    window_seconds: Annotated[float, typer.Option(help="wavlm, ssl: tracks longer than this are cut into windows of this length.", rich_help_panel=FEATURE, **_range("window_seconds"), callback=_finite)] = 40.0,
     # output
     out: Annotated[Optional[str], typer.Option(help=r"Store path or URL. \[default: store/DATASET.zarr; for folder, store/<root folder's name>.zarr]", rich_help_panel=OUTPUT)] = None,
     manifests_dir: Annotated[Path, typer.Option(help="Where the store's manifests go, in a folder named after the store.", rich_help_panel=OUTPUT)] = Path("manifests"),
@@ -90,7 +92,7 @@ def extract(
     scheduler: Annotated[Optional[str], typer.Option(help="Run on an existing Dask cluster, e.g. tcp://host:8786 (the dataset and --out must be reachable from its workers).", rich_help_panel=MACHINE)] = None,
     threads: Annotated[int, typer.Option(help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.", rich_help_panel=MACHINE, **_range("threads"))] = 0,
     io_threads: Annotated[int, typer.Option(help="Decoding and writing threads per worker (0: its share of the machine's cores).", rich_help_panel=MACHINE, **_range("io_threads"))] = 0,
-    batch_size: Annotated[int, typer.Option(help="wavlm: equal-length windows per forward pass.", rich_help_panel=MACHINE, **_range("batch_size"))] = 8,
+    batch_size: Annotated[int, typer.Option(help="wavlm, ssl: equal-length windows per forward pass.", rich_help_panel=MACHINE, **_range("batch_size"))] = 8,
     unit_size: Annotated[int, typer.Option(help="Tracks per work unit (the grain of the queue and of resume).", rich_help_panel=MACHINE, **_range("unit_size"))] = 16,
 ) -> None:
     """Extract frame-level features of a dataset into a Zarr feature store."""
@@ -99,11 +101,11 @@ def extract(
         console.print("[yellow]demo:[/] using --features mel (WavLM weights need a download; pass --features wavlm to use them).")
     cfg = ExtractConfig(
         dataset=dataset.value, root=root, out=out, manifests_dir=manifests_dir, features=features and features.value, model=model,
-        revision=revision, layers=parse_ints(layers, "--layers"), dtype=dtype.value, channels=1 if channels == Channels.mono else 2,
+        revision=revision, trust_remote_code=trust_remote_code, layers=parse_ints(layers, "--layers"), dtype=dtype.value, channels=1 if channels == Channels.mono else 2,
         batch_size=batch_size, window_seconds=window_seconds, precision=precision.value, normalize=normalize,
         codec=codec.value, chunk_frames=chunk_frames, unit_size=unit_size, gpus=parse_ints(gpus, "--gpus") or (),
         workers=workers, threads=threads, io_threads=io_threads, scheduler=scheduler, labels=labels, labeling=labeling, folds=folds, seed=seed, split_files=split_files,
-        fold_files=tuple(fold_files or ()), tags=tags, keep_untagged=keep_untagged, limit=limit, overwrite=overwrite, retry_failed=retry_failed,
+        fold_files=tuple(fold_files or ()), tags=tags, keep_untagged=keep_untagged, label_column=label_column, limit=limit, overwrite=overwrite, retry_failed=retry_failed,
         storage_options=storage_options_from_json(storage_options),
     )
     if dry_run:

@@ -57,6 +57,7 @@ class ExtractConfig:
     features: str | None = None  # a key of engines.FEATURES; None: the dataset's default (mel for demo and melon)
     model: str = DEFAULT_MODEL
     revision: str | None = None
+    trust_remote_code: bool = False  # ssl: run the code a model brings with its weights (MERT); recorded in the store
     layers: tuple[int, ...] | None = None  # None: all hidden states
     dtype: str = "float16"
     channels: int = 1
@@ -80,6 +81,7 @@ class ExtractConfig:
     fold_files: tuple[Path, ...] = ()
     tags: str | None = None  # mtat: keep the N most frequent tags ("50") or the tags a file names
     keep_untagged: bool = False  # mtat: keep clips with none of the kept tags
+    label_column: str | None = None  # hf: the dataset column that holds the labels
     limit: int | None = None  # only the first N tracks (trials)
     overwrite: bool = False
     retry_failed: bool = False

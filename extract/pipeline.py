@@ -21,6 +21,7 @@ import polars as pl
 from mrnet.core.machine import check_gpu_ids
 from mrnet.extract.config import ExtractConfig, manifest_folder
 from mrnet.extract.datasets import Scan, scan
+from mrnet.extract.datasets.folds import thin_classes
 from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
 from mrnet.extract.outputs import OWNER, check_chunk_memory, check_outputs, owner_bytes
@@ -118,9 +119,12 @@ def scan_dataset(cfg: ExtractConfig) -> Scan:
     result = scan(
         cfg.dataset, cfg.root, labels=cfg.labels, labeling=cfg.labeling, folds=cfg.folds, seed=cfg.seed,
         split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None, tags=cfg.tags, keep_untagged=cfg.keep_untagged,
+        label_column=cfg.label_column,
     )
     if cfg.limit is not None:
         result = limited(result, cfg.limit, seed=cfg.seed)
+    if result.task == "single-label":
+        result = replace(result, notes=(*result.notes, *thin_classes(result.tracks)))
     return result
 
 
@@ -154,7 +158,8 @@ def provenance(engine: Engine, cfg: ExtractConfig, found: Scan) -> Provenance:
         feature=engine.feature, layers=list(engine.layers), dim=int(engine.dim), frame_rate=float(engine.frame_rate),
         channels=engine.channels, dtype=cfg.dtype, sample_rate=engine.sample_rate, model=meta["model"],
         model_revision=meta["model_revision"], dataset=cfg.dataset, labeling=found.labeling, task=found.task,
-        extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames), versions=package_versions(),
+        extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames,
+                        **({"dataset_source": found.origin} if found.origin else {})), versions=package_versions(),
     )
 
 

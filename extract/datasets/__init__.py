@@ -20,6 +20,7 @@ melon       song_meta.json, arena_mel/<id // 1000>/<id>.npy    major     k-fold 
 mtat        annotations_final.csv, 0/ ... f/*.mp3              top50     folders 0-b train, c valid, d-f test (tags)
 folder      <genre>/<file>, or any files and a --labels table  genre     the table's, else k-fold
 demo        generated: 4 genres x 30 tracks x 8 s              genre     train/valid/test 60/20/20
+hf          save_to_disk folder, Parquet files, or a hub name  COLUMN    its train/validation/test, else k-fold
 =========== ================================================== ========= ==============================
 
 See docs/datasets.md for each layout, the labelings, and known bad files.
@@ -33,11 +34,12 @@ See docs/datasets.md for each layout, the labelings, and known bad files.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from mrnet.core.errors import UserError
 
-from . import gtzan, fma, melon, mtat, folder, demo  # noqa: F401 - each registers its reader; this order is --help's
+from . import gtzan, fma, melon, mtat, folder, demo, hf  # noqa: F401 - each registers its reader; this order is --help's
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
 from .folds import apply_fold_files, apply_split_files, stratified_group_folds
 from .registry import READERS, Reader, ReaderOptions, reader
@@ -64,7 +66,7 @@ def _takers(option: str) -> str:
 
 
 def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files, tags,
-                   keep_untagged: bool) -> str:
+                   keep_untagged: bool, label_column: str | None = None) -> str:
     """The labeling to use; UserError for an option that does not apply or does not fit."""
     if name not in READERS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
@@ -79,6 +81,8 @@ def _check_options(name: str, *, labels: Path | None, labeling: str | None, fold
         raise UserError(f"--labeling {labeling!r} does not apply to {name}: choose {' or '.join(choices)}")
     if labels is not None and "labels" not in declared.takes:
         raise UserError(f"--labels applies to the {_takers('labels')} dataset only; {name} reads its labels from its own metadata")
+    if label_column is not None and "label_column" not in declared.takes:
+        raise UserError(f"--label-column applies to {_takers('label_column')}; {name} has its own labels")
     if folds < 2:
         raise UserError(f"--folds {folds}: k-fold cross-validation needs at least 2 folds")
     if split_files is not None and fold_files:
@@ -112,6 +116,7 @@ def scan(
     fold_files: list[Path] | None = None,
     tags: str | None = None,
     keep_untagged: bool = False,
+    label_column: str | None = None,
 ) -> Scan:
     """Read dataset ``name`` under ``root`` into a :class:`Scan` (tracks manifest + genre table).
 
@@ -129,11 +134,12 @@ def scan(
             tag names) and whether clips with none of them stay.
     """
     labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files,
-                              tags=tags, keep_untagged=keep_untagged)
+                              tags=tags, keep_untagged=keep_untagged, label_column=label_column)
     path = _root(name, root)
     options = ReaderOptions(name, labeling, folds=folds, seed=seed, labels=None if labels is None else Path(labels).expanduser().resolve(),
-                            tags=tags, keep_untagged=keep_untagged)
+                            tags=tags, keep_untagged=keep_untagged, label_column=label_column)
     result = READERS[name].read(path, options)
+    origin = result.origin
     if result.source != READERS[name].ships:  # the engine is chosen by what the scan says it lists
         raise ValueError(f"the {name} reader is declared to ship {READERS[name].ships!r} but its scan lists {result.source!r}")
     if split_files is not None:
@@ -144,4 +150,4 @@ def scan(
         tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files])
         result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],
                            task=result.task)
-    return finish(result)
+    return finish(replace(result, origin=origin))  # the lists above make a new scan of the same dataset

@@ -51,6 +51,7 @@ class Scan:
     genres: pl.DataFrame  # the label table (GENRES schema): genres, or tags for a multi-label task
     notes: tuple[str, ...] = ()
     task: str = "single-label"  # or "multi-label": tracks carry tags, no genre
+    origin: dict | None = None  # where a dataset came from, when more than its name says it (hf: name and revision)
 
 
 def require_dir(path: Path, what: str) -> Path:

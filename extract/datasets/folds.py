@@ -223,3 +223,43 @@ def apply_fold_files(tracks: pl.DataFrame, files: list[Path]) -> tuple[pl.DataFr
     if len(files) < 2:
         raise UserError(f"--fold-files: got {len(files)} file(s); give one list file per fold, at least 2")
     return _apply(tracks, [(path, i) for i, path in enumerate(files)], "fold")
+
+
+#: Fewer tracks of a class than this in a fold (or a valid/test split) earns a warning at extraction.
+FEW_PER_PART = 2
+
+
+def thin_classes(tracks: pl.DataFrame, *, few: int = FEW_PER_PART) -> list[str]:
+    """A note when some genre has fewer than ``few`` usable tracks in a fold (or in valid or test): a test
+    fold without a class cannot score it, and one with a single track swings by whole percents on it.
+
+    >>> t = pl.DataFrame({"genre": ["a"] * 4 + ["b"] * 3, "fold": [0, 1, 2, 0, 1, 2, 0], "split": [None] * 7,
+    ...                   "status": ["pending"] * 7})
+    >>> thin_classes(t)
+    ['few tracks per class and fold: a 4 over 3 folds (the fewest hold 1), b 3 over 3 folds (the fewest hold 1); ...']
+    """
+    usable = tracks.filter((pl.col("status") != "failed") & pl.col("genre").is_not_null())
+    if usable.is_empty():
+        return []
+    by_fold = usable["fold"].is_not_null().any()
+    part = "fold" if by_fold else "split"
+    parts = sorted(usable[part].drop_nulls().unique().to_list()) if by_fold else ["valid", "test"]
+    counts = usable.group_by("genre", part).len()
+    thin = []
+    for genre in sorted(usable["genre"].unique().to_list()):
+        mine = dict(counts.filter(pl.col("genre") == genre).select(part, "len").iter_rows())
+        per = [mine.get(p, 0) for p in parts]
+        if min(per) < few:
+            total = usable.filter(pl.col("genre") == genre).height
+            empty = sum(1 for n in per if n == 0)
+            if by_fold:
+                thin.append(f"{genre} {total} over {len(parts)} folds ({f'{empty} hold none of it' if empty else f'the fewest hold {min(per)}'})")
+            else:
+                thin.append(f"{genre} {', '.join(f'{n} in {p}' for p, n in zip(parts, per))}")
+    if not thin:
+        return []
+    where = "fold" if by_fold else "valid/test split"
+    shown = ", ".join(thin[:8]) + (f" and {len(thin) - 8} more" if len(thin) > 8 else "")
+    fix = "fewer --folds, or more tracks of those classes" if by_fold else "more tracks of those classes in valid and test"
+    return [f"few tracks per class and {where}: {shown}; a class missing from a test {'fold' if by_fold else 'split'} "
+            f"cannot be scored there and one track swings the accuracy. Use {fix}."]

@@ -21,8 +21,8 @@ from typing import Callable
 
 from .base import Scan
 
-#: Options only some readers take: the folder reader's labels table, MagnaTagATune's tag choice.
-SPECIFIC = ("labels", "tags")
+#: Options only some readers take: the folder reader's labels table, MagnaTagATune's tag choice, the hf reader's label column.
+SPECIFIC = ("labels", "tags", "label_column")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class ReaderOptions:
     labels: Path | None = None  # "labels" readers: the labels table (resolved), or None
     tags: str | None = None  # "tags" readers: "N" (the N most frequent) or a file of tag names
     keep_untagged: bool = False  # "tags" readers: keep clips with none of the kept tags
+    label_column: str | None = None  # "label_column" readers (hf): the column that holds the labels
 
 
 Read = Callable[[Path, ReaderOptions], Scan]

@@ -4,6 +4,7 @@
 feature     file         what a store of it holds per track (channels, layers, frames, dim)
 ==========  ===========  ========================================================================
 wavlm       wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
+ssl         ssl.py       every hidden state of any transformers audio encoder (--model): docs/encoders.md
 mel         mel.py       48-bin log-Mel at 16 kHz, hop 256 (62.5/s): MRNet, Melon's own profile
 mel128      mel.py       128-bin log-Mel at 22,050 Hz, hop 256 (86.1/s): MusicNeXt
 mel96       mel.py       96-bin log-Mel at 12 kHz, hop 256 (46.9/s): FCN-5, MsE-CNN
@@ -21,7 +22,7 @@ in :data:`SHIPPED` (keyed by its reader's ``Scan.source``). Adding a kind is one
 its import below (the import order is the order ``--features`` lists them in).
 
 >>> list(FEATURES), list(SHIPPED)
-(['wavlm', 'mel', 'mel128', 'mel96', 'mfcc', 'wave', 'wave+mfcc'], ['melon'])
+(['wavlm', 'ssl', 'mel', 'mel128', 'mel96', 'mfcc', 'wave', 'wave+mfcc'], ['melon'])
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.engines.base import FEATURES, SHIPPED, AudioEngine, AudioInput, Engine, SourceInfo, features_of_file
 from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine  # registration order: --features order
+from mrnet.extract.engines.ssl import SslEngine
 from mrnet.extract.engines.mel import MelEngine, MelParams
 from mrnet.extract.engines.mfcc import MfccEngine
 from mrnet.extract.engines.wave import WaveEngine
@@ -40,7 +42,7 @@ from mrnet.extract.engines.melon import MelonEngine
 AUDIO = "audio"
 
 __all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioEngine", "AudioInput", "Engine", "MelEngine", "MelParams",
-           "MelonEngine", "MfccEngine", "SourceInfo", "WaveEngine", "WaveMfccEngine", "WavLMEngine", "engine_for_run",
+           "MelonEngine", "MfccEngine", "SourceInfo", "SslEngine", "WaveEngine", "WaveMfccEngine", "WavLMEngine", "engine_for_run",
            "engine_for_store", "features_of_file"]
 
 
@@ -56,8 +58,10 @@ def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
         if cfg.channels != engine.channels:
             raise UserError(f"{cfg.dataset} ships mono {engine.feature} features: --channels stereo does not apply")
         return engine
-    if cfg.layers is not None and cfg.features != "wavlm":
-        raise UserError(f"--layers chooses WavLM hidden states; --features {cfg.features} has one layer. Drop --layers.")
+    if cfg.layers is not None and cfg.features not in ("wavlm", "ssl"):
+        raise UserError(f"--layers chooses an encoder's hidden states; --features {cfg.features} has one layer. Drop --layers.")
+    if cfg.trust_remote_code and cfg.features != "ssl":
+        raise UserError(f"--trust-remote-code applies to --features ssl (a model that brings its own code); --features {cfg.features} runs none.")
     return FEATURES[cfg.features].from_config(cfg, pick_device(device))
 
 

@@ -17,6 +17,7 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.extract.audio import SAMPLE_RATE
+from mrnet.extract.engines import hub
 from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes
 from mrnet.extract.windows import Geometry, run_windowed
 
@@ -57,14 +58,11 @@ class WavLMEngine(EngineBase, AudioInput):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        local_only = hub.offline(self.model)  # answered at once: offline, no half-minute of hub retries
         try:
-            net = WavLMModel.from_pretrained(self.model, revision=self.revision)
+            net = WavLMModel.from_pretrained(self.model, revision=self.revision, local_files_only=local_only)
         except Exception as err:  # noqa: BLE001 - missing, unreachable, truncated or foreign weights all land here
-            raise UserError(
-                f"--model {self.model!r}: cannot load WavLM weights ({str(err).splitlines()[0]}). "
-                "Give a hub name this machine can download (e.g. microsoft/wavlm-base), a local directory "
-                "written by save_pretrained, or use --features mel."
-            ) from err
+            raise hub.unavailable(self.model, err, offline=local_only, what="WavLM weights", example=DEFAULT_MODEL) from err
         self._net = net.to(self.device).eval().requires_grad_(False)
         cfg = net.config
         total = cfg.num_hidden_layers + 1
@@ -77,7 +75,7 @@ class WavLMEngine(EngineBase, AudioInput):
         self.frame_rate = self.sample_rate / self.geometry.stride
         self.window_frames = max(1, int(round(self.window_seconds * self.frame_rate)))
         if self.normalize is None:
-            self.normalize = _preprocessor_normalizes(self.model, self.revision)
+            self.normalize = _preprocessor_normalizes(self.model, self.revision, local_only)
         self._dtype = _autocast_dtype(self.precision, self.device)
         self._revision = getattr(cfg, "_commit_hash", None) or _local_digest(self.model)
 
@@ -157,11 +155,12 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise UserError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
 
 
-def _preprocessor_normalizes(model: str, revision: str | None) -> bool:
+def _preprocessor_normalizes(model: str, revision: str | None, local_only: bool = False) -> bool:
     try:
         from transformers import AutoFeatureExtractor
 
-        return bool(getattr(AutoFeatureExtractor.from_pretrained(model, revision=revision), "do_normalize", False))
+        extractor = AutoFeatureExtractor.from_pretrained(model, revision=revision, local_files_only=local_only)
+        return bool(getattr(extractor, "do_normalize", False))
     except (OSError, ValueError):
         return False
 

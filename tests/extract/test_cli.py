@@ -134,7 +134,7 @@ def test_two_stores_of_one_dataset_keep_their_own_manifests(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["a", "b"]
 
 
-def test_layers_apply_to_wavlm_only(tmp_path):
+def test_layers_apply_to_encoders_only(tmp_path):
     root = make_audio_folder(tmp_path / "music")
     result = invoke("folder", "--root", root, "--features", "mel", "--layers", "0-3", "--out", tmp_path / "s.zarr")
-    assert result.exit_code == 2 and "--layers chooses WavLM hidden states; --features mel has one layer" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "--layers chooses an encoder's hidden states; --features mel has one layer" in " ".join(result.output.split())

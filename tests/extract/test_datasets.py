@@ -40,7 +40,7 @@ def _check_contract(s: Scan) -> None:
 
 
 def test_dataset_names_are_the_contract():
-    assert DATASET_NAMES == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo")
+    assert DATASET_NAMES == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo", "hf")
 
 
 # -- GTZAN -----------------------------------------------------------------------------------------

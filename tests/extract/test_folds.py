@@ -185,3 +185,15 @@ def test_fold_files_errors(tmp_path, tracks):
         apply_fold_files(tracks, [tmp_path / "only.txt"])
     with pytest.raises(UserError, match="nope.txt does not exist"):
         apply_fold_files(tracks, [tmp_path / "nope.txt", tmp_path / "nope2.txt"])
+
+
+def test_extraction_warns_about_folds_with_very_few_tracks_of_a_class(tmp_path):
+    from mrnet.extract.config import ExtractConfig
+    from mrnet.extract.pipeline import scan_dataset
+    from tests.extract.test_pipeline import make_audio_folder
+
+    root = make_audio_folder(tmp_path / "music", per_genre=3, bad=False)
+    notes = scan_dataset(ExtractConfig(dataset="folder", root=root, folds=5)).notes
+    assert any("few tracks per class and fold: calm 3 over 5 folds (2 hold none of it)" in n and "fewer --folds" in n for n in notes)
+    many = make_audio_folder(tmp_path / "more", per_genre=8, bad=False, seconds=0.2)
+    assert not any("few tracks" in n for n in scan_dataset(ExtractConfig(dataset="folder", root=many, folds=2)).notes)

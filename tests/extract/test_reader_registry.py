@@ -16,7 +16,7 @@ from mrnet.extract.datasets.registry import SPECIFIC
 
 
 def test_every_reader_is_declared_once_with_one_read_signature():
-    assert tuple(READERS) == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo")
+    assert tuple(READERS) == ("gtzan", "fma_small", "fma_medium", "fma_large", "melon", "mtat", "folder", "demo", "hf")
     for name, declared in READERS.items():
         assert list(inspect.signature(declared.read).parameters) == ["root", "options"], name
         assert set(declared.takes) <= set(SPECIFIC)
