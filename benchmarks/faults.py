@@ -4,7 +4,8 @@ Every request is forwarded to the real (moto) server, except that, by a seeded d
 ``errors`` of them are answered 500 or 503 with an S3 error body and not forwarded, ``resets`` have
 their connection closed without an answer, and every request waits ``delay`` plus a random share of
 ``latency`` first. Clients (botocore, s3fs) must retry; what they end up with must equal a run
-without faults (``tests/store/test_faults.py``). With no faults and a fixed ``delay`` it is a distant
+without faults (``tests/store/test_faults.py``). ``counts`` also keeps the most requests it held at
+once (``peak_in_flight``): how much concurrency a client really used. With no faults and a fixed ``delay`` it is a distant
 object store on a fast link: ``benchmarks.remote`` trains, verifies and copies through it.
 
 ``python -m benchmarks.faults UPSTREAM --delay 0.02 [--port N]`` runs one in its own process (so its
@@ -34,7 +35,7 @@ class FaultProxy:
         self.host, self.port = target.hostname, target.port
         self.errors, self.resets, self.latency, self.delay = errors, resets, latency, delay
         self.rng, self.lock = random.Random(seed), threading.Lock()
-        self.counts = {"requests": 0, "errors": 0, "resets": 0}
+        self.counts = {"requests": 0, "errors": 0, "resets": 0, "in_flight": 0, "peak_in_flight": 0}
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -66,6 +67,16 @@ class FaultProxy:
                 pass
 
             def _any(self):
+                with proxy.lock:
+                    proxy.counts["in_flight"] += 1
+                    proxy.counts["peak_in_flight"] = max(proxy.counts["peak_in_flight"], proxy.counts["in_flight"])
+                try:
+                    self._forward()
+                finally:
+                    with proxy.lock:
+                        proxy.counts["in_flight"] -= 1
+
+            def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 time.sleep(proxy.delay + (proxy.rng.uniform(0, proxy.latency) if proxy.latency else 0.0))
