@@ -42,10 +42,11 @@ def plot(series: dict[str, dict], path: Path, title: str, memory_key: str = "pea
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 6.4))
     markers = "os^vD<>pPhX*"
+    colors = plt.get_cmap("tab20").colors
     for i, (name, s) in enumerate(series.items()):
-        style = dict(marker=markers[i % len(markers)], linestyle="-" if i < 10 else "--", label=name, markersize=4)
+        style = dict(marker=markers[i % len(markers)], color=colors[(2 * i) % 20 + (i // 10) % 2], label=name, markersize=4)
         left.plot(s["n"], [max(v, 1e-4) for v in s["seconds"]], **style)
         right.plot(s["n"], s[memory_key], **style)
     n = sorted({x for s in series.values() for x in s["n"]})
@@ -61,8 +62,8 @@ def plot(series: dict[str, dict], path: Path, title: str, memory_key: str = "pea
     left.set_title(f"{title}: time")
     right.set_title(f"{title}: memory")
     handles, labels = left.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.05 + 0.025 * -(-len(labels) // 3), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
