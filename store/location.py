@@ -172,6 +172,8 @@ class Location:
         """Every file under ``rel`` (recursively) as ``{path relative to the root: size in bytes}``."""
         root = _filesystem(self)[1]
         target = self.path(rel) if rel else root
+        if self.local:
+            return _walk(root, target)
         self.fs.invalidate_cache(target)
         try:
             found = self.fs.find(target, detail=True)
@@ -209,8 +211,33 @@ class Location:
 
     def du(self) -> int:
         """Bytes under the root (every file)."""
-        root = self.url if self.local else _filesystem(self)[1]
+        if self.local:
+            return sum(self.files().values())
+        root = _filesystem(self)[1]
         return int(self.fs.du(root, total=True)) if self.fs.exists(root) else 0
+
+
+def _walk(root: str, target: str) -> dict[str, int]:
+    """``Location.files`` of a local folder with ``os.scandir``: a store has five folders per track, and
+    fsspec's walk spent ~0.2 ms of Python on each (10 s of `mrnet-store info` on 10,000 tracks)."""
+    found: dict[str, int] = {}
+    prefix = len(root) + 1
+    stack = [target]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    try:
+                        found[entry.path[prefix:]] = entry.stat().st_size
+                    except FileNotFoundError:  # removed while we listed
+                        pass
+    return found
 
 
 _FS_CACHE: dict[tuple[str, str], tuple[fsspec.AbstractFileSystem, str]] = {}

@@ -29,3 +29,20 @@ def test_reading_every_track_keeps_a_bounded_number_of_shards_open(tmp_path):
     assert _open_files() - before <= shardread._mapped.cache_info().maxsize + 4
     again = store.read(keys[0], 0, 20)  # a track whose map was dropped reads again
     assert again.shape == (1, 1, 20, 48)
+
+
+def test_a_local_listing_is_what_fsspec_lists_without_its_cost(tmp_path, monkeypatch):
+    """``Location.files`` and ``du`` walk a local store with ``os.scandir`` (fsspec's walk cost ~0.2 ms of Python per
+    folder, five folders per track: 10 s of ``mrnet-store info`` at 10,000 tracks); same result, and fsspec is not asked."""
+    import fsspec
+
+    from mrnet.store.location import Location
+
+    loc = Location.parse(synthetic_store(tmp_path / "s.zarr", per_genre=3))
+    root = loc.url
+    expected = {p[len(root) + 1 :]: int(i["size"]) for p, i in fsspec.filesystem("file").find(root, detail=True).items()}
+    monkeypatch.setattr(type(loc.fs), "find", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fsspec walked the store")))
+    assert loc.files() == expected and len(expected) > 20
+    assert loc.files("features") == {k: v for k, v in expected.items() if k.startswith("features/")}
+    assert loc.du() == sum(expected.values())
+    assert Location.parse(tmp_path / "none.zarr").files() == {} and Location.parse(tmp_path / "none.zarr").du() == 0
