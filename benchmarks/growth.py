@@ -127,14 +127,28 @@ def measure(target: str, args: dict) -> dict:
             "process_wall_s": r["process_wall_s"], **{k: v for k, v in r.items() if k not in ("memory", "child", "process_wall_s")}}
 
 
-def run_stores(work: Path, sizes: list[int], save) -> dict:
-    part = {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in STORE_OPS if op not in NOT_MEASURED},
-            "not_measured": dict(NOT_MEASURED)}
+def _record(part: dict, op: str, n: int, result: dict) -> None:
+    """Put one measurement in its series, replacing an earlier one of the same size (``--ops`` reruns)."""
+    s = part["ops"].setdefault(op, {"n": [], "runs": []})
+    if n in s["n"]:
+        s["runs"][s["n"].index(n)] = result
+    else:
+        s["n"].append(n)
+        s["runs"].append(result)
+        order = sorted(range(len(s["n"])), key=s["n"].__getitem__)
+        s["n"], s["runs"] = [s["n"][i] for i in order], [s["runs"][i] for i in order]
+
+
+def run_stores(work: Path, sizes: list[int], save, ops: list[str] | None = None, part: dict | None = None) -> dict:
+    """Every operation of :data:`STORE_OPS` (or only ``ops``, into an earlier run's ``part``) at each size."""
+    part = part or {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in STORE_OPS if op not in NOT_MEASURED}}
+    part["not_measured"] = dict(NOT_MEASURED)
+    part["sizes"] = sorted(set(part["sizes"]) | set(sizes))
     for n in sizes:
         log(f"growth: building the datasets of {n:,} tracks")
         commands = store_commands(work, n)
         for op in STORE_OPS:
-            if commands[op] is None:
+            if commands[op] is None or (ops and op not in ops):
                 continue
             _before(op, work, n)
             try:
@@ -144,27 +158,28 @@ def run_stores(work: Path, sizes: list[int], save) -> dict:
                 log(f"  {op} at {n:,} FAILED: {result['error'][-400:]}")
             else:
                 log(f"  {op} at {n:,}: {result['seconds']:.2f} s, {result['maxrss_mb']:.0f} MB")
-            part["ops"][op]["n"].append(n)
-            part["ops"][op]["runs"].append(result)
+            _record(part, op, n, result)
             save()
         shutil.rmtree(work / f"copy-{n}.zarr", ignore_errors=True)  # the copy doubles the disk a size takes
     return part
 
 
-def run_manifest(sizes: list[int], save) -> dict:
+def run_manifest(sizes: list[int], save, ops: list[str] | None = None, part: dict | None = None) -> dict:
     from benchmarks.growth_manifest import OPERATIONS
 
-    part = {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in OPERATIONS}}
+    part = part or {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in OPERATIONS}}
+    part["sizes"] = sorted(set(part["sizes"]) | set(sizes))
     for n in sizes:
         for op in OPERATIONS:
+            if ops and op not in ops:
+                continue
             try:
                 result = measure("benchmarks.growth_manifest:operation", {"name": op, "n": n})
             except Exception as err:  # noqa: BLE001
                 result = {"error": f"{type(err).__name__}: {err}"[-3000:]}
             log(f"  manifest {op} at {n:,}: " + (f"{result['seconds']:.3f} s, {result['op_peak_mb']:.0f} MB"
                                                   if "error" not in result else "FAILED " + result["error"][-300:]))
-            part["ops"][op]["n"].append(n)
-            part["ops"][op]["runs"].append(result)
+            _record(part, op, n, result)
             save()
     return part
 
@@ -196,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run [{','.join(PARTS)}]")
     ap.add_argument("--work", default=None, help=f"where datasets and stores are built [{FOLDER}]")
     ap.add_argument("--results", default=None, help=f"folder for the result file [{RESULTS.relative_to(common.REPO)}]")
+    ap.add_argument("--ops", default="", help="only these operations (comma-separated), measured again into this run's "
+                    "existing result file: what a fix changed, after the fix")
+    ap.add_argument("--into", default=None, metavar="FILE", help="measure into this earlier result file (with --ops: again)")
+    ap.add_argument("--merge", default=None, metavar="FILE", help="with --into: add FILE's store and manifest measurements to it, "
+                    "measuring nothing (a size measured by a separate run)")
     ap.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -212,11 +232,28 @@ def main(argv: list[str] | None = None) -> int:
     full = tuple(sizes) == SIZES and tuple(manifest_sizes) == MANIFEST_SIZES
     path = folder / f"{slug}-{date.today().isoformat()}{'' if full else f'-{max(sizes)}'}.json"
     command = " ".join(["python -m benchmarks.growth", *(argv if argv is not None else sys.argv[1:])])
+    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     results = {"machine": info, "machine_slug": slug, "git": _git(), "date": date.today().isoformat(), "command": command,
                "started": common.now_utc(), "full": full, "parts": {}}
+    if args.into:
+        path = Path(args.into)
+        ops = ops or list(STORE_OPS) + [o for o in __import__("benchmarks.growth_manifest", fromlist=["x"]).OPERATIONS]
+    if ops:
+        if not path.exists():
+            ap.error(f"--ops measures again into an earlier run's result; there is no {path}")
+        earlier = json.loads(path.read_text())
+        if args.merge:
+            return _merge(path, earlier, Path(args.merge), command, args.no_doc)
+        reruns = earlier.setdefault("reruns", [])
+        reruns.append({"command": command, "ops": ops, "started": common.now_utc(), "git": results["git"],
+                       "load_before": common.load_average()})
+        results = earlier
     with LoadWatch() as load:
         def save() -> None:
-            results["load"] = load.summary()
+            if ops:
+                results["reruns"][-1]["load"] = load.summary()
+            else:
+                results["load"] = load.summary()
             path.write_text(json.dumps(results, indent=1, default=common.jsonable))
 
         log(f"growth: parts {', '.join(parts)}, sizes {sizes}, manifests {manifest_sizes} -> {path}")
@@ -224,9 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             try:
                 if name == "stores":
-                    results["parts"]["stores"] = run_stores(work, sizes, save)
+                    results["parts"]["stores"] = run_stores(work, sizes, save, ops, results["parts"].get("stores") if ops else None)
                 elif name == "manifest":
-                    results["parts"]["manifest"] = run_manifest(manifest_sizes, save)
+                    results["parts"]["manifest"] = run_manifest(manifest_sizes, save, ops, results["parts"].get("manifest") if ops else None)
+                elif ops:
+                    continue  # the remote part is measured whole
                 else:
                     from benchmarks import remote
 
@@ -234,15 +273,45 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:  # noqa: BLE001 - a failed part is recorded and the others run
                 results["parts"][name] = {"error": traceback.format_exc()}
                 log(f"{name} FAILED:\n{results['parts'][name]['error']}")
-            results["parts"][name]["seconds"] = round(time.perf_counter() - began, 1)
+            if not ops:
+                results["parts"][name]["seconds"] = round(time.perf_counter() - began, 1)
             save()
-    results["finished"] = common.now_utc()
+    results["finished" if not ops else "rerun_finished"] = common.now_utc()
     save()
     log(f"growth: results in {path} (load average {results['load']['mean']} mean, {results['load']['max']} max)")
     for name in ("stores", "manifest"):
         for op, s in series(results["parts"].get(name, {"ops": {}})).items():
             log(f"  {name} {op}: time exponent {_show(s['time'])}, memory {_show(s['memory'])}")
     if not args.no_doc:
+        from benchmarks import report
+
+        log(f"wrote {report.write_doc()}")
+    return 0
+
+
+def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool) -> int:
+    """Add every store and manifest measurement of ``other_path`` to the result ``into`` (saved to ``path``)."""
+    other = json.loads(other_path.read_text())
+    for name in ("stores", "manifest"):
+        theirs = other.get("parts", {}).get(name)
+        if not theirs or "ops" not in theirs:
+            continue
+        mine = into["parts"].setdefault(name, {"sizes": [], "ops": {}})
+        mine["sizes"] = sorted(set(mine.get("sizes", [])) | set(theirs["sizes"]))
+        for op, s in theirs["ops"].items():
+            for n, r in zip(s["n"], s["runs"]):
+                _record(mine, op, n, r)
+        if "not_measured" in theirs:
+            mine["not_measured"] = theirs["not_measured"]
+    into.setdefault("reruns", []).append({"command": other.get("command"), "merged_from": other_path.name, "started": other.get("started"),
+                                          "git": other.get("git", {}), "load": other.get("load", {}),
+                                          "ops": sorted({op for p in other.get("parts", {}).values() if isinstance(p, dict)
+                                                         for op in p.get("ops", {})}),
+                                          "sizes": sorted({n for p in other.get("parts", {}).values() if isinstance(p, dict)
+                                                           for n in p.get("sizes", [])})})
+    path.write_text(json.dumps(into, indent=1, default=common.jsonable))
+    log(f"merged {other_path} into {path}")
+    if not no_doc:
         from benchmarks import report
 
         log(f"wrote {report.write_doc()}")

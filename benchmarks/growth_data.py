@@ -1,7 +1,7 @@
 """The data the growth benchmark runs on: folder and FMA datasets of N short tracks, and their Mel stores.
 
 **Audio.** One real 1 s clip (16 kHz mono WAV for the folder dataset, MP3 for FMA) and N hard links
-to it under the dataset's own layout: every track is a real file that decodes, the tree has N
+to it (to a copy of it per 50,000, the file system's limit being 65,000) under the dataset's own layout: every track is a real file that decodes, the tree has N
 entries like the real dataset's, and the disk holds one clip. Genres are 8 (``g0``..``g7``), dealt
 round robin; artists, 5 tracks each.
 
@@ -27,6 +27,7 @@ GENRES = 8
 PER_ARTIST = 5
 CLIP_SECONDS = 1.0
 FMA_COLUMNS = 52
+LINKS = 50_000  # hard links per clip file (ext4 allows 65,000 per file)
 
 
 def _clip(path: Path, fmt: str) -> Path:
@@ -40,6 +41,21 @@ def _clip(path: Path, fmt: str) -> Path:
         sf.write(tmp, wave, 16000, format=fmt, **({"subtype": "PCM_16"} if fmt == "WAV" else {}))
         tmp.rename(path)
     return path
+
+
+def _clips(work: Path, name: str, fmt: str):
+    """Paths to hard-link tracks to, a fresh copy of the clip every :data:`LINKS` tracks (one set per dataset)."""
+    base = _clip(work / f"clip.{fmt.lower()}", fmt)
+    folder = work / "clips" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    k = 0
+    while True:
+        copy = folder / f"clip-{k}.{fmt.lower()}"
+        shutil.copyfile(base, copy)
+        for _ in range(LINKS):
+            yield copy
+        k += 1
 
 
 def _done(folder: Path) -> bool:
@@ -57,10 +73,10 @@ def folder_dataset(work: Path, n: int) -> Path:
     if _done(root):
         return root
     _fresh(root)
-    clip = _clip(work / "clip.wav", "WAV")
+    clips = _clips(work, root.name, "WAV")
     for g in range(GENRES):
         (root / f"g{g}").mkdir()
-    for i in range(n):
+    for i, clip in zip(range(n), clips):
         os.link(clip, root / f"g{i % GENRES}" / f"t{i:07d}.wav")
     (root / ".done").touch()
     return root
@@ -72,7 +88,7 @@ def fma_dataset(work: Path, n: int) -> Path:
     if _done(root):
         return root
     _fresh(root)
-    clip = _clip(work / "clip.mp3", "MP3")
+    clips = _clips(work, root.name, "MP3")
     meta = root / "fma_metadata"
     meta.mkdir()
     titles = [f"Genre{g}" for g in range(GENRES)]
@@ -90,7 +106,7 @@ def fma_dataset(work: Path, n: int) -> Path:
         w.writerow(["", *(c.split(".")[1] for c in names)])
         w.writerow(["track_id", *([""] * len(names))])
         pad = ["some text of a real column's width"] * len(filler)
-        for i in range(n):
+        for i, clip in zip(range(n), clips):
             tid = i + 2
             g = i % GENRES
             split = "training" if i % 10 < 8 else "validation" if i % 10 == 8 else "test"

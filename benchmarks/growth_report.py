@@ -81,7 +81,17 @@ def section(page, pick: tuple[Path, dict] | None, img: Path) -> str:
         commit=f"{res.get('git', {}).get('commit', '?')}{' + uncommitted changes' if res.get('git', {}).get('dirty') else ''}",
         cpu=res["machine"]["cpu"], cores=res["machine"]["usable_cpus"], contended=contended, linear=f"{LINEAR:.2f}",
         stores=_stores(page, parts.get("stores"), img), manifest=_manifest(page, parts.get("manifest"), img),
-        remote=_remote(page, parts.get("remote")))
+        remote=_remote(page, parts.get("remote")), reruns=_reruns(page, res))
+
+
+def _reruns(page, res: dict) -> str:
+    """The operations measured again into this result after a fix (``--ops``), and when."""
+    lines = [page.inline("growth-merged" if r.get("merged_from") else "growth-rerun", ops=", ".join(r["ops"]), when=r["started"],
+                         commit=r.get("git", {}).get("commit", "?"), mean=f(r.get("load", {}).get("mean")),
+                         max=f(r.get("load", {}).get("max")), command=r.get("command") or "",
+                         sizes=", ".join(f"{n:,}" for n in r.get("sizes", [])))
+             for r in res.get("reruns", [])]
+    return "\n".join(f"- {line}" for line in lines)
 
 
 def _stores(page, part: dict | None, img: Path) -> str:
