@@ -256,7 +256,9 @@ def _filesystem(loc: Location) -> tuple[fsspec.AbstractFileSystem, str]:
         else:
             # our own cache, per location and options: fsspec's instance cache would hand a location a client
             # made earlier under other credentials (a changed environment, another test)
-            _FS_CACHE[key] = fsspec.core.url_to_fs(loc.url, skip_instance_cache=True, **_with_pool(loc.url, loc.storage_options))
+            _FS_CACHE[key] = fsspec.core.url_to_fs(
+                loc.url, skip_instance_cache=True, **_with_pool(loc.url, loc.storage_options)
+            )
     return _FS_CACHE[key]
 
 
