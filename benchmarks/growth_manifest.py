@@ -12,7 +12,8 @@ memory; ``operation(name, n)``, one child process per call, builds it and then t
   ``tag-table``: a multi-label store's (``tag_table``); ``class-weights``: the loss weights of the
   training split; ``validate``: the schema check every read makes; ``status-counts``.
 - ``statistics``: the training part of the feature statistics (``statistics.training_part``, what
-  ``--normalize stored`` adds up) and the per-track groups ``combine_units`` checks at finalize.
+  ``--normalize stored`` adds up) and finalize's check of the units' sums against the manifest
+  (``statistics.combine_units``, over one unit file naming every track).
 
 Memory is the operation's own: the child's peak resident size less its size once the manifest was built.
 """
@@ -86,12 +87,20 @@ def operation(name: str, n: int) -> dict:
     tracks = manifest(n)
     if name == "split-fold":
         tracks = assign_folds(tracks, k=10, seed=0)
-    if name == "statistics":
+    if name == "statistics":  # a store whose one unit journaled every track, with its sums
+        import tempfile
+
         import numpy as np
+
+        from mrnet.store.location import Location
 
         groups = {statistics.group_key(s, None, True): statistics.Sums(int(tracks.filter(pl.col("split") == s)["frames"].sum()),
                                                                         np.zeros((1, 1, 48)), np.zeros((1, 1, 48)))
                   for s in ("train", "valid", "test")}
+        location = Location.parse(tempfile.mkdtemp(prefix="mrnet-growth-"))
+        location.write_bytes("progress/0000.parquet", b"")
+        location.write_bytes(statistics.unit_file("0000"), statistics._npz(groups, {
+            "track_ids": tracks["track_id"].to_numpy().astype(str), "track_groups": np.array(statistics.group_keys(tracks).to_list())}))
     before = _rss_mb()
     _reset_peak()
     began = time.perf_counter()
@@ -114,10 +123,11 @@ def operation(name: str, n: int) -> dict:
     elif name == "status-counts":
         out = status_counts(tracks)["done"]
     elif name == "statistics":
-        train = split_tracks(tracks).train
-        total, used = statistics.training_part(groups, train)
-        done = {r["track_id"]: statistics.track_group(r) for r in tracks.filter(pl.col("status") == "done").iter_rows(named=True)}
-        out = total.count + len(done)
+        total, used = statistics.training_part(groups, split_tracks(tracks).train)
+        combined, why = statistics.combine_units(location, tracks)
+        if combined is None:
+            raise RuntimeError(why)
+        out = total.count + sum(s.count for s in combined.values())
     else:
         raise ValueError(f"unknown manifest operation {name!r}; choose from {', '.join(OPERATIONS)}")
     seconds = time.perf_counter() - began
