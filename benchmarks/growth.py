@@ -140,8 +140,10 @@ def _record(part: dict, op: str, n: int, result: dict) -> None:
 
 
 def run_stores(work: Path, sizes: list[int], save, ops: list[str] | None = None, part: dict | None = None) -> dict:
-    """Every operation of :data:`STORE_OPS` (or only ``ops``, into an earlier run's ``part``) at each size."""
-    part = part or {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in STORE_OPS if op not in NOT_MEASURED}}
+    """Every operation of :data:`STORE_OPS` (or only ``ops``) at each size, recorded into ``part`` as it goes."""
+    part = part if part is not None else {}
+    part.setdefault("sizes", [])
+    part.setdefault("ops", {op: {"n": [], "runs": []} for op in STORE_OPS if op not in NOT_MEASURED})
     part["not_measured"] = dict(NOT_MEASURED)
     part["sizes"] = sorted(set(part["sizes"]) | set(sizes))
     for n in sizes:
@@ -167,7 +169,9 @@ def run_stores(work: Path, sizes: list[int], save, ops: list[str] | None = None,
 def run_manifest(sizes: list[int], save, ops: list[str] | None = None, part: dict | None = None) -> dict:
     from benchmarks.growth_manifest import OPERATIONS
 
-    part = part or {"sizes": sizes, "ops": {op: {"n": [], "runs": []} for op in OPERATIONS}}
+    part = part if part is not None else {}
+    part.setdefault("sizes", [])
+    part.setdefault("ops", {op: {"n": [], "runs": []} for op in OPERATIONS})
     part["sizes"] = sorted(set(part["sizes"]) | set(sizes))
     for n in sizes:
         for op in OPERATIONS:
@@ -259,20 +263,23 @@ def main(argv: list[str] | None = None) -> int:
         log(f"growth: parts {', '.join(parts)}, sizes {sizes}, manifests {manifest_sizes} -> {path}")
         for name in parts:
             began = time.perf_counter()
-            try:
+            if ops and name == "remote":
+                continue  # the remote part is measured whole
+            earlier = results["parts"].get(name) if ops else None
+            part = results["parts"][name] = earlier if isinstance(earlier, dict) and "ops" in earlier else {}
+            part.pop("error", None)
+            try:  # each part fills its dict as it goes: a part that fails keeps what it measured
                 if name == "stores":
-                    results["parts"]["stores"] = run_stores(work, sizes, save, ops, results["parts"].get("stores") if ops else None)
+                    run_stores(work, sizes, save, ops, part)
                 elif name == "manifest":
-                    results["parts"]["manifest"] = run_manifest(manifest_sizes, save, ops, results["parts"].get("manifest") if ops else None)
-                elif ops:
-                    continue  # the remote part is measured whole
+                    run_manifest(manifest_sizes, save, ops, part)
                 else:
                     from benchmarks import remote
 
-                    results["parts"]["remote"] = remote.run(work, save, tracks=args.remote_tracks)
+                    remote.run(work, save, tracks=args.remote_tracks, part=part)
             except Exception:  # noqa: BLE001 - a failed part is recorded and the others run
-                results["parts"][name] = {"error": traceback.format_exc()}
-                log(f"{name} FAILED:\n{results['parts'][name]['error']}")
+                part["error"] = traceback.format_exc()
+                log(f"{name} FAILED:\n{part['error']}")
             if not ops:
                 results["parts"][name]["seconds"] = round(time.perf_counter() - began, 1)
             save()

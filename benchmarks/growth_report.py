@@ -95,9 +95,11 @@ def _reruns(page, res: dict) -> str:
 
 
 def _stores(page, part: dict | None, img: Path) -> str:
-    if not part or "error" in part:
+    if not part or "ops" not in part:
         return page.fill("not-measured") + (f"\n\n```\n{part['error'][-1500:]}\n```" if part else "")
     text, found = growth_table(part, LABELS, "maxrss_mb")
+    if "error" in part:
+        text += "\n\nThe run stopped with: `" + part["error"].strip().splitlines()[-1][:300] + "`"
     drawn = plot({LABELS[op].replace("`", ""): s for op, s in found.items()}, img / "perf-growth-stores.png",
                  "Whole-store operations", memory_key="maxrss_mb") if found else None
     first = found.get("first-batch")
@@ -111,7 +113,7 @@ def _stores(page, part: dict | None, img: Path) -> str:
 
 
 def _manifest(page, part: dict | None, img: Path) -> str:
-    if not part or "error" in part:
+    if not part or "ops" not in part:
         return page.fill("not-measured")
     text, found = growth_table(part, {}, "op_peak_mb")
     drawn = plot(found, img / "perf-growth-manifest.png", "A manifest's operations", memory_key="op_peak_mb") if found else None

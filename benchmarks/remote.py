@@ -83,7 +83,8 @@ def _du(path) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def run(work, save, tracks: int = TRACKS) -> dict:
+def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
+    """Measure into ``part`` (saved by ``save`` after each measurement); returns it."""
     import shutil
 
     from benchmarks.growth_data import extract_store, folder_dataset
@@ -95,7 +96,8 @@ def run(work, save, tracks: int = TRACKS) -> dict:
         shutil.rmtree(local.parent, ignore_errors=True)
         run_child("benchmarks.growth_data:extract_store", {"dataset": str(folder), "out": str(local), "manifests": str(work / "manifests-remote")})
     size = _du(local)
-    part: dict = {"tracks": tracks, "delay_s": DELAY, "store_bytes": size}
+    part = {} if part is None else part
+    part.update(tracks=tracks, delay_s=DELAY, store_bytes=size)
     with local_s3(delay=DELAY) as s3:
         bucket = s3.bucket()
         url = f"s3://{bucket}/folder.zarr"
