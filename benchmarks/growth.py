@@ -241,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                "started": common.now_utc(), "full": full, "parts": {}}
     if args.into:
         path = Path(args.into)
-        ops = ops or list(STORE_OPS) + [o for o in __import__("benchmarks.growth_manifest", fromlist=["x"]).OPERATIONS]
+        from benchmarks.growth_manifest import OPERATIONS
+
+        ops = ops or [*(STORE_OPS if "stores" in parts else ()), *(OPERATIONS if "manifest" in parts else ())]
     if ops:
         if not path.exists():
             ap.error(f"--ops measures again into an earlier run's result; there is no {path}")
@@ -303,7 +305,9 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
         theirs = other.get("parts", {}).get(name)
         if not theirs or "ops" not in theirs:
             continue
-        mine = into["parts"].setdefault(name, {"sizes": [], "ops": {}})
+        mine = into["parts"].get(name)
+        if not isinstance(mine, dict) or "ops" not in mine:  # not measured here, or a part that failed before measuring
+            mine = into["parts"][name] = {"sizes": [], "ops": {}}
         mine["sizes"] = sorted(set(mine.get("sizes", [])) | set(theirs["sizes"]))
         for op, s in theirs["ops"].items():
             for n, r in zip(s["n"], s["runs"]):
