@@ -81,7 +81,25 @@ def section(page, pick: tuple[Path, dict] | None, img: Path) -> str:
         commit=f"{res.get('git', {}).get('commit', '?')}{' + uncommitted changes' if res.get('git', {}).get('dirty') else ''}",
         cpu=res["machine"]["cpu"], cores=res["machine"]["usable_cpus"], contended=contended, linear=f"{LINEAR:.2f}",
         stores=_stores(page, parts.get("stores"), img), manifest=_manifest(page, parts.get("manifest"), img),
-        remote=_remote(page, parts.get("remote")), reruns=_reruns(page, res))
+        remote=_remote(page, parts.get("remote")), reruns=_reruns(page, res), **_before_after(res))
+
+
+def _before_after(res: dict) -> dict[str, str]:
+    """The recorded measurements from before a fix (``before_fixes``) next to this result's own."""
+    before = res.get("before_fixes", {})
+    out = {}
+    now = {op: dict(zip(s["n"], s["seconds"])) for name in ("stores", "manifest") for op, s in
+           series(res["parts"].get(name, {}), "maxrss_mb" if name == "stores" else "op_peak_mb").items()}
+    stats = dict(zip(before.get("statistics", {}).get("n", []), before.get("statistics", {}).get("seconds", [])))
+    out["stats_before"] = f(stats.get(1000000), 0) if stats.get(1000000) else "–"
+    out["stats_ratio"] = f(stats[1000000] / stats[100000], 0) if stats.get(1000000) and stats.get(100000) else "–"
+    out["stats_commit"] = before.get("statistics", {}).get("commit", "?")
+    out["stats_after"] = f(now.get("statistics", {}).get(1000000), 1)
+    info = dict(zip(before.get("info", {}).get("n", []), before.get("info", {}).get("seconds", [])))
+    out["info_before"] = f(info.get(10000), 1)
+    out["info_commit"] = before.get("info", {}).get("commit", "?")
+    out["info_after"] = f(now.get("info", {}).get(10000), 1)
+    return out
 
 
 def _reruns(page, res: dict) -> str:
