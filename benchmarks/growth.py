@@ -126,7 +126,10 @@ def _before(op: str, work: Path, n: int) -> None:
 def measure(target: str, args: dict, env: dict | None = None) -> dict:
     """One child: its own seconds, its peak memory (VmHWM, and the sampled peak of its process tree)."""
     r = run_child(target, args, timeout=3600, env=env)
-    return {"seconds": round(r.pop("seconds"), 4), "maxrss_mb": r["memory"]["maxrss_mb"], "peak_rss_mb": r["memory"]["peak_rss_mb"],
+    cpu = r.pop("cpu_s", None)  # the operation's own, where it measures it; else the whole child's (imports included)
+    cpu = cpu if cpu is not None else r["child"]["cpu_user_s"] + r["child"]["cpu_sys_s"]
+    return {"seconds": round(r.pop("seconds"), 4), "cpu_s": round(cpu, 4), "maxrss_mb": r["memory"]["maxrss_mb"],
+            "peak_rss_mb": r["memory"]["peak_rss_mb"],
             "process_wall_s": r["process_wall_s"], **{k: v for k, v in r.items() if k not in ("memory", "child", "process_wall_s")}}
 
 
@@ -201,7 +204,9 @@ def series(part: dict, memory: str = "maxrss_mb") -> dict[str, dict]:
         n = [a for a, _ in ok]
         seconds = [r["seconds"] for _, r in ok]
         mem = [r[memory] for _, r in ok]
-        out[op] = {"n": n, "seconds": seconds, memory: mem, "time": exponents(n, seconds), "memory": exponents(n, mem, floor=1.0)}
+        cpu = [r.get("cpu_s") for _, r in ok]
+        out[op] = {"n": n, "seconds": seconds, memory: mem, "time": exponents(n, seconds), "memory": exponents(n, mem, floor=1.0),
+                   "cpu": exponents(n, cpu) if all(c is not None for c in cpu) else exponents([], [])}
     return out
 
 

@@ -82,7 +82,7 @@ class _FirstBatch:
 
     def batch(self, **kw):
         if self.first is None:
-            self.first = time.perf_counter() - self.began
+            self.first, self.cpu = time.perf_counter() - self.began, time.process_time()
 
     def epoch(self, record):
         pass
@@ -110,7 +110,7 @@ def first_batch(store: str, out: str, batch: int = 16) -> dict:
         pass
     if reporter.first is None:
         raise RuntimeError("training stopped before its first batch")
-    return {"seconds": reporter.first, "setup_s": reporter.started}
+    return {"seconds": reporter.first, "cpu_s": reporter.cpu, "setup_s": reporter.started}
 
 
 def loader_epoch(store: str, batch: int = 16, threads: int | None = None) -> dict:

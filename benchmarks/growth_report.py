@@ -45,7 +45,9 @@ def _slope(e: dict) -> str:
 
 
 def _verdict(s: dict) -> str:
-    checks = [e["linear"] for e in (s["time"], s["memory"]) if e["linear"] is not None]
+    """Linear or better: the CPU time's top slope (the wall time's where CPU was not recorded) and the memory's."""
+    work = s["cpu"] if s.get("cpu", {}).get("linear") is not None else s["time"]
+    checks = [e["linear"] for e in (work, s["memory"]) if e["linear"] is not None]
     return "–" if not checks else ("yes" if all(checks) else "**no**")
 
 
@@ -54,12 +56,13 @@ def growth_table(part: dict, labels: dict[str, str], memory: str) -> tuple[str, 
     found = series(part, memory)
     sizes = part["sizes"]
     head = ["operation", *(f"s at {n:,}" for n in sizes), *(f"MB at {n:,}" for n in sizes), "time exponent (all / top)",
-            "memory exponent (all / top)", "linear or better"]
+            "CPU time exponent (all / top)", "memory exponent (all / top)", "linear or better"]
     rows = []
     for op, s in found.items():
         at = dict(zip(s["n"], zip(s["seconds"], s[memory])))
         rows.append([labels.get(op, op), *(f(at[n][0]) if n in at else "failed" for n in sizes),
-                     *(f(at[n][1], 0) if n in at else "–" for n in sizes), _slope(s["time"]), _slope(s["memory"]), _verdict(s)])
+                     *(f(at[n][1], 0) if n in at else "–" for n in sizes), _slope(s["time"]), _slope(s.get("cpu", s["time"]))
+                     if s.get("cpu", {}).get("fit") is not None else "–", _slope(s["memory"]), _verdict(s)])
     failed = [f"{labels.get(op, op)} at {n:,}: {r['error'].splitlines()[-1][:200]}" for op, s in part.get("ops", {}).items()
               for n, r in zip(s["n"], s["runs"]) if "error" in r]
     text = table(head, rows)
