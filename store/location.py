@@ -122,7 +122,9 @@ class Location:
             # arguments, not by the endpoint in the environment, and handed a later thread a client made
             # for another endpoint (a test's fault proxy, since stopped)
             _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(
-                self.url, storage_options={**_with_pool(self.url, self.storage_options), "skip_instance_cache": True}, read_only=read_only
+                self.url,
+                storage_options={**_with_pool(self.url, self.storage_options), "skip_instance_cache": True},
+                read_only=read_only,
             )
         return _ZARR_CACHE[key]
 

@@ -32,6 +32,8 @@ def distant(tmp_path, s3_env, s3_endpoint, monkeypatch):
     with FaultProxy(s3_endpoint, errors=0.0, resets=0.0, latency=0.0, delay=0.02) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         monkeypatch.setattr(location_module, "_FS_CACHE", {})  # clients made from here on go through the proxy
+        if hasattr(location_module, "_ZARR_CACHE"):
+            monkeypatch.setattr(location_module, "_ZARR_CACHE", {})
         yield url, proxy
 
 
