@@ -119,7 +119,7 @@ def loader_epoch(store: str, batch: int = 16, threads: int | None = None) -> dic
     import torch
 
     from mrnet.store.reader import FeatureStore
-    from mrnet.train.datasets import CropDataset
+    from mrnet.train.crops import CropDataset
     from mrnet.train.loader import EpochBatches, loader_threads, make_loader
     from mrnet.train.splits import split_tracks
 

@@ -16,7 +16,7 @@ from mrnet.store.copy import copy_store
 from mrnet.store.location import MAX_IN_FLIGHT, Location
 from mrnet.store.reader import FeatureStore
 from mrnet.store.synthetic import synthetic_store
-from mrnet.train.datasets import CropDataset
+from mrnet.train.crops import CropDataset
 from mrnet.train.loader import EpochBatches, make_loader, reading_plan
 from tests.store.faults import FaultProxy
 from tests.store.util import new_bucket
