@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import history, plots, sections, tables
+from benchmarks import growth_report, history, plots, sections, tables
 from benchmarks.common import REPO, RESULTS
 from benchmarks.template import Page
 
@@ -53,7 +53,8 @@ def render(cpu_pick: Pick | None, gpu_pick: Pick | None, img: Path = IMG, templa
         device(page, "GPU", gpu_pick, img) if gpu_pick else page.fill("no-gpu"),
     ]
     summary = tables.summary(cpu_pick[1] if cpu_pick else None, gpu_pick[1] if gpu_pick else None)
-    return page.fill("page", summary=summary, devices="\n\n".join(devices)) + "\n"
+    growth = growth_report.section(page, growth_report.latest(), img)
+    return page.fill("page", summary=summary, devices="\n\n".join(devices), growth=growth) + "\n"
 
 
 def device(page: Page, label: str, pick: Pick, img: Path) -> str:

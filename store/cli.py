@@ -45,11 +45,20 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+WORKERS = 4  # threads of verify and cp on local stores
 
 Store = Annotated[str, typer.Argument(help="Store path or URL (s3://bucket/x.zarr).", show_default=False)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.", metavar="", show_default=False)]
 Workers = Annotated[
-    int, typer.Option("--workers", "-w", min=1, help="Tracks or objects handled in parallel (threads).")
+    int | None,
+    typer.Option(
+        "--workers",
+        "-w",
+        min=1,
+        show_default=False,
+        help="Tracks or objects handled in parallel (threads). \\[default: 4 for a local store; for a URL one per millisecond "
+        "of its round trip, up to 64]",
+    ),
 ]
 Options = Annotated[
     str | None,
@@ -76,7 +85,7 @@ def info(store: Store, as_json: AsJson = False, storage_options: Options = None)
 
 @app.command(cls=Command)
 @report_user_errors
-def verify(store: Store, workers: Workers = 4, as_json: AsJson = False, storage_options: Options = None) -> None:
+def verify(store: Store, workers: Workers = None, as_json: AsJson = False, storage_options: Options = None) -> None:
     """Check every done track: array present, shape, shard, checksum. Exit status 1 if anything is wrong."""
     with _user_errors(store):
         report = _verify(_location(store, storage_options), workers)
@@ -159,7 +168,7 @@ def cp(
         str,
         typer.Argument(help="Destination store; ending in '/' copies into that folder or prefix.", show_default=False),
     ],
-    workers: Workers = 4,
+    workers: Workers = None,
     then_verify: Annotated[
         bool, typer.Option("--verify", help="Verify the copy afterwards.", metavar="", show_default=False)
     ] = False,
@@ -170,6 +179,7 @@ def cp(
         source = _location(src, storage_options)
         target = _location(destination_for(source, dst), storage_options)
         with _progress("copy", bytes_=True) as update:
+            workers = workers or _in_flight(source, target)
             result = copy_store(
                 source,
                 target,
@@ -250,8 +260,14 @@ def _storage_error(error: Exception) -> UserError:
     )
 
 
-def _verify(location: Location, workers: int) -> VerifyReport:
+def _in_flight(*locations: Location) -> int:
+    """Default ``--workers``: 4 for local stores, more for a URL with a long round trip (``Location.concurrency``)."""
+    return max(loc.concurrency(WORKERS) for loc in locations)
+
+
+def _verify(location: Location, workers: int | None) -> VerifyReport:
     """``verify_store`` with a progress bar (its total unknown when the manifest cannot be read)."""
+    workers = workers or _in_flight(location)
     try:
         total = status_counts(FeatureStore.open(location).tracks)["done"]
     except UserError:

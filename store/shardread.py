@@ -153,22 +153,36 @@ def _read_mapped(
 
 
 def _chunk_view(index: ShardIndex):
-    """The mapped shard as an array of inner chunks, made once per track, so each chunk of a crop is one
-    slice assignment (docs/performance.md, L2). None when the chunks are not all whole, equal-sized and
-    aligned (StoreWriter always writes them so); such shards take the chunk-by-chunk loop."""
-    if "_chunk_view" not in index.__dict__:
+    """The mapped shard as an array of inner chunks, with the chunk id of every (layer, block), so each
+    chunk of a crop is one slice assignment (docs/performance.md, L2). None when the chunks are not all
+    whole, equal-sized and aligned (StoreWriter always writes them so); such shards take the
+    chunk-by-chunk loop.
+
+    Only the chunk ids are kept on the index (which a reader keeps for every track it has read); the
+    map itself comes from a cache of the most recent shards (:func:`_chunks`), so an epoch over any
+    number of tracks holds at most that many maps and file descriptors open, not one per track."""
+    if "_chunk_ids" not in index.__dict__:
         cc, _, ct, cd = index.chunk
         size = cc * ct * cd * index.dtype.itemsize
         table = index.table[0, :, :, 0]
         offs, sizes = table[..., 0], table[..., 1]
-        view = None
-        if (sizes == size).all() and (offs % size == 0).all():
-            shard = _mapped(index.path)
-            n = shard.size // size
-            chunks = shard[: n * size].view(index.dtype).reshape(n, cc, ct, cd)
-            view = (chunks, (offs // size).astype(np.int64).tolist(), n)
-        object.__setattr__(index, "_chunk_view", view)
-    return index.__dict__["_chunk_view"]
+        aligned = bool((sizes == size).all() and (offs % size == 0).all())
+        object.__setattr__(index, "_chunk_ids", (offs // size).astype(np.int64).tolist() if aligned else None)
+    ids = index.__dict__["_chunk_ids"]
+    if ids is None:
+        return None
+    cc, _, ct, cd = index.chunk
+    chunks = _chunks(index.path, index.dtype.str, cc, ct, cd)
+    return chunks, ids, chunks.shape[0]
+
+
+@lru_cache(maxsize=128)
+def _chunks(path: str, dtype: str, channels: int, frames: int, dim: int) -> np.ndarray:
+    """The mapped shard at ``path`` viewed as whole inner chunks ``(n, channels, frames, dim)``."""
+    shard = _mapped(path)
+    size = channels * frames * dim * np.dtype(dtype).itemsize
+    n = shard.size // size
+    return shard[: n * size].view(dtype).reshape(n, channels, frames, dim)
 
 
 def _read_mapped_chunkwise(

@@ -61,6 +61,32 @@ def track_group(row: dict) -> str:
     return group_key(row.get("split"), row.get("fold"), row.get("label") is not None)
 
 
+def group_keys(tracks: pl.DataFrame) -> pl.Series:
+    """``track_group`` of every row, worked out once per distinct (split, fold, labelled) and mapped in Polars:
+    a manifest of a million tracks takes a fraction of a second, where a Python dict per row took minutes.
+
+    >>> t = pl.DataFrame({"split": ["train", None], "fold": [None, 3], "label": [1, None]}, schema_overrides={"fold": pl.Int16})
+    >>> group_keys(t).to_list() == [track_group(r) for r in t.iter_rows(named=True)]
+    True
+    """
+    parts = tracks.select(
+        pl.col("split").cast(pl.String) if "split" in tracks.columns else pl.lit(None, pl.String).alias("split"),
+        pl.col("fold").cast(pl.Int64) if "fold" in tracks.columns else pl.lit(None, pl.Int64).alias("fold"),
+        (pl.col("label").is_not_null() if "label" in tracks.columns else pl.lit(False)).alias("labelled"),
+    )
+    source = pl.concat_str(
+        [
+            pl.col("split").fill_null("\x00"),
+            pl.col("fold").cast(pl.String).fill_null("\x00"),
+            pl.col("labelled").cast(pl.String),
+        ],
+        separator="\x01",
+    )
+    combos = parts.with_columns(source=source).unique("source")
+    mapping = {src: group_key(split, fold, labelled) for split, fold, labelled, src in combos.iter_rows()}
+    return parts.select(source.replace_strict(mapping, return_dtype=pl.String).alias("group"))["group"]
+
+
 @dataclass
 class Sums:
     """Frame count, per-dimension sum and sum of squares (float64) of some tracks' features."""
@@ -157,7 +183,8 @@ def write_unit(location: Location, unit: str, tracks: dict[str, tuple[str, Sums]
 def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, Sums] | None, str]:
     """Add up the units' sums for the finished manifest ``tracks``; ``(None, why)`` when they do not cover
     exactly its done tracks in the groups it now puts them in."""
-    done = {r["track_id"]: track_group(r) for r in tracks.filter(pl.col("status") == "done").iter_rows(named=True)}
+    finished = tracks.filter(pl.col("status") == "done")
+    done = dict(zip(finished["track_id"].to_list(), group_keys(finished).to_list()))
     units = sorted(n.removesuffix(".parquet") for n in location.listdir("progress") if n.endswith(".parquet"))
     seen: dict[str, str] = {}
     total: dict[str, Sums] = {}
@@ -165,8 +192,7 @@ def combine_units(location: Location, tracks: pl.DataFrame) -> tuple[dict[str, S
         if not location.exists(unit_file(unit)):
             continue  # a unit of failed tracks only, or written before statistics existed (checked below)
         groups, z = _groups_of(location.read_bytes(unit_file(unit)))
-        for track, group in zip(z["track_ids"], z["track_groups"]):
-            seen[str(track)] = str(group)
+        seen.update(zip(z["track_ids"].tolist(), z["track_groups"].tolist()))
         for key, sums in groups.items():
             total[key] = total[key] + sums if key in total else sums
     if seen != done:
@@ -273,7 +299,7 @@ def training_part(groups: dict[str, Sums], train: pl.DataFrame) -> tuple[Sums, l
     Raises ``ValueError`` when the groups cannot make up exactly those tracks (a group is only partly
     in them, or the frame counts disagree).
     """
-    wanted = sorted({track_group(r) for r in train.iter_rows(named=True)})
+    wanted = sorted(set(group_keys(train).to_list()))
     missing = [g for g in wanted if g not in groups]
     if missing:
         raise ValueError(f"no statistics for the tracks of group {missing[0]}")

@@ -31,18 +31,22 @@ class Prefetcher:
     processes each batch is written again into shared memory and page-faulted twice, which made 2
     workers deliver several times fewer crops than one thread reads (docs/performance.md, figure 5). With
     ``pin``, batches are copied into page-locked memory here too, for asynchronous copies to the GPU.
-    Batches are the dataset's, so they are the same whatever the thread count.
+    Batches are the dataset's, so they are the same whatever the thread count. ``concurrent``: how many
+    of the ``depth`` batches are read at the same time (1 locally; more for a remote store, where a read
+    waits a round trip and one batch cannot keep enough requests in flight, see :func:`reading_plan`).
     """
 
-    def __init__(self, dataset: "CropDataset | TrackDataset", batches, *, threads: int, pin: bool = False, depth: int = 2):
+    def __init__(self, dataset: "CropDataset | TrackDataset", batches, *, threads: int, pin: bool = False, depth: int = 2,
+                 concurrent: int = 1):
         self.dataset, self.batches, self.threads, self.pin, self.depth = dataset, batches, max(1, threads), pin, max(1, depth)
+        self.concurrent = max(1, min(concurrent, self.depth))
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple]:
         readers = ThreadPoolExecutor(self.threads, thread_name_prefix="mrnet-read")
-        builder = ThreadPoolExecutor(1, thread_name_prefix="mrnet-batch")
+        builder = ThreadPoolExecutor(self.concurrent, thread_name_prefix="mrnet-batch")
         queue = iter(self.batches)
         pending = deque(builder.submit(self._build, items, readers) for items in islice(queue, self.depth))
         try:
@@ -131,12 +135,26 @@ def loader_threads(device: torch.device) -> int:
     return max(2, min(8, available_cores() // 2))
 
 
+def reading_plan(location, threads: int, batch_size: int) -> dict:
+    """How a ``Prefetcher`` reads a store: locally ``threads`` reading threads, 2 batches ahead, one at a
+    time. A remote store (a URL) gets as many reads in flight as its round trip asks for
+    (``Location.concurrency``: one per millisecond, up to 64): that many threads, and enough batches
+    read at once, each a batch of ``batch_size``, to keep them busy (docs/sharing.md)."""
+    if location is None or location.local:
+        return {"threads": threads, "depth": 2, "concurrent": 1}
+    in_flight = location.concurrency(threads)
+    concurrent = max(1, -(-in_flight // max(1, batch_size)))
+    return {"threads": in_flight, "depth": concurrent + 1, "concurrent": concurrent}
+
+
 def make_loader(dataset, batches, *, num_workers: int | None, device: torch.device, seed: int, persistent: bool = False):
     """Batches of ``dataset`` in the order of ``batches``: read ahead by threads of this process
-    (``num_workers`` None, the default), or by a DataLoader with that many worker processes, its
-    own generator seeding them."""
+    (``num_workers`` None, the default; as many as a remote store's latency asks for, ``reading_plan``),
+    or by a DataLoader with that many worker processes, its own generator seeding them."""
     if num_workers is None:
-        return Prefetcher(dataset, batches, threads=loader_threads(device), pin=device.type == "cuda")
+        batch = max((len(b) for b in islice(iter(batches), 1)), default=1)
+        plan = reading_plan(getattr(dataset, "location", None), loader_threads(device), batch)
+        return Prefetcher(dataset, batches, pin=device.type == "cuda", **plan)
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
                       worker_init_fn=worker_init if num_workers else None, pin_memory=device.type == "cuda",
                       generator=torch.Generator().manual_seed(seed), persistent_workers=persistent and num_workers > 0)

@@ -1,0 +1,78 @@
+"""Costs that must not grow with the number of tracks a process has read (found by ``python -m benchmarks.growth``)."""
+
+from __future__ import annotations
+
+import os
+
+from mrnet.store import shardread
+from mrnet.store.reader import FeatureStore
+from mrnet.store.synthetic import synthetic_store
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_reading_every_track_keeps_a_bounded_number_of_shards_open(tmp_path):
+    """One epoch reads every training track once. Each shard's map (and the file descriptor it holds) used to stay
+    open for as long as the reader kept the track's index, which is forever: an epoch over more tracks than the
+    open-file limit (or the kernel's 65,530 maps) failed part-way, reported as damaged data."""
+    store = FeatureStore.open(synthetic_store(tmp_path / "s.zarr", genres=("a", "b"), per_genre=150, frames=(20, 30),
+                                              separable=False, with_statistics=False))
+    shardread._mapped.cache_clear()
+    shardread._chunks.cache_clear()
+    before = _open_files()
+    keys = store.tracks["key"].to_list()
+    for key in keys:
+        assert store.read(key, 2, 12).shape == (1, 1, 10, 48)
+    assert len(keys) == 300
+    assert _open_files() - before <= shardread._mapped.cache_info().maxsize + 4
+    again = store.read(keys[0], 0, 20)  # a track whose map was dropped reads again
+    assert again.shape == (1, 1, 20, 48)
+
+
+def test_a_local_listing_is_what_fsspec_lists_without_its_cost(tmp_path, monkeypatch):
+    """``Location.files`` and ``du`` walk a local store with ``os.scandir`` (fsspec's walk cost ~0.2 ms of Python per
+    folder, five folders per track: 10 s of ``mrnet-store info`` at 10,000 tracks); same result, and fsspec is not asked."""
+    import fsspec
+
+    from mrnet.store.location import Location
+
+    loc = Location.parse(synthetic_store(tmp_path / "s.zarr", per_genre=3))
+    root = loc.url
+    expected = {p[len(root) + 1 :]: int(i["size"]) for p, i in fsspec.filesystem("file").find(root, detail=True).items()}
+    monkeypatch.setattr(type(loc.fs), "find", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fsspec walked the store")))
+    assert loc.files() == expected and len(expected) > 20
+    assert loc.files("features") == {k: v for k, v in expected.items() if k.startswith("features/")}
+    assert loc.du() == sum(expected.values())
+    assert Location.parse(tmp_path / "none.zarr").files() == {} and Location.parse(tmp_path / "none.zarr").du() == 0
+
+
+def test_statistics_work_out_each_group_once_not_once_per_track(tmp_path, monkeypatch):
+    """``training_part`` (``--normalize stored``) and ``combine_units`` (finalize) built a Python dict per manifest row:
+    90 s on a million-row manifest, growing faster than the rows. Now a group is worked out once per distinct
+    (split, fold, labelled), however many tracks share it."""
+    import numpy as np
+    import polars as pl
+
+    from mrnet.store import statistics
+    from mrnet.store.location import Location
+
+    n = 5000
+    tracks = pl.DataFrame({"track_id": [f"t{i:05d}" for i in range(n)], "split": [("train", "valid", "test")[i % 3] for i in range(n)],
+                           "fold": [None] * n, "label": [i % 4 for i in range(n)], "status": ["done"] * n,
+                           "frames": [10] * n}, schema_overrides={"fold": pl.Int16, "label": pl.Int32})
+    keys = [statistics.track_group(r) for r in tracks.iter_rows(named=True)]
+    groups = {k: statistics.Sums(10 * keys.count(k), np.zeros((1, 1, 2)), np.zeros((1, 1, 2))) for k in set(keys)}
+    loc = Location.parse(tmp_path / "s.zarr")
+    loc.write_bytes("progress/0000.parquet", b"")
+    loc.write_bytes(statistics.unit_file("0000"), statistics._npz(groups, {"track_ids": np.array(tracks["track_id"].to_list()),
+                                                                          "track_groups": np.array(keys)}))
+    calls = []
+    real = statistics.group_key
+    monkeypatch.setattr(statistics, "group_key", lambda *a: calls.append(a) or real(*a))
+    total, used = statistics.training_part(groups, tracks.filter(pl.col("split") == "train"))
+    combined, why = statistics.combine_units(loc, tracks)
+    assert total.count == 10 * tracks.filter(pl.col("split") == "train").height and len(used) == 1
+    assert combined is not None and sum(s.count for s in combined.values()) == 10 * n, why
+    assert len(calls) <= 2 * len(groups)
