@@ -129,32 +129,55 @@ def ls(
     as_json: AsJson = False,
     storage_options: Options = None,
 ) -> None:
-    """The stores in a folder or under a bucket prefix: name, dataset, feature, model, layers, channels, dtype, tracks, size."""
+    """The stores in a folder or under a bucket prefix: name, dataset, task (genres or tags), feature, model, layers, channels, dtype, tracks, extracted tracks per split or fold, size."""
     with _user_errors(where):
         stores = list_stores(_location(where, storage_options))
     if as_json:
         typer.echo(json.dumps(stores, indent=2))
         return
     table = Table(
-        "name", "dataset", "feature", "model", "layers", "channels", "dtype", "tracks", "size", title=escape(where)
+        "name",
+        "dataset",
+        "task",
+        "feature",
+        "model",
+        "layers",
+        "channels",
+        "dtype",
+        "tracks",
+        "parts",
+        "size",
+        title=escape(where),
     )
     for s in stores:
         tracks = f"{s['done']}/{s['tracks']} done" if s["finalized"] else "[yellow]unfinished[/]"
         if s.get("damaged"):
             table.add_row(
-                escape(s["name"]), "", "", "", "", "", "", f"[red]{escape(s['damaged'])}[/]", _size(s["size_bytes"])
+                escape(s["name"]),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"[red]{escape(s['damaged'])}[/]",
+                "",
+                _size(s["size_bytes"]),
             )
             continue
         channels = {1: "mono", 2: "stereo"}.get(s["channels"], str(s["channels"]))
         table.add_row(
             escape(s["name"]),
             escape(s["dataset"] or "-"),
+            {"single-label": "genres", "multi-label": "tags"}.get(str(s["task"]), str(s["task"])),
             s["feature"],
             escape(str(s["model"] or "-")),
             _layers(s["layer_ids"]),
             channels,
             str(s["dtype"]),
             tracks,
+            _parts(s.get("parts")),
             _size(s["size_bytes"]),
         )
     out.print(table if stores else f"no stores under {escape(where)}")
@@ -316,6 +339,11 @@ def _size(n: int | None) -> str:
     raise AssertionError  # unreachable
 
 
+def _parts(parts: dict[str, int] | None) -> str:
+    """Extracted tracks per split or fold: ``train 80  valid 10  test 10``."""
+    return "  ".join(f"{name} {n}" for name, n in parts.items()) if parts else "-"
+
+
 def _print_info(data: dict) -> None:
     p, c = data["provenance"], data["counts"]
     table = Table(show_header=False, title=escape(data["store"]), title_justify="left")
@@ -331,6 +359,7 @@ def _print_info(data: dict) -> None:
         "format": f"version {p['format_version']}"
         + ("" if data["finalized"] else "  [yellow](unfinished: journal only)[/]"),
         "tracks": f"{c['tracks']}  done {c['done']}  failed {c['failed']}  pending {c['pending']}",
+        "extracted per part": _parts(data.get("parts")),
         "audio": f"{data['audio_hours']:g} h  ({data['frames']:,} frames)",
         "size": _size(data["size_bytes"]),
         "statistics": "per split and fold (mrnet-train --normalize stored)"
@@ -341,9 +370,11 @@ def _print_info(data: dict) -> None:
         table.add_row(name, value if name in ("format",) else escape(value))
     out.print(table)
     noun = "tag" if p.get("task") == "multi-label" else "genre"
-    genres = Table(noun, "tracks", title=f"{noun}s", title_justify="left")
+    genres = Table(
+        noun, "tracks", "failed", title=f"{noun}s (tracks: extracted, failed ones apart)", title_justify="left"
+    )
     for g in data["genres"]:
-        genres.add_row(escape(str(g["name"])), str(g["count"]))
+        genres.add_row(escape(str(g["name"])), str(g["count"]), str(g.get("failed", 0)))
     out.print(genres)
     if data["failed"]:
         failed = Table("track", "path", "error", title=f"failed tracks ({len(data['failed'])})", title_justify="left")

@@ -8,14 +8,17 @@ read as raw JSON, so stores of another format version are listed too (with that 
 >>> from mrnet.store.location import Location
 >>> root = tempfile.mkdtemp()
 >>> _ = synthetic_store(root + "/a.zarr", per_genre=1)
->>> [(s["name"], s["feature"], s["tracks"]) for s in list_stores(Location.parse(root))]
-[('a.zarr', 'mel', 3)]
+>>> [(s["name"], s["feature"], s["task"], s["tracks"], s["parts"]) for s in list_stores(Location.parse(root))]
+[('a.zarr', 'mel', 'single-label', 3, {'train': 3})]
 """
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
+
+import polars as pl
 
 from mrnet.store.format import ROOT_ATTR
 from mrnet.store.location import Location
@@ -47,7 +50,7 @@ def damaged(loc: Location) -> dict[str, Any] | None:
     else:
         why = f"damaged: its root zarr.json is not the root of an mrnet store (mrnet-store verify {loc.url}; mrnet-store repair {loc.url})"
     empty = dict.fromkeys(("dataset", "feature", "model", "channels", "dtype", "dim", "format_version", "tracks", "done"))
-    return {"name": loc.name, "url": loc.url, **empty, "layers": 0, "layer_ids": [], "task": None, "finalized": False,
+    return {"name": loc.name, "url": loc.url, **empty, "layers": 0, "layer_ids": [], "task": None, "parts": None, "finalized": False,
             "damaged": why, "size_bytes": loc.du()}
 
 
@@ -66,6 +69,7 @@ def describe(loc: Location, *, size: bool = True) -> dict[str, Any] | None:
         summary = json.loads(loc.read_bytes("manifest/summary.json"))
     except FileNotFoundError:
         summary = {}
+    parts = _parts(loc) if summary else None
     return {
         "name": loc.name,
         "url": loc.url,
@@ -82,5 +86,17 @@ def describe(loc: Location, *, size: bool = True) -> dict[str, Any] | None:
         "finalized": bool(summary),
         "tracks": summary.get("tracks"),
         "done": summary.get("done"),
+        "parts": parts,
         "size_bytes": loc.du() if size else None,
     }
+
+
+def _parts(loc: Location) -> dict[str, int] | None:
+    """Extracted tracks per split or fold, from the manifest (None where it cannot be read: ``verify`` says why)."""
+    from mrnet.store.info import part_sizes
+
+    try:
+        tracks = pl.read_parquet(io.BytesIO(loc.read_bytes("manifest/tracks.parquet")), columns=["split", "fold", "status"])
+    except (FileNotFoundError, OSError, pl.exceptions.PolarsError):
+        return None
+    return part_sizes(tracks)

@@ -8,6 +8,7 @@ import numpy as np
 
 from mrnet.store import Location, Provenance, StoreWriter
 from mrnet.store.cli import app
+from tests.helpers import make_store
 from tests.store.util import small_store
 
 
@@ -33,6 +34,19 @@ def test_info_lists_failed_tracks_with_their_errors(runner, tmp_path):
     result = runner.invoke(app, ["info", loc.url])
     assert result.exit_code == 0, result.output
     assert "failed 1" in result.output and "bad" in result.output and "truncated MP3" in result.output
+
+
+def test_info_shows_the_task_split_sizes_and_genre_counts_without_failed_tracks(runner, tmp_path):
+    ok = np.ones((1, 1, 10, 48))
+    loc = small_store(tmp_path / "f.zarr", {"a": ok, "b": ok, "bad": "cannot decode: truncated MP3 frame"})
+    data = json.loads(runner.invoke(app, ["info", loc.url, "--json"]).output)
+    assert data["task"] == "single-label"
+    assert data["genres"] == [{"name": "g", "count": 2, "failed": 1}]  # the manifest's genre table counts 3
+    assert data["parts"] == {}  # small_store gives no split
+    made = make_store(tmp_path / "s.zarr", per_genre=6)
+    result = runner.invoke(app, ["info", str(made)], env={"COLUMNS": "200"})
+    assert "single-label" in result.output and "train 12  valid 3  test 3" in result.output
+    assert "failed ones apart" in result.output
 
 
 def test_info_on_an_unfinished_store_reads_its_journal(runner, tmp_path):

@@ -25,7 +25,19 @@ def test_ls_lists_stores_and_skips_other_entries(runner, tmp_path):
     table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "200"}).output
     assert "fma-wavlm.zarr" in table and "synthetic" in table and "6/6 done" in table
     row = next(line for line in table.splitlines() if "fma-wavlm.zarr" in line)
-    assert [cell.strip() for cell in row.strip("│ ").split("│")][1:7] == ["synthetic", "wavlm", "synthetic", "0-2", "mono", "float16"]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[1:8] == ["synthetic", "genres", "wavlm", "synthetic", "0-2", "mono", "float16"]
+    assert cells[9] == "train 6"  # two tracks a genre: all in training
+
+
+def test_ls_shows_the_task_and_the_extracted_tracks_per_split_or_fold(runner, tmp_path):
+    make_store(tmp_path / "folds.zarr", per_genre=3, splits=False, folds=3)
+    make_store(tmp_path / "tags.zarr", per_genre=6, tags=True)
+    stores = {s["name"]: s for s in json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).output)}
+    assert stores["folds.zarr"]["task"] == "single-label" and stores["folds.zarr"]["parts"] == {"fold 0": 3, "fold 1": 3, "fold 2": 3}
+    assert stores["tags.zarr"]["task"] == "multi-label" and stores["tags.zarr"]["parts"] == {"train": 12, "valid": 3, "test": 3}
+    table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "220"}).output
+    assert "fold 0 3  fold 1 3  fold 2 3" in table and "tags" in table
 
 
 def test_ls_of_a_store_lists_it_and_of_an_empty_folder_says_so(runner, store, tmp_path):
