@@ -6,6 +6,7 @@ Each command parses its options, builds a config and calls one library function
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from enum import Enum
@@ -15,21 +16,20 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.config import NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
-from mrnet.train.loop import Interrupted, Reporter
+from mrnet.train.display import RichReporter
+from mrnet.train.loop import Interrupted
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 from mrnet.train.presets import PRESETS, default_preset, preset
 from mrnet.train.cli_results import FORMAT_HELP, compare_app, report_app  # noqa: F401 (mrnet-report, mrnet-compare)
 from mrnet.train.plots import parse_formats
-from mrnet.train.report import pct
+from mrnet.train.ranges import MODEL_RANGES, RANGES, help_range
 from mrnet.train.runs import RunFolder, default_run_dir
-from mrnet.train.tasks import show
 
 Preset = choices("Preset", PRESETS)
 Model = choices("Model", MODELS)
@@ -51,47 +51,18 @@ INPUT, MODEL, OPTIM, AUGMENT, EVAL, MACHINE = "Input and output", "Model", "Opti
 BY_PRESET = "preset"
 
 
-class RichReporter(Reporter):
-    """A line per epoch above a live bar (epochs with ETA, batches with loss) that disappears at the end."""
-
-    def __init__(self, con: Console):
-        self.console = con
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=con, transient=True,
-        )
-
-    def note(self, text: str) -> None:
-        self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
-
-    def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None:
-        self.console.print(f"[bold]{escape(str(run))}[/]: {escape(description)}, {epochs} epochs of {steps} batches", highlight=False)
-        self.total = epochs
-        self.progress.start()
-        self.epochs = self.progress.add_task("epoch", total=epochs, completed=done, info="")
-        self.batches = self.progress.add_task("batch", total=steps, info="")
-
-    def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None:
-        self.progress.update(self.batches, completed=step, info=f"loss {loss:.3f}")
-
-    def epoch(self, r: dict) -> None:
-        info = f"loss {r['train_loss']:.3f}"
-        if "valid_accuracy" in r:
-            info += f" | valid {pct(r['valid_accuracy'])} F1 {r['valid_macro_f1']:.3f}"
-        elif "valid_roc_auc" in r:
-            info += f" | valid ROC-AUC {show('roc_auc', r['valid_roc_auc'])} PR-AUC {show('pr_auc', r['valid_pr_auc'])}"
-        self.progress.update(self.epochs, completed=r["epoch"], info=info)
-        self.progress.reset(self.batches, info="")
-        best = " [green]best[/]" if r.get("best") else ""
-        step = f"C {r['C']:g}" if "C" in r else f"lr {r['lr']:.1e}"  # the linear probe's rounds are values of C
-        train = f"  train {pct(r['train_accuracy'])}" if "train_accuracy" in r else ""
-        self.console.print(f"epoch {r['epoch']}/{self.total}  {info}{train}  {step}{best}", highlight=False)
-
-    def end(self) -> None:
-        self.progress.stop()
-
-
 # --- mrnet-train --------------------------------------------------------------------------------
+
+
+class TrainCommand(Command):
+    """mrnet-train: each numeric option's help ends with its range, as declared in train/ranges.py."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name in RANGES or param.name in MODEL_RANGES:
+                param.help = (getattr(param, "help", None) or "") + help_range(param.name)
+
 
 train_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
 
@@ -137,7 +108,7 @@ def _stages(texts: list[str] | None) -> tuple | None:
     return tuple(out)
 
 
-@train_app.command(cls=Command)
+@train_app.command(cls=TrainCommand)
 @report_user_errors
 def train(
     store: Annotated[Optional[str], _opt("Feature store: a path or URL (s3://...). With --resume: where the run's store is now.", INPUT, None)] = None,
@@ -245,6 +216,11 @@ def train(
             saved = f"{stop}" if isinstance(stop, Interrupted) else "stopped; the last end-of-epoch checkpoint is kept"
         console.print(f"[yellow]interrupted:[/] {escape(saved)}\nResume with: [bold]mrnet-train --resume {escape(str(run_dir))}[/]", highlight=False)
         raise typer.Exit(130) from None
+    except OSError as err:  # a full disk: what finished is kept, and the run continues with --resume (not a new run)
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT) or not (Path(run_dir) / "config.json").exists():
+            raise
+        raise UserError(f"no space left writing {err.filename or 'the run folder'}: every finished epoch of {run_dir} is kept. "
+                        f"Free some space, then continue the run: mrnet-train --resume {run_dir}") from err
     if path is None:  # a torchrun process other than rank 0: rank 0 shows the result
         return
     if formats != ("png",):  # the figures again, in every format asked for

@@ -5,6 +5,7 @@ Their entry points are in ``cli.py`` with the others; ``--format`` (figure forma
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +17,7 @@ from mrnet.core.cli import Command
 from mrnet.core.errors import report_user_errors
 from mrnet.train.plots import parse_formats
 from mrnet.train.render import pct
-from mrnet.train.runs import RunFolder
+from mrnet.train.runs import PartialMetricsLine, RunFolder
 
 FORMAT_HELP = "Figure formats, comma-separated: png (always written), pdf, svg; e.g. --format png,pdf,svg."
 
@@ -34,10 +35,18 @@ def report(
 ) -> None:
     """Metrics table of a run; rewrites its report.md and plots (PNG). A folder of separately trained
     folds gets the report of a --folds all run."""
+    console = Console()
+    with warnings.catch_warnings(record=True) as caught:  # a metrics.jsonl cut short is read up to its last whole line
+        warnings.simplefilter("always", PartialMetricsLine)
+        _report(console, run, fmt)
+    for text in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, PartialMetricsLine)):
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(text)}", highlight=False)
+
+
+def _report(console: Console, run: Path, fmt: str | None) -> None:
     from mrnet.train import aggregate
     from mrnet.train import report as reports
 
-    console = Console()
     folder = RunFolder(run)
     if aggregate.is_fold_collection(run):
         result = aggregate.aggregate_folds(run)

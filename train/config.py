@@ -26,6 +26,7 @@ from typing import Any
 from mrnet.core.errors import UserError
 from mrnet.train.models import MODELS
 from mrnet.train.normalize import MODES as NORMALIZE_MODES
+from mrnet.train.ranges import problems
 from mrnet.train.tasks import MULTI, SINGLE
 
 #: Validation metrics that choose the checkpoint. ``loss``: the lowest validation loss; ``last``: the last
@@ -116,7 +117,11 @@ class TrainConfig:
         self.check()
 
     def check(self) -> None:
-        """Raise ``UserError`` naming the first option that cannot work."""
+        """Raise ``UserError`` naming the first option that cannot work: first any number outside its
+        declared range (train/ranges.py: NaN and infinity never are inside), then the combinations."""
+        wrong = problems({f.name: getattr(self, f.name) for f in fields(self)}, self.model_options)
+        if wrong:
+            raise UserError(wrong[0] + (f" (and {len(wrong) - 1} more: {'; '.join(wrong[1:])})" if len(wrong) > 1 else ""))
         if self.model not in MODELS:
             raise UserError(f"--model {self.model!r}: choose one of {', '.join(MODELS)}")
         own = tuple(o for o in MODELS[self.model].options if o != "instance_norm")  # instance_norm follows --normalize
@@ -137,41 +142,19 @@ class TrainConfig:
         if (self.schedule == "stages") != bool(self.stages):
             raise UserError("--schedule stages needs --stage EPOCH:OPTIMIZER:LR (one or more), and --stage needs --schedule stages")
         epochs = [e for e, _, _ in self.stages]
-        if epochs != sorted(set(epochs)) or any(e < 1 for e in epochs) or any(lr <= 0 for _, _, lr in self.stages):
-            raise UserError(f"--stage: epochs must increase from 1 on, each with a positive lr; got {list(self.stages)} "
+        if epochs != sorted(set(epochs)) or any(e < 1 for e in epochs) or any(not 0 < lr <= 10 for _, _, lr in self.stages):
+            raise UserError(f"--stage: epochs must increase from 1 on, each with an lr in (0, 10]; got {list(self.stages)} "
                             "(a stage at or after --epochs never begins)")
         if self.eval_unit is not None:
             parse_eval_unit(self.eval_unit)
-        if self.patience < 0 or self.min_delta < 0:
-            raise UserError(f"--patience {self.patience} and --min-delta {self.min_delta} must be 0 or more")
-        if not 0 <= self.time_flip <= 1:
-            raise UserError(f"--time-flip must be in [0, 1], got {self.time_flip}")
         if self.fold is not None and self.all_folds:
             raise UserError("--fold and --folds all exclude each other: pick one fold, or all of them")
-        if self.fold is not None and self.fold < 0:
-            raise UserError(f"--fold {self.fold}: folds are numbered from 0")
-        positive = ("epochs", "batch_size", "eval_every", "eval_batch_size")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.crop_seconds <= 0:
-            raise UserError(f"--crop-seconds must be positive, got {self.crop_seconds}")
-        if self.lr <= 0 or self.lr_min < 0 or (self.schedule == "cosine" and self.lr_min > self.lr):
-            raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: need 0 <= lr-min <= lr and lr > 0")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise UserError(f"--num-workers must be 0 or more, got {self.num_workers}")
-        for name in ("noise_p", "time_mask_frac", "feature_mask_frac"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("time_masks", "feature_masks"):
-            if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if self.schedule == "cosine" and self.lr_min > self.lr:
+            raise UserError(f"--lr {self.lr} and --lr-min {self.lr_min}: the cosine schedule needs lr-min <= lr")
         self.check_scale()
 
     def check_scale(self) -> None:
         """The scale options: ``--workers``, ``--gpus``, ``--scheduler`` (what this machine has is checked at launch)."""
-        if self.workers is not None and self.workers < 1:
-            raise UserError(f"--workers {self.workers}: give 1 or more processes (1 trains in this process)")
         if self.workers is not None and self.gpus:
             raise UserError("--workers (CPU processes) and --gpus (one process per GPU) exclude each other: give one")
         if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
@@ -181,8 +164,6 @@ class TrainConfig:
                             "come from --workers, --gpus or torchrun (docs/training.md, Training at scale)")
         if self.scheduler is not None and (self.workers is not None or self.gpus):
             raise UserError("--scheduler sends the folds to that cluster's workers; drop --workers/--gpus (the cluster has its own)")
-        if self.schedule_epochs is not None and self.schedule_epochs < 1:
-            raise UserError(f"schedule_epochs must be at least 1, got {self.schedule_epochs}")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

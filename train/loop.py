@@ -26,7 +26,7 @@ from mrnet.train.crops import TrackDataset
 from mrnet.train.models import PROBE, get
 from mrnet.train.recipe import Interrupted, Recipe, StopCheck, train_step
 from mrnet.train.runs import RunFolder, default_run_dir, seed_everything, write_json
-from mrnet.train.setup import (RunParts, assemble, check_same_store, crop_frames, eval_loader, open_store, store_record, warn_unlearnable,
+from mrnet.train.setup import (RunParts, assemble, check_crop, check_same_store, crop_frames, eval_loader, open_store, store_record, warn_unlearnable,
                                with_defaults)
 from mrnet.train.splits import Splits, fold_count, has_official_split, split_tracks, usable
 
@@ -37,6 +37,7 @@ class Reporter:
     def note(self, text: str) -> None: ...
     def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None: ...
     def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None: ...
+    def evaluation(self, *, part: str, done: int, total: int) -> None: ...  # batches of an evaluation pass (0 at its start)
     def epoch(self, record: dict) -> None: ...
     def end(self) -> None: ...
 
@@ -76,7 +77,7 @@ def prepare(cfg: TrainConfig, reporter: Reporter) -> tuple[TrainConfig, RunFolde
     cfg = with_defaults(cfg, store)
     splits = split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
     parts = assemble(cfg, store, splits)  # refuses a store without the statistics --normalize needs, a model the store cannot feed
-    crop_frames(cfg, store.provenance.frame_rate, parts.model)
+    check_crop(cfg, crop_frames(cfg, store.provenance.frame_rate, parts.model), parts.model, splits.train, store.provenance.frame_rate)
     if distributed.ranks().main:
         write_json(run.config_file, cfg.to_json())
     distributed.barrier()
@@ -88,9 +89,13 @@ def resume(run_dir: Path, *, reporter: Reporter | None = None, should_stop: Stop
     (the store moved), the machine (``num_workers``, ``device``, ``workers``, ``gpus``, ``scheduler``),
     ``epochs`` (more than the run's: a finished run is extended, see ``resumed_config``). A run stopped
     before its first checkpoint starts again from the beginning, with its own config."""
-    run = RunFolder(Path(run_dir))
+    run, reporter = RunFolder(Path(run_dir)), reporter or Reporter()
     cfg = resumed_config(run, **changes)
-    return _run(cfg, run, open_store(cfg.store), resume=True, reporter=reporter or Reporter(), should_stop=should_stop)
+    if distributed.ranks().main:  # the temporary files of writes cut short (a kill, a full disk) go
+        for folder in [run, *(RunFolder(p) for p in sorted(run.path.glob("fold-*")) if p.is_dir())]:
+            for left in folder.clean_temporary():
+                reporter.note(f"removed {left}, left by a write that was cut short")
+    return _run(cfg, run, open_store(cfg.store), resume=True, reporter=reporter, should_stop=should_stop)
 
 
 def resumed_config(run: RunFolder, **changes) -> TrainConfig:

@@ -27,7 +27,7 @@ from mrnet.train import normalize
 from mrnet.train.config import parse_eval_unit
 from mrnet.train.crops import EvalUnit, tile_frames
 from mrnet.train.loop import crop_frames
-from mrnet.train.runs import RunFolder, load_checkpoint
+from mrnet.train.runs import RunFolder, load_checkpoint, load_weights
 from mrnet.train.setup import build_model, model_input
 from mrnet.train.tasks import MULTI
 
@@ -115,6 +115,9 @@ class Predictor:
 
     def predict(self, path: Path, *, top: int = 3) -> Prediction:
         """Top ``top`` genres (or tags) of one file with their probabilities."""
+        if not Path(path).is_file():  # a FIFO would block the decoder forever; a device or socket is no audio either
+            what = "does not exist" if not Path(path).exists() else "is not a regular file (a FIFO, device or socket is never opened)"
+            return Prediction(str(path), error=f"{path} {what}: pass audio files")
         try:
             feats = features_of_file(self.engine, Path(path))
         except Exception as err:  # noqa: BLE001 - any failure of one file is reported and the rest go on
@@ -138,7 +141,7 @@ def _load(run: RunFolder) -> tuple[torch.nn.Module, dict, dict]:
     prov = Provenance.from_json(info["provenance"], where=str(run.store_file))
     norm = normalize.read(run.path, cfg.normalize or "instance")  # the statistics training used, not the store's
     model = build_model(cfg, model_input(prov, len(info["layer_positions"]), len(info["genres"])), norm)
-    model.load_state_dict(best["model"])
+    load_weights(model, best, run.best, cfg)
     return model, info, best
 
 
@@ -167,6 +170,8 @@ def files_from(inputs: list[Path]) -> list[Path]:
                 raise UserError(f"{item} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             out += found
         elif item.suffix.lower() == ".csv":
+            if not item.is_file():
+                raise UserError(f"{item} is not a regular file (a missing file, FIFO, device or socket is never opened): pass a CSV file")
             with item.open(newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             if not rows:

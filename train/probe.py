@@ -22,6 +22,7 @@ import torch
 from mrnet.store.reader import FeatureStore
 from mrnet.train import predictions
 from mrnet.train import report as reports
+from mrnet.train import state as keys
 from mrnet.train.evaluate import evaluate
 from mrnet.train.models.linear import stats_pool
 from mrnet.train.runs import RunFolder, save_checkpoint
@@ -79,7 +80,7 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
         record["best"] = best is None or value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
         if record["best"]:
             best = {"epoch": i + 1, "metric": value, "loss": record["valid_loss"], "C": c}
-            best_state = {"model": {k: v.clone() for k, v in model.state_dict().items()}, "epoch": i + 1,
+            best_state = {"model": {k: v.clone() for k, v in model.state_dict().items()}, keys.MODEL_NAME: cfg.model, "epoch": i + 1,
                           "valid": {k: v for k, v in record.items() if k.startswith("valid_")}, "C": c}
         now = time.time()
         record["seconds"] = round(now - began, 3)  # this C's fit and evaluation (the first also the tracks' statistics)
@@ -90,7 +91,7 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
         reporter.epoch(record)
     reporter.end()
     save_checkpoint(run.best, best_state)
-    save_checkpoint(run.last, {"model": best_state["model"], "epoch": len(GRID), "history": history, "best": best})
+    save_checkpoint(run.last, {"model": best_state["model"], keys.MODEL_NAME: cfg.model, "epoch": len(GRID), "history": history, "best": best})
     model.load_state_dict(best_state["model"])
     kept = {part: evaluate(model, evals[part], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights, keep=True)
             for part in ("valid", "test")}

@@ -11,6 +11,7 @@ augmentation are seeded by (seed, epoch, track) and the batch order by (seed, ep
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Callable
 
 import torch.nn.functional as F
 
+from mrnet.core.errors import UserError
 from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, predictions
@@ -29,7 +31,7 @@ from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, track_targets
 from mrnet.train.evaluate import Stopped, autocast, evaluate
 from mrnet.train.events import EventLog
 from mrnet.train.loader import EpochBatches, make_loader, steps_per_epoch
-from mrnet.train.runs import RunFolder, load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
 from mrnet.train.selection import Patience, improves
 from mrnet.train.setup import RunParts, crop_frames, eval_loader, make_optimizer, make_scheduler, next_stage
 from mrnet.train.state import TrainState
@@ -102,7 +104,7 @@ class Recipe:
         """The model, optimizer, scheduler and RNGs of ``last.pt``, and its training state."""
         cfg, ranks, reporter = self.cfg, self.ranks, self.reporter
         ck = load_checkpoint(self.folder.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
-        self.model.load_state_dict(ck[keys.MODEL])
+        load_weights(self.model, ck, self.folder.last, cfg)
         state = TrainState.from_checkpoint(ck)
         # the optimizer of the stage that wrote the checkpoint: the epoch under way, or the one just finished
         self.optimizer = make_optimizer(cfg, self.model, epoch=state.epoch if state.step else max(state.epoch - 1, 0))
@@ -183,6 +185,8 @@ class Recipe:
                                         self.multilabel, part)
             stop = self.ctrl_c() or bool(self.should_stop and self.should_stop(epoch, state.step + 1))
             total, correct, count, stop = distributed.reduce_step(value, size, correct, len(y), stop)  # over the ranks
+            if not math.isfinite(total):
+                raise self.diverged(epoch, state.step + 1, total)
             state.count(total, correct, count)
             value = value if part is None else total / size
             self.reporter.batch(epoch=epoch, step=state.step, steps=self.steps, loss=value)
@@ -194,11 +198,31 @@ class Recipe:
             record["train_accuracy"] = state.correct / max(state.seen, 1)
         return record
 
+    def diverged(self, epoch: int, step: int, loss: float) -> UserError:
+        """The run stops at a non-finite loss: its weights are spoiled, so nothing of this epoch is saved,
+        and what was written before (metrics.jsonl, the last end-of-epoch checkpoint, best.pt) stays."""
+        cfg = self.cfg
+        rates = f"--lr {cfg.lr:g}" + (f", --lr-min {cfg.lr_min:g}" if cfg.schedule == "cosine" else "") + \
+            (f", --stage {' '.join(f'{e}:{o}:{lr:g}' for e, o, lr in cfg.stages)}" if cfg.stages else "")
+        kept = f"epochs 1-{epoch} and their checkpoint are kept in {self.folder.path}" if epoch else f"nothing was checkpointed in {self.folder.path}"
+        return UserError(f"training diverged: the loss of batch {step} of epoch {epoch + 1} is {loss} (not a finite number); {kept}. "
+                         f"The usual cause is a learning rate too high ({rates}): start a new run with a lower --lr "
+                         f"(resuming would diverge again). Features that are not finite would do it too: mrnet-store verify {cfg.store}")
+
+    def shown(self, part: str):
+        """The evaluation batches of split ``part``, each reported as it is scored (the display's progress)."""
+        batches = self.evals[part]
+        total = len(batches)
+        self.reporter.evaluation(part=part, done=0, total=total)
+        for done, batch in enumerate(batches, 1):
+            yield batch
+            self.reporter.evaluation(part=part, done=done, total=total)
+
     def judge(self, part: str, threshold: float | None = None) -> dict:
         """Metrics of split ``part``, sharded over the ranks and gathered in one-process order."""
         if not self.cfg.sync_bn:
             distributed.broadcast_buffers(self.model)
-        return evaluate(self.model, self.evals[part], num_classes=len(self.parts.labels), device=self.device, class_weights=self.weights,
+        return evaluate(self.model, self.shown(part), num_classes=len(self.parts.labels), device=self.device, class_weights=self.weights,
                         multilabel=self.multilabel, threshold=threshold, bf16=self.bf16, stop=None if self.ranks.many else self.ctrl_c,
                         gather=distributed.gather_batches)
 
@@ -216,7 +240,7 @@ class Recipe:
             metric = "loss" if cfg.select_metric == "last" else cfg.select_metric
             state.best = {"epoch": epoch + 1, "metric": record[f"valid_{metric}"], "loss": record["valid_loss"]}
         if record["best"] and self.ranks.main:
-            save_checkpoint(self.folder.best, {keys.MODEL: self.model.state_dict(), keys.EPOCH: epoch + 1,
+            save_checkpoint(self.folder.best, {keys.MODEL: self.model.state_dict(), keys.MODEL_NAME: cfg.model, keys.EPOCH: epoch + 1,
                                             keys.VALID: {k: v for k, v in record.items() if k.startswith("valid_")}})
         if self.patience.update(record) and epoch + 1 < cfg.epochs:
             state.stopped = epoch + 1
@@ -245,7 +269,7 @@ class Recipe:
         rngs = distributed.gather(rng_state())
         if self.ranks.main:
             self.state.patience = self.patience.state()
-            save_checkpoint(self.folder.last, {keys.MODEL: self.model.state_dict(), keys.OPTIMIZER: self.optimizer.state_dict(),
+            save_checkpoint(self.folder.last, {keys.MODEL: self.model.state_dict(), keys.MODEL_NAME: self.cfg.model, keys.OPTIMIZER: self.optimizer.state_dict(),
                                             keys.SCHEDULER: self.scheduler.state_dict(), keys.RNG: rngs[0],
                                             **({keys.RNG_RANKS: rngs} if self.ranks.many else {}), **self.state.to_checkpoint()})
         distributed.barrier()  # on disk before any rank reads it (a new stage, the final report)
@@ -253,9 +277,9 @@ class Recipe:
     def final_report(self) -> dict:
         """The validation-selected model on the test split, at the threshold validation chose."""
         best = load_checkpoint(self.folder.best)
-        self.model.load_state_dict(best[keys.MODEL])
+        load_weights(self.model, best, self.folder.best, self.cfg)
         threshold = best[keys.VALID].get("valid_threshold")
-        kept = {part: evaluate(self.model, self.evals[part], num_classes=len(self.parts.labels), device=self.device,
+        kept = {part: evaluate(self.model, self.shown(part), num_classes=len(self.parts.labels), device=self.device,
                                class_weights=self.weights, multilabel=self.multilabel, threshold=threshold, bf16=self.bf16,
                                gather=distributed.gather_batches, keep=True) for part in ("valid", "test")}
         test = kept["test"]

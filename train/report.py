@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from mrnet.core.errors import UserError
 from mrnet.train import fingerprint, plots, predictions, stats
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
@@ -209,7 +210,7 @@ def probe_for(path: Path, report: dict) -> dict | None:
                 if "folds" in theirs or (theirs["split"], theirs["sizes"]) != (report["split"], report["sizes"]):
                     continue
                 row = {"test_accuracy": theirs["test"]["accuracy"], "test_macro_f1": theirs["test"]["macro_f1"]}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, UserError):
             continue  # not a readable finished run: not a probe to compare with
         found.append(((other / "report.json").stat().st_mtime, {"run": str(other), **row}))
     return max(found, key=lambda f: f[0])[1] if found else None
@@ -219,7 +220,7 @@ def _store_of(path: Path) -> tuple | None:
     """What identifies a run's store: its provenance and genre names (store.json of the run or its first fold)."""
     for candidate in (path / "store.json", path / "fold-0" / "store.json"):
         if candidate.is_file():
-            info = json.loads(candidate.read_text())
+            info = RunFolder(candidate.parent).store_info()  # a damaged store.json is named
             return json.dumps(info.get("provenance"), sort_keys=True), tuple(info.get("genres", ()))
     return None
 

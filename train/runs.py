@@ -21,9 +21,11 @@ runs/<store>-<YYYYmmdd-HHMMSS>/
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,10 @@ import numpy as np
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.core.files import atomic_path, write_atomic
+from mrnet.core.files import is_temporary, write_atomic
 from mrnet.store.location import Location
 from mrnet.train.config import TrainConfig
+from mrnet.train.state import MODEL_NAME
 
 CHECKPOINT_FORMAT = "mrnet-train-checkpoint/1"
 
@@ -91,20 +94,46 @@ class RunFolder:
     def config(self) -> TrainConfig:
         if not self.config_file.exists():
             raise UserError(f"{self.path} is not a training run (no config.json). Pass the folder mrnet-train wrote.")
+        data = self._object(self.config_file, "the run's config")
         try:
-            return TrainConfig.from_json(json.loads(self.config_file.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise UserError(f"{self.config_file} is not a readable run config ({err}).") from err
+            return TrainConfig.from_json(data)
+        except TypeError as err:
+            raise UserError(f"{self.config_file} is not a readable run config ({err}). {self._restore(self.config_file)}") from err
+        except UserError as err:
+            raise UserError(f"{self.config_file}: {err}. {self._restore(self.config_file)}") from err
 
     def store_info(self) -> dict:
         if not self.store_file.exists():
             raise UserError(f"{self.path} has no store.json: the run never opened its store. Start it again with mrnet-train --store.")
-        return json.loads(self.store_file.read_text())
+        return self._object(self.store_file, "the store the run was trained on")
 
     def report(self) -> dict:
         if not self.report_file.exists():
             raise UserError(f"{self.path} has no report.json: the run has not finished. Resume it: mrnet-train --resume {self.path}")
-        return json.loads(self.report_file.read_text())
+        return self._object(self.report_file, "the run's final metrics")
+
+    def _object(self, path: Path, what: str) -> dict:
+        """One of the run's JSON files, which each hold an object; ``UserError`` naming the file otherwise."""
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"{path} is not JSON ({err}); it records {what}. {self._restore(path)}") from err
+        if not isinstance(data, dict):
+            raise UserError(f"{path} holds a JSON {type(data).__name__}, not the object mrnet-train writes; it records {what}. "
+                            f"{self._restore(path)}")
+        return data
+
+    def _restore(self, path: Path) -> str:
+        return f"Restore {path.name} from a backup (or a copy of the run), or start a new run with another --out."
+
+    def clean_temporary(self) -> list[Path]:
+        """Delete the temporary files a killed write left in the run folder, its checkpoints/ and plots/
+        (``core.files.is_temporary``: the tool's own names only); returns them."""
+        found = [p for folder in (self.path, self.path / "checkpoints", self.plots) if folder.is_dir()
+                 for p in folder.iterdir() if is_temporary(p.name) and p.is_file() and not p.is_symlink()]
+        for p in found:
+            p.unlink(missing_ok=True)
+        return found
 
     def append_metrics(self, record: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -116,18 +145,43 @@ class RunFolder:
         write_atomic(self.metrics_file, "".join(json.dumps(r, default=_jsonable) + "\n" for r in history).encode())
 
     def metrics(self) -> list[dict]:
+        """metrics.jsonl's records. A last line cut short (the file is appended in place; a run killed, or
+        a disk filled, mid-line) is left out with a ``PartialMetricsLine`` warning; a bad line before it
+        is damage, refused naming the line."""
         if not self.metrics_file.exists():
             return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line.strip()]
+        lines = [(n, line) for n, line in enumerate(self.metrics_file.read_text(errors="replace").splitlines(), 1) if line.strip()]
+        records = []
+        for i, (n, line) in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            elif i == len(lines) - 1:
+                warnings.warn(PartialMetricsLine(f"{self.metrics_file}: its last line (line {n}) is cut short and was left out; "
+                                                 f"the {len(records)} whole epoch record(s) before it are read. mrnet-train --resume "
+                                                 f"{self.path} rewrites the file from its checkpoint."), stacklevel=2)
+            else:
+                raise UserError(f"{self.metrics_file}: line {n} is not a JSON record: the file is damaged. Restore it from a backup; "
+                                f"mrnet-train --resume {self.path} rewrites it from the run's checkpoint.")
+        return records
+
+
+class PartialMetricsLine(UserWarning):
+    """metrics.jsonl ends in part of a line: left out."""
 
 
 # --- checkpoints --------------------------------------------------------------------------------
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """``torch.save`` to a temp file, then rename: the previous checkpoint survives a crash mid-write."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    """``torch.save`` to a temp file, then rename: the previous checkpoint survives a crash mid-write.
+    Serialised in memory first, so a full disk is an ``OSError`` (ENOSPC) like any other write's."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    write_atomic(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -143,6 +197,22 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not an mrnet training checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, expected {CHECKPOINT_FORMAT}).")
     return state
+
+
+def load_weights(model: torch.nn.Module, checkpoint: dict, path: Path, cfg: TrainConfig) -> None:
+    """A checkpoint's weights into the run's model; ``UserError`` naming both models when they differ."""
+    theirs = checkpoint.get(MODEL_NAME)
+    options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items()) or "its preset's options"
+    fix = f"Put the checkpoint {path.name} of this run back (or start a new run)."
+    if theirs is not None and theirs != cfg.model:
+        raise UserError(f"{path} holds the weights of a {theirs} model, and this run's config.json trains {cfg.model}: "
+                        f"the checkpoint comes from another run. {fix}")
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)[:200]
+        raise UserError(f"{path} does not fit this run's model ({cfg.model}, {options}): {first}. It holds the weights of "
+                        f"{theirs or 'another model'} or of other options: the checkpoint comes from another run. {fix}") from err
 
 
 def rng_state() -> dict:

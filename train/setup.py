@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+import psutil
 import torch
 
 from mrnet.core.errors import UserError
@@ -23,7 +24,7 @@ from mrnet.train.config import SELECT_METRICS, TrainConfig
 from mrnet.train.crops import TrackDataset
 from mrnet.train.loader import length_batches, make_loader
 from mrnet.train.models import PROBE, ModelInput, get
-from mrnet.train.runs import RunFolder, load_checkpoint, seed_everything
+from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, seed_everything
 from mrnet.train.splits import Splits
 from mrnet.train.tasks import HEADLINE, MULTI
 
@@ -83,6 +84,7 @@ def assemble(cfg: TrainConfig, store: FeatureStore, splits: Splits, norm: dict |
     labels = store.genres["name"].to_list()
     norm = norm if norm is not None else normalize.for_run(cfg.normalize or "instance", store, splits.train, positions)
     inputs = model_input(store.provenance, len(positions), len(labels))
+    check_fits(cfg, inputs)
     seed_everything(cfg.seed)
     return RunParts(cfg, splits, labels, positions, norm, inputs, build_model(cfg, inputs, norm))
 
@@ -116,11 +118,8 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
     if mode not in entry.normalizations:
         raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
-    options = dict(cfg.model_options)
     own_instance_norm = "instance_norm" in entry.options
-    if own_instance_norm:
-        options["instance_norm"] = mode == "instance"
-    model = entry.build(inputs, **options)
+    model = entry.build(inputs, **build_options(cfg))
     if mode in ("stored", "global"):
         shape = (inputs.channels, inputs.layers, inputs.dim)
         norm = norm or {"mode": "stored", "mean": torch.zeros(shape).tolist(), "std": torch.ones(shape).tolist()}
@@ -128,6 +127,40 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     elif mode == "instance" and not own_instance_norm:
         normalize.attach(model, normalize.InputNorm("instance"))
     return model
+
+
+def build_options(cfg: TrainConfig) -> dict:
+    """The options ``cfg.model``'s builder takes: the config's, and its own instance norm from --normalize."""
+    options = dict(cfg.model_options)
+    if "instance_norm" in get(cfg.model).options:
+        options["instance_norm"] = (cfg.normalize or "instance") == "instance"
+    return options
+
+
+def check_fits(cfg: TrainConfig, inputs: ModelInput) -> None:
+    """Refuse a model (``--width`` ...) whose parameters, gradients and two optimizer moments alone
+    (4 x 4 bytes a parameter) exceed this machine's available memory, before allocating any of it.
+    Counted on PyTorch's meta device: no memory, no random draws."""
+    try:
+        with torch.device("meta"):
+            count = sum(p.numel() for p in get(cfg.model).build(inputs, **build_options(cfg)).parameters())
+    except Exception:  # noqa: BLE001 - a layout the model refuses is named when it is built for real
+        return
+    need, have = 16 * count, psutil.virtual_memory().available
+    if need > have:
+        options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items()) or "its preset's options"
+        raise UserError(f"--model {cfg.model} with {options} has {count:,} parameters: training needs at least {need / 2**30:,.1f} GiB "
+                        f"for them, their gradients and the optimizer's state (more for activations), and this machine has "
+                        f"{have / 2**30:,.1f} GiB available. Give a smaller --width (or model option).")
+
+
+def check_crop(cfg: TrainConfig, crop: int, model: torch.nn.Module, train: pl.DataFrame, frame_rate: float) -> None:
+    """Refuse a --crop-seconds longer than the longest training track (a model's own input length is its recipe)."""
+    longest = train["frames"].max() if len(train) else None
+    if getattr(getattr(model, "cfg", None), "crop_frames", None) or longest is None or crop <= longest:
+        return
+    raise UserError(f"--crop-seconds {cfg.crop_seconds:g} is longer than the longest training track ({longest / frame_rate:.3g} s, "
+                    f"{longest} frames): give at most {longest / frame_rate:.3g}")
 
 
 def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device, norm: dict | None = None,
@@ -243,7 +276,7 @@ def next_stage(cfg: TrainConfig, model, run: RunFolder, epoch: int, reporter):
     note = f"epoch {epoch + 1}: a new stage, {name} at lr {lr:g}"
     if run.best.exists():
         best = load_checkpoint(run.best)
-        model.load_state_dict(best["model"])
+        load_weights(model, best, run.best, cfg)
         note += f", from the best checkpoint so far (epoch {best['epoch']})"
     reporter.note(note)
     optimizer = make_optimizer(cfg, model, epoch=epoch)

@@ -21,6 +21,7 @@ from typing import Any
 
 # --- keys of checkpoints/last.pt (and best.pt: MODEL, EPOCH, VALID) ---------------------------------
 MODEL = "model"  # the model's state_dict
+MODEL_NAME = "model_name"  # its --model (from this key's introduction on): another model's checkpoint is refused by name
 OPTIMIZER = "optimizer"
 SCHEDULER = "scheduler"
 RNG = "rng"  # rank 0's RNG states (runs.rng_state)

@@ -156,8 +156,8 @@ def test_options_that_cannot_work(mel_store, tmp_path):
     result = mrnet_train("--store", mel_store, "--drop-route", "X9")
     assert result.exit_code == 2 and "X9" in result.output  # Typer names the bad choice
     assert "give --store" in bad()
-    assert "--noise-p must be in [0, 1], got 1.5" in bad("--store", mel_store, "--noise-p", "1.5")
-    assert "--time-masks must be 0 or more" in bad("--store", mel_store, "--time-masks", "-1")
+    assert "--noise-p 1.5: give a finite number, 0 <= x <= 1" in bad("--store", mel_store, "--noise-p", "1.5")
+    assert "--time-masks -1: give a whole number, 0 <= x <= 100" in bad("--store", mel_store, "--time-masks", "-1")
 
 
 def test_augmentation_strengths_reach_the_run_config(mel_store, tmp_path):

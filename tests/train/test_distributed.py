@@ -189,7 +189,7 @@ def test_kill_9_of_one_process_then_resume_equals_the_uninterrupted_run(mel_stor
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(workers=0), "--workers 0: give 1 or more"),
+    (dict(workers=0), "--workers 0: give a whole number, 1 <= x <= 1024"),
     (dict(workers=2, gpus=(0,)), "exclude each other"),
     (dict(gpus=(0, 0)), "list each GPU once"),
     (dict(scheduler="tcp://localhost:8786"), "--scheduler runs independent runs (--folds all)"),
