@@ -238,8 +238,9 @@ def set_rng_state(state: dict) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; NumPy's legacy seed takes 32 bits (a rank's seed, ``seed * 1_000_003 + rank``, may be more)."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 

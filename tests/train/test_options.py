@@ -77,6 +77,18 @@ def test_a_preset_or_a_config_file_cannot_smuggle_a_nan_either(tmp_path):
         RunFolder(tmp_path / "run").config()
 
 
+def test_the_largest_seed_seeds_every_rank():
+    import numpy as np
+
+    from mrnet.train.runs import seed_everything
+
+    seed_everything((2**32 - 1) * 1_000_003 + 1)  # rank 1's seed: NumPy refused it ("Seed must be between 0 and 2**32 - 1")
+    seed_everything(7)
+    drawn = np.random.rand()
+    np.random.seed(7)
+    assert drawn == np.random.rand()  # a seed NumPy took as it is still is
+
+
 def test_a_crop_longer_than_every_track_names_the_longest(mel_store, tmp_path):
     from mrnet.store.reader import FeatureStore
 
