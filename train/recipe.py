@@ -79,6 +79,24 @@ def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Aug
     return loss.item(), 0 if multilabel else int((logits.argmax(1) == y).sum())
 
 
+class Shown:
+    """An evaluation loader whose batches are reported to the reporter as they are scored (0 at the start)."""
+
+    def __init__(self, loader, part: str, reporter):
+        self.loader, self.part, self.reporter = loader, part, reporter
+        self.dataset = getattr(loader, "dataset", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        total = len(self.loader)
+        self.reporter.evaluation(part=self.part, done=0, total=total)
+        for done, batch in enumerate(self.loader, 1):
+            yield batch
+            self.reporter.evaluation(part=self.part, done=done, total=total)
+
+
 class Recipe:
     """Gradient training of one split in ``run`` from what ``parts`` built; in a process group every
     rank makes one, and rank 0 writes the run folder (train/distributed.py)."""
@@ -209,14 +227,9 @@ class Recipe:
                          f"The usual cause is a learning rate too high ({rates}): start a new run with a lower --lr "
                          f"(resuming would diverge again). Features that are not finite would do it too: mrnet-store verify {cfg.store}")
 
-    def shown(self, part: str):
+    def shown(self, part: str) -> "Shown":
         """The evaluation batches of split ``part``, each reported as it is scored (the display's progress)."""
-        batches = self.evals[part]
-        total = len(batches)
-        self.reporter.evaluation(part=part, done=0, total=total)
-        for done, batch in enumerate(batches, 1):
-            yield batch
-            self.reporter.evaluation(part=part, done=done, total=total)
+        return Shown(self.evals[part], part, self.reporter)
 
     def judge(self, part: str, threshold: float | None = None) -> dict:
         """Metrics of split ``part``, sharded over the ranks and gathered in one-process order."""

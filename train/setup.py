@@ -155,9 +155,11 @@ def check_fits(cfg: TrainConfig, inputs: ModelInput) -> None:
 
 
 def check_crop(cfg: TrainConfig, crop: int, model: torch.nn.Module, train: pl.DataFrame, frame_rate: float) -> None:
-    """Refuse a --crop-seconds longer than the longest training track (a model's own input length is its recipe)."""
+    """Refuse a --crop-seconds longer than the longest training track (a model's own input length is its recipe;
+    a closed-form model reads whole tracks)."""
     longest = train["frames"].max() if len(train) else None
-    if getattr(getattr(model, "cfg", None), "crop_frames", None) or longest is None or crop <= longest:
+    fixed = getattr(getattr(model, "cfg", None), "crop_frames", None)
+    if fixed or get(cfg.model).fitting == PROBE or longest is None or crop <= longest:
         return
     raise UserError(f"--crop-seconds {cfg.crop_seconds:g} is longer than the longest training track ({longest / frame_rate:.3g} s, "
                     f"{longest} frames): give at most {longest / frame_rate:.3g}")

@@ -25,8 +25,10 @@ def history(run) -> list[dict]:
 
 
 def test_a_tiny_model_overfits_one_batch(mel_store, tmp_path):
-    """All 12 training tracks in one batch, crops longer than any track (the same input every epoch)."""
-    cfg = small_config(mel_store, tmp_path / "run", epochs=6, batch_size=12, crop_seconds=4.0, augment=False, dropout=0.0,
+    """All 12 training tracks in one batch, crops as long as the longest track (the same input every epoch: a
+    longer --crop-seconds is refused)."""
+    longest = FeatureStore.open(str(mel_store)).tracks.filter(pl.col("split") == "train")["frames"].max()
+    cfg = small_config(mel_store, tmp_path / "run", epochs=6, batch_size=12, crop_seconds=longest / 62.5, augment=False, dropout=0.0,
                        eval_every=6, test_curve=False)
     run = train(cfg)
     h = history(run)
