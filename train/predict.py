@@ -115,9 +115,6 @@ class Predictor:
 
     def predict(self, path: Path, *, top: int = 3) -> Prediction:
         """Top ``top`` genres (or tags) of one file with their probabilities."""
-        if not Path(path).is_file():  # a FIFO would block the decoder forever; a device or socket is no audio either
-            what = "does not exist" if not Path(path).exists() else "is not a regular file (a FIFO, device or socket is never opened)"
-            return Prediction(str(path), error=f"{path} {what}: pass audio files")
         try:
             feats = features_of_file(self.engine, Path(path))
         except Exception as err:  # noqa: BLE001 - any failure of one file is reported and the rest go on
@@ -170,7 +167,7 @@ def files_from(inputs: list[Path]) -> list[Path]:
                 raise UserError(f"{item} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             out += found
         elif item.suffix.lower() == ".csv":
-            if not item.is_file():
+            if not item.is_file():  # a FIFO would wait for a writer for ever (audio files: extract.audio.require_regular)
                 raise UserError(f"{item} is not a regular file (a missing file, FIFO, device or socket is never opened): pass a CSV file")
             with item.open(newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))

@@ -4,7 +4,6 @@ a declared range, a diverging run stops by name, a full disk says --resume, dama
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import shutil
@@ -233,13 +232,19 @@ def test_report_reads_a_metrics_file_cut_mid_line_and_warns(trained_run, tmp_pat
     assert damaged.exit_code == 2 and "metrics.jsonl: line 2 is not a JSON record" in one_line(damaged.output)
 
 
+def predict_process(*args: Path) -> subprocess.CompletedProcess:
+    code = f"from mrnet.train.cli import predict_main; import sys; sys.argv = ['mrnet-predict', *{[str(a) for a in args]!r}]; predict_main()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)  # it hung for ever
+
+
 def test_predict_given_a_fifo_does_not_open_it(trained_run, tmp_path):
-    fifo = tmp_path / "stream.wav"
-    os.mkfifo(fifo)
-    code = f"from mrnet.train.cli import predict_main; import sys; sys.argv = ['mrnet-predict', {str(trained_run)!r}, {str(fifo)!r}]; predict_main()"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)  # it hung for ever
+    os.mkfifo(tmp_path / "stream.wav")
+    done = predict_process(trained_run, tmp_path / "stream.wav")
     assert done.returncode == 1, done.stderr
-    assert "stream.wav is not a regular file (a FIFO, device or socket is never opened)" in one_line(done.stdout + done.stderr)
+    assert "stream.wav: not a regular file (a FIFO); only regular files are read" in one_line(done.stdout + done.stderr)
+    os.mkfifo(tmp_path / "list.csv")  # a list of files to predict
+    done = predict_process(trained_run, tmp_path / "list.csv")
+    assert done.returncode == 2 and "list.csv is not a regular file" in one_line(done.stdout + done.stderr)
 
 
 # --- what the display shows -----------------------------------------------------------------------------------
