@@ -130,7 +130,7 @@ def for_run(cfg, feature: str, dim: int) -> Augment | PartAugment | None:
     if not cfg.augment:
         return None
     main = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac, time_flip=cfg.time_flip)
-    if feature != "wave+mfcc" or cfg.wave_augment is None:
+    if feature not in ("wave+mfcc", "wave+mfcc-window") or cfg.wave_augment is None:
         return main
     samples = dim - WAVE_MFCC_COEFFICIENTS
     return PartAugment(((0, samples, Augment(**cfg.wave_augment)), (samples, dim, main)))

@@ -131,3 +131,4 @@ def test_mixnet_masks_the_mfcc_half_only_and_augments_the_waveform_as_nnet1():
     # nnet2 on a wave+mfcc store gets the same split; on an mfcc store, one augmentation over the frame
     assert isinstance(for_run(preset("nnet2-paper", "s"), "wave+mfcc", 1044), PartAugment)
     assert isinstance(for_run(preset("nnet2-paper", "s"), "mfcc", 20), Augment)
+    assert isinstance(for_run(cfg, "wave+mfcc-window", 1044), PartAugment)  # the store of the authors' MFCC too

@@ -47,7 +47,8 @@ from mrnet.train.models.registry import ModelInput, register_model
 WINDOW = 256  # frames per example: 2^18 samples
 SAMPLES = 1024  # waveform samples per stored frame
 N_MFCC = 20
-DIMS = {"wave": SAMPLES, "mfcc": N_MFCC, "wave+mfcc": SAMPLES + N_MFCC}  # feature profile -> stored dim
+#: feature profile -> stored dim; the ``-window`` profiles hold the MFCC as the authors compute them (per 2^18-sample window)
+DIMS = {"wave": SAMPLES, "mfcc": N_MFCC, "wave+mfcc": SAMPLES + N_MFCC, "mfcc-window": N_MFCC, "wave+mfcc-window": SAMPLES + N_MFCC}
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -210,7 +211,7 @@ class NNetConfig:
 @dataclass(frozen=True)
 class NNet1Config(NNetConfig):
     NAME: ClassVar[str] = "NNET1"
-    READS: ClassVar[tuple[str, ...]] = ("wave", "wave+mfcc")
+    READS: ClassVar[tuple[str, ...]] = ("wave", "wave+mfcc", "wave+mfcc-window")
     in_dim: int = SAMPLES
     hidden: tuple[int, ...] = (512, 128, 128, 64)
     dropout: float = 0.0  # the authors found dropout hurt NNET1
@@ -219,7 +220,7 @@ class NNet1Config(NNetConfig):
 @dataclass(frozen=True)
 class NNet2Config(NNetConfig):
     NAME: ClassVar[str] = "NNET2"
-    READS: ClassVar[tuple[str, ...]] = ("mfcc", "wave+mfcc")
+    READS: ClassVar[tuple[str, ...]] = ("mfcc-window", "mfcc", "wave+mfcc-window", "wave+mfcc")
     in_dim: int = N_MFCC
     hidden: tuple[int, ...] = (1024, 256, 64)
     dropout: float = 0.1
@@ -228,7 +229,7 @@ class NNet2Config(NNetConfig):
 @dataclass(frozen=True)
 class MixNetConfig(NNetConfig):
     NAME: ClassVar[str] = "MixNet"
-    READS: ClassVar[tuple[str, ...]] = ("wave+mfcc",)
+    READS: ClassVar[tuple[str, ...]] = ("wave+mfcc-window", "wave+mfcc")
     in_dim: int = SAMPLES + N_MFCC
     hidden: tuple[int, ...] = (512, 256, 128)
     dropout: float = 0.1
