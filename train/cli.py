@@ -195,7 +195,7 @@ def train(
     seed: Annotated[Optional[int], _opt("Seed of the model's initialisation, the crops and the augmentation.", MACHINE, "0")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP, rich_help_panel=INPUT, show_default="png")] = None,
     seeds: Annotated[Optional[str], _opt("Seeds as 0,1,2: train this configuration once per seed into one folder (seed-<s>/ each), report mean and spread; side by side with --workers/--gpus/--scheduler.", MACHINE, "one run, --seed")] = None,
-    show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options, and what the store and model decide) as JSON and exit.", panel=MACHINE)] = False,
+    show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options, and what the model and the store decide: normalisation and selection metric stay null only when the store cannot be opened) as JSON and exit.", panel=MACHINE)] = False,
 ) -> None:
     """Train MRNet, or a baseline, on a feature store and report honest test metrics (checkpoint chosen on validation).
 
@@ -237,9 +237,9 @@ def train(
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.store)
         cfg = cfg.with_(out=str(run_dir))
         if show_config:  # every value resolved: the store's feature and task decide normalisation, selection and evaluation
-            from mrnet.train.setup import open_store, with_defaults
+            from mrnet.train.setup import resolved
 
-            typer.echo(json.dumps(with_defaults(cfg, open_store(cfg.store)).to_json(), indent=2))
+            typer.echo(json.dumps(resolved(cfg).to_json(), indent=2))
             return
         own_recipe = default_preset(cfg.model)
         recipe = cfg.preset == "paper" or cfg.preset.endswith("-paper")  # a model's published recipe (tiny, small: any model's)

@@ -104,6 +104,16 @@ def write_report(run: RunFolder, cfg: TrainConfig) -> dict:
     return report
 
 
+def rerender(run: RunFolder) -> dict:
+    """``mrnet-report DIR`` of a seeds folder: its report written again from the seeds' own."""
+    cfg = run.config()
+    unfinished = [s for s in cfg.seeds if not RunFolder(run.path / SEED_DIR.format(s)).finished]
+    if unfinished:
+        raise UserError(f"{run.path}: seed(s) {', '.join(map(str, unfinished))} have not finished; "
+                        f"continue them with mrnet-train --resume {run.path}")
+    return write_report(run, cfg)
+
+
 def pooled_intervals(run: RunFolder, cfg: TrainConfig) -> dict | None:
     """The 95 % intervals of the seeds' pooled test predictions: the hook for issue 20's bootstrap over
     test tracks (train/stats.py, predictions.parquet); None until a run writes its predictions."""

@@ -241,6 +241,17 @@ def with_defaults(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
 
 
 
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` as the run will use it (``mrnet-train --show-config``): ``with_defaults`` on its store; a
+    store that cannot be opened (not made yet, elsewhere) leaves the store's choices (normalisation,
+    selection metric) unset and sets the model's evaluation unit."""
+    try:
+        store = open_store(cfg.store)
+    except UserError:
+        return cfg if cfg.eval_unit is not None else cfg.with_(eval_unit=get(cfg.model).evaluation)
+    return with_defaults(cfg, store)
+
+
 def next_stage(cfg: TrainConfig, model, run: RunFolder, epoch: int, reporter):
     """The ``stages`` schedule at the start of a stage: the best checkpoint's weights, a fresh optimizer."""
     name, lr = stage(cfg, epoch)

@@ -44,6 +44,8 @@ def test_show_config_resolves_every_choice_and_records_another_models_recipe(mel
     assert json.loads(other.output)["preset"] == "paper" and json.loads(other.output)["model"] == "msecnn"  # allowed, recorded
     mrnet = json.loads(mrnet_train("--store", mel_store, "--show-config").output)
     assert (mrnet["normalize"], mrnet["select_metric"], mrnet["eval_unit"]) == ("none", "accuracy", "whole")  # Mel: no instance norm
+    elsewhere = json.loads(mrnet_train("--store", tmp_path / "not-yet.zarr", "--model", "nnet2", "--show-config").output)
+    assert elsewhere["eval_unit"] == "middle" and elsewhere["normalize"] is None  # the store decides; it is not there
 
 
 def test_the_estimate_of_a_long_cpu_recipe_names_the_time_and_the_cpu_preset():

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mrnet.core.errors import UserError
 from mrnet.train import launch
-from mrnet.train.cli import train_app
+from mrnet.train.cli import report_app, train_app
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std
 from mrnet.train.loop import train
@@ -65,6 +65,10 @@ def test_resume_continues_the_seeds_that_did_not_finish(seeded, alone, tmp_path)
     (out / "report.json").unlink()
     assert launch.resume(out) == out
     assert _confusion(out / "seed-1") == _confusion(alone[1]) and RunFolder(out).report()["n"] == 2
+    (out / "report.json").unlink()  # mrnet-report writes it again from the seeds' own reports
+    result = runner.invoke(report_app, [str(out)])
+    assert result.exit_code == 0, result.output
+    assert RunFolder(out).report()["mean"] == RunFolder(seeded[0]).report()["mean"] and "2 seeds" in result.output
 
 
 def test_bad_seed_lists_are_named(mel_store, tmp_path):
