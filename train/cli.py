@@ -22,9 +22,9 @@ from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.config import CLASS_WEIGHTS, EPOCH_MODES, NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
 from mrnet.train.loop import Interrupted, Reporter
-from mrnet.train.models import MODELS, PROBE, get
+from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
-from mrnet.train.presets import PRESETS, default_preset, preset
+from mrnet.train.presets import PRESETS, another_models_recipe, default_preset, preset
 from mrnet.train.cli_results import FORMAT_HELP, compare_app, report_app  # noqa: F401 (mrnet-report, mrnet-compare)
 from mrnet.train.plots import parse_formats
 from mrnet.train.report import pct
@@ -241,10 +241,8 @@ def train(
 
             typer.echo(json.dumps(resolved(cfg).to_json(), indent=2))
             return
-        own_recipe = default_preset(cfg.model)
-        recipe = cfg.preset == "paper" or cfg.preset.endswith("-paper")  # a model's published recipe (tiny, small: any model's)
-        if recipe and cfg.preset != own_recipe and get(cfg.model).fitting != PROBE:
-            reporter.note(f"{cfg.model} trains with the recipe of --preset {cfg.preset} (recorded in config.json), not its own {own_recipe}")
+        if another_models_recipe(cfg):
+            reporter.note(another_models_recipe(cfg))
         action = lambda: launch.train(cfg, reporter=reporter, reporter_factory=rich_reporter)  # noqa: E731
     try:
         path = action()

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.train.config import TrainConfig
-from mrnet.train.models import get
+from mrnet.train.models import PROBE, get
 
 #: The regularisation of the CPU presets (tiny, small): see ``tiny`` (MRNet's dropout is in its options below).
 LIGHT: dict[str, Any] = {"noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
@@ -139,6 +139,20 @@ def default_preset(model: str | None) -> str:
     """The preset a run of ``model`` (None: MRNet) starts from when none is named: the one its registry
     entry declares, else ``paper``."""
     return (get(model).preset if model else None) or "paper"
+
+
+def another_models_recipe(cfg: TrainConfig) -> str | None:
+    """What to say when ``cfg`` trains its model with another model's published recipe (``paper`` or
+    ``<model>-paper``; the CPU presets ``tiny`` and ``small`` are any model's), else None.
+
+    >>> another_models_recipe(preset("paper", "s.zarr", model="msecnn"))
+    'msecnn trains with the recipe of --preset paper (recorded in config.json), not its own msecnn-paper'
+    """
+    own = default_preset(cfg.model)
+    published = cfg.preset == "paper" or cfg.preset.endswith("-paper")
+    if not published or cfg.preset == own or get(cfg.model).fitting == PROBE:
+        return None
+    return f"{cfg.model} trains with the recipe of --preset {cfg.preset} (recorded in config.json), not its own {own}"
 
 
 def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
