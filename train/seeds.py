@@ -9,23 +9,28 @@ The seeds run in turn, or side by side as independent runs (``parallel.run_paral
 ``--folds all`` each seed is a cross-validation of its own and its folds take the scale options.
 ``mrnet-train --resume DIR`` continues the seeds that have not finished.
 
-Intervals over the pooled predictions (issue 20, item 4's bootstrap) hook in at ``pooled_intervals``.
+The report also gives, for each headline metric, the 95 % bootstrap interval over test tracks of its
+mean over the seeds, from the seeds' pooled test predictions (``pooled_intervals``).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import polars as pl
 from rich.table import Table
+from scipy.stats import bootstrap
 
 from mrnet.core.errors import UserError
-from mrnet.train import parallel
+from mrnet.train import parallel, predictions, stats
 from mrnet.train.config import TrainConfig
 from mrnet.train.loop import Reporter
 from mrnet.train.evaluate import mean_std
 from mrnet.train.runs import RunFolder, default_run_dir, write_json
-from mrnet.train.tasks import HEADLINE, label, show, task_of
+from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
 #: what a seed's folder is called
 SEED_DIR = "seed-{}"
@@ -115,9 +120,37 @@ def rerender(run: RunFolder) -> dict:
 
 
 def pooled_intervals(run: RunFolder, cfg: TrainConfig) -> dict | None:
-    """The 95 % intervals of the seeds' pooled test predictions: the hook for issue 20's bootstrap over
-    test tracks (train/stats.py, predictions.parquet); None until a run writes its predictions."""
-    return None
+    """The 95 % bootstrap interval, over test tracks, of each headline test metric averaged over the
+    seeds: each resample draws test tracks (``stats.RESAMPLES`` resamples seeded by ``stats.SEED``, as
+    a run's own interval) and averages over the seeds the metric of their predictions of those tracks
+    (each seed's ``predictions.parquet``; a ``--folds all`` seed's folds together). A track's copies
+    from the seeds are drawn together, so the interval is not narrowed by counting a track once per
+    seed. None when a seed kept no predictions (a run from before they were written), or the seeds
+    were tested on different tracks."""
+    tables = [_test_rows(run.path / SEED_DIR.format(s)) for s in cfg.seeds]
+    if any(t is None for t in tables) or len({tuple(t["key"]) for t in tables}) != 1 or len(tables[0]) < 2:
+        return None
+    truth, probs = predictions.truth(tables[0]), [predictions.probabilities(t) for t in tables]
+    threshold = tables[0]["threshold"][0]
+    out = {}
+    for name in HEADLINE[MULTI if truth.ndim == 2 else SINGLE]:
+        def averaged(idx, name=name):
+            return float(np.mean([stats.metric(name, truth[idx], p[idx], threshold=threshold) for p in probs]))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a degenerate resample (every track right) is a fine resample
+            result = bootstrap((np.arange(len(truth)),), averaged, n_resamples=stats.RESAMPLES, confidence_level=stats.LEVEL,
+                               method="percentile", vectorized=False, rng=np.random.default_rng(stats.SEED))
+        out[name] = [float(v) for v in result.confidence_interval]
+    return {"tracks": len(truth), "seeds": len(probs), "interval": out}
+
+
+def _test_rows(path: Path) -> pl.DataFrame | None:
+    """A seed's test predictions, by store key (a ``--folds all`` seed's folds together); None without them."""
+    files = [path / predictions.FILE] if (path / predictions.FILE).is_file() else sorted(path.glob(f"fold-*/{predictions.FILE}"))
+    if not files:
+        return None
+    return pl.concat([predictions.read(f) for f in files]).filter(pl.col("split") == "test").sort("key")
 
 
 def markdown(report: dict) -> str:
@@ -129,10 +162,19 @@ def markdown(report: dict) -> str:
              f"**Test {label(first)} {show(first, m.get(f'test_{first}'))} ± {show(first, s.get(f'test_{first}'))}, "
              f"{label(second)} {show(second, m.get(f'test_{second}'))} ± {show(second, s.get(f'test_{second}'))}** "
              f"(mean ± sample standard deviation over {report['n']} seeds; each seed's checkpoint chosen on validation).", "",
+             *_pooled_lines(report),
              f"| seed | epoch | valid {label(first)} | test {label(first)} | test {label(second)} |", "|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {r['best_epoch'] or ''} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
               f"{show(second, r[f'test_{second}'])} |" for r in report["seeds"]]
     return "\n".join(lines) + "\n"
+
+
+def _pooled_lines(report: dict) -> list[str]:
+    pooled = report.get("pooled")
+    if not pooled:
+        return []
+    shown = ", ".join(f"{label(m)} [{show(m, lo)}, {show(m, hi)}]" for m, (lo, hi) in pooled["interval"].items())
+    return [f"95 % interval of the seeds' mean over the {pooled['tracks']} test tracks (bootstrap of their pooled predictions): {shown}.", ""]
 
 
 def summary_table(report: dict) -> Table:
@@ -145,6 +187,10 @@ def summary_table(report: dict) -> Table:
         table.add_row(str(r["seed"]), str(r["best_epoch"] or ""), show(first, r[f"valid_{first}"]), show(first, r[f"test_{first}"]),
                       show(second, r[f"test_{second}"]))
     m, s = report["mean"], report["std"]
+    pooled = (report.get("pooled") or {}).get("interval", {})
+    if pooled:
+        table.caption = "95 % interval of the mean over test tracks: " + ", ".join(
+            f"{label(k)} [{show(k, lo)}, {show(k, hi)}]" for k, (lo, hi) in pooled.items())
     table.add_row("mean ± std", "", *(f"{show(metric, m.get(key))} ± {show(metric, s.get(key))}" for key, metric in
                                       ((f"valid_{first}", first), (f"test_{first}", first), (f"test_{second}", second))), style="bold")
     return table

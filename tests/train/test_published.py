@@ -134,3 +134,15 @@ def test_mixnet_masks_the_mfcc_half_only_and_augments_the_waveform_as_nnet1():
     assert isinstance(for_run(preset("nnet2-paper", "s"), "wave+mfcc", 1044), PartAugment)
     assert isinstance(for_run(preset("nnet2-paper", "s"), "mfcc", 20), Augment)
     assert isinstance(for_run(cfg, "wave+mfcc-window", 1044), PartAugment)  # the store of the authors' MFCC too
+
+
+def test_a_config_from_before_the_class_weights_and_epoch_mode_fingerprints_as_what_it_trained():
+    from mrnet.train import fingerprint
+
+    config = small_config("s.zarr", "runs/a").to_json()
+    store = {"provenance": {"feature": "mel"}, "genres": ["a", "b"]}
+    old = {k: v for k, v in config.items() if k not in ("class_weights", "epoch_mode", "wave_augment", "seeds")}
+    assert fingerprint.fingerprint(old, store) == fingerprint.fingerprint(config, store)
+    assert fingerprint.fingerprint({**config, "seeds": [0, 1]}, store) == fingerprint.fingerprint(config, store)
+    for change in ({"class_weights": "none"}, {"epoch_mode": "fragments"}, {"wave_augment": {"noise_p": 0.5}}):
+        assert fingerprint.fingerprint({**config, **change}, store) != fingerprint.fingerprint(config, store), change

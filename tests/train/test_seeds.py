@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mrnet.core.errors import UserError
-from mrnet.train import launch
+import polars as pl
+
+from mrnet.train import compare, fingerprint, launch, seeds
 from mrnet.train.cli import report_app, train_app
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std
@@ -56,6 +58,29 @@ def test_seeds_train_in_turn_into_one_folder_each_as_alone(seeded, alone):
     assert report["n"] == 2 and [r["seed"] for r in report["seeds"]] == [0, 1]
     assert (report["mean"]["test_accuracy"], report["std"]["test_accuracy"]) == mean_std(accuracies)
     assert "2 seeds" in output and "mean ± std" in output and (out / "report.md").read_text().count("| 0 |") == 1
+
+
+
+def test_the_seeds_report_the_interval_of_their_mean_over_the_pooled_test_predictions(seeded, tmp_path):
+    out = seeded[0]
+    pooled = RunFolder(out).report()["pooled"]
+    test_tracks = pl.read_parquet(out / "seed-0" / "predictions.parquet")
+    assert pooled["seeds"] == 2 and pooled["tracks"] == test_tracks.filter(pl.col("split") == "test").height
+    mean = RunFolder(out).report()["mean"]["test_accuracy"]
+    low, high = pooled["interval"]["accuracy"]
+    assert 0.0 <= low <= mean <= high <= 1.0 and set(pooled["interval"]) == {"accuracy", "macro_f1"}
+    assert "95 % interval of the seeds' mean" in (out / "report.md").read_text()
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "seed-1" / "predictions.parquet").unlink()  # a seed from before predictions were kept
+    assert seeds.write_report(RunFolder(copy), RunFolder(copy).config())["pooled"] is None
+
+
+def test_mrnet_compare_takes_each_seed_as_a_run_of_one_configuration(seeded, alone, tmp_path):
+    rows = compare.compare([seeded[0]])
+    assert len(rows) == 1 and rows[0]["n"] == 2  # one configuration, two seeds
+    mark = fingerprint.record(seeded[0] / "seed-0")["fingerprint"]
+    assert mark == fingerprint.record(alone[1])["fingerprint"]  # the seed list, like the seed, is not the configuration
 
 
 def test_resume_continues_the_seeds_that_did_not_finish(seeded, alone, tmp_path):
