@@ -89,6 +89,57 @@ class Augment:
         return torch.where(masked.to(x.device, non_blocking=True), mean, x)
 
 
+@dataclass(frozen=True)
+class PartAugment:
+    """Each part of a frame augmented on its own: ``parts`` are ``(start, stop, Augment)`` over the
+    feature axis, in order, covering it. A ``wave+mfcc`` frame (1,024 samples, then 20 MFCC) gets the
+    waveform recipe on its samples and the MFCC recipe on its coefficients, as MixNet's authors augment
+    each input (NNET1's noise and time mask on the audio, NNET2's masks on the MFCC), instead of one
+    feature mask drawn over all 1,044 values, which nearly always lands in the samples.
+
+    >>> aug = PartAugment(((0, 6, Augment(noise_p=0, time_masks=0, feature_masks=0)),
+    ...                    (6, 8, Augment(noise_p=0, time_masks=0, feature_masks=1, feature_mask_frac=1.0))))
+    >>> plan = stack_plans([aug.draw(np.random.default_rng(3), frames=5, dim=8)])
+    >>> x = torch.arange(40.0).reshape(1, 1, 1, 5, 8)
+    >>> changed = (aug.apply(x, plan) != x)[0, 0, 0].any(0).tolist()
+    >>> changed[:6], any(changed[6:])
+    ([False, False, False, False, False, False], True)
+    """
+
+    parts: tuple[tuple[int, int, Augment], ...]
+
+    def draw(self, rng: np.random.Generator, *, frames: int, dim: int) -> dict[str, np.ndarray]:
+        if self.parts[-1][1] != dim:
+            raise ValueError(f"the parts {[(a, b) for a, b, _ in self.parts]} do not cover a frame of {dim} values")
+        return {f"{k}.{key}": v for k, (start, stop, aug) in enumerate(self.parts)
+                for key, v in aug.draw(rng, frames=frames, dim=stop - start).items()}
+
+    def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = []
+        for k, (start, stop, aug) in enumerate(self.parts):
+            mine = {key.split(".", 1)[1]: v for key, v in plan.items() if key.split(".", 1)[0] == str(k)}
+            out.append(aug.apply(x[..., start:stop], mine))
+        return torch.cat(out, dim=-1)
+
+
+def for_run(cfg, feature: str, dim: int) -> Augment | PartAugment | None:
+    """The training augmentation of a run (``cfg``: its ``TrainConfig``) on a store of ``feature``
+    frames of ``dim`` values: None without ``--augment``; on a ``wave+mfcc`` store, with the recipe's
+    ``wave_augment`` set (the NNET presets), that on the waveform half and the options on the MFCC
+    half; else the options over the whole frame."""
+    if not cfg.augment:
+        return None
+    main = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac, time_flip=cfg.time_flip)
+    if feature not in ("wave+mfcc", "wave+mfcc-window") or cfg.wave_augment is None:
+        return main
+    samples = dim - WAVE_MFCC_COEFFICIENTS
+    return PartAugment(((0, samples, Augment(**cfg.wave_augment)), (samples, dim, main)))
+
+
+#: the MFCC coefficients at the end of each ``wave+mfcc`` frame (extract/engines/wavemfcc.py)
+WAVE_MFCC_COEFFICIENTS = 20
+
+
 def _spans_mask(spans: torch.Tensor, size: int) -> torch.Tensor:
     """``(B, size)`` bool: inside any of each sample's ``(start, width)`` spans ``(B, M, 2)``.
 

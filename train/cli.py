@@ -20,12 +20,12 @@ from rich.table import Table
 
 from mrnet.core.cli import Command, choices, flag, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
-from mrnet.train.config import NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
+from mrnet.train.config import CLASS_WEIGHTS, EPOCH_MODES, NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
 from mrnet.train.display import RichReporter
 from mrnet.train.loop import Interrupted
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
-from mrnet.train.presets import PRESETS, default_preset, preset
+from mrnet.train.presets import PRESETS, another_models_recipe, default_preset, preset
 from mrnet.train.cli_results import FORMAT_HELP, compare_app, report_app  # noqa: F401 (mrnet-report, mrnet-compare)
 from mrnet.train.plots import parse_formats
 from mrnet.train.ranges import MODEL_RANGES, RANGES, help_range
@@ -38,6 +38,8 @@ Variant = choices("Variant", VARIANTS)
 Route = choices("Route", ROUTES)
 Optimizer = choices("Optimizer", OPTIMIZERS)
 Schedule = choices("Schedule", SCHEDULES)
+ClassWeights = choices("ClassWeights", CLASS_WEIGHTS)
+EpochMode = choices("EpochMode", EPOCH_MODES)
 SelectMetric = choices("SelectMetric", sorted({m for ms in SELECT_METRICS.values() for m in ms}))
 
 
@@ -117,7 +119,7 @@ def train(
     fold: Annotated[Optional[int], _opt("Train fold K of a k-fold store (test = K, valid = K+1).", INPUT, "the official split, or fold 0")] = None,
     folds: Annotated[Optional[Folds], _opt("all: train every fold, report mean and standard deviation.", INPUT, "one split")] = None,
     layer: Annotated[Optional[list[int]], _opt("Feed only these stored layers (repeatable).", INPUT, "all")] = None,
-    preset_name: Annotated[Optional[Preset], typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md). " r"\[default: the model's own preset; paper for every model today]", rich_help_panel=MODEL)] = None,
+    preset_name: Annotated[Optional[Preset], typer.Option("--preset", help="paper: MRNet as its authors train it; tiny: a first run on a CPU (minutes); small: a few hundred real tracks on a CPU; <model>-paper: that baseline's published recipe (docs/models.md). " r"\[default: the model's own recipe: paper for mrnet and linear, <model>-paper for a baseline]", rich_help_panel=MODEL)] = None,
     model: Annotated[Optional[Model], _opt("mrnet, a baseline of docs/models.md, or linear: the linear probe every result is read against.", MODEL, "the preset's: mrnet")] = None,
     width: Annotated[Optional[int], _opt("MRNet's width C (channels of every block).", MODEL, "paper 512, tiny 32, small 48")] = None,
     embed_dim: Annotated[Optional[int], _opt("MRNet's embedding size.", MODEL, "paper 128, tiny 32, small 64")] = None,
@@ -136,6 +138,8 @@ def train(
     stage: Annotated[Optional[list[str]], _opt("With --schedule stages: EPOCH:OPTIMIZER:LR (repeatable); from that epoch on a fresh optimizer, starting from the best checkpoint.", OPTIM)] = None,
     weight_decay: Annotated[Optional[float], _opt("Weight decay.", OPTIM)] = None,
     amsgrad: Annotated[Optional[bool], flag("--amsgrad/--no-amsgrad", help=r"AdamW's amsgrad. \[default: on]", panel=OPTIM)] = None,
+    class_weights: Annotated[Optional[ClassWeights], _opt("Genres: balanced weighs each class's loss by max count / its count in training (MRNet's paper); none: plain cross-entropy (the baselines' papers).", OPTIM)] = None,
+    epoch_mode: Annotated[Optional[EpochMode], _opt("crops: an epoch is one random crop per training track; fragments: every non-overlapping crop of every training track (MusicNeXt's ten fragments per clip).", OPTIM)] = None,
     pos_weight: Annotated[Optional[bool], flag("--pos-weight/--no-pos-weight", help=r"Tags: weigh each tag's positives by its negatives per positive in training. \[default: off]", panel=OPTIM)] = None,
     augment: Annotated[Optional[bool], flag("--augment/--no-augment", help=r"Feature noise, time and feature masks, time flips, as set below. \[default: the preset's]", panel=AUGMENT)] = None,
     noise_p: Annotated[Optional[float], _opt("Probability of Gaussian feature noise per crop.", AUGMENT)] = None,
@@ -161,13 +165,15 @@ def train(
     bf16: Annotated[Optional[bool], flag("--bf16/--no-bf16", help=r"bfloat16 autocast on GPU. \[default: on]", panel=MACHINE)] = None,
     seed: Annotated[Optional[int], _opt("Seed of the model's initialisation, the crops and the augmentation.", MACHINE, "0")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP, rich_help_panel=INPUT, show_default="png")] = None,
-    show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options) as JSON and exit.", panel=MACHINE)] = False,
+    seeds: Annotated[Optional[str], _opt("Seeds as 0,1,2: train this configuration once per seed into one folder (seed-<s>/ each), report mean and spread; side by side with --workers/--gpus/--scheduler.", MACHINE, "one run, --seed")] = None,
+    show_config: Annotated[bool, flag("--show-config", help="Print the run's config (the preset with your options, and what the model and the store decide: normalisation and selection metric stay null only when the store cannot be opened) as JSON and exit.", panel=MACHINE)] = False,
 ) -> None:
     """Train MRNet, or a baseline, on a feature store and report honest test metrics (checkpoint chosen on validation).
 
     A default of (preset) comes from --preset; --show-config prints the config a preset and your options make.
     """
     from mrnet.train import launch, report
+    from mrnet.train import seeds as seeds_report
 
     console = Console()
     formats = parse_formats(fmt)  # a wrong format fails now, not after training
@@ -177,11 +183,12 @@ def train(
                    out=str(out) if out else None, layers=tuple(layer) if layer else None,
                    model_options={**own, **(_model_options(model_option) or {})} or None, epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
                    optimizer=optimizer and optimizer.value, lr=lr, schedule=schedule and schedule.value, lr_min=lr_min, stages=_stages(stage),
-                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight,
+                   weight_decay=weight_decay, amsgrad=amsgrad, pos_weight=pos_weight, class_weights=class_weights and class_weights.value,
+                   epoch_mode=epoch_mode and epoch_mode.value,
                    augment=augment, noise_p=noise_p, time_masks=time_masks, time_mask_frac=time_mask_frac, feature_masks=feature_masks,
                    feature_mask_frac=feature_mask_frac, time_flip=time_flip, select_metric=select_metric and select_metric.value,
                    patience=patience, min_delta=min_delta, eval_unit=eval_unit, eval_every=eval_every, eval_batch_size=eval_batch_size,
-                   test_curve=test_curve, check_reads=check_reads, num_workers=num_workers, device=device, bf16=bf16, seed=seed, workers=workers,
+                   test_curve=test_curve, check_reads=check_reads, num_workers=num_workers, device=device, bf16=bf16, seed=seed, seeds=parse_ints(seeds, "--seeds"), workers=workers,
                    gpus=parse_ints(gpus, "--gpus"), scheduler=scheduler, sync_bn=sync_bn)
     reporter = RichReporter(console)
     options = {k: v for k, v in options.items() if v is not None}  # what the user set; the preset gives the rest
@@ -198,11 +205,15 @@ def train(
         if store is None:
             raise UserError("give --store PATH_OR_URL (a store written by mrnet-extract), or --resume RUN to continue a run")
         cfg = preset(preset_name.value if preset_name else default_preset(options.get("model")), store, **options)
-        if show_config:
-            typer.echo(json.dumps(cfg.to_json(), indent=2))
-            return
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.store)
         cfg = cfg.with_(out=str(run_dir))
+        if show_config:  # every value resolved: the store's feature and task decide normalisation, selection and evaluation
+            from mrnet.train.setup import resolved
+
+            typer.echo(json.dumps(resolved(cfg).to_json(), indent=2))
+            return
+        if another_models_recipe(cfg):
+            reporter.note(another_models_recipe(cfg))
         action = lambda: launch.train(cfg, reporter=reporter, reporter_factory=rich_reporter)  # noqa: E731
     try:
         path = action()
@@ -223,9 +234,10 @@ def train(
                         f"Free some space, then continue the run: mrnet-train --resume {run_dir}") from err
     if path is None:  # a torchrun process other than rank 0: rank 0 shows the result
         return
-    if formats != ("png",):  # the figures again, in every format asked for
+    result = RunFolder(path).report()
+    if formats != ("png",) and "seeds" not in result:  # the figures again, in every format asked for
         report.rerender(path, formats)
-    console.print(report.summary_table(RunFolder(path).report()))
+    console.print(seeds_report.summary_table(result) if "seeds" in result else report.summary_table(result))
     console.print(f"Report: {escape(str(path / 'report.md'))}  (mrnet-report {escape(str(path))} re-renders it)", highlight=False)
 
 

@@ -52,6 +52,11 @@ def _report(console: Console, run: Path, fmt: str | None) -> None:
         result = aggregate.aggregate_folds(run)
         if parse_formats(fmt) != ("png",):
             result = reports.rerender(run, parse_formats(fmt))
+    elif folder.config_file.exists() and folder.config().seeds:  # a --seeds folder: its report once every seed has finished
+        from mrnet.train import seeds as seeding
+
+        console.print(seeding.summary_table(seeding.rerender(folder)))
+        return
     else:
         folder.config()  # fails clearly on a folder that is not a run
         result = reports.rerender(run, parse_formats(fmt))

@@ -29,6 +29,7 @@ epoch chosen on test) are not compared.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,15 +91,21 @@ class Group:
                       "predictions": [str(p.path / predictions.FILE) for p in self.parts]}
 
 
+def _seeds_of(run: RunFolder) -> list[RunFolder]:
+    """A ``--seeds`` folder's seed runs (each a run of its own, one row with the others), else the run itself."""
+    seeds = json.loads(run.config_file.read_text()).get("seeds") or []
+    return [RunFolder(run.path / f"seed-{s}") for s in seeds] if seeds else [run]
+
+
 def find_runs(paths: list[Path]) -> list[RunFolder]:
     """Finished runs at or directly under ``paths`` (the folds of a ``--folds all`` run stay inside it)."""
     found = []
     for path in paths:
         run = RunFolder(Path(path))
         if run.config_file.exists():
-            found.append(run)
+            found += _seeds_of(run)
         elif Path(path).is_dir():
-            found += [RunFolder(p) for p in sorted(Path(path).iterdir()) if (p / "config.json").exists()]
+            found += [r for p in sorted(Path(path).iterdir()) if (p / "config.json").exists() for r in _seeds_of(RunFolder(p))]
         else:
             raise UserError(f"{path} is neither a run folder nor a folder of runs")
     finished = [r for r in found if r.finished]

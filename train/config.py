@@ -36,6 +36,8 @@ SELECT_METRICS = {SINGLE: ("accuracy", "macro_f1", "loss", "last"), MULTI: ("roc
 #: (old key -> option), read from a run folder of then for --resume, mrnet-report and mrnet-predict
 LEGACY_MODEL_KEYS = {"channels": "width", "embed_dim": "embed_dim", "variant": "variant", "drop_routes": "drop_routes", "dropout": "dropout"}
 OPTIMIZERS = ("adamw", "adam", "sgd")
+CLASS_WEIGHTS = ("balanced", "none")
+EPOCH_MODES = ("crops", "fragments")
 SCHEDULES = ("cosine", "constant", "stages")
 
 
@@ -76,6 +78,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     amsgrad: bool = True
     pos_weight: bool = False  # multi-label: weigh each tag's positives by negatives / positives in training
+    #: single-label loss: ``balanced`` weighs each class by max_count / count over the training split (MRNet's
+    #: paper: "cross-entropy with class weights"); ``none``: plain cross-entropy (every baseline's paper and code)
+    class_weights: str = "balanced"
+    #: what one epoch is: ``crops``, one random crop per training track; ``fragments``, every non-overlapping
+    #: crop of every training track once (MusicNeXt's ten fragments per clip), crop starts fixed, order shuffled
+    epoch_mode: str = "crops"
     # feature-domain augmentation (stands in for the authors' waveform noise)
     augment: bool = True
     noise_p: float = 0.7  # probability of Gaussian feature noise per crop
@@ -84,11 +92,15 @@ class TrainConfig:
     feature_masks: int = 2
     feature_mask_frac: float = 0.1
     time_flip: float = 0.0  # probability of playing a crop backwards (MusicNeXt's horizontal flip)
+    #: on a ``wave+mfcc`` store, the waveform half's augmentation (``augment.Augment`` fields), the options above
+    #: then acting on the MFCC half only (the NNET presets: NNET1's recipe on the samples); None: the options
+    #: act on the whole frame
+    wave_augment: dict[str, Any] | None = None
     # evaluation and selection
     select_metric: str | None = None  # on the validation split (SELECT_METRICS); None: accuracy, or ROC-AUC for tags
     patience: int = 0  # stop when the selection metric has not improved for this many evaluations (0: never)
     min_delta: float = 0.0  # what counts as an improvement for patience
-    eval_unit: str | None = None  # whole | center | chunks:N; None: the model's (its registry entry)
+    eval_unit: str | None = None  # whole | center | middle | chunks:N; None: the model's (its registry entry)
     eval_every: int = 1  # epochs between evaluations (the last epoch is always evaluated)
     test_curve: bool = True  # also evaluate test each time: the curve and the optimistic number
     eval_batch_size: int = 8  # whole tracks of equal length per batch
@@ -98,6 +110,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)
     seed: int = 0
+    #: several seeds of this configuration in one folder (train/seeds.py): seed-<s>/ each, mean and spread reported
+    seeds: tuple[int, ...] = ()
     # scale (train/distributed.py, train/parallel.py): one run on N processes, or with --folds all N folds at once
     workers: int | None = None  # N CPU processes (gloo); with --folds all, N folds at once on a local Dask cluster
     gpus: tuple[int, ...] = ()  # one process per GPU (NCCL); with --folds all, one fold per GPU
@@ -114,6 +128,7 @@ class TrainConfig:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus or ()))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds or ()))
         self.check()
 
     def check(self) -> None:
@@ -137,6 +152,10 @@ class TrainConfig:
             raise UserError(f"--select-metric {self.select_metric!r}: choose one of {', '.join(every_metric)}")
         if self.optimizer not in OPTIMIZERS or any(o not in OPTIMIZERS for _, o, _ in self.stages):
             raise UserError(f"--optimizer / --stage: optimizers are {', '.join(OPTIMIZERS)}")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise UserError(f"--class-weights {self.class_weights!r}: choose one of {', '.join(CLASS_WEIGHTS)}")
+        if self.epoch_mode not in EPOCH_MODES:
+            raise UserError(f"--epoch-mode {self.epoch_mode!r}: choose one of {', '.join(EPOCH_MODES)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if (self.schedule == "stages") != bool(self.stages):
@@ -147,6 +166,10 @@ class TrainConfig:
                             "(a stage at or after --epochs never begins)")
         if self.eval_unit is not None:
             parse_eval_unit(self.eval_unit)
+        if self.wave_augment is not None:
+            allowed = {"noise_p", "time_masks", "time_mask_frac", "feature_masks", "feature_mask_frac"}
+            if set(self.wave_augment) - allowed:
+                raise UserError(f"wave_augment {self.wave_augment}: its keys are {', '.join(sorted(allowed))}")
         if self.fold is not None and self.all_folds:
             raise UserError("--fold and --folds all exclude each other: pick one fold, or all of them")
         if self.schedule == "cosine" and self.lr_min > self.lr:
@@ -159,8 +182,10 @@ class TrainConfig:
             raise UserError("--workers (CPU processes) and --gpus (one process per GPU) exclude each other: give one")
         if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
             raise UserError(f"--gpus {','.join(map(str, self.gpus))}: list each GPU once, by its number (e.g. --gpus 0,1)")
-        if self.scheduler is not None and not self.all_folds:
-            raise UserError("--scheduler runs independent runs (--folds all) as tasks on a Dask cluster; one run's processes "
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise UserError(f"--seeds {','.join(map(str, self.seeds))}: list each seed once, 0 or more (e.g. --seeds 0,1,2)")
+        if self.scheduler is not None and not (self.all_folds or self.seeds):
+            raise UserError("--scheduler runs independent runs (--folds all) or seeds (--seeds) as tasks on a Dask cluster; one run's processes "
                             "come from --workers, --gpus or torchrun (docs/training.md, Training at scale)")
         if self.scheduler is not None and (self.workers is not None or self.gpus):
             raise UserError("--scheduler sends the folds to that cluster's workers; drop --workers/--gpus (the cluster has its own)")
@@ -171,6 +196,7 @@ class TrainConfig:
         data["stages"] = [list(s) for s in self.stages]
         data["layers"] = None if self.layers is None else list(self.layers)
         data["gpus"] = list(self.gpus)
+        data["seeds"] = list(self.seeds)
         return data
 
     @classmethod
@@ -195,14 +221,15 @@ def model_options_of(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_eval_unit(text: str) -> tuple[str, int]:
-    """``whole``, ``center`` or ``chunks:N`` -> (kind, N); N is 1 but for chunks.
+    """``whole``, ``center``, ``middle`` or ``chunks:N`` -> (kind, N); N is 1 but for chunks.
 
-    >>> parse_eval_unit("chunks:10"), parse_eval_unit("center")
-    (('chunks', 10), ('center', 1))
+    >>> parse_eval_unit("chunks:10"), parse_eval_unit("middle")
+    (('chunks', 10), ('middle', 1))
     """
     kind, _, n = text.partition(":")
-    if kind in ("whole", "center") and not n:
+    if kind in ("whole", "center", "middle") and not n:
         return kind, 1
     if kind == "chunks" and n.isdigit() and int(n) >= 1:
         return kind, int(n)
-    raise UserError(f"--eval-unit {text!r}: whole (the whole track), center (one crop at its middle) or chunks:N (N crops, probabilities averaged)")
+    raise UserError(f"--eval-unit {text!r}: whole (the whole track), center (one crop centred on its middle), middle (one crop "
+                    "starting at its middle, NNET's test window) or chunks:N (N crops, probabilities averaged)")

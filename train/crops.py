@@ -63,7 +63,9 @@ def stack_targets(targets: list) -> torch.Tensor:
 @dataclass(frozen=True)
 class EvalUnit:
     """What of a track a model sees in evaluation: the ``whole`` track; the ``center`` crop of ``crop``
-    frames (NNET's midpoint window); or ``chunks`` crops, consecutive from the start when the track
+    frames (centred on the track's middle); the ``middle`` crop, starting at the track's middle (NNET's
+    test window, ``audio[len/2 : len/2 + 2^18]`` in the authors' code; moved back to fit a track
+    shorter than 1.5 crops); or ``chunks`` crops, consecutive from the start when the track
     is long enough, else spread evenly, whose class probabilities are averaged (MusicNeXt's ten
     fragments). A track shorter than a crop is repeated to fill it, as in training.
 
@@ -71,9 +73,11 @@ class EvalUnit:
     [0, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304]
     >>> EvalUnit("center", crop=256).starts(1000), EvalUnit("chunks", crop=100, chunks=3).starts(250)
     ([372], [0, 75, 150])
+    >>> EvalUnit("middle", crop=256).starts(1292), EvalUnit("middle", crop=256).starts(300)   # 30 s: 15 s on; too short: fits
+    ([646], [44])
     """
 
-    kind: str = "whole"  # whole | center | chunks
+    kind: str = "whole"  # whole | center | middle | chunks
     crop: int = 0
     chunks: int = 1
 
@@ -81,6 +85,8 @@ class EvalUnit:
         room = max(0, frames - self.crop)
         if self.kind == "center":
             return [room // 2]
+        if self.kind == "middle":
+            return [min(frames // 2, room)]
         if frames >= self.chunks * self.crop:
             return [i * self.crop for i in range(self.chunks)]
         return np.linspace(0, room, self.chunks).round().astype(int).tolist()
@@ -120,8 +126,23 @@ class _StoreTracks(Dataset):
         return _batch_tensor(shape, np.dtype(first.dtype))
 
 
+def fragments(tracks: pl.DataFrame, crop: int) -> pl.DataFrame:
+    """``tracks`` with one row per non-overlapping fragment of ``crop`` frames (at least one per track),
+    its first frame in ``fragment``: an epoch of ``--epoch-mode fragments`` reads each row once
+    (MusicNeXt's ten 256-frame fragments of a 30 s clip). A track shorter than a crop is one fragment.
+
+    >>> t = pl.DataFrame({"key": ["a", "b"], "frames": [2584, 100]})
+    >>> fragments(t, 256).group_by("key", maintain_order=True).len().rows(), fragments(t, 256)["fragment"][:3].to_list()
+    ([('a', 10), ('b', 1)], [0, 256, 512])
+    """
+    count = (pl.col("frames") // crop).clip(lower_bound=1)
+    return (tracks.with_columns(fragment=pl.int_ranges(0, count).cast(pl.List(pl.Int64)) * crop)
+            .explode("fragment"))
+
+
 class CropDataset(_StoreTracks):
-    """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs.
+    """Random crops of ``crop`` frames for training; items are ``(epoch, index)`` pairs. Given a table
+    of ``fragments``, item ``i`` is the fragment of its row (its start fixed, its augmentation drawn).
 
     A track shorter than the crop is read whole and repeated to fill it. Returns ``(features
     (channels, layers, crop, dim) in the store's dtype, label, augmentation plan or None)``: the crop
@@ -133,6 +154,7 @@ class CropDataset(_StoreTracks):
                  augment: Augment | None = None, targets: list | None = None, check_reads: bool = False):
         super().__init__(location, tracks, layers, targets, check_reads)
         self.crop, self.seed, self.augment = crop, seed, augment
+        self.starts = tracks["fragment"].to_list() if "fragment" in tracks.columns else None
 
     def __getitem__(self, item: tuple[int, int] | int) -> tuple[np.ndarray, int, dict | None]:
         x, plan = self._crop(item, None)
@@ -155,7 +177,7 @@ class CropDataset(_StoreTracks):
         rng = np.random.default_rng((self.seed, epoch, i))
         n = self.frames[i]
         if n >= self.crop:
-            start = int(rng.integers(0, n - self.crop + 1))
+            start = int(rng.integers(0, n - self.crop + 1)) if self.starts is None else self.starts[i]
             x = self.store.read(self.keys[i], start, start + self.crop, self.layers, out=out)
         else:
             x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)

@@ -33,8 +33,10 @@ from mrnet.train.tasks import HEADLINE, task_of
 FILE = "fingerprint.json"
 
 #: config.json fields that never change a run's result (or are its test set, or a name for values that are in).
-NOT_RESULT = frozenset({"store", "out", "seed", "fold", "all_folds", "preset", "workers", "gpus", "scheduler", "num_workers", "device",
+NOT_RESULT = frozenset({"store", "out", "seed", "seeds", "fold", "all_folds", "preset", "workers", "gpus", "scheduler", "num_workers", "device",
                         "eval_batch_size", "test_curve", "sync_bn"})
+#: Result fields a config.json from before they existed leaves out, with the value such a run trained with.
+BEFORE = {"class_weights": "balanced", "epoch_mode": "crops", "wave_augment": None}
 #: What the linear probe's fit reads of its config (train/probe.py): the rest of a recipe never reaches it.
 PROBE_READS = ("model", "layers", "normalize", "select_metric")
 
@@ -55,6 +57,7 @@ def resolved(config: dict, store: dict) -> dict:
     model = config.get("model", "mrnet")
     entry = MODELS.get(model)
     out = {k: v for k, v in config.items() if k not in NOT_RESULT and k not in LEGACY_MODEL_KEYS and k != "model_options"}
+    out = {**BEFORE, **out}
     if entry is not None:
         out |= {f.name: _default(f) for f in fields(entry.config) if f.name in entry.options and f.name != "instance_norm"}
     out |= model_options_of(config)

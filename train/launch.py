@@ -33,7 +33,7 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.core.machine import available_cores, check_gpu_ids
-from mrnet.train import distributed, loop, parallel
+from mrnet.train import distributed, loop, parallel, seeds
 from mrnet.train.config import TrainConfig
 from mrnet.train.loop import Interrupted, Reporter
 from mrnet.train.models import PROBE, get
@@ -67,6 +67,9 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factor
     """Start a run with the processes ``cfg`` asks for; returns its folder (None in a torchrun rank
     other than 0, which has nothing to show)."""
     reporter = reporter or Reporter()
+    if cfg.seeds:
+        return seeds.train_seeds(cfg, reporter=reporter, train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
+                                 resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory))
     if cfg.all_folds and parallel.wanted(cfg):
         return parallel.train_folds(cfg, reporter=reporter)
     if distributed.under_torchrun():
@@ -89,6 +92,10 @@ def resume(run_dir: Path, *, reporter: Reporter | None = None, reporter_factory:
     ``changes``, asks for; a ``--folds all`` run with a scale option continues its folds side by side."""
     reporter = reporter or Reporter()
     cfg = loop.resumed_config(RunFolder(Path(run_dir)), **dict(changes))
+    if cfg.seeds:
+        return seeds.train_seeds(cfg.with_(out=str(run_dir)), reporter=reporter, resume=True,  # where the folder is now
+                                 train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
+                                 resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory, **changes))
     if cfg.all_folds and parallel.wanted(cfg):
         return parallel.train_folds(cfg, reporter=reporter, resume=True)
     if distributed.under_torchrun():

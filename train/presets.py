@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from mrnet.core.errors import UserError
 from mrnet.train.config import TrainConfig
-from mrnet.train.models import get
+from mrnet.train.models import PROBE, get
 
 #: The regularisation of the CPU presets (tiny, small): see ``tiny`` (MRNet's dropout is in its options below).
 LIGHT: dict[str, Any] = {"noise_p": 0.3, "time_masks": 1, "feature_masks": 1}
@@ -73,31 +73,42 @@ NO_NOISE_OR_MASKS: dict[str, Any] = {"noise_p": 0.0, "time_masks": 0, "feature_m
 #: MusicNeXt (Meng et al., 2024): Adam, batch 50, 50 epochs, random horizontal flip (time reversal) of
 #: the fragment; lr 1e-4 constant and no weight decay (not stated); one global z-score of the training
 #: set; the epoch-50 weights (no validation rule stated); a clip scored by its ten fragments.
+#: An epoch is every fragment of every training clip (``epoch_mode="fragments"``: ~160 steps on GTZAN,
+#: so the step-counted L-softmax lambda anneals as in the paper); the loss is unweighted.
 MUSICNEXT: dict[str, Any] = dict(
     optimizer="adam", lr=1e-4, weight_decay=0.0, schedule="constant", batch_size=50, epochs=50,
     augment=True, time_flip=0.5, **NO_NOISE_OR_MASKS, normalize="global", select_metric="last",
+    epoch_mode="fragments", class_weights="none",
 )
 
 #: NNET1/NNET2/MixNet (Bonato et al.; their code's values, which produced their logs): Adam, batch 64
 #: (MixNet 32), lr 1e-4 / 5e-5 / 5e-5, weight decay 0.005 / 0.005 / 0, at most 100 epochs with early
 #: stopping on validation loss (patience 20, min delta 0.01); training windows anywhere, the test
-#: window at the middle. Their waveform noise and masks are approximated in the feature domain.
+#: window starting at the track's midpoint (``eval_unit="middle"``, their ``audio[len/2 : len/2 + 2^18]``);
+#: an unweighted loss. Their waveform noise and masks are approximated in the feature domain; MixNet
+#: (and NNET2 on a wave+mfcc store) masks only the MFCC half of each frame (``augment.Augment.feature_span``).
 NNET: dict[str, Any] = dict(
     optimizer="adam", schedule="constant", batch_size=64, epochs=100, select_metric="loss", patience=20, min_delta=0.01,
-    augment=True, noise_p=0.5, feature_masks=0,
+    augment=True, noise_p=0.5, feature_masks=0, eval_unit="middle", class_weights="none",
 )
-NNET1: dict[str, Any] = dict(NNET, model="nnet1", lr=1e-4, weight_decay=0.005, time_masks=1, time_mask_frac=0.15)
+#: NNET1's augmentation of the waveform (noise on half the windows, one time mask of at most 15 %)
+NNET1_WAVE: dict[str, Any] = dict(noise_p=0.5, time_masks=1, time_mask_frac=0.15, feature_masks=0)
+NNET1: dict[str, Any] = dict(NNET, model="nnet1", lr=1e-4, weight_decay=0.005, **NNET1_WAVE)
+#: NNET2's masks: up to 30 of the 256 frames and up to 2 of the 20 coefficients; on a wave+mfcc store on
+#: the MFCC half only, the waveform half getting NNET1's augmentation (MixNet's two inputs)
 NNET2: dict[str, Any] = dict(NNET, model="nnet2", lr=5e-5, weight_decay=0.005, time_masks=1, time_mask_frac=30 / 256,
-                             feature_masks=1, feature_mask_frac=2 / 20)
+                             feature_masks=1, feature_mask_frac=2 / 20, wave_augment=NNET1_WAVE)
 MIXNET: dict[str, Any] = dict(NNET2, model="mixnet", batch_size=32, weight_decay=0.0)
 
 #: FCN-5 and MsE-CNN (Won et al.'s PyTorch recipe for the tagging CNNs; the MsE-CNN paper gives none):
 #: batch 16, Adam 1e-4 with weight decay 1e-4, then after 80 epochs SGD (Nesterov, momentum 0.9) at
 #: 1e-3, 1e-4 after 20 more, 1e-5 after 20 more, each stage starting from the best checkpoint; at most
-#: 200 epochs; the checkpoint with the lowest validation loss; no augmentation; one 29.12 s clip.
+#: 200 epochs; the checkpoint with the lowest validation loss; no augmentation; one 29.12 s clip; BCE
+#: without tag weights (tags: --pos-weight off) and, on a genre store, an unweighted loss.
 FCN: dict[str, Any] = dict(
     optimizer="adam", lr=1e-4, weight_decay=1e-4, batch_size=16, epochs=200, schedule="stages",
     stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)), select_metric="loss", augment=False,
+    class_weights="none",
 )
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -128,6 +139,20 @@ def default_preset(model: str | None) -> str:
     """The preset a run of ``model`` (None: MRNet) starts from when none is named: the one its registry
     entry declares, else ``paper``."""
     return (get(model).preset if model else None) or "paper"
+
+
+def another_models_recipe(cfg: TrainConfig) -> str | None:
+    """What to say when ``cfg`` trains its model with another model's published recipe (``paper`` or
+    ``<model>-paper``; the CPU presets ``tiny`` and ``small`` are any model's), else None.
+
+    >>> another_models_recipe(preset("paper", "s.zarr", model="msecnn"))
+    'msecnn trains with the recipe of --preset paper (recorded in config.json), not its own msecnn-paper'
+    """
+    own = default_preset(cfg.model)
+    published = cfg.preset == "paper" or cfg.preset.endswith("-paper")
+    if not published or cfg.preset == own or get(cfg.model).fitting == PROBE:
+        return None
+    return f"{cfg.model} trains with the recipe of --preset {cfg.preset} (recorded in config.json), not its own {own}"
 
 
 def preset(name: str, store: str, **overrides: Any) -> TrainConfig:

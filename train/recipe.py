@@ -25,10 +25,12 @@ from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, predictions
 from mrnet.train import report as reports
 from mrnet.train import state as keys
-from mrnet.train.augment import Augment
+from mrnet.train.augment import Augment, PartAugment
+from mrnet.train.augment import for_run as augmentation
 from mrnet.train.config import parse_eval_unit
-from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, track_targets
+from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, fragments, track_targets
 from mrnet.train.evaluate import Stopped, autocast, evaluate
+from mrnet.train.estimate import StepTimer
 from mrnet.train.events import EventLog
 from mrnet.train.loader import EpochBatches, make_loader, steps_per_epoch
 from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
@@ -48,7 +50,7 @@ class Interrupted(Exception):
         self.run, self.epoch, self.step = run, epoch, step
 
 
-def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Augment | None = None,
+def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Augment | PartAugment | None = None,
                plan: dict | None = None, multilabel: bool = False, share: distributed.Share | None = None) -> tuple[float, int]:
     """One optimisation step on a batch: (loss, correct predictions; 0 for tags).
 
@@ -144,13 +146,14 @@ class Recipe:
     def _data(self, store: FeatureStore) -> None:
         """Random crops for training; for evaluation, each track's unit (whole, centre crop or chunks)."""
         cfg, parts, location = self.cfg, self.parts, store.location
-        self.targets = {name: track_targets(part, parts.labels if self.multilabel else None) for name, part in parts.splits.parts().items()}
-        self.augment = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac,
-                               time_flip=cfg.time_flip) if cfg.augment else None
         crop = crop_frames(cfg, store.provenance.frame_rate, self.model)
+        train = fragments(parts.splits.train, crop) if cfg.epoch_mode == "fragments" else parts.splits.train  # the epoch's items
+        self.targets = {name: track_targets(part, parts.labels if self.multilabel else None)
+                        for name, part in {**parts.splits.parts(), "train": train}.items()}
+        self.augment = augmentation(cfg, store.provenance.feature, store.provenance.dim)
         kind, n = parse_eval_unit(cfg.eval_unit)
         unit = EvalUnit(kind, crop=crop, chunks=n)
-        self.train_set = CropDataset(location, parts.splits.train, parts.positions, crop=crop, seed=cfg.seed, augment=self.augment,
+        self.train_set = CropDataset(location, train, parts.positions, crop=crop, seed=cfg.seed, augment=self.augment,
                                      targets=self.targets["train"], check_reads=cfg.check_reads)
         self.evals = {name: eval_loader(TrackDataset(location, part, parts.positions, unit=unit, targets=self.targets[name],
                                                      check_reads=cfg.check_reads), cfg, self.device)
@@ -195,6 +198,8 @@ class Recipe:
         if state.step == 0 and epoch in {e for e, _, _ in cfg.stages}:
             self.optimizer, self.scheduler = next_stage(cfg, self.model, self.folder, epoch, self.reporter)
         self.model.train()
+        timer = (StepTimer(steps=self.steps, epochs=cfg.epochs, model=cfg.model)
+                 if epoch == 0 and state.step == 0 and self.device.type == "cpu" and self.ranks.main else None)
         batches = EpochBatches(len(self.train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch, skip=state.step)
         parts = distributed.split_epoch(batches, self.targets["train"], self.weights, self.multilabel)  # this rank's share of each batch
         loader = make_loader(self.train_set, [mine for mine, _, _ in parts], num_workers=cfg.num_workers, device=self.device, seed=epoch)
@@ -209,6 +214,9 @@ class Recipe:
             value = value if part is None else total / size
             self.reporter.batch(epoch=epoch, step=state.step, steps=self.steps, loss=value)
             self.events.batch(epoch, state.step, value)
+            note = timer.tick(state.step) if timer is not None else None
+            if note:
+                self.reporter.note(note)
             if stop:
                 raise Stopped
         record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": state.loss_sum / max(state.seen, 1)}

@@ -177,7 +177,8 @@ def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, 
 
 def label_weights(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device,
                   labels: list[str] | None = None) -> torch.Tensor | None:
-    """Single-label: each class's weight in the loss, ``max_count / count`` over the training split.
+    """Single-label: each class's weight in the loss, ``max_count / count`` over the training split
+    (``--class-weights balanced``; ``none``: every weight 1, plain cross-entropy).
     Multi-label: with ``--pos-weight``, each tag's negatives per positive there (BCE's ``pos_weight``,
     for the tags ``labels`` in their order), else None."""
     if inputs.task == MULTI:
@@ -185,7 +186,10 @@ def label_weights(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFra
             return None
         weights = dict(tag_table(train_tracks, labels).select("name", "weight").iter_rows())
         return torch.tensor([weights[t] for t in labels], dtype=torch.float32, device=device)
-    return torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
+    weights = torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
+    if cfg.class_weights == "none":  # a class without training tracks keeps weight 0 (warn_unlearnable names it)
+        weights = (weights > 0).float()
+    return weights
 
 
 def stage(cfg: TrainConfig, epoch: int) -> tuple[str, float]:
@@ -270,6 +274,17 @@ def with_defaults(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
                         "Train a network on it (--model mrnet, fcn5, msecnn, ...).")
     return cfg
 
+
+
+def resolved(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` as the run will use it (``mrnet-train --show-config``): ``with_defaults`` on its store; a
+    store that cannot be opened (not made yet, elsewhere) leaves the store's choices (normalisation,
+    selection metric) unset and sets the model's evaluation unit."""
+    try:
+        store = open_store(cfg.store)
+    except UserError:
+        return cfg if cfg.eval_unit is not None else cfg.with_(eval_unit=get(cfg.model).evaluation)
+    return with_defaults(cfg, store)
 
 
 def next_stage(cfg: TrainConfig, model, run: RunFolder, epoch: int, reporter):

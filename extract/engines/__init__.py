@@ -1,18 +1,20 @@
 """Feature engines, one file per kind, and the registry the pipeline and ``mrnet-predict`` build them from.
 
-==========  ===========  ========================================================================
-feature     file         what a store of it holds per track (channels, layers, frames, dim)
-==========  ===========  ========================================================================
-wavlm       wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
-ssl         ssl.py       every hidden state of any transformers audio encoder (--model): docs/encoders.md
-mel         mel.py       48-bin log-Mel at 16 kHz, hop 256 (62.5/s): MRNet, Melon's own profile
-mel128      mel.py       128-bin log-Mel at 22,050 Hz, hop 256 (86.1/s): MusicNeXt
-mel96       mel.py       96-bin log-Mel at 12 kHz, hop 256 (46.9/s): FCN-5, MsE-CNN
-mfcc        mfcc.py      20 MFCC at 44.1 kHz, hop 1024 (43.1/s): NNET2
-wave        wave.py      the waveform at 44.1 kHz in frames of 1024 samples (43.1/s): NNET1
-wave+mfcc   wavemfcc.py  both on one frame grid, 1024 + 20 per frame: MixNet (and NNET1, NNET2)
-(shipped)   melon.py     the Melon dataset's own Mel arrays, taken as they are: (1, 1, frames, 48)
-==========  ===========  ========================================================================
+================  ===========  ========================================================================
+feature           file         what a store of it holds per track (channels, layers, frames, dim)
+================  ===========  ========================================================================
+wavlm             wavlm.py     WavLM hidden states: (channels, 13, frames at 50/s, 768) for WavLM-base
+ssl               ssl.py       every hidden state of any transformers audio encoder (--model): docs/encoders.md
+mel               mel.py       48-bin log-Mel at 16 kHz, hop 256 (62.5/s): MRNet, Melon's own profile
+mel128            mel.py       128-bin log-Mel at 22,050 Hz, hop 256 (86.1/s): MusicNeXt
+mel96             mel.py       96-bin log-Mel at 12 kHz, hop 256 (46.9/s): FCN-5, MsE-CNN
+mfcc              mfcc.py      20 MFCC at 44.1 kHz, hop 1024 (43.1/s), floored 80 dB under the track's maximum: NNET2
+mfcc-window       mfcc.py      the same, computed and floored per 2^18-sample window as NNET2's authors do
+wave              wave.py      the waveform at 44.1 kHz in frames of 1024 samples (43.1/s): NNET1
+wave+mfcc         wavemfcc.py  both on one frame grid, 1024 + 20 per frame: MixNet (and NNET1, NNET2)
+wave+mfcc-window  wavemfcc.py  wave and mfcc-window on one frame grid: MixNet as its authors compute it
+(shipped)         melon.py     the Melon dataset's own Mel arrays, taken as they are: (1, 1, frames, 48)
+================  ===========  ========================================================================
 
 Every engine follows :class:`~mrnet.extract.engines.base.Engine`: ``load`` one file, ``extract`` a
 batch, ``describe`` itself. A kind computed from audio is a class with ``from_config`` (a new store)
@@ -22,7 +24,7 @@ in :data:`SHIPPED` (keyed by its reader's ``Scan.source``). Adding a kind is one
 its import below (the import order is the order ``--features`` lists them in).
 
 >>> list(FEATURES), list(SHIPPED)
-(['wavlm', 'ssl', 'mel', 'mel128', 'mel96', 'mfcc', 'wave', 'wave+mfcc'], ['melon'])
+(['wavlm', 'ssl', 'mel', 'mel128', 'mel96', 'mfcc', 'mfcc-window', 'wave', 'wave+mfcc', 'wave+mfcc-window'], ['melon'])
 """
 
 from __future__ import annotations

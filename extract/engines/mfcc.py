@@ -94,3 +94,76 @@ class MfccEngine(EngineBase, AudioInput):
 
     def parameters(self) -> dict:
         return {"mfcc": asdict(self.params)}
+
+
+#: samples in the NNET authors' window (2^18), whose MFCC their code computes on its own
+NNET_WINDOW = 2**18
+
+
+@dataclass(frozen=True)
+class MfccWindowParams(MfccParams):
+    """``MfccParams`` and the window (samples) each stretch of MFCC is computed and floored in."""
+
+    window: int = NNET_WINDOW
+
+
+@computes("mfcc-window")
+@dataclass
+class MfccWindowEngine(MfccEngine):
+    """NNET2's MFCC as its authors compute them: each ``window``-sample stretch of the track on its own
+    (``librosa.feature.mfcc`` of ``audio[s : s + 2^18]``, centre-padded at the stretch's edges), its dB
+    floored 80 dB under that stretch's maximum, not the whole track's. The stretches tile the track from
+    the stored frame at its midpoint both ways (frame ``stored // 2``: the start of ``--eval-unit
+    middle``), so the test window, the authors' ``audio[len/2 : len/2 + 2^18]`` to the frame, is exactly
+    one stretch; a training window elsewhere reads parts of two. Same frame grid and count as ``mfcc``.
+
+    >>> engine = MfccWindowEngine()
+    >>> engine.extract([np.zeros((1, 600_000), np.float32)])[0].shape, engine.pieces(586)   # 586 frames: from 293
+    ((1, 1, 586, 20), [(0, 37), (37, 293), (293, 549), (549, 586)])
+    """
+
+    params: MfccParams = field(default_factory=MfccWindowParams)
+    feature: str = "mfcc-window"
+    #: the store keeps one frame fewer than the MFCC has (``wave+mfcc-window``: whole 1024-sample frames only)
+    trimmed: bool = False
+
+    @property
+    def window_frames(self) -> int:
+        return self.params.window // self.params.hop_length
+
+    def pieces(self, frames: int) -> list[tuple[int, int]]:
+        """``(first, stop)`` frames of each stretch of a track of ``frames`` MFCC frames (``T + 1``)."""
+        stored = frames - 1 if self.trimmed else frames
+        size, anchor = self.window_frames, (stored // 2) % self.window_frames
+        starts = ([0] if anchor else []) + list(range(anchor, frames, size))
+        return list(zip(starts, starts[1:] + [frames]))
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device) -> "MfccWindowEngine":
+        return cls(channels=cfg.channels, device=device)
+
+    @classmethod
+    def from_provenance(cls, prov, device: torch.device) -> "MfccWindowEngine":
+        engine = cls(params=stored_params(prov, "mfcc", MfccWindowParams, what="MFCC"), channels=prov.channels, device=device)
+        check_rebuilt(engine, prov)
+        return engine
+
+    @torch.inference_mode()
+    def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
+        hop, shortest = self.params.hop_length, self.params.n_fft // 2 + 1
+        out = []
+        for wave in items:
+            if wave.shape[-1] < shortest:
+                raise ValueError(f"{wave.shape[-1]} samples is too short for one MFCC frame (at least {shortest})")
+            frames = wave.shape[-1] // hop + 1
+            parts = []
+            for first, stop in self.pieces(frames):
+                begin, end = first * hop, min(stop * hop, wave.shape[-1])
+                extra = 0  # a stretch too short for the centre padding borrows whole frames before it
+                while end - (begin - extra * hop) < shortest and begin - extra * hop > 0:
+                    extra += 1
+                audio = torch.from_numpy(np.ascontiguousarray(wave[..., begin - extra * hop:end])).to(self.device)
+                coeffs = self._mfcc(audio)[..., extra:extra + stop - first]  # (C, n_mfcc, frames of the stretch)
+                parts.append(coeffs)
+            out.append(torch.cat(parts, dim=-1).transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mfcc)
+        return out

@@ -22,7 +22,7 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
-from mrnet.extract.engines.mfcc import MfccEngine, MfccParams
+from mrnet.extract.engines.mfcc import MfccEngine, MfccParams, MfccWindowEngine, MfccWindowParams
 from mrnet.extract.engines.wave import WaveEngine, WaveParams
 
 
@@ -37,12 +37,16 @@ class WaveMfccEngine(EngineBase, AudioInput):
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     feature: str = "wave+mfcc"
     layers: list[int] = field(default_factory=lambda: [0], init=False)
+    MFCC_PARAMS = MfccParams  # what extraction.mfcc of its store holds
 
     def __post_init__(self):
         if (self.wave.sample_rate, self.wave.frame) != (self.mfcc.sample_rate, self.mfcc.hop_length):
             raise ValueError(f"wave {self.wave} and mfcc {self.mfcc} are not on one frame grid")
         self._wave = WaveEngine(self.wave, self.channels, self.device)
-        self._mfcc = MfccEngine(self.mfcc, self.channels, self.device)
+        self._mfcc = self._mfcc_engine()
+
+    def _mfcc_engine(self) -> MfccEngine:
+        return MfccEngine(self.mfcc, self.channels, self.device)
 
     @property
     def dim(self) -> int:
@@ -62,7 +66,7 @@ class WaveMfccEngine(EngineBase, AudioInput):
 
     @classmethod
     def from_provenance(cls, prov, device: torch.device) -> "WaveMfccEngine":
-        wave, mfcc = stored_params(prov, "wave", WaveParams, what="waveform"), stored_params(prov, "mfcc", MfccParams, what="MFCC")
+        wave, mfcc = stored_params(prov, "wave", WaveParams, what="waveform"), stored_params(prov, "mfcc", cls.MFCC_PARAMS, what="MFCC")
         try:
             engine = cls(wave, mfcc, channels=prov.channels, device=device)
         except ValueError as err:
@@ -80,3 +84,18 @@ class WaveMfccEngine(EngineBase, AudioInput):
 
     def parameters(self) -> dict:
         return {**self._wave.parameters(), **self._mfcc.parameters()}
+
+
+@computes("wave+mfcc-window")
+@dataclass
+class WaveMfccWindowEngine(WaveMfccEngine):
+    """``wave`` and ``mfcc-window`` side by side: MixNet's inputs with the MFCC as its authors compute
+    them, per 2^18-sample window floored at the window's maximum (``mfcc.MfccWindowEngine``), the
+    windows tiled from the stored frame at the track's midpoint."""
+
+    mfcc: MfccParams = field(default_factory=MfccWindowParams)
+    feature: str = "wave+mfcc-window"
+    MFCC_PARAMS = MfccWindowParams
+
+    def _mfcc_engine(self) -> MfccEngine:
+        return MfccWindowEngine(self.mfcc, self.channels, self.device, trimmed=True)

@@ -49,7 +49,8 @@ def test_a_shipped_kind_writes_the_provenance_it_wrote_before():
 
 
 def test_every_kind_is_declared_once_by_its_own_file():
-    assert list(FEATURES) == ["wavlm", "ssl", "mel", "mel128", "mel96", "mfcc", "wave", "wave+mfcc"] and list(SHIPPED) == ["melon"]
+    assert list(FEATURES) == ["wavlm", "ssl", "mel", "mel128", "mel96", "mfcc", "mfcc-window", "wave", "wave+mfcc",
+                              "wave+mfcc-window"] and list(SHIPPED) == ["melon"]
     assert {cls.__module__.rsplit(".", 1)[1] for cls in FEATURES.values()} == {"wavlm", "ssl", "mel", "mfcc", "wave", "wavemfcc"}
     with pytest.raises(ValueError, match="registered twice"):
         computes("mel")(type("Again", (), {}))

@@ -181,6 +181,7 @@ def test_one_frame_is_enough(tiny_wavlm):
 @pytest.mark.parametrize("feature, rate, dim, frame_rate", [
     ("mel", 16000, 48, 62.5), ("mel128", 22050, 128, 22050 / 256), ("mel96", 12000, 96, 12000 / 256),
     ("mfcc", 44100, 20, 44100 / 1024), ("wave", 44100, 1024, 44100 / 1024), ("wave+mfcc", 44100, 1044, 44100 / 1024),
+    ("mfcc-window", 44100, 20, 44100 / 1024), ("wave+mfcc-window", 44100, 1044, 44100 / 1024),
 ])
 def test_each_profile_has_its_rate_width_and_frame_rate(feature, rate, dim, frame_rate):
     engine = engine_for_run(ExtractConfig(dataset="folder", features=feature), "audio", device="cpu")
@@ -200,6 +201,33 @@ def test_wave_and_mfcc_share_one_frame_grid():
     assert both.shape == (1, 1, wave.shape[2], 1044) and mfcc.shape[2] == wave.shape[2] + 1
     assert np.array_equal(both[..., :1024], wave) and np.array_equal(both[..., 1024:], mfcc[:, :, : wave.shape[2]])
     assert np.array_equal(wave[0, 0].reshape(-1), x[0, : wave.shape[2] * 1024])  # frames are consecutive samples
+
+
+def test_mfcc_window_is_the_authors_mfcc_of_the_test_window_floored_at_its_own_maximum():
+    """NNET2's authors compute the MFCC of audio[len/2 : len/2 + 2^18] alone, floored 80 dB under that
+    window's maximum; ``mfcc`` floors under the whole track's. A loud first half and a quiet second half
+    tell them apart in the quiet window."""
+    import torch
+
+    from mrnet.extract.engines import MfccEngine, WaveMfccEngine
+    from mrnet.extract.engines.mfcc import MfccWindowEngine
+    from mrnet.extract.engines.wavemfcc import WaveMfccWindowEngine
+
+    rng = np.random.default_rng(0)
+    n = 2**18 * 3 + 5000
+    x = (rng.normal(size=(1, n)) * np.where(np.arange(n) < n // 3, 1.0, 1e-4)).astype(np.float32)
+    x[:, n // 2 : n // 2 + 2**17] *= 1e-2  # part of the test window quieter still: the window's own floor cuts there
+    window, track = MfccWindowEngine().extract([x])[0], MfccEngine().extract([x])[0]
+    assert window.shape == track.shape
+    start = window.shape[2] // 2  # --eval-unit middle on this store
+    authors = MfccEngine()._mfcc(torch.from_numpy(x[:, start * 1024 : start * 1024 + 2**18]))[..., :256].transpose(1, 2).numpy()
+    np.testing.assert_allclose(window[:, 0, start : start + 256], authors, rtol=1e-5, atol=1e-4)
+    assert not np.allclose(track[:, 0, start : start + 256], authors, atol=1e-2)  # the track's floor is another
+    both = WaveMfccWindowEngine().extract([x])[0]
+    wave_start = both.shape[2] // 2  # one frame fewer: the window anchored at this store's middle
+    authors = MfccEngine()._mfcc(torch.from_numpy(x[:, wave_start * 1024 : wave_start * 1024 + 2**18]))[..., :256].transpose(1, 2).numpy()
+    np.testing.assert_allclose(both[:, 0, wave_start : wave_start + 256, 1024:], authors, rtol=1e-5, atol=1e-4)
+    assert np.array_equal(both[..., :1024], WaveMfccEngine().extract([x])[0][..., :1024])
 
 
 def test_mel128_floors_80_db_under_the_tracks_maximum():

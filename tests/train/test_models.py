@@ -15,7 +15,7 @@ MEL = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, n
 WAVLM = ModelInput(feature="wavlm", channels=2, layers=3, dim=16, frame_rate=50.0, num_classes=5)
 # The layout of each feature profile a model may name (Registered.features): (dim, frames per second).
 PROFILES = {"mel128": (128, 86.13), "mel96": (96, 46.875), "mfcc": (20, 43.07), "wave": (1024, 43.07),
-            "wave+mfcc": (1044, 43.07)}
+            "wave+mfcc": (1044, 43.07), "mfcc-window": (20, 43.07), "wave+mfcc-window": (1044, 43.07)}
 
 
 def inputs_for(name: str) -> list[ModelInput]:

@@ -171,7 +171,7 @@ def _mel_map(model: nn.Module, x: Tensor) -> Tensor:
 _RECIPE = dict(features=("mel96",), normalizations=("none", "stored", "global"), evaluation="center")
 
 
-@register_model("fcn5", config=FCNConfig, title="FCN-5", **_RECIPE)
+@register_model("fcn5", config=FCNConfig, title="FCN-5", preset="fcn5-paper", **_RECIPE)
 class FCN5(nn.Module):
     """FCN-5 (Choi et al., 2016), the released narrow widths: 447,732 parameters for 50 tags
     (the input BatchNorm's 2 included).
@@ -202,7 +202,7 @@ class FCN5(nn.Module):
         return self.head(self.dropout(x))
 
 
-@register_model("msecnn", config=MsECNNConfig, title="MsE-CNN", options=("connection",), **_RECIPE)
+@register_model("msecnn", config=MsECNNConfig, title="MsE-CNN", preset="msecnn-paper", options=("connection",), **_RECIPE)
 class MsECNN(nn.Module):
     """MsE-CNN (Hamidi et al., 2019) on FCN-5's widths and pools: 953,446 parameters for 50 tags with
     the dense connection, 470,182 with ``connection="carry"`` (input BatchNorm included).

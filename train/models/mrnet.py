@@ -239,7 +239,7 @@ class MRNetConfig:
 # ----------------------------------------------------------------------------- model
 
 
-@register_model("mrnet", config=MRNetConfig, title="MRNet",
+@register_model("mrnet", config=MRNetConfig, title="MRNet", preset="paper",
                 options=("width", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"))  # every normalisation
 class MRNet(nn.Module):
     """MRNet: stem, three MRBlocks, seven routes, attentive pooling, embedding and class head.

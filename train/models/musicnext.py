@@ -230,7 +230,7 @@ def _init_convnext(module: nn.Module) -> None:
 _RECIPE = dict(features=("mel128",), normalizations=("global", "stored", "none"), evaluation="chunks:10")
 
 
-@register_model("musicnext-softmax", config=MusicNeXtConfig, title="MusicNeXt-S", **_RECIPE)
+@register_model("musicnext-softmax", config=MusicNeXtConfig, title="MusicNeXt-S", preset="musicnext-softmax-paper", **_RECIPE)
 class MusicNeXtS(nn.Module):
     """MusicNeXt-S, the paper's ablation: the MusicNeXt trunk with a plain ``Linear(768, K)`` (with bias)
     and softmax cross-entropy. :class:`MusicNeXt` is the same network with the L-softmax head.
@@ -296,7 +296,7 @@ class MusicNeXtS(nn.Module):
             )
 
 
-@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=(SINGLE,),
+@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=(SINGLE,), preset="musicnext-paper",
                 options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), **_RECIPE)
 class MusicNeXt(MusicNeXtS):
     """MusicNeXt (Meng et al., 2024): the trunk of :class:`MusicNeXtS` with the L-softmax head.

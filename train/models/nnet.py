@@ -15,7 +15,8 @@ Every example is one window of 2^18 = 262,144 samples at 44,100 Hz (5.94 s) = 25
 per frame the 1,024 samples, then the 20 MFCC), which is how MixNet reads both kinds of a track with
 one crop offset; NNET1 and NNET2 also read that store. The window is fixed: the pooling windows
 (64 and 125) leave exactly one and two columns, which the classifier's input width depends on.
-Training windows start anywhere; the recipe's test window starts at the middle of the track.
+Training windows start anywhere; the test window starts at the middle of the track (``--eval-unit middle``:
+frames ``T/2 ... T/2 + 256``, the authors' ``audio[len/2 : len/2 + 2^18]``; not centred on it).
 
     NNET1   (B,1,1,256,1024) -> (B,1,262144) -> 4 x [Conv1d -> BN -> ReLU (-> MaxPool)]   (B, 512, 65)
             -> max || avg pool 64 -> (B, 1024) -> FC 512-128-128-64-K (ReLU, no dropout)
@@ -46,7 +47,8 @@ from mrnet.train.models.registry import ModelInput, register_model
 WINDOW = 256  # frames per example: 2^18 samples
 SAMPLES = 1024  # waveform samples per stored frame
 N_MFCC = 20
-DIMS = {"wave": SAMPLES, "mfcc": N_MFCC, "wave+mfcc": SAMPLES + N_MFCC}  # feature profile -> stored dim
+#: feature profile -> stored dim; the ``-window`` profiles hold the MFCC as the authors compute them (per 2^18-sample window)
+DIMS = {"wave": SAMPLES, "mfcc": N_MFCC, "wave+mfcc": SAMPLES + N_MFCC, "mfcc-window": N_MFCC, "wave+mfcc-window": SAMPLES + N_MFCC}
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -209,7 +211,7 @@ class NNetConfig:
 @dataclass(frozen=True)
 class NNet1Config(NNetConfig):
     NAME: ClassVar[str] = "NNET1"
-    READS: ClassVar[tuple[str, ...]] = ("wave", "wave+mfcc")
+    READS: ClassVar[tuple[str, ...]] = ("wave", "wave+mfcc", "wave+mfcc-window")
     in_dim: int = SAMPLES
     hidden: tuple[int, ...] = (512, 128, 128, 64)
     dropout: float = 0.0  # the authors found dropout hurt NNET1
@@ -218,7 +220,7 @@ class NNet1Config(NNetConfig):
 @dataclass(frozen=True)
 class NNet2Config(NNetConfig):
     NAME: ClassVar[str] = "NNET2"
-    READS: ClassVar[tuple[str, ...]] = ("mfcc", "wave+mfcc")
+    READS: ClassVar[tuple[str, ...]] = ("mfcc-window", "mfcc", "wave+mfcc-window", "wave+mfcc")
     in_dim: int = N_MFCC
     hidden: tuple[int, ...] = (1024, 256, 64)
     dropout: float = 0.1
@@ -227,7 +229,7 @@ class NNet2Config(NNetConfig):
 @dataclass(frozen=True)
 class MixNetConfig(NNetConfig):
     NAME: ClassVar[str] = "MixNet"
-    READS: ClassVar[tuple[str, ...]] = ("wave+mfcc",)
+    READS: ClassVar[tuple[str, ...]] = ("wave+mfcc-window", "wave+mfcc")
     in_dim: int = SAMPLES + N_MFCC
     hidden: tuple[int, ...] = (512, 256, 128)
     dropout: float = 0.1
@@ -237,8 +239,8 @@ class MixNetConfig(NNetConfig):
 
 
 #: The waveform is never scaled and the MFCC are z-scored per clip inside the model (``--normalize none``);
-#: the recipe's test window starts at the middle of the track.
-_RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation="center")
+#: the test window starts at the middle of the track, as the authors' code cuts it (``--eval-unit middle``).
+_RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation="middle")
 
 
 class _NNet(nn.Module):
@@ -270,7 +272,7 @@ class _NNet(nn.Module):
             )
 
 
-@register_model("nnet1", config=NNet1Config, title="NNET1", features=NNet1Config.READS, **_RECIPE)
+@register_model("nnet1", config=NNet1Config, title="NNET1", preset="nnet1-paper", features=NNet1Config.READS, **_RECIPE)
 class NNet1(_NNet):
     """NNET1 (Bonato et al.): a 1-D CNN on the raw 2^18-sample window; 2,461,832 parameters for 8 classes.
 
@@ -296,7 +298,7 @@ class NNet1(_NNet):
         return self._output(self.head(z))
 
 
-@register_model("nnet2", config=NNet2Config, title="NNET2", features=NNet2Config.READS, **_RECIPE)
+@register_model("nnet2", config=NNet2Config, title="NNET2", preset="nnet2-paper", features=NNet2Config.READS, **_RECIPE)
 class NNet2(_NNet):
     """NNET2 (Bonato et al.): a 2-D residual CNN on 256 x 20 MFCC; 1,876,040 parameters for 8 classes.
 
@@ -322,7 +324,7 @@ class NNet2(_NNet):
         return self._output(self.head(z))
 
 
-@register_model("mixnet", config=MixNetConfig, title="MixNet", features=MixNetConfig.READS, **_RECIPE)
+@register_model("mixnet", config=MixNetConfig, title="MixNet", preset="mixnet-paper", features=MixNetConfig.READS, **_RECIPE)
 class MixNet(_NNet):
     """MixNet (Bonato et al.): NNET1's and NNET2's trunks side by side on the same window, freshly
     initialised and trained jointly, and a new classifier; 3,607,496 parameters for 8 classes.
