@@ -77,7 +77,7 @@ def test_remote_code_needs_trust_and_is_recorded(mert):
 
 def test_rebuilt_for_predict_from_the_store_record(encoders, mert, tmp_path):
     for model, trust in ((encoders["wav2vec2"], False), (mert, True)):
-        cfg = ExtractConfig(dataset="folder", features="ssl", model=model, trust_remote_code=trust, window_seconds=0.5, layers=(0, 2),
+        cfg = ExtractConfig(dataset="folder", features="ssl", model=model, trust_remote_code=trust, window_seconds=1.0, layers=(0, 2),
                             dtype="float32")
         engine = engine_for_run(cfg, "audio", device="cpu")
         prov = provenance(engine, cfg, scan_of("audio"))
