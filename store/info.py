@@ -42,23 +42,29 @@ def store_info(store: FeatureStore, *, size: bool = True) -> dict[str, Any]:
         "frames": frames,
         "size_bytes": store.location.du() if size else None,
         "statistics": store.location.exists("manifest/statistics.json"),
-        "genres": label_counts(tracks, multilabel=p.task == "multi-label").to_dicts(),
+        "genres": label_counts(
+            tracks, multilabel=p.task == "multi-label", names=store.genres["name"] if store.finalized else None
+        ).to_dicts(),
         "failed": tracks.filter(pl.col("status") == "failed").select("track_id", "path", "error").to_dicts(),
     }
 
 
-def label_counts(tracks: pl.DataFrame, *, multilabel: bool) -> pl.DataFrame:
-    """Per genre (or tag, ``multilabel``): its extracted tracks (``count``) and its failed ones (``failed``)."""
+def label_counts(tracks: pl.DataFrame, *, multilabel: bool, names: pl.Series | None = None) -> pl.DataFrame:
+    """Per genre (or tag, ``multilabel``): its extracted tracks (``count``) and its failed ones (``failed``);
+    every class of the store's table ``names`` is listed, one without tracks at 0."""
     rows = tracks.explode("tags").rename({"tags": "name"}) if multilabel else tracks.rename({"genre": "name"})
-    return (
+    counts = (
         rows.filter(pl.col("name").is_not_null())
         .group_by("name")
         .agg(
             (pl.col("status") == "done").sum().cast(pl.Int64).alias("count"),
             (pl.col("status") == "failed").sum().cast(pl.Int64).alias("failed"),
         )
-        .sort("name")
     )
+    if names is not None:
+        table = pl.DataFrame({"name": names.cast(pl.String)})
+        counts = table.join(counts, on="name", how="full", coalesce=True).fill_null(0)
+    return counts.sort("name")
 
 
 def part_sizes(tracks: pl.DataFrame) -> dict[str, int]:

@@ -96,7 +96,7 @@ def test_dry_run_sizes_each_feature_kind(tmp_path):
 
 # --- what a user reads -----------------------------------------------------------------------------------
 def help_text() -> str:
-    return runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    return runner.invoke(app, ["--help"], env={"COLUMNS": "320"}).output
 
 
 def test_help_groups_options_in_panels_and_shows_every_default():

@@ -165,7 +165,7 @@ class NNetConfig:
     >>> NNet1Config(in_dim=20)
     Traceback (most recent call last):
     ...
-    ValueError: NNET1 reads wave or wave+mfcc frames (dim 1024 or 1044), not dim 20
+    ValueError: NNET1 reads wave or wave+mfcc or wave+mfcc-window frames (dim 1024 or 1044), not dim 20
     """
 
     NAME: ClassVar[str] = "NNET"
@@ -182,7 +182,7 @@ class NNetConfig:
     def __post_init__(self):
         object.__setattr__(self, "widths_1d", tuple(self.widths_1d))
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        dims = [DIMS[f] for f in self.READS]
+        dims = sorted({DIMS[f] for f in self.READS})
         if self.in_dim not in dims:
             raise ValueError(f"{self.NAME} reads {' or '.join(self.READS)} frames (dim {' or '.join(map(str, dims))}), not dim {self.in_dim}")
         if len(self.widths_1d) != 4 or min(self.widths_1d + self.hidden + (self.width_2d, self.num_classes)) < 1:
