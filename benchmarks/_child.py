@@ -35,7 +35,11 @@ def main() -> None:
     result = fn(**json.loads(open(argf).read()))
     me = resource.getrusage(resource.RUSAGE_SELF)
     result.setdefault("memory", {}).update(maxrss_mb=round(_vm_hwm_kb() / 1024, 1))
-    result["child"] = {"import_s": round(imported, 3), "cpu_user_s": round(me.ru_utime, 2), "cpu_sys_s": round(me.ru_stime, 2)}
+    result["child"] = {
+        "import_s": round(imported, 3),
+        "cpu_user_s": round(me.ru_utime, 2),
+        "cpu_sys_s": round(me.ru_stime, 2),
+    }
     with open(outf, "w") as f:
         json.dump(result, f)
 

@@ -70,8 +70,24 @@ def main(argv: list[str] | None = None) -> None:
                 for name, (tree, python) in sides.items():
                     out = root / f"{name}-{i}"
                     env = {**os.environ, "MRNET_BENCH_CACHE": str(root / f"cache-{name}")}
-                    subprocess.run([str(python), "-m", "benchmarks.run", "--only", args.only, "--no-doc", "--results", str(out),
-                                    "--work", str(root / f"work-{name}")], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        [
+                            str(python),
+                            "-m",
+                            "benchmarks.run",
+                            "--only",
+                            args.only,
+                            "--no-doc",
+                            "--results",
+                            str(out),
+                            "--work",
+                            str(root / f"work-{name}"),
+                        ],
+                        cwd=tree,
+                        env=env,
+                        check=True,
+                        stdout=subprocess.DEVNULL,
+                    )
                     result = json.loads(next(out.glob("*.json")).read_text())
                     runs[name].append(_figures(result.get("figures", result)))
                     common.log(f"pair {i + 1} {name}: {runs[name][-1]}")
@@ -82,12 +98,25 @@ def main(argv: list[str] | None = None) -> None:
     for key in runs["after"][0]:
         before = statistics.median(r[key] for r in runs["before"])
         after = statistics.median(r[key] for r in runs["after"])
-        summary[key] = {"before": before, "after": after, "after/before": after / before,
-                        "pairs": [a[key] / b[key] for a, b in zip(runs["after"], runs["before"])]}
-        print(f"{key:28s} before {before:10.3f}  after {after:10.3f}  after/before {after / before:.3f}  "
-              f"per pair {', '.join(f'{x:.2f}' for x in summary[key]['pairs'])}")
-    record = {"before": args.before, "after": args.after, "only": args.only, "machine": common.machine(Path(tempfile.gettempdir())),
-              "date": common.now_utc(), "runs": runs, "summary": summary}
+        summary[key] = {
+            "before": before,
+            "after": after,
+            "after/before": after / before,
+            "pairs": [a[key] / b[key] for a, b in zip(runs["after"], runs["before"])],
+        }
+        print(
+            f"{key:28s} before {before:10.3f}  after {after:10.3f}  after/before {after / before:.3f}  "
+            f"per pair {', '.join(f'{x:.2f}' for x in summary[key]['pairs'])}"
+        )
+    record = {
+        "before": args.before,
+        "after": args.after,
+        "only": args.only,
+        "machine": common.machine(Path(tempfile.gettempdir())),
+        "date": common.now_utc(),
+        "runs": runs,
+        "summary": summary,
+    }
     path = common.RESULTS / "history" / f"ab-{args.before}-{args.after}.json"
     path.write_text(json.dumps(record, indent=1, default=common.jsonable) + "\n")
     print(f"saved {path.relative_to(common.REPO)}")

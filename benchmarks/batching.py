@@ -37,13 +37,18 @@ def run(ctx: Context) -> dict:
         "rounds": {"batched": [x["throughput"] for x in batched], "one_at_a_time": [x["throughput"] for x in single]},
         "batched_reused_from_extraction": bool(reuse),
         "speedup": b["throughput"] / s["throughput"],
-        "steady_speedup": best(batched, "steady_throughput")["steady_throughput"] / best(single, "steady_throughput")["steady_throughput"],
+        "steady_speedup": best(batched, "steady_throughput")["steady_throughput"]
+        / best(single, "steady_throughput")["steady_throughput"],
     }
     if ctx.device == "cuda":  # the model alone, and which batch size a GPU wants (one process, decoded audio)
         bares = [bare_run(ctx, root, p.batch_size, save=False, sweep=list(GPU_SWEEP)) for _ in range(p.rounds)]
         sweep = {size: max(b["sweep"][str(size)] for b in bares) for size in GPU_SWEEP}
-        result["bare"] = {"batched": sweep[p.batch_size], "one_at_a_time": sweep[1], "speedup": sweep[p.batch_size] / sweep[1],
-                          "sweep": {str(k): v for k, v in sweep.items()}}
+        result["bare"] = {
+            "batched": sweep[p.batch_size],
+            "one_at_a_time": sweep[1],
+            "speedup": sweep[p.batch_size] / sweep[1],
+            "sweep": {str(k): v for k, v in sweep.items()},
+        }
         log("  bare forward by batch size: " + ", ".join(f"{k}: {v:.0f}" for k, v in sweep.items()) + " audio-s/s")
     return result
 

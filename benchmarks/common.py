@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,22 +66,94 @@ class Profile:
 
 
 PROFILES = {
-    "cpu": Profile("cpu-full", "cpu", extract_clips=4, clip_seconds=30.0, batch_size=2, unit_size=2, rounds=2, ceiling_clips=24, disk_test_mb=1024,
-                   loader_tracks=24, loader_crops=300, loader_repeat=5, train_tracks=48, train_batch=4, train_steps=3,
-                   train_warmup=1, memory_clip_seconds=5.0, memory_extract_clips=(12, 48), memory_unit_size=2,
-                   memory_train_tracks=(48, 192)),
-    "cpu-quick": Profile("cpu-quick", "cpu", extract_clips=4, clip_seconds=10.0, batch_size=2, unit_size=2, rounds=2, ceiling_clips=16, disk_test_mb=256,
-                         loader_tracks=8, loader_crops=200, loader_repeat=3, train_tracks=16, train_batch=2, train_steps=2,
-                         train_warmup=1, memory_clip_seconds=5.0, memory_extract_clips=(4, 16), memory_unit_size=1,
-                         memory_train_tracks=(40, 160)),
-    "cuda": Profile("cuda-full", "cuda", extract_clips=256, clip_seconds=30.0, batch_size=8, unit_size=16, rounds=3, ceiling_clips=256, disk_test_mb=4096,
-                    loader_tracks=64, loader_crops=1000, loader_repeat=5, train_tracks=480, train_batch=48, train_steps=20,
-                    train_warmup=3, memory_clip_seconds=30.0, memory_extract_clips=(64, 256), memory_unit_size=16,
-                    memory_train_tracks=(480, 1440)),
-    "cuda-quick": Profile("cuda-quick", "cuda", extract_clips=64, clip_seconds=30.0, batch_size=8, unit_size=16, rounds=2, ceiling_clips=64, disk_test_mb=1024,
-                          loader_tracks=16, loader_crops=300, loader_repeat=3, train_tracks=144, train_batch=48, train_steps=8,
-                          train_warmup=2, memory_clip_seconds=30.0, memory_extract_clips=(32, 96), memory_unit_size=16,
-                          memory_train_tracks=(480, 960)),
+    "cpu": Profile(
+        "cpu-full",
+        "cpu",
+        extract_clips=4,
+        clip_seconds=30.0,
+        batch_size=2,
+        unit_size=2,
+        rounds=2,
+        ceiling_clips=24,
+        disk_test_mb=1024,
+        loader_tracks=24,
+        loader_crops=300,
+        loader_repeat=5,
+        train_tracks=48,
+        train_batch=4,
+        train_steps=3,
+        train_warmup=1,
+        memory_clip_seconds=5.0,
+        memory_extract_clips=(12, 48),
+        memory_unit_size=2,
+        memory_train_tracks=(48, 192),
+    ),
+    "cpu-quick": Profile(
+        "cpu-quick",
+        "cpu",
+        extract_clips=4,
+        clip_seconds=10.0,
+        batch_size=2,
+        unit_size=2,
+        rounds=2,
+        ceiling_clips=16,
+        disk_test_mb=256,
+        loader_tracks=8,
+        loader_crops=200,
+        loader_repeat=3,
+        train_tracks=16,
+        train_batch=2,
+        train_steps=2,
+        train_warmup=1,
+        memory_clip_seconds=5.0,
+        memory_extract_clips=(4, 16),
+        memory_unit_size=1,
+        memory_train_tracks=(40, 160),
+    ),
+    "cuda": Profile(
+        "cuda-full",
+        "cuda",
+        extract_clips=256,
+        clip_seconds=30.0,
+        batch_size=8,
+        unit_size=16,
+        rounds=3,
+        ceiling_clips=256,
+        disk_test_mb=4096,
+        loader_tracks=64,
+        loader_crops=1000,
+        loader_repeat=5,
+        train_tracks=480,
+        train_batch=48,
+        train_steps=20,
+        train_warmup=3,
+        memory_clip_seconds=30.0,
+        memory_extract_clips=(64, 256),
+        memory_unit_size=16,
+        memory_train_tracks=(480, 1440),
+    ),
+    "cuda-quick": Profile(
+        "cuda-quick",
+        "cuda",
+        extract_clips=64,
+        clip_seconds=30.0,
+        batch_size=8,
+        unit_size=16,
+        rounds=2,
+        ceiling_clips=64,
+        disk_test_mb=1024,
+        loader_tracks=16,
+        loader_crops=300,
+        loader_repeat=3,
+        train_tracks=144,
+        train_batch=48,
+        train_steps=8,
+        train_warmup=2,
+        memory_clip_seconds=30.0,
+        memory_extract_clips=(32, 96),
+        memory_unit_size=16,
+        memory_train_tracks=(480, 960),
+    ),
 }
 
 
@@ -148,8 +220,12 @@ def machine(work: Path) -> dict:
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        gpu = {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1), "count": torch.cuda.device_count(),
-               "cuda": torch.version.cuda}
+        gpu = {
+            "name": props.name,
+            "memory_gb": round(props.total_memory / 2**30, 1),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+        }
     virt = None
     with contextlib.suppress(Exception):
         virt = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True, timeout=5).stdout.strip() or None
@@ -193,11 +269,13 @@ def load_average() -> list[float]:
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- child processes with memory sampling ---------------------------------------------------------
-def run_child(target: str, args: dict, *, timeout: float = 1800, sample_every: float = 0.1, env: dict | None = None) -> dict:
+def run_child(
+    target: str, args: dict, *, timeout: float = 1800, sample_every: float = 0.1, env: dict | None = None
+) -> dict:
     """Run ``module:function(**args)`` in a fresh Python; return its result plus wall time and peak memory.
 
     Memory: ``peak_rss_mb`` is the highest sampled sum of RSS over the process tree, ``peak_pss_mb`` the
@@ -213,7 +291,14 @@ def run_child(target: str, args: dict, *, timeout: float = 1800, sample_every: f
         argf.write_text(json.dumps(args))
         cmd = [sys.executable, "-m", "benchmarks._child", target, str(argf), str(outf)]
         began = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         peaks = {"rss": 0, "pss": 0, "pss_anon": 0}
         stop = threading.Event()
         lines: list[str] = []
@@ -257,7 +342,9 @@ def run_child(target: str, args: dict, *, timeout: float = 1800, sample_every: f
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise RuntimeError(f"{target} timed out after {timeout:.0f} s; last output:\n{''.join(lines[-30:])}") from None
+            raise RuntimeError(
+                f"{target} timed out after {timeout:.0f} s; last output:\n{''.join(lines[-30:])}"
+            ) from None
         finally:
             stop.set()
             sampler.join()
@@ -266,8 +353,11 @@ def run_child(target: str, args: dict, *, timeout: float = 1800, sample_every: f
         if proc.returncode != 0 or not outf.exists():
             raise RuntimeError(f"{target} failed (exit {proc.returncode}); last output:\n{''.join(lines[-40:])}")
         result = json.loads(outf.read_text())
-    result.setdefault("memory", {}).update(peak_rss_mb=round(peaks["rss"] / 2**20, 1), peak_pss_mb=round(peaks["pss"] / 2**20, 1),
-                                           peak_pss_anon_mb=round(peaks["pss_anon"] / 2**20, 1))
+    result.setdefault("memory", {}).update(
+        peak_rss_mb=round(peaks["rss"] / 2**20, 1),
+        peak_pss_mb=round(peaks["pss"] / 2**20, 1),
+        peak_pss_anon_mb=round(peaks["pss_anon"] / 2**20, 1),
+    )
     result["process_wall_s"] = round(wall, 3)
     return result
 

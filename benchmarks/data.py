@@ -30,7 +30,10 @@ def music_sources() -> tuple[list[Path], str]:
     if not found and shutil.which("apt-get") and shutil.which("dpkg"):
         found = _fetch_music(base)
     if found:
-        return found, f"Debian package {', '.join(MUSIC_PACKAGES)} (MP3 game soundtrack, {len(found)} songs), fetched with apt-get download"
+        return (
+            found,
+            f"Debian package {', '.join(MUSIC_PACKAGES)} (MP3 game soundtrack, {len(found)} songs), fetched with apt-get download",
+        )
     return [], "generated music (apt-get unavailable): notes with harmonics and decays, noise bursts"
 
 
@@ -138,8 +141,20 @@ def dataset_files(root: Path) -> list[Path]:
 
 
 # --- synthetic feature stores (loader, training, memory) ------------------------------------------
-def feature_store(path: Path, tracks: int, *, seconds: float = 30.0, layers: int = 13, dim: int = 768, dtype: str = "float16",
-                  codec: str = "none", chunk_frames: int | None = None, genres: int = 3, seed: int = 0, memmap: Path | None = None) -> Path:
+def feature_store(
+    path: Path,
+    tracks: int,
+    *,
+    seconds: float = 30.0,
+    layers: int = 13,
+    dim: int = 768,
+    dtype: str = "float16",
+    codec: str = "none",
+    chunk_frames: int | None = None,
+    genres: int = 3,
+    seed: int = 0,
+    memmap: Path | None = None,
+) -> Path:
     """A finalized WavLM-shaped store of random features (and optionally the same data as one .npy memmap).
 
     Features are random normal: timing of uncompressed reads does not depend on values. The manifest
@@ -156,12 +171,25 @@ def feature_store(path: Path, tracks: int, *, seconds: float = 30.0, layers: int
     if _store_ready(path, chunk_frames, memmap):
         return path
     frames = int(seconds * 50)
-    prov = Provenance(feature="wavlm", layers=list(range(layers)), dim=dim, frame_rate=50.0, channels=1, dtype=dtype,
-                      model="benchmark (random features)", dataset="bench", labeling="",
-                      extraction={"chunk_frames": chunk_frames, "codec": codec})
+    prov = Provenance(
+        feature="wavlm",
+        layers=list(range(layers)),
+        dim=dim,
+        frame_rate=50.0,
+        channels=1,
+        dtype=dtype,
+        model="benchmark (random features)",
+        dataset="bench",
+        labeling="",
+        extraction={"chunk_frames": chunk_frames, "codec": codec},
+    )
     writer = StoreWriter.open(Location.parse(path), prov, overwrite=True)
     rng = np.random.default_rng(seed)
-    mm = None if memmap is None else np.lib.format.open_memmap(memmap, mode="w+", dtype=dtype, shape=(tracks, 1, layers, frames, dim))
+    mm = (
+        None
+        if memmap is None
+        else np.lib.format.open_memmap(memmap, mode="w+", dtype=dtype, shape=(tracks, 1, layers, frames, dim))
+    )
     rows = []
     for i in range(tracks):
         x = rng.standard_normal((1, layers, frames, dim), dtype=np.float32).astype(dtype)
@@ -189,9 +217,24 @@ def _store_ready(path: Path, chunk_frames: int, memmap: Path | None) -> bool:
 
 def _track_row(i: int, key: str, genres: int, seconds: float, frames: int, crc: str) -> dict:
     split = ("train", "train", "valid", "test")[i % 4]
-    return {"track_id": key, "key": key, "path": f"{key}.mp3", "genre": f"g{i % genres}", "label": None,
-            "genres_all": [f"g{i % genres}"], "artist": None, "split": split, "fold": None, "duration": seconds,
-            "sample_rate": 16000, "channels": 1, "frames": frames, "checksum": crc, "status": "done", "error": None}
+    return {
+        "track_id": key,
+        "key": key,
+        "path": f"{key}.mp3",
+        "genre": f"g{i % genres}",
+        "label": None,
+        "genres_all": [f"g{i % genres}"],
+        "artist": None,
+        "split": split,
+        "fold": None,
+        "duration": seconds,
+        "sample_rate": 16000,
+        "channels": 1,
+        "frames": frames,
+        "checksum": crc,
+        "status": "done",
+        "error": None,
+    }
 
 
 def _finalize(writer, rows: list[dict]) -> None:

@@ -25,9 +25,9 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import limits
 from benchmarks.common import Context, log, run_child
 from benchmarks.data import dataset_files, mp3_dataset
-from benchmarks import limits
 from benchmarks.models import STUB, engine, register_stub, wavlm_base_random
 from mrnet.core.machine import available_cores
 
@@ -62,17 +62,49 @@ class _Busy:
         setattr(owner, name, wrapped)
 
 
-def _config(root: str, out: str, manifests: str, model: str, batch_size: int, unit_size: int, dtype: str = "float16",
-            codec: str = "none", layers: list[int] | None = None, features: str = "wavlm"):
+def _config(
+    root: str,
+    out: str,
+    manifests: str,
+    model: str,
+    batch_size: int,
+    unit_size: int,
+    dtype: str = "float16",
+    codec: str = "none",
+    layers: list[int] | None = None,
+    features: str = "wavlm",
+):
     from mrnet.extract.config import ExtractConfig
 
-    return ExtractConfig(dataset="folder", root=Path(root), out=out, manifests_dir=Path(manifests), features=features, model=model,
-                         batch_size=batch_size, unit_size=unit_size, dtype=dtype, codec=codec,
-                         layers=tuple(layers) if layers else None, folds=2, overwrite=True)
+    return ExtractConfig(
+        dataset="folder",
+        root=Path(root),
+        out=out,
+        manifests_dir=Path(manifests),
+        features=features,
+        model=model,
+        batch_size=batch_size,
+        unit_size=unit_size,
+        dtype=dtype,
+        codec=codec,
+        layers=tuple(layers) if layers else None,
+        folds=2,
+        overwrite=True,
+    )
 
 
-def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int, unit_size: int, dtype: str = "float16",
-               codec: str = "none", layers: list[int] | None = None, features: str = "wavlm") -> dict:
+def end_to_end(
+    root: str,
+    out: str,
+    manifests: str,
+    model: str,
+    batch_size: int,
+    unit_size: int,
+    dtype: str = "float16",
+    codec: str = "none",
+    layers: list[int] | None = None,
+    features: str = "wavlm",
+) -> dict:
     """One ``pipeline.run`` (child process). ``features="stub"``: the model stubbed (``benchmarks.models``).
 
     Seconds inside the engine's ``load`` (decoding), its ``extract`` (the model, windowing and
@@ -93,8 +125,11 @@ def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int,
     marks: dict[str, float] = {}
     units: list[float] = []
     began = time.perf_counter()
-    summary = pipeline.run(cfg, on_start=lambda done, todo: marks.setdefault("start", time.perf_counter()),
-                           on_unit=lambda r: units.append(time.perf_counter()))
+    summary = pipeline.run(
+        cfg,
+        on_start=lambda done, todo: marks.setdefault("start", time.perf_counter()),
+        on_unit=lambda r: units.append(time.perf_counter()),
+    )
     ended = time.perf_counter()
     start = marks.get("start", began)
     return {
@@ -114,8 +149,15 @@ def end_to_end(root: str, out: str, manifests: str, model: str, batch_size: int,
     }
 
 
-def bare_forward(root: str, model: str, batch_size: int, window_seconds: float = 40.0, save_dir: str | None = None,
-                 save_tracks: int = 0, sweep: list[int] | None = None) -> dict:
+def bare_forward(
+    root: str,
+    model: str,
+    batch_size: int,
+    window_seconds: float = 40.0,
+    save_dir: str | None = None,
+    save_tracks: int = 0,
+    sweep: list[int] | None = None,
+) -> dict:
     """Decode everything first, then time only the WavLM forward calls on the engine's own batches.
     ``sweep``: batch sizes to time the same way afterwards, in this process (``{batch: audio s/s}``)."""
     import numpy as np
@@ -134,7 +176,9 @@ def bare_forward(root: str, model: str, batch_size: int, window_seconds: float =
             path = Path(save_dir) / f"track{i:03d}.npy"
             np.save(path, f)  # (channels, 13, frames, 768) float32
             saved.append(str(path))
-    audio_s = sum(f.shape[2] for f in feats) / eng.frame_rate  # the tracks' frames (windows may overlap at a track's end)
+    audio_s = (
+        sum(f.shape[2] for f in feats) / eng.frame_rate
+    )  # the tracks' frames (windows may overlap at a track's end)
     decoded_s = sum(w.shape[1] for w in waves) / eng.sample_rate
     result = {
         "audio_s": audio_s,
@@ -207,18 +251,36 @@ def _timed_forward(eng, waves: list, batch_size: int, *, keep: bool) -> tuple[di
 # --- the figure ---------------------------------------------------------------------------------------
 def e2e_run(ctx: Context, root: Path, batch_size: int, unit_size: int, tag: str, features: str = "wavlm", **kw) -> dict:
     out = ctx.work / f"extract-{tag}.zarr"
-    res = run_child("benchmarks.extraction:end_to_end", {
-        "root": str(root), "out": str(out), "manifests": str(ctx.work / "manifests"), "model": wavlm_base_random(),
-        "batch_size": batch_size, "unit_size": unit_size, "features": features, **kw})
+    res = run_child(
+        "benchmarks.extraction:end_to_end",
+        {
+            "root": str(root),
+            "out": str(out),
+            "manifests": str(ctx.work / "manifests"),
+            "model": wavlm_base_random(),
+            "batch_size": batch_size,
+            "unit_size": unit_size,
+            "features": features,
+            **kw,
+        },
+    )
     res["throughput"] = res["audio_s"] / res["run_s"]
     res["steady_throughput"] = res["audio_s"] / res["work_s"]
     return res
 
 
 def bare_run(ctx: Context, root: Path, batch_size: int, save: bool, sweep: list[int] | None = None) -> dict:
-    res = run_child("benchmarks.extraction:bare_forward", {
-        "root": str(root), "model": wavlm_base_random(), "batch_size": batch_size,
-        "save_dir": str(ctx.work / "features") if save else None, "save_tracks": 8 if save else 0, "sweep": sweep})
+    res = run_child(
+        "benchmarks.extraction:bare_forward",
+        {
+            "root": str(root),
+            "model": wavlm_base_random(),
+            "batch_size": batch_size,
+            "save_dir": str(ctx.work / "features") if save else None,
+            "save_tracks": 8 if save else 0,
+            "sweep": sweep,
+        },
+    )
     res["throughput"] = res["audio_s"] / res["forward_s"]
     return res
 
@@ -251,30 +313,48 @@ def _efficiency(ctx: Context, root: Path, source: str) -> tuple[dict, float]:
     steady-state throughput end to end."""
     p = ctx.profile
     cpus = available_cores()
-    log(f"extraction: {p.extract_clips} MP3 clips of {p.clip_seconds:g} s, batch {p.batch_size}, unit {p.unit_size}, "
-        f"{p.rounds} interleaved rounds")
+    log(
+        f"extraction: {p.extract_clips} MP3 clips of {p.clip_seconds:g} s, batch {p.batch_size}, unit {p.unit_size}, "
+        f"{p.rounds} interleaved rounds"
+    )
     bares, e2es = [], []
     for r in range(p.rounds):  # interleaved, best of each: a burst of load elsewhere hits one round, not one side
         bares.append(bare_run(ctx, root, p.batch_size, save=(r == 0)))
         log(f"  round {r + 1}: bare forward {bares[-1]['throughput']:.2f} audio-s/s ({bares[-1]['forward_s']:.1f} s)")
         e2es.append(e2e_run(ctx, root, p.batch_size, p.unit_size, "batched"))
-        log(f"  round {r + 1}: end to end {e2es[-1]['throughput']:.2f} audio-s/s ({e2es[-1]['run_s']:.1f} s, "
-            f"steady {e2es[-1]['steady_throughput']:.2f})")
+        log(
+            f"  round {r + 1}: end to end {e2es[-1]['throughput']:.2f} audio-s/s ({e2es[-1]['run_s']:.1f} s, "
+            f"steady {e2es[-1]['steady_throughput']:.2f})"
+        )
     for res in bares + e2es:
         res["cpu_share"] = cpu_share(res, cpus)
     bare, e2e, steady = best(bares), best(e2es), best(e2es, "steady_throughput")
     ctx.shared["features"] = bares[0]["saved"]
     ctx.shared["e2e_batched"] = e2e
     return {
-        "dataset": {"clips": p.extract_clips, "clip_seconds": p.clip_seconds, "source": source,
-                    "format": "MP3 44.1 kHz stereo, decoded and resampled to 16 kHz mono"},
-        "settings": {"batch_size": p.batch_size, "unit_size": p.unit_size, "dtype": "float16", "layers": 13, "codec": "none",
-                     "model": "WavLM-base architecture, random weights (seed 0)", "rounds": p.rounds},
+        "dataset": {
+            "clips": p.extract_clips,
+            "clip_seconds": p.clip_seconds,
+            "source": source,
+            "format": "MP3 44.1 kHz stereo, decoded and resampled to 16 kHz mono",
+        },
+        "settings": {
+            "batch_size": p.batch_size,
+            "unit_size": p.unit_size,
+            "dtype": "float16",
+            "layers": 13,
+            "codec": "none",
+            "model": "WavLM-base architecture, random weights (seed 0)",
+            "rounds": p.rounds,
+        },
         "bare": bare,
         "end_to_end": e2e,
-        "rounds": {"bare": [r["throughput"] for r in bares], "end_to_end": [r["throughput"] for r in e2es],
-                   "end_to_end_steady": [r["steady_throughput"] for r in e2es],
-                   "cpu_share": {"bare": [r["cpu_share"] for r in bares], "end_to_end": [r["cpu_share"] for r in e2es]}},
+        "rounds": {
+            "bare": [r["throughput"] for r in bares],
+            "end_to_end": [r["throughput"] for r in e2es],
+            "end_to_end_steady": [r["steady_throughput"] for r in e2es],
+            "cpu_share": {"bare": [r["cpu_share"] for r in bares], "end_to_end": [r["cpu_share"] for r in e2es]},
+        },
         "efficiency": e2e["throughput"] / bare["throughput"],
         "steady_efficiency": steady["steady_throughput"] / bare["throughput"],
         "target": TARGET,
@@ -296,6 +376,16 @@ def _ceiling(ctx: Context, root: Path) -> dict:
         runs.append(res)
         log(f"    {res['steady_throughput']:.0f} audio-s/s steady")
     cpu_ms = [1e3 * (x["child"]["cpu_user_s"] + x["child"]["cpu_sys_s"]) / x["audio_s"] for x in runs]
-    return {"clips": p.ceiling_clips, "clip_seconds": 30.0, "batch_size": 8, "unit_size": 16,
-            "variants": {"stub-model": {"best": best(runs, "steady_throughput"), "rounds": [x["steady_throughput"] for x in runs],
-                                        "cpu_ms_per_audio_s": cpu_ms}}}
+    return {
+        "clips": p.ceiling_clips,
+        "clip_seconds": 30.0,
+        "batch_size": 8,
+        "unit_size": 16,
+        "variants": {
+            "stub-model": {
+                "best": best(runs, "steady_throughput"),
+                "rounds": [x["steady_throughput"] for x in runs],
+                "cpu_ms_per_audio_s": cpu_ms,
+            }
+        },
+    }

@@ -22,15 +22,26 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
-_ERROR = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
-          "<RequestId>fault</RequestId></Error>")
+_ERROR = (
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message>'
+    "<RequestId>fault</RequestId></Error>"
+)
 
 
 class FaultProxy:
     """``with FaultProxy(upstream, errors=0.03, resets=0.02) as proxy:`` use ``proxy.url`` as the endpoint."""
 
-    def __init__(self, upstream: str, *, errors: float = 0.03, resets: float = 0.02, latency: float = 0.005, delay: float = 0.0,
-                 seed: int = 0, port: int = 0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        errors: float = 0.03,
+        resets: float = 0.02,
+        latency: float = 0.005,
+        delay: float = 0.0,
+        seed: int = 0,
+        port: int = 0,
+    ):
         target = urlparse(upstream)
         self.host, self.port = target.hostname, target.port
         self.errors, self.resets, self.latency, self.delay = errors, resets, latency, delay
@@ -40,7 +51,7 @@ class FaultProxy:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -104,7 +115,9 @@ class FaultProxy:
                 for key, value in answer.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
                         self.send_header(key, value)
-                length = answer.getheader("Content-Length") if self.command == "HEAD" else None  # HEAD: the object's size
+                length = (
+                    answer.getheader("Content-Length") if self.command == "HEAD" else None
+                )  # HEAD: the object's size
                 self.send_header("Content-Length", length or str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -119,14 +132,18 @@ class FaultProxy:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.faults", description="A latency-adding (and fault-injecting) S3 proxy.")
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.faults", description="A latency-adding (and fault-injecting) S3 proxy."
+    )
     ap.add_argument("upstream", help="the S3 server, e.g. http://127.0.0.1:5000")
     ap.add_argument("--delay", type=float, default=0.02, help="seconds added to every request [0.02]")
     ap.add_argument("--errors", type=float, default=0.0, help="share of requests answered 500/503 [0]")
     ap.add_argument("--resets", type=float, default=0.0, help="share of connections reset [0]")
     ap.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
     args = ap.parse_args(argv)
-    with FaultProxy(args.upstream, errors=args.errors, resets=args.resets, latency=0.0, delay=args.delay, port=args.port) as proxy:
+    with FaultProxy(
+        args.upstream, errors=args.errors, resets=args.resets, latency=0.0, delay=args.delay, port=args.port
+    ) as proxy:
         print(proxy.url, flush=True)
         threading.Event().wait()
 

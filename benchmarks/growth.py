@@ -50,10 +50,26 @@ RESULTS = common.RESULTS / "growth"
 #: cores that 100,000 rows (done on one thread) never ask for, which reads as growth the work does not have.
 MANIFEST_ENV = {"POLARS_MAX_THREADS": "1"}
 CONTENDED = 2.0  # load average (1 min) on this 2-core machine above which timings are shared with other work
-STORE_OPS = ("scan-folder", "scan-fma", "dry-run", "extract", "resume-check", "info", "ls", "verify", "stats", "cp", "cp-resume",
-             "first-batch", "loader-epoch", "predict")
-NOT_MEASURED = {"predict": "mrnet-predict scores audio files through the store's feature engine; it has no store input "
-                           "(predicting a store's tracks) on this commit, so there is nothing to time"}
+STORE_OPS = (
+    "scan-folder",
+    "scan-fma",
+    "dry-run",
+    "extract",
+    "resume-check",
+    "info",
+    "ls",
+    "verify",
+    "stats",
+    "cp",
+    "cp-resume",
+    "first-batch",
+    "loader-epoch",
+    "predict",
+)
+NOT_MEASURED = {
+    "predict": "mrnet-predict scores audio files through the store's feature engine; it has no store input "
+    "(predicting a store's tracks) on this commit, so there is nothing to time"
+}
 
 
 class LoadWatch:
@@ -69,7 +85,7 @@ class LoadWatch:
             self.samples.append(common.load_average()[0])
             self._stop.wait(every)
 
-    def __enter__(self) -> "LoadWatch":
+    def __enter__(self) -> LoadWatch:
         self._thread.start()
         return self
 
@@ -79,7 +95,12 @@ class LoadWatch:
 
     def summary(self) -> dict:
         s = self.samples or [common.load_average()[0]]
-        return {"mean": round(sum(s) / len(s), 2), "max": round(max(s), 2), "samples": len(s), "contended": max(s) > CONTENDED}
+        return {
+            "mean": round(sum(s) / len(s), 2),
+            "max": round(max(s), 2),
+            "samples": len(s),
+            "contended": max(s) > CONTENDED,
+        }
 
 
 # --- the stores part ----------------------------------------------------------------------------
@@ -94,8 +115,14 @@ def store_commands(work: Path, n: int) -> dict[str, tuple[str, dict] | None]:
     return {
         "scan-folder": ("benchmarks.growth_ops:scan", {"dataset": "folder", "root": str(folder)}),
         "scan-fma": ("benchmarks.growth_ops:scan", {"dataset": "fma_large", "root": str(fma)}),
-        "dry-run": ("benchmarks.growth_ops:extract_cli", {"argv": [*extract, "--out", str(work / f"never-{n}.zarr"), "--dry-run"]}),
-        "extract": ("benchmarks.growth_data:extract_store", {"dataset": str(folder), "out": str(store), "manifests": str(manifests)}),
+        "dry-run": (
+            "benchmarks.growth_ops:extract_cli",
+            {"argv": [*extract, "--out", str(work / f"never-{n}.zarr"), "--dry-run"]},
+        ),
+        "extract": (
+            "benchmarks.growth_data:extract_store",
+            {"dataset": str(folder), "out": str(store), "manifests": str(manifests)},
+        ),
         "resume-check": ("benchmarks.growth_ops:extract_cli", {"argv": [*extract, "--out", str(store)]}),
         "info": ("benchmarks.growth_ops:store_cli", {"argv": ["info", str(store)]}),
         "ls": ("benchmarks.growth_ops:store_cli", {"argv": ["ls", str(place)]}),
@@ -128,9 +155,14 @@ def measure(target: str, args: dict, env: dict | None = None) -> dict:
     r = run_child(target, args, timeout=3600, env=env)
     cpu = r.pop("cpu_s", None)  # the operation's own, where it measures it; else the whole child's (imports included)
     cpu = cpu if cpu is not None else r["child"]["cpu_user_s"] + r["child"]["cpu_sys_s"]
-    return {"seconds": round(r.pop("seconds"), 4), "cpu_s": round(cpu, 4), "maxrss_mb": r["memory"]["maxrss_mb"],
-            "peak_rss_mb": r["memory"]["peak_rss_mb"],
-            "process_wall_s": r["process_wall_s"], **{k: v for k, v in r.items() if k not in ("memory", "child", "process_wall_s")}}
+    return {
+        "seconds": round(r.pop("seconds"), 4),
+        "cpu_s": round(cpu, 4),
+        "maxrss_mb": r["memory"]["maxrss_mb"],
+        "peak_rss_mb": r["memory"]["peak_rss_mb"],
+        "process_wall_s": r["process_wall_s"],
+        **{k: v for k, v in r.items() if k not in ("memory", "child", "process_wall_s")},
+    }
 
 
 def _record(part: dict, op: str, n: int, result: dict) -> None:
@@ -187,8 +219,14 @@ def run_manifest(sizes: list[int], save, ops: list[str] | None = None, part: dic
                 result = measure("benchmarks.growth_manifest:operation", {"name": op, "n": n}, env=MANIFEST_ENV)
             except Exception as err:  # noqa: BLE001
                 result = {"error": f"{type(err).__name__}: {err}"[-3000:]}
-            log(f"  manifest {op} at {n:,}: " + (f"{result['seconds']:.3f} s, {result['op_peak_mb']:.0f} MB"
-                                                  if "error" not in result else "FAILED " + result["error"][-300:]))
+            log(
+                f"  manifest {op} at {n:,}: "
+                + (
+                    f"{result['seconds']:.3f} s, {result['op_peak_mb']:.0f} MB"
+                    if "error" not in result
+                    else "FAILED " + result["error"][-300:]
+                )
+            )
             _record(part, op, n, result)
             save()
     return part
@@ -205,8 +243,14 @@ def series(part: dict, memory: str = "maxrss_mb") -> dict[str, dict]:
         seconds = [r["seconds"] for _, r in ok]
         mem = [r[memory] for _, r in ok]
         cpu = [r.get("cpu_s") for _, r in ok]
-        out[op] = {"n": n, "seconds": seconds, memory: mem, "time": exponents(n, seconds), "memory": exponents(n, mem, floor=1.0),
-                   "cpu": exponents(n, cpu) if all(c is not None for c in cpu) else exponents([], [])}
+        out[op] = {
+            "n": n,
+            "seconds": seconds,
+            memory: mem,
+            "time": exponents(n, seconds),
+            "memory": exponents(n, mem, floor=1.0),
+            "cpu": exponents(n, cpu) if all(c is not None for c in cpu) else exponents([], []),
+        }
     return out
 
 
@@ -218,16 +262,30 @@ def _ints(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.growth", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="store sizes in tracks [%(default)s]")
-    ap.add_argument("--manifest-sizes", default=",".join(map(str, MANIFEST_SIZES)), help="manifest sizes in rows [%(default)s]")
-    ap.add_argument("--remote-tracks", type=int, default=1000, help="tracks of the store the remote part reads [%(default)s]")
+    ap.add_argument(
+        "--manifest-sizes", default=",".join(map(str, MANIFEST_SIZES)), help="manifest sizes in rows [%(default)s]"
+    )
+    ap.add_argument(
+        "--remote-tracks", type=int, default=1000, help="tracks of the store the remote part reads [%(default)s]"
+    )
     ap.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run [{','.join(PARTS)}]")
     ap.add_argument("--work", default=None, help=f"where datasets and stores are built [{FOLDER}]")
     ap.add_argument("--results", default=None, help=f"folder for the result file [{RESULTS.relative_to(common.REPO)}]")
-    ap.add_argument("--ops", default="", help="only these operations (comma-separated), measured again into this run's "
-                    "existing result file: what a fix changed, after the fix")
-    ap.add_argument("--into", default=None, metavar="FILE", help="measure into this earlier result file (with --ops: again)")
-    ap.add_argument("--merge", default=None, metavar="FILE", help="with --into: add FILE's store and manifest measurements to it, "
-                    "measuring nothing (a size measured by a separate run)")
+    ap.add_argument(
+        "--ops",
+        default="",
+        help="only these operations (comma-separated), measured again into this run's "
+        "existing result file: what a fix changed, after the fix",
+    )
+    ap.add_argument(
+        "--into", default=None, metavar="FILE", help="measure into this earlier result file (with --ops: again)"
+    )
+    ap.add_argument(
+        "--merge",
+        default=None,
+        metavar="FILE",
+        help="with --into: add FILE's store and manifest measurements to it, measuring nothing (a size measured by a separate run)",
+    )
     ap.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -245,8 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     path = folder / f"{slug}-{date.today().isoformat()}{'' if full else f'-{max(sizes)}'}.json"
     command = " ".join(["python -m benchmarks.growth", *(argv if argv is not None else sys.argv[1:])])
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-    results = {"machine": info, "machine_slug": slug, "git": _git(), "date": date.today().isoformat(), "command": command,
-               "started": common.now_utc(), "full": full, "parts": {}}
+    results = {
+        "machine": info,
+        "machine_slug": slug,
+        "git": _git(),
+        "date": date.today().isoformat(),
+        "command": command,
+        "started": common.now_utc(),
+        "full": full,
+        "parts": {},
+    }
     if args.into:
         path = Path(args.into)
         from benchmarks.growth_manifest import OPERATIONS
@@ -259,10 +325,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.merge:
             return _merge(path, earlier, Path(args.merge), command, args.no_doc)
         reruns = earlier.setdefault("reruns", [])
-        reruns.append({"command": command, "ops": ops, "started": common.now_utc(), "git": results["git"],
-                       "load_before": common.load_average()})
+        reruns.append(
+            {
+                "command": command,
+                "ops": ops,
+                "started": common.now_utc(),
+                "git": results["git"],
+                "load_before": common.load_average(),
+            }
+        )
         results = earlier
     with LoadWatch() as load:
+
         def save() -> None:
             if ops:
                 results["reruns"][-1]["load"] = load.summary()
@@ -322,12 +396,21 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
                 _record(mine, op, n, r)
         if "not_measured" in theirs:
             mine["not_measured"] = theirs["not_measured"]
-    into.setdefault("reruns", []).append({"command": other.get("command"), "merged_from": other_path.name, "started": other.get("started"),
-                                          "git": other.get("git", {}), "load": other.get("load", {}),
-                                          "ops": sorted({op for p in other.get("parts", {}).values() if isinstance(p, dict)
-                                                         for op in p.get("ops", {})}),
-                                          "sizes": sorted({n for p in other.get("parts", {}).values() if isinstance(p, dict)
-                                                           for n in p.get("sizes", [])})})
+    into.setdefault("reruns", []).append(
+        {
+            "command": other.get("command"),
+            "merged_from": other_path.name,
+            "started": other.get("started"),
+            "git": other.get("git", {}),
+            "load": other.get("load", {}),
+            "ops": sorted(
+                {op for p in other.get("parts", {}).values() if isinstance(p, dict) for op in p.get("ops", {})}
+            ),
+            "sizes": sorted(
+                {n for p in other.get("parts", {}).values() if isinstance(p, dict) for n in p.get("sizes", [])}
+            ),
+        }
+    )
     path.write_text(json.dumps(into, indent=1, default=common.jsonable))
     log(f"merged {other_path} into {path}")
     if not no_doc:

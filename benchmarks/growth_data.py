@@ -36,7 +36,9 @@ def _clip(path: Path, fmt: str) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         t = np.arange(int(16000 * CLIP_SECONDS)) / 16000
-        wave = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
+        wave = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.size)).astype(
+            np.float32
+        )
         tmp = path.with_name(path.name + ".tmp")
         sf.write(tmp, wave, 16000, format=fmt, **({"subtype": "PCM_16"} if fmt == "WAV" else {}))
         tmp.rename(path)
@@ -127,5 +129,7 @@ def extract_store(dataset: str, out: str, manifests: str) -> dict:
     from mrnet.extract.config import ExtractConfig
     from mrnet.extract.pipeline import run
 
-    summary = run(ExtractConfig(dataset="folder", root=Path(dataset), out=out, features="mel", manifests_dir=Path(manifests)))
+    summary = run(
+        ExtractConfig(dataset="folder", root=Path(dataset), out=out, features="mel", manifests_dir=Path(manifests))
+    )
     return {"seconds": time.perf_counter() - began, "tracks": summary.tracks.height, "failed": summary.failed.height}

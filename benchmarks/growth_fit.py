@@ -46,7 +46,9 @@ def plot(series: dict[str, dict], path: Path, title: str, memory_key: str = "pea
     markers = "os^vD<>pPhX*"
     colors = plt.get_cmap("tab20").colors
     for i, (name, s) in enumerate(series.items()):
-        style = dict(marker=markers[i % len(markers)], color=colors[(2 * i) % 20 + (i // 10) % 2], label=name, markersize=4)
+        style = dict(
+            marker=markers[i % len(markers)], color=colors[(2 * i) % 20 + (i // 10) % 2], label=name, markersize=4
+        )
         left.plot(s["n"], [max(v, 1e-4) for v in s["seconds"]], **style)
         right.plot(s["n"], s[memory_key], **style)
     n = sorted({x for s in series.values() for x in s["n"]})

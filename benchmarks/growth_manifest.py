@@ -28,8 +28,18 @@ import time
 GENRES = 16
 REPEATS = 5  # an operation is timed up to this many times while they add up to under BUDGET seconds, the best kept
 BUDGET = 5.0
-OPERATIONS = ("folds", "folds-singles", "split", "split-fold", "genre-table", "tag-table", "class-weights", "validate",
-              "status-counts", "statistics")
+OPERATIONS = (
+    "folds",
+    "folds-singles",
+    "split",
+    "split-fold",
+    "genre-table",
+    "tag-table",
+    "class-weights",
+    "validate",
+    "status-counts",
+    "statistics",
+)
 
 
 def manifest(n: int, *, seed: int = 0):
@@ -45,12 +55,28 @@ def manifest(n: int, *, seed: int = 0):
     ids = np.char.zfill(np.arange(n).astype(str), 7)
     split = np.array(["train"] * 8 + ["valid", "test"])[np.arange(n) % 10]
     names = np.array([f"genre{g:02d}" for g in range(GENRES)])
-    tracks = pl.DataFrame({
-        "track_id": ids, "key": ids, "path": np.char.add(np.char.add("audio/", ids), ".mp3"), "genre": names[genre],
-        "label": None, "genres_all": None, "tags": None, "artist": (np.arange(n) // 5).astype(str), "split": split, "fold": None,
-        "duration": 30.0, "sample_rate": 44100, "channels": 2, "frames": rng.integers(1800, 1900, size=n), "checksum": "crc32:00000000",
-        "status": "done", "error": None, "warning": None,
-    }).with_columns(genres_all=pl.concat_list(pl.col("genre")), tags=pl.concat_list(pl.col("genre"), pl.lit("loud")))
+    tracks = pl.DataFrame(
+        {
+            "track_id": ids,
+            "key": ids,
+            "path": np.char.add(np.char.add("audio/", ids), ".mp3"),
+            "genre": names[genre],
+            "label": None,
+            "genres_all": None,
+            "tags": None,
+            "artist": (np.arange(n) // 5).astype(str),
+            "split": split,
+            "fold": None,
+            "duration": 30.0,
+            "sample_rate": 44100,
+            "channels": 2,
+            "frames": rng.integers(1800, 1900, size=n),
+            "checksum": "crc32:00000000",
+            "status": "done",
+            "error": None,
+            "warning": None,
+        }
+    ).with_columns(genres_all=pl.concat_list(pl.col("genre")), tags=pl.concat_list(pl.col("genre"), pl.lit("loud")))
     tracks = tracks.select([pl.col(c).cast(t) for c, t in TRACKS.items()])
     return validate(with_labels(tracks, genre_table(tracks)), TRACKS, name="tracks")
 
@@ -85,7 +111,15 @@ def operation(name: str, n: int) -> dict:
     import polars as pl
 
     from mrnet.extract.datasets.folds import assign_folds
-    from mrnet.manifests.schema import TRACKS, class_weights, genre_table, status_counts, tag_table, validate, with_labels
+    from mrnet.manifests.schema import (
+        TRACKS,
+        class_weights,
+        genre_table,
+        status_counts,
+        tag_table,
+        validate,
+        with_labels,
+    )
     from mrnet.store import statistics
     from mrnet.train.splits import split_tracks
 
@@ -99,13 +133,24 @@ def operation(name: str, n: int) -> dict:
 
         from mrnet.store.location import Location
 
-        groups = {statistics.group_key(s, None, True): statistics.Sums(int(tracks.filter(pl.col("split") == s)["frames"].sum()),
-                                                                        np.zeros((1, 1, 48)), np.zeros((1, 1, 48)))
-                  for s in ("train", "valid", "test")}
+        groups = {
+            statistics.group_key(s, None, True): statistics.Sums(
+                int(tracks.filter(pl.col("split") == s)["frames"].sum()), np.zeros((1, 1, 48)), np.zeros((1, 1, 48))
+            )
+            for s in ("train", "valid", "test")
+        }
         location = Location.parse(tempfile.mkdtemp(prefix="mrnet-growth-"))
         location.write_bytes("progress/0000.parquet", b"")
-        location.write_bytes(statistics.unit_file("0000"), statistics._npz(groups, {
-            "track_ids": tracks["track_id"].to_numpy().astype(str), "track_groups": np.array(statistics.group_keys(tracks).to_list())}))
+        location.write_bytes(
+            statistics.unit_file("0000"),
+            statistics._npz(
+                groups,
+                {
+                    "track_ids": tracks["track_id"].to_numpy().astype(str),
+                    "track_groups": np.array(statistics.group_keys(tracks).to_list()),
+                },
+            ),
+        )
     before = _rss_mb()
     _reset_peak()
 
@@ -142,5 +187,11 @@ def operation(name: str, n: int) -> dict:
         out = once()
         times.append(time.perf_counter() - began)
         cpu.append(time.process_time() - used)
-    return {"seconds": min(times), "cpu_s": min(cpu), "repeats": len(times), "result": int(out), "manifest_mb": before,
-            "op_peak_mb": max(0.0, _peak_mb() - before)}
+    return {
+        "seconds": min(times),
+        "cpu_s": min(cpu),
+        "repeats": len(times),
+        "result": int(out),
+        "manifest_mb": before,
+        "op_peak_mb": max(0.0, _peak_mb() - before),
+    }

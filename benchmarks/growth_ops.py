@@ -31,8 +31,11 @@ def scan(dataset: str, root: str) -> dict:
     from mrnet.extract.datasets import scan as read
 
     found = read(dataset, Path(root))
-    return {"seconds": time.perf_counter() - began, "tracks": found.tracks.height,
-            "pending": int((found.tracks["status"] == "pending").sum())}
+    return {
+        "seconds": time.perf_counter() - began,
+        "tracks": found.tracks.height,
+        "pending": int((found.tracks["status"] == "pending").sum()),
+    }
 
 
 def extract_cli(argv: list[str]) -> dict:
@@ -130,5 +133,10 @@ def loader_epoch(store: str, batch: int = 16, threads: int | None = None) -> dic
     loader = make_loader(data, batches, num_workers=None, device=torch.device("cpu"), seed=0)
     crops = sum(len(b[0]) for b in loader)
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "crops": crops, "crops_per_s": crops / seconds, "threads": threads or loader_threads(torch.device("cpu")),
-            "open_files": len(os.listdir("/proc/self/fd"))}
+    return {
+        "seconds": seconds,
+        "crops": crops,
+        "crops_per_s": crops / seconds,
+        "threads": threads or loader_threads(torch.device("cpu")),
+        "open_files": len(os.listdir("/proc/self/fd")),
+    }

@@ -15,11 +15,20 @@ from benchmarks.growth_fit import LINEAR, plot
 from benchmarks.tables import f, met, shown, table
 
 LABELS = {
-    "scan-folder": "scan, folder dataset", "scan-fma": "scan, FMA (N-row tracks.csv)", "dry-run": "`mrnet-extract --dry-run`",
-    "extract": "`mrnet-extract` (Mel, the store itself)", "resume-check": "resume check of the finished store (`mrnet-extract` again)",
-    "info": "`mrnet-store info`", "ls": "`mrnet-store ls`", "verify": "`mrnet-store verify`", "stats": "`mrnet-store stats`",
-    "cp": "`mrnet-store cp`", "cp-resume": "`mrnet-store cp`, resuming an interrupted copy", "first-batch": "`mrnet-train` to its first batch",
-    "loader-epoch": "one epoch of the training loader", "predict": "prediction from a store",
+    "scan-folder": "scan, folder dataset",
+    "scan-fma": "scan, FMA (N-row tracks.csv)",
+    "dry-run": "`mrnet-extract --dry-run`",
+    "extract": "`mrnet-extract` (Mel, the store itself)",
+    "resume-check": "resume check of the finished store (`mrnet-extract` again)",
+    "info": "`mrnet-store info`",
+    "ls": "`mrnet-store ls`",
+    "verify": "`mrnet-store verify`",
+    "stats": "`mrnet-store stats`",
+    "cp": "`mrnet-store cp`",
+    "cp-resume": "`mrnet-store cp`, resuming an interrupted copy",
+    "first-batch": "`mrnet-train` to its first batch",
+    "loader-epoch": "one epoch of the training loader",
+    "predict": "prediction from a store",
 }
 FIRST_BATCH_TARGET = 60.0
 RATIO_TARGET = 0.8
@@ -55,16 +64,35 @@ def growth_table(part: dict, labels: dict[str, str], memory: str) -> tuple[str, 
     """Seconds and memory per size, the exponents and the verdict of every operation; and the series."""
     found = series(part, memory)
     sizes = part["sizes"]
-    head = ["operation", *(f"s at {n:,}" for n in sizes), *(f"MB at {n:,}" for n in sizes), "time exponent (all / top)",
-            "CPU time exponent (all / top)", "memory exponent (all / top)", "linear or better"]
+    head = [
+        "operation",
+        *(f"s at {n:,}" for n in sizes),
+        *(f"MB at {n:,}" for n in sizes),
+        "time exponent (all / top)",
+        "CPU time exponent (all / top)",
+        "memory exponent (all / top)",
+        "linear or better",
+    ]
     rows = []
     for op, s in found.items():
         at = dict(zip(s["n"], zip(s["seconds"], s[memory])))
-        rows.append([labels.get(op, op), *(f(at[n][0]) if n in at else "failed" for n in sizes),
-                     *(f(at[n][1], 0) if n in at else "–" for n in sizes), _slope(s["time"]), _slope(s.get("cpu", s["time"]))
-                     if s.get("cpu", {}).get("fit") is not None else "–", _slope(s["memory"]), _verdict(s)])
-    failed = [f"{labels.get(op, op)} at {n:,}: {r['error'].splitlines()[-1][:200]}" for op, s in part.get("ops", {}).items()
-              for n, r in zip(s["n"], s["runs"]) if "error" in r]
+        rows.append(
+            [
+                labels.get(op, op),
+                *(f(at[n][0]) if n in at else "failed" for n in sizes),
+                *(f(at[n][1], 0) if n in at else "–" for n in sizes),
+                _slope(s["time"]),
+                _slope(s.get("cpu", s["time"])) if s.get("cpu", {}).get("fit") is not None else "–",
+                _slope(s["memory"]),
+                _verdict(s),
+            ]
+        )
+    failed = [
+        f"{labels.get(op, op)} at {n:,}: {r['error'].splitlines()[-1][:200]}"
+        for op, s in part.get("ops", {}).items()
+        for n, r in zip(s["n"], s["runs"])
+        if "error" in r
+    ]
     text = table(head, rows)
     if failed:
         text += "\n\nFailed: " + "; ".join(failed)
@@ -77,22 +105,38 @@ def section(page, pick: tuple[Path, dict] | None, img: Path) -> str:
     path, res = pick
     load = res.get("load", {})
     parts = res["parts"]
-    contended = page.fill("growth-contended", mean=f(load.get("mean")), max=f(load.get("max"))) if load.get("contended") else \
-        page.fill("growth-quiet", mean=f(load.get("mean")), max=f(load.get("max")))
+    contended = (
+        page.fill("growth-contended", mean=f(load.get("mean")), max=f(load.get("max")))
+        if load.get("contended")
+        else page.fill("growth-quiet", mean=f(load.get("mean")), max=f(load.get("max")))
+    )
     return page.fill(
-        "growth", command=res.get("command", "python -m benchmarks.growth"), file=shown(path), when=res.get("started", res.get("date")),
+        "growth",
+        command=res.get("command", "python -m benchmarks.growth"),
+        file=shown(path),
+        when=res.get("started", res.get("date")),
         commit=f"{res.get('git', {}).get('commit', '?')}{' + uncommitted changes' if res.get('git', {}).get('dirty') else ''}",
-        cpu=res["machine"]["cpu"], cores=res["machine"]["usable_cpus"], contended=contended, linear=f"{LINEAR:.2f}",
-        stores=_stores(page, parts.get("stores"), img), manifest=_manifest(page, parts.get("manifest"), img),
-        remote=_remote(page, parts.get("remote")), reruns=_reruns(page, res), **_before_after(res))
+        cpu=res["machine"]["cpu"],
+        cores=res["machine"]["usable_cpus"],
+        contended=contended,
+        linear=f"{LINEAR:.2f}",
+        stores=_stores(page, parts.get("stores"), img),
+        manifest=_manifest(page, parts.get("manifest"), img),
+        remote=_remote(page, parts.get("remote")),
+        reruns=_reruns(page, res),
+        **_before_after(res),
+    )
 
 
 def _before_after(res: dict) -> dict[str, str]:
     """The recorded measurements from before a fix (``before_fixes``) next to this result's own."""
     before = res.get("before_fixes", {})
     out = {}
-    now = {op: dict(zip(s["n"], s["seconds"])) for name in ("stores", "manifest") for op, s in
-           series(res["parts"].get(name, {}), "maxrss_mb" if name == "stores" else "op_peak_mb").items()}
+    now = {
+        op: dict(zip(s["n"], s["seconds"]))
+        for name in ("stores", "manifest")
+        for op, s in series(res["parts"].get(name, {}), "maxrss_mb" if name == "stores" else "op_peak_mb").items()
+    }
     stats = dict(zip(before.get("statistics", {}).get("n", []), before.get("statistics", {}).get("seconds", [])))
     out["stats_before"] = f(stats.get(1000000), 0) if stats.get(1000000) else "–"
     out["stats_ratio"] = f(stats[1000000] / stats[100000], 0) if stats.get(1000000) and stats.get(100000) else "–"
@@ -107,11 +151,19 @@ def _before_after(res: dict) -> dict[str, str]:
 
 def _reruns(page, res: dict) -> str:
     """The operations measured again into this result after a fix (``--ops``), and when."""
-    lines = [page.inline("growth-merged" if r.get("merged_from") else "growth-rerun", ops=", ".join(r["ops"]), when=r["started"],
-                         commit=r.get("git", {}).get("commit", "?"), mean=f(r.get("load", {}).get("mean")),
-                         max=f(r.get("load", {}).get("max")), command=r.get("command") or "",
-                         sizes=", ".join(f"{n:,}" for n in r.get("sizes", [])))
-             for r in res.get("reruns", [])]
+    lines = [
+        page.inline(
+            "growth-merged" if r.get("merged_from") else "growth-rerun",
+            ops=", ".join(r["ops"]),
+            when=r["started"],
+            commit=r.get("git", {}).get("commit", "?"),
+            mean=f(r.get("load", {}).get("mean")),
+            max=f(r.get("load", {}).get("max")),
+            command=r.get("command") or "",
+            sizes=", ".join(f"{n:,}" for n in r.get("sizes", [])),
+        )
+        for r in res.get("reruns", [])
+    ]
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -121,48 +173,86 @@ def _stores(page, part: dict | None, img: Path) -> str:
     text, found = growth_table(part, LABELS, "maxrss_mb")
     if "error" in part:
         text += "\n\nThe run stopped with: `" + part["error"].strip().splitlines()[-1][:300] + "`"
-    drawn = plot({LABELS[op].replace("`", ""): s for op, s in found.items()}, img / "perf-growth-stores.png",
-                 "Whole-store operations", memory_key="maxrss_mb") if found else None
+    drawn = (
+        plot(
+            {LABELS[op].replace("`", ""): s for op, s in found.items()},
+            img / "perf-growth-stores.png",
+            "Whole-store operations",
+            memory_key="maxrss_mb",
+        )
+        if found
+        else None
+    )
     first = found.get("first-batch")
     top = part["sizes"][-1]
     at_top = dict(zip(first["n"], first["seconds"])).get(top) if first else None
     missing = "; ".join(f"{LABELS.get(op, op)}: {why}" for op, why in part.get("not_measured", {}).items())
-    return page.fill("growth-stores", table=text, plot=f"![whole-store operations against tracks](img/{drawn})" if drawn else "",
-                     top=f"{top:,}", smallest=f"{part['sizes'][0]:,}", first_batch=f(at_top), target=f(FIRST_BATCH_TARGET, 0),
-                     first_met="**met**" if at_top is not None and at_top < FIRST_BATCH_TARGET else "**missed**",
-                     not_measured=missing or "nothing")
+    return page.fill(
+        "growth-stores",
+        table=text,
+        plot=f"![whole-store operations against tracks](img/{drawn})" if drawn else "",
+        top=f"{top:,}",
+        smallest=f"{part['sizes'][0]:,}",
+        first_batch=f(at_top),
+        target=f(FIRST_BATCH_TARGET, 0),
+        first_met="**met**" if at_top is not None and at_top < FIRST_BATCH_TARGET else "**missed**",
+        not_measured=missing or "nothing",
+    )
 
 
 def _manifest(page, part: dict | None, img: Path) -> str:
     if not part or "ops" not in part:
         return page.fill("not-measured")
     text, found = growth_table(part, {}, "op_peak_mb")
-    drawn = plot(found, img / "perf-growth-manifest.png", "A manifest's operations", memory_key="op_peak_mb") if found else None
-    return page.fill("growth-manifest", table=text, plot=f"![manifest operations against tracks](img/{drawn})" if drawn else "",
-                     largest=f"{part['sizes'][-1]:,}")
+    drawn = (
+        plot(found, img / "perf-growth-manifest.png", "A manifest's operations", memory_key="op_peak_mb")
+        if found
+        else None
+    )
+    return page.fill(
+        "growth-manifest",
+        table=text,
+        plot=f"![manifest operations against tracks](img/{drawn})" if drawn else "",
+        largest=f"{part['sizes'][-1]:,}",
+    )
 
 
 def _remote(page, part: dict | None) -> str:
     if not part or "error" in part:
         return page.fill("not-measured") + (f"\n\n```\n{part['error'][-1500:]}\n```" if part else "")
-    names = {"train": ("training, crops/s (median of the epochs after the first)", 1),
-             "verify": ("`mrnet-store verify`, tracks/s", 1), "cp-download": ("`mrnet-store cp` S3 → local disk, MB/s", 2),
-             "cp-upload": ("`mrnet-store cp` local disk → S3, MB/s", 2)}
+    names = {
+        "train": ("training, crops/s (median of the epochs after the first)", 1),
+        "verify": ("`mrnet-store verify`, tracks/s", 1),
+        "cp-download": ("`mrnet-store cp` S3 → local disk, MB/s", 2),
+        "cp-upload": ("`mrnet-store cp` local disk → S3, MB/s", 2),
+    }
     rows = []
     for key, (label, nd) in names.items():
         m = part.get(key, {})
         local, s3 = m.get("local", {}), m.get("s3", {})
-        rows.append([label, f(local.get("rate"), nd) if "rate" in local else "failed", f(s3.get("rate"), nd) if "rate" in s3 else "failed",
-                     f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
-                     met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–"])
+        rows.append(
+            [
+                label,
+                f(local.get("rate"), nd) if "rate" in local else "failed",
+                f(s3.get("rate"), nd) if "rate" in s3 else "failed",
+                f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
+                met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
+            ]
+        )
     train = part.get("train", {})
     first = train.get("first_epoch_ratio")
     server = part.get("server", {})
     plan = train.get("s3", {}).get("reading", {})
     return page.fill(
-        "growth-remote", tracks=f"{part['tracks']:,}", delay_ms=f(part["delay_s"] * 1e3, 0), table=table(
-            ["", "local disk", "S3 + 20 ms", "S3 / local", f"≥ {RATIO_TARGET}"], rows),
-        first_ratio=f(first), direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
+        "growth-remote",
+        tracks=f"{part['tracks']:,}",
+        delay_ms=f(part["delay_s"] * 1e3, 0),
+        table=table(["", "local disk", "S3 + 20 ms", "S3 / local", f"≥ {RATIO_TARGET}"], rows),
+        first_ratio=f(first),
+        direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
         proxy_rps=f(server.get("proxy", {}).get("requests_per_s"), 0),
         round_trip_ms=f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
-        threads=plan.get("threads", "–"), concurrent=plan.get("concurrent", "–"), depth=plan.get("depth", "–"))
+        threads=plan.get("threads", "–"),
+        concurrent=plan.get("concurrent", "–"),
+        depth=plan.get("depth", "–"),
+    )

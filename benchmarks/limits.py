@@ -34,7 +34,9 @@ def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
     counter = FlopCounterMode(display=False)
     x = torch.randn(1, int(seconds * 16000), device=device)
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None), counter:
-        eng._net(x, output_hidden_states=True)  # no inference_mode: weight-norm parametrisations break the counter under it
+        eng._net(
+            x, output_hidden_states=True
+        )  # no inference_mode: weight-norm parametrisations break the counter under it
     by_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
     total = counter.get_total_flops()
     n, mm_dtype = (8192, dtype or torch.float32) if device.type == "cuda" else (2048, torch.float32)
@@ -50,9 +52,16 @@ def model_utilisation(model: str, seconds: float, repeat: int = 5) -> dict:
         if i >= 2:
             times.append(time.perf_counter() - began)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return {"flops_per_audio_s": total / seconds, "window_s": seconds, "flops_by_op": by_op, "device": device.type,
-            "device_name": name, "peak_flops": 2 * n**3 / min(times), "peak_matmul": f"{n}^3 {str(mm_dtype).removeprefix('torch.')}",
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "flops_per_audio_s": total / seconds,
+        "window_s": seconds,
+        "flops_by_op": by_op,
+        "device": device.type,
+        "device_name": name,
+        "peak_flops": 2 * n**3 / min(times),
+        "peak_matmul": f"{n}^3 {str(mm_dtype).removeprefix('torch.')}",
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16) -> dict:
@@ -70,8 +79,15 @@ def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16)
     files = dataset_files(Path(root))
     eng = engine("mel")  # decoding is the same for every feature kind (engines share AudioInput.load)
     audio_s = sum(eng.load(f)[0].shape[1] for f in files) / eng.sample_rate  # also warms the page cache
-    prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
-                      extraction={"chunk_frames": 150, "codec": "none"})
+    prov = Provenance(
+        feature="wavlm",
+        layers=list(range(13)),
+        dim=768,
+        frame_rate=50.0,
+        channels=1,
+        dtype="float16",
+        extraction={"chunk_frames": 150, "codec": "none"},
+    )
     track = np.random.default_rng(0).standard_normal((1, 13, 1499, 768), dtype=np.float32).astype(np.float16)
     out = {"decode": {}, "write": {}, "decode_audio_s": audio_s, "write_audio_s": write_tracks * 1499 / 50.0}
     for n in threads:
@@ -92,12 +108,21 @@ def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16)
 # --- the figure's parts ------------------------------------------------------------------------------
 def utilisation(ctx: Context, bare: dict, steady: float) -> dict:
     """Model FLOP utilisation and audio hours per device-minute, bare and end to end (steady state)."""
-    u = run_child("benchmarks.limits:model_utilisation", {"model": wavlm_base_random(), "seconds": min(ctx.profile.clip_seconds, 40.0)})
-    u.update({"bare_mfu": bare["throughput"] * u["flops_per_audio_s"] / u["peak_flops"],
-              "steady_mfu": steady * u["flops_per_audio_s"] / u["peak_flops"],
-              "audio_hours_per_device_minute": {"bare": bare["throughput"] / 60, "steady": steady / 60}})
-    log(f"  model FLOPs {u['flops_per_audio_s'] / 1e9:.1f} G per audio s; matmul peak {u['peak_flops'] / 1e12:.2f} TFLOP/s "
-        f"({u['peak_matmul']}); MFU bare {100 * u['bare_mfu']:.1f} %, end to end {100 * u['steady_mfu']:.1f} %")
+    u = run_child(
+        "benchmarks.limits:model_utilisation",
+        {"model": wavlm_base_random(), "seconds": min(ctx.profile.clip_seconds, 40.0)},
+    )
+    u.update(
+        {
+            "bare_mfu": bare["throughput"] * u["flops_per_audio_s"] / u["peak_flops"],
+            "steady_mfu": steady * u["flops_per_audio_s"] / u["peak_flops"],
+            "audio_hours_per_device_minute": {"bare": bare["throughput"] / 60, "steady": steady / 60},
+        }
+    )
+    log(
+        f"  model FLOPs {u['flops_per_audio_s'] / 1e9:.1f} G per audio s; matmul peak {u['peak_flops'] / 1e12:.2f} TFLOP/s "
+        f"({u['peak_matmul']}); MFU bare {100 * u['bare_mfu']:.1f} %, end to end {100 * u['steady_mfu']:.1f} %"
+    )
     return u
 
 
@@ -106,6 +131,10 @@ def io_scaling_figure(ctx: Context, root: Path) -> dict:
     cpus = available_cores()
     counts = sorted({1, 2, 4, 8, 16, cpus} & set(range(1, cpus + 1)))
     out = run_child("benchmarks.limits:io_scaling", {"root": str(root), "work": str(ctx.work), "threads": counts})
-    log("  decode audio-s/s by threads: " + ", ".join(f"{k}: {v:.0f}" for k, v in out["decode"].items())
-        + "; write: " + ", ".join(f"{k}: {v:.0f}" for k, v in out["write"].items()))
+    log(
+        "  decode audio-s/s by threads: "
+        + ", ".join(f"{k}: {v:.0f}" for k, v in out["decode"].items())
+        + "; write: "
+        + ", ".join(f"{k}: {v:.0f}" for k, v in out["write"].items())
+    )
     return out

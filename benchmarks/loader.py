@@ -33,8 +33,10 @@ CROP = 300
 
 def _picks(n_tracks: int, frames: int, layers: int, count: int, width: int, seed: int) -> list[tuple[int, int, int]]:
     rng = np.random.default_rng(seed)
-    return [(int(rng.integers(n_tracks)), int(rng.integers(0, frames - CROP + 1)), int(rng.integers(0, layers - width + 1)))
-            for _ in range(count)]
+    return [
+        (int(rng.integers(n_tracks)), int(rng.integers(0, frames - CROP + 1)), int(rng.integers(0, layers - width + 1)))
+        for _ in range(count)
+    ]
 
 
 def amplification_shipped(root, keys: list[str], picks, width: int) -> dict:
@@ -72,7 +74,10 @@ def run(ctx: Context) -> dict:
     shipped = FeatureStore.open(str(root))
     keys = shipped.tracks.sort("key")["key"].to_list()
 
-    plain = {k: zarr.open_array(zarr.storage.LocalStore(str(root), read_only=True), path=f"features/{k}", mode="r") for k in keys}
+    plain = {
+        k: zarr.open_array(zarr.storage.LocalStore(str(root), read_only=True), path=f"features/{k}", mode="r")
+        for k in keys
+    }
     for k in keys:  # warm: page cache, array metadata, shard indexes and maps
         shipped.read(k, 0, frames)
         np.asarray(mm[keys.index(k)]).sum()
@@ -97,10 +102,15 @@ def run(ctx: Context) -> dict:
                     fn(t, s, l)
                 timings[name].append(len(sel) / (time.perf_counter() - began))
         chunk = shipped.provenance.extraction.get("chunk_frames")
-        amp = {"memmap": {"amplification": 1.0, "requests_per_crop": None},
-               "store": {"amplification": 1.0, "requests_per_crop": None,
-                         "note": "fused read: one mapped shard, the crop's frames copied (whole 4 kB pages paged in)"},
-               "zarr": amplification_shipped(root, keys, picks[:zarr_count], width)}
+        amp = {
+            "memmap": {"amplification": 1.0, "requests_per_crop": None},
+            "store": {
+                "amplification": 1.0,
+                "requests_per_crop": None,
+                "note": "fused read: one mapped shard, the crop's frames copied (whole 4 kB pages paged in)",
+            },
+            "zarr": amplification_shipped(root, keys, picks[:zarr_count], width),
+        }
         rates = {m: max(v) for m, v in timings.items()}
         out[f"layers_{width}"] = {
             "crops": count,
@@ -111,6 +121,9 @@ def run(ctx: Context) -> dict:
             "read": amp,
             "MBps": {m: rates[m] * CROP * width * 768 * 2 / 1e6 for m in rates},
         }
-        log(f"  {width} layer(s): " + ", ".join(f"{m} {r:.0f}/s" for m, r in rates.items())
-            + f"; store/memmap {rates['store'] / rates['memmap']:.3f}")
+        log(
+            f"  {width} layer(s): "
+            + ", ".join(f"{m} {r:.0f}/s" for m, r in rates.items())
+            + f"; store/memmap {rates['store'] / rates['memmap']:.3f}"
+        )
     return out

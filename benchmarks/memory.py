@@ -38,8 +38,8 @@ from benchmarks.extraction import e2e_run
 
 
 def train_epoch(store: str, out: str, device: str, preset: str) -> dict:
-    from mrnet.train.presets import preset as make
     from mrnet.train.loop import train
+    from mrnet.train.presets import preset as make
 
     overrides = {"epochs": 1, "device": device, "out": out, "crop_seconds": 6.0}  # the default loader (reading threads)
     if preset == "tiny":  # small batches, so the smaller store already fills every prefetch queue
@@ -47,8 +47,13 @@ def train_epoch(store: str, out: str, device: str, preset: str) -> dict:
     cfg = make(preset, store, **overrides)
     began = time.perf_counter()
     train(cfg)
-    return {"seconds": time.perf_counter() - began, "preset": preset, "batch": cfg.batch_size, "eval_batch": cfg.eval_batch_size,
-            "loader": "reading threads" if cfg.num_workers is None else f"{cfg.num_workers} DataLoader workers"}
+    return {
+        "seconds": time.perf_counter() - began,
+        "preset": preset,
+        "batch": cfg.batch_size,
+        "eval_batch": cfg.eval_batch_size,
+        "loader": "reading threads" if cfg.num_workers is None else f"{cfg.num_workers} DataLoader workers",
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -57,20 +62,38 @@ def run(ctx: Context) -> dict:
     for clips in p.memory_extract_clips:
         root, source = mp3_dataset(clips, p.memory_clip_seconds)
         res = e2e_run(ctx, root, p.memory_unit_size, p.memory_unit_size, f"memory-{clips}")
-        out["extraction"].append({"clips": clips, "clip_seconds": p.memory_clip_seconds, "audio_s": res["audio_s"],
-                                  "units": -(-clips // p.memory_unit_size), "unit_size": p.memory_unit_size,
-                                  "batch_size": p.memory_unit_size, "memory": res["memory"], "run_s": res["run_s"]})
-        log(f"memory: extraction of {clips} clips: peak RSS {res['memory']['peak_rss_mb']:.0f} MB, "
-            f"main process peak {res['memory']['maxrss_mb']:.0f} MB, anonymous PSS {res['memory']['peak_pss_anon_mb']:.0f} MB")
+        out["extraction"].append(
+            {
+                "clips": clips,
+                "clip_seconds": p.memory_clip_seconds,
+                "audio_s": res["audio_s"],
+                "units": -(-clips // p.memory_unit_size),
+                "unit_size": p.memory_unit_size,
+                "batch_size": p.memory_unit_size,
+                "memory": res["memory"],
+                "run_s": res["run_s"],
+            }
+        )
+        log(
+            f"memory: extraction of {clips} clips: peak RSS {res['memory']['peak_rss_mb']:.0f} MB, "
+            f"main process peak {res['memory']['maxrss_mb']:.0f} MB, anonymous PSS {res['memory']['peak_pss_anon_mb']:.0f} MB"
+        )
     preset = "paper" if ctx.device == "cuda" else "tiny"
     for tracks in p.memory_train_tracks:
         store = feature_store(CACHE / "stores" / f"memory-{tracks}.zarr", tracks, seconds=10.0)
         out_dir = ctx.work / "runs" / f"mem-{tracks}-{time.time():.0f}"
-        res = run_child("benchmarks.memory:train_epoch", {"store": str(store), "out": str(out_dir), "device": ctx.device, "preset": preset})
+        res = run_child(
+            "benchmarks.memory:train_epoch",
+            {"store": str(store), "out": str(out_dir), "device": ctx.device, "preset": preset},
+        )
         shutil.rmtree(out_dir, ignore_errors=True)
-        out["training"].append({"tracks": tracks, "track_seconds": 10.0, "store_gb": tracks * 500 * 13 * 768 * 2 / 1e9, **res})
-        log(f"memory: training one epoch on {tracks} tracks: peak RSS (process tree) {res['memory']['peak_rss_mb']:.0f} MB, "
-            f"PSS {res['memory']['peak_pss_mb']:.0f} MB, anonymous PSS {res['memory']['peak_pss_anon_mb']:.0f} MB")
+        out["training"].append(
+            {"tracks": tracks, "track_seconds": 10.0, "store_gb": tracks * 500 * 13 * 768 * 2 / 1e9, **res}
+        )
+        log(
+            f"memory: training one epoch on {tracks} tracks: peak RSS (process tree) {res['memory']['peak_rss_mb']:.0f} MB, "
+            f"PSS {res['memory']['peak_pss_mb']:.0f} MB, anonymous PSS {res['memory']['peak_pss_anon_mb']:.0f} MB"
+        )
     for kind in ("extraction", "training"):
         a, b = out[kind][0]["memory"], out[kind][-1]["memory"]
         key = "peak_pss_anon_mb"

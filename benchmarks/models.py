@@ -51,7 +51,9 @@ def engine(features: str = "wavlm", *, device: str | None = None, **settings):
     on ``device`` (None: CUDA when present)."""
     from mrnet.extract.config import ExtractConfig
 
-    return engines.engine_for_run(ExtractConfig(dataset="folder", features=features, **settings), engines.AUDIO, device=device)
+    return engines.engine_for_run(
+        ExtractConfig(dataset="folder", features=features, **settings), engines.AUDIO, device=device
+    )
 
 
 def register_stub() -> type:
@@ -70,7 +72,9 @@ class StubEngine(WavLMEngine):
         self.block = rng.standard_normal((1, 1, self.window_frames, self.dim), dtype=np.float32)  # cut to each window
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
-        return run_windowed(items, self.stub_forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
+        return run_windowed(
+            items, self.stub_forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size
+        )
 
     def stub_forward(self, wave: np.ndarray) -> np.ndarray:
         """What the model's forward returns for a batch of windows ``(B, samples)``, without the model."""

@@ -11,7 +11,11 @@ from pathlib import Path
 from benchmarks.tables import fig
 
 CEILING_LABELS = {"serial-io": "IO1", "zarr-writer": "W2"}  # variants of older results: the code before these fixes
-LOADER_METHODS = {"memmap": "NumPy memmap", "store": "FeatureStore.read (fused, shipped)", "zarr": "Zarr chunk by chunk"}
+LOADER_METHODS = {
+    "memmap": "NumPy memmap",
+    "store": "FeatureStore.read (fused, shipped)",
+    "zarr": "Zarr chunk by chunk",
+}
 
 
 def draw(res: dict, kind: str, img: Path) -> dict[str, str]:
@@ -30,8 +34,10 @@ def draw(res: dict, kind: str, img: Path) -> dict[str, str]:
 def _throughputs(res: dict) -> list[tuple[str, float, str]]:
     """(label, audio s/s, colour) of every bar of the extraction plot."""
     ex, ba = fig(res, "extraction"), fig(res, "batching")
-    bars = [(f"bare WavLM forward (batch {ex['settings']['batch_size']})", ex["bare"]["throughput"], "#4c72b0"),
-            ("mrnet-extract end to end", ex["end_to_end"]["throughput"], "#55a868")]
+    bars = [
+        (f"bare WavLM forward (batch {ex['settings']['batch_size']})", ex["bare"]["throughput"], "#4c72b0"),
+        ("mrnet-extract end to end", ex["end_to_end"]["throughput"], "#55a868"),
+    ]
     if ba:
         bars.append(("mrnet-extract, one track at a time", ba["one_at_a_time"]["throughput"], "#c44e52"))
     for name, v in ex.get("ceiling", {}).get("variants", {}).items():

@@ -42,10 +42,17 @@ def run(tracks: int = 8, repeat: int = 3) -> dict:
                     store.read(keys[t], s, s + CROP, range(first, first + width))
                 passes[name].append(count / (time.perf_counter() - began))
         best = {name: max(rates) for name, rates in passes.items()}
-        out[f"layers_{width}"] = {"crops": count, "crops_per_track": count // tracks, "crops_per_s": best, "passes": passes,
-                                  "checked_over_unchecked": best["checked"] / best["unchecked"]}
-        log(f"  {width} layer(s), {count // tracks} crops per track: unchecked {best['unchecked']:.0f}/s, "
-            f"checked {best['checked']:.0f}/s ({best['checked'] / best['unchecked']:.2f})")
+        out[f"layers_{width}"] = {
+            "crops": count,
+            "crops_per_track": count // tracks,
+            "crops_per_s": best,
+            "passes": passes,
+            "checked_over_unchecked": best["checked"] / best["unchecked"],
+        }
+        log(
+            f"  {width} layer(s), {count // tracks} crops per track: unchecked {best['unchecked']:.0f}/s, "
+            f"checked {best['checked']:.0f}/s ({best['checked'] / best['unchecked']:.2f})"
+        )
     return out
 
 

@@ -63,14 +63,26 @@ class Source:
 
 
 SOURCES = (
-    Source("blobwars", "blobwars-data", "usr/share/games/blobwars/music/[a-z]*[!s]"),  # OGG files without an extension (not *.tags)
+    Source(
+        "blobwars", "blobwars-data", "usr/share/games/blobwars/music/[a-z]*[!s]"
+    ),  # OGG files without an extension (not *.tags)
     Source("colobot", "colobot-common-sounds", "usr/share/games/colobot/music/*.ogg"),
-    Source("drascula", "drascula-music", "usr/share/scummvm/drascula/audio/*.ogg"),  # en/ de/ ... hold the same tracks again
+    Source(
+        "drascula", "drascula-music", "usr/share/scummvm/drascula/audio/*.ogg"
+    ),  # en/ de/ ... hold the same tracks again
     Source("extremetuxracer", "extremetuxracer-data", "usr/share/games/etr/music/*.ogg"),
-    Source("fretsonfire-muldjord", "fretsonfire-songs-muldjord", "usr/share/games/fretsonfire/data/songs/*/*/song.ogg",
-           stems=("guitar.ogg", "rhythm.ogg")),
-    Source("fretsonfire-sectoid", "fretsonfire-songs-sectoid", "usr/share/games/fretsonfire/data/songs/*/*/song.ogg",
-           stems=("guitar.ogg", "rhythm.ogg")),
+    Source(
+        "fretsonfire-muldjord",
+        "fretsonfire-songs-muldjord",
+        "usr/share/games/fretsonfire/data/songs/*/*/song.ogg",
+        stems=("guitar.ogg", "rhythm.ogg"),
+    ),
+    Source(
+        "fretsonfire-sectoid",
+        "fretsonfire-songs-sectoid",
+        "usr/share/games/fretsonfire/data/songs/*/*/song.ogg",
+        stems=("guitar.ogg", "rhythm.ogg"),
+    ),
     Source("hyperrogue", "hyperrogue-music", "usr/share/hyperrogue/music/*.ogg"),
     Source("nexuiz", "nexuiz-music", "sound/cdtracks/*.ogg", archive="usr/share/games/nexuiz/data/music.pk3"),
     Source("planetblupi", "planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
@@ -93,8 +105,10 @@ def fetch(sources=SOURCES) -> Path:
         log(f"apt-get download {' '.join(missing)}")
         done = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
-            raise SystemExit(f"apt-get download failed:\n{done.stderr.strip()[-2000:]}\n"
-                             "On a fresh machine the package lists may be empty: run 'apt-get update' (as root) first.")
+            raise SystemExit(
+                f"apt-get download failed:\n{done.stderr.strip()[-2000:]}\n"
+                "On a fresh machine the package lists may be empty: run 'apt-get update' (as root) first."
+            )
     for s in sources:
         target = root / s.package
         if not (target / ".unpacked").exists():
@@ -166,7 +180,9 @@ def plan(root: Path, sources=SOURCES) -> tuple[list[dict], list[str]]:
         found = [(name, parts, _duration(parts)) for name, parts in pieces(source, root)]
         usable = [(n, p, d) for n, p, d in found if d >= CLIP_SECONDS]
         if len(usable) < MIN_TRACKS:
-            notes.append(f"{source.name}: {len(usable)} pieces of {CLIP_SECONDS:g} s or more (needs {MIN_TRACKS}); left out")
+            notes.append(
+                f"{source.name}: {len(usable)} pieces of {CLIP_SECONDS:g} s or more (needs {MIN_TRACKS}); left out"
+            )
             continue
         # up to CLIPS_PER_TRACK non-overlapping clips per piece, spread over it
         starts = {}
@@ -189,7 +205,15 @@ def plan(root: Path, sources=SOURCES) -> tuple[list[dict], list[str]]:
         parts_by_name = {n: p for n, p, _ in usable}
         for name in order:
             for start in chosen[name]:
-                rows.append({"class": source.name, "piece": name, "start": start, "split": split[name], "parts": parts_by_name[name]})
+                rows.append(
+                    {
+                        "class": source.name,
+                        "piece": name,
+                        "start": start,
+                        "split": split[name],
+                        "parts": parts_by_name[name],
+                    }
+                )
     return rows, notes
 
 
@@ -234,7 +258,9 @@ def build(sources=SOURCES) -> tuple[Path, dict]:
         target.parent.mkdir(parents=True, exist_ok=True)
         data, rate = _read(row["parts"], row["start"], CLIP_SECONDS)
         sf.write(str(target), data, rate, format="FLAC", subtype="PCM_16")
-        labels.append({"path": rel, "genre": row["class"], "artist": f"{row['class']}/{row['piece']}", "split": row["split"]})
+        labels.append(
+            {"path": rel, "genre": row["class"], "artist": f"{row['class']}/{row['piece']}", "split": row["split"]}
+        )
     with open(dataset / "labels.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "genre", "artist", "split"])
         writer.writeheader()
@@ -245,10 +271,24 @@ def build(sources=SOURCES) -> tuple[Path, dict]:
     pieces_per = {}
     for row in rows:
         pieces_per.setdefault(row["class"], {}).setdefault(row["split"], set()).add(row["piece"])
-    info = {"clips": len(labels), "classes": len(counts), "clip_seconds": CLIP_SECONDS, "clips_per_track": CLIPS_PER_TRACK,
-            "clips_per_class": CLIPS_PER_CLASS, "min_tracks": MIN_TRACKS, "seed": SEED, "notes": notes,
-            "per_class": {c: {"clips": counts[c], "pieces": {s: len(v) for s, v in pieces_per[c].items()},
-                              "package": next(s.package for s in sources if s.name == c)} for c in sorted(counts)}}
+    info = {
+        "clips": len(labels),
+        "classes": len(counts),
+        "clip_seconds": CLIP_SECONDS,
+        "clips_per_track": CLIPS_PER_TRACK,
+        "clips_per_class": CLIPS_PER_CLASS,
+        "min_tracks": MIN_TRACKS,
+        "seed": SEED,
+        "notes": notes,
+        "per_class": {
+            c: {
+                "clips": counts[c],
+                "pieces": {s: len(v) for s, v in pieces_per[c].items()},
+                "package": next(s.package for s in sources if s.name == c),
+            }
+            for c in sorted(counts)
+        },
+    }
     done.write_text(json.dumps(info, indent=2))
     return dataset, info
 
@@ -258,8 +298,23 @@ def store(dataset: Path) -> Path:
     out = HOME / "realmusic.zarr"
     if not (out / "manifest" / "tracks.parquet").exists():
         log(f"extracting Mel features into {out}")
-        subprocess.run(["mrnet-extract", "folder", "--root", str(dataset / "audio"), "--labels", str(dataset / "labels.csv"),
-                        "--features", "mel", "--out", str(out), "--manifests-dir", str(HOME / "manifests")], check=True)
+        subprocess.run(
+            [
+                "mrnet-extract",
+                "folder",
+                "--root",
+                str(dataset / "audio"),
+                "--labels",
+                str(dataset / "labels.csv"),
+                "--features",
+                "mel",
+                "--out",
+                str(out),
+                "--manifests-dir",
+                str(HOME / "manifests"),
+            ],
+            check=True,
+        )
     return out
 
 

@@ -32,25 +32,43 @@ EPOCHS = 3
 def train_rate(store: str, out: str, epochs: int = EPOCHS, batch: int = 16) -> dict:
     """Crops per second of each epoch of a tiny run (start of the epoch to its last batch)."""
     began = time.perf_counter()
+    import torch
+
     from mrnet.store.location import Location
     from mrnet.train.loader import loader_threads, reading_plan
     from mrnet.train.loop import train
     from mrnet.train.presets import preset
 
-    import torch
-
     torch.set_num_threads(1)  # a two-thread step stalls whenever other work on a shared machine takes one core
     marks: list[tuple[int, int, float]] = []
 
     class Clock:
-        def note(self, text): pass
-        def start(self, **kw): marks.append((-1, 0, time.perf_counter()))
-        def batch(self, *, epoch, step, steps, loss): marks.append((epoch, step, time.perf_counter()))
-        def epoch(self, record): pass
-        def end(self): pass
+        def note(self, text):
+            pass
 
-    cfg = preset("tiny", store, out=out, batch_size=batch, epochs=epochs, device="cpu", crop_seconds=1.0, eval_every=1000,
-                 test_curve=False)
+        def start(self, **kw):
+            marks.append((-1, 0, time.perf_counter()))
+
+        def batch(self, *, epoch, step, steps, loss):
+            marks.append((epoch, step, time.perf_counter()))
+
+        def epoch(self, record):
+            pass
+
+        def end(self):
+            pass
+
+    cfg = preset(
+        "tiny",
+        store,
+        out=out,
+        batch_size=batch,
+        epochs=epochs,
+        device="cpu",
+        crop_seconds=1.0,
+        eval_every=1000,
+        test_curve=False,
+    )
     train(cfg, reporter=Clock())
     rates, previous = [], marks[0][2]
     for e in range(epochs):
@@ -58,8 +76,12 @@ def train_rate(store: str, out: str, epochs: int = EPOCHS, batch: int = 16) -> d
         rates.append(len(mine) * batch / (mine[-1][2] - previous))
         previous = mine[-1][2]
     plan = reading_plan(Location.parse(store), loader_threads(torch.device("cpu")), batch)
-    return {"seconds": time.perf_counter() - began, "crops_per_s": rates, "steps_per_epoch": len([m for m in marks if m[0] == 0]),
-            "reading": plan}
+    return {
+        "seconds": time.perf_counter() - began,
+        "crops_per_s": rates,
+        "steps_per_epoch": len([m for m in marks if m[0] == 0]),
+        "reading": plan,
+    }
 
 
 def request_rate(url: str, requests: int = 400, in_flight: int = 64) -> dict:
@@ -87,25 +109,34 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
     """Measure into ``part`` (saved by ``save`` after each measurement); returns it."""
     import shutil
 
-    from benchmarks.growth_data import extract_store, folder_dataset
+    from benchmarks.growth_data import folder_dataset
     from benchmarks.s3local import local_s3
 
     folder = folder_dataset(work, tracks)
     local = work / f"remote-{tracks}" / "folder.zarr"
     if not (local / "manifest" / "tracks.parquet").exists():
         shutil.rmtree(local.parent, ignore_errors=True)
-        run_child("benchmarks.growth_data:extract_store", {"dataset": str(folder), "out": str(local), "manifests": str(work / "manifests-remote")})
+        run_child(
+            "benchmarks.growth_data:extract_store",
+            {"dataset": str(folder), "out": str(local), "manifests": str(work / "manifests-remote")},
+        )
     size = _du(local)
     part = {} if part is None else part
     part.update(tracks=tracks, delay_s=DELAY, store_bytes=size)
     with local_s3(delay=DELAY) as s3:
         bucket = s3.bucket()
         url = f"s3://{bucket}/folder.zarr"
-        run_child("benchmarks.growth_ops:store_cli", {"argv": ["cp", str(local), url]}, env=s3.direct_env)  # setup, not timed
-        part["server"] = {"direct": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.direct_env),
-                          "proxy": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.env)}
-        log(f"remote: the S3 server answers {part['server']['direct']['requests_per_s']:.0f} small GETs/s directly, "
-            f"{part['server']['proxy']['requests_per_s']:.0f} through the proxy (round trip {part['server']['proxy']['round_trip_s'] * 1e3:.0f} ms)")
+        run_child(
+            "benchmarks.growth_ops:store_cli", {"argv": ["cp", str(local), url]}, env=s3.direct_env
+        )  # setup, not timed
+        part["server"] = {
+            "direct": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.direct_env),
+            "proxy": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.env),
+        }
+        log(
+            f"remote: the S3 server answers {part['server']['direct']['requests_per_s']:.0f} small GETs/s directly, "
+            f"{part['server']['proxy']['requests_per_s']:.0f} through the proxy (round trip {part['server']['proxy']['round_trip_s'] * 1e3:.0f} ms)"
+        )
         save()
 
         def both(name, target, local_args, remote_args, rate):
@@ -118,24 +149,50 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
                     out[side] = {"error": f"{type(err).__name__}: {err}"[-2000:]}
             if "rate" in out["local"] and "rate" in out["s3"]:
                 out["ratio"] = out["s3"]["rate"] / out["local"]["rate"]
-                log(f"remote {name}: local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} = {out['ratio']:.2f} of local")
+                log(
+                    f"remote {name}: local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} = {out['ratio']:.2f} of local"
+                )
             part[name] = out
             save()
 
         runs = work / "remote-runs"
         shutil.rmtree(runs, ignore_errors=True)
-        steady = lambda r: sorted(r["crops_per_s"][1:])[len(r["crops_per_s"][1:]) // 2] if len(r["crops_per_s"]) > 1 else r["crops_per_s"][0]  # noqa: E731
-        both("train", "benchmarks.remote:train_rate", {"store": str(local), "out": str(runs / "local")},
-             {"store": url, "out": str(runs / "s3")}, steady)
+        steady = lambda r: (
+            sorted(r["crops_per_s"][1:])[len(r["crops_per_s"][1:]) // 2]
+            if len(r["crops_per_s"]) > 1
+            else r["crops_per_s"][0]
+        )  # noqa: E731
+        both(
+            "train",
+            "benchmarks.remote:train_rate",
+            {"store": str(local), "out": str(runs / "local")},
+            {"store": url, "out": str(runs / "s3")},
+            steady,
+        )
         part["train"]["first_epoch_ratio"] = _ratio(part["train"], lambda r: r["crops_per_s"][0])
-        both("verify", "benchmarks.growth_ops:store_cli", {"argv": ["verify", str(local)]}, {"argv": ["verify", url]},
-             lambda r: tracks / r["seconds"])
+        both(
+            "verify",
+            "benchmarks.growth_ops:store_cli",
+            {"argv": ["verify", str(local)]},
+            {"argv": ["verify", url]},
+            lambda r: tracks / r["seconds"],
+        )
         copies = work / "remote-copies"
         shutil.rmtree(copies, ignore_errors=True)
-        both("cp-download", "benchmarks.growth_ops:store_cli", {"argv": ["cp", str(local), str(copies / "a.zarr")]},
-             {"argv": ["cp", url, str(copies / "b.zarr")]}, lambda r: size / r["seconds"] / 1e6)
-        both("cp-upload", "benchmarks.growth_ops:store_cli", {"argv": ["cp", str(local), str(copies / "c.zarr")]},
-             {"argv": ["cp", str(local), f"s3://{bucket}/copy.zarr"]}, lambda r: size / r["seconds"] / 1e6)
+        both(
+            "cp-download",
+            "benchmarks.growth_ops:store_cli",
+            {"argv": ["cp", str(local), str(copies / "a.zarr")]},
+            {"argv": ["cp", url, str(copies / "b.zarr")]},
+            lambda r: size / r["seconds"] / 1e6,
+        )
+        both(
+            "cp-upload",
+            "benchmarks.growth_ops:store_cli",
+            {"argv": ["cp", str(local), str(copies / "c.zarr")]},
+            {"argv": ["cp", str(local), f"s3://{bucket}/copy.zarr"]},
+            lambda r: size / r["seconds"] / 1e6,
+        )
         shutil.rmtree(copies, ignore_errors=True)
         shutil.rmtree(runs, ignore_errors=True)
     return part

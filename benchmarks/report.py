@@ -62,7 +62,14 @@ def device(page: Page, label: str, pick: Pick, img: Path) -> str:
     path, res = pick
     drawn = plots.draw(res, label.lower(), img)
     return page.fill(
-        "device", label=label, machine=tables.machine(path, res),
-        extraction=sections.extraction(page, res, label, drawn.get("extraction")), batching=sections.batching(page, res),
-        write=sections.write(page, res), loader=sections.loader(page, res, drawn.get("loader")),
-        training=sections.training(page, res), memory=sections.memory(page, res), steps=sections.steps(page, res))
+        "device",
+        label=label,
+        machine=tables.machine(path, res),
+        extraction=sections.extraction(page, res, label, drawn.get("extraction")),
+        batching=sections.batching(page, res),
+        write=sections.write(page, res),
+        loader=sections.loader(page, res, drawn.get("loader")),
+        training=sections.training(page, res),
+        memory=sections.memory(page, res),
+        steps=sections.steps(page, res),
+    )

@@ -31,9 +31,18 @@ FIGURES = ("extraction", "batching", "write", "loader", "training", "memory", "s
 
 def _git() -> dict:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=common.REPO, capture_output=True,
-                                    text=True, timeout=10).stdout.strip())
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=common.REPO,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
         return {"commit": head, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -54,14 +63,29 @@ def newest_of(folder, slug: str, quick: bool):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (minutes): check the machinery, not the numbers")
-    ap.add_argument("--only", action="append", default=[], metavar="NAME",
-                    help=f"run only these figures (repeat or comma-separate): {', '.join(FIGURES)}")
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller sizes (minutes): check the machinery, not the numbers"
+    )
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"run only these figures (repeat or comma-separate): {', '.join(FIGURES)}",
+    )
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available")
     ap.add_argument("--work", default=None, help=f"scratch folder for stores and runs [default: {common.CACHE}/work]")
-    ap.add_argument("--results", default=None, help=f"folder for the result file [default: {common.RESULTS.relative_to(common.REPO)}]")
-    ap.add_argument("--no-doc", action="store_true", help="measure and save results only; leave docs/performance.md alone")
-    ap.add_argument("--doc-only", action="store_true", help="regenerate docs/performance.md from saved results; measure nothing")
+    ap.add_argument(
+        "--results",
+        default=None,
+        help=f"folder for the result file [default: {common.RESULTS.relative_to(common.REPO)}]",
+    )
+    ap.add_argument(
+        "--no-doc", action="store_true", help="measure and save results only; leave docs/performance.md alone"
+    )
+    ap.add_argument(
+        "--doc-only", action="store_true", help="regenerate docs/performance.md from saved results; measure nothing"
+    )
     args = ap.parse_args(argv)
 
     from benchmarks import report
@@ -91,11 +115,21 @@ def main(argv: list[str] | None = None) -> int:
         common.log(f"no result of today on {slug}: --only adds its figures to {_shown(earlier)}")
         path = earlier
     results = json.loads(path.read_text()) if path.exists() else {}
-    command = " ".join(["python -m benchmarks.run", *(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))])
+    command = " ".join(
+        ["python -m benchmarks.run", *(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))]
+    )
     git = _git()
     if earlier is None:  # a file of an earlier day keeps its own date, commit and machine record
-        results.update({"machine": info, "machine_slug": slug, "profile": profile.__dict__, "device": profile.device,
-                        "git": git, "date": date.today().isoformat()})
+        results.update(
+            {
+                "machine": info,
+                "machine_slug": slug,
+                "profile": profile.__dict__,
+                "device": profile.device,
+                "git": git,
+                "date": date.today().isoformat(),
+            }
+        )
     results.setdefault("figures", {})
     runs = results.setdefault("runs", [])  # every invocation that wrote into this file
     runs.append({"command": command, "figures": selected, "started": common.now_utc(), "seconds": None, "git": git})
@@ -109,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - a failed figure is recorded and the run goes on
             figure = {"error": traceback.format_exc()}
             common.log(f"{name} FAILED:\n{figure['error']}")
-        figure["_run"] = {"seconds": round(time.perf_counter() - t0, 1), "load_before": load0, "load_after": common.load_average(),
-                          "when": common.now_utc(), "git": git}
+        figure["_run"] = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "load_before": load0,
+            "load_after": common.load_average(),
+            "when": common.now_utc(),
+            "git": git,
+        }
         results["figures"][name] = figure
         path.write_text(json.dumps(results, indent=1, default=common.jsonable))
         common.log(f"{name}: {figure['_run']['seconds']:.0f} s")

@@ -15,14 +15,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from benchmarks.common import REPO
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_EC2_METADATA_DISABLED": "true"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 @dataclass
@@ -83,13 +87,26 @@ def local_s3(delay: float = 0.02) -> Iterator[LocalS3]:
     try:
         port = free_port()
         server = f"http://127.0.0.1:{port}"
-        procs.append(subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        )
         _wait(server, procs[-1], "the moto S3 server")
         pport = free_port()
         proxy = f"http://127.0.0.1:{pport}"
-        procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks.faults", server, "--delay", str(delay), "--port", str(pport)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.faults", server, "--delay", str(delay), "--port", str(pport)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=REPO,
+                env=env,
+            )
+        )
         _wait(proxy, procs[-1], "the latency proxy")
         yield LocalS3(server, proxy, delay)
     finally:

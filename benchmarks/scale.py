@@ -26,8 +26,18 @@ from benchmarks.data import feature_store
 EPOCHS = 5
 
 
-def scale_run(store: str, out: str, preset: str, batch: int, epochs: int, workers: int | None, gpus: list[int], sync_bn: bool,
-              device: str, threads: int | None = None) -> dict:
+def scale_run(
+    store: str,
+    out: str,
+    preset: str,
+    batch: int,
+    epochs: int,
+    workers: int | None,
+    gpus: list[int],
+    sync_bn: bool,
+    device: str,
+    threads: int | None = None,
+) -> dict:
     """One run, timed (in a child process); ``threads``: torch threads of a one-process run (None: torch's default)."""
     import torch
 
@@ -35,16 +45,33 @@ def scale_run(store: str, out: str, preset: str, batch: int, epochs: int, worker
     from mrnet.train.presets import preset as make
     from mrnet.train.runs import RunFolder
 
-    cfg = make(preset, store, out=out, batch_size=batch, epochs=epochs, eval_every=1000, test_curve=False, crop_seconds=3.0,
-               device=device, workers=workers, gpus=tuple(gpus), sync_bn=sync_bn)
+    cfg = make(
+        preset,
+        store,
+        out=out,
+        batch_size=batch,
+        epochs=epochs,
+        eval_every=1000,
+        test_curve=False,
+        crop_seconds=3.0,
+        device=device,
+        workers=workers,
+        gpus=tuple(gpus),
+        sync_bn=sync_bn,
+    )
     if threads:
         torch.set_num_threads(threads)
     began = time.perf_counter()
     launch.train(cfg)
     wall = time.perf_counter() - began
     seconds = [m["seconds"] for m in RunFolder(Path(out)).metrics()]
-    return {"epoch_s": seconds[1:-1], "all_epochs_s": seconds, "wall_s": wall, "startup_s": wall - sum(seconds),
-            "torch_threads": torch.get_num_threads() if not (workers or len(gpus) > 1) else "cores / processes, each"}
+    return {
+        "epoch_s": seconds[1:-1],
+        "all_epochs_s": seconds,
+        "wall_s": wall,
+        "startup_s": wall - sum(seconds),
+        "torch_threads": torch.get_num_threads() if not (workers or len(gpus) > 1) else "cores / processes, each",
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -56,7 +83,13 @@ def run(ctx: Context) -> dict:
     from mrnet.train.splits import split_tracks
 
     cuda = ctx.profile.device == "cuda"
-    store = feature_store(CACHE / "stores" / "scale-192.zarr", 192, seconds=10.0, layers=1 if not cuda else 13, dim=48 if not cuda else 768)
+    store = feature_store(
+        CACHE / "stores" / "scale-192.zarr",
+        192,
+        seconds=10.0,
+        layers=1 if not cuda else 13,
+        dim=48 if not cuda else 768,
+    )
     train_n = split_tracks(FeatureStore.open(str(store)).tracks).train.height
     batch, preset = (48, "paper") if cuda else (16, "tiny")
     per_epoch = steps_per_epoch(train_n, batch)
@@ -67,22 +100,45 @@ def run(ctx: Context) -> dict:
             configs[f"{n} GPUs"] = dict(workers=None, gpus=list(range(n)), sync_bn=True)
     else:
         half = max(1, available_cores() // 2)  # what each of 2 processes gets
-        configs = {"1 process": dict(workers=None, gpus=[], sync_bn=True),
-                   f"1 process, {half} torch thread(s)": dict(workers=None, gpus=[], sync_bn=True, threads=half),
-                   "2 processes": dict(workers=2, gpus=[], sync_bn=True),
-                   "2 processes, per-rank BatchNorm": dict(workers=2, gpus=[], sync_bn=False)}
-    log(f"scale: {preset} preset, global batch {batch}, {train_n} training tracks = {per_epoch} steps per epoch, {EPOCHS} epochs")
+        configs = {
+            "1 process": dict(workers=None, gpus=[], sync_bn=True),
+            f"1 process, {half} torch thread(s)": dict(workers=None, gpus=[], sync_bn=True, threads=half),
+            "2 processes": dict(workers=2, gpus=[], sync_bn=True),
+            "2 processes, per-rank BatchNorm": dict(workers=2, gpus=[], sync_bn=False),
+        }
+    log(
+        f"scale: {preset} preset, global batch {batch}, {train_n} training tracks = {per_epoch} steps per epoch, {EPOCHS} epochs"
+    )
     runs = {}
     for name, options in configs.items():
         out = ctx.work / "runs" / f"scale-{time.time():.0f}"
-        runs[name] = run_child("benchmarks.scale:scale_run", {"store": str(store), "out": str(out), "preset": preset, "batch": batch,
-                                                               "epochs": EPOCHS, "device": "cuda" if cuda else "cpu", **options})
+        runs[name] = run_child(
+            "benchmarks.scale:scale_run",
+            {
+                "store": str(store),
+                "out": str(out),
+                "preset": preset,
+                "batch": batch,
+                "epochs": EPOCHS,
+                "device": "cuda" if cuda else "cpu",
+                **options,
+            },
+        )
         shutil.rmtree(out, ignore_errors=True)
         epoch = median(runs[name]["epoch_s"])
         runs[name].update(median_epoch_s=epoch, steps_per_s=per_epoch / epoch, crops_per_s=per_epoch * batch / epoch)
-        log(f"  {name}: {epoch:.2f} s per epoch = {per_epoch / epoch:.2f} steps/s, {per_epoch * batch / epoch:.0f} crops/s; "
-            f"start-up and final evaluation {runs[name]['startup_s']:.0f} s")
+        log(
+            f"  {name}: {epoch:.2f} s per epoch = {per_epoch / epoch:.2f} steps/s, {per_epoch * batch / epoch:.0f} crops/s; "
+            f"start-up and final evaluation {runs[name]['startup_s']:.0f} s"
+        )
     first = next(iter(runs.values()))
-    return {"preset": preset, "batch": batch, "train_tracks": train_n, "steps_per_epoch": per_epoch, "epochs": EPOCHS,
-            "runs": runs, "speedup": {name: first["median_epoch_s"] / r["median_epoch_s"] for name, r in runs.items()},
-            "device": ctx.profile.device}
+    return {
+        "preset": preset,
+        "batch": batch,
+        "train_tracks": train_n,
+        "steps_per_epoch": per_epoch,
+        "epochs": EPOCHS,
+        "runs": runs,
+        "speedup": {name: first["median_epoch_s"] / r["median_epoch_s"] for name, r in runs.items()},
+        "device": ctx.profile.device,
+    }

@@ -44,8 +44,15 @@ def model_input(feature: str, classes: int = CLASSES):
     from mrnet.train.models import ModelInput
 
     engine = MelEngine(feature=feature, params=PROFILES[feature]) if feature in PROFILES else FEATURES[feature]()
-    return ModelInput(feature=feature, channels=1, layers=1, dim=engine.dim, frame_rate=engine.frame_rate, num_classes=classes,
-                      extraction=engine.describe().get("extraction", {}) if hasattr(engine, "describe") else {})
+    return ModelInput(
+        feature=feature,
+        channels=1,
+        layers=1,
+        dim=engine.dim,
+        frame_rate=engine.frame_rate,
+        num_classes=classes,
+        extraction=engine.describe().get("extraction", {}) if hasattr(engine, "describe") else {},
+    )
 
 
 def step_child(model: str, preset: str, feature: str, warmup: int, steps: int, threads: int = 1) -> dict:
@@ -77,8 +84,17 @@ def step_child(model: str, preset: str, feature: str, warmup: int, steps: int, t
         began = time.perf_counter()
         train_step(net, optimizer, None, x, y, torch.device("cpu"), False)
         times.append(time.perf_counter() - began)
-    return {"step_s": times[warmup:], "batch": cfg.batch_size, "frames": frames, "dim": inputs.dim, "seconds": frames / inputs.frame_rate,
-            "parameters": count_parameters(net), "optimizer": cfg.optimizer, "normalize": cfg.normalize, "threads": torch.get_num_threads()}
+    return {
+        "step_s": times[warmup:],
+        "batch": cfg.batch_size,
+        "frames": frames,
+        "dim": inputs.dim,
+        "seconds": frames / inputs.frame_rate,
+        "parameters": count_parameters(net),
+        "optimizer": cfg.optimizer,
+        "normalize": cfg.normalize,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def run(ctx: Context) -> dict:
@@ -87,12 +103,44 @@ def run(ctx: Context) -> dict:
     rows = []
     for label, model, preset, feature in CASES:
         log(f"steps: {label} ({preset} on {feature})")
-        out = run_child("benchmarks.steps:step_child", {"model": model, "preset": preset, "feature": feature, "warmup": WARMUP, "steps": steps})
+        out = run_child(
+            "benchmarks.steps:step_child",
+            {"model": model, "preset": preset, "feature": feature, "warmup": WARMUP, "steps": steps},
+        )
         step = median(out["step_s"])
-        rows.append({"label": label, "model": model, "preset": preset, "feature": feature, **{k: out[k] for k in (
-            "batch", "frames", "dim", "seconds", "parameters", "optimizer", "normalize", "threads", "step_s")},
-            "median_step_s": step, "ms_per_example": 1000 * step / out["batch"], "peak_pss_mb": out["memory"]["peak_pss_mb"]})
+        rows.append(
+            {
+                "label": label,
+                "model": model,
+                "preset": preset,
+                "feature": feature,
+                **{
+                    k: out[k]
+                    for k in (
+                        "batch",
+                        "frames",
+                        "dim",
+                        "seconds",
+                        "parameters",
+                        "optimizer",
+                        "normalize",
+                        "threads",
+                        "step_s",
+                    )
+                },
+                "median_step_s": step,
+                "ms_per_example": 1000 * step / out["batch"],
+                "peak_pss_mb": out["memory"]["peak_pss_mb"],
+            }
+        )
     reference = next(r for r in rows if r["label"] == "mrnet (small)")
     for r in rows:
         r["vs_mrnet_small"] = r["ms_per_example"] / reference["ms_per_example"]
-    return {"rows": rows, "warmup_steps": WARMUP, "timed_steps": steps, "classes": CLASSES, "device": "cpu", "reference": reference["label"]}
+    return {
+        "rows": rows,
+        "warmup_steps": WARMUP,
+        "timed_steps": steps,
+        "classes": CLASSES,
+        "device": "cpu",
+        "reference": reference["label"],
+    }

@@ -88,7 +88,10 @@ MEL = Kind("log-Mel (synthetic music)", 1, 48, 62.5)
 
 def random_tracks(kind: Kind, n: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal((1, kind.layers, kind.frames, kind.dim), dtype=np.float32).astype(np.float16) for _ in range(n)]
+    return [
+        rng.standard_normal((1, kind.layers, kind.frames, kind.dim), dtype=np.float32).astype(np.float16)
+        for _ in range(n)
+    ]
 
 
 def music_like(seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -121,10 +124,18 @@ def mel_tracks(n: int, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def write_store(root: Path, kind: Kind, tracks: list[np.ndarray], chunk: int, codec: str, repeat: int = 1) -> tuple[float, int]:
+def write_store(
+    root: Path, kind: Kind, tracks: list[np.ndarray], chunk: int, codec: str, repeat: int = 1
+) -> tuple[float, int]:
     """Write ``tracks`` with StoreWriter (best of ``repeat``); return (seconds, bytes of the features on disk)."""
-    prov = Provenance(feature="wavlm" if kind is WAVLM else "mel", layers=list(range(kind.layers)), dim=kind.dim,
-                      frame_rate=kind.frame_rate, channels=1, extraction={"chunk_frames": chunk, "codec": codec})
+    prov = Provenance(
+        feature="wavlm" if kind is WAVLM else "mel",
+        layers=list(range(kind.layers)),
+        dim=kind.dim,
+        frame_rate=kind.frame_rate,
+        channels=1,
+        extraction={"chunk_frames": chunk, "codec": codec},
+    )
     best = float("inf")
     for _ in range(repeat):
         writer = StoreWriter.open(Location.parse(root), prov, overwrite=True)
@@ -136,14 +147,29 @@ def write_store(root: Path, kind: Kind, tracks: list[np.ndarray], chunk: int, co
     return best, sum(Location.parse(root).files("features").values())
 
 
-def crop_reads(root: Path, kind: Kind, n_tracks: int, crops: int, layers: int, *, delay: float = 0.0, repeat: int = 1,
-               seed: int = 1) -> dict:
+def crop_reads(
+    root: Path,
+    kind: Kind,
+    n_tracks: int,
+    crops: int,
+    layers: int,
+    *,
+    delay: float = 0.0,
+    repeat: int = 1,
+    seed: int = 1,
+) -> dict:
     """Time ``crops`` random crops of ``layers`` consecutive layers (best of ``repeat`` passes); count requests and bytes."""
     store = CountingStore(zarr.storage.LocalStore(root, read_only=True), delay)
     arrays = [zarr.open_array(store, path=f"features/t{i:03d}", mode="r") for i in range(n_tracks)]
     rng = np.random.default_rng(seed)
-    picks = [(rng.integers(n_tracks), rng.integers(0, kind.frames - kind.crop + 1), rng.integers(0, kind.layers - layers + 1))
-             for _ in range(crops)]
+    picks = [
+        (
+            rng.integers(n_tracks),
+            rng.integers(0, kind.frames - kind.crop + 1),
+            rng.integers(0, kind.layers - layers + 1),
+        )
+        for _ in range(crops)
+    ]
     took = float("inf")
     for _ in range(repeat):
         store.requests = store.bytes = 0
@@ -152,49 +178,95 @@ def crop_reads(root: Path, kind: Kind, n_tracks: int, crops: int, layers: int, *
             arrays[t][:, l : l + layers, s : s + kind.crop, :]
         took = min(took, time.perf_counter() - start)
     crop_bytes = layers * kind.crop * kind.dim * 2
-    return {"per_s": crops / took, "s_per_crop": took / crops, "requests": store.requests / crops,
-            "fetched": store.bytes / crops, "crop_bytes": crop_bytes}
+    return {
+        "per_s": crops / took,
+        "s_per_crop": took / crops,
+        "requests": store.requests / crops,
+        "fetched": store.bytes / crops,
+        "crop_bytes": crop_bytes,
+    }
 
 
-def measure(kind: Kind, tracks: list[np.ndarray], chunk: int, codec: str, crops: int, rtt: float, workdir: Path,
-            repeat: int) -> dict:
+def measure(
+    kind: Kind, tracks: list[np.ndarray], chunk: int, codec: str, crops: int, rtt: float, workdir: Path, repeat: int
+) -> dict:
     root = workdir / f"{kind.layers}x{kind.dim}-c{chunk}-{codec}.zarr"
     took, disk = write_store(root, kind, tracks, chunk, codec, repeat)
     raw = sum(x.nbytes for x in tracks)
-    row = {"kind": kind.name, "chunk": chunk, "codec": codec, "write_MBps": raw / took / 1e6,
-           "disk_per_audio_s": disk / (len(tracks) * SECONDS), "ratio": raw / disk}
+    row = {
+        "kind": kind.name,
+        "chunk": chunk,
+        "codec": codec,
+        "write_MBps": raw / took / 1e6,
+        "disk_per_audio_s": disk / (len(tracks) * SECONDS),
+        "ratio": raw / disk,
+    }
     for layers in sorted({kind.layers, 1}, reverse=True):
         r = crop_reads(root, kind, len(tracks), crops if layers > 1 else crops * 3, layers, repeat=repeat)
         stored = r["crop_bytes"] / row["ratio"]
-        row[f"L{layers}"] = {"crops_per_s": r["per_s"], "requests": r["requests"], "fetched_kB": r["fetched"] / 1e3,
-                             "amplification": r["fetched"] / stored,
-                             "remote_est_per_s": 1 / (r["requests"] * rtt + r["s_per_crop"])}
+        row[f"L{layers}"] = {
+            "crops_per_s": r["per_s"],
+            "requests": r["requests"],
+            "fetched_kB": r["fetched"] / 1e3,
+            "amplification": r["fetched"] / stored,
+            "remote_est_per_s": 1 / (r["requests"] * rtt + r["s_per_crop"]),
+        }
     shutil.rmtree(root)
     return row
 
 
-def check_latency_model(kind: Kind, tracks: list[np.ndarray], chunk: int, rtt: float, workdir: Path, crops: int = 10) -> dict:
+def check_latency_model(
+    kind: Kind, tracks: list[np.ndarray], chunk: int, rtt: float, workdir: Path, crops: int = 10
+) -> dict:
     """Time a few crops with ``rtt`` injected per request, against the ``requests x RTT`` estimate."""
     root = workdir / "latency.zarr"
     write_store(root, kind, tracks, chunk, "none")
     local = crop_reads(root, kind, len(tracks), crops, kind.layers)
     slow = crop_reads(root, kind, len(tracks), crops, kind.layers, delay=rtt)  # one pass: it is slow
     shutil.rmtree(root)
-    return {"chunk": chunk, "rtt_ms": rtt * 1e3, "measured_per_s": slow["per_s"],
-            "estimated_per_s": 1 / (local["requests"] * rtt + local["s_per_crop"]), "requests": local["requests"]}
+    return {
+        "chunk": chunk,
+        "rtt_ms": rtt * 1e3,
+        "measured_per_s": slow["per_s"],
+        "estimated_per_s": 1 / (local["requests"] * rtt + local["s_per_crop"]),
+        "requests": local["requests"],
+    }
 
 
 def markdown(rows: list[dict], rtt_ms: float) -> str:
-    head = ("| data | chunk | codec | write MB/s | disk kB / audio s | ratio | 13-layer crops/s | req/crop | fetched kB | ampl. "
-            f"| est. crops/s @{rtt_ms:g} ms | 1-layer crops/s | req/crop | ampl. | est. crops/s @{rtt_ms:g} ms |")
+    head = (
+        "| data | chunk | codec | write MB/s | disk kB / audio s | ratio | 13-layer crops/s | req/crop | fetched kB | ampl. "
+        f"| est. crops/s @{rtt_ms:g} ms | 1-layer crops/s | req/crop | ampl. | est. crops/s @{rtt_ms:g} ms |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         many = r.get("L13") or {}
         one = r["L1"]
-        cells = [r["kind"], r["chunk"], r["codec"], f"{r['write_MBps']:.0f}", f"{r['disk_per_audio_s'] / 1e3:.1f}", f"{r['ratio']:.2f}"]
-        cells += [f"{many['crops_per_s']:.0f}", f"{many['requests']:.0f}", f"{many['fetched_kB']:.0f}", f"{many['amplification']:.2f}",
-                  f"{many['remote_est_per_s']:.1f}"] if many else ["-"] * 5
-        cells += [f"{one['crops_per_s']:.0f}", f"{one['requests']:.1f}", f"{one['amplification']:.2f}", f"{one['remote_est_per_s']:.1f}"]
+        cells = [
+            r["kind"],
+            r["chunk"],
+            r["codec"],
+            f"{r['write_MBps']:.0f}",
+            f"{r['disk_per_audio_s'] / 1e3:.1f}",
+            f"{r['ratio']:.2f}",
+        ]
+        cells += (
+            [
+                f"{many['crops_per_s']:.0f}",
+                f"{many['requests']:.0f}",
+                f"{many['fetched_kB']:.0f}",
+                f"{many['amplification']:.2f}",
+                f"{many['remote_est_per_s']:.1f}",
+            ]
+            if many
+            else ["-"] * 5
+        )
+        cells += [
+            f"{one['crops_per_s']:.0f}",
+            f"{one['requests']:.1f}",
+            f"{one['amplification']:.2f}",
+            f"{one['remote_est_per_s']:.1f}",
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -204,7 +276,9 @@ def main() -> None:
     ap.add_argument("--tracks", type=int, default=6, help="30 s tracks per store")
     ap.add_argument("--chunks", default="50,100,150,300,600", help="inner chunk lengths along time (frames)")
     ap.add_argument("--codecs", default=",".join(CODECS))
-    ap.add_argument("--crops", type=int, default=100, help="13-layer crops timed per configuration (3x as many 1-layer crops)")
+    ap.add_argument(
+        "--crops", type=int, default=100, help="13-layer crops timed per configuration (3x as many 1-layer crops)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="timed passes per measurement; the best is kept")
     ap.add_argument("--rtt-ms", type=float, default=20.0, help="per-request latency for the object-storage estimate")
     ap.add_argument("--no-mel", action="store_true", help="skip the log-Mel codec measurements (needs torchaudio)")
@@ -212,8 +286,10 @@ def main() -> None:
     args = ap.parse_args()
     chunks, codecs, rtt = [int(c) for c in args.chunks.split(",")], args.codecs.split(","), args.rtt_ms / 1e3
 
-    print(f"# {platform.node()}: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
-          f"zarr {zarr.__version__}, numpy {np.__version__}")
+    print(
+        f"# {platform.node()}: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, "
+        f"zarr {zarr.__version__}, numpy {np.__version__}"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="mrnet-layout-") as tmp:
         work = Path(tmp)
@@ -231,9 +307,11 @@ def main() -> None:
         check = check_latency_model(WAVLM, wavlm[:2], 100, rtt, work)
     print()
     print(markdown(rows, args.rtt_ms))
-    print(f"\nlatency check (13-layer crops, chunk {check['chunk']}, {check['rtt_ms']:g} ms per request, "
-          f"{check['requests']:.0f} requests/crop): measured {check['measured_per_s']:.2f} crops/s, "
-          f"estimated {check['estimated_per_s']:.2f} crops/s")
+    print(
+        f"\nlatency check (13-layer crops, chunk {check['chunk']}, {check['rtt_ms']:g} ms per request, "
+        f"{check['requests']:.0f} requests/crop): measured {check['measured_per_s']:.2f} crops/s, "
+        f"estimated {check['estimated_per_s']:.2f} crops/s"
+    )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "latency_check": check}, indent=2))
 

@@ -73,13 +73,27 @@ def summary(cpu: dict | None, gpu: dict | None) -> str:
         ["2. batching gain (batched / one track at a time)", "report", "batching", lambda x: f"{f(x['speedup'])}x"],
         ["3. write limit (13 layers float16, codec none)", "report", "write", _write],
         ["4. loader efficiency (store / memmap crops/s)", "≥ 0.7", "loader", _loader],
-        ["5. training (epoch: on the fly / store; step: in memory / loader)", "report; ≥ 0.95 on GPU", "training", _training],
-        ["6. memory growth (peak anonymous memory, large / small dataset)", "flat (≤ 1.25x for 4x the data)", "memory", _memory],
+        [
+            "5. training (epoch: on the fly / store; step: in memory / loader)",
+            "report; ≥ 0.95 on GPU",
+            "training",
+            _training,
+        ],
+        [
+            "6. memory growth (peak anonymous memory, large / small dataset)",
+            "flat (≤ 1.25x for 4x the data)",
+            "memory",
+            _memory,
+        ],
         ["7. each model's training step (time per example, against MRNet small)", "report", "steps", _steps],
     ]
-    return table(["figure", "target", "CPU (this machine)", "GPU"],
-                 [[label, target, _cell(cpu, name, fn, "–"), _cell(gpu, name, fn, "not measured (no GPU in this session)")]
-                  for label, target, name, fn in rows])
+    return table(
+        ["figure", "target", "CPU (this machine)", "GPU"],
+        [
+            [label, target, _cell(cpu, name, fn, "–"), _cell(gpu, name, fn, "not measured (no GPU in this session)")]
+            for label, target, name, fn in rows
+        ],
+    )
 
 
 def _cell(res: dict | None, name: str, fn, absent: str) -> str:
@@ -91,14 +105,20 @@ def _cell(res: dict | None, name: str, fn, absent: str) -> str:
 
 def _extraction(x: dict) -> str:
     u = x.get("utilisation")
-    mfu = f"; MFU {f(100 * u['steady_mfu'], 0)} %, {f(u['audio_hours_per_device_minute']['steady'], 3)} audio h per device-minute" if u else ""
+    mfu = (
+        f"; MFU {f(100 * u['steady_mfu'], 0)} %, {f(u['audio_hours_per_device_minute']['steady'], 3)} audio h per device-minute"
+        if u
+        else ""
+    )
     return f"{f(x['efficiency'])} end to end, {f(x['steady_efficiency'])} steady ({met(x['steady_efficiency'], x['target'])}){mfu}"
 
 
 def _write(x: dict) -> str:
     base = option(x, 13, "float16", "none")
-    return (f"{f(base['bytes_per_audio_s'] / 1e3, 0)} kB per audio s; store writes {f(base['durable_MBps'], 0)} MB/s = "
-            f"{f(base['vs_disk'])} of the disk's {f(x['disk']['MBps'], 0)} MB/s")
+    return (
+        f"{f(base['bytes_per_audio_s'] / 1e3, 0)} kB per audio s; store writes {f(base['durable_MBps'], 0)} MB/s = "
+        f"{f(base['vs_disk'])} of the disk's {f(x['disk']['MBps'], 0)} MB/s"
+    )
 
 
 def _loader(x: dict) -> str:
@@ -107,15 +127,20 @@ def _loader(x: dict) -> str:
 
 
 def _training(x: dict) -> str:
-    gpu_part = (f"; loader {f(x['loader_efficiency'])} ({met(x['loader_efficiency'], x['target_gpu_loader'])})" if x["device"] == "cuda"
-                else f"; in-memory/loader {f(x['loader_efficiency'])} (GPU target, n/a on CPU)")
+    gpu_part = (
+        f"; loader {f(x['loader_efficiency'])} ({met(x['loader_efficiency'], x['target_gpu_loader'])})"
+        if x["device"] == "cuda"
+        else f"; in-memory/loader {f(x['loader_efficiency'])} (GPU target, n/a on CPU)"
+    )
     return f"store {f(x['speedup_store_vs_on_the_fly'])}x faster than on the fly" + gpu_part
 
 
 def _memory(x: dict) -> str:
-    return (f"extraction {f(x['extraction_growth'])}x ({flat(x['extraction_growth'])}), training {f(x['training_growth'])}x "
-            f"({flat(x['training_growth'])}) for {x['extraction'][-1]['clips'] // x['extraction'][0]['clips']}x / "
-            f"{x['training'][-1]['tracks'] // x['training'][0]['tracks']}x the data")
+    return (
+        f"extraction {f(x['extraction_growth'])}x ({flat(x['extraction_growth'])}), training {f(x['training_growth'])}x "
+        f"({flat(x['training_growth'])}) for {x['extraction'][-1]['clips'] // x['extraction'][0]['clips']}x / "
+        f"{x['training'][-1]['tracks'] // x['training'][0]['tracks']}x the data"
+    )
 
 
 def _steps(x: dict) -> str:
@@ -128,15 +153,27 @@ def machine(path: Path, res: dict) -> str:
     m = res["machine"]
     gpu = m.get("gpu")
     rows = [
-        ["CPU", f"{m['cpu']}, {m['usable_cpus']} usable cores ({m['logical_cpus']} logical), torch threads {m['torch_threads']}"],
+        [
+            "CPU",
+            f"{m['cpu']}, {m['usable_cpus']} usable cores ({m['logical_cpus']} logical), torch threads {m['torch_threads']}",
+        ],
         ["memory", f"{m['ram_gb']} GiB"],
         ["disk", _disk(m.get("disk", {}))],
         ["GPU", f"{gpu['name']} x{gpu['count']}, {gpu['memory_gb']} GiB, CUDA {gpu['cuda']}" if gpu else "none"],
         ["virtualization", m.get("virtualization") or "none detected"],
-        ["software", f"{m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())],
+        [
+            "software",
+            f"{m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
+        ],
         ["date", _dates(res)],
-        ["command", "; then ".join(f"`{r['command']}` ({f((r.get('seconds') or 0) / 60, 1)} min, {r.get('started', '?')}: {', '.join(figs)})"
-                                   for r, figs in current_runs(res)) + f" ({res.get('profile', {}).get('name')} sizes)"],
+        [
+            "command",
+            "; then ".join(
+                f"`{r['command']}` ({f((r.get('seconds') or 0) / 60, 1)} min, {r.get('started', '?')}: {', '.join(figs)})"
+                for r, figs in current_runs(res)
+            )
+            + f" ({res.get('profile', {}).get('name')} sizes)",
+        ],
         ["code", f"commit {commit(res)}"],
         ["load average", _load(res, m["usable_cpus"])],
         ["results", f"`{shown(path)}`"],
@@ -146,8 +183,10 @@ def machine(path: Path, res: dict) -> str:
 
 def _disk(disk: dict) -> str:
     rotational = {True: ", kernel reports rotational", False: ", non-rotational"}.get(disk.get("rotational"), "")
-    return (f"{disk.get('device', '?')} ({disk.get('fstype', '?')}{rotational}), {disk.get('total_gb', '?')} GB, "
-            f"{disk.get('free_gb', '?')} GB free; scratch {disk.get('path')}")
+    return (
+        f"{disk.get('device', '?')} ({disk.get('fstype', '?')}{rotational}), {disk.get('total_gb', '?')} GB, "
+        f"{disk.get('free_gb', '?')} GB free; scratch {disk.get('path')}"
+    )
 
 
 def _dates(res: dict) -> str:
@@ -166,5 +205,8 @@ def current_runs(res: dict) -> list[tuple[dict, list[str]]]:
     for i, r in enumerate(res.get("runs", [])):
         for name in r.get("figures", []):
             owner[name] = i
-    return [(r, [n for n, i in owner.items() if i == k and n in res.get("figures", {})])
-            for k, r in enumerate(res.get("runs", [])) if k in owner.values()]
+    return [
+        (r, [n for n, i in owner.items() if i == k and n in res.get("figures", {})])
+        for k, r in enumerate(res.get("runs", []))
+        if k in owner.values()
+    ]

@@ -31,7 +31,7 @@ class Page:
         self.common = dict(common or {})
 
     @classmethod
-    def parse(cls, text: str, common: dict[str, str] | None = None) -> "Page":
+    def parse(cls, text: str, common: dict[str, str] | None = None) -> Page:
         parts = _BLOCK.split(text)  # [header, name, body, name, body, ...]
         names = parts[1::2]
         duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -40,7 +40,7 @@ class Page:
         return cls(dict(zip(names, parts[2::2])), common)
 
     @classmethod
-    def load(cls, path: Path, common: dict[str, str] | None = None) -> "Page":
+    def load(cls, path: Path, common: dict[str, str] | None = None) -> Page:
         return cls.parse(Path(path).read_text(), common)
 
     def fill(self, name: str, **values) -> str:
@@ -49,8 +49,11 @@ class Page:
             text = Template(self.blocks[name]).substitute({**self.common, **values})
         except KeyError as err:
             missing = err.args[0]
-            raise KeyError(f"template block {name!r} has no value for ${missing}" if name in self.blocks
-                           else f"no template block {missing!r}") from None
+            raise KeyError(
+                f"template block {name!r} has no value for ${missing}"
+                if name in self.blocks
+                else f"no template block {missing!r}"
+            ) from None
         return tidy(text)
 
     def inline(self, name: str, **values) -> str:

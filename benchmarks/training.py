@@ -46,11 +46,13 @@ def _cfg(store: str, out: str, batch: int, device: str, **overrides):
 
 def _step_times(stamps: list[float], warmup: int) -> list[float]:
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    return gaps[max(0, warmup - 1):]
+    return gaps[max(0, warmup - 1) :]
 
 
 # --- children -----------------------------------------------------------------------------------------
-def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, device: str, num_workers: int | None = None) -> dict:
+def store_steps(
+    store: str, out: str, batch: int, steps: int, warmup: int, device: str, num_workers: int | None = None
+) -> dict:
     """The real training loop over the store, stopped after ``warmup + steps`` batches."""
     import torch
 
@@ -74,9 +76,19 @@ def store_steps(store: str, out: str, batch: int, steps: int, warmup: int, devic
     except Interrupted:
         pass
     times = _step_times(stamps, warmup + 1)  # the first gap is start -> first batch (workers starting)
-    loader = f"{cfg.num_workers} DataLoader workers" if cfg.num_workers is not None else f"{loader_threads(pick_device(cfg.device))} reading threads"
-    return {"step_s": times, "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None, "loader": loader,
-            "num_workers": cfg.num_workers, "device": device, "torch_threads": torch.get_num_threads()}
+    loader = (
+        f"{cfg.num_workers} DataLoader workers"
+        if cfg.num_workers is not None
+        else f"{loader_threads(pick_device(cfg.device))} reading threads"
+    )
+    return {
+        "step_s": times,
+        "first_step_s": stamps[1] - stamps[0] if len(stamps) > 1 else None,
+        "loader": loader,
+        "num_workers": cfg.num_workers,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 class _Run:
@@ -96,8 +108,11 @@ class _Run:
         self.classes = self.store.genres.height
         inputs = model_input(self.store.provenance, len(self.positions), self.classes)
         self.setup = build_run(cfg, inputs, self.splits.train, self.device)
-        self.augment = (Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac)
-                        if cfg.augment else None)
+        self.augment = (
+            Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac)
+            if cfg.augment
+            else None
+        )
         self.bf16 = cfg.bf16 and self.device.type == "cuda"
 
     def step(self, x, y, plan=None) -> float:
@@ -120,7 +135,9 @@ def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, d
     run = _Run(store, batch, device)
     cfg, dev = run.cfg, run.device
     crop = crop_frames(cfg, run.store.provenance.frame_rate)
-    data = CropDataset(run.store.location, run.splits.train, run.positions, crop=crop, seed=cfg.seed, augment=run.augment)
+    data = CropDataset(
+        run.store.location, run.splits.train, run.positions, crop=crop, seed=cfg.seed, augment=run.augment
+    )
     order = list(EpochBatches(len(data), cfg.batch_size, seed=cfg.seed, epoch=0))[:distinct]
     ready = []
     for items in order:
@@ -136,8 +153,9 @@ def memory_steps(store: str, batch: int, steps: int, warmup: int, device: str, d
     return {"step_s": times[warmup:], "device": dev.type, "torch_threads": torch.get_num_threads()}
 
 
-def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps: int, warmup: int, device: str,
-                     seed: int = 0) -> dict:
+def on_the_fly_steps(
+    store: str, audio_root: str, model: str, batch: int, steps: int, warmup: int, device: str, seed: int = 0
+) -> dict:
     """The authors' approach: WavLM on random 6 s audio crops every step, then the same MRNet step.
 
     WavLM runs as the extraction engine runs it (its network, precision and layers), on crops of
@@ -169,8 +187,14 @@ def on_the_fly_steps(store: str, audio_root: str, model: str, batch: int, steps:
         run.step(feats.float() if not run.bf16 else feats, y)
         times.append(time.perf_counter() - began)
         wavlm.append(mid - began)
-    return {"step_s": times[warmup:], "wavlm_s": wavlm[warmup:], "frames": int(feats.shape[3]), "device": dev.type,
-            "precision": eng.describe()["extraction"]["precision"], "torch_threads": torch.get_num_threads()}
+    return {
+        "step_s": times[warmup:],
+        "wavlm_s": wavlm[warmup:],
+        "frames": int(feats.shape[3]),
+        "device": dev.type,
+        "precision": eng.describe()["extraction"]["precision"],
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
@@ -190,8 +214,10 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     train = split_tracks(st.tracks).train
     positions = st.layer_positions(None)
     crop = int(round(6.0 * st.provenance.frame_rate))
-    sets = {name: CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
-            for name, aug in (("augment", Augment()), ("no_augment", None))}
+    sets = {
+        name: CropDataset(st.location, train, positions, crop=crop, seed=0, augment=aug)
+        for name, aug in (("augment", Augment()), ("no_augment", None))
+    }
     for i in range(len(sets["augment"])):  # warm: page cache
         sets["augment"][(0, i)]
     rates: dict[str, list[float]] = {name: [] for name in sets}
@@ -223,7 +249,9 @@ def loader_rate(store: str, device: str, batch: int, passes: int = 5) -> dict:
     return out
 
 
-def feed_rate(store: str, device: str, batch: int, threads: list[int], workers: list[int], epochs: int = 6, passes: int = 2) -> dict:
+def feed_rate(
+    store: str, device: str, batch: int, threads: list[int], workers: list[int], epochs: int = 6, passes: int = 2
+) -> dict:
     """Crops per second each way of loading delivers to the training loop, as ``fit`` builds it, over
     several epochs after the first batch (start-up left out), best of ``passes``, alternating:
 
@@ -247,12 +275,23 @@ def feed_rate(store: str, device: str, batch: int, threads: list[int], workers: 
     pin = device == "cuda"
 
     def dataloader(n):
-        return lambda batches: DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=n,
-                                          worker_init_fn=worker_init if n else None, pin_memory=pin)
+        return lambda batches: DataLoader(
+            ds,
+            batch_sampler=batches,
+            collate_fn=collate,
+            num_workers=n,
+            worker_init_fn=worker_init if n else None,
+            pin_memory=pin,
+        )
 
     ways = [("threads", n, lambda batches, n=n: Prefetcher(ds, batches, threads=n, pin=pin)) for n in threads]
     ways += [("workers", n, dataloader(n)) for n in workers]
-    out = {"auto_threads": loader_threads(pick_device(device)), "batch": min(batch, len(ds)), "threads": {}, "workers": {}}
+    out = {
+        "auto_threads": loader_threads(pick_device(device)),
+        "batch": min(batch, len(ds)),
+        "threads": {},
+        "workers": {},
+    }
     for rep in range(passes):
         for kind, n, make in ways:
             batches = [b for e in range(epochs) for b in EpochBatches(len(ds), batch, seed=0, epoch=100 * rep + e)]
@@ -282,33 +321,69 @@ def run(ctx: Context) -> dict:
     audio, source = mp3_dataset(p.extract_clips, 30.0)
     train_n = split_tracks(FeatureStore.open(str(store)).tracks).train.height
     per_epoch = steps_per_epoch(train_n, p.train_batch)
-    log(f"training: MRNet paper preset, batch {p.train_batch}, {p.train_steps} timed steps after {p.train_warmup} warm-up; "
-        f"{train_n} training tracks = {per_epoch} steps per epoch")
-    common = {"store": str(store), "batch": p.train_batch, "steps": p.train_steps, "warmup": p.train_warmup, "device": p.device}
+    log(
+        f"training: MRNet paper preset, batch {p.train_batch}, {p.train_steps} timed steps after {p.train_warmup} warm-up; "
+        f"{train_n} training tracks = {per_epoch} steps per epoch"
+    )
+    common = {
+        "store": str(store),
+        "batch": p.train_batch,
+        "steps": p.train_steps,
+        "warmup": p.train_warmup,
+        "device": p.device,
+    }
     rounds: dict[str, list[dict]] = {"store": [], "memory": [], "on_the_fly": []}
     for r in range(p.rounds):  # interleaved rounds; per approach the round with the lowest median step is kept
         out = ctx.work / "runs" / f"store-{time.time():.0f}-{r}"
         rounds["store"].append(run_child("benchmarks.training:store_steps", {**common, "out": str(out)}))
         shutil.rmtree(out, ignore_errors=True)  # its checkpoint is not needed
         rounds["memory"].append(run_child("benchmarks.training:memory_steps", common))
-        rounds["on_the_fly"].append(run_child("benchmarks.training:on_the_fly_steps",
-                                              {**common, "audio_root": str(audio), "model": wavlm_base_random()}))
-        log(f"  round {r + 1}: median step " + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items()))
+        rounds["on_the_fly"].append(
+            run_child(
+                "benchmarks.training:on_the_fly_steps",
+                {**common, "audio_root": str(audio), "model": wavlm_base_random()},
+            )
+        )
+        log(
+            f"  round {r + 1}: median step "
+            + ", ".join(f"{k} {median(v[-1]['step_s']):.2f} s" for k, v in rounds.items())
+        )
     runs = {k: min(v, key=lambda x: median(x["step_s"])) for k, v in rounds.items()}
-    rate = run_child("benchmarks.training:loader_rate", {"store": str(store), "device": p.device, "batch": p.train_batch})
+    rate = run_child(
+        "benchmarks.training:loader_rate", {"store": str(store), "device": p.device, "batch": p.train_batch}
+    )
     auto = loader_threads(pick_device(p.device))
-    feed = run_child("benchmarks.training:feed_rate", {"store": str(store), "device": p.device, "batch": p.train_batch,
-                                                        "threads": sorted({1, 2, auto}), "workers": sorted({0, 2, auto})})
-    log("  feed: " + "; ".join(f"{kind} " + ", ".join(f"{k}: {v:.0f}" for k, v in feed[kind].items())
-                              for kind in ("threads", "workers")) + " crops/s")
+    feed = run_child(
+        "benchmarks.training:feed_rate",
+        {
+            "store": str(store),
+            "device": p.device,
+            "batch": p.train_batch,
+            "threads": sorted({1, 2, auto}),
+            "workers": sorted({0, 2, auto}),
+        },
+    )
+    log(
+        "  feed: "
+        + "; ".join(
+            f"{kind} " + ", ".join(f"{k}: {v:.0f}" for k, v in feed[kind].items()) for kind in ("threads", "workers")
+        )
+        + " crops/s"
+    )
     workers = 2  # the item-rate bound below is for the DataLoader default before T1: 2 worker processes
-    log(f"  one loader worker: {rate['augment']:.0f} crops/s with the augmentation draw, {rate['no_augment']:.0f} without; "
-        f"Augment.apply {rate['apply_ms_per_crop']:.1f} ms per crop on {rate['apply_device']}")
+    log(
+        f"  one loader worker: {rate['augment']:.0f} crops/s with the augmentation draw, {rate['no_augment']:.0f} without; "
+        f"Augment.apply {rate['apply_ms_per_crop']:.1f} ms per crop on {rate['apply_device']}"
+    )
     step = {k: median(v["step_s"]) for k, v in runs.items()}
     return {
         "model": "MRNet, paper preset (C = 512, embedding 128), 13 layers x 768 in, 3 classes",
-        "batch": p.train_batch, "train_tracks": train_n, "steps_per_epoch": per_epoch, "timed_steps": p.train_steps,
-        "warmup_steps": p.train_warmup, "audio_source": source,
+        "batch": p.train_batch,
+        "train_tracks": train_n,
+        "steps_per_epoch": per_epoch,
+        "timed_steps": p.train_steps,
+        "warmup_steps": p.train_warmup,
+        "audio_source": source,
         "runs": runs,
         "rounds_median_step_s": {k: [median(x["step_s"]) for x in v] for k, v in rounds.items()},
         "median_step_s": step,
@@ -318,8 +393,11 @@ def run(ctx: Context) -> dict:
         "wavlm_share_on_the_fly": median(runs["on_the_fly"]["wavlm_s"]) / step["on_the_fly"],
         "target_gpu_loader": TARGET_GPU_LOADER,
         "feed_rate": feed,
-        "loader_rate": {**rate, "workers": workers,
-                        "max_steps_per_s": workers * rate["augment"] / p.train_batch,
-                        "paper_batch_max_steps_per_s": workers * rate["augment"] / 48},
+        "loader_rate": {
+            **rate,
+            "workers": workers,
+            "max_steps_per_s": workers * rate["augment"] / p.train_batch,
+            "paper_batch_max_steps_per_s": workers * rate["augment"] / 48,
+        },
         "device": p.device,
     }

@@ -68,8 +68,15 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
     from mrnet.store import Location, Provenance, StoreWriter
 
     root = folder / f"w-{len(layers)}-{dtype}-{codec}.zarr"
-    prov = Provenance(feature="wavlm", layers=layers, dim=768, frame_rate=50.0, channels=1, dtype=dtype,
-                      extraction={"chunk_frames": CHUNK, "codec": codec})
+    prov = Provenance(
+        feature="wavlm",
+        layers=layers,
+        dim=768,
+        frame_rate=50.0,
+        channels=1,
+        dtype=dtype,
+        extraction={"chunk_frames": CHUNK, "codec": codec},
+    )
     data = [np.ascontiguousarray(f[:, layers].astype(dtype)) for f in feats]
     writer = StoreWriter.open(Location.parse(root), prov, overwrite=True)
     _fsync_tree(root)
@@ -84,10 +91,22 @@ def write_option(folder: Path, feats: list[np.ndarray], layers: list[int], dtype
     raw = sum(x.nbytes for x in data)
     audio = sum(x.shape[2] for x in data) / 50.0
     shutil.rmtree(root)
-    return {"layers": len(layers), "dtype": dtype, "codec": codec, "audio_s": audio, "raw_bytes": raw, "disk_bytes": disk,
-            "bytes_per_audio_s": disk / audio, "ratio": raw / disk, "cache_s": cached, "durable_s": durable,
-            "cache_MBps": raw / cached / 1e6, "durable_MBps": raw / durable / 1e6, "disk_MBps": disk / durable / 1e6,
-            "absorbs_audio_s_per_s": audio / durable}
+    return {
+        "layers": len(layers),
+        "dtype": dtype,
+        "codec": codec,
+        "audio_s": audio,
+        "raw_bytes": raw,
+        "disk_bytes": disk,
+        "bytes_per_audio_s": disk / audio,
+        "ratio": raw / disk,
+        "cache_s": cached,
+        "durable_s": durable,
+        "cache_MBps": raw / cached / 1e6,
+        "durable_MBps": raw / durable / 1e6,
+        "disk_MBps": disk / durable / 1e6,
+        "absorbs_audio_s_per_s": audio / durable,
+    }
 
 
 def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> dict:
@@ -95,8 +114,15 @@ def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> di
     rounds: the writer's own cost, and the audio seconds per second one writing thread absorbs."""
     from mrnet.store import Location, Provenance, StoreWriter
 
-    prov = Provenance(feature="wavlm", layers=list(range(13)), dim=768, frame_rate=50.0, channels=1, dtype="float16",
-                      extraction={"chunk_frames": CHUNK, "codec": "none"})
+    prov = Provenance(
+        feature="wavlm",
+        layers=list(range(13)),
+        dim=768,
+        frame_rate=50.0,
+        channels=1,
+        dtype="float16",
+        extraction={"chunk_frames": CHUNK, "codec": "none"},
+    )
     data = [np.ascontiguousarray(f.astype("float16")) for f in feats]
     rounds = []
     for _ in range(repeat):
@@ -109,15 +135,22 @@ def write_track_timing(folder: Path, feats: list[np.ndarray], repeat: int) -> di
         writer.close()
         shutil.rmtree(root)
     seconds = float(np.mean([x.shape[2] for x in data])) / 50.0
-    return {"ms_per_track": 1e3 * min(rounds), "rounds_ms": [1e3 * t for t in rounds], "audio_s_per_s": seconds / min(rounds),
-            "track_seconds": seconds}
+    return {
+        "ms_per_track": 1e3 * min(rounds),
+        "rounds_ms": [1e3 * t for t in rounds],
+        "audio_s_per_s": seconds / min(rounds),
+        "track_seconds": seconds,
+    }
 
 
 def lossy_errors(feats: list[np.ndarray]) -> dict:
     x = np.concatenate([f.reshape(-1) for f in feats]).astype(np.float32)
     h = x.astype(np.float16).astype(np.float32)
-    return {"float16_rel_rms_error": float(np.sqrt(np.mean((x - h) ** 2)) / np.sqrt(np.mean(x**2))),
-            "float16_max_abs_error": float(np.max(np.abs(x - h))), "max_abs_value": float(np.max(np.abs(x)))}
+    return {
+        "float16_rel_rms_error": float(np.sqrt(np.mean((x - h) ** 2)) / np.sqrt(np.mean(x**2))),
+        "float16_max_abs_error": float(np.max(np.abs(x - h))),
+        "max_abs_value": float(np.max(np.abs(x))),
+    }
 
 
 def features(ctx: Context) -> list[Path]:
@@ -127,8 +160,16 @@ def features(ctx: Context) -> list[Path]:
     if not saved:
         root, _ = mp3_dataset(2, 30.0 if ctx.device == "cuda" else 10.0)
         log("write: computing features of 2 clips (figure 1 did not run)")
-        res = run_child("benchmarks.extraction:bare_forward", {"root": str(root), "model": wavlm_base_random(), "batch_size": 2,
-                                                               "save_dir": str(ctx.work / "features"), "save_tracks": 8})
+        res = run_child(
+            "benchmarks.extraction:bare_forward",
+            {
+                "root": str(root),
+                "model": wavlm_base_random(),
+                "batch_size": 2,
+                "save_dir": str(ctx.work / "features"),
+                "save_tracks": 8,
+            },
+        )
         saved = [Path(p) for p in res["saved"]]
     return saved
 
@@ -142,8 +183,12 @@ def run(ctx: Context) -> dict:
     log(f"write: disk sequential write ({p.disk_test_mb} MiB + fsync)")
     disk = disk_speed(folder, p.disk_test_mb)
     log(f"  disk: {disk['MBps']:.0f} MB/s durable")
-    options = [(layers, dtype, codec) for layers in (list(range(13)), [12]) for dtype in ("float16", "float32")
-               for codec in ("none", "zstd", "blosc")]
+    options = [
+        (layers, dtype, codec)
+        for layers in (list(range(13)), [12])
+        for dtype in ("float16", "float32")
+        for codec in ("none", "zstd", "blosc")
+    ]
     rows: dict[tuple, dict] = {}
     for _ in range(2):  # two interleaved passes over the options; the faster of each is kept
         for layers, dtype, codec in options:
@@ -153,15 +198,23 @@ def run(ctx: Context) -> dict:
                 rows[key] = r
     for r in rows.values():
         r["vs_disk"] = r["disk_MBps"] / disk["MBps"]
-    log("  options: " + ", ".join(f"{k[0]}L {k[1]} {k[2]} {r['bytes_per_audio_s'] / 1e3:.0f} kB/s {r['durable_MBps']:.0f} MB/s"
-                                  for k, r in rows.items()))
+    log(
+        "  options: "
+        + ", ".join(
+            f"{k[0]}L {k[1]} {k[2]} {r['bytes_per_audio_s'] / 1e3:.0f} kB/s {r['durable_MBps']:.0f} MB/s"
+            for k, r in rows.items()
+        )
+    )
     cmp = write_track_timing(folder, feats, repeat=5)
     log(f"  write_track: {cmp['ms_per_track']:.0f} ms per track")
     disk_again = disk_speed(folder, p.disk_test_mb, repeat=1)
     shutil.rmtree(folder, ignore_errors=True)
     return {
-        "features": {"tracks": len(feats), "audio_s": sum(f.shape[2] for f in feats) / 50.0,
-                     "source": "figure 1's bare pass: WavLM-base architecture (random weights) on the MP3 clips"},
+        "features": {
+            "tracks": len(feats),
+            "audio_s": sum(f.shape[2] for f in feats) / 50.0,
+            "source": "figure 1's bare pass: WavLM-base architecture (random weights) on the MP3 clips",
+        },
         "disk": disk,
         "disk_after": disk_again,
         "bytes_13_float16": BYTES_13_F16,

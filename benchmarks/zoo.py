@@ -73,29 +73,87 @@ CPU = ("--batch-size", "16", "--lr", "0.001", "--select-metric", "accuracy", "--
 #: Per dataset: each model's CPU configuration. Epochs from the measured step times (figure 7 of docs/performance.md).
 RUNS: dict[str, tuple[Run, ...]] = {
     "realmusic": (
-        Run("mrnet", "mel", ("--preset", "small", "--normalize", "none", "--epochs", "60"),
+        Run(
+            "mrnet",
+            "mel",
+            ("--preset", "small", "--normalize", "none", "--epochs", "60"),
             "`--preset small`: C = 48, embedding 64, batch 16, 3 s crops, AdamW 1e-3 to 5e-4 cosine, 60 epochs (its CPU preset)",
-            seeds=3, reuse="small60-none"),
-        Run("linear", "mel", ("--model", "linear"), "`--model linear`: logistic regression on whole-clip statistics, C chosen on validation",
-            reuse="linear"),
-        Run("musicnext", "mel128", ("--preset", "musicnext-paper", "--epochs", "1", "--eval-unit", "center", "--epoch-mode", "crops",
-                                    "--model-option", "lambda_gamma=0.02", *CPU),
+            seeds=3,
+            reuse="small60-none",
+        ),
+        Run(
+            "linear",
+            "mel",
+            ("--model", "linear"),
+            "`--model linear`: logistic regression on whole-clip statistics, C chosen on validation",
+            reuse="linear",
+        ),
+        Run(
+            "musicnext",
+            "mel128",
+            (
+                "--preset",
+                "musicnext-paper",
+                "--epochs",
+                "1",
+                "--eval-unit",
+                "center",
+                "--epoch-mode",
+                "crops",
+                "--model-option",
+                "lambda_gamma=0.02",
+                *CPU,
+            ),
             "`musicnext-paper` (256-frame fragments, Adam, flip, global z-score) at batch 16 and lr 1e-3, one random fragment per "
-            "clip an epoch (not all ten), scored on the centre fragment (not ten), λ annealed with γ = 0.02 (λ ≈ 2 after 10 steps), 1 epoch"),
-        Run("musicnext-softmax", "mel128", ("--preset", "musicnext-softmax-paper", "--epochs", "1", "--eval-unit", "center",
-                                            "--epoch-mode", "crops", *CPU),
+            "clip an epoch (not all ten), scored on the centre fragment (not ten), λ annealed with γ = 0.02 (λ ≈ 2 after 10 steps), 1 epoch",
+        ),
+        Run(
+            "musicnext-softmax",
+            "mel128",
+            (
+                "--preset",
+                "musicnext-softmax-paper",
+                "--epochs",
+                "1",
+                "--eval-unit",
+                "center",
+                "--epoch-mode",
+                "crops",
+                *CPU,
+            ),
             "`musicnext-softmax-paper` (as MusicNeXt, softmax head) at batch 16 and lr 1e-3, one random fragment per clip an epoch, "
-            "scored on the centre fragment, 1 epoch"),
-        Run("nnet1", "wave+mfcc", ("--preset", "nnet1-paper", "--epochs", "5", *CPU),
-            "`nnet1-paper` (2^18-sample windows, Adam, weight decay 0.005, noise and time mask) at batch 16 and lr 1e-3, 5 epochs"),
-        Run("nnet2", "mfcc", ("--preset", "nnet2-paper", "--epochs", "15", *CPU),
-            "`nnet2-paper` (256 MFCC frames, Adam, weight decay 0.005, noise and masks) at batch 16 and lr 1e-3, 15 epochs"),
-        Run("mixnet", "wave+mfcc", ("--preset", "mixnet-paper", "--epochs", "5", *CPU),
-            "`mixnet-paper` (both inputs of one window, Adam, no weight decay) at batch 16 and lr 1e-3, 5 epochs"),
-        Run("fcn5", "mel96", ("--preset", "fcn5-paper", "--epochs", "1", *CPU),
-            "`fcn5-paper` (one 29.12 s crop, Adam, weight decay 1e-4, no augmentation; its SGD stages never begin) at lr 1e-3, 1 epoch"),
-        Run("msecnn", "mel96", ("--preset", "msecnn-paper", "--epochs", "1", *CPU),
-            "`msecnn-paper` (as FCN-5) at lr 1e-3, 1 epoch"),
+            "scored on the centre fragment, 1 epoch",
+        ),
+        Run(
+            "nnet1",
+            "wave+mfcc",
+            ("--preset", "nnet1-paper", "--epochs", "5", *CPU),
+            "`nnet1-paper` (2^18-sample windows, Adam, weight decay 0.005, noise and time mask) at batch 16 and lr 1e-3, 5 epochs",
+        ),
+        Run(
+            "nnet2",
+            "mfcc",
+            ("--preset", "nnet2-paper", "--epochs", "15", *CPU),
+            "`nnet2-paper` (256 MFCC frames, Adam, weight decay 0.005, noise and masks) at batch 16 and lr 1e-3, 15 epochs",
+        ),
+        Run(
+            "mixnet",
+            "wave+mfcc",
+            ("--preset", "mixnet-paper", "--epochs", "5", *CPU),
+            "`mixnet-paper` (both inputs of one window, Adam, no weight decay) at batch 16 and lr 1e-3, 5 epochs",
+        ),
+        Run(
+            "fcn5",
+            "mel96",
+            ("--preset", "fcn5-paper", "--epochs", "1", *CPU),
+            "`fcn5-paper` (one 29.12 s crop, Adam, weight decay 1e-4, no augmentation; its SGD stages never begin) at lr 1e-3, 1 epoch",
+        ),
+        Run(
+            "msecnn",
+            "mel96",
+            ("--preset", "msecnn-paper", "--epochs", "1", *CPU),
+            "`msecnn-paper` (as FCN-5) at lr 1e-3, 1 epoch",
+        ),
     ),
 }
 
@@ -114,11 +172,22 @@ def _epochs(run: Run, epochs: int, what: str) -> Run:
 #: real-music configurations and as many epochs as fit in a few minutes each (from the measured step times).
 DEMO_EPOCHS = {"musicnext": 2, "musicnext-softmax": 2, "nnet1": 15, "nnet2": 40, "mixnet": 12, "fcn5": 2, "msecnn": 2}
 RUNS["demo"] = (
-    Run("mrnet", "mel", ("--preset", "tiny"), "`--preset tiny` (what `make demo` trains): C = 32, batch 16, 3 s crops, 40 epochs",
-        reuse="demo-tiny"),
+    Run(
+        "mrnet",
+        "mel",
+        ("--preset", "tiny"),
+        "`--preset tiny` (what `make demo` trains): C = 32, batch 16, 3 s crops, 40 epochs",
+        reuse="demo-tiny",
+    ),
     Run("linear", "mel", ("--model", "linear"), RUNS["realmusic"][1].what),
-    *(_epochs(r, DEMO_EPOCHS[r.model], r.what.rsplit(", ", 1)[0] + f", {DEMO_EPOCHS[r.model]} epoch{'s' * (DEMO_EPOCHS[r.model] > 1)}")
-      for r in RUNS["realmusic"][2:]),
+    *(
+        _epochs(
+            r,
+            DEMO_EPOCHS[r.model],
+            r.what.rsplit(", ", 1)[0] + f", {DEMO_EPOCHS[r.model]} epoch{'s' * (DEMO_EPOCHS[r.model] > 1)}",
+        )
+        for r in RUNS["realmusic"][2:]
+    ),
 )
 
 
@@ -141,8 +210,21 @@ def stores(dataset: str, features: set[str]) -> dict[str, Path]:
         path = out[feature] = _store_path(dataset, feature)
         if not (path / "manifest" / "tracks.parquet").exists():
             log(f"{dataset}: extracting {feature} into {path}")
-            subprocess.run(["mrnet-extract", *source, "--features", feature, "--out", str(path), "--manifests-dir", str(HOME / "manifests")],
-                           check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            subprocess.run(
+                [
+                    "mrnet-extract",
+                    *source,
+                    "--features",
+                    feature,
+                    "--out",
+                    str(path),
+                    "--manifests-dir",
+                    str(HOME / "manifests"),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
     return out
 
 
@@ -160,8 +242,15 @@ def command(store: Path, run: Run, seed: int, out: Path) -> list[str]:
     return ["mrnet-train", "--store", str(store), *run.options, "--seed", str(seed), "--out", str(out)]
 
 
-def train_all(dataset: str, only: list[str] | None = None, skip: list[str] | None = None, *, workers: int = 0,
-              gpus: tuple[int, ...] = (), scheduler: str | None = None) -> list[Path]:
+def train_all(
+    dataset: str,
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
+    *,
+    workers: int = 0,
+    gpus: tuple[int, ...] = (),
+    scheduler: str | None = None,
+) -> list[Path]:
     """Every run of ``dataset`` (``only``: these models; ``skip``: not these), finished ones kept; returns the run folders.
 
     One after another here, or side by side as tasks on a Dask cluster (``workers`` CPU workers or one
@@ -175,7 +264,9 @@ def train_all(dataset: str, only: list[str] | None = None, skip: list[str] | Non
         for seed in range(run.seeds):
             out = run_dir(dataset, run, seed)
             if not (out / "report.json").exists():
-                pending.append((f"{dataset}: {run.model} seed {seed}", command(paths[run.feature], run, seed, out), out))
+                pending.append(
+                    (f"{dataset}: {run.model} seed {seed}", command(paths[run.feature], run, seed, out), out)
+                )
             done.append(out)
     if not (workers or gpus or scheduler):
         for label, cmd, out in pending:
@@ -212,7 +303,12 @@ def train_one(label: str, cmd: list[str], out: Path) -> Path:
 def compare(dataset: str, runs: list[Path]) -> Path:
     """``mrnet-compare`` over the runs into ``benchmarks/results/zoo-<dataset>/``; the plot also into docs/img."""
     folder = RESULTS / f"zoo-{dataset}"
-    subprocess.run(["mrnet-compare", *map(str, runs), "--out", str(folder)], check=True, stdout=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "200"})
+    subprocess.run(
+        ["mrnet-compare", *map(str, runs), "--out", str(folder)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     IMG.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / "comparison.png", IMG / f"zoo-{dataset}.png")
     return folder
@@ -235,19 +331,26 @@ def table(dataset: str) -> str:
     """The Markdown table of ``dataset``'s comparison: mrnet-compare's numbers, each run's configuration and time."""
     rows = json.loads((RESULTS / f"zoo-{dataset}" / "comparison.json").read_text())
     runs = {r.model: r for r in RUNS[dataset]}
-    lines = ["| model | store (feature) | CPU configuration (not the paper's recipe) | seeds | test accuracy % | test macro-F1 | "
-             "parameters | epochs (selected) | minutes per run |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | store (feature) | CPU configuration (not the paper's recipe) | seeds | test accuracy % | test macro-F1 | "
+        "parameters | epochs (selected) | minutes per run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: list(runs).index(r["model"])):
         reports = [json.loads((Path(p) / "report.json").read_text()) for p in r["runs"]]
         selected = ", ".join(str(x["selection"]["epoch"]) for x in reports)
-        epochs = "–" if r["model"] == "linear" else reports[0].get("epochs_trained", "?")  # the probe is fitted, not trained by epochs
+        epochs = (
+            "–" if r["model"] == "linear" else reports[0].get("epochs_trained", "?")
+        )  # the probe is fitted, not trained by epochs
         minutes = [m for m in (_minutes(Path(p)) for p in r["runs"]) if m is not None]
         pm = r["n"] > 1
         acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if pm else "")
         f1 = f"{r['macro_f1']:.3f}" + (f" ± {r['macro_f1_std']:.3f}" if pm else "")
         trained = epochs if epochs == "–" else f"{epochs} ({selected})"
-        lines.append(f"| **{r['model']}** | `{Path(r['store']).name}` ({r['feature']}) | {runs[r['model']].what} | {r['n']} | {acc} | {f1} | "
-                     f"{r['parameters']:,} | {trained} | {sum(minutes) / max(1, len(minutes)):.1f} |")
+        lines.append(
+            f"| **{r['model']}** | `{Path(r['store']).name}` ({r['feature']}) | {runs[r['model']].what} | {r['n']} | {acc} | {f1} | "
+            f"{r['parameters']:,} | {trained} | {sum(minutes) / max(1, len(minutes)):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -270,13 +373,21 @@ def render(datasets=DATASETS) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.zoo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=(*DATASETS, "both"), default="both", help="which dataset (default: both)")
-    parser.add_argument("--only", action="append", help="train only these models (repeatable); the comparison takes every finished run")
+    parser.add_argument(
+        "--only", action="append", help="train only these models (repeatable); the comparison takes every finished run"
+    )
     parser.add_argument("--skip", action="append", help="train every model but these (repeatable)")
-    parser.add_argument("--render", action="store_true", help="only rewrite docs/models.md's tables from benchmarks/results/zoo-*/")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite docs/models.md's tables from benchmarks/results/zoo-*/"
+    )
     parser.add_argument("--print", action="store_true", help="print each run's mrnet-train command and run nothing")
-    parser.add_argument("--workers", type=int, default=0, help="runs side by side on a local Dask cluster of N CPU workers")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="runs side by side on a local Dask cluster of N CPU workers"
+    )
     parser.add_argument("--gpus", default="", help="runs side by side, one per GPU of this list, e.g. 0,1,2,3")
-    parser.add_argument("--scheduler", help="runs as tasks on this Dask cluster, e.g. tcp://host:8786 (the stores must be reachable)")
+    parser.add_argument(
+        "--scheduler", help="runs as tasks on this Dask cluster, e.g. tcp://host:8786 (the stores must be reachable)"
+    )
     args = parser.parse_args(argv)
     datasets = DATASETS if args.dataset == "both" else (args.dataset,)
     if args.print:
@@ -287,8 +398,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.render:
         for dataset in datasets:
-            train_all(dataset, args.only, args.skip, workers=args.workers, gpus=tuple(int(g) for g in args.gpus.split(",") if g),
-                      scheduler=args.scheduler)
+            train_all(
+                dataset,
+                args.only,
+                args.skip,
+                workers=args.workers,
+                gpus=tuple(int(g) for g in args.gpus.split(",") if g),
+                scheduler=args.scheduler,
+            )
             finished = [run_dir(dataset, r, s) for r in RUNS[dataset] for s in range(r.seeds)]
             compare(dataset, [p for p in finished if (p / "report.json").exists()])
     render(datasets)

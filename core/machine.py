@@ -60,6 +60,5 @@ def check_gpu_ids(ids, *, given: str, fix: str) -> None:
     missing = [g for g in ids if not 0 <= g < count]
     if missing:
         raise UserError(
-            f"{given}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}, "
-            f"so GPU(s) {missing} do not exist. {fix}"
+            f"{given}: this machine has {count} CUDA device(s), numbered 0 to {count - 1}, so GPU(s) {missing} do not exist. {fix}"
         )

@@ -67,10 +67,23 @@ def require_regular(path: Path | str) -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError as err:
-        raise AudioError(f"{path}: {'file not found' if isinstance(err, FileNotFoundError) else f'cannot read it ({err.strerror or err})'}") from err
+        raise AudioError(
+            f"{path}: {'file not found' if isinstance(err, FileNotFoundError) else f'cannot read it ({err.strerror or err})'}"
+        ) from err
     if not stat.S_ISREG(mode):
-        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else "not a file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a FIFO"
+            if stat.S_ISFIFO(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "a character device"
+            if stat.S_ISCHR(mode)
+            else "a block device"
+            if stat.S_ISBLK(mode)
+            else "not a file"
+        )
         raise AudioError(f"{path}: not a regular file ({kind}); only regular files are read")
 
 
@@ -129,9 +142,13 @@ def _decode_row(path: Path) -> tuple[np.ndarray, int, int]:
             rate, declared = f.samplerate, f.frames
             data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise AudioError(f"{path}: cannot decode the row's audio bytes [libsndfile: {getattr(err, 'error_string', '') or err}]") from err
+        raise AudioError(
+            f"{path}: cannot decode the row's audio bytes [libsndfile: {getattr(err, 'error_string', '') or err}]"
+        ) from err
     if data.shape[0] == 0 or not np.isfinite(data).all():
-        raise AudioError(f"{path}: {'contains no audio samples' if data.shape[0] == 0 else 'decoded samples contain NaN or infinity'}")
+        raise AudioError(
+            f"{path}: {'contains no audio samples' if data.shape[0] == 0 else 'decoded samples contain NaN or infinity'}"
+        )
     return np.ascontiguousarray(data.T), int(rate), int(declared)
 
 

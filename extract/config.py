@@ -41,10 +41,12 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def manifest_folder(cfg: "ExtractConfig") -> Path:
+def manifest_folder(cfg: ExtractConfig) -> Path:
     """Where a run's manifests go: ``manifests/<store name>/``, so two stores of one dataset (another
     --out, another feature kind) never overwrite each other's manifests."""
     return cfg.manifests_dir / cfg.store_name
+
+
 _TUPLES = ("layers", "gpus", "fold_files")
 
 
@@ -107,7 +109,9 @@ class ExtractConfig:
             if value is not None and not least <= value <= most:  # a NaN is in no range
                 raise UserError(f"--{name.replace('_', '-')} {value}: choose a value from {least} to {most}")
         if self.layers is not None and not self.layers:
-            raise UserError("--layers names no layer: give numbers like 0,6,12 or a range like 0-12 (or leave it out for all)")
+            raise UserError(
+                "--layers names no layer: give numbers like 0,6,12 or a range like 0-12 (or leave it out for all)"
+            )
 
     @property
     def store(self) -> str:
@@ -136,7 +140,7 @@ class ExtractConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ExtractConfig":
+    def from_json(cls, data: dict[str, Any]) -> ExtractConfig:
         """The config ``to_json`` wrote (unknown keys from another version are refused by name)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)

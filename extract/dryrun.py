@@ -47,13 +47,21 @@ def estimate(cfg: ExtractConfig, *, calibrate_tracks: int = 2, threads: int = 8)
     readable = [p for p, d in zip(paths, durations) if d is not None][:calibrate_tracks]
     timing, note = _time(engine, readable, seconds_audio, shipped=found.source != AUDIO, tracks=len(paths))
     return Estimate(
-        tracks=found.tracks.height, unreadable=len(durations) - len(known) + status_counts(found.tracks)["failed"],
-        audio_hours=seconds_audio / 3600, store_bytes=int(seconds_audio * per_second), bytes_per_audio_second=per_second,
-        seconds=timing, calibration=note, already_done=_existing_done(cfg), notes=found.notes,
+        tracks=found.tracks.height,
+        unreadable=len(durations) - len(known) + status_counts(found.tracks)["failed"],
+        audio_hours=seconds_audio / 3600,
+        store_bytes=int(seconds_audio * per_second),
+        bytes_per_audio_second=per_second,
+        seconds=timing,
+        calibration=note,
+        already_done=_existing_done(cfg),
+        notes=found.notes,
     )
 
 
-def _time(engine: Engine, readable: list[Path], seconds_audio: float, *, shipped: bool, tracks: int) -> tuple[float | None, str]:
+def _time(
+    engine: Engine, readable: list[Path], seconds_audio: float, *, shipped: bool, tracks: int
+) -> tuple[float | None, str]:
     """Estimated seconds for the whole run and how the estimate was made."""
     if shipped:
         return tracks * 0.002, "shipped arrays are copied, not computed (estimate: ~2 ms per track)"

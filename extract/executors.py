@@ -6,9 +6,9 @@ fast worker takes the next unit as soon as it is free and memory on the client s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from itertools import islice
-from typing import Callable
 
 from mrnet.core import cluster
 from mrnet.extract.config import ExtractConfig
@@ -17,7 +17,9 @@ from mrnet.extract.worker import Unit, UnitContext, UnitResult, process_unit
 IN_FLIGHT_PER_WORKER = 2  # one unit computing while the next decodes / the last writes
 
 
-def execute(units: list[Unit], ctx: UnitContext, *, on_unit: Callable[[UnitResult], None] | None = None) -> list[UnitResult]:
+def execute(
+    units: list[Unit], ctx: UnitContext, *, on_unit: Callable[[UnitResult], None] | None = None
+) -> list[UnitResult]:
     """Run every unit, calling ``on_unit`` as each finishes; a unit that raises stops the run."""
     if not units:
         return []
@@ -48,7 +50,9 @@ def _run_threads(units, ctx, on_unit, *, threads: int) -> list[UnitResult]:
 
 def local_cluster(cfg: ExtractConfig):
     """The local Dask cluster of ``--gpus`` or ``--workers`` (``mrnet.core.cluster``), two units in flight per worker."""
-    return cluster.local_cluster(workers=cfg.workers, gpus=cfg.gpus, tasks_per_worker=IN_FLIGHT_PER_WORKER, torch_threads=cfg.threads)
+    return cluster.local_cluster(
+        workers=cfg.workers, gpus=cfg.gpus, tasks_per_worker=IN_FLIGHT_PER_WORKER, torch_threads=cfg.threads
+    )
 
 
 def gpu_resources(client) -> dict | None:

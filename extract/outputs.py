@@ -27,7 +27,9 @@ def check_outputs(cfg: ExtractConfig, location: Location, root: Path) -> None:
     """UserError, before anything is written, for an ``--out`` or ``--manifests-dir`` that is a file,
     and for a manifests folder that belongs to another store or another dataset root."""
     if location.local and Path(location.url).is_file():
-        raise UserError(f"--out {location.url} is a file: pass the folder for the store (a new or an existing store.zarr)")
+        raise UserError(
+            f"--out {location.url} is a file: pass the folder for the store (a new or an existing store.zarr)"
+        )
     folder = manifest_folder(cfg)
     for path, what in ((cfg.manifests_dir, "--manifests-dir"), (folder, f"--manifests-dir {cfg.manifests_dir}: its")):
         if path.exists() and not path.is_dir():
@@ -55,10 +57,14 @@ def read_owner(folder: Path) -> dict | None:
     try:
         owner = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path} ({err}): it names the store these manifests belong to; "
-                        "delete the folder if the manifests in it are not needed") from err
+        raise UserError(
+            f"cannot read {path} ({err}): it names the store these manifests belong to; "
+            "delete the folder if the manifests in it are not needed"
+        ) from err
     if not isinstance(owner, dict):
-        raise UserError(f"{path} is not an owner record (a JSON object): delete the folder if the manifests in it are not needed")
+        raise UserError(
+            f"{path} is not an owner record (a JSON object): delete the folder if the manifests in it are not needed"
+        )
     return owner
 
 
@@ -75,6 +81,8 @@ def check_chunk_memory(cfg: ExtractConfig, prov: Provenance) -> None:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > total / 4:
         most = int(total / 4 // (need / cfg.chunk_frames))
-        raise UserError(f"--chunk-frames {cfg.chunk_frames}: every track would need at least {need / 2**30:.1f} GiB of memory "
-                        f"({len(prov.layers)} layers x {cfg.chunk_frames} frames x {prov.dim} x {prov.dtype}), over a quarter "
-                        f"of this machine's {total / 2**30:.1f} GiB; choose at most {most} (the default is 150)")
+        raise UserError(
+            f"--chunk-frames {cfg.chunk_frames}: every track would need at least {need / 2**30:.1f} GiB of memory "
+            f"({len(prov.layers)} layers x {cfg.chunk_frames} frames x {prov.dim} x {prov.dtype}), over a quarter "
+            f"of this machine's {total / 2**30:.1f} GiB; choose at most {most} (the default is 150)"
+        )

@@ -10,11 +10,11 @@ that travels with the store.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 
@@ -28,8 +28,8 @@ from mrnet.extract.outputs import OWNER, check_chunk_memory, check_outputs, owne
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
 from mrnet.manifests.schema import TRACKS, validate
 from mrnet.store import Location, Provenance, StoreWriter
-from mrnet.store.ownership import discard_new
 from mrnet.store.location import parquet_bytes
+from mrnet.store.ownership import discard_new
 
 RESULT_COLUMNS = ["duration", "sample_rate", "channels", "frames", "checksum", "status", "error", "warning"]
 
@@ -63,8 +63,13 @@ class RunSummary:
         return self.tracks.filter((pl.col("status") == "done") & pl.col("warning").is_not_null())
 
 
-def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on_start: Callable[[int, int], None] | None = None,
-        on_unit: Callable[[UnitResult], None] | None = None) -> RunSummary:
+def run(
+    cfg: ExtractConfig,
+    *,
+    on_scan: Callable[[Scan], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_unit: Callable[[UnitResult], None] | None = None,
+) -> RunSummary:
     """Extract ``cfg.dataset`` into ``cfg.store``, resuming whatever an earlier run finished."""
     began = time.perf_counter()
     found = scan_dataset(cfg)
@@ -77,7 +82,9 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
     check_chunk_memory(cfg, prov)
     writer = StoreWriter.open(location, prov, overwrite=cfg.overwrite)
     try:
-        write_manifests(manifest_folder(cfg), found.tracks, found.genres, owner=owner_bytes(location, cfg.dataset, found.root))
+        write_manifests(
+            manifest_folder(cfg), found.tracks, found.genres, owner=owner_bytes(location, cfg.dataset, found.root)
+        )
     except BaseException:
         if writer.created:  # refused before any work: leave no store behind (store/ownership.py)
             discard_new(location, writer.lock)
@@ -90,13 +97,17 @@ def run(cfg: ExtractConfig, *, on_scan: Callable[[Scan], None] | None = None, on
         writer.close()
 
 
-def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWriter, *, began: float, on_start, on_unit) -> RunSummary:
+def _extract(
+    cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWriter, *, began: float, on_start, on_unit
+) -> RunSummary:
     """The units no journal names, run while this process holds the store's writer lock; then finalize."""
     location = writer.location
     journal = writer.journal()
     finished = journal.filter(pl.col("status") == "done") if cfg.retry_failed else journal
-    todo = found.tracks.filter((pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode()))
-    units = plan_units(todo, cfg.unit_size, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"))
+    todo = found.tracks.filter(
+        (pl.col("status") == "pending") & ~pl.col("track_id").is_in(finished["track_id"].implode())
+    )
+    units = plan_units(todo, cfg.unit_size, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f"))
     ctx = UnitContext(cfg, str(found.root), found.source, location, writer.provenance)
     adopt_engine(ctx, engine)  # in-process runs use the engine loaded here
     previously = found.tracks.filter(pl.col("track_id").is_in(finished["track_id"].implode())).height
@@ -105,20 +116,34 @@ def _extract(cfg: ExtractConfig, found: Scan, engine: Engine, writer: StoreWrite
     results = execute(units, ctx, on_unit=on_unit)
     tracks = merge_results(found.tracks, writer.journal())
     writer.finalize(tracks, found.genres)
-    statistics_note = writer.record_statistics(tracks) if (tracks["status"] == "done").any() else ""  # nothing to add up
+    statistics_note = (
+        writer.record_statistics(tracks) if (tracks["status"] == "done").any() else ""
+    )  # nothing to add up
     write_manifests(manifest_folder(cfg), tracks, found.genres)
     return RunSummary(
-        store=location.url, tracks=tracks, audio_seconds=sum(r.audio_seconds for r in results),
-        bytes_written=sum(r.bytes_written for r in results), seconds=time.perf_counter() - began,
-        skipped=previously, statistics=statistics_note,
+        store=location.url,
+        tracks=tracks,
+        audio_seconds=sum(r.audio_seconds for r in results),
+        bytes_written=sum(r.bytes_written for r in results),
+        seconds=time.perf_counter() - began,
+        skipped=previously,
+        statistics=statistics_note,
     )
 
 
 def scan_dataset(cfg: ExtractConfig) -> Scan:
     """The dataset's manifest as the reader finds it, cut to ``--limit`` tracks."""
     result = scan(
-        cfg.dataset, cfg.root, labels=cfg.labels, labeling=cfg.labeling, folds=cfg.folds, seed=cfg.seed,
-        split_files=cfg.split_files, fold_files=list(cfg.fold_files) or None, tags=cfg.tags, keep_untagged=cfg.keep_untagged,
+        cfg.dataset,
+        cfg.root,
+        labels=cfg.labels,
+        labeling=cfg.labeling,
+        folds=cfg.folds,
+        seed=cfg.seed,
+        split_files=cfg.split_files,
+        fold_files=list(cfg.fold_files) or None,
+        tags=cfg.tags,
+        keep_untagged=cfg.keep_untagged,
         label_column=cfg.label_column,
     )
     if cfg.limit is not None:
@@ -139,7 +164,11 @@ def limited(found: Scan, n: int, *, seed: int = 0) -> Scan:
         shuffled = shuffled.with_columns(_turn=pl.int_range(pl.len()).over(key)).sort("_turn", key, "_order")
     picked = shuffled.head(n).drop("_order", "_turn", strict=False).sort("track_id")
     counts = picked.group_by(key).len().sort(key) if key else None
-    what = ("taken from each genre in turn: " + ", ".join(f"{g} {c}" for g, c in counts.iter_rows())) if key else "a random sample"
+    what = (
+        ("taken from each genre in turn: " + ", ".join(f"{g} {c}" for g, c in counts.iter_rows()))
+        if key
+        else "a random sample"
+    )
     note = f"--limit {n}: {n} of {found.tracks.height} tracks, {what}"
     return replace(found, tracks=picked, notes=(*found.notes, note))
 
@@ -147,7 +176,11 @@ def limited(found: Scan, n: int, *, seed: int = 0) -> Scan:
 def run_engine(cfg: ExtractConfig, found: Scan) -> Engine:
     """The run's engine, built once here to learn what the store will hold. With Dask workers the
     client only needs its description, so it stays off the GPUs (each worker builds its own)."""
-    check_gpu_ids(cfg.gpus, given=f"--gpus {','.join(map(str, cfg.gpus))}", fix="List existing ids, or use --workers N to run on CPU.")
+    check_gpu_ids(
+        cfg.gpus,
+        given=f"--gpus {','.join(map(str, cfg.gpus))}",
+        fix="List existing ids, or use --workers N to run on CPU.",
+    )
     return engine_for_run(cfg, found.source, device="cpu" if (cfg.gpus or cfg.workers) else None)
 
 
@@ -155,11 +188,25 @@ def provenance(engine: Engine, cfg: ExtractConfig, found: Scan) -> Provenance:
     """The store's self-description: what the engine computes, how it is stored, which dataset."""
     meta = engine.describe()
     return Provenance(
-        feature=engine.feature, layers=list(engine.layers), dim=int(engine.dim), frame_rate=float(engine.frame_rate),
-        channels=engine.channels, dtype=cfg.dtype, sample_rate=engine.sample_rate, model=meta["model"],
-        model_revision=meta["model_revision"], dataset=cfg.dataset, labeling=found.labeling, task=found.task,
-        extraction=dict(meta["extraction"], codec=cfg.codec, chunk_frames=cfg.chunk_frames,
-                        **({"dataset_source": found.origin} if found.origin else {})), versions=package_versions(),
+        feature=engine.feature,
+        layers=list(engine.layers),
+        dim=int(engine.dim),
+        frame_rate=float(engine.frame_rate),
+        channels=engine.channels,
+        dtype=cfg.dtype,
+        sample_rate=engine.sample_rate,
+        model=meta["model"],
+        model_revision=meta["model_revision"],
+        dataset=cfg.dataset,
+        labeling=found.labeling,
+        task=found.task,
+        extraction=dict(
+            meta["extraction"],
+            codec=cfg.codec,
+            chunk_frames=cfg.chunk_frames,
+            **({"dataset_source": found.origin} if found.origin else {}),
+        ),
+        versions=package_versions(),
     )
 
 

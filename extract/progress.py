@@ -19,9 +19,18 @@ class RunProgress:
     def __init__(self, console: Console, label: str):
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tracks"),
-            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[written]}"), TextColumn("{task.fields[failed]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tracks"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[written]}"),
+            TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self.task = None
         self.label = label
@@ -37,7 +46,9 @@ class RunProgress:
 
     def start(self, already: int, todo: int) -> None:
         if already:
-            self.console.print(f"[green]{already}[/] tracks done (or failed) in earlier runs: resuming with {todo} to go.")
+            self.console.print(
+                f"[green]{already}[/] tracks done (or failed) in earlier runs: resuming with {todo} to go."
+            )
         self.task = self.progress.add_task(self.label, total=todo, rate="", written="", failed="")
         self.began = time.perf_counter()
 
@@ -48,8 +59,11 @@ class RunProgress:
         self.tracks += sum(r["status"] == "done" for r in result.rows)
         elapsed = max(time.perf_counter() - self.began, 1e-9)
         self.progress.update(
-            self.task, advance=len(result.rows), rate=f"{self.audio / 3600 / elapsed:.4f} audio-h/s",
-            written=f"{self.bytes / 1e9:.2f} GB", failed=f"[red]{self.failed} failed[/]" if self.failed else "",
+            self.task,
+            advance=len(result.rows),
+            rate=f"{self.audio / 3600 / elapsed:.4f} audio-h/s",
+            written=f"{self.bytes / 1e9:.2f} GB",
+            failed=f"[red]{self.failed} failed[/]" if self.failed else "",
         )
 
 
@@ -57,10 +71,17 @@ def summary_table(summary: RunSummary) -> Table:
     t = summary.tracks
     counts = status_counts(t)
     table = Table(title=f"mrnet-extract: {summary.store}", show_header=False)
-    table.add_row("tracks", f"{t.height}  ({counts['done']} done, {counts['failed']} failed, {counts['pending']} pending)")
-    table.add_row("this run", f"{t.height - summary.skipped - counts['pending']} tracks, {summary.skipped} done in earlier runs")
-    table.add_row("audio", f"{summary.audio_seconds / 3600:.2f} h in {summary.seconds:.0f} s "
-                  f"({summary.audio_seconds / max(summary.seconds, 1e-9):.1f} audio-s/s)")
+    table.add_row(
+        "tracks", f"{t.height}  ({counts['done']} done, {counts['failed']} failed, {counts['pending']} pending)"
+    )
+    table.add_row(
+        "this run", f"{t.height - summary.skipped - counts['pending']} tracks, {summary.skipped} done in earlier runs"
+    )
+    table.add_row(
+        "audio",
+        f"{summary.audio_seconds / 3600:.2f} h in {summary.seconds:.0f} s "
+        f"({summary.audio_seconds / max(summary.seconds, 1e-9):.1f} audio-s/s)",
+    )
     table.add_row("written", f"{summary.bytes_written / 1e9:.3f} GB of features")
     if summary.warned.height:
         table.add_row("warnings", f"{summary.warned.height} done tracks are suspect (listed below)")
@@ -68,7 +89,12 @@ def summary_table(summary: RunSummary) -> Table:
 
 
 def failed_table(summary: RunSummary, limit: int = 20) -> Table | None:
-    return _track_table(summary.failed, "error", f"{summary.failed.height} failed tracks (recorded in the manifest; the run went on)", limit)
+    return _track_table(
+        summary.failed,
+        "error",
+        f"{summary.failed.height} failed tracks (recorded in the manifest; the run went on)",
+        limit,
+    )
 
 
 def warned_table(summary: RunSummary, limit: int = 20) -> Table | None:

@@ -70,8 +70,15 @@ def open_row(path: Path | str) -> io.BytesIO:
     data = (value or {}).get("bytes")
     if not data:
         elsewhere = (value or {}).get("path")
-        raise RowError(f"{path}: the row holds no audio bytes" + (f", only a path ({elsewhere!r}) that the dataset does not contain;"
-                       " save the dataset with its audio embedded (datasets embeds it in save_to_disk and push_to_hub)" if elsewhere else ""))
+        raise RowError(
+            f"{path}: the row holds no audio bytes"
+            + (
+                f", only a path ({elsewhere!r}) that the dataset does not contain;"
+                " save the dataset with its audio embedded (datasets embeds it in save_to_disk and push_to_hub)"
+                if elsewhere
+                else ""
+            )
+        )
     out = io.BytesIO(data)
     out.name = str(path)
     return out

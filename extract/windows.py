@@ -25,8 +25,8 @@ exactly where whole-track frames would. Samples past the last whole frame (< 20 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Geometry:
     receptive: int  # samples seen by one frame (400 for WavLM)
 
     @classmethod
-    def from_convs(cls, kernels: list[int], strides: list[int]) -> "Geometry":
+    def from_convs(cls, kernels: list[int], strides: list[int]) -> Geometry:
         receptive, jump = 1, 1
         for k, s in zip(kernels, strides):
             receptive += (k - 1) * jump
@@ -107,7 +107,9 @@ def run_windowed(
     parts: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = defaultdict(list)
     for length, items in jobs.items():
         for batch in _batches(items, batch_size):
-            wave = np.stack([tracks[t][c, start * geometry.stride : start * geometry.stride + length] for t, c, start in batch])
+            wave = np.stack(
+                [tracks[t][c, start * geometry.stride : start * geometry.stride + length] for t, c, start in batch]
+            )
             out = forward(wave)  # (B, L, frames, D)
             for (t, c, start), feats in zip(batch, out):
                 parts[(t, c)].append((start, feats))

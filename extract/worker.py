@@ -17,12 +17,13 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
+
 from mrnet.core.errors import UserError, as_user_error
 from mrnet.core.machine import available_cores
 from mrnet.extract import audio
@@ -127,8 +128,10 @@ def process_unit(unit: Unit, ctx: UnitContext) -> UnitResult:
         user, worker = as_user_error(err), dask_worker()
         if user is None or isinstance(err, UserError) or worker is None:
             raise
-        raise UserError(f"Dask worker {worker} on {socket.gethostname()}: {user} A worker reads credentials from its own "
-                        "environment (AWS_* variables, ~/.aws); --storage-options JSON is sent to it with every unit.") from err
+        raise UserError(
+            f"Dask worker {worker} on {socket.gethostname()}: {user} A worker reads credentials from its own "
+            "environment (AWS_* variables, ~/.aws); --storage-options JSON is sent to it with every unit."
+        ) from err
 
 
 def dask_worker() -> str | None:
@@ -165,7 +168,11 @@ def _computed(loaded: list, budget_seconds: float, engine: Engine) -> Iterator[S
     it is asked for them (so memory follows the batch size), then the tracks that could not be loaded."""
     for group in _groups(loaded, budget_seconds, engine):
         yield [(dict(row, **info), result) for (row, _, info), result in zip(group, _features(group, engine))]
-    unreadable = [(dict(row, frames=None, checksum=None, **info), data) for row, data, info in loaded if isinstance(data, Exception)]
+    unreadable = [
+        (dict(row, frames=None, checksum=None, **info), data)
+        for row, data, info in loaded
+        if isinstance(data, Exception)
+    ]
     if unreadable:
         yield unreadable
 
@@ -178,7 +185,16 @@ def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exce
     path = Path(root) / row["path"]
     try:
         item, info = engine.load(path)
-        return row, item, {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels, "warning": info.warning}
+        return (
+            row,
+            item,
+            {
+                "duration": info.duration,
+                "sample_rate": info.sample_rate,
+                "channels": info.channels,
+                "warning": info.warning,
+            },
+        )
     except Exception as err:  # noqa: BLE001 - any failure to load one file fails that track; the run goes on
         return row, err if isinstance(err, audio.AudioError) else audio.AudioError(f"{path}: {err}"), _NO_SOURCE
 
@@ -216,5 +232,9 @@ def _features(group: list, engine: Engine) -> list:
             try:
                 out.append(engine.extract([data])[0])
             except Exception as err:  # noqa: BLE001
-                out.append(audio.AudioError(f"{row['path']}: {type(err).__name__ + ': ' if not isinstance(err, ValueError) else ''}{err}"))
+                out.append(
+                    audio.AudioError(
+                        f"{row['path']}: {type(err).__name__ + ': ' if not isinstance(err, ValueError) else ''}{err}"
+                    )
+                )
         return out

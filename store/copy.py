@@ -99,14 +99,18 @@ def _check_source_keys(src: Location, objects: dict[str, int]) -> None:
     clashes = prefix_clashes(objects)
     if clashes:
         key, longer = clashes[0]
-        raise UserError(f"{src.url}: the object {key!r} is also the folder of {longer!r}; mrnet never writes such keys (no "
-                        "disk could hold both), so this store was not written by mrnet or was changed since. Nothing was copied. "
-                        "Delete the stray object, or copy the store again from where it came from.")
+        raise UserError(
+            f"{src.url}: the object {key!r} is also the folder of {longer!r}; mrnet never writes such keys (no "
+            "disk could hold both), so this store was not written by mrnet or was changed since. Nothing was copied. "
+            "Delete the stray object, or copy the store again from where it came from."
+        )
     strangers = unexplained(objects)
     if strangers:
-        raise UserError(f"{src.url} holds {len(strangers)} file(s) the store format does not explain ({', '.join(strangers[:5])}"
-                        f"{' ...' if len(strangers) > 5 else ''}); mrnet copies only what it wrote. Nothing was copied. "
-                        f"Remove them (mrnet-store verify {src.url} lists them), or copy the store again from where it came from.")
+        raise UserError(
+            f"{src.url} holds {len(strangers)} file(s) the store format does not explain ({', '.join(strangers[:5])}"
+            f"{' ...' if len(strangers) > 5 else ''}); mrnet copies only what it wrote. Nothing was copied. "
+            f"Remove them (mrnet-store verify {src.url} lists them), or copy the store again from where it came from."
+        )
 
 
 def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int, on_start, on_object) -> CopyResult:
@@ -126,7 +130,9 @@ def _copy(src: Location, dst: Location, objects: dict[str, int], *, workers: int
         return copy
 
     body = sorted(rel for rel in objects if not _last(rel))
-    tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + [r for r in (INTEGRITY, "zarr.json") if r in objects]
+    tail = sorted(rel for rel in objects if rel.startswith("manifest/")) + [
+        r for r in (INTEGRITY, "zarr.json") if r in objects
+    ]
     pool = ThreadPoolExecutor(max(1, workers))
     try:
         flags = list(pool.map(one, body))
@@ -168,7 +174,9 @@ def _open_local(path: str):
         return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb")
     except OSError as err:
         if err.errno == errno.ELOOP:
-            raise UserError(f"{path} is a symbolic link; mrnet follows no link inside a store. Nothing more was copied.") from None
+            raise UserError(
+                f"{path} is a symbolic link; mrnet follows no link inside a store. Nothing more was copied."
+            ) from None
         raise
 
 
@@ -178,9 +186,13 @@ def _check(src: Location, dst: Location) -> None:
     if not src.exists("zarr.json"):
         raise UserError(f"{src.url} is not a feature store (no zarr.json). Check the path or URL.")
     if not src.exists("manifest/tracks.parquet"):
-        raise UserError(f"{src.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract, then copy.")
+        raise UserError(
+            f"{src.url} is not finished (no manifest/tracks.parquet). Finish it with mrnet-extract, then copy."
+        )
     if dst.exists("zarr.json") and dst.read_bytes("zarr.json") != src.read_bytes("zarr.json"):
-        raise UserError(f"{dst.url} is another store (its zarr.json differs). Remove it, or copy to another destination.")
+        raise UserError(
+            f"{dst.url} is another store (its zarr.json differs). Remove it, or copy to another destination."
+        )
 
 
 def _destination_files(dst: Location) -> dict[str, int]:

@@ -49,9 +49,21 @@ def damaged(loc: Location) -> dict[str, Any] | None:
         why = f"damaged: no root zarr.json (an interrupted copy: run the same mrnet-store cp again; or mrnet-store repair {loc.url})"
     else:
         why = f"damaged: its root zarr.json is not the root of an mrnet store (mrnet-store verify {loc.url}; mrnet-store repair {loc.url})"
-    empty = dict.fromkeys(("dataset", "feature", "model", "channels", "dtype", "dim", "format_version", "tracks", "done"))
-    return {"name": loc.name, "url": loc.url, **empty, "layers": 0, "layer_ids": [], "task": None, "parts": None, "finalized": False,
-            "damaged": why, "size_bytes": loc.du()}
+    empty = dict.fromkeys(
+        ("dataset", "feature", "model", "channels", "dtype", "dim", "format_version", "tracks", "done")
+    )
+    return {
+        "name": loc.name,
+        "url": loc.url,
+        **empty,
+        "layers": 0,
+        "layer_ids": [],
+        "task": None,
+        "parts": None,
+        "finalized": False,
+        "damaged": why,
+        "size_bytes": loc.du(),
+    }
 
 
 def describe(loc: Location, *, size: bool = True) -> dict[str, Any] | None:
@@ -96,7 +108,9 @@ def _parts(loc: Location) -> dict[str, int] | None:
     from mrnet.store.info import part_sizes
 
     try:
-        tracks = pl.read_parquet(io.BytesIO(loc.read_bytes("manifest/tracks.parquet")), columns=["split", "fold", "status"])
+        tracks = pl.read_parquet(
+            io.BytesIO(loc.read_bytes("manifest/tracks.parquet")), columns=["split", "fold", "status"]
+        )
     except (FileNotFoundError, OSError, pl.exceptions.PolarsError):
         return None
     return part_sizes(tracks)

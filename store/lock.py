@@ -62,7 +62,13 @@ class WriterLock:
 
     @classmethod
     def acquire(cls, location: Location, command: str) -> WriterLock:
-        holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "heartbeat": time.time()}
+        holder = {
+            "command": command,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": _now(),
+            "heartbeat": time.time(),
+        }
         lock = cls(location, holder)
         if location.local:
             lock._acquire_local()
@@ -79,7 +85,9 @@ class WriterLock:
             self._fd = None
         elif not self.location.local:
             current = self._current()
-            if current is not None and current.get("token") == self.holder.get("token"):  # else gone, or taken over after we stalled
+            if current is not None and current.get("token") == self.holder.get(
+                "token"
+            ):  # else gone, or taken over after we stalled
                 try:
                     self.location.fs.rm(self.location.path(LOCK))
                 except OSError:
@@ -213,8 +221,10 @@ class WriterLock:
             try:
                 fs.call_s3("put_object", Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
             except FileNotFoundError as err:  # a put needs no key to exist: the bucket itself is not there
-                raise UserError(f"{self.location.url}: the bucket {bucket!r} does not exist ({err}). Check the bucket's name in "
-                                "the URL and the endpoint, or create the bucket first (aws s3 mb s3://NAME).") from err
+                raise UserError(
+                    f"{self.location.url}: the bucket {bucket!r} does not exist ({err}). Check the bucket's name in "
+                    "the URL and the endpoint, or create the bucket first (aws s3 mb s3://NAME)."
+                ) from err
             except FileExistsError:  # someone's lock; or ours, when a retried request had gone through after all
                 return (self._current() or {}).get("token") == self.holder["token"]
             return True
@@ -245,11 +255,16 @@ class WriterLock:
                 pass  # the next beat tries again; a lock not refreshed for STALE seconds may be taken over
 
     def _busy(self, holder: dict | None) -> UserError:
-        who = (f"{holder.get('command', 'mrnet')} (pid {holder.get('pid')} on {holder.get('host')}) since {holder.get('since')}"
-               if holder else "another process")
+        who = (
+            f"{holder.get('command', 'mrnet')} (pid {holder.get('pid')} on {holder.get('host')}) since {holder.get('since')}"
+            if holder
+            else "another process"
+        )
         stale = "" if self.location.local else f" A lock from a killed run is taken over once it is {STALE:.0f} s old."
-        return UserError(f"{self.location.url} is being written by {who}; wait for it to finish, or stop it. "
-                         f"Two writers would do the same work twice.{stale}")
+        return UserError(
+            f"{self.location.url} is being written by {who}; wait for it to finish, or stop it. "
+            f"Two writers would do the same work twice.{stale}"
+        )
 
 
 def _read_holder(path: str) -> dict | None:

@@ -63,7 +63,9 @@ class FeatureStore:
         self._checked: set[str] = set()
 
     @classmethod
-    def open(cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = False) -> FeatureStore:
+    def open(
+        cls, location: str | Location, *, storage_options: dict | None = None, check_reads: bool = False
+    ) -> FeatureStore:
         """Open ``store/x.zarr``, ``file:///...`` or ``s3://bucket/x.zarr``. ``check_reads``: check each
         track's data against its checksum in the manifest the first time this process reads it (off by
         default: a first read then costs a whole track's read and CRC-32, docs/reliability.md)."""
@@ -75,19 +77,27 @@ class FeatureStore:
     def tracks(self) -> pl.DataFrame:
         """The track manifest. A store still being written (no final manifest) shows its journal."""
         if self.location.exists("manifest/tracks.parquet"):
-            return validate(self._parquet("manifest/tracks.parquet"), TRACKS, name=f"{self.location.url}/manifest/tracks.parquet")
+            return validate(
+                self._parquet("manifest/tracks.parquet"), TRACKS, name=f"{self.location.url}/manifest/tracks.parquet"
+            )
         return read_journal(self.location)
 
     @cached_property
     def genres(self) -> pl.DataFrame:
         if not self.location.exists("manifest/genres.parquet"):
-            raise UserError(f"{self.location.url} has no manifest/genres.parquet: its extraction has not finished. Run mrnet-extract again to finish it.")
-        return validate(self._parquet("manifest/genres.parquet"), GENRES, name=f"{self.location.url}/manifest/genres.parquet")
+            raise UserError(
+                f"{self.location.url} has no manifest/genres.parquet: its extraction has not finished. Run mrnet-extract again to finish it."
+            )
+        return validate(
+            self._parquet("manifest/genres.parquet"), GENRES, name=f"{self.location.url}/manifest/genres.parquet"
+        )
 
     def _parquet(self, rel: str) -> pl.DataFrame:
         """A manifest table, its bytes checked against the integrity record before they are parsed."""
-        damaged = (f"the store's manifest is damaged. Run mrnet-store verify {self.location.url}; copy the store again from "
-                   "where it came from, or run its mrnet-extract again, which writes the manifest anew.")
+        damaged = (
+            f"the store's manifest is damaged. Run mrnet-store verify {self.location.url}; copy the store again from "
+            "where it came from, or run its mrnet-extract again, which writes the manifest anew."
+        )
         data = self.location.read_bytes(rel)
         if self._recorded and rel in self._recorded and integrity.crc(data) != self._recorded[rel]:
             raise UserError(f"{self.location.url}/{rel} changed since the store was finalized: {damaged}")
@@ -121,8 +131,10 @@ class FeatureStore:
         try:
             return json.loads(self.location.read_bytes("manifest/summary.json"))
         except ValueError as err:
-            raise UserError(f"{self.location.url}/manifest/summary.json is not valid JSON: the manifest is damaged. "
-                            f"Run mrnet-store verify {self.location.url}.") from err
+            raise UserError(
+                f"{self.location.url}/manifest/summary.json is not valid JSON: the manifest is damaged. "
+                f"Run mrnet-store verify {self.location.url}."
+            ) from err
 
     # --- features --------------------------------------------------------------------------------
     def array(self, key: str) -> zarr.Array:
@@ -132,23 +144,39 @@ class FeatureStore:
             try:
                 arr = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
             except FileNotFoundError as err:
-                raise UserError(f"{self.location.url}: track array features/{key} is missing. Run mrnet-store verify {self.location.url}.") from err
+                raise UserError(
+                    f"{self.location.url}: track array features/{key} is missing. Run mrnet-store verify {self.location.url}."
+                ) from err
             except Exception as err:  # noqa: BLE001 - Zarr raises many kinds for metadata it cannot parse
-                raise UserError(f"{self.location.url}: features/{key}/zarr.json cannot be read ({type(err).__name__}: {err}); "
-                                f"the track's metadata is damaged. Run mrnet-store verify {self.location.url}.") from err
+                raise UserError(
+                    f"{self.location.url}: features/{key}/zarr.json cannot be read ({type(err).__name__}: {err}); "
+                    f"the track's metadata is damaged. Run mrnet-store verify {self.location.url}."
+                ) from err
             p = self.provenance
-            if arr.ndim != 4 or (arr.shape[0], arr.shape[1], arr.shape[3]) != (p.channels, len(p.layers), p.dim) or str(arr.dtype) != p.dtype:
-                raise UserError(f"{self.location.url}: features/{key} is {arr.shape} {arr.dtype}, the store holds "
-                                f"(channels {p.channels}, layers {len(p.layers)}, frames, dim {p.dim}) {p.dtype}: its metadata is damaged. "
-                                f"Run mrnet-store verify {self.location.url}.")
+            if (
+                arr.ndim != 4
+                or (arr.shape[0], arr.shape[1], arr.shape[3]) != (p.channels, len(p.layers), p.dim)
+                or str(arr.dtype) != p.dtype
+            ):
+                raise UserError(
+                    f"{self.location.url}: features/{key} is {arr.shape} {arr.dtype}, the store holds "
+                    f"(channels {p.channels}, layers {len(p.layers)}, frames, dim {p.dim}) {p.dtype}: its metadata is damaged. "
+                    f"Run mrnet-store verify {self.location.url}."
+                )
             self._arrays[key] = arr
         return self._arrays[key]
 
     def frames(self, key: str) -> int:
         return int(self.array(key).shape[2])
 
-    def read(self, key: str, start: int = 0, stop: int | None = None, layers: Sequence[int] | None = None,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self,
+        key: str,
+        start: int = 0,
+        stop: int | None = None,
+        layers: Sequence[int] | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Frames ``[start, stop)`` of the given stored-layer positions: ``(channels, len(layers), stop-start, dim)``.
 
         ``layers`` are positions in ``provenance.layers`` (0..n-1), not WavLM layer numbers; ``None``
@@ -158,19 +186,27 @@ class FeatureStore:
         arr = self.array(key)
         stop = arr.shape[2] if stop is None else stop
         if not 0 <= start <= stop <= arr.shape[2]:
-            raise UserError(f"{self.location.url}: track {key}: frames [{start}, {stop}) asked for, the stored array has "
-                            f"{arr.shape[2]}; if the manifest says more, the store is damaged: run mrnet-store verify {self.location.url}.")
+            raise UserError(
+                f"{self.location.url}: track {key}: frames [{start}, {stop}) asked for, the stored array has "
+                f"{arr.shape[2]}; if the manifest says more, the store is damaged: run mrnet-store verify {self.location.url}."
+            )
         positions = list(range(arr.shape[1])) if layers is None else list(layers)
-        if out is not None and (out.shape != (arr.shape[0], len(positions), stop - start, arr.shape[3]) or out.dtype != arr.dtype):
-            raise ValueError(f"track {key}: out is {out.shape} {out.dtype}, the crop is "
-                             f"{(arr.shape[0], len(positions), stop - start, arr.shape[3])} {arr.dtype}")
+        if out is not None and (
+            out.shape != (arr.shape[0], len(positions), stop - start, arr.shape[3]) or out.dtype != arr.dtype
+        ):
+            raise ValueError(
+                f"track {key}: out is {out.shape} {out.dtype}, the crop is "
+                f"{(arr.shape[0], len(positions), stop - start, arr.shape[3])} {arr.dtype}"
+            )
         try:
             if self.check_reads and key not in self._checked:
                 self._check(key, arr)
             return self._read(key, arr, start, stop, positions, out)
         except (OSError, RuntimeError, ValueError) as err:  # a missing or damaged shard, a codec that cannot decode
-            raise UserError(f"{self.location.url}: track {key} cannot be read ({type(err).__name__}: {err}). "
-                            f"Its data is missing or damaged: run mrnet-store verify {self.location.url} to list every damaged track.") from err
+            raise UserError(
+                f"{self.location.url}: track {key} cannot be read ({type(err).__name__}: {err}). "
+                f"Its data is missing or damaged: run mrnet-store verify {self.location.url} to list every damaged track."
+            ) from err
 
     @cached_property
     def _checksums(self) -> dict[str, str]:
@@ -182,18 +218,26 @@ class FeatureStore:
         """The whole track's CRC-32 against the manifest's (a flipped byte, two tracks' shards swapped), once."""
         expected = self._checksums.get(key)
         if expected is not None:
-            found = track_checksum(lambda c, lo, hi: self._read(key, arr, 0, arr.shape[2], list(range(lo, hi)), None)[c], arr)
+            found = track_checksum(
+                lambda c, lo, hi: self._read(key, arr, 0, arr.shape[2], list(range(lo, hi)), None)[c], arr
+            )
             if found != expected:
-                raise UserError(f"{self.location.url}: track {key} does not match its checksum in the manifest (its data "
-                                f"{found}, the manifest {expected}): the store is damaged, or its shards were moved. Nothing of it "
-                                f"was used. Run mrnet-store verify {self.location.url} to list every damaged track.")
+                raise UserError(
+                    f"{self.location.url}: track {key} does not match its checksum in the manifest (its data "
+                    f"{found}, the manifest {expected}): the store is damaged, or its shards were moved. Nothing of it "
+                    f"was used. Run mrnet-store verify {self.location.url} to list every damaged track."
+                )
         self._checked.add(key)
 
-    def _read(self, key: str, arr: zarr.Array, start: int, stop: int, positions: list[int], out: np.ndarray | None) -> np.ndarray:
+    def _read(
+        self, key: str, arr: zarr.Array, start: int, stop: int, positions: list[int], out: np.ndarray | None
+    ) -> np.ndarray:
         if key not in self._indexes:
             self._indexes[key] = load_index(self.location, key, arr)  # checked before any read, fused or not
         index = self._indexes[key]
-        if index is not None and index.plain and stop > start and index.chunk[1] == 1:  # fused reads (store/shardread.py)
+        if (
+            index is not None and index.plain and stop > start and index.chunk[1] == 1
+        ):  # fused reads (store/shardread.py)
             return read_crop(self.location, index, start, stop, positions, out=out)
         if not positions:
             picked = arr[:, 0:0, start:stop, :]
@@ -214,5 +258,7 @@ class FeatureStore:
             return list(range(len(stored)))
         missing = [w for w in wanted if w not in stored]
         if missing:
-            raise UserError(f"{self.location.url} stores layers {stored}; layers {missing} were asked for. Re-extract with --layers including them, or ask for fewer.")
+            raise UserError(
+                f"{self.location.url} stores layers {stored}; layers {missing} were asked for. Re-extract with --layers including them, or ask for fewer."
+            )
         return [stored.index(w) for w in wanted]

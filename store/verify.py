@@ -71,8 +71,13 @@ class VerifyReport:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"store": self.store, "ok": self.ok, "checked": self.checked,
-                "problems": [asdict(p) for p in self.problems], "notes": self.notes}
+        return {
+            "store": self.store,
+            "ok": self.ok,
+            "checked": self.checked,
+            "problems": [asdict(p) for p in self.problems],
+            "notes": self.notes,
+        }
 
 
 def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[], None] | None = None) -> VerifyReport:
@@ -93,7 +98,9 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
         report.problems.append(Problem(str(err)))
         return report
     if _before_integrity(store):
-        report.notes.append("written by mrnet 0.1.0, which kept no checksums of the store's metadata: only the tracks are checked")
+        report.notes.append(
+            "written by mrnet 0.1.0, which kept no checksums of the store's metadata: only the tracks are checked"
+        )
     _check_tracks(store, done, report, workers, on_track)
     report.problems += [Problem(what) for what in statistics_problems(store)]
     return report
@@ -102,12 +109,20 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
 def foreign_files(location: Location) -> list[str]:
     """Every symbolic link, every key that is also a folder, and every file the format does not explain."""
     linked = links(location)
-    found = [f"{rel} is a symbolic link (to {os.readlink(os.path.join(location.url, rel))}): mrnet never writes links "
-             "into a store and follows none; remove it" for rel in linked]
+    found = [
+        f"{rel} is a symbolic link (to {os.readlink(os.path.join(location.url, rel))}): mrnet never writes links "
+        "into a store and follows none; remove it"
+        for rel in linked
+    ]
     rels = [rel for rel in location.files() if not any(rel == link or rel.startswith(link + "/") for link in linked)]
-    found += [f"object {key!r} is also the folder of {longer!r}: not written by mrnet (a copy refuses it)"
-              for key, longer in prefix_clashes(rels)]
-    found += [f"{rel}: a file the store format does not explain (not written by mrnet; a copy refuses it)" for rel in unexplained(rels)]
+    found += [
+        f"object {key!r} is also the folder of {longer!r}: not written by mrnet (a copy refuses it)"
+        for key, longer in prefix_clashes(rels)
+    ]
+    found += [
+        f"{rel}: a file the store format does not explain (not written by mrnet; a copy refuses it)"
+        for rel in unexplained(rels)
+    ]
     return found
 
 
@@ -124,7 +139,9 @@ def statistics_problems(store: FeatureStore) -> list[str]:
     shape = (p.channels, len(p.layers), p.dim)
     wrong = [key for key, sums in groups.items() if sums.sum.shape != shape or sums.sumsq.shape != shape]
     if wrong:
-        return [f"{statistics.ARRAYS}: group {wrong[0]} has sums of shape {groups[wrong[0]].sum.shape}, the store's features are {shape}; {fix}"]
+        return [
+            f"{statistics.ARRAYS}: group {wrong[0]} has sums of shape {groups[wrong[0]].sum.shape}, the store's features are {shape}; {fix}"
+        ]
     return []
 
 
@@ -135,7 +152,9 @@ def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport,
         try:
             check_key(rel)
         except UserError:
-            report.problems.append(Problem(f"object {rel!r} has a key that leaves the store's root (a copy would refuse it)"))
+            report.problems.append(
+                Problem(f"object {rel!r} has a key that leaves the store's root (a copy would refuse it)")
+            )
             del objects[rel]
     zstore = store.location.zarr_store(read_only=True)  # one client: Zarr runs all I/O on its own event loop
     rows = done.select("track_id", "key", "frames", "checksum").iter_rows(named=True)
@@ -153,8 +172,10 @@ def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport,
             report.problems += found
     temporary = sorted(rel for rel in store.location.files() if is_temporary(rel))
     if temporary:
-        report.notes.append(f"{len(temporary)} temporary file(s) of an interrupted write (harmless; the next mrnet-extract run "
-                            f"or mrnet-store repair removes them): {', '.join(temporary[:5])}{' ...' if len(temporary) > 5 else ''}")
+        report.notes.append(
+            f"{len(temporary)} temporary file(s) of an interrupted write (harmless; the next mrnet-extract run "
+            f"or mrnet-store repair removes them): {', '.join(temporary[:5])}{' ...' if len(temporary) > 5 else ''}"
+        )
     arrays = {name.split("/")[1] for name in objects if name.count("/") >= 2 and not is_temporary(name)}
     orphans = sorted(arrays - set(done["key"].to_list()))
     if orphans:
@@ -202,13 +223,16 @@ def metadata_differences(store: FeatureStore, key: str, shape: tuple[int, ...]) 
     """Fields of a track's ``zarr.json`` that differ from what ``StoreWriter`` writes for its shape and
     the store's settings; any changed byte that changes a field (what a reader gets) shows here."""
     p = store.provenance
-    expected, _ = array_metadata(shape, p.dtype, int(p.extraction.get("chunk_frames", 100)), p.extraction.get("codec", "none"))
+    expected, _ = array_metadata(
+        shape, p.dtype, int(p.extraction.get("chunk_frames", 100)), p.extraction.get("codec", "none")
+    )
     try:
         actual = json.loads(store.location.read_bytes(f"features/{key}/zarr.json"))
     except ValueError:
         return ["not valid JSON"]
-    return [name for name, value in json.loads(expected).items() if actual.get(name) != value] + \
-           [name for name in actual if name not in json.loads(expected)]
+    return [name for name, value in json.loads(expected).items() if actual.get(name) != value] + [
+        name for name in actual if name not in json.loads(expected)
+    ]
 
 
 def shard_keys(arr: zarr.Array) -> list[str]:
@@ -240,7 +264,11 @@ def _manifest_problems(store: FeatureStore) -> list[Problem]:
     if store.finalized and not loc.exists(integrity.INTEGRITY) and not _before_integrity(store):
         problems.append(Problem(f"{integrity.INTEGRITY} missing: the checksums of the store's metadata are gone"))
     if not store.finalized:
-        problems.append(Problem("manifest/tracks.parquet missing: extraction not finished or copy incomplete (checking journal rows)"))
+        problems.append(
+            Problem(
+                "manifest/tracks.parquet missing: extraction not finished or copy incomplete (checking journal rows)"
+            )
+        )
     elif not loc.exists("manifest/genres.parquet"):
         problems.append(Problem("manifest/genres.parquet missing"))
     tracks = store.tracks

@@ -58,7 +58,9 @@ class StoreWriter:
     created: bool = False  # this run created the store (store/ownership.discard_new can undo it)
 
     @classmethod
-    def open(cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract") -> StoreWriter:
+    def open(
+        cls, location: Location, provenance: Provenance, *, overwrite: bool = False, command: str = "mrnet-extract"
+    ) -> StoreWriter:
         """Create a new store, or reopen an existing one for resume/append if its settings match.
 
         Nothing mrnet did not write is ever deleted: a folder holding other files is refused, and so is
@@ -114,13 +116,17 @@ class StoreWriter:
         p = self.provenance
         expected = (p.channels, len(p.layers), p.dim)
         if features.ndim != 4 or (features.shape[0], features.shape[1], features.shape[3]) != expected:
-            raise ValueError(f"track {key}: features {features.shape} do not fit the store's (channels, layers, T, dim) = {expected}")
+            raise ValueError(
+                f"track {key}: features {features.shape} do not fit the store's (channels, layers, T, dim) = {expected}"
+            )
         if features.shape[2] == 0:
             raise ValueError(f"track {key}: no feature frames to write")
         with np.errstate(over="ignore"):  # overflow is reported below, per track
             data = np.ascontiguousarray(features, dtype=p.dtype)
         if not all_finite(data):
-            raise ValueError(f"track {key}: features are not finite in {p.dtype} (overflow or NaN); store them with --dtype float32")
+            raise ValueError(
+                f"track {key}: features are not finite in {p.dtype} (overflow or NaN); store them with --dtype float32"
+            )
         chunk = int(p.extraction.get("chunk_frames", 100))
         if p.extraction.get("codec", "none") == "none":  # the fused write: same array, no Zarr codec pipeline (W2)
             write_shard_array(self.location, f"features/{key}", data, chunk)
@@ -143,7 +149,9 @@ class StoreWriter:
         sums: dict[str, tuple[str, statistics.Sums]] = {}
         written = frames = 0
         for group in groups:
-            results = list(pool.map(self._write_one, group)) if pool is not None else [self._write_one(t) for t in group]
+            results = (
+                list(pool.map(self._write_one, group)) if pool is not None else [self._write_one(t) for t in group]
+            )
             for row, track_sums, nbytes in results:
                 rows.append(row)
                 if track_sums is not None:
@@ -164,12 +172,18 @@ class StoreWriter:
         except ValueError as err:  # e.g. values that overflow the stored dtype
             return dict(row, status="failed", error=str(err)), None, 0
         done = dict(row, status="done", error=None, frames=int(result.shape[2]), checksum=crc)
-        return done, statistics.Sums.of(result, self.provenance.dtype), result.size * np.dtype(self.provenance.dtype).itemsize
+        return (
+            done,
+            statistics.Sums.of(result, self.provenance.dtype),
+            result.size * np.dtype(self.provenance.dtype).itemsize,
+        )
 
     # --- journal ---------------------------------------------------------------------------------
     def commit_unit(self, unit: str, rows: pl.DataFrame) -> None:
         """Record finished tracks (done or failed) of one work unit. Call after all its writes."""
-        self.location.write_bytes(f"progress/{unit}.parquet", parquet_bytes(validate(rows, TRACKS, name=f"unit {unit}")))
+        self.location.write_bytes(
+            f"progress/{unit}.parquet", parquet_bytes(validate(rows, TRACKS, name=f"unit {unit}"))
+        )
 
     def journal(self) -> pl.DataFrame:
         """Every journaled row; a track journaled twice keeps its latest row (unit names sort by time)."""
@@ -224,8 +238,10 @@ def read_journal(location: Location) -> pl.DataFrame:
             try:
                 frame = pl.read_parquet(io.BytesIO(location.read_bytes(f"progress/{name}")))
             except (pl.exceptions.PolarsError, OSError) as err:
-                raise UserError(f"{location.url}/progress/{name} cannot be read ({type(err).__name__}): a damaged journal file. "
-                                "Delete it and run mrnet-extract again: the tracks it named are extracted again.") from err
+                raise UserError(
+                    f"{location.url}/progress/{name} cannot be read ({type(err).__name__}): a damaged journal file. "
+                    "Delete it and run mrnet-extract again: the tracks it named are extracted again."
+                ) from err
             frames.append(validate(frame, TRACKS, name=name))
     if not frames:
         return pl.DataFrame(schema=TRACKS)

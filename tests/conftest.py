@@ -20,8 +20,15 @@ def save_tiny_wavlm(path) -> str:
     from transformers import WavLMConfig, WavLMModel
 
     cfg = WavLMConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, num_buckets=32, max_bucket_distance=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_buckets=32,
+        max_bucket_distance=64,
     )
     torch.manual_seed(0)
     WavLMModel(cfg).eval().save_pretrained(path)
@@ -76,7 +83,9 @@ def read_only():
         path.mkdir(parents=True, exist_ok=True)
         if os.geteuid() != 0:
             path.chmod(0o555)
-        elif shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+        elif (
+            shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+        ):
             pass
         else:
             pytest.skip("cannot make a folder read-only here (root without chattr)")

@@ -54,31 +54,54 @@ def aggregate_folds(path: Path) -> dict:
             raise UserError(f"{sub} holds a run of fold {fold}: put the run of --fold K in {path}/fold-K")
         runs[fold] = RunFolder(sub)
     if not runs:
-        raise UserError(f"{path} holds no fold-<k>/ run folders. Train them with mrnet-train --fold K --out {path}/fold-K")
+        raise UserError(
+            f"{path} holds no fold-<k>/ run folders. Train them with mrnet-train --fold K --out {path}/fold-K"
+        )
     first = runs[min(runs)]
     info = first.store_info()
     total = _fold_total(info, first.path)
     for k, run in runs.items():
         other = run.store_info()
-        if (json.dumps(other["provenance"], sort_keys=True), other["genres"]) != (json.dumps(info["provenance"], sort_keys=True), info["genres"]):
-            raise UserError(f"{run.path} was trained on another store than {first.path} ({other['url']} against {info['url']}): "
-                            "a cross-validation aggregates folds of one store")
+        if (json.dumps(other["provenance"], sort_keys=True), other["genres"]) != (
+            json.dumps(info["provenance"], sort_keys=True),
+            info["genres"],
+        ):
+            raise UserError(
+                f"{run.path} was trained on another store than {first.path} ({other['url']} against {info['url']}): "
+                "a cross-validation aggregates folds of one store"
+            )
         theirs, mine = run.config().to_json(), first.config().to_json()
         differ = sorted(key for key in mine if key not in PER_FOLD and mine[key] != theirs.get(key))
         if differ:
-            raise UserError(f"{run.path} and {first.path} differ in {', '.join(differ)}: folds of one cross-validation share every "
-                            "setting but the fold. Train the odd fold again with the others' settings.")
+            raise UserError(
+                f"{run.path} and {first.path} differ in {', '.join(differ)}: folds of one cross-validation share every "
+                "setting but the fold. Train the odd fold again with the others' settings."
+            )
     missing = [k for k in range(total) if k not in runs]
     if missing:
-        raise UserError(f"{path} has {len(runs)} of the store's {total} folds; missing: {', '.join(f'fold-{k}' for k in missing)}. "
-                        f"Train each with: mrnet-train --store {info['url']} --fold K --out {path}/fold-K (same settings)")
+        raise UserError(
+            f"{path} has {len(runs)} of the store's {total} folds; missing: {', '.join(f'fold-{k}' for k in missing)}. "
+            f"Train each with: mrnet-train --store {info['url']} --fold K --out {path}/fold-K (same settings)"
+        )
     unfinished = [run.path.name for run in runs.values() if not run.finished]
     if unfinished:
-        raise UserError(f"{', '.join(unfinished)} of {path} have not finished: continue each with mrnet-train --resume {path}/FOLD")
+        raise UserError(
+            f"{', '.join(unfinished)} of {path} have not finished: continue each with mrnet-train --resume {path}/FOLD"
+        )
     top = RunFolder(path)
     if not top.config_file.exists():
-        write_json(top.config_file, {**first.config().to_json(), "fold": None, "all_folds": True, "out": str(path),
-                                     "workers": None, "gpus": [], "scheduler": None})
+        write_json(
+            top.config_file,
+            {
+                **first.config().to_json(),
+                "fold": None,
+                "all_folds": True,
+                "out": str(path),
+                "workers": None,
+                "gpus": [],
+                "scheduler": None,
+            },
+        )
     if not top.store_file.exists():
         write_json(top.store_file, {**info, "split": "every fold", "sizes": {}})
     return reports.write_aggregate(top, [runs[k].report() for k in range(total)])
@@ -88,5 +111,7 @@ def _fold_total(info: dict, where: Path) -> int:
     """How many folds the store has, from a fold run's split description ("fold 2 of 10: ...")."""
     match = re.match(r"fold \d+ of (\d+)", info.get("split", ""))
     if not match:
-        raise UserError(f"{where} is not a run of one fold (its split is {info.get('split')!r}); aggregate runs of --fold K only")
+        raise UserError(
+            f"{where} is not a run of one fold (its split is {info.get('split')!r}); aggregate runs of --fold K only"
+        )
     return int(match.group(1))

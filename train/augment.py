@@ -6,8 +6,8 @@ augmentation happens in the feature domain instead (docs/training.md explains th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -63,10 +63,14 @@ class Augment:
         time = [_span(rng, frames, self.time_mask_frac) for _ in range(self.time_masks)]
         feature = [_span(rng, dim, self.feature_mask_frac) for _ in range(self.feature_masks)]
         flip = {"flip": np.array(rng.random() < self.time_flip)} if self.time_flip > 0 else {}
-        return {**flip,
-            "noise": np.array(noise), "mu": np.array(mu, dtype=np.float32), "sigma": np.array(sigma, dtype=np.float32),
+        return {
+            **flip,
+            "noise": np.array(noise),
+            "mu": np.array(mu, dtype=np.float32),
+            "sigma": np.array(sigma, dtype=np.float32),
             "seed": np.array(seed, dtype=np.int64),
-            "time": np.array(time, dtype=np.int64).reshape(-1, 2), "feature": np.array(feature, dtype=np.int64).reshape(-1, 2),
+            "time": np.array(time, dtype=np.int64).reshape(-1, 2),
+            "feature": np.array(feature, dtype=np.int64).reshape(-1, 2),
         }
 
     def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -84,8 +88,10 @@ class Augment:
                 g = torch.Generator(device=x.device).manual_seed(int(plan["seed"][b]))
                 z = torch.randn(x.shape[1:], generator=g, device=x.device, dtype=x.dtype)
                 x[b] += z.mul_(float(plan["sigma"][b])).add_(float(plan["mu"][b])).mul_(std[b])
-        masked = (_spans_mask(plan["time"], x.shape[3])[:, None, None, :, None]
-                  | _spans_mask(plan["feature"], x.shape[4])[:, None, None, None, :])
+        masked = (
+            _spans_mask(plan["time"], x.shape[3])[:, None, None, :, None]
+            | _spans_mask(plan["feature"], x.shape[4])[:, None, None, None, :]
+        )
         return torch.where(masked.to(x.device, non_blocking=True), mean, x)
 
 
@@ -111,8 +117,11 @@ class PartAugment:
     def draw(self, rng: np.random.Generator, *, frames: int, dim: int) -> dict[str, np.ndarray]:
         if self.parts[-1][1] != dim:
             raise ValueError(f"the parts {[(a, b) for a, b, _ in self.parts]} do not cover a frame of {dim} values")
-        return {f"{k}.{key}": v for k, (start, stop, aug) in enumerate(self.parts)
-                for key, v in aug.draw(rng, frames=frames, dim=stop - start).items()}
+        return {
+            f"{k}.{key}": v
+            for k, (start, stop, aug) in enumerate(self.parts)
+            for key, v in aug.draw(rng, frames=frames, dim=stop - start).items()
+        }
 
     def apply(self, x: torch.Tensor, plan: dict[str, torch.Tensor]) -> torch.Tensor:
         out = []
@@ -129,7 +138,14 @@ def for_run(cfg, feature: str, dim: int) -> Augment | PartAugment | None:
     half; else the options over the whole frame."""
     if not cfg.augment:
         return None
-    main = Augment(cfg.noise_p, cfg.time_masks, cfg.time_mask_frac, cfg.feature_masks, cfg.feature_mask_frac, time_flip=cfg.time_flip)
+    main = Augment(
+        cfg.noise_p,
+        cfg.time_masks,
+        cfg.time_mask_frac,
+        cfg.feature_masks,
+        cfg.feature_mask_frac,
+        time_flip=cfg.time_flip,
+    )
     if feature not in ("wave+mfcc", "wave+mfcc-window") or cfg.wave_augment is None:
         return main
     samples = dim - WAVE_MFCC_COEFFICIENTS

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,8 +30,15 @@ report_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_e
 @report_app.command()
 @report_user_errors
 def report(
-    run: Annotated[Path, typer.Argument(help="A run folder written by mrnet-train, or a folder of fold-<k>/ runs trained separately (--fold K --out DIR/fold-K).", exists=True, file_okay=False)],
-    fmt: Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP)] = None,
+    run: Annotated[
+        Path,
+        typer.Argument(
+            help="A run folder written by mrnet-train, or a folder of fold-<k>/ runs trained separately (--fold K --out DIR/fold-K).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Metrics table of a run; rewrites its report.md and plots (PNG). A folder of separately trained
     folds gets the report of a --folds all run."""
@@ -52,7 +59,9 @@ def _report(console: Console, run: Path, fmt: str | None) -> None:
         result = aggregate.aggregate_folds(run)
         if parse_formats(fmt) != ("png",):
             result = reports.rerender(run, parse_formats(fmt))
-    elif folder.config_file.exists() and folder.config().seeds:  # a --seeds folder: its report once every seed has finished
+    elif (
+        folder.config_file.exists() and folder.config().seeds
+    ):  # a --seeds folder: its report once every seed has finished
         from mrnet.train import seeds as seeding
 
         console.print(seeding.summary_table(seeding.rerender(folder)))
@@ -64,9 +73,14 @@ def _report(console: Console, run: Path, fmt: str | None) -> None:
         history = folder.metrics()
         last = history[-1] if history else None
         done = f"{last['epoch']} epochs done" if last else "no epoch finished yet"
-        console.print(f"[yellow]{escape(str(run))} has not finished ({done}); resume it: mrnet-train --resume {escape(str(run))}[/]", highlight=False)
+        console.print(
+            f"[yellow]{escape(str(run))} has not finished ({done}); resume it: mrnet-train --resume {escape(str(run))}[/]",
+            highlight=False,
+        )
         if last and "valid_accuracy" in last:
-            console.print(f"last epoch: valid accuracy {pct(last['valid_accuracy'])}, macro-F1 {last['valid_macro_f1']:.3f}")
+            console.print(
+                f"last epoch: valid accuracy {pct(last['valid_accuracy'])}, macro-F1 {last['valid_macro_f1']:.3f}"
+            )
         console.print(f"curves: {escape(str(folder.plots / 'curves.png'))}", highlight=False)
         return
     console.print(reports.summary_table(result))
@@ -81,9 +95,12 @@ compare_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_
 @compare_app.command(cls=Command)
 @report_user_errors
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders holding runs (e.g. runs/).", exists=True, show_default=False)],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders, or folders holding runs (e.g. runs/).", exists=True, show_default=False),
+    ],
     out: Annotated[Path, typer.Option(help="Where comparison.md, .json and .png go.")] = Path("comparison"),
-    fmt: Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP)] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
     """Finished runs side by side: test accuracy and macro-F1 (tags: ROC-AUC and PR-AUC) per configuration and test set, mean ± std over
     seeds (one run: its 95 % bootstrap interval), and a paired test for each pair of rows scored on the same test tracks."""
@@ -95,8 +112,13 @@ def compare(
     for table in [*comparing.console_tables(rows), comparing.console_tests(tests)]:
         if table is not None:
             Console().print(table)
-    Console().print(f"Wrote {escape(str(comparing.write(rows, out, tests=tests, formats=parse_formats(fmt))))} and comparison.png", highlight=False)
+    Console().print(
+        f"Wrote {escape(str(comparing.write(rows, out, tests=tests, formats=parse_formats(fmt))))} and comparison.png",
+        highlight=False,
+    )
     weights = routes.route_weights(comparing.find_runs(runs))
     if len(weights) >= 2:
-        Console().print(f"Route weights of {len(weights)} MRNet runs side by side: {escape(str(routes.plot_routes(out / 'routes.png', weights)))}",
-                        highlight=False)
+        Console().print(
+            f"Route weights of {len(weights)} MRNet runs side by side: {escape(str(routes.plot_routes(out / 'routes.png', weights)))}",
+            highlight=False,
+        )

@@ -41,15 +41,17 @@ from rich.table import Table
 from mrnet.core.errors import UserError
 from mrnet.train import fingerprint, predictions, stats
 from mrnet.train.compare_figure import figure
-from mrnet.train.plots import save_figure
 from mrnet.train.evaluate import mean_std
+from mrnet.train.plots import save_figure
 from mrnet.train.render import model_name
 from mrnet.train.report import training_seconds
 from mrnet.train.runs import RunFolder, write_json
 from mrnet.train.tasks import HEADLINE, SINGLE, TASK_NAMES, label, task_of
 
-NOTE = ("Test numbers of checkpoints chosen on validation only. n counts seeds (and the folds of a --folds all run); with n > 1, "
-        "mean ± sample standard deviation; with n = 1, the 95 % bootstrap interval over test tracks in brackets.")
+NOTE = (
+    "Test numbers of checkpoints chosen on validation only. n counts seeds (and the folds of a --folds all run); with n > 1, "
+    "mean ± sample standard deviation; with n = 1, the 95 % bootstrap interval over test tracks in brackets."
+)
 
 
 @dataclass
@@ -80,15 +82,29 @@ class Group:
 
     def summary(self) -> dict:
         n = len(self.scores[HEADLINE[self.task][0]])
-        row = {"label": "", "model": self.model, "preset": self.preset, "store": self.store, "dataset": self.dataset,
-               "feature": self.feature, "task": self.task, "n": n, "classes": self.classes, "fingerprint": self.fingerprint,
-               "test_set": self.test_set}
+        row = {
+            "label": "",
+            "model": self.model,
+            "preset": self.preset,
+            "store": self.store,
+            "dataset": self.dataset,
+            "feature": self.feature,
+            "task": self.task,
+            "n": n,
+            "classes": self.classes,
+            "fingerprint": self.fingerprint,
+            "test_set": self.test_set,
+        }
         for metric in HEADLINE[self.task]:
             mean, std = mean_std(self.scores[metric])
             row[metric], row[f"{metric}_std"] = mean, std if n > 1 else None
             row[f"{metric}_interval"] = self.intervals.get(metric) if n == 1 else None
-        return row | {"parameters": self.parameters, "hours": self.seconds / 3600, "runs": self.runs,
-                      "predictions": [str(p.path / predictions.FILE) for p in self.parts]}
+        return row | {
+            "parameters": self.parameters,
+            "hours": self.seconds / 3600,
+            "runs": self.runs,
+            "predictions": [str(p.path / predictions.FILE) for p in self.parts],
+        }
 
 
 def _seeds_of(run: RunFolder) -> list[RunFolder]:
@@ -105,12 +121,16 @@ def find_runs(paths: list[Path]) -> list[RunFolder]:
         if run.config_file.exists():
             found += _seeds_of(run)
         elif Path(path).is_dir():
-            found += [r for p in sorted(Path(path).iterdir()) if (p / "config.json").exists() for r in _seeds_of(RunFolder(p))]
+            found += [
+                r for p in sorted(Path(path).iterdir()) if (p / "config.json").exists() for r in _seeds_of(RunFolder(p))
+            ]
         else:
             raise UserError(f"{path} is neither a run folder nor a folder of runs")
     finished = [r for r in found if r.finished]
     if not finished:
-        raise UserError(f"no finished runs in {', '.join(map(str, paths))}: a run is finished once it has a report.json")
+        raise UserError(
+            f"no finished runs in {', '.join(map(str, paths))}: a run is finished once it has a report.json"
+        )
     return finished
 
 
@@ -123,11 +143,24 @@ def compare(paths: list[Path]) -> list[dict]:
         key = (mark["fingerprint"], fingerprint.scored_on(report))
         group = groups.get(key)
         if group is None:
-            group = groups[key] = Group(model_name(config), config.get("preset", ""), report["store"], report.get("dataset", ""),
-                                        report.get("feature", ""), task_of(report), mark["resolved"], mark["fingerprint"],
-                                        len(report.get("genres") or report.get("tags") or []), key[1])
-            group.resolved = {**mark["resolved"], "preset": group.preset, "store": report["store"],
-                              "fold": config.get("fold") if not config.get("all_folds") else None}
+            group = groups[key] = Group(
+                model_name(config),
+                config.get("preset", ""),
+                report["store"],
+                report.get("dataset", ""),
+                report.get("feature", ""),
+                task_of(report),
+                mark["resolved"],
+                mark["fingerprint"],
+                len(report.get("genres") or report.get("tags") or []),
+                key[1],
+            )
+            group.resolved = {
+                **mark["resolved"],
+                "preset": group.preset,
+                "store": report["store"],
+                "fold": config.get("fold") if not config.get("all_folds") else None,
+            }
         group.runs.append(str(run.path))
         folds = [run.fold(k) for k in range(report["n"])] if "folds" in report else [run]
         for part in folds:
@@ -159,8 +192,11 @@ def _test_predictions(row: dict) -> pl.DataFrame | None:
         return None
     frame = pl.concat(frames, how="vertical")
     probs = [c for c in frame.columns if c.startswith(predictions.PROB)]
-    return (frame.group_by("track_id").agg(pl.col("true").first(), pl.col("threshold").first(), *(pl.col(c).mean() for c in probs))
-            .sort("track_id"))  # what predictions.truth and predictions.probabilities read
+    return (
+        frame.group_by("track_id")
+        .agg(pl.col("true").first(), pl.col("threshold").first(), *(pl.col(c).mean() for c in probs))
+        .sort("track_id")
+    )  # what predictions.truth and predictions.probabilities read
 
 
 def paired_tests(rows: list[dict]) -> list[dict]:
@@ -174,14 +210,19 @@ def paired_tests(rows: list[dict]) -> list[dict]:
         pa, pb = loaded[i], loaded[j]
         entry = {"first": a["label"], "second": b["label"], "task": a["task"]}
         if pa is None or pb is None:
-            tests.append(entry | {"paired": False, "reason": "no predictions.parquet (a run from before they were kept)"})
+            tests.append(
+                entry | {"paired": False, "reason": "no predictions.parquet (a run from before they were kept)"}
+            )
             continue
         if a["dataset"] != b["dataset"] or pa["track_id"].to_list() != pb["track_id"].to_list():
             tests.append(entry | {"paired": False, "reason": "different test tracks"})
             continue
         truth = predictions.truth(pa)
         entry["paired"] = True
-        entry["tests"] = [stats.paired(truth, predictions.probabilities(pa), predictions.probabilities(pb), m) for m in HEADLINE[a["task"]]]
+        entry["tests"] = [
+            stats.paired(truth, predictions.probabilities(pa), predictions.probabilities(pb), m)
+            for m in HEADLINE[a["task"]]
+        ]
         tests.append(entry)
     return tests
 
@@ -213,8 +254,11 @@ def _header(metric: str) -> str:
 def _test_line(test: dict) -> str:
     scale = 100 if test["metric"] == "accuracy" else 1
     unit = " points" if test["metric"] == "accuracy" else ""
-    detail = (f"{test['only_first']} vs {test['only_second']} tracks right by one only" if "only_first" in test
-              else "difference 95 % interval [{:.3g}, {:.3g}]".format(*(scale * v for v in test["interval"])))
+    detail = (
+        f"{test['only_first']} vs {test['only_second']} tracks right by one only"
+        if "only_first" in test
+        else "difference 95 % interval [{:.3g}, {:.3g}]".format(*(scale * v for v in test["interval"]))
+    )
     return f"{label(test['metric'])} {scale * test['difference']:+.{1 if scale == 100 else 3}f}{unit}, {test['test']} p = {test['p']:.3g} ({detail})"
 
 
@@ -226,17 +270,26 @@ def markdown(rows: list[dict], tests: list[dict] | None = None) -> str:
         first, second = HEADLINE[task]
         if len(tasks) > 1:
             lines += [f"## {TASK_NAMES[task]} ({task} stores: test {label(first)} and {label(second)})", ""]
-        lines += [f"| configuration | store | feature | n | {_header(first)} | {_header(second)} | parameters | training hours |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"| configuration | store | feature | n | {_header(first)} | {_header(second)} | parameters | training hours |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in group:
-            lines.append(f"| {r.get('label') or r['model']} | {Path(r['store']).name} | {r['feature']} | {r['n']} | {cell(r, first)} | "
-                         f"{cell(r, second)} | {r['parameters']:,} | {r['hours']:.2f} |")
+            lines.append(
+                f"| {r.get('label') or r['model']} | {Path(r['store']).name} | {r['feature']} | {r['n']} | {cell(r, first)} | "
+                f"{cell(r, second)} | {r['parameters']:,} | {r['hours']:.2f} |"
+            )
         lines.append("")
     lines += [NOTE, ""]
     if tests:
-        lines += ["## Paired tests", "", "Each pair of rows scored on the same test tracks (a row of several seeds by their mean "
-                  "probability per track): accuracy by the exact McNemar test, the other metrics by a paired bootstrap "
-                  f"({stats.RESAMPLES} resamples of the test tracks).", ""]
+        lines += [
+            "## Paired tests",
+            "",
+            "Each pair of rows scored on the same test tracks (a row of several seeds by their mean "
+            "probability per track): accuracy by the exact McNemar test, the other metrics by a paired bootstrap "
+            f"({stats.RESAMPLES} resamples of the test tracks).",
+            "",
+        ]
         for t in tests:
             what = "; ".join(_test_line(x) for x in t["tests"]) if t["paired"] else f"not paired: {t['reason']}"
             lines.append(f"- **{t['first']}** vs **{t['second']}**: {what}")
@@ -253,8 +306,15 @@ def console_tables(rows: list[dict]) -> list[Table]:
         for col in ("configuration", "store", "n", label(first), label(second), "parameters", "hours"):
             table.add_column(col, justify="left" if col in ("configuration", "store") else "right")
         for r in group:
-            table.add_row(escape(r.get("label") or r["model"]), escape(Path(r["store"]).name), str(r["n"]), cell(r, first), cell(r, second),
-                          f"{r['parameters']:,}", f"{r['hours']:.2f}")
+            table.add_row(
+                escape(r.get("label") or r["model"]),
+                escape(Path(r["store"]).name),
+                str(r["n"]),
+                cell(r, first),
+                cell(r, second),
+                f"{r['parameters']:,}",
+                f"{r['hours']:.2f}",
+            )
         tables.append(table)
     return tables
 
@@ -272,7 +332,9 @@ def console_tests(tests: list[dict]) -> Table | None:
     return table
 
 
-def write(rows: list[dict], folder: Path, *, tests: list[dict] | None = None, formats: tuple[str, ...] = ("png",)) -> Path:
+def write(
+    rows: list[dict], folder: Path, *, tests: list[dict] | None = None, formats: tuple[str, ...] = ("png",)
+) -> Path:
     """comparison.md, comparison.json (the rows, and the paired tests in ``paired.json``) and the figure in each of
     ``formats`` in ``folder``; returns the Markdown's path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -284,4 +346,15 @@ def write(rows: list[dict], folder: Path, *, tests: list[dict] | None = None, fo
     return folder / "comparison.md"
 
 
-__all__ = ["Group", "by_task", "cell", "compare", "console_tables", "console_tests", "find_runs", "markdown", "paired_tests", "write"]
+__all__ = [
+    "Group",
+    "by_task",
+    "cell",
+    "compare",
+    "console_tables",
+    "console_tests",
+    "find_runs",
+    "markdown",
+    "paired_tests",
+    "write",
+]

@@ -53,12 +53,28 @@ def _lines(ax, bars: list[dict], probes: list[dict], metric: str, scale: float) 
         left, right = min(xs) - 0.45, max(xs) + 0.45
         chance = CHANCE.get(metric, lambda _: None)(bars[xs[0]].get("classes"))
         if chance is not None:
-            ax.hlines(scale * chance, left, right, colors="tab:red", linestyles=":", linewidth=1.5, zorder=5,
-                      label=None if "chance" in drawn else "chance")
+            ax.hlines(
+                scale * chance,
+                left,
+                right,
+                colors="tab:red",
+                linestyles=":",
+                linewidth=1.5,
+                zorder=5,
+                label=None if "chance" in drawn else "chance",
+            )
             drawn.add("chance")
         for probe in (p for p in probes if p.get("test_set") == key):
-            ax.hlines(scale * probe[metric], left, right, colors="black", linestyles="--", linewidth=1.2, zorder=5,
-                      label=None if "probe" in drawn else "linear probe")
+            ax.hlines(
+                scale * probe[metric],
+                left,
+                right,
+                colors="black",
+                linestyles="--",
+                linewidth=1.2,
+                zorder=5,
+                label=None if "probe" in drawn else "linear probe",
+            )
             drawn.add("probe")
 
 
@@ -83,13 +99,28 @@ def figure(rows: list[dict]) -> Figure:
             errors = _errors(bars, metric, scale)
             x = np.arange(len(bars))
             ax.bar(x, values, width=0.7, color="tab:blue" if task == SINGLE else "tab:green", zorder=2)
-            ax.errorbar(x, values, yerr=np.nan_to_num(errors), fmt="none", ecolor="black", capsize=4, linewidth=1, zorder=3)
+            ax.errorbar(
+                x, values, yerr=np.nan_to_num(errors), fmt="none", ecolor="black", capsize=4, linewidth=1, zorder=3
+            )
             top = values + np.nan_to_num(errors[1])
             for xi, v, t in zip(x, values, top):
-                ax.text(xi, t + 0.015 * scale, f"{v:.1f}" if scale == 100 else f"{v:.3f}", ha="center", va="bottom", fontsize="small", zorder=4)
+                ax.text(
+                    xi,
+                    t + 0.015 * scale,
+                    f"{v:.1f}" if scale == 100 else f"{v:.3f}",
+                    ha="center",
+                    va="bottom",
+                    fontsize="small",
+                    zorder=4,
+                )
             _lines(ax, bars, probes, metric, scale)
-            ax.set_xticks(x, [tick_label(r.get("label") or r["model"]) for r in bars], fontsize="small",
-                          rotation=0 if len(bars) <= 4 else 30, ha="center" if len(bars) <= 4 else "right")
+            ax.set_xticks(
+                x,
+                [tick_label(r.get("label") or r["model"]) for r in bars],
+                fontsize="small",
+                rotation=0 if len(bars) <= 4 else 30,
+                ha="center" if len(bars) <= 4 else "right",
+            )
             ax.set_xlim(-0.5, len(bars) - 0.5)
             ax.set_ylim(0, 1.12 * scale)
             ax.set_ylabel("%" if metric == "accuracy" else label(metric))
@@ -100,7 +131,14 @@ def figure(rows: list[dict]) -> Figure:
         for handle, text in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(text, handle)
     spread = "error bars: ± sample std over seeds (n > 1); 95 % bootstrap interval over test tracks (n = 1)"
-    fig.legend(list(legend.values()), list(legend.keys()), loc="outside lower center", ncol=len(legend) or 1, fontsize="small", frameon=False)
+    fig.legend(
+        list(legend.values()),
+        list(legend.keys()),
+        loc="outside lower center",
+        ncol=len(legend) or 1,
+        fontsize="small",
+        frameon=False,
+    )
     fig.suptitle(spread, fontsize="small")
     return fig
 

@@ -34,7 +34,13 @@ from mrnet.train.tasks import MULTI, SINGLE
 SELECT_METRICS = {SINGLE: ("accuracy", "macro_f1", "loss", "last"), MULTI: ("roc_auc", "pr_auc", "loss", "last")}
 #: config.json keys of MRNet's options before every model's options were nested under ``model_options``
 #: (old key -> option), read from a run folder of then for --resume, mrnet-report and mrnet-predict
-LEGACY_MODEL_KEYS = {"channels": "width", "embed_dim": "embed_dim", "variant": "variant", "drop_routes": "drop_routes", "dropout": "dropout"}
+LEGACY_MODEL_KEYS = {
+    "channels": "width",
+    "embed_dim": "embed_dim",
+    "variant": "variant",
+    "drop_routes": "drop_routes",
+    "dropout": "dropout",
+}
 OPTIMIZERS = ("adamw", "adam", "sgd")
 CLASS_WEIGHTS = ("balanced", "none")
 EPOCH_MODES = ("crops", "fragments")
@@ -106,7 +112,9 @@ class TrainConfig:
     eval_batch_size: int = 8  # whole tracks of equal length per batch
     # machinery
     check_reads: bool = False  # check each track's checksum on its first read in each process (docs/reliability.md)
-    num_workers: int | None = None  # None: threads of this process read ahead (data.Prefetcher); N: a DataLoader with N worker processes
+    num_workers: int | None = (
+        None  # None: threads of this process read ahead (data.Prefetcher); N: a DataLoader with N worker processes
+    )
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast to bfloat16 on CUDA (never on CPU)
     seed: int = 0
@@ -124,7 +132,11 @@ class TrainConfig:
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple((int(e), str(o), float(lr)) for e, o, lr in self.stages))
         # lists from JSON become tuples, so a config read back compares equal
-        object.__setattr__(self, "model_options", {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model_options or {}).items()})
+        object.__setattr__(
+            self,
+            "model_options",
+            {k: tuple(v) if isinstance(v, list) else v for k, v in (self.model_options or {}).items()},
+        )
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus or ()))
@@ -136,17 +148,23 @@ class TrainConfig:
         declared range (train/ranges.py: NaN and infinity never are inside), then the combinations."""
         wrong = problems({f.name: getattr(self, f.name) for f in fields(self)}, self.model_options)
         if wrong:
-            raise UserError(wrong[0] + (f" (and {len(wrong) - 1} more: {'; '.join(wrong[1:])})" if len(wrong) > 1 else ""))
+            raise UserError(
+                wrong[0] + (f" (and {len(wrong) - 1} more: {'; '.join(wrong[1:])})" if len(wrong) > 1 else "")
+            )
         if self.model not in MODELS:
             raise UserError(f"--model {self.model!r}: choose one of {', '.join(MODELS)}")
         own = tuple(o for o in MODELS[self.model].options if o != "instance_norm")  # instance_norm follows --normalize
         unknown = sorted(set(self.model_options) - set(own))
         if unknown:
-            raise UserError(f"--model {self.model} has no option(s) {', '.join(unknown)}; its options are {', '.join(own) or 'none'}")
+            raise UserError(
+                f"--model {self.model} has no option(s) {', '.join(unknown)}; its options are {', '.join(own) or 'none'}"
+            )
         if self.normalize is not None and self.normalize not in NORMALIZE_MODES:
             raise UserError(f"--normalize {self.normalize!r}: choose one of {', '.join(NORMALIZE_MODES)}")
         if self.normalize is not None and self.normalize not in MODELS[self.model].normalizations:
-            raise UserError(f"--normalize {self.normalize}: --model {self.model} trains with {' or '.join(MODELS[self.model].normalizations)}")
+            raise UserError(
+                f"--normalize {self.normalize}: --model {self.model} trains with {' or '.join(MODELS[self.model].normalizations)}"
+            )
         every_metric = sorted({m for ms in SELECT_METRICS.values() for m in ms})
         if self.select_metric is not None and self.select_metric not in every_metric:
             raise UserError(f"--select-metric {self.select_metric!r}: choose one of {', '.join(every_metric)}")
@@ -159,11 +177,19 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if (self.schedule == "stages") != bool(self.stages):
-            raise UserError("--schedule stages needs --stage EPOCH:OPTIMIZER:LR (one or more), and --stage needs --schedule stages")
+            raise UserError(
+                "--schedule stages needs --stage EPOCH:OPTIMIZER:LR (one or more), and --stage needs --schedule stages"
+            )
         epochs = [e for e, _, _ in self.stages]
-        if epochs != sorted(set(epochs)) or any(e < 1 for e in epochs) or any(not 0 < lr <= 10 for _, _, lr in self.stages):
-            raise UserError(f"--stage: epochs must increase from 1 on, each with an lr in (0, 10]; got {list(self.stages)} "
-                            "(a stage at or after --epochs never begins)")
+        if (
+            epochs != sorted(set(epochs))
+            or any(e < 1 for e in epochs)
+            or any(not 0 < lr <= 10 for _, _, lr in self.stages)
+        ):
+            raise UserError(
+                f"--stage: epochs must increase from 1 on, each with an lr in (0, 10]; got {list(self.stages)} "
+                "(a stage at or after --epochs never begins)"
+            )
         if self.eval_unit is not None:
             parse_eval_unit(self.eval_unit)
         if self.wave_augment is not None:
@@ -181,14 +207,22 @@ class TrainConfig:
         if self.workers is not None and self.gpus:
             raise UserError("--workers (CPU processes) and --gpus (one process per GPU) exclude each other: give one")
         if len(set(self.gpus)) != len(self.gpus) or any(g < 0 for g in self.gpus):
-            raise UserError(f"--gpus {','.join(map(str, self.gpus))}: list each GPU once, by its number (e.g. --gpus 0,1)")
+            raise UserError(
+                f"--gpus {','.join(map(str, self.gpus))}: list each GPU once, by its number (e.g. --gpus 0,1)"
+            )
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise UserError(f"--seeds {','.join(map(str, self.seeds))}: list each seed once, 0 or more (e.g. --seeds 0,1,2)")
+            raise UserError(
+                f"--seeds {','.join(map(str, self.seeds))}: list each seed once, 0 or more (e.g. --seeds 0,1,2)"
+            )
         if self.scheduler is not None and not (self.all_folds or self.seeds):
-            raise UserError("--scheduler runs independent runs (--folds all) or seeds (--seeds) as tasks on a Dask cluster; one run's processes "
-                            "come from --workers, --gpus or torchrun (docs/training.md, Training at scale)")
+            raise UserError(
+                "--scheduler runs independent runs (--folds all) or seeds (--seeds) as tasks on a Dask cluster; one run's processes "
+                "come from --workers, --gpus or torchrun (docs/training.md, Training at scale)"
+            )
         if self.scheduler is not None and (self.workers is not None or self.gpus):
-            raise UserError("--scheduler sends the folds to that cluster's workers; drop --workers/--gpus (the cluster has its own)")
+            raise UserError(
+                "--scheduler sends the folds to that cluster's workers; drop --workers/--gpus (the cluster has its own)"
+            )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -200,13 +234,13 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         """A config.json, of today or of a run from before the model options were nested (mapped)."""
         known = {f.name for f in fields(cls)}
         data = {**data, "model_options": model_options_of(data)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def with_(self, **changes: Any) -> "TrainConfig":
+    def with_(self, **changes: Any) -> TrainConfig:
         """A copy with the given fields changed (checked like a new config)."""
         return replace(self, **changes)
 
@@ -216,7 +250,9 @@ def model_options_of(data: dict[str, Any]) -> dict[str, Any]:
     top-level keys (``LEGACY_MODEL_KEYS``; a model without those options never used them)."""
     name = data.get("model", "mrnet")
     own = MODELS[name].options if name in MODELS else ()
-    legacy = {LEGACY_MODEL_KEYS[k]: v for k, v in data.items() if k in LEGACY_MODEL_KEYS and LEGACY_MODEL_KEYS[k] in own}
+    legacy = {
+        LEGACY_MODEL_KEYS[k]: v for k, v in data.items() if k in LEGACY_MODEL_KEYS and LEGACY_MODEL_KEYS[k] in own
+    }
     return {**legacy, **(data.get("model_options") or {})}
 
 
@@ -231,5 +267,7 @@ def parse_eval_unit(text: str) -> tuple[str, int]:
         return kind, 1
     if kind == "chunks" and n.isdigit() and int(n) >= 1:
         return kind, int(n)
-    raise UserError(f"--eval-unit {text!r}: whole (the whole track), center (one crop centred on its middle), middle (one crop "
-                    "starting at its middle, NNET's test window) or chunks:N (N crops, probabilities averaged)")
+    raise UserError(
+        f"--eval-unit {text!r}: whole (the whole track), center (one crop centred on its middle), middle (one crop "
+        "starting at its middle, NNET's test window) or chunks:N (N crops, probabilities averaged)"
+    )

@@ -17,9 +17,10 @@ in, which is what makes a resumed run exact.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -57,7 +58,11 @@ def track_targets(tracks: pl.DataFrame, tags: list[str] | None = None) -> list:
 
 def stack_targets(targets: list) -> torch.Tensor:
     """A batch of targets: label ids as int64, multi-hot vectors as float32 rows."""
-    return torch.from_numpy(np.stack(targets)) if isinstance(targets[0], np.ndarray) else torch.tensor(targets, dtype=torch.long)
+    return (
+        torch.from_numpy(np.stack(targets))
+        if isinstance(targets[0], np.ndarray)
+        else torch.tensor(targets, dtype=torch.long)
+    )
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,17 @@ class EvalUnit:
         return np.linspace(0, room, self.chunks).round().astype(int).tolist()
 
 
-
 class _StoreTracks(Dataset):
     """Tracks of one split; opens the store lazily, once per process (so each worker opens its own)."""
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], targets: list | None = None,
-                 check_reads: bool = False):
+    def __init__(
+        self,
+        location: Location,
+        tracks: pl.DataFrame,
+        layers: Sequence[int],
+        targets: list | None = None,
+        check_reads: bool = False,
+    ):
         self.location = location
         self.check_reads = check_reads  # each track's checksum checked on its first read (FeatureStore)
         self.keys = tracks["key"].to_list()
@@ -136,8 +146,7 @@ def fragments(tracks: pl.DataFrame, crop: int) -> pl.DataFrame:
     ([('a', 10), ('b', 1)], [0, 256, 512])
     """
     count = (pl.col("frames") // crop).clip(lower_bound=1)
-    return (tracks.with_columns(fragment=pl.int_ranges(0, count).cast(pl.List(pl.Int64)) * crop)
-            .explode("fragment"))
+    return tracks.with_columns(fragment=pl.int_ranges(0, count).cast(pl.List(pl.Int64)) * crop).explode("fragment")
 
 
 class CropDataset(_StoreTracks):
@@ -150,8 +159,18 @@ class CropDataset(_StoreTracks):
     copy to the GPU) and becomes float32, augmented, where the model runs (``loop.train_step``).
     """
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, crop: int, seed: int,
-                 augment: Augment | None = None, targets: list | None = None, check_reads: bool = False):
+    def __init__(
+        self,
+        location: Location,
+        tracks: pl.DataFrame,
+        layers: Sequence[int],
+        *,
+        crop: int,
+        seed: int,
+        augment: Augment | None = None,
+        targets: list | None = None,
+        check_reads: bool = False,
+    ):
         super().__init__(location, tracks, layers, targets, check_reads)
         self.crop, self.seed, self.augment = crop, seed, augment
         self.starts = tracks["fragment"].to_list() if "fragment" in tracks.columns else None
@@ -160,7 +179,7 @@ class CropDataset(_StoreTracks):
         x, plan = self._crop(item, None)
         return x, self.labels[_epoch_index(item)[1]], plan
 
-    def __getitems__(self, items: list, pool: Executor | None = None) -> "CropBatch":
+    def __getitems__(self, items: list, pool: Executor | None = None) -> CropBatch:
         """A whole batch, each crop read straight into its slot of one batch array (on ``pool``'s
         threads when given): in a DataLoader worker that array is allocated in shared memory, so the
         batch reaches the training process without the two copies a stack of separate crops costs
@@ -232,8 +251,16 @@ class TrackDataset(_StoreTracks):
     """Tracks for evaluation as ``unit`` says: ``(features, target)`` with features ``(channels, layers,
     T, dim)`` for whole tracks, ``(crops, channels, layers, crop, dim)`` otherwise, in the store's dtype."""
 
-    def __init__(self, location: Location, tracks: pl.DataFrame, layers: Sequence[int], *, unit: EvalUnit = EvalUnit(),
-                 targets: list | None = None, check_reads: bool = False):
+    def __init__(
+        self,
+        location: Location,
+        tracks: pl.DataFrame,
+        layers: Sequence[int],
+        *,
+        unit: EvalUnit = EvalUnit(),
+        targets: list | None = None,
+        check_reads: bool = False,
+    ):
         super().__init__(location, tracks, layers, targets, check_reads)
         self.unit = unit
 
@@ -247,7 +274,7 @@ class TrackDataset(_StoreTracks):
             return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
         return np.stack([self._read(i, start) for start in self.unit.starts(self.frames[i])]), self.labels[i]
 
-    def __getitems__(self, items: list[int], pool: Executor | None = None) -> "TrackBatch":
+    def __getitems__(self, items: list[int], pool: Executor | None = None) -> TrackBatch:
         """Items of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
         n = self.lengths[items[0]]
         if any(self.lengths[i] != n for i in items):

@@ -21,15 +21,24 @@ class RichReporter(Reporter):
     def __init__(self, con: Console):
         self.console = con
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=con, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=con,
+            transient=True,
         )
 
     def note(self, text: str) -> None:
         self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
 
     def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None:
-        self.console.print(f"[bold]{escape(str(run))}[/]: {escape(description)}, {epochs} epochs of {steps} batches", highlight=False)
+        self.console.print(
+            f"[bold]{escape(str(run))}[/]: {escape(description)}, {epochs} epochs of {steps} batches", highlight=False
+        )
         self.total = epochs
         self.progress.start()
         self.epochs = self.progress.add_task("epoch", total=epochs, completed=done, info="")
@@ -38,8 +47,14 @@ class RichReporter(Reporter):
 
     def evaluation(self, *, part: str, done: int, total: int) -> None:
         """A bar for the batches of an evaluation pass (validation, the test curve), shown while it runs."""
-        self.progress.update(self.evaluating, description=part, completed=done, total=max(total, 1), info="evaluating",
-                             visible=done < total)
+        self.progress.update(
+            self.evaluating,
+            description=part,
+            completed=done,
+            total=max(total, 1),
+            info="evaluating",
+            visible=done < total,
+        )
 
     def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None:
         self.progress.update(self.batches, completed=step, info=f"loss {loss:.3f}")

@@ -28,8 +28,8 @@ Without a process group (one process) every helper here is a no-op and ``ranks()
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -74,7 +74,9 @@ def torchrun_device(option: str | None = "auto") -> str:
     return f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() and option != "cpu" else "cpu"
 
 
-def init(device: str | torch.device, *, rank: int | None = None, world: int | None = None, address: str | None = None) -> Ranks:
+def init(
+    device: str | torch.device, *, rank: int | None = None, world: int | None = None, address: str | None = None
+) -> Ranks:
     """Join the process group: NCCL on CUDA, gloo on CPU. Given ``rank``/``world``/``address``
     (``tcp://host:port``) the group is that one; without them torchrun's environment says."""
     device = torch.device(device)
@@ -94,7 +96,9 @@ def device(name: str | None):
     from mrnet.core.machine import pick_device
 
     if dist.is_available() and dist.is_initialized():
-        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        return (
+            torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        )
     return pick_device(name)
 
 
@@ -124,16 +128,23 @@ class Share:
     world: int
 
 
-def split_epoch(batches: Sequence[Sequence[tuple[int, int]]], targets: Sequence, weights: torch.Tensor | None,
-                multilabel: bool) -> list[tuple[list, int, Share | None]]:
+def split_epoch(
+    batches: Sequence[Sequence[tuple[int, int]]], targets: Sequence, weights: torch.Tensor | None, multilabel: bool
+) -> list[tuple[list, int, Share | None]]:
     """For each global batch of ``(epoch, index)`` items: this rank's share, the global batch's size and
     how the share enters the loss (None in one process, where the share is the batch)."""
     r = ranks()
     if not r.many:
         return [(list(b), len(b), None) for b in batches]
     w = None if weights is None else weights.detach().cpu()
-    return [(share(b, rank=r.rank, world=r.world), len(b), Share(normaliser([i for _, i in b], targets, w, multilabel), r.world))
-            for b in batches]
+    return [
+        (
+            share(b, rank=r.rank, world=r.world),
+            len(b),
+            Share(normaliser([i for _, i in b], targets, w, multilabel), r.world),
+        )
+        for b in batches
+    ]
 
 
 def normaliser(items: Sequence[int], targets: Sequence, weights: torch.Tensor | None, multilabel: bool) -> float:
@@ -191,8 +202,14 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """Every BatchNorm layer of ``model``, in place, normalising over the global batch: PyTorch's
     ``SyncBatchNorm`` on CUDA, ``GlooSyncBatchNorm`` on CPU. Parameter and buffer names stay."""
     for name, child in list(model.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, (nn.SyncBatchNorm, GlooSyncBatchNorm)):
-            new = nn.SyncBatchNorm.convert_sync_batchnorm(child) if device.type == "cuda" else GlooSyncBatchNorm.like(child)
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+            child, (nn.SyncBatchNorm, GlooSyncBatchNorm)
+        ):
+            new = (
+                nn.SyncBatchNorm.convert_sync_batchnorm(child)
+                if device.type == "cuda"
+                else GlooSyncBatchNorm.like(child)
+            )
             setattr(model, name, new)
         else:
             sync_batchnorm(child, device)
@@ -205,11 +222,15 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     all-reduces (two passes, as exact as one process's); in evaluation it is a plain BatchNorm."""
 
     @classmethod
-    def like(cls, bn: nn.modules.batchnorm._BatchNorm) -> "GlooSyncBatchNorm":
+    def like(cls, bn: nn.modules.batchnorm._BatchNorm) -> GlooSyncBatchNorm:
         """The same layer, its parameters and buffers the very tensors of ``bn`` (an optimizer built on them still holds them)."""
         new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
         new.weight, new.bias = bn.weight, bn.bias
-        new.running_mean, new.running_var, new.num_batches_tracked = bn.running_mean, bn.running_var, bn.num_batches_tracked
+        new.running_mean, new.running_var, new.num_batches_tracked = (
+            bn.running_mean,
+            bn.running_var,
+            bn.num_batches_tracked,
+        )
         new.train(bn.training)
         return new
 

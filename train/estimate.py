@@ -29,10 +29,16 @@ def too_long(seconds_per_step: float, *, steps: int, epochs: int, model: str) ->
     total = seconds_per_step * steps * epochs
     if total <= LIMIT_SECONDS:
         return None
-    instead = "--preset tiny (minutes) or --preset small" if model == "mrnet" else f"--preset small --model {model}, or fewer --epochs"
-    return (f"this recipe takes about {total / 3600:.1f} h on this CPU ({epochs} epochs x {steps} batches x {seconds_per_step:.2f} s "
-            f"a batch, measured on its first batches; evaluation not counted). For a CPU run use {instead} "
-            f"(docs/training.md); Ctrl-C stops this one and keeps a checkpoint")
+    instead = (
+        "--preset tiny (minutes) or --preset small"
+        if model == "mrnet"
+        else f"--preset small --model {model}, or fewer --epochs"
+    )
+    return (
+        f"this recipe takes about {total / 3600:.1f} h on this CPU ({epochs} epochs x {steps} batches x {seconds_per_step:.2f} s "
+        f"a batch, measured on its first batches; evaluation not counted). For a CPU run use {instead} "
+        f"(docs/training.md); Ctrl-C stops this one and keeps a checkpoint"
+    )
 
 
 class StepTimer:

@@ -13,8 +13,8 @@ track whose probabilities are averaged; batches of equal length only, see ``load
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -99,7 +99,11 @@ def evaluate(
     parts = []  # per batch: (truth, probabilities, loss sum, weight sum, embeddings)
     weights = class_weights.to(device) if class_weights is not None else None
     seen: list[torch.Tensor] = []
-    hook = embed.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().float())) if embed is not None else None
+    hook = (
+        embed.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().float()))
+        if embed is not None
+        else None
+    )
     try:
         for x, y in batches:
             if stop is not None and stop():
@@ -118,14 +122,27 @@ def evaluate(
     loss = loss_sum / weight_sum if weight_sum else math.nan
     kept = {}
     if keep:
-        kept = {"truth": torch.cat(truth).numpy() if truth else np.zeros(0, dtype=np.int64),
-                "probabilities": torch.cat(probs).numpy() if probs else np.zeros((0, num_classes), dtype=np.float32)}
+        kept = {
+            "truth": torch.cat(truth).numpy() if truth else np.zeros(0, dtype=np.int64),
+            "probabilities": torch.cat(probs).numpy() if probs else np.zeros((0, num_classes), dtype=np.float32),
+        }
         if embed is not None:
             kept["embeddings"] = torch.cat(embeddings).numpy() if embeddings else np.zeros((0, 0), dtype=np.float32)
     if multilabel:
         if not truth:
-            return {"loss": loss, "roc_auc": math.nan, "pr_auc": math.nan, "threshold": threshold or 0.5, "macro_f1": 0.0, **kept}
-        return {"loss": loss, **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold), **kept}
+            return {
+                "loss": loss,
+                "roc_auc": math.nan,
+                "pr_auc": math.nan,
+                "threshold": threshold or 0.5,
+                "macro_f1": 0.0,
+                **kept,
+            }
+        return {
+            "loss": loss,
+            **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold),
+            **kept,
+        }
     preds = torch.cat(probs).argmax(1).numpy() if probs else []
     conf = confusion(torch.cat(truth).numpy() if truth else [], preds, num_classes)
     return {"loss": loss, **scores(conf), "confusion": conf.tolist(), **kept}
@@ -141,15 +158,21 @@ def _batch(model, x, y, device, weights, multilabel: bool, bf16: bool, seen: lis
     logits = logits.float().view(len(y), crops, -1)
     if multilabel:
         p = torch.sigmoid(logits).mean(1)
-        loss = F.binary_cross_entropy(p, y.float(), reduction="none") if crops > 1 else \
-            F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
+        loss = (
+            F.binary_cross_entropy(p, y.float(), reduction="none")
+            if crops > 1
+            else F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), reduction="none")
+        )
         if weights is not None:  # pos_weight: a positive's term counts w times
             loss = loss * torch.where(y > 0, weights, torch.ones_like(weights))
         part = (float(loss.mean(1).sum()), len(y))
     else:
         p = torch.softmax(logits, -1).mean(1)
         log_p = torch.log(p.clamp_min(1e-12)) if crops > 1 else F.log_softmax(logits[:, 0], -1)
-        part = (float(F.nll_loss(log_p, y, weight=weights, reduction="sum")), float(weights[y].sum()) if weights is not None else len(y))
+        part = (
+            float(F.nll_loss(log_p, y, weight=weights, reduction="sum")),
+            float(weights[y].sum()) if weights is not None else len(y),
+        )
     embedded = seen[-1].flatten(1).view(len(y), crops, -1).mean(1).cpu() if seen else None
     return (y.cpu(), p.cpu(), *part, embedded)
 

@@ -26,7 +26,10 @@ class EventLog:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            self.writer, self.missing = None, "tensorboardX is not installed (pip install 'mrnet[tensorboard]'): no TensorBoard curves"
+            self.writer, self.missing = (
+                None,
+                "tensorboardX is not installed (pip install 'mrnet[tensorboard]'): no TensorBoard curves",
+            )
             return
         self.missing = None
         self.writer = SummaryWriter(str(folder), purge_step=start_step or None, flush_secs=30)
@@ -42,7 +45,11 @@ class EventLog:
             return
         step = record["epoch"] * self.steps_per_epoch
         for key, value in record.items():
-            if key not in ("epoch", "best", "seconds") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (
+                key not in ("epoch", "best", "seconds")
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+            ):
                 split, _, metric = key.partition("_")
                 self.writer.add_scalar(f"{metric}/{split}" if metric else key, value, step)
 

@@ -33,8 +33,25 @@ from mrnet.train.tasks import HEADLINE, task_of
 FILE = "fingerprint.json"
 
 #: config.json fields that never change a run's result (or are its test set, or a name for values that are in).
-NOT_RESULT = frozenset({"store", "out", "seed", "seeds", "fold", "all_folds", "preset", "workers", "gpus", "scheduler", "num_workers", "device",
-                        "eval_batch_size", "test_curve", "sync_bn"})
+NOT_RESULT = frozenset(
+    {
+        "store",
+        "out",
+        "seed",
+        "seeds",
+        "fold",
+        "all_folds",
+        "preset",
+        "workers",
+        "gpus",
+        "scheduler",
+        "num_workers",
+        "device",
+        "eval_batch_size",
+        "test_curve",
+        "sync_bn",
+    }
+)
 #: Result fields a config.json from before they existed leaves out, with the value such a run trained with.
 BEFORE = {"class_weights": "balanced", "epoch_mode": "crops", "wave_augment": None}
 #: What the linear probe's fit reads of its config (train/probe.py): the rest of a recipe never reaches it.
@@ -56,15 +73,23 @@ def resolved(config: dict, store: dict) -> dict:
 
     model = config.get("model", "mrnet")
     entry = MODELS.get(model)
-    out = {k: v for k, v in config.items() if k not in NOT_RESULT and k not in LEGACY_MODEL_KEYS and k != "model_options"}
+    out = {
+        k: v for k, v in config.items() if k not in NOT_RESULT and k not in LEGACY_MODEL_KEYS and k != "model_options"
+    }
     out = {**BEFORE, **out}
     if entry is not None:
-        out |= {f.name: _default(f) for f in fields(entry.config) if f.name in entry.options and f.name != "instance_norm"}
+        out |= {
+            f.name: _default(f) for f in fields(entry.config) if f.name in entry.options and f.name != "instance_norm"
+        }
     out |= model_options_of(config)
-    if model == "linear":  # fitted by scikit-learn on whole-track statistics: no epochs, batches, optimiser or augmentation
+    if (
+        model == "linear"
+    ):  # fitted by scikit-learn on whole-track statistics: no epochs, batches, optimiser or augmentation
         out = {k: v for k, v in out.items() if k in PROBE_READS}
     task = task_of(store)
-    out["normalize"] = out.get("normalize") or "instance"  # a run from before the choice was recorded trained per instance
+    out["normalize"] = (
+        out.get("normalize") or "instance"
+    )  # a run from before the choice was recorded trained per instance
     out["select_metric"] = out.get("select_metric") or HEADLINE[task][0]
     out["eval_unit"] = out.get("eval_unit") or (entry.evaluation if entry is not None else "whole")
     out["store_identity"] = store_identity(store)
@@ -109,9 +134,25 @@ def write(path: Path) -> dict:
 def scored_on(report: dict) -> str:
     """What a run's test numbers were scored on: its store (by identity), the split or fold and the split sizes."""
     config = report.get("config", {})
-    folds = f"{report['n']} folds" if "folds" in report else f"fold {config.get('fold')}" if config.get("fold") is not None else "split"
-    return json.dumps([report.get("dataset"), report.get("feature"), report.get("store") if not report.get("dataset") else None,
-                       folds, report.get("split"), report.get("sizes")], sort_keys=True, default=str)
+    folds = (
+        f"{report['n']} folds"
+        if "folds" in report
+        else f"fold {config.get('fold')}"
+        if config.get("fold") is not None
+        else "split"
+    )
+    return json.dumps(
+        [
+            report.get("dataset"),
+            report.get("feature"),
+            report.get("store") if not report.get("dataset") else None,
+            folds,
+            report.get("split"),
+            report.get("sizes"),
+        ],
+        sort_keys=True,
+        default=str,
+    )
 
 
 # --- labels ---------------------------------------------------------------------------------------
@@ -159,4 +200,15 @@ def _option(key: str, value) -> str:
     return f"{flag} {value}"
 
 
-__all__ = ["FILE", "NOT_RESULT", "compute", "distinguishing", "fingerprint", "record", "resolved", "store_identity", "scored_on", "write"]
+__all__ = [
+    "FILE",
+    "NOT_RESULT",
+    "compute",
+    "distinguishing",
+    "fingerprint",
+    "record",
+    "resolved",
+    "store_identity",
+    "scored_on",
+    "write",
+]

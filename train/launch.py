@@ -25,9 +25,9 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -47,7 +47,9 @@ def processes(cfg: TrainConfig) -> list[str]:
     or ``[]`` (this process, on ``--device``)."""
     if cfg.gpus:
         listed = ",".join(map(str, cfg.gpus))
-        check_gpu_ids(cfg.gpus, given=f"--gpus {listed}", fix="Use --workers N for N processes on the CPU, or leave both out.")
+        check_gpu_ids(
+            cfg.gpus, given=f"--gpus {listed}", fix="Use --workers N for N processes on the CPU, or leave both out."
+        )
         if cfg.device not in ("auto", "cuda"):
             raise UserError(f"--gpus {listed} puts one process on each of those GPUs; drop --device {cfg.device}")
         devices = [f"cuda:{g}" for g in cfg.gpus]
@@ -56,26 +58,39 @@ def processes(cfg: TrainConfig) -> list[str]:
     if len(devices) > 1 and not (cfg.all_folds and parallel.wanted(cfg)):
         n = len(devices)
         if get(cfg.model).fitting == PROBE:
-            raise UserError(f"--model {cfg.model} is fitted by scikit-learn in one process; drop --workers/--gpus for it")
+            raise UserError(
+                f"--model {cfg.model} is fitted by scikit-learn in one process; drop --workers/--gpus for it"
+            )
         if cfg.batch_size < n or (not cfg.sync_bn and cfg.batch_size < 2 * n):
-            raise UserError(f"--batch-size {cfg.batch_size} is the global batch, shared by {n} processes: give at least "
-                            f"{n if cfg.sync_bn else 2 * n}" + ("" if cfg.sync_bn else " (per-rank BatchNorm needs 2 items per process)"))
+            raise UserError(
+                f"--batch-size {cfg.batch_size} is the global batch, shared by {n} processes: give at least "
+                f"{n if cfg.sync_bn else 2 * n}"
+                + ("" if cfg.sync_bn else " (per-rank BatchNorm needs 2 items per process)")
+            )
     return devices
 
 
-def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factory: ReporterFactory | None = None) -> Path | None:
+def train(
+    cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factory: ReporterFactory | None = None
+) -> Path | None:
     """Start a run with the processes ``cfg`` asks for; returns its folder (None in a torchrun rank
     other than 0, which has nothing to show)."""
     reporter = reporter or Reporter()
     if cfg.seeds:
-        return seeds.train_seeds(cfg, reporter=reporter, train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
-                                 resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory))
+        return seeds.train_seeds(
+            cfg,
+            reporter=reporter,
+            train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
+            resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory),
+        )
     if cfg.all_folds and parallel.wanted(cfg):
         return parallel.train_folds(cfg, reporter=reporter)
     if distributed.under_torchrun():
         _refuse_own_processes(cfg)
         with _torchrun_group(cfg.device):
-            cfg = cfg.with_(out=distributed.broadcast(str(cfg.out or default_run_dir(cfg.store))))  # rank 0's clock names the folder
+            cfg = cfg.with_(
+                out=distributed.broadcast(str(cfg.out or default_run_dir(cfg.store)))
+            )  # rank 0's clock names the folder
             path = loop.train(cfg, reporter=reporter)
             return path if distributed.ranks().main else None
     devices = processes(cfg)
@@ -87,15 +102,21 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, reporter_factor
     return spawn(("train", cfg.to_json()), devices, run=run.path, reporter_factory=reporter_factory)
 
 
-def resume(run_dir: Path, *, reporter: Reporter | None = None, reporter_factory: ReporterFactory | None = None, **changes) -> Path | None:
+def resume(
+    run_dir: Path, *, reporter: Reporter | None = None, reporter_factory: ReporterFactory | None = None, **changes
+) -> Path | None:
     """Continue a run (``changes`` as ``loop.resume`` takes them) with the processes its config, or
     ``changes``, asks for; a ``--folds all`` run with a scale option continues its folds side by side."""
     reporter = reporter or Reporter()
     cfg = loop.resumed_config(RunFolder(Path(run_dir)), **dict(changes))
     if cfg.seeds:
-        return seeds.train_seeds(cfg.with_(out=str(run_dir)), reporter=reporter, resume=True,  # where the folder is now
-                                 train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
-                                 resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory, **changes))
+        return seeds.train_seeds(
+            cfg.with_(out=str(run_dir)),
+            reporter=reporter,
+            resume=True,  # where the folder is now
+            train_one=lambda c: train(c, reporter=reporter, reporter_factory=reporter_factory),
+            resume_one=lambda path: resume(path, reporter=reporter, reporter_factory=reporter_factory, **changes),
+        )
     if cfg.all_folds and parallel.wanted(cfg):
         return parallel.train_folds(cfg, reporter=reporter, resume=True)
     if distributed.under_torchrun():
@@ -111,7 +132,9 @@ def resume(run_dir: Path, *, reporter: Reporter | None = None, reporter_factory:
 
 def _refuse_own_processes(cfg: TrainConfig) -> None:
     if cfg.workers not in (None, 1) or cfg.gpus:
-        raise UserError("under torchrun every process is started by torchrun (--nproc-per-node); drop --workers and --gpus")
+        raise UserError(
+            "under torchrun every process is started by torchrun (--nproc-per-node); drop --workers and --gpus"
+        )
 
 
 @contextmanager
@@ -134,9 +157,14 @@ def spawn(job: tuple, devices: list[str], *, run: Path, reporter_factory: Report
     results = ctx.Queue()
     address = f"tcp://127.0.0.1:{_free_port()}"
     threads = max(1, available_cores() // len(devices))
-    procs = [ctx.Process(target=_child, name=f"mrnet-train-rank{rank}",
-                         args=(rank, len(devices), address, device, job, reporter_factory if rank == 0 else None, threads, results))
-             for rank, device in enumerate(devices)]
+    procs = [
+        ctx.Process(
+            target=_child,
+            name=f"mrnet-train-rank{rank}",
+            args=(rank, len(devices), address, device, job, reporter_factory if rank == 0 else None, threads, results),
+        )
+        for rank, device in enumerate(devices)
+    ]
     with _passing_ctrl_c_on(procs):
         for p in procs:
             p.start()
@@ -144,8 +172,10 @@ def spawn(job: tuple, devices: list[str], *, run: Path, reporter_factory: Report
     if dead is not None:
         rank, code = dead
         how = f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit status {code}"
-        raise UserError(f"training process {rank} of {len(devices)} ended without finishing ({how}); the others were stopped. "
-                        f"The run keeps its last checkpoint: continue it with mrnet-train --resume {run}")
+        raise UserError(
+            f"training process {rank} of {len(devices)} ended without finishing ({how}); the others were stopped. "
+            f"The run keeps its last checkpoint: continue it with mrnet-train --resume {run}"
+        )
     kinds = {kind for kind, _ in outcome.values()}
     first = lambda kind: next(payload for r, (k, payload) in sorted(outcome.items()) if k == kind)  # noqa: E731
     if "error" in kinds:
@@ -160,7 +190,9 @@ def spawn(job: tuple, devices: list[str], *, run: Path, reporter_factory: Report
     return Path(outcome[0][1])
 
 
-def _child(rank: int, world: int, address: str, device: str, job: tuple, reporter_factory, threads: int, results) -> None:
+def _child(
+    rank: int, world: int, address: str, device: str, job: tuple, reporter_factory, threads: int, results
+) -> None:
     """One process of the group: join it, run the job, put ``(rank, kind, payload)`` on ``results``."""
     os.setpgrp()  # a terminal's Ctrl-C reaches the parent only, which passes it on once (_passing_ctrl_c_on)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # every process is on this machine

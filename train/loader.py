@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import islice
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,9 +36,23 @@ class Prefetcher:
     waits a round trip and one batch cannot keep enough requests in flight, see :func:`reading_plan`).
     """
 
-    def __init__(self, dataset: "CropDataset | TrackDataset", batches, *, threads: int, pin: bool = False, depth: int = 2,
-                 concurrent: int = 1):
-        self.dataset, self.batches, self.threads, self.pin, self.depth = dataset, batches, max(1, threads), pin, max(1, depth)
+    def __init__(
+        self,
+        dataset: CropDataset | TrackDataset,
+        batches,
+        *,
+        threads: int,
+        pin: bool = False,
+        depth: int = 2,
+        concurrent: int = 1,
+    ):
+        self.dataset, self.batches, self.threads, self.pin, self.depth = (
+            dataset,
+            batches,
+            max(1, threads),
+            pin,
+            max(1, depth),
+        )
         self.concurrent = max(1, min(concurrent, self.depth))
 
     def __len__(self) -> int:
@@ -104,7 +118,12 @@ def length_batches(frames: Sequence[int], batch_size: int) -> list[list[int]]:
     by_length: dict[int, list[int]] = {}
     for i, n in enumerate(frames):
         by_length.setdefault(n, []).append(i)
-    return [group[s : s + batch_size] for n in sorted(by_length) for group in [by_length[n]] for s in range(0, len(group), batch_size)]
+    return [
+        group[s : s + batch_size]
+        for n in sorted(by_length)
+        for group in [by_length[n]]
+        for s in range(0, len(group), batch_size)
+    ]
 
 
 def collate(items: list[tuple] | CropBatch | TrackBatch) -> tuple:
@@ -147,7 +166,9 @@ def reading_plan(location, threads: int, batch_size: int) -> dict:
     return {"threads": in_flight, "depth": concurrent + 1, "concurrent": concurrent}
 
 
-def make_loader(dataset, batches, *, num_workers: int | None, device: torch.device, seed: int, persistent: bool = False):
+def make_loader(
+    dataset, batches, *, num_workers: int | None, device: torch.device, seed: int, persistent: bool = False
+):
     """Batches of ``dataset`` in the order of ``batches``: read ahead by threads of this process
     (``num_workers`` None, the default; as many as a remote store's latency asks for, ``reading_plan``),
     or by a DataLoader with that many worker processes, its own generator seeding them."""
@@ -155,6 +176,13 @@ def make_loader(dataset, batches, *, num_workers: int | None, device: torch.devi
         batch = max((len(b) for b in islice(iter(batches), 1)), default=1)
         plan = reading_plan(getattr(dataset, "location", None), loader_threads(device), batch)
         return Prefetcher(dataset, batches, pin=device.type == "cuda", **plan)
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers,
-                      worker_init_fn=worker_init if num_workers else None, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed), persistent_workers=persistent and num_workers > 0)
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        collate_fn=collate,
+        num_workers=num_workers,
+        worker_init_fn=worker_init if num_workers else None,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=persistent and num_workers > 0,
+    )

@@ -26,8 +26,18 @@ from mrnet.train.crops import TrackDataset
 from mrnet.train.models import PROBE, get
 from mrnet.train.recipe import Interrupted, Recipe, StopCheck, train_step
 from mrnet.train.runs import RunFolder, default_run_dir, seed_everything, write_json
-from mrnet.train.setup import (RunParts, assemble, check_crop, check_same_store, crop_frames, eval_loader, open_store, store_record, warn_unlearnable,
-                               with_defaults)
+from mrnet.train.setup import (
+    RunParts,
+    assemble,
+    check_crop,
+    check_same_store,
+    crop_frames,
+    eval_loader,
+    open_store,
+    store_record,
+    warn_unlearnable,
+    with_defaults,
+)
 from mrnet.train.splits import Splits, fold_count, has_official_split, split_tracks, usable
 
 
@@ -37,7 +47,9 @@ class Reporter:
     def note(self, text: str) -> None: ...
     def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None: ...
     def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None: ...
-    def evaluation(self, *, part: str, done: int, total: int) -> None: ...  # batches of an evaluation pass (0 at its start)
+    def evaluation(
+        self, *, part: str, done: int, total: int
+    ) -> None: ...  # batches of an evaluation pass (0 at its start)
     def epoch(self, record: dict) -> None: ...
     def end(self) -> None: ...
 
@@ -56,7 +68,14 @@ def train(cfg: TrainConfig, *, reporter: Reporter | None = None, should_stop: St
 def start(cfg: TrainConfig, *, reporter: Reporter | None = None) -> Path:
     """Train a run that ``prepare`` checked (its config.json written): what each process of a group
     started by ``launch.spawn`` runs."""
-    return _run(cfg, RunFolder(Path(cfg.out)), open_store(cfg.store), resume=False, reporter=reporter or Reporter(), should_stop=None)
+    return _run(
+        cfg,
+        RunFolder(Path(cfg.out)),
+        open_store(cfg.store),
+        resume=False,
+        reporter=reporter or Reporter(),
+        should_stop=None,
+    )
 
 
 def prepare(cfg: TrainConfig, reporter: Reporter) -> tuple[TrainConfig, RunFolder, FeatureStore, RunParts]:
@@ -65,19 +84,36 @@ def prepare(cfg: TrainConfig, reporter: Reporter) -> tuple[TrainConfig, RunFolde
     (``RunParts``: split, normalisation, model; of fold 0 with ``--folds all``, where each fold builds its own)."""
     run = RunFolder(Path(cfg.out) if cfg.out else default_run_dir(cfg.store))
     if distributed.agree(distributed.ranks().main and run.config_file.exists()):
-        raise UserError(f"{run.path} already holds a run. Continue it with mrnet-train --resume {run.path}, or pass another --out.")
+        raise UserError(
+            f"{run.path} already holds a run. Continue it with mrnet-train --resume {run.path}, or pass another --out."
+        )
     store = open_store(cfg.store)
-    if cfg.fold is None and not cfg.all_folds and not has_official_split(usable(store.tracks)) and fold_count(usable(store.tracks)):
+    if (
+        cfg.fold is None
+        and not cfg.all_folds
+        and not has_official_split(usable(store.tracks))
+        and fold_count(usable(store.tracks))
+    ):
         cfg = cfg.with_(fold=0)
-        reporter.note(f"{store.location.url} has folds and no official split: training fold 0 (--fold K for another, --folds all for every one).")
+        reporter.note(
+            f"{store.location.url} has folds and no official split: training fold 0 (--fold K for another, --folds all for every one)."
+        )
     cfg = cfg.with_(out=str(run.path))
     # everything that can fail on this store and config fails here, before the run folder exists
     if cfg.all_folds and not fold_count(usable(store.tracks)):
         raise UserError(f"{store.location.url} has no folds (only an official split); drop --folds all.")
     cfg = with_defaults(cfg, store)
     splits = split_tracks(store.tracks, fold=0 if cfg.all_folds else cfg.fold, where=store.location.url)
-    parts = assemble(cfg, store, splits)  # refuses a store without the statistics --normalize needs, a model the store cannot feed
-    check_crop(cfg, crop_frames(cfg, store.provenance.frame_rate, parts.model), parts.model, splits.train, store.provenance.frame_rate)
+    parts = assemble(
+        cfg, store, splits
+    )  # refuses a store without the statistics --normalize needs, a model the store cannot feed
+    check_crop(
+        cfg,
+        crop_frames(cfg, store.provenance.frame_rate, parts.model),
+        parts.model,
+        splits.train,
+        store.provenance.frame_rate,
+    )
     if distributed.ranks().main:
         write_json(run.config_file, cfg.to_json())
     distributed.barrier()
@@ -107,13 +143,23 @@ def resumed_config(run: RunFolder, **changes) -> TrainConfig:
     cfg = cfg.with_(**{k: v for k, v in changes.items() if v is not None})
     if epochs is not None and epochs != cfg.epochs:
         if epochs < cfg.epochs:
-            raise UserError(f"--epochs {epochs}: {run.path} is a run of {cfg.epochs} epochs; a run can be extended, not shortened")
+            raise UserError(
+                f"--epochs {epochs}: {run.path} is a run of {cfg.epochs} epochs; a run can be extended, not shortened"
+            )
         cfg = cfg.with_(epochs=epochs, schedule_epochs=cfg.schedule_epochs or cfg.epochs)
     return cfg
 
 
-def _run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool, reporter: Reporter, should_stop,
-         parts: RunParts | None = None) -> Path:
+def _run(
+    cfg: TrainConfig,
+    run: RunFolder,
+    store: FeatureStore,
+    *,
+    resume: bool,
+    reporter: Reporter,
+    should_stop,
+    parts: RunParts | None = None,
+) -> Path:
     if not cfg.all_folds:
         fit(cfg, run, store, resume=resume, reporter=reporter, should_stop=should_stop, parts=parts)
         return run.path
@@ -139,26 +185,47 @@ def fold_configs(cfg: TrainConfig, run: RunFolder, store: FeatureStore) -> dict[
     for k in range(fold_count(usable(store.tracks))):
         sub = run.fold(k)
         if not (sub.finished and sub.config().epochs >= cfg.epochs):
-            todo[k] = TrainConfig.from_json({**cfg.to_json(), "fold": k, "all_folds": False, "out": str(sub.path),
-                                             "workers": None, "gpus": [], "scheduler": None})
+            todo[k] = TrainConfig.from_json(
+                {
+                    **cfg.to_json(),
+                    "fold": k,
+                    "all_folds": False,
+                    "out": str(sub.path),
+                    "workers": None,
+                    "gpus": [],
+                    "scheduler": None,
+                }
+            )
     return todo
 
 
 # --- one split ----------------------------------------------------------------------------------
 
 
-def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool = False, reporter: Reporter | None = None,
-        should_stop: StopCheck | None = None, parts: RunParts | None = None) -> dict:
+def fit(
+    cfg: TrainConfig,
+    run: RunFolder,
+    store: FeatureStore,
+    *,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+    should_stop: StopCheck | None = None,
+    parts: RunParts | None = None,
+) -> dict:
     """Train one split (official or one fold) in ``run``; returns the final report. ``parts``: what
     ``prepare`` built for this new run (None: built here). In a process group every rank calls it;
     rank 0 writes the run folder (train/distributed.py)."""
     ranks = distributed.ranks()
     reporter = reporter if reporter is not None and ranks.main else Reporter()
-    cfg = parts.cfg if parts else with_defaults(cfg, store)  # with_defaults: a run folder from before a choice was recorded
+    cfg = (
+        parts.cfg if parts else with_defaults(cfg, store)
+    )  # with_defaults: a run folder from before a choice was recorded
     splits = parts.splits if parts else split_tracks(store.tracks, fold=cfg.fold, where=store.location.url)
     entry = get(cfg.model)
     if ranks.many and entry.fitting == PROBE:
-        raise UserError(f"--model {cfg.model} is fitted by scikit-learn in one process; drop --workers/--gpus (or torchrun) for it")
+        raise UserError(
+            f"--model {cfg.model} is fitted by scikit-learn in one process; drop --workers/--gpus (or torchrun) for it"
+        )
     resume = record_run(cfg, run, store, splits, resume=resume, reporter=reporter)
     if parts is None:
         parts = assemble(cfg, store, splits, normalize.read(run.path, cfg.normalize or "instance") if resume else None)
@@ -173,7 +240,9 @@ def fit(cfg: TrainConfig, run: RunFolder, store: FeatureStore, *, resume: bool =
     return Recipe(parts, run, store, resume=resume, reporter=reporter, should_stop=should_stop).run()
 
 
-def record_run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, splits: Splits, *, resume: bool, reporter: Reporter) -> bool:
+def record_run(
+    cfg: TrainConfig, run: RunFolder, store: FeatureStore, splits: Splits, *, resume: bool, reporter: Reporter
+) -> bool:
     """Write (or, resuming, check) the run's config.json and store.json; returns whether the run resumes
     (a run stopped before its first checkpoint starts again from the beginning)."""
     main = distributed.ranks().main
@@ -188,9 +257,13 @@ def record_run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, splits: Sp
         write_json(run.store_file, store_record(store, cfg, description=splits.description, sizes=splits.sizes()))
     distributed.barrier()
     if resume and not run.last.exists():
-        if run.finished or len(run.metrics()) > 1:  # best.pt and one metrics line alone: killed as its first checkpoint was written
-            raise UserError(f"{run.last} is missing, but the run has evaluated epochs (metrics.jsonl or report.json say so): "
-                            f"the run folder is damaged. Restore last.pt from a backup, or start a new run with another --out.")
+        if (
+            run.finished or len(run.metrics()) > 1
+        ):  # best.pt and one metrics line alone: killed as its first checkpoint was written
+            raise UserError(
+                f"{run.last} is missing, but the run has evaluated epochs (metrics.jsonl or report.json say so): "
+                f"the run folder is damaged. Restore last.pt from a backup, or start a new run with another --out."
+            )
         reporter.note(f"{run.path} stopped before its first checkpoint: starting it again from the beginning")
         return False  # it runs from the start, as it would have
     return resume
@@ -199,11 +272,26 @@ def record_run(cfg: TrainConfig, run: RunFolder, store: FeatureStore, splits: Sp
 def fit_probe(parts: RunParts, run: RunFolder, store: FeatureStore, reporter: Reporter) -> dict:
     """A closed-form model (the linear probe): whole tracks on the CPU, one fit per value of its grid."""
     cpu = torch.device("cpu")
-    evals = {name: eval_loader(TrackDataset(store.location, part, parts.positions, check_reads=parts.cfg.check_reads), parts.cfg, cpu) for name, part in parts.splits.parts().items()}
+    evals = {
+        name: eval_loader(
+            TrackDataset(store.location, part, parts.positions, check_reads=parts.cfg.check_reads), parts.cfg, cpu
+        )
+        for name, part in parts.splits.parts().items()
+    }
     run.rewrite_metrics([])
     built = parts.built
-    return probe.fit(parts.cfg, run, store, parts.splits, parts.positions, built.model.cpu(), built.class_weights.cpu(), evals,
-                     parts.labels, reporter)
+    return probe.fit(
+        parts.cfg,
+        run,
+        store,
+        parts.splits,
+        parts.positions,
+        built.model.cpu(),
+        built.class_weights.cpu(),
+        evals,
+        parts.labels,
+        reporter,
+    )
 
 
 __all__ = ["Interrupted", "Reporter", "fit", "prepare", "resume", "start", "train", "train_step"]

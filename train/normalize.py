@@ -47,7 +47,12 @@ MODES = ("instance", "stored", "global", "none")
 #: none and stored within the seed spread).
 #: WavLM: the authors' instance norm, since real WavLM weights cannot be had here to measure it.
 #: The other log-Mel profiles (mel128, mel96) take Mel's default: the same kind of values, not measured separately.
-DEFAULTS = {"mel": "none", "mel128": "none", "mel96": "none", "wavlm": "instance"}  # Melon ships Mel: its stores are "mel" too
+DEFAULTS = {
+    "mel": "none",
+    "mel128": "none",
+    "mel96": "none",
+    "wavlm": "instance",
+}  # Melon ships Mel: its stores are "mel" too
 FALLBACK = "instance"  # a feature kind not listed above: the authors' choice
 FILE = "normalization.json"
 
@@ -73,7 +78,9 @@ class InputNorm(nn.Module):
     Input and output ``(B, channels, layers, T, dim)``; ``mean``/``std`` are ``(channels, layers, dim)``.
     """
 
-    def __init__(self, mode: str, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, eps: float = 1e-5):
+    def __init__(
+        self, mode: str, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, eps: float = 1e-5
+    ):
         super().__init__()
         if mode not in ("instance", "stored"):
             raise ValueError(f"InputNorm mode {mode!r}: instance or stored")
@@ -108,22 +115,35 @@ def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, positions: list
     groups = store.statistics()
     fix = f"Compute them with: mrnet-store stats {store.location.url}  (or train with --normalize instance or none)"
     if groups is None:
-        raise UserError(f"--normalize stored: {store.location.url} has no feature statistics (it was extracted before they existed, "
-                        f"or its labels or splits changed since). {fix}")
+        raise UserError(
+            f"--normalize stored: {store.location.url} has no feature statistics (it was extracted before they existed, "
+            f"or its labels or splits changed since). {fix}"
+        )
     try:
         sums, used = statistics.training_part(groups, train)
     except ValueError as err:
-        raise UserError(f"--normalize stored: the statistics of {store.location.url} do not cover this run's training tracks ({err}). {fix}") from err
+        raise UserError(
+            f"--normalize stored: the statistics of {store.location.url} do not cover this run's training tracks ({err}). {fix}"
+        ) from err
     sums = sums if mode == "stored" else sums.pooled()
     mean, std = sums.mean_std()
-    return {"mode": mode, "source": "the store's feature statistics over this run's training tracks", "groups": used,
-            "tracks": train.height, "frames": sums.count, "layers": [store.provenance.layers[i] for i in positions],
-            "mean": mean[:, positions].tolist(), "std": std[:, positions].tolist()}
+    return {
+        "mode": mode,
+        "source": "the store's feature statistics over this run's training tracks",
+        "groups": used,
+        "tracks": train.height,
+        "frames": sums.count,
+        "layers": [store.provenance.layers[i] for i in positions],
+        "mean": mean[:, positions].tolist(),
+        "std": std[:, positions].tolist(),
+    }
 
 
 def module(record: dict) -> InputNorm:
     """The :class:`InputNorm` a ``stored`` or ``global`` record describes (``global``: the same value for every feature)."""
-    return InputNorm("stored", mean=torch.tensor(np.asarray(record["mean"])), std=torch.tensor(np.asarray(record["std"])))
+    return InputNorm(
+        "stored", mean=torch.tensor(np.asarray(record["mean"])), std=torch.tensor(np.asarray(record["std"]))
+    )
 
 
 def write(run_dir: Path, record: dict) -> None:
@@ -135,7 +155,9 @@ def read(run_dir: Path, mode: str) -> dict:
     path = Path(run_dir) / FILE
     if not path.exists():
         if mode in ("stored", "global"):
-            raise UserError(f"{path} is missing: this run normalises with stored statistics and they are not in its folder. "
-                            "Restore the file, or train again.")
+            raise UserError(
+                f"{path} is missing: this run normalises with stored statistics and they are not in its folder. "
+                "Restore the file, or train again."
+            )
         return {"mode": mode}
     return json.loads(path.read_text())

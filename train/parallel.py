@@ -17,11 +17,11 @@ fold has finished.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from mrnet.core.errors import UserError
 from mrnet.core.cluster import declares_gpus, local_cluster
+from mrnet.core.errors import UserError
 from mrnet.train import loop
 from mrnet.train import report as reports
 from mrnet.train.config import TrainConfig
@@ -50,18 +50,31 @@ def train_folds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: b
     if todo:
         reporter.note(f"{len(todo)} of {folds} folds to train, side by side on {_where(cfg)}")
     device = "cuda" if cfg.gpus else "cpu" if cfg.workers else cfg.device
-    failed = run_parallel([c.with_(device=device) for c in todo.values()], workers=cfg.workers, gpus=cfg.gpus,
-                          scheduler=cfg.scheduler, reporter=reporter)
+    failed = run_parallel(
+        [c.with_(device=device) for c in todo.values()],
+        workers=cfg.workers,
+        gpus=cfg.gpus,
+        scheduler=cfg.scheduler,
+        reporter=reporter,
+    )
     if failed:
         lines = "\n".join(f"  - {name}: {error}" for name, error in failed.items())
-        raise UserError(f"{len(failed)} of {folds} folds of {run.path} failed (the other folds are kept; no aggregate yet):\n{lines}\n"
-                        f"Fix the cause and continue the failed folds with: mrnet-train --resume {run.path}")
+        raise UserError(
+            f"{len(failed)} of {folds} folds of {run.path} failed (the other folds are kept; no aggregate yet):\n{lines}\n"
+            f"Fix the cause and continue the failed folds with: mrnet-train --resume {run.path}"
+        )
     reports.write_aggregate(run, [run.fold(k).report() for k in range(folds)])
     return run.path
 
 
-def run_parallel(configs: Sequence[TrainConfig], *, workers: int | None = None, gpus: Sequence[int] = (), scheduler: str | None = None,
-                 reporter: Reporter | None = None) -> dict[str, str]:
+def run_parallel(
+    configs: Sequence[TrainConfig],
+    *,
+    workers: int | None = None,
+    gpus: Sequence[int] = (),
+    scheduler: str | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, str]:
     """Train every config (each with its own ``out`` folder; one that holds a run is resumed) as a
     task on a Dask cluster: ``scheduler``'s, or a local one of ``gpus`` or ``workers``. Returns the
     runs that failed, by folder name, with their errors; the others finished."""
@@ -77,8 +90,12 @@ def run_parallel(configs: Sequence[TrainConfig], *, workers: int | None = None, 
         with Client(scheduler or cluster, timeout="30s") as client:
             resources = {"GPU": 1} if declares_gpus(client) else None
             tag = uuid.uuid4().hex[:8]
-            futures = {client.submit(run_job, c.to_json(), key=f"mrnet-train-{name}-{tag}", pure=False, resources=resources): name
-                       for name, c in zip(names, configs)}
+            futures = {
+                client.submit(
+                    run_job, c.to_json(), key=f"mrnet-train-{name}-{tag}", pure=False, resources=resources
+                ): name
+                for name, c in zip(names, configs)
+            }
             for future in as_completed(futures):
                 name = futures[future]
                 if future.status == "error":

@@ -15,7 +15,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-
 #: The formats a figure can be written in (``--format png,pdf,svg``); PNG always.
 FORMATS = ("png", "pdf", "svg")
 
@@ -43,8 +42,15 @@ def plot_run(folder: Path, report: dict, history: list[dict], formats: tuple[str
     from mrnet.train.render import model_name
 
     probe = model_name(report.get("config", {})) == "linear"
-    figures = {"curves.png": (probe_figure(history, selected_c=report["selection"].get("C")) if probe else
-                              curves_figure(history, selected=report["selection"]["epoch"], metric="roc_auc" if tagging else "accuracy"))}
+    figures = {
+        "curves.png": (
+            probe_figure(history, selected_c=report["selection"].get("C"))
+            if probe
+            else curves_figure(
+                history, selected=report["selection"]["epoch"], metric="roc_auc" if tagging else "accuracy"
+            )
+        )
+    }
     if tagging:
         figures["tags.png"] = tags_figure(report["test"]["per_tag"])
     else:
@@ -76,8 +82,11 @@ def curves_figure(history: list[dict], *, selected: int | None, metric: str = "a
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for key, ax, label, style in (
-        ("train_loss", ax_loss, "train (crops)", "-"), ("valid_loss", ax_loss, "valid", "-"), ("test_loss", ax_loss, "test", "--"),
-        (f"train_{metric}", ax_acc, "train (crops)", "-"), (f"valid_{metric}", ax_acc, "valid", "-"),
+        ("train_loss", ax_loss, "train (crops)", "-"),
+        ("valid_loss", ax_loss, "valid", "-"),
+        ("test_loss", ax_loss, "test", "--"),
+        (f"train_{metric}", ax_acc, "train (crops)", "-"),
+        (f"valid_{metric}", ax_acc, "valid", "-"),
         (f"test_{metric}", ax_acc, "test (not used for selection)", "--"),
     ):
         points = [(r["epoch"], r[key]) for r in history if key in r]
@@ -112,8 +121,11 @@ def probe_figure(history: list[dict], *, selected_c: float | None) -> Figure:
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for key, ax, label, style in (
-        ("train_loss", ax_loss, "train (whole tracks)", "-"), ("valid_loss", ax_loss, "valid", "-"), ("test_loss", ax_loss, "test", "--"),
-        ("train_accuracy", ax_acc, "train (whole tracks)", "-"), ("valid_accuracy", ax_acc, "valid", "-"),
+        ("train_loss", ax_loss, "train (whole tracks)", "-"),
+        ("valid_loss", ax_loss, "valid", "-"),
+        ("test_loss", ax_loss, "test", "--"),
+        ("train_accuracy", ax_acc, "train (whole tracks)", "-"),
+        ("valid_accuracy", ax_acc, "valid", "-"),
         ("test_accuracy", ax_acc, "test (not used for selection)", "--"),
     ):
         points = [(r["C"], r[key]) for r in history if key in r]
@@ -160,7 +172,9 @@ def plot_tags(path: Path, per_tag: list[dict]) -> Path:
 
 
 # --- confusion ------------------------------------------------------------------------------------
-def confusion_figure(confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Figure:
+def confusion_figure(
+    confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)"
+) -> Figure:
     """Row-normalised confusion matrix with a colour bar and the counts in the cells, in a type size
     that shrinks with the number of classes but stays readable."""
     rows = confusion.sum(axis=1, keepdims=True)
@@ -174,7 +188,15 @@ def confusion_figure(confusion: np.ndarray, genres: list[str], *, title: str = "
     if n <= 30:
         fontsize = 11 if n <= 10 else 9 if n <= 20 else 8
         for (i, j), count in np.ndenumerate(confusion):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=fontsize, color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
         ax.set_xticks(range(n), genres, rotation=90)
         ax.set_yticks(range(n), genres)
     ax.set_xlabel("predicted")
@@ -183,16 +205,29 @@ def confusion_figure(confusion: np.ndarray, genres: list[str], *, title: str = "
     return fig
 
 
-def plot_confusion(path: Path, confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)") -> Path:
+def plot_confusion(
+    path: Path, confusion: np.ndarray, genres: list[str], *, title: str = "test confusion (rows normalised)"
+) -> Path:
     return _save(confusion_figure(confusion, genres, title=title), path)
 
 
 # --- folds ----------------------------------------------------------------------------------------
-FOLD_TITLES = {"accuracy": "test accuracy", "macro_f1": "test macro-F1", "roc_auc": "test macro ROC-AUC", "pr_auc": "test macro PR-AUC"}
+FOLD_TITLES = {
+    "accuracy": "test accuracy",
+    "macro_f1": "test macro-F1",
+    "roc_auc": "test macro ROC-AUC",
+    "pr_auc": "test macro PR-AUC",
+}
 
 
-def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | None = None,
-                 metrics: tuple[str, str] = ("accuracy", "macro_f1")) -> Figure:
+def folds_figure(
+    rows: list[dict],
+    mean: dict,
+    std: dict,
+    *,
+    chance: float | None = None,
+    metrics: tuple[str, str] = ("accuracy", "macro_f1"),
+) -> Figure:
     """Per-fold test scores (accuracy and macro-F1, or ROC-AUC and PR-AUC) of the validation-selected
     checkpoints, with the mean ± std band, chance on the first (one class of K; 0.5 for ROC-AUC)
     dashed, and the legend below the axes."""
@@ -216,21 +251,30 @@ def folds_figure(rows: list[dict], mean: dict, std: dict, *, chance: float | Non
     return fig
 
 
-def plot_folds(path: Path, rows: list[dict], mean: dict, std: dict, *, chance: float | None = None,
-               metrics: tuple[str, str] = ("accuracy", "macro_f1")) -> Path:
+def plot_folds(
+    path: Path,
+    rows: list[dict],
+    mean: dict,
+    std: dict,
+    *,
+    chance: float | None = None,
+    metrics: tuple[str, str] = ("accuracy", "macro_f1"),
+) -> Path:
     return _save(folds_figure(rows, mean, std, chance=chance, metrics=metrics), path)
 
 
 # --- weights --------------------------------------------------------------------------------------
 SCALE_NOTES = {
     "routes": "W is nearly scale-free (BatchNorm follows it): only its ratios mean anything, so each W is divided by the mean, "
-              "and 1 is the uniform weighting.",
+    "and 1 is the uniform weighting.",
     "layers": "The layer weights are nearly scale-free (instance norm follows their sum): shown as shares of it, 1/layers "
-              "being the uniform weighting.",
+    "being the uniform weighting.",
 }
 
 
-def weights_figure(routes: list[dict[str, float]] | dict[str, float], layers: list[dict[str, float]] | dict[str, float]) -> Figure:
+def weights_figure(
+    routes: list[dict[str, float]] | dict[str, float], layers: list[dict[str, float]] | dict[str, float]
+) -> Figure:
     """The route weights W (paper Fig. 3), each divided by their mean, and the layer weights as shares of
     their sum, each against a dashed line at the uniform weighting (the scale-free baseline); a y axis
     fitted to the values, so weights of 0.98 and 1.01 look different; one panel when the store holds one
@@ -244,16 +288,28 @@ def weights_figure(routes: list[dict[str, float]] | dict[str, float], layers: li
     ax_r = axes[0] if both else axes
     names = list(routes[0])
     w = np.asarray([[r[n] for n in names] for r in routes], dtype=float)
-    _bars(ax_r, names, w / w.mean(axis=1, keepdims=True), reference=1.0, color="tab:blue", title="route weights W / mean")
+    _bars(
+        ax_r, names, w / w.mean(axis=1, keepdims=True), reference=1.0, color="tab:blue", title="route weights W / mean"
+    )
     notes = [SCALE_NOTES["routes"]]
     if both:
         stored = list(layers[0])
         v = np.asarray([[layer[n] for n in stored] for layer in layers], dtype=float)
-        _bars(axes[1], stored, v / v.sum(axis=1, keepdims=True), reference=1.0 / len(stored), color="tab:orange",
-              title="layer weights, share of their sum")
+        _bars(
+            axes[1],
+            stored,
+            v / v.sum(axis=1, keepdims=True),
+            reference=1.0 / len(stored),
+            color="tab:orange",
+            title="layer weights, share of their sum",
+        )
         axes[1].set_xlabel("stored layer")
         notes.append(SCALE_NOTES["layers"])
-    runs = f" Bars: the mean of {len(routes)} runs (folds or seeds); whiskers: their range; dots: each run." if len(routes) > 1 else ""
+    runs = (
+        f" Bars: the mean of {len(routes)} runs (folds or seeds); whiskers: their range; dots: each run."
+        if len(routes) > 1
+        else ""
+    )
     fig.text(0.5, -0.02, " ".join(notes) + runs, ha="center", va="top", fontsize="small", wrap=True)
     return fig
 
@@ -266,10 +322,14 @@ def _bars(ax, names: list[str], values: np.ndarray, *, reference: float, color: 
     x = np.arange(len(names))
     ax.bar(x, mean - reference, bottom=reference, color=color)
     if len(values) > 1:
-        ax.errorbar(x, mean, yerr=[mean - values.min(axis=0), values.max(axis=0) - mean], fmt="none", ecolor="black", capsize=4)
+        ax.errorbar(
+            x, mean, yerr=[mean - values.min(axis=0), values.max(axis=0) - mean], fmt="none", ecolor="black", capsize=4
+        )
         for row in values:
             ax.plot(x, row, "o", color="black", markersize=3, alpha=0.6)
-    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=f"uniform ({reference:.3g}, scale-free baseline)")
+    ax.axhline(
+        reference, color="black", linestyle="--", linewidth=1, label=f"uniform ({reference:.3g}, scale-free baseline)"
+    )
     ax.set_xticks(x, names)
     spread = max(float(np.abs(values - reference).max()), 0.02 * reference)
     ax.set_ylim(reference - 1.4 * spread, reference + 1.4 * spread)
@@ -277,7 +337,11 @@ def _bars(ax, names: list[str], values: np.ndarray, *, reference: float, color: 
     ax.legend(fontsize="small", loc="upper right")
 
 
-def plot_weights(path: Path, routes: dict[str, float] | list[dict[str, float]], layers: dict[str, float] | list[dict[str, float]],
-                 formats: tuple[str, ...] = ("png",)) -> Path:
+def plot_weights(
+    path: Path,
+    routes: dict[str, float] | list[dict[str, float]],
+    layers: dict[str, float] | list[dict[str, float]],
+    formats: tuple[str, ...] = ("png",),
+) -> Path:
     """Bar charts of the route weights W (paper Fig. 3) and the layer weights, of one run or several."""
     return save_figure(weights_figure(routes, layers), path, formats)

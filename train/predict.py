@@ -72,14 +72,16 @@ class Predictor:
         return self.models[0]
 
     @classmethod
-    def open(cls, run_dir: Path, *, device: str = "cpu") -> "Predictor":
+    def open(cls, run_dir: Path, *, device: str = "cpu") -> Predictor:
         run = RunFolder(Path(run_dir))
         if not run.config_file.exists():
             raise UserError(f"{run.path} is not a training run (no config.json). Pass a folder mrnet-train wrote.")
         cfg = run.config()
         folds = sorted(run.path.glob("fold-*/config.json")) if cfg.all_folds else []
         if cfg.all_folds and not run.finished:
-            raise UserError(f"{run.path} has not finished every fold; resume it (mrnet-train --resume {run.path}), or pass one fold, e.g. {run.fold(0).path}")
+            raise UserError(
+                f"{run.path} has not finished every fold; resume it (mrnet-train --resume {run.path}), or pass one fold, e.g. {run.fold(0).path}"
+            )
         parts = [RunFolder(p.parent) for p in folds] or [run]
         dev = pick_device(device)
         models, thresholds, first = [], [], None
@@ -95,7 +97,9 @@ class Predictor:
         unit = EvalUnit(kind, crop=crop_frames(part_cfg, prov.frame_rate, models[0]), chunks=n)
         multilabel = prov.task == MULTI
         threshold = float(np.mean(thresholds)) if multilabel and None not in thresholds else None
-        return cls(models, info["genres"], prov, info["layer_positions"], make_engine(prov), dev, unit, multilabel, threshold)
+        return cls(
+            models, info["genres"], prov, info["layer_positions"], make_engine(prov), dev, unit, multilabel, threshold
+        )
 
     @torch.no_grad()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
@@ -132,7 +136,9 @@ def _load(run: RunFolder) -> tuple[torch.nn.Module, dict, dict]:
     """One run's (or fold's) selected model, its store record and its best checkpoint."""
     cfg = run.config()
     if not run.best.exists():
-        raise UserError(f"{run.best} is missing: the run has not evaluated a model yet. Resume it: mrnet-train --resume {run.path}")
+        raise UserError(
+            f"{run.best} is missing: the run has not evaluated a model yet. Resume it: mrnet-train --resume {run.path}"
+        )
     info = run.store_info()
     best = load_checkpoint(run.best)
     prov = Provenance.from_json(info["provenance"], where=str(run.store_file))
@@ -167,15 +173,22 @@ def files_from(inputs: list[Path]) -> list[Path]:
                 raise UserError(f"{item} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
             out += found
         elif item.suffix.lower() == ".csv":
-            if not item.is_file():  # a FIFO would wait for a writer for ever (audio files: extract.audio.require_regular)
-                raise UserError(f"{item} is not a regular file (a missing file, FIFO, device or socket is never opened): pass a CSV file")
+            if (
+                not item.is_file()
+            ):  # a FIFO would wait for a writer for ever (audio files: extract.audio.require_regular)
+                raise UserError(
+                    f"{item} is not a regular file (a missing file, FIFO, device or socket is never opened): pass a CSV file"
+                )
             with item.open(newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             if not rows:
                 raise UserError(f"{item} is empty: list one audio file per row, under a header 'path'")
             column = rows[0].index("path") if "path" in rows[0] else 0
             body = rows[1:] if "path" in rows[0] else rows
-            out += [p if p.is_absolute() else item.parent / p for p in (Path(r[column]) for r in body if r and r[column].strip())]
+            out += [
+                p if p.is_absolute() else item.parent / p
+                for p in (Path(r[column]) for r in body if r and r[column].strip())
+            ]
         else:
             out.append(item)
     return out

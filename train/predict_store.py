@@ -37,11 +37,15 @@ def parts_of(run: RunFolder) -> list[RunFolder]:
         return [run]
     folds = sorted((p.parent for p in run.path.glob("fold-*/config.json")), key=lambda p: int(p.name.split("-")[1]))
     if not run.finished or not folds:
-        raise UserError(f"{run.path} has not finished every fold; resume it (mrnet-train --resume {run.path}), or pass one fold, e.g. {run.fold(0).path}")
+        raise UserError(
+            f"{run.path} has not finished every fold; resume it (mrnet-train --resume {run.path}), or pass one fold, e.g. {run.fold(0).path}"
+        )
     return [RunFolder(p) for p in folds]
 
 
-def predict_split(run_dir: Path, store: str, split: str = "test", *, embeddings: bool = False, device: str = "cpu") -> pl.DataFrame:
+def predict_split(
+    run_dir: Path, store: str, split: str = "test", *, embeddings: bool = False, device: str = "cpu"
+) -> pl.DataFrame:
     """The predictions table of ``split`` of ``store`` by the run in ``run_dir`` (each fold's model on its own split)."""
     if split not in SPLITS:
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}")
@@ -59,18 +63,48 @@ def predict_split(run_dir: Path, store: str, split: str = "test", *, embeddings:
         tracks = getattr(split_tracks(opened.tracks, fold=cfg.fold, where=opened.location.url), split)
         kind, n = parse_eval_unit(cfg.eval_unit or "whole")
         unit = EvalUnit(kind, crop=crop_frames(cfg, opened.provenance.frame_rate, model), chunks=n)
-        dataset = TrackDataset(opened.location, tracks, info["layer_positions"], unit=unit,
-                               targets=track_targets(tracks, labels if multilabel else None))
+        dataset = TrackDataset(
+            opened.location,
+            tracks,
+            info["layer_positions"],
+            unit=unit,
+            targets=track_targets(tracks, labels if multilabel else None),
+        )
         threshold = best["valid"].get("valid_threshold")
-        result = evaluate(model, eval_loader(dataset, cfg, dev), num_classes=len(labels), device=dev, multilabel=multilabel,
-                          threshold=threshold, keep=True, embed=predictions.penultimate(model) if embeddings else None)
-        tables.append(predictions.split_table(result, tracks, predictions.eval_order(dataset.lengths, cfg.eval_batch_size), split=split,
-                                              fold=cfg.fold, seed=cfg.seed, labels=labels, threshold=threshold))
+        result = evaluate(
+            model,
+            eval_loader(dataset, cfg, dev),
+            num_classes=len(labels),
+            device=dev,
+            multilabel=multilabel,
+            threshold=threshold,
+            keep=True,
+            embed=predictions.penultimate(model) if embeddings else None,
+        )
+        tables.append(
+            predictions.split_table(
+                result,
+                tracks,
+                predictions.eval_order(dataset.lengths, cfg.eval_batch_size),
+                split=split,
+                fold=cfg.fold,
+                seed=cfg.seed,
+                labels=labels,
+                threshold=threshold,
+            )
+        )
     return pl.concat(tables, how="vertical")
 
 
-def write_split(run_dir: Path, store: str, split: str = "test", *, embeddings: bool = False, out: Path | None = None,
-                device: str = "cpu") -> str:
+def write_split(
+    run_dir: Path,
+    store: str,
+    split: str = "test",
+    *,
+    embeddings: bool = False,
+    out: Path | None = None,
+    device: str = "cpu",
+) -> str:
     """``mrnet-predict --store``: write the table (``out``, by default ``RUN/predictions-SPLIT.parquet``) and say
     what it holds: the split's headline numbers with their bootstrap intervals, and where it is."""
     from mrnet.train import stats

@@ -22,8 +22,8 @@ label order, then with ``--embeddings`` an ``embedding`` column (``schema`` decl
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -83,8 +83,19 @@ def truth(frame: pl.DataFrame) -> np.ndarray:
     return hot
 
 
-def table(track_ids: Sequence[str], keys: Sequence[str], *, split: str, fold: int | None, seed: int, labels: Sequence[str],
-          truth: np.ndarray, probabilities: np.ndarray, threshold: float | None = None, embeddings: np.ndarray | None = None) -> pl.DataFrame:
+def table(
+    track_ids: Sequence[str],
+    keys: Sequence[str],
+    *,
+    split: str,
+    fold: int | None,
+    seed: int,
+    labels: Sequence[str],
+    truth: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float | None = None,
+    embeddings: np.ndarray | None = None,
+) -> pl.DataFrame:
     """The predictions of one split: ``truth`` is a label index per track (genres) or a multi-hot row (tags:
     then ``threshold`` says which tags are predicted); rows in the order given."""
     labels = list(labels)
@@ -97,9 +108,16 @@ def table(track_ids: Sequence[str], keys: Sequence[str], *, split: str, fold: in
     else:
         true = [[labels[int(t)]] for t in truth]
         predicted = [[labels[int(j)]] for j in probs.argmax(1)] if len(probs) else []
-    data = {"track_id": list(track_ids), "key": list(keys), "split": [split] * len(track_ids), "fold": [fold] * len(track_ids),
-            "seed": [seed] * len(track_ids), "true": true, "predicted": predicted,
-            "threshold": [float(threshold) if multilabel and threshold is not None else None] * len(track_ids)}
+    data = {
+        "track_id": list(track_ids),
+        "key": list(keys),
+        "split": [split] * len(track_ids),
+        "fold": [fold] * len(track_ids),
+        "seed": [seed] * len(track_ids),
+        "true": true,
+        "predicted": predicted,
+        "threshold": [float(threshold) if multilabel and threshold is not None else None] * len(track_ids),
+    }
     data |= {f"{PROB}{name}": probs[:, j] for j, name in enumerate(labels)}
     width = None
     if embeddings is not None:
@@ -111,7 +129,11 @@ def table(track_ids: Sequence[str], keys: Sequence[str], *, split: str, fold: in
 def write(path: Path, frames: Sequence[pl.DataFrame]) -> Path:
     """Write the tables (one per split) as one parquet file, atomically."""
     frame = pl.concat(list(frames), how="vertical")
-    frame = validate(frame, schema(labels_of(frame), frame.schema["embedding"].size if "embedding" in frame.columns else None), name=str(path))
+    frame = validate(
+        frame,
+        schema(labels_of(frame), frame.schema["embedding"].size if "embedding" in frame.columns else None),
+        name=str(path),
+    )
     with atomic_path(path) as tmp:
         frame.write_parquet(tmp)
     return path
@@ -120,13 +142,21 @@ def write(path: Path, frames: Sequence[pl.DataFrame]) -> Path:
 def read(path: Path) -> pl.DataFrame:
     """A predictions table, checked against its schema; ``UserError`` naming the file if it is not one."""
     if not Path(path).is_file():
-        raise UserError(f"{path} is missing: runs write it when they finish (a run from before predictions were kept has none; "
-                        f"make it with mrnet-predict RUN --store STORE --split test)")
+        raise UserError(
+            f"{path} is missing: runs write it when they finish (a run from before predictions were kept has none; "
+            f"make it with mrnet-predict RUN --store STORE --split test)"
+        )
     try:
         frame = pl.read_parquet(path)
     except Exception as err:  # noqa: BLE001 - a damaged file fails in many ways
-        raise UserError(f"{path} is not a readable predictions table ({type(err).__name__}: {err}); write it again with mrnet-predict") from err
-    width = frame.schema["embedding"].size if "embedding" in frame.columns and isinstance(frame.schema["embedding"], pl.Array) else None
+        raise UserError(
+            f"{path} is not a readable predictions table ({type(err).__name__}: {err}); write it again with mrnet-predict"
+        ) from err
+    width = (
+        frame.schema["embedding"].size
+        if "embedding" in frame.columns and isinstance(frame.schema["embedding"], pl.Array)
+        else None
+    )
     return validate(frame, schema(labels_of(frame), width), name=str(path))
 
 
@@ -146,21 +176,73 @@ def penultimate(model: torch.nn.Module) -> torch.nn.Module:
     return linears[-1] if linears else head
 
 
-def split_table(result: dict, tracks: pl.DataFrame, order: Sequence[int], *, split: str, fold: int | None, seed: int,
-                labels: Sequence[str], threshold: float | None = None) -> pl.DataFrame:
+def split_table(
+    result: dict,
+    tracks: pl.DataFrame,
+    order: Sequence[int],
+    *,
+    split: str,
+    fold: int | None,
+    seed: int,
+    labels: Sequence[str],
+    threshold: float | None = None,
+) -> pl.DataFrame:
     """The predictions of ``evaluate(keep=True)``'s ``result`` over ``tracks`` scored in ``order``."""
     picked = tracks[list(order)] if len(order) else tracks.head(0)
-    return table(picked["track_id"].to_list(), picked["key"].to_list(), split=split, fold=fold, seed=seed, labels=labels,
-                 truth=result["truth"], probabilities=result["probabilities"], threshold=threshold, embeddings=result.get("embeddings"))
+    return table(
+        picked["track_id"].to_list(),
+        picked["key"].to_list(),
+        split=split,
+        fold=fold,
+        seed=seed,
+        labels=labels,
+        truth=result["truth"],
+        probabilities=result["probabilities"],
+        threshold=threshold,
+        embeddings=result.get("embeddings"),
+    )
 
 
-def of_run(results: dict[str, dict], loaders: dict, tracks: dict[str, pl.DataFrame], *, batch_size: int, fold: int | None, seed: int,
-           labels: Sequence[str], threshold: float | None = None) -> list[pl.DataFrame]:
+def of_run(
+    results: dict[str, dict],
+    loaders: dict,
+    tracks: dict[str, pl.DataFrame],
+    *,
+    batch_size: int,
+    fold: int | None,
+    seed: int,
+    labels: Sequence[str],
+    threshold: float | None = None,
+) -> list[pl.DataFrame]:
     """The tables of a run's splits: ``results[split]`` is ``evaluate(keep=True)`` over ``loaders[split]``
     (made by ``setup.eval_loader`` with ``batch_size``) of ``tracks[split]``."""
-    return [split_table(results[name], tracks[name], eval_order(loaders[name].dataset.lengths, batch_size), split=name, fold=fold,
-                        seed=seed, labels=labels, threshold=threshold) for name in results]
+    return [
+        split_table(
+            results[name],
+            tracks[name],
+            eval_order(loaders[name].dataset.lengths, batch_size),
+            split=name,
+            fold=fold,
+            seed=seed,
+            labels=labels,
+            threshold=threshold,
+        )
+        for name in results
+    ]
 
 
-__all__ = ["COLUMNS", "FILE", "eval_order", "labels_of", "of_run", "penultimate", "probabilities", "read", "schema", "split_table", "table",
-           "truth", "write"]
+__all__ = [
+    "COLUMNS",
+    "FILE",
+    "eval_order",
+    "labels_of",
+    "of_run",
+    "penultimate",
+    "probabilities",
+    "read",
+    "schema",
+    "split_table",
+    "table",
+    "truth",
+    "write",
+]

@@ -20,7 +20,8 @@ for every preset: the checkpoint is chosen on validation, never on test.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mrnet.core.errors import UserError
 from mrnet.train.config import TrainConfig
@@ -53,7 +54,9 @@ def tiny(store: str, **overrides: Any) -> TrainConfig:
     2 + 2 masks on 70 %: those are for 13 x 768 WavLM features and 1000 epochs, and on 48 Mel bands
     they kept a small model from learning real music (docs/results.md).
     """
-    base = TrainConfig(store=store, preset="tiny", epochs=40, batch_size=16, crop_seconds=3.0, eval_batch_size=16, **LIGHT)
+    base = TrainConfig(
+        store=store, preset="tiny", epochs=40, batch_size=16, crop_seconds=3.0, eval_batch_size=16, **LIGHT
+    )
     return _with(base, overrides, TINY_MRNET)
 
 
@@ -61,8 +64,16 @@ def small(store: str, **overrides: Any) -> TrainConfig:
     """A few hundred real tracks on a CPU: C = 48, embedding 64, 60 epochs of 3 s crops, light
     regularisation, no test curve (half the evaluation time). 60 epochs, not 30: the better mean
     validation accuracy on the real-music benchmark (docs/results.md), about 10 minutes there."""
-    base = TrainConfig(store=store, preset="small", epochs=60, batch_size=16, crop_seconds=3.0, eval_batch_size=16, test_curve=False,
-                       **LIGHT)
+    base = TrainConfig(
+        store=store,
+        preset="small",
+        epochs=60,
+        batch_size=16,
+        crop_seconds=3.0,
+        eval_batch_size=16,
+        test_curve=False,
+        **LIGHT,
+    )
     return _with(base, overrides, SMALL_MRNET)
 
 
@@ -76,9 +87,19 @@ NO_NOISE_OR_MASKS: dict[str, Any] = {"noise_p": 0.0, "time_masks": 0, "feature_m
 #: An epoch is every fragment of every training clip (``epoch_mode="fragments"``: ~160 steps on GTZAN,
 #: so the step-counted L-softmax lambda anneals as in the paper); the loss is unweighted.
 MUSICNEXT: dict[str, Any] = dict(
-    optimizer="adam", lr=1e-4, weight_decay=0.0, schedule="constant", batch_size=50, epochs=50,
-    augment=True, time_flip=0.5, **NO_NOISE_OR_MASKS, normalize="global", select_metric="last",
-    epoch_mode="fragments", class_weights="none",
+    optimizer="adam",
+    lr=1e-4,
+    weight_decay=0.0,
+    schedule="constant",
+    batch_size=50,
+    epochs=50,
+    augment=True,
+    time_flip=0.5,
+    **NO_NOISE_OR_MASKS,
+    normalize="global",
+    select_metric="last",
+    epoch_mode="fragments",
+    class_weights="none",
 )
 
 #: NNET1/NNET2/MixNet (Bonato et al.; their code's values, which produced their logs): Adam, batch 64
@@ -88,16 +109,35 @@ MUSICNEXT: dict[str, Any] = dict(
 #: an unweighted loss. Their waveform noise and masks are approximated in the feature domain; MixNet
 #: (and NNET2 on a wave+mfcc store) masks only the MFCC half of each frame (``augment.Augment.feature_span``).
 NNET: dict[str, Any] = dict(
-    optimizer="adam", schedule="constant", batch_size=64, epochs=100, select_metric="loss", patience=20, min_delta=0.01,
-    augment=True, noise_p=0.5, feature_masks=0, eval_unit="middle", class_weights="none",
+    optimizer="adam",
+    schedule="constant",
+    batch_size=64,
+    epochs=100,
+    select_metric="loss",
+    patience=20,
+    min_delta=0.01,
+    augment=True,
+    noise_p=0.5,
+    feature_masks=0,
+    eval_unit="middle",
+    class_weights="none",
 )
 #: NNET1's augmentation of the waveform (noise on half the windows, one time mask of at most 15 %)
 NNET1_WAVE: dict[str, Any] = dict(noise_p=0.5, time_masks=1, time_mask_frac=0.15, feature_masks=0)
 NNET1: dict[str, Any] = dict(NNET, model="nnet1", lr=1e-4, weight_decay=0.005, **NNET1_WAVE)
 #: NNET2's masks: up to 30 of the 256 frames and up to 2 of the 20 coefficients; on a wave+mfcc store on
 #: the MFCC half only, the waveform half getting NNET1's augmentation (MixNet's two inputs)
-NNET2: dict[str, Any] = dict(NNET, model="nnet2", lr=5e-5, weight_decay=0.005, time_masks=1, time_mask_frac=30 / 256,
-                             feature_masks=1, feature_mask_frac=2 / 20, wave_augment=NNET1_WAVE)
+NNET2: dict[str, Any] = dict(
+    NNET,
+    model="nnet2",
+    lr=5e-5,
+    weight_decay=0.005,
+    time_masks=1,
+    time_mask_frac=30 / 256,
+    feature_masks=1,
+    feature_mask_frac=2 / 20,
+    wave_augment=NNET1_WAVE,
+)
 MIXNET: dict[str, Any] = dict(NNET2, model="mixnet", batch_size=32, weight_decay=0.0)
 
 #: FCN-5 and MsE-CNN (Won et al.'s PyTorch recipe for the tagging CNNs; the MsE-CNN paper gives none):
@@ -106,8 +146,15 @@ MIXNET: dict[str, Any] = dict(NNET2, model="mixnet", batch_size=32, weight_decay
 #: 200 epochs; the checkpoint with the lowest validation loss; no augmentation; one 29.12 s clip; BCE
 #: without tag weights (tags: --pos-weight off) and, on a genre store, an unweighted loss.
 FCN: dict[str, Any] = dict(
-    optimizer="adam", lr=1e-4, weight_decay=1e-4, batch_size=16, epochs=200, schedule="stages",
-    stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)), select_metric="loss", augment=False,
+    optimizer="adam",
+    lr=1e-4,
+    weight_decay=1e-4,
+    batch_size=16,
+    epochs=200,
+    schedule="stages",
+    stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)),
+    select_metric="loss",
+    augment=False,
     class_weights="none",
 )
 
@@ -131,7 +178,10 @@ def _recipe(name: str) -> Callable[..., TrainConfig]:
 
 
 PRESETS: dict[str, Callable[..., TrainConfig]] = {
-    "paper": paper, "tiny": tiny, "small": small, **{f"{name}-paper": _recipe(name) for name in RECIPES},
+    "paper": paper,
+    "tiny": tiny,
+    "small": small,
+    **{f"{name}-paper": _recipe(name) for name in RECIPES},
 }
 
 
@@ -165,6 +215,8 @@ def preset(name: str, store: str, **overrides: Any) -> TrainConfig:
     """
     if name not in PRESETS:
         raise UserError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}")
-    if overrides.get("model") is not None:  # what the model's registry entry changes in any preset (e.g. the probe: no augmentation)
+    if (
+        overrides.get("model") is not None
+    ):  # what the model's registry entry changes in any preset (e.g. the probe: no augmentation)
         overrides = {**get(overrides["model"]).preset_changes, **overrides}
     return PRESETS[name](store, **overrides)

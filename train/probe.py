@@ -27,7 +27,7 @@ from mrnet.train.evaluate import evaluate
 from mrnet.train.models.linear import stats_pool
 from mrnet.train.runs import RunFolder, save_checkpoint
 
-GRID = tuple(10.0 ** k for k in range(-4, 4))  # C = 1e-4 ... 1e3
+GRID = tuple(10.0**k for k in range(-4, 4))  # C = 1e-4 ... 1e3
 
 
 def _statistics(model, store: FeatureStore, tracks, positions: list[int]) -> np.ndarray:
@@ -41,8 +41,18 @@ def _statistics(model, store: FeatureStore, tracks, positions: list[int]) -> np.
     return np.stack(rows)
 
 
-def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], model, weights: torch.Tensor, evals: dict,
-        genres: list[str], reporter) -> dict:
+def fit(
+    cfg,
+    run: RunFolder,
+    store: FeatureStore,
+    splits,
+    positions: list[int],
+    model,
+    weights: torch.Tensor,
+    evals: dict,
+    genres: list[str],
+    reporter,
+) -> dict:
     """Fit the probe for every C, keep the validation-chosen one, write the report; returns it."""
     from sklearn.linear_model import LogisticRegression
 
@@ -58,7 +68,9 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
     reporter.start(run=run.path, description=splits.description, epochs=len(GRID), done=0, steps=1)
     for i, c in enumerate(GRID):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lbfgs convergence notes at large C: the validation metric judges the result
+            warnings.simplefilter(
+                "ignore"
+            )  # lbfgs convergence notes at large C: the validation metric judges the result
             clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(z, y)
         coef = np.zeros((len(genres), z.shape[1]))
         bias = np.zeros(len(genres))
@@ -66,7 +78,9 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
             coef[clf.classes_[1]], bias[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
         else:
             coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
-        bias[np.setdiff1d(np.arange(len(genres)), clf.classes_)] = -1e4  # a class absent from training is never predicted
+        bias[
+            np.setdiff1d(np.arange(len(genres)), clf.classes_)
+        ] = -1e4  # a class absent from training is never predicted
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(coef))
             model.head.bias.copy_(torch.from_numpy(bias))
@@ -75,13 +89,22 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
         record.update(train_loss=m["loss"], train_accuracy=m["accuracy"])
         for name in ("valid", "test") if cfg.test_curve else ("valid",):
             m = evaluate(model, evals[name], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights)
-            record.update({f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"], f"{name}_macro_f1": m["macro_f1"]})
+            record.update(
+                {f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"], f"{name}_macro_f1": m["macro_f1"]}
+            )
         value = record[f"valid_{cfg.select_metric}"]
-        record["best"] = best is None or value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
+        record["best"] = (
+            best is None or value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
+        )
         if record["best"]:
             best = {"epoch": i + 1, "metric": value, "loss": record["valid_loss"], "C": c}
-            best_state = {"model": {k: v.clone() for k, v in model.state_dict().items()}, keys.MODEL_NAME: cfg.model, "epoch": i + 1,
-                          "valid": {k: v for k, v in record.items() if k.startswith("valid_")}, "C": c}
+            best_state = {
+                "model": {k: v.clone() for k, v in model.state_dict().items()},
+                keys.MODEL_NAME: cfg.model,
+                "epoch": i + 1,
+                "valid": {k: v for k, v in record.items() if k.startswith("valid_")},
+                "C": c,
+            }
         now = time.time()
         record["seconds"] = round(now - began, 3)  # this C's fit and evaluation (the first also the tracks' statistics)
         record["elapsed"] = round(now - started, 3)  # since the probe began: metrics.jsonl's seconds add up to it
@@ -91,15 +114,46 @@ def fit(cfg, run: RunFolder, store: FeatureStore, splits, positions: list[int], 
         reporter.epoch(record)
     reporter.end()
     save_checkpoint(run.best, best_state)
-    save_checkpoint(run.last, {"model": best_state["model"], keys.MODEL_NAME: cfg.model, "epoch": len(GRID), "history": history, "best": best})
+    save_checkpoint(
+        run.last,
+        {
+            "model": best_state["model"],
+            keys.MODEL_NAME: cfg.model,
+            "epoch": len(GRID),
+            "history": history,
+            "best": best,
+        },
+    )
     model.load_state_dict(best_state["model"])
-    kept = {part: evaluate(model, evals[part], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights, keep=True)
-            for part in ("valid", "test")}
+    kept = {
+        part: evaluate(
+            model, evals[part], num_classes=len(genres), device=torch.device("cpu"), class_weights=weights, keep=True
+        )
+        for part in ("valid", "test")
+    }
     test = kept["test"]
-    predictions.write(run.path / predictions.FILE, predictions.of_run(kept, evals, {"valid": splits.valid, "test": splits.test},
-                      batch_size=cfg.eval_batch_size, fold=cfg.fold, seed=cfg.seed, labels=genres))
-    result = reports.build(cfg=cfg, run=run, store=run.store_info(), history=history, best=best_state, test=test, model=model,
-                           class_weights=weights.tolist())
+    predictions.write(
+        run.path / predictions.FILE,
+        predictions.of_run(
+            kept,
+            evals,
+            {"valid": splits.valid, "test": splits.test},
+            batch_size=cfg.eval_batch_size,
+            fold=cfg.fold,
+            seed=cfg.seed,
+            labels=genres,
+        ),
+    )
+    result = reports.build(
+        cfg=cfg,
+        run=run,
+        store=run.store_info(),
+        history=history,
+        best=best_state,
+        test=test,
+        model=model,
+        class_weights=weights.tolist(),
+    )
     result["selection"]["C"] = best["C"]
     result["selection"]["grid"] = list(GRID)
     reports.write(run, result)

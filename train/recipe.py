@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch.nn.functional as F
 
@@ -29,11 +29,19 @@ from mrnet.train.augment import Augment, PartAugment
 from mrnet.train.augment import for_run as augmentation
 from mrnet.train.config import parse_eval_unit
 from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, fragments, track_targets
-from mrnet.train.evaluate import Stopped, autocast, evaluate
 from mrnet.train.estimate import StepTimer
+from mrnet.train.evaluate import Stopped, autocast, evaluate
 from mrnet.train.events import EventLog
 from mrnet.train.loader import EpochBatches, make_loader, steps_per_epoch
-from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, rng_state, save_checkpoint, seed_everything, set_rng_state
+from mrnet.train.runs import (
+    RunFolder,
+    load_checkpoint,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from mrnet.train.selection import Patience, improves
 from mrnet.train.setup import RunParts, crop_frames, eval_loader, make_optimizer, make_scheduler, next_stage
 from mrnet.train.state import TrainState
@@ -46,12 +54,25 @@ class Interrupted(Exception):
     """Training stopped (Ctrl-C) after saving a checkpoint it can resume from."""
 
     def __init__(self, run: Path, epoch: int, step: int):
-        super().__init__(f"stopped in epoch {epoch + 1} after {step} batch{'' if step == 1 else 'es'}; checkpoint saved in {run}")
+        super().__init__(
+            f"stopped in epoch {epoch + 1} after {step} batch{'' if step == 1 else 'es'}; checkpoint saved in {run}"
+        )
         self.run, self.epoch, self.step = run, epoch, step
 
 
-def train_step(model, optimizer, weights, x, y, device, bf16: bool, augment: Augment | PartAugment | None = None,
-               plan: dict | None = None, multilabel: bool = False, share: distributed.Share | None = None) -> tuple[float, int]:
+def train_step(
+    model,
+    optimizer,
+    weights,
+    x,
+    y,
+    device,
+    bf16: bool,
+    augment: Augment | PartAugment | None = None,
+    plan: dict | None = None,
+    multilabel: bool = False,
+    share: distributed.Share | None = None,
+) -> tuple[float, int]:
     """One optimisation step on a batch: (loss, correct predictions; 0 for tags).
 
     Single-label: class-weighted cross-entropy. Multi-label: binary cross-entropy per tag (``weights``,
@@ -103,11 +124,31 @@ class Recipe:
     """Gradient training of one split in ``run`` from what ``parts`` built; in a process group every
     rank makes one, and rank 0 writes the run folder (train/distributed.py)."""
 
-    def __init__(self, parts: RunParts, run: RunFolder, store: FeatureStore, *, resume: bool, reporter, should_stop: StopCheck | None):
-        self.parts, self.cfg, self.folder, self.reporter, self.should_stop = parts, parts.cfg, run, reporter, should_stop
+    def __init__(
+        self,
+        parts: RunParts,
+        run: RunFolder,
+        store: FeatureStore,
+        *,
+        resume: bool,
+        reporter,
+        should_stop: StopCheck | None,
+    ):
+        self.parts, self.cfg, self.folder, self.reporter, self.should_stop = (
+            parts,
+            parts.cfg,
+            run,
+            reporter,
+            should_stop,
+        )
         self.ranks = distributed.ranks()
         built = parts.built
-        self.model, self.weights, self.optimizer, self.scheduler = built.model, built.class_weights, built.optimizer, built.scheduler
+        self.model, self.weights, self.optimizer, self.scheduler = (
+            built.model,
+            built.class_weights,
+            built.optimizer,
+            built.scheduler,
+        )
         self.device, self.bf16, self.multilabel = parts.device, parts.bf16, parts.multilabel
         self.state = self._restore() if resume else TrainState()
         self.patience = Patience(self.cfg.select_metric, self.cfg.patience, self.cfg.min_delta)
@@ -115,10 +156,15 @@ class Recipe:
             self.patience.best, self.patience.stale = self.state.patience["best"], self.state.patience["stale"]
         if self.ranks.main:
             run.rewrite_metrics(self.state.history)
-        self.trainer = distributed.wrap(self.model, self.device, sync_bn=self.cfg.sync_bn)  # the model itself in one process
+        self.trainer = distributed.wrap(
+            self.model, self.device, sync_bn=self.cfg.sync_bn
+        )  # the model itself in one process
         self._data(store)
-        self.scores = (("loss", *HEADLINE[MULTI], "macro_f1", "precision", "recall", "threshold") if self.multilabel
-                       else ("loss", "accuracy", "macro_f1"))
+        self.scores = (
+            ("loss", *HEADLINE[MULTI], "macro_f1", "precision", "recall", "threshold")
+            if self.multilabel
+            else ("loss", "accuracy", "macro_f1")
+        )
 
     def _restore(self) -> TrainState:
         """The model, optimizer, scheduler and RNGs of ``last.pt``, and its training state."""
@@ -136,8 +182,10 @@ class Recipe:
         if len(every) != ranks.world:
             if ranks.rank:
                 seed_everything(cfg.seed * 1_000_003 + ranks.rank + 7919 * state.epoch)
-            reporter.note(f"the checkpoint was written by {len(every)} process(es), this run has {ranks.world}: it continues "
-                          "with the same data order, but dropout draws differ from an uninterrupted run")
+            reporter.note(
+                f"the checkpoint was written by {len(every)} process(es), this run has {ranks.world}: it continues "
+                "with the same data order, but dropout draws differ from an uninterrupted run"
+            )
         if state.stopped is not None and cfg.epochs > state.epoch:
             reporter.note(f"{self.folder.path} stopped early at epoch {state.stopped} (--patience): it is not extended")
         reporter.note(f"resuming {self.folder.path} at epoch {state.epoch + 1}, batch {state.step}")
@@ -147,20 +195,42 @@ class Recipe:
         """Random crops for training; for evaluation, each track's unit (whole, centre crop or chunks)."""
         cfg, parts, location = self.cfg, self.parts, store.location
         crop = crop_frames(cfg, store.provenance.frame_rate, self.model)
-        train = fragments(parts.splits.train, crop) if cfg.epoch_mode == "fragments" else parts.splits.train  # the epoch's items
-        self.targets = {name: track_targets(part, parts.labels if self.multilabel else None)
-                        for name, part in {**parts.splits.parts(), "train": train}.items()}
+        train = (
+            fragments(parts.splits.train, crop) if cfg.epoch_mode == "fragments" else parts.splits.train
+        )  # the epoch's items
+        self.targets = {
+            name: track_targets(part, parts.labels if self.multilabel else None)
+            for name, part in {**parts.splits.parts(), "train": train}.items()
+        }
         self.augment = augmentation(cfg, store.provenance.feature, store.provenance.dim)
         kind, n = parse_eval_unit(cfg.eval_unit)
         unit = EvalUnit(kind, crop=crop, chunks=n)
-        self.train_set = CropDataset(location, train, parts.positions, crop=crop, seed=cfg.seed, augment=self.augment,
-                                     targets=self.targets["train"], check_reads=cfg.check_reads)
-        self.evals = {name: eval_loader(TrackDataset(location, part, parts.positions, unit=unit, targets=self.targets[name],
-                                                     check_reads=cfg.check_reads), cfg, self.device)
-                      for name, part in (("valid", parts.splits.valid), ("test", parts.splits.test))}
+        self.train_set = CropDataset(
+            location,
+            train,
+            parts.positions,
+            crop=crop,
+            seed=cfg.seed,
+            augment=self.augment,
+            targets=self.targets["train"],
+            check_reads=cfg.check_reads,
+        )
+        self.evals = {
+            name: eval_loader(
+                TrackDataset(
+                    location, part, parts.positions, unit=unit, targets=self.targets[name], check_reads=cfg.check_reads
+                ),
+                cfg,
+                self.device,
+            )
+            for name, part in (("valid", parts.splits.valid), ("test", parts.splits.test))
+        }
         self.steps = steps_per_epoch(len(self.train_set), cfg.batch_size)
-        self.events = EventLog(self.folder.path / "tensorboard" if self.ranks.main else None, steps_per_epoch=self.steps,
-                               start_step=self.state.epoch * self.steps + self.state.step)
+        self.events = EventLog(
+            self.folder.path / "tensorboard" if self.ranks.main else None,
+            steps_per_epoch=self.steps,
+            start_step=self.state.epoch * self.steps + self.state.step,
+        )
         if self.events.missing:
             self.reporter.note(self.events.missing)
 
@@ -169,7 +239,13 @@ class Recipe:
     def run(self) -> dict:
         """Train the epochs still to go, then report the validation-selected model on test."""
         cfg, state = self.cfg, self.state
-        self.reporter.start(run=self.folder.path, description=self.parts.splits.description, epochs=cfg.epochs, done=state.epoch, steps=self.steps)
+        self.reporter.start(
+            run=self.folder.path,
+            description=self.parts.splits.description,
+            epochs=cfg.epochs,
+            done=state.epoch,
+            steps=self.steps,
+        )
         with ctrl_c_flag() as self.ctrl_c:
             try:
                 while state.epoch < cfg.epochs and state.stopped is None:
@@ -198,14 +274,32 @@ class Recipe:
         if state.step == 0 and epoch in {e for e, _, _ in cfg.stages}:
             self.optimizer, self.scheduler = next_stage(cfg, self.model, self.folder, epoch, self.reporter)
         self.model.train()
-        timer = (StepTimer(steps=self.steps, epochs=cfg.epochs, model=cfg.model)
-                 if epoch == 0 and state.step == 0 and self.device.type == "cpu" and self.ranks.main else None)
+        timer = (
+            StepTimer(steps=self.steps, epochs=cfg.epochs, model=cfg.model)
+            if epoch == 0 and state.step == 0 and self.device.type == "cpu" and self.ranks.main
+            else None
+        )
         batches = EpochBatches(len(self.train_set), cfg.batch_size, seed=cfg.seed, epoch=epoch, skip=state.step)
-        parts = distributed.split_epoch(batches, self.targets["train"], self.weights, self.multilabel)  # this rank's share of each batch
-        loader = make_loader(self.train_set, [mine for mine, _, _ in parts], num_workers=cfg.num_workers, device=self.device, seed=epoch)
+        parts = distributed.split_epoch(
+            batches, self.targets["train"], self.weights, self.multilabel
+        )  # this rank's share of each batch
+        loader = make_loader(
+            self.train_set, [mine for mine, _, _ in parts], num_workers=cfg.num_workers, device=self.device, seed=epoch
+        )
         for (x, y, plan), (_, size, part) in zip(loader, parts):
-            value, correct = train_step(self.trainer, self.optimizer, self.weights, x, y, self.device, self.bf16, self.augment, plan,
-                                        self.multilabel, part)
+            value, correct = train_step(
+                self.trainer,
+                self.optimizer,
+                self.weights,
+                x,
+                y,
+                self.device,
+                self.bf16,
+                self.augment,
+                plan,
+                self.multilabel,
+                part,
+            )
             stop = self.ctrl_c() or bool(self.should_stop and self.should_stop(epoch, state.step + 1))
             total, correct, count, stop = distributed.reduce_step(value, size, correct, len(y), stop)  # over the ranks
             if not math.isfinite(total):
@@ -219,7 +313,11 @@ class Recipe:
                 self.reporter.note(note)
             if stop:
                 raise Stopped
-        record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": state.loss_sum / max(state.seen, 1)}
+        record = {
+            "epoch": epoch + 1,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": state.loss_sum / max(state.seen, 1),
+        }
         if not self.multilabel:
             record["train_accuracy"] = state.correct / max(state.seen, 1)
         return record
@@ -228,14 +326,23 @@ class Recipe:
         """The run stops at a non-finite loss: its weights are spoiled, so nothing of this epoch is saved,
         and what was written before (metrics.jsonl, the last end-of-epoch checkpoint, best.pt) stays."""
         cfg = self.cfg
-        rates = f"--lr {cfg.lr:g}" + (f", --lr-min {cfg.lr_min:g}" if cfg.schedule == "cosine" else "") + \
-            (f", --stage {' '.join(f'{e}:{o}:{lr:g}' for e, o, lr in cfg.stages)}" if cfg.stages else "")
-        kept = f"epochs 1-{epoch} and their checkpoint are kept in {self.folder.path}" if epoch else f"nothing was checkpointed in {self.folder.path}"
-        return UserError(f"training diverged: the loss of batch {step} of epoch {epoch + 1} is {loss} (not a finite number); {kept}. "
-                         f"The usual cause is a learning rate too high ({rates}): start a new run with a lower --lr "
-                         f"(resuming would diverge again). Features that are not finite would do it too: mrnet-store verify {cfg.store}")
+        rates = (
+            f"--lr {cfg.lr:g}"
+            + (f", --lr-min {cfg.lr_min:g}" if cfg.schedule == "cosine" else "")
+            + (f", --stage {' '.join(f'{e}:{o}:{lr:g}' for e, o, lr in cfg.stages)}" if cfg.stages else "")
+        )
+        kept = (
+            f"epochs 1-{epoch} and their checkpoint are kept in {self.folder.path}"
+            if epoch
+            else f"nothing was checkpointed in {self.folder.path}"
+        )
+        return UserError(
+            f"training diverged: the loss of batch {step} of epoch {epoch + 1} is {loss} (not a finite number); {kept}. "
+            f"The usual cause is a learning rate too high ({rates}): start a new run with a lower --lr "
+            f"(resuming would diverge again). Features that are not finite would do it too: mrnet-store verify {cfg.store}"
+        )
 
-    def shown(self, part: str) -> "Shown":
+    def shown(self, part: str) -> Shown:
         """The evaluation batches of split ``part``, each reported as it is scored (the display's progress)."""
         return Shown(self.evals[part], part, self.reporter)
 
@@ -243,9 +350,18 @@ class Recipe:
         """Metrics of split ``part``, sharded over the ranks and gathered in one-process order."""
         if not self.cfg.sync_bn:
             distributed.broadcast_buffers(self.model)
-        return evaluate(self.model, self.shown(part), num_classes=len(self.parts.labels), device=self.device, class_weights=self.weights,
-                        multilabel=self.multilabel, threshold=threshold, bf16=self.bf16, stop=None if self.ranks.many else self.ctrl_c,
-                        gather=distributed.gather_batches)
+        return evaluate(
+            self.model,
+            self.shown(part),
+            num_classes=len(self.parts.labels),
+            device=self.device,
+            class_weights=self.weights,
+            multilabel=self.multilabel,
+            threshold=threshold,
+            bf16=self.bf16,
+            stop=None if self.ranks.many else self.ctrl_c,
+            gather=distributed.gather_batches,
+        )
 
     def evaluate_and_select(self, record: dict) -> None:
         """Validation (and the test curve) into ``record``; a better model is kept as best.pt, and
@@ -261,19 +377,30 @@ class Recipe:
             metric = "loss" if cfg.select_metric == "last" else cfg.select_metric
             state.best = {"epoch": epoch + 1, "metric": record[f"valid_{metric}"], "loss": record["valid_loss"]}
         if record["best"] and self.ranks.main:
-            save_checkpoint(self.folder.best, {keys.MODEL: self.model.state_dict(), keys.MODEL_NAME: cfg.model, keys.EPOCH: epoch + 1,
-                                            keys.VALID: {k: v for k, v in record.items() if k.startswith("valid_")}})
+            save_checkpoint(
+                self.folder.best,
+                {
+                    keys.MODEL: self.model.state_dict(),
+                    keys.MODEL_NAME: cfg.model,
+                    keys.EPOCH: epoch + 1,
+                    keys.VALID: {k: v for k, v in record.items() if k.startswith("valid_")},
+                },
+            )
         if self.patience.update(record) and epoch + 1 < cfg.epochs:
             state.stopped = epoch + 1
             watched = self.patience.metric if cfg.select_metric != "last" else "loss"
-            self.reporter.note(f"stopped early after epoch {epoch + 1}: validation {watched} has not improved by more than "
-                               f"{cfg.min_delta:g} for {cfg.patience} evaluations (--patience)")
+            self.reporter.note(
+                f"stopped early after epoch {epoch + 1}: validation {watched} has not improved by more than "
+                f"{cfg.min_delta:g} for {cfg.patience} evaluations (--patience)"
+            )
 
     def end_epoch(self, record: dict) -> None:
         """Step the schedule, record the epoch (metrics.jsonl) and checkpoint it."""
         cfg, epoch = self.cfg, self.state.epoch
         if epoch + 1 <= (cfg.schedule_epochs or cfg.epochs):  # an extended run's added epochs stay at lr_min
-            with warnings.catch_warnings():  # resumed after the epoch's last batch: no optimizer.step() in this process yet
+            with (
+                warnings.catch_warnings()
+            ):  # resumed after the epoch's last batch: no optimizer.step() in this process yet
                 warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step\\(\\)` before")
                 self.scheduler.step()
         self.state.end_epoch(record)
@@ -290,9 +417,18 @@ class Recipe:
         rngs = distributed.gather(rng_state())
         if self.ranks.main:
             self.state.patience = self.patience.state()
-            save_checkpoint(self.folder.last, {keys.MODEL: self.model.state_dict(), keys.MODEL_NAME: self.cfg.model, keys.OPTIMIZER: self.optimizer.state_dict(),
-                                            keys.SCHEDULER: self.scheduler.state_dict(), keys.RNG: rngs[0],
-                                            **({keys.RNG_RANKS: rngs} if self.ranks.many else {}), **self.state.to_checkpoint()})
+            save_checkpoint(
+                self.folder.last,
+                {
+                    keys.MODEL: self.model.state_dict(),
+                    keys.MODEL_NAME: self.cfg.model,
+                    keys.OPTIMIZER: self.optimizer.state_dict(),
+                    keys.SCHEDULER: self.scheduler.state_dict(),
+                    keys.RNG: rngs[0],
+                    **({keys.RNG_RANKS: rngs} if self.ranks.many else {}),
+                    **self.state.to_checkpoint(),
+                },
+            )
         distributed.barrier()  # on disk before any rank reads it (a new stage, the final report)
 
     def final_report(self) -> dict:
@@ -300,19 +436,50 @@ class Recipe:
         best = load_checkpoint(self.folder.best)
         load_weights(self.model, best, self.folder.best, self.cfg)
         threshold = best[keys.VALID].get("valid_threshold")
-        kept = {part: evaluate(self.model, self.shown(part), num_classes=len(self.parts.labels), device=self.device,
-                               class_weights=self.weights, multilabel=self.multilabel, threshold=threshold, bf16=self.bf16,
-                               gather=distributed.gather_batches, keep=True) for part in ("valid", "test")}
+        kept = {
+            part: evaluate(
+                self.model,
+                self.shown(part),
+                num_classes=len(self.parts.labels),
+                device=self.device,
+                class_weights=self.weights,
+                multilabel=self.multilabel,
+                threshold=threshold,
+                bf16=self.bf16,
+                gather=distributed.gather_batches,
+                keep=True,
+            )
+            for part in ("valid", "test")
+        }
         test = kept["test"]
         if not self.ranks.main:
             return {}
         splits = self.parts.splits
-        predictions.write(self.folder.path / predictions.FILE, predictions.of_run(
-            kept, self.evals, {"valid": splits.valid, "test": splits.test}, batch_size=self.cfg.eval_batch_size, fold=self.cfg.fold,
-            seed=self.cfg.seed, labels=self.parts.labels, threshold=threshold))
+        predictions.write(
+            self.folder.path / predictions.FILE,
+            predictions.of_run(
+                kept,
+                self.evals,
+                {"valid": splits.valid, "test": splits.test},
+                batch_size=self.cfg.eval_batch_size,
+                fold=self.cfg.fold,
+                seed=self.cfg.seed,
+                labels=self.parts.labels,
+                threshold=threshold,
+            ),
+        )
         weights = None if self.weights is None else self.weights.tolist()
-        result = reports.build(cfg=self.cfg, run=self.folder, store=self.folder.store_info(), history=self.state.history, best=best, test=test,
-                               model=self.model, class_weights=weights, stopped=self.state.stopped)
+        result = reports.build(
+            cfg=self.cfg,
+            run=self.folder,
+            store=self.folder.store_info(),
+            history=self.state.history,
+            best=best,
+            test=test,
+            model=self.model,
+            class_weights=weights,
+            stopped=self.state.stopped,
+        )
         reports.write(self.folder, result)
         return result
 

@@ -40,7 +40,12 @@ def optimistic(history: list[dict], task: str = SINGLE) -> dict | None:
     if not tested:
         return None
     best = max(tested, key=lambda r: (r[f"test_{first}"], -r["epoch"]))
-    out = {"epoch": best["epoch"], first: best[f"test_{first}"], second: best.get(f"test_{second}"), "note": OPTIMISTIC_NOTE}
+    out = {
+        "epoch": best["epoch"],
+        first: best[f"test_{first}"],
+        second: best.get(f"test_{second}"),
+        "note": OPTIMISTIC_NOTE,
+    }
     if "C" in best:  # the linear probe's grid point
         out |= {"C": best["C"], "note": OPTIMISTIC_NOTE.replace("best epoch", "best C")}
     return out
@@ -60,23 +65,57 @@ def training_seconds(history: list[dict]) -> float:
     return float(sum(r.get("seconds", 0.0) for r in history))
 
 
-def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict], best: dict, test: dict,
-          model: torch.nn.Module, class_weights: list[float] | None, stopped: int | None = None) -> dict:
+def build(
+    *,
+    cfg: TrainConfig,
+    run: RunFolder,
+    store: dict,
+    history: list[dict],
+    best: dict,
+    test: dict,
+    model: torch.nn.Module,
+    class_weights: list[float] | None,
+    stopped: int | None = None,
+) -> dict:
     """The report of one finished run: ``best`` is checkpoints/best.pt, ``test`` its evaluation on the test split."""
     task = task_of(store)
     first, second = HEADLINE[task]
     names = store["genres"]
     if task == MULTI:
-        per_tag = [{"tag": t, "roc_auc": test["roc_auc_per_tag"][i], "pr_auc": test["pr_auc_per_tag"][i], "positives": test["positives"][i]}
-                   for i, t in enumerate(names)]
-        tested = {**{k: test[k] for k in ("loss", "roc_auc", "pr_auc", "precision", "recall", "f1", "macro_f1", "threshold")}, "per_tag": per_tag}
+        per_tag = [
+            {
+                "tag": t,
+                "roc_auc": test["roc_auc_per_tag"][i],
+                "pr_auc": test["pr_auc_per_tag"][i],
+                "positives": test["positives"][i],
+            }
+            for i, t in enumerate(names)
+        ]
+        tested = {
+            **{k: test[k] for k in ("loss", "roc_auc", "pr_auc", "precision", "recall", "f1", "macro_f1", "threshold")},
+            "per_tag": per_tag,
+        }
         labelled = {"tags": names, "pos_weight": dict(zip(names, class_weights)) if class_weights else None}
     else:
-        per_class = [{"genre": g, "precision": test["precision"][i], "recall": test["recall"][i], "f1": test["f1"][i],
-                      "support": test["support"][i]} for i, g in enumerate(names)]
-        tested = {**{k: test[k] for k in ("loss", "accuracy", "macro_f1")}, "per_class": per_class, "confusion": test["confusion"]}
+        per_class = [
+            {
+                "genre": g,
+                "precision": test["precision"][i],
+                "recall": test["recall"][i],
+                "f1": test["f1"][i],
+                "support": test["support"][i],
+            }
+            for i, g in enumerate(names)
+        ]
+        tested = {
+            **{k: test[k] for k in ("loss", "accuracy", "macro_f1")},
+            "per_class": per_class,
+            "confusion": test["confusion"],
+        }
         labelled = {"genres": names, "class_weights": dict(zip(names, class_weights or []))}
-    if "probabilities" in test:  # evaluate(keep=True): each headline number gets its bootstrap interval over test tracks
+    if (
+        "probabilities" in test
+    ):  # evaluate(keep=True): each headline number gets its bootstrap interval over test tracks
         tested["interval"] = stats.intervals(test["truth"], test["probabilities"], HEADLINE[task])
     valid_keys = ("loss", first, second, "threshold") if task == MULTI else ("loss", first, second)
     return {
@@ -87,20 +126,36 @@ def build(*, cfg: TrainConfig, run: RunFolder, store: dict, history: list[dict],
         "split": store["split"],
         "sizes": store["sizes"],
         "config": cfg.to_json(),
-        "model": {"name": cfg.model, "parameters": count_parameters(model), "parameters_without_head": count_parameters(model, head=False),
-                  "routes": list(getattr(model, "route_names", ())), "variant": getattr(model.cfg, "variant", None)},
+        "model": {
+            "name": cfg.model,
+            "parameters": count_parameters(model),
+            "parameters_without_head": count_parameters(model, head=False),
+            "routes": list(getattr(model, "route_names", ())),
+            "variant": getattr(model.cfg, "variant", None),
+        },
         "normalize": cfg.normalize or "instance",
         "task": task,
         "epochs_trained": len(history),
         "training_seconds": round(training_seconds(history), 1),
-        "selection": {"split": "valid", "metric": cfg.select_metric, "epoch": best["epoch"], "stopped_early": stopped, "note": SELECTION_NOTE},
+        "selection": {
+            "split": "valid",
+            "metric": cfg.select_metric,
+            "epoch": best["epoch"],
+            "stopped_early": stopped,
+            "note": SELECTION_NOTE,
+        },
         "valid": {k: best["valid"].get(f"valid_{k}") for k in valid_keys},
         "test": tested,
         "optimistic": optimistic(history, task),
         **labelled,
-        "route_weights": dict(zip(model.route_names, model.route_weights.detach().float().cpu().tolist())) if hasattr(model, "route_weights") else {},
-        "layer_weights": ({str(layer): w for layer, w in zip(store["layers"], model.layer_weights.detach().float().cpu().tolist())}
-                          if hasattr(model, "layer_weights") else {}),
+        "route_weights": dict(zip(model.route_names, model.route_weights.detach().float().cpu().tolist()))
+        if hasattr(model, "route_weights")
+        else {},
+        "layer_weights": (
+            {str(layer): w for layer, w in zip(store["layers"], model.layer_weights.detach().float().cpu().tolist())}
+            if hasattr(model, "layer_weights")
+            else {}
+        ),
     }
 
 
@@ -116,9 +171,15 @@ def write(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> 
 def fold_row(k: int, report: dict) -> dict:
     first, second = HEADLINE[task_of(report)]
     opt = report["optimistic"] or {}
-    return {"fold": k, "best_epoch": report["selection"]["epoch"], f"valid_{first}": report["valid"][first],
-            f"test_{first}": report["test"][first], f"test_{second}": report["test"][second],
-            f"optimistic_{first}": opt.get(first), f"optimistic_{second}": opt.get(second)}
+    return {
+        "fold": k,
+        "best_epoch": report["selection"]["epoch"],
+        f"valid_{first}": report["valid"][first],
+        f"test_{first}": report["test"][first],
+        f"test_{second}": report["test"][second],
+        f"optimistic_{first}": opt.get(first),
+        f"optimistic_{second}": opt.get(second),
+    }
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -135,13 +196,22 @@ def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
     """The top-level report of a ``--folds all`` run."""
     first = fold_reports[0]
     task = task_of(first)
-    report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"], "task": task,
-              "split": f"{len(fold_reports)}-fold cross-validation", "config": {**first["config"], "fold": None, "all_folds": True},
-              "selection": first["selection"] | {"epoch": None},
-              "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in fold_reports), 1),
-              **({"tags": first["tags"]} if task == MULTI else {"genres": first["genres"]}),
-              **aggregate([fold_row(k, r) for k, r in enumerate(fold_reports)])}
-    if task == SINGLE:  # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
+    report = {
+        "run": str(run.path),
+        "store": first["store"],
+        "dataset": first["dataset"],
+        "feature": first["feature"],
+        "task": task,
+        "split": f"{len(fold_reports)}-fold cross-validation",
+        "config": {**first["config"], "fold": None, "all_folds": True},
+        "selection": first["selection"] | {"epoch": None},
+        "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in fold_reports), 1),
+        **({"tags": first["tags"]} if task == MULTI else {"genres": first["genres"]}),
+        **aggregate([fold_row(k, r) for k, r in enumerate(fold_reports)]),
+    }
+    if (
+        task == SINGLE
+    ):  # every track is in exactly one test fold, so the folds' test confusions add up to one over the whole dataset
         confusion = np.sum([np.asarray(r["test"]["confusion"]) for r in fold_reports], axis=0)
         report["test_all_folds"] = {**scores(confusion), "confusion": confusion.tolist()}
     every = pooled([run.fold(k).path / predictions.FILE for k in range(len(fold_reports))], task)
@@ -159,22 +229,40 @@ def pooled(files: list[Path], task: str) -> dict | None:
     frame = pl.concat([predictions.read(f).filter(pl.col("split") == "test") for f in files], how="vertical")
     truth, probs = predictions.truth(frame), predictions.probabilities(frame)
     names = HEADLINE[task]
-    return {**{m: stats.metric(m, truth, probs) for m in names}, "interval": stats.intervals(truth, probs, names), "tracks": frame.height}
+    return {
+        **{m: stats.metric(m, truth, probs) for m in names},
+        "interval": stats.intervals(truth, probs, names),
+        "tracks": frame.height,
+    }
 
 
 def write_folds(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> None:
     """report.json, report.md, fingerprint.json and the plots (in each of ``formats``) of a ``--folds all`` run."""
     report["probe"] = probe_for(run.path, report)
     task = task_of(report)
-    chance = 0.5 if task == MULTI else 1 / len(report["genres"])  # ROC-AUC of a random score; accuracy of one class of K
-    plots.save_figure(plots.folds_figure(report["folds"], report["mean"], report["std"], chance=chance, metrics=HEADLINE[task]),
-                      run.plots / "folds.png", formats)
+    chance = (
+        0.5 if task == MULTI else 1 / len(report["genres"])
+    )  # ROC-AUC of a random score; accuracy of one class of K
+    plots.save_figure(
+        plots.folds_figure(report["folds"], report["mean"], report["std"], chance=chance, metrics=HEADLINE[task]),
+        run.plots / "folds.png",
+        formats,
+    )
     if "confusion" in report.get("test_all_folds", {}):
-        plots.save_figure(plots.confusion_figure(np.asarray(report["test_all_folds"]["confusion"]), report["genres"],
-                                                 title="test confusion, all folds (every track once; rows normalised)"), run.plots / "confusion.png", formats)
+        plots.save_figure(
+            plots.confusion_figure(
+                np.asarray(report["test_all_folds"]["confusion"]),
+                report["genres"],
+                title="test confusion, all folds (every track once; rows normalised)",
+            ),
+            run.plots / "confusion.png",
+            formats,
+        )
     folds = [run.fold(k).report() for k in range(report["n"]) if run.fold(k).finished]
     if folds and all(f.get("route_weights") for f in folds):  # the weights of every fold: their mean and spread
-        plots.plot_weights(run.plots / "weights.png", [f["route_weights"] for f in folds], [f["layer_weights"] for f in folds], formats)
+        plots.plot_weights(
+            run.plots / "weights.png", [f["route_weights"] for f in folds], [f["layer_weights"] for f in folds], formats
+        )
     if (run.path / "config.json").is_file():
         fingerprint.write(run.path)
     write_json(run.report_file, report)
@@ -204,8 +292,11 @@ def probe_for(path: Path, report: dict) -> dict | None:
             if "folds" in report:
                 if "folds" not in theirs or theirs["n"] != report["n"]:
                     continue
-                row = {"test_accuracy": theirs["mean"]["test_accuracy"], "test_macro_f1": theirs["mean"]["test_macro_f1"],
-                       "test_accuracy_std": theirs["std"]["test_accuracy"]}
+                row = {
+                    "test_accuracy": theirs["mean"]["test_accuracy"],
+                    "test_macro_f1": theirs["mean"]["test_macro_f1"],
+                    "test_accuracy_std": theirs["std"]["test_accuracy"],
+                }
             else:
                 if "folds" in theirs or (theirs["split"], theirs["sizes"]) != (report["split"], report["sizes"]):
                     continue
@@ -243,6 +334,8 @@ def rerender(path: Path, formats: tuple[str, ...] = ("png",)) -> dict | None:
     else:
         if "interval" not in report["test"] and (run.path / predictions.FILE).is_file():
             kept = predictions.read(run.path / predictions.FILE).filter(pl.col("split") == "test")
-            report["test"]["interval"] = stats.intervals(predictions.truth(kept), predictions.probabilities(kept), HEADLINE[task_of(report)])
+            report["test"]["interval"] = stats.intervals(
+                predictions.truth(kept), predictions.probabilities(kept), HEADLINE[task_of(report)]
+            )
         write(run, report, formats)
     return report

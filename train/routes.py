@@ -55,8 +55,14 @@ def routes_figure(runs: dict[str, dict[str, float]]) -> Figure:
     ax.set_ylabel("W / mean(W)  (dashed: initial value)")
     ax.set_title("MRNet route weights W per run (paper Fig. 3)", pad=12 + 16 * ((len(runs) + 2) // 3))
     ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, len(runs)), frameon=False)
-    fig.text(0.5, -0.01, "W is nearly scale-free: compare the pattern across routes, not the heights across runs (docs/model.md).",
-             ha="center", va="top", fontsize="small")
+    fig.text(
+        0.5,
+        -0.01,
+        "W is nearly scale-free: compare the pattern across routes, not the heights across runs (docs/model.md).",
+        ha="center",
+        va="top",
+        fontsize="small",
+    )
     return fig
 
 

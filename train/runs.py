@@ -83,7 +83,7 @@ class RunFolder:
     report_file = property(lambda self: self.path / "report.json")
     plots = property(lambda self: self.path / "plots")
 
-    def fold(self, k: int) -> "RunFolder":
+    def fold(self, k: int) -> RunFolder:
         return RunFolder(self.path / f"fold-{k}")
 
     @property
@@ -98,18 +98,24 @@ class RunFolder:
         try:
             return TrainConfig.from_json(data)
         except TypeError as err:
-            raise UserError(f"{self.config_file} is not a readable run config ({err}). {self._restore(self.config_file)}") from err
+            raise UserError(
+                f"{self.config_file} is not a readable run config ({err}). {self._restore(self.config_file)}"
+            ) from err
         except UserError as err:
             raise UserError(f"{self.config_file}: {err}. {self._restore(self.config_file)}") from err
 
     def store_info(self) -> dict:
         if not self.store_file.exists():
-            raise UserError(f"{self.path} has no store.json: the run never opened its store. Start it again with mrnet-train --store.")
+            raise UserError(
+                f"{self.path} has no store.json: the run never opened its store. Start it again with mrnet-train --store."
+            )
         return self._object(self.store_file, "the store the run was trained on")
 
     def report(self) -> dict:
         if not self.report_file.exists():
-            raise UserError(f"{self.path} has no report.json: the run has not finished. Resume it: mrnet-train --resume {self.path}")
+            raise UserError(
+                f"{self.path} has no report.json: the run has not finished. Resume it: mrnet-train --resume {self.path}"
+            )
         return self._object(self.report_file, "the run's final metrics")
 
     def _object(self, path: Path, what: str) -> dict:
@@ -119,8 +125,9 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise UserError(f"{path} is not JSON ({err}); it records {what}. {self._restore(path)}") from err
         if not isinstance(data, dict):
-            raise UserError(f"{path} holds a JSON {type(data).__name__}, not the object mrnet-train writes; it records {what}. "
-                            f"{self._restore(path)}")
+            raise UserError(
+                f"{path} holds a JSON {type(data).__name__}, not the object mrnet-train writes; it records {what}. {self._restore(path)}"
+            )
         return data
 
     def _restore(self, path: Path) -> str:
@@ -129,8 +136,13 @@ class RunFolder:
     def clean_temporary(self) -> list[Path]:
         """Delete the temporary files a killed write left in the run folder, its checkpoints/ and plots/
         (``core.files.is_temporary``: the tool's own names only); returns them."""
-        found = [p for folder in (self.path, self.path / "checkpoints", self.plots) if folder.is_dir()
-                 for p in folder.iterdir() if is_temporary(p.name) and p.is_file() and not p.is_symlink()]
+        found = [
+            p
+            for folder in (self.path, self.path / "checkpoints", self.plots)
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if is_temporary(p.name) and p.is_file() and not p.is_symlink()
+        ]
         for p in found:
             p.unlink(missing_ok=True)
         return found
@@ -150,7 +162,11 @@ class RunFolder:
         is damage, refused naming the line."""
         if not self.metrics_file.exists():
             return []
-        lines = [(n, line) for n, line in enumerate(self.metrics_file.read_text(errors="replace").splitlines(), 1) if line.strip()]
+        lines = [
+            (n, line)
+            for n, line in enumerate(self.metrics_file.read_text(errors="replace").splitlines(), 1)
+            if line.strip()
+        ]
         records = []
         for i, (n, line) in enumerate(lines):
             try:
@@ -160,12 +176,19 @@ class RunFolder:
             if isinstance(record, dict):
                 records.append(record)
             elif i == len(lines) - 1:
-                warnings.warn(PartialMetricsLine(f"{self.metrics_file}: its last line (line {n}) is cut short and was left out; "
-                                                 f"the {len(records)} whole epoch record(s) before it are read. mrnet-train --resume "
-                                                 f"{self.path} rewrites the file from its checkpoint."), stacklevel=2)
+                warnings.warn(
+                    PartialMetricsLine(
+                        f"{self.metrics_file}: its last line (line {n}) is cut short and was left out; "
+                        f"the {len(records)} whole epoch record(s) before it are read. mrnet-train --resume "
+                        f"{self.path} rewrites the file from its checkpoint."
+                    ),
+                    stacklevel=2,
+                )
             else:
-                raise UserError(f"{self.metrics_file}: line {n} is not a JSON record: the file is damaged. Restore it from a backup; "
-                                f"mrnet-train --resume {self.path} rewrites it from the run's checkpoint.")
+                raise UserError(
+                    f"{self.metrics_file}: line {n} is not a JSON record: the file is damaged. Restore it from a backup; "
+                    f"mrnet-train --resume {self.path} rewrites it from the run's checkpoint."
+                )
         return records
 
 
@@ -187,15 +210,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint written by ``save_checkpoint`` onto the CPU, or raise ``UserError`` naming the file."""
     if not path.exists():
-        raise UserError(f"{path} is missing: there is no checkpoint to continue from (did the run stop before its first epoch ended?). "
-                        f"Start a new run: delete {path.parent.parent} or pass another --out.")
+        raise UserError(
+            f"{path} is missing: there is no checkpoint to continue from (did the run stop before its first epoch ended?). "
+            f"Start a new run: delete {path.parent.parent} or pass another --out."
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated or foreign files fail in many ways
-        raise UserError(f"{path} is corrupt or not an mrnet checkpoint ({type(err).__name__}: {str(err)[:200]}). "
-                        "Delete the run folder and train again, or restore the file from a backup.") from err
+        raise UserError(
+            f"{path} is corrupt or not an mrnet checkpoint ({type(err).__name__}: {str(err)[:200]}). "
+            "Delete the run folder and train again, or restore the file from a backup."
+        ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not an mrnet training checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, expected {CHECKPOINT_FORMAT}).")
+        raise UserError(
+            f"{path} is not an mrnet training checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, expected {CHECKPOINT_FORMAT})."
+        )
     return state
 
 
@@ -205,14 +234,18 @@ def load_weights(model: torch.nn.Module, checkpoint: dict, path: Path, cfg: Trai
     options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items()) or "its preset's options"
     fix = f"Put the checkpoint {path.name} of this run back (or start a new run)."
     if theirs is not None and theirs != cfg.model:
-        raise UserError(f"{path} holds the weights of a {theirs} model, and this run's config.json trains {cfg.model}: "
-                        f"the checkpoint comes from another run. {fix}")
+        raise UserError(
+            f"{path} holds the weights of a {theirs} model, and this run's config.json trains {cfg.model}: "
+            f"the checkpoint comes from another run. {fix}"
+        )
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)[:200]
-        raise UserError(f"{path} does not fit this run's model ({cfg.model}, {options}): {first}. It holds the weights of "
-                        f"{theirs or 'another model'} or of other options: the checkpoint comes from another run. {fix}") from err
+        raise UserError(
+            f"{path} does not fit this run's model ({cfg.model}, {options}): {first}. It holds the weights of "
+            f"{theirs or 'another model'} or of other options: the checkpoint comes from another run. {fix}"
+        ) from err
 
 
 def rng_state() -> dict:
@@ -220,8 +253,13 @@ def rng_state() -> dict:
     np_state = np.random.get_state(legacy=False)
     return {
         "python": _listify(random.getstate()),
-        "numpy": {"bit_generator": np_state["bit_generator"], "key": np_state["state"]["key"].tolist(),
-                  "pos": int(np_state["state"]["pos"]), "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]},
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": np_state["state"]["key"].tolist(),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -230,8 +268,14 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(_tuplify(state["python"]))
     n = state["numpy"]
-    np.random.set_state({"bit_generator": n["bit_generator"], "state": {"key": np.asarray(n["key"], dtype=np.uint32), "pos": n["pos"]},
-                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": np.asarray(n["key"], dtype=np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

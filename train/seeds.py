@@ -16,8 +16,8 @@ mean over the seeds, from the seeds' pooled test predictions (``pooled_intervals
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -27,8 +27,8 @@ from scipy.stats import bootstrap
 from mrnet.core.errors import UserError
 from mrnet.train import parallel, predictions, stats
 from mrnet.train.config import TrainConfig
-from mrnet.train.loop import Reporter
 from mrnet.train.evaluate import mean_std
+from mrnet.train.loop import Reporter
 from mrnet.train.runs import RunFolder, default_run_dir, write_json
 from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
 
@@ -44,8 +44,14 @@ def seed_configs(cfg: TrainConfig, run: Path) -> dict[int, TrainConfig]:
     return {s: cfg.with_(seed=s, seeds=(), out=str(run / SEED_DIR.format(s)), **scale) for s in cfg.seeds}
 
 
-def train_seeds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: bool = False,
-                train_one: Callable[[TrainConfig], object], resume_one: Callable[[Path], object]) -> Path:
+def train_seeds(
+    cfg: TrainConfig,
+    *,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+    train_one: Callable[[TrainConfig], object],
+    resume_one: Callable[[Path], object],
+) -> Path:
     """Train (or continue) every seed of ``cfg.seeds`` in ``cfg.out``; returns the folder once all have
     finished and the report is written. ``train_one`` / ``resume_one``: how one run starts or continues
     in turn (``launch.train`` / ``launch.resume``)."""
@@ -53,7 +59,9 @@ def train_seeds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: b
     run = RunFolder(Path(cfg.out) if cfg.out else default_run_dir(cfg.store))
     if not resume:
         if run.config_file.exists():
-            raise UserError(f"{run.path} already holds a run. Continue it with mrnet-train --resume {run.path}, or pass another --out.")
+            raise UserError(
+                f"{run.path} already holds a run. Continue it with mrnet-train --resume {run.path}, or pass another --out."
+            )
         cfg = cfg.with_(out=str(run.path))
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.config_file, cfg.to_json())
@@ -61,12 +69,19 @@ def train_seeds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: b
     if todo and parallel.wanted(cfg) and not cfg.all_folds:
         reporter.note(f"{len(todo)} of {len(cfg.seeds)} seeds to train, side by side")
         device = "cuda" if cfg.gpus else "cpu" if cfg.workers else cfg.device
-        failed = parallel.run_parallel([c.with_(device=device) for c in todo.values()], workers=cfg.workers, gpus=cfg.gpus,
-                                       scheduler=cfg.scheduler, reporter=reporter)
+        failed = parallel.run_parallel(
+            [c.with_(device=device) for c in todo.values()],
+            workers=cfg.workers,
+            gpus=cfg.gpus,
+            scheduler=cfg.scheduler,
+            reporter=reporter,
+        )
         if failed:
             lines = "\n".join(f"  - {name}: {error}" for name, error in failed.items())
-            raise UserError(f"{len(failed)} of {len(cfg.seeds)} seeds of {run.path} failed (the others are kept):\n{lines}\n"
-                            f"Fix the cause and continue them with: mrnet-train --resume {run.path}")
+            raise UserError(
+                f"{len(failed)} of {len(cfg.seeds)} seeds of {run.path} failed (the others are kept):\n{lines}\n"
+                f"Fix the cause and continue them with: mrnet-train --resume {run.path}"
+            )
     else:
         for seed, sub in todo.items():
             reporter.note(f"seed {seed} ({list(cfg.seeds).index(seed) + 1} of {len(cfg.seeds)}): {sub.out}")
@@ -83,10 +98,20 @@ def seed_row(seed: int, report: dict) -> dict:
     first, second = HEADLINE[task_of(report)]
     if "folds" in report:
         m = report["mean"]
-        return {"seed": seed, "best_epoch": None, f"valid_{first}": m.get(f"valid_{first}"), f"test_{first}": m.get(f"test_{first}"),
-                f"test_{second}": m.get(f"test_{second}")}
-    return {"seed": seed, "best_epoch": report["selection"]["epoch"], f"valid_{first}": report["valid"][first],
-            f"test_{first}": report["test"][first], f"test_{second}": report["test"][second]}
+        return {
+            "seed": seed,
+            "best_epoch": None,
+            f"valid_{first}": m.get(f"valid_{first}"),
+            f"test_{first}": m.get(f"test_{first}"),
+            f"test_{second}": m.get(f"test_{second}"),
+        }
+    return {
+        "seed": seed,
+        "best_epoch": report["selection"]["epoch"],
+        f"valid_{first}": report["valid"][first],
+        f"test_{first}": report["test"][first],
+        f"test_{second}": report["test"][second],
+    }
 
 
 def write_report(run: RunFolder, cfg: TrainConfig) -> dict:
@@ -99,11 +124,21 @@ def write_report(run: RunFolder, cfg: TrainConfig) -> dict:
         values = [r[key] for r in rows]
         if all(v is not None for v in values):
             mean[key], std[key] = mean_std(values)
-    report = {"run": str(run.path), "store": first["store"], "dataset": first["dataset"], "feature": first["feature"],
-              "task": task_of(first), "split": first["split"], "config": {**first["config"], "seed": None, "seeds": list(cfg.seeds)},
-              "seeds": rows, "n": len(rows), "mean": mean, "std": std,
-              "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in reports.values()), 1),
-              "pooled": pooled_intervals(run, cfg)}
+    report = {
+        "run": str(run.path),
+        "store": first["store"],
+        "dataset": first["dataset"],
+        "feature": first["feature"],
+        "task": task_of(first),
+        "split": first["split"],
+        "config": {**first["config"], "seed": None, "seeds": list(cfg.seeds)},
+        "seeds": rows,
+        "n": len(rows),
+        "mean": mean,
+        "std": std,
+        "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in reports.values()), 1),
+        "pooled": pooled_intervals(run, cfg),
+    }
     write_json(run.report_file, report)
     (run.path / "report.md").write_text(markdown(report))
     return report
@@ -114,8 +149,9 @@ def rerender(run: RunFolder) -> dict:
     cfg = run.config()
     unfinished = [s for s in cfg.seeds if not RunFolder(run.path / SEED_DIR.format(s)).finished]
     if unfinished:
-        raise UserError(f"{run.path}: seed(s) {', '.join(map(str, unfinished))} have not finished; "
-                        f"continue them with mrnet-train --resume {run.path}")
+        raise UserError(
+            f"{run.path}: seed(s) {', '.join(map(str, unfinished))} have not finished; continue them with mrnet-train --resume {run.path}"
+        )
     return write_report(run, cfg)
 
 
@@ -134,20 +170,32 @@ def pooled_intervals(run: RunFolder, cfg: TrainConfig) -> dict | None:
     threshold = tables[0]["threshold"][0]
     out = {}
     for name in HEADLINE[MULTI if truth.ndim == 2 else SINGLE]:
+
         def averaged(idx, name=name):
             return float(np.mean([stats.metric(name, truth[idx], p[idx], threshold=threshold) for p in probs]))
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a degenerate resample (every track right) is a fine resample
-            result = bootstrap((np.arange(len(truth)),), averaged, n_resamples=stats.RESAMPLES, confidence_level=stats.LEVEL,
-                               method="percentile", vectorized=False, rng=np.random.default_rng(stats.SEED))
+            result = bootstrap(
+                (np.arange(len(truth)),),
+                averaged,
+                n_resamples=stats.RESAMPLES,
+                confidence_level=stats.LEVEL,
+                method="percentile",
+                vectorized=False,
+                rng=np.random.default_rng(stats.SEED),
+            )
         out[name] = [float(v) for v in result.confidence_interval]
     return {"tracks": len(truth), "seeds": len(probs), "interval": out}
 
 
 def _test_rows(path: Path) -> pl.DataFrame | None:
     """A seed's test predictions, by store key (a ``--folds all`` seed's folds together); None without them."""
-    files = [path / predictions.FILE] if (path / predictions.FILE).is_file() else sorted(path.glob(f"fold-*/{predictions.FILE}"))
+    files = (
+        [path / predictions.FILE]
+        if (path / predictions.FILE).is_file()
+        else sorted(path.glob(f"fold-*/{predictions.FILE}"))
+    )
     if not files:
         return None
     return pl.concat([predictions.read(f) for f in files]).filter(pl.col("split") == "test").sort("key")
@@ -156,16 +204,25 @@ def _test_rows(path: Path) -> pl.DataFrame | None:
 def markdown(report: dict) -> str:
     first, second = HEADLINE[task_of(report)]
     m, s = report["mean"], report["std"]
-    lines = [f"# {report['config'].get('model', 'mrnet')} on {report['dataset'] or report['store']}, {report['n']} seeds", "",
-             f"- store: `{report['store']}` ({report['feature']}); {report['split']}; preset {report['config'].get('preset')}; "
-             f"seeds {', '.join(map(str, report['config']['seeds']))}", "",
-             f"**Test {label(first)} {show(first, m.get(f'test_{first}'))} ± {show(first, s.get(f'test_{first}'))}, "
-             f"{label(second)} {show(second, m.get(f'test_{second}'))} ± {show(second, s.get(f'test_{second}'))}** "
-             f"(mean ± sample standard deviation over {report['n']} seeds; each seed's checkpoint chosen on validation).", "",
-             *_pooled_lines(report),
-             f"| seed | epoch | valid {label(first)} | test {label(first)} | test {label(second)} |", "|---|---|---|---|---|"]
-    lines += [f"| {r['seed']} | {r['best_epoch'] or ''} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
-              f"{show(second, r[f'test_{second}'])} |" for r in report["seeds"]]
+    lines = [
+        f"# {report['config'].get('model', 'mrnet')} on {report['dataset'] or report['store']}, {report['n']} seeds",
+        "",
+        f"- store: `{report['store']}` ({report['feature']}); {report['split']}; preset {report['config'].get('preset')}; "
+        f"seeds {', '.join(map(str, report['config']['seeds']))}",
+        "",
+        f"**Test {label(first)} {show(first, m.get(f'test_{first}'))} ± {show(first, s.get(f'test_{first}'))}, "
+        f"{label(second)} {show(second, m.get(f'test_{second}'))} ± {show(second, s.get(f'test_{second}'))}** "
+        f"(mean ± sample standard deviation over {report['n']} seeds; each seed's checkpoint chosen on validation).",
+        "",
+        *_pooled_lines(report),
+        f"| seed | epoch | valid {label(first)} | test {label(first)} | test {label(second)} |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['seed']} | {r['best_epoch'] or ''} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
+        f"{show(second, r[f'test_{second}'])} |"
+        for r in report["seeds"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +231,10 @@ def _pooled_lines(report: dict) -> list[str]:
     if not pooled:
         return []
     shown = ", ".join(f"{label(m)} [{show(m, lo)}, {show(m, hi)}]" for m, (lo, hi) in pooled["interval"].items())
-    return [f"95 % interval of the seeds' mean over the {pooled['tracks']} test tracks (bootstrap of their pooled predictions): {shown}.", ""]
+    return [
+        f"95 % interval of the seeds' mean over the {pooled['tracks']} test tracks (bootstrap of their pooled predictions): {shown}.",
+        "",
+    ]
 
 
 def summary_table(report: dict) -> Table:
@@ -184,13 +244,26 @@ def summary_table(report: dict) -> Table:
     for col in ("seed", "epoch", f"valid {label(first)}", f"test {label(first)}", f"test {label(second)}"):
         table.add_column(col, justify="right")
     for r in report["seeds"]:
-        table.add_row(str(r["seed"]), str(r["best_epoch"] or ""), show(first, r[f"valid_{first}"]), show(first, r[f"test_{first}"]),
-                      show(second, r[f"test_{second}"]))
+        table.add_row(
+            str(r["seed"]),
+            str(r["best_epoch"] or ""),
+            show(first, r[f"valid_{first}"]),
+            show(first, r[f"test_{first}"]),
+            show(second, r[f"test_{second}"]),
+        )
     m, s = report["mean"], report["std"]
     pooled = (report.get("pooled") or {}).get("interval", {})
     if pooled:
         table.caption = "95 % interval of the mean over test tracks: " + ", ".join(
-            f"{label(k)} [{show(k, lo)}, {show(k, hi)}]" for k, (lo, hi) in pooled.items())
-    table.add_row("mean ± std", "", *(f"{show(metric, m.get(key))} ± {show(metric, s.get(key))}" for key, metric in
-                                      ((f"valid_{first}", first), (f"test_{first}", first), (f"test_{second}", second))), style="bold")
+            f"{label(k)} [{show(k, lo)}, {show(k, hi)}]" for k, (lo, hi) in pooled.items()
+        )
+    table.add_row(
+        "mean ± std",
+        "",
+        *(
+            f"{show(metric, m.get(key))} ± {show(metric, s.get(key))}"
+            for key, metric in ((f"valid_{first}", first), (f"test_{first}", first), (f"test_{second}", second))
+        ),
+        style="bold",
+    )
     return table

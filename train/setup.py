@@ -67,7 +67,7 @@ class RunParts:
     def bf16(self) -> bool:
         return self.cfg.bf16 and self.device is not None and self.device.type == "cuda"
 
-    def on(self, device: torch.device) -> "RunParts":
+    def on(self, device: torch.device) -> RunParts:
         """The model on ``device`` with its class weights, first optimizer and schedule."""
         model = self.model.to(device)
         optimizer = make_optimizer(self.cfg, model, epoch=0)
@@ -93,14 +93,24 @@ def open_store(location: str) -> FeatureStore:
     """Open a store for training, refusing one whose extraction has not finished."""
     store = FeatureStore.open(location)
     if not store.finalized:
-        raise UserError(f"{store.location.url}: its extraction has not finished (no manifest/tracks.parquet). Run mrnet-extract again to finish it.")
+        raise UserError(
+            f"{store.location.url}: its extraction has not finished (no manifest/tracks.parquet). Run mrnet-extract again to finish it."
+        )
     return store
 
 
 def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInput:
     """What a store with provenance ``prov`` gives a model that reads ``num_layers`` of its layers."""
-    return ModelInput(feature=prov.feature, channels=prov.channels, layers=num_layers, dim=prov.dim,
-                      frame_rate=prov.frame_rate, num_classes=num_classes, extraction=dict(prov.extraction), task=prov.task)
+    return ModelInput(
+        feature=prov.feature,
+        channels=prov.channels,
+        layers=num_layers,
+        dim=prov.dim,
+        frame_rate=prov.frame_rate,
+        num_classes=num_classes,
+        extraction=dict(prov.extraction),
+        task=prov.task,
+    )
 
 
 def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) -> torch.nn.Module:
@@ -110,11 +120,15 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     entry = get(cfg.model)
     if entry.features is not None and inputs.feature not in entry.features:
         wanted = " or ".join(entry.features)
-        raise UserError(f"--model {entry.name} reads {wanted} features, and this store holds {inputs.feature}. Make a store of "
-                        f"them from the same dataset: mrnet-extract DATASET --features {entry.features[0]} --out store/NAME-{entry.features[0]}.zarr")
+        raise UserError(
+            f"--model {entry.name} reads {wanted} features, and this store holds {inputs.feature}. Make a store of "
+            f"them from the same dataset: mrnet-extract DATASET --features {entry.features[0]} --out store/NAME-{entry.features[0]}.zarr"
+        )
     if inputs.task not in entry.tasks:
-        raise UserError(f"--model {entry.name} cannot learn a {inputs.task} store ({entry.name} trains {' or '.join(entry.tasks)} only); "
-                        f"choose another --model, for example " + ("musicnext-softmax" if entry.name == "musicnext" else "mrnet"))
+        raise UserError(
+            f"--model {entry.name} cannot learn a {inputs.task} store ({entry.name} trains {' or '.join(entry.tasks)} only); "
+            f"choose another --model, for example " + ("musicnext-softmax" if entry.name == "musicnext" else "mrnet")
+        )
     mode = cfg.normalize or "instance"  # None: a run folder from before the choice existed
     if mode not in entry.normalizations:
         raise UserError(f"--normalize {mode}: --model {cfg.model} trains with {' or '.join(entry.normalizations)}")
@@ -149,9 +163,11 @@ def check_fits(cfg: TrainConfig, inputs: ModelInput) -> None:
     need, have = 16 * count, psutil.virtual_memory().available
     if need > have:
         options = ", ".join(f"{k}={v}" for k, v in cfg.model_options.items()) or "its preset's options"
-        raise UserError(f"--model {cfg.model} with {options} has {count:,} parameters: training needs at least {need / 2**30:,.1f} GiB "
-                        f"for them, their gradients and the optimizer's state (more for activations), and this machine has "
-                        f"{have / 2**30:,.1f} GiB available. Give a smaller --width (or model option).")
+        raise UserError(
+            f"--model {cfg.model} with {options} has {count:,} parameters: training needs at least {need / 2**30:,.1f} GiB "
+            f"for them, their gradients and the optimizer's state (more for activations), and this machine has "
+            f"{have / 2**30:,.1f} GiB available. Give a smaller --width (or model option)."
+        )
 
 
 def check_crop(cfg: TrainConfig, crop: int, model: torch.nn.Module, train: pl.DataFrame, frame_rate: float) -> None:
@@ -161,22 +177,37 @@ def check_crop(cfg: TrainConfig, crop: int, model: torch.nn.Module, train: pl.Da
     fixed = getattr(getattr(model, "cfg", None), "crop_frames", None)
     if fixed or get(cfg.model).fitting == PROBE or longest is None or crop <= longest:
         return
-    raise UserError(f"--crop-seconds {cfg.crop_seconds:g} is longer than the longest training track ({longest / frame_rate:.3g} s, "
-                    f"{longest} frames): give at most {longest / frame_rate:.3g}")
+    raise UserError(
+        f"--crop-seconds {cfg.crop_seconds:g} is longer than the longest training track ({longest / frame_rate:.3g} s, "
+        f"{longest} frames): give at most {longest / frame_rate:.3g}"
+    )
 
 
-def build_run(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device, norm: dict | None = None,
-              labels: list[str] | None = None) -> RunSetup:
+def build_run(
+    cfg: TrainConfig,
+    inputs: ModelInput,
+    train_tracks: pl.DataFrame,
+    device: torch.device,
+    norm: dict | None = None,
+    labels: list[str] | None = None,
+) -> RunSetup:
     """Model, class (or tag) weights, the first optimizer and the schedule, seeded by ``cfg.seed`` so a
     run starts the same way every time. ``labels``: the store's label names (a multi-label store's tags)."""
     seed_everything(cfg.seed)
     model = build_model(cfg, inputs, norm).to(device)
     optimizer = make_optimizer(cfg, model, epoch=0)
-    return RunSetup(model, label_weights(cfg, inputs, train_tracks, device, labels), optimizer, make_scheduler(cfg, optimizer))
+    return RunSetup(
+        model, label_weights(cfg, inputs, train_tracks, device, labels), optimizer, make_scheduler(cfg, optimizer)
+    )
 
 
-def label_weights(cfg: TrainConfig, inputs: ModelInput, train_tracks: pl.DataFrame, device: torch.device,
-                  labels: list[str] | None = None) -> torch.Tensor | None:
+def label_weights(
+    cfg: TrainConfig,
+    inputs: ModelInput,
+    train_tracks: pl.DataFrame,
+    device: torch.device,
+    labels: list[str] | None = None,
+) -> torch.Tensor | None:
     """Single-label: each class's weight in the loss, ``max_count / count`` over the training split
     (``--class-weights balanced``; ``none``: every weight 1, plain cross-entropy).
     Multi-label: with ``--pos-weight``, each tag's negatives per positive there (BCE's ``pos_weight``,
@@ -245,13 +276,19 @@ def check_same_store(run: RunFolder, store: FeatureStore) -> None:
     """Refuse to resume against a store whose features or genres differ from the run's."""
     recorded = run.store_info()
     now = store.provenance.to_json()
-    reasons = [f"{name}: run has {recorded['provenance'].get(name)!r}, store has {now.get(name)!r}"
-               for name in MODEL_INPUT_FIELDS if recorded["provenance"].get(name) != now.get(name)]
+    reasons = [
+        f"{name}: run has {recorded['provenance'].get(name)!r}, store has {now.get(name)!r}"
+        for name in MODEL_INPUT_FIELDS
+        if recorded["provenance"].get(name) != now.get(name)
+    ]
     if recorded["genres"] != store.genres["name"].to_list():
         reasons.append(f"genres: run has {recorded['genres']}, store has {store.genres['name'].to_list()}")
     if reasons:
-        raise UserError(f"{store.location.url} is not the store run {run.path} was trained on:\n  - " + "\n  - ".join(reasons)
-                        + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run.")
+        raise UserError(
+            f"{store.location.url} is not the store run {run.path} was trained on:\n  - "
+            + "\n  - ".join(reasons)
+            + f"\nPoint --store at the original store (the run used {recorded['url']}), or start a new run."
+        )
 
 
 # --- choices a run makes when it starts ----------------------------------------------------------
@@ -266,14 +303,17 @@ def with_defaults(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
     if cfg.select_metric is None:
         cfg = cfg.with_(select_metric=HEADLINE[task][0])
     if cfg.select_metric not in SELECT_METRICS[task]:
-        raise UserError(f"--select-metric {cfg.select_metric}: a {task} store is scored by {', '.join(SELECT_METRICS[task])}")
+        raise UserError(
+            f"--select-metric {cfg.select_metric}: a {task} store is scored by {', '.join(SELECT_METRICS[task])}"
+        )
     if cfg.eval_unit is None:
         cfg = cfg.with_(eval_unit=entry.evaluation)
     if entry.fitting == PROBE and task == MULTI:
-        raise UserError(f"--model {entry.name} fits one multi-class logistic regression; {store.location.url} holds tags (multi-label). "
-                        "Train a network on it (--model mrnet, fcn5, msecnn, ...).")
+        raise UserError(
+            f"--model {entry.name} fits one multi-class logistic regression; {store.location.url} holds tags (multi-label). "
+            "Train a network on it (--model mrnet, fcn5, msecnn, ...)."
+        )
     return cfg
-
 
 
 def resolved(cfg: TrainConfig) -> TrainConfig:
@@ -310,8 +350,10 @@ def warn_unlearnable(reporter, labels: list[str], train, weights, multilabel: bo
         missing = [g for g, w in zip(labels, weights.tolist()) if w == 0]
         what = "genre(s) have no training track"
     if missing:
-        reporter.note(f"{len(missing)} {what} ({', '.join(missing[:8])}): the model cannot learn them, and their test tracks count "
-                      f"against it. Re-extract with a split or folds that put them in training.")
+        reporter.note(
+            f"{len(missing)} {what} ({', '.join(missing[:8])}): the model cannot learn them, and their test tracks count "
+            f"against it. Re-extract with a split or folds that put them in training."
+        )
 
 
 def crop_frames(cfg: TrainConfig, frame_rate: float, model: torch.nn.Module | None = None) -> int:
@@ -323,8 +365,10 @@ def crop_frames(cfg: TrainConfig, frame_rate: float, model: torch.nn.Module | No
         return int(fixed)
     crop = int(round(cfg.crop_seconds * frame_rate))
     if crop < 2:
-        raise UserError(f"--crop-seconds {cfg.crop_seconds} gives {crop} frame(s) at the store's {frame_rate:g} frames/s; "
-                        f"give at least {2 / frame_rate:.3g} s")
+        raise UserError(
+            f"--crop-seconds {cfg.crop_seconds} gives {crop} frame(s) at the store's {frame_rate:g} frames/s; "
+            f"give at least {2 / frame_rate:.3g} s"
+        )
     return crop
 
 

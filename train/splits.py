@@ -70,7 +70,9 @@ def split_tracks(tracks: pl.DataFrame, *, fold: int | None = None, where: str = 
     tracks = usable(tracks)
     if fold is None:
         if not has_official_split(tracks):
-            raise UserError(f"{where} has no official train/valid/test split; pass --fold K or --folds all to use its folds.")
+            raise UserError(
+                f"{where} has no official train/valid/test split; pass --fold K or --folds all to use its folds."
+            )
         parts = {name: tracks.filter(pl.col("split") == name) for name in ("train", "valid", "test")}
         description = "official split"
     else:
@@ -85,7 +87,9 @@ def split_tracks(tracks: pl.DataFrame, *, fold: int | None = None, where: str = 
             "valid": tracks.filter(pl.col("fold") == valid_fold),
             "train": tracks.filter(pl.col("fold").is_not_null() & ~pl.col("fold").is_in([test_fold, valid_fold])),
         }
-        description = f"fold {fold} of {k}: test = fold {test_fold}, valid = fold {valid_fold}, train = the other {k - 2}"
+        description = (
+            f"fold {fold} of {k}: test = fold {test_fold}, valid = fold {valid_fold}, train = the other {k - 2}"
+        )
     for name in ("train", "valid", "test"):
         if parts[name].height == 0:
             what = "training split" if name == "train" else f"{name} split"
@@ -96,9 +100,13 @@ def split_tracks(tracks: pl.DataFrame, *, fold: int | None = None, where: str = 
             )
     if "tags" in parts["train"].columns and parts["train"]["label"].null_count() == parts["train"].height:
         if parts["train"]["tags"].list.len().sum() == 0:
-            raise UserError(f"{where}: no training track has a tag; a tagger needs positive examples. Check the tags the store was extracted with.")
+            raise UserError(
+                f"{where}: no training track has a tag; a tagger needs positive examples. Check the tags the store was extracted with."
+            )
         return Splits(parts["train"], parts["valid"], parts["test"], description)
     classes = parts["train"]["label"].n_unique()
     if classes < 2:
-        raise UserError(f"{where}: the training split has {classes} class; a classifier needs at least two. Check the labels the store was extracted with.")
+        raise UserError(
+            f"{where}: the training split has {classes} class; a classifier needs at least two. Check the labels the store was extracted with."
+        )
     return Splits(parts["train"], parts["valid"], parts["test"], description)

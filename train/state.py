@@ -21,7 +21,9 @@ from typing import Any
 
 # --- keys of checkpoints/last.pt (and best.pt: MODEL, EPOCH, VALID) ---------------------------------
 MODEL = "model"  # the model's state_dict
-MODEL_NAME = "model_name"  # its --model (from this key's introduction on): another model's checkpoint is refused by name
+MODEL_NAME = (
+    "model_name"  # its --model (from this key's introduction on): another model's checkpoint is refused by name
+)
 OPTIMIZER = "optimizer"
 SCHEDULER = "scheduler"
 RNG = "rng"  # rank 0's RNG states (runs.rng_state)
@@ -73,14 +75,28 @@ class TrainState:
         return {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen}
 
     def to_checkpoint(self) -> dict[str, Any]:
-        return {EPOCH: self.epoch, STEP: self.step, RUNNING: self.running, BEST: self.best, HISTORY: self.history,
-                PATIENCE: self.patience, STOPPED: self.stopped}
+        return {
+            EPOCH: self.epoch,
+            STEP: self.step,
+            RUNNING: self.running,
+            BEST: self.best,
+            HISTORY: self.history,
+            PATIENCE: self.patience,
+            STOPPED: self.stopped,
+        }
 
     @classmethod
-    def from_checkpoint(cls, ck: dict[str, Any]) -> "TrainState":
+    def from_checkpoint(cls, ck: dict[str, Any]) -> TrainState:
         running = ck.get(RUNNING)
         if running is None:  # a checkpoint from before the sums had names
             loss_sum, correct, seen = ck.get(LEGACY_SUMS) or (0.0, 0, 0)
             running = {"loss_sum": loss_sum, "correct": correct, "seen": seen}
-        return cls(epoch=ck.get(EPOCH, 0), step=ck.get(STEP, 0), **running, best=ck.get(BEST), history=list(ck.get(HISTORY) or []),
-                   patience=ck.get(PATIENCE), stopped=ck.get(STOPPED))
+        return cls(
+            epoch=ck.get(EPOCH, 0),
+            step=ck.get(STEP, 0),
+            **running,
+            best=ck.get(BEST),
+            history=list(ck.get(HISTORY) or []),
+            patience=ck.get(PATIENCE),
+            stopped=ck.get(STOPPED),
+        )

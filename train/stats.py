@@ -29,7 +29,6 @@ from mrnet.train.evaluate import confusion, scores
 from mrnet.train.tagging import scorable, tag_scores
 
 
-
 def tag_areas(name: str, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per-tag ROC-AUC (``roc_auc``) or average precision (``pr_auc``) of tags that each have positive and
     negative clips: scikit-learn's ``roc_auc_score`` and ``average_precision_score`` (``average=None``),
@@ -51,7 +50,9 @@ def tag_areas(name: str, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     ends = np.ones_like(ranked, dtype=bool)  # the last clip of each run of tied scores: a threshold
     ends[:-1] = ranked[:-1] != ranked[1:]
     at_ends = np.where(ends, hits, 0.0)
-    before = np.maximum.accumulate(np.vstack([np.zeros((1, truth.shape[1])), at_ends[:-1]]), axis=0)  # hits at the previous threshold
+    before = np.maximum.accumulate(
+        np.vstack([np.zeros((1, truth.shape[1])), at_ends[:-1]]), axis=0
+    )  # hits at the previous threshold
     precision = hits / np.arange(1, len(truth) + 1)[:, None]
     return (np.where(ends, (hits - before) * precision, 0.0)).sum(axis=0) / positives
 
@@ -66,7 +67,9 @@ LEVEL = 0.95
 def metric(name: str, truth: np.ndarray, probabilities: np.ndarray, *, threshold: float | None = None) -> float:
     """One headline metric of tracks ``truth`` (label indices, or multi-hot rows for tags) and their probabilities."""
     truth, probabilities = np.asarray(truth), np.asarray(probabilities)
-    if truth.ndim == 2 and name in TAG_AREAS:  # the macro mean over the tags this resample can score, as tag_scores takes it
+    if (
+        truth.ndim == 2 and name in TAG_AREAS
+    ):  # the macro mean over the tags this resample can score, as tag_scores takes it
         ok = scorable(truth)
         return float(tag_areas(name, truth[:, ok], probabilities[:, ok]).mean()) if ok.any() else math.nan
     if truth.ndim == 2:
@@ -78,17 +81,27 @@ def _resample(statistic, n: int, *, seed: int):
     """``scipy.stats.bootstrap`` over track indices 0..n-1: ``statistic(indices)`` per resample."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a degenerate resample (every track right) is a fine resample
-        return bootstrap((np.arange(n),), statistic, n_resamples=RESAMPLES, confidence_level=LEVEL, method="percentile",
-                         vectorized=False, rng=np.random.default_rng(seed))
+        return bootstrap(
+            (np.arange(n),),
+            statistic,
+            n_resamples=RESAMPLES,
+            confidence_level=LEVEL,
+            method="percentile",
+            vectorized=False,
+            rng=np.random.default_rng(seed),
+        )
 
 
-def interval(truth: np.ndarray, probabilities: np.ndarray, name: str, *, threshold: float | None = None,
-             seed: int = SEED) -> tuple[float, float]:
+def interval(
+    truth: np.ndarray, probabilities: np.ndarray, name: str, *, threshold: float | None = None, seed: int = SEED
+) -> tuple[float, float]:
     """The 95 % bootstrap interval of metric ``name`` over the tracks; (nan, nan) for fewer than two tracks."""
     truth, probabilities = np.asarray(truth), np.asarray(probabilities)
     if len(truth) < 2:
         return math.nan, math.nan
-    result = _resample(lambda idx: metric(name, truth[idx], probabilities[idx], threshold=threshold), len(truth), seed=seed)
+    result = _resample(
+        lambda idx: metric(name, truth[idx], probabilities[idx], threshold=threshold), len(truth), seed=seed
+    )
     return _bounds(result)
 
 
@@ -106,13 +119,22 @@ def _bounds(result) -> tuple[float, float]:
     return float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail))
 
 
-def intervals(truth: np.ndarray, probabilities: np.ndarray, names: tuple[str, ...], *, threshold: float | None = None) -> dict:
+def intervals(
+    truth: np.ndarray, probabilities: np.ndarray, names: tuple[str, ...], *, threshold: float | None = None
+) -> dict:
     """``{metric: [low, high]}`` for each of ``names``: what report.json stores under ``test.interval``."""
     return {name: list(interval(truth, probabilities, name, threshold=threshold)) for name in names}
 
 
-def paired(truth: np.ndarray, first: np.ndarray, second: np.ndarray, name: str, *, threshold: float | None = None,
-           seed: int = SEED) -> dict:
+def paired(
+    truth: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    name: str,
+    *,
+    threshold: float | None = None,
+    seed: int = SEED,
+) -> dict:
     """Compare two systems' probabilities ``first`` and ``second`` of the same tracks on metric ``name``.
 
     Returns the difference (first - second), the test used, its p-value and, for the bootstrap, the 95 %
@@ -124,12 +146,27 @@ def paired(truth: np.ndarray, first: np.ndarray, second: np.ndarray, name: str, 
         right_a, right_b = first.argmax(1) == truth, second.argmax(1) == truth
         only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
         p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-        return {"metric": name, "difference": delta, "test": "McNemar (exact)", "p": float(p), "only_first": only_a, "only_second": only_b}
+        return {
+            "metric": name,
+            "difference": delta,
+            "test": "McNemar (exact)",
+            "p": float(p),
+            "only_first": only_a,
+            "only_second": only_b,
+        }
     if len(truth) < 2:
-        return {"metric": name, "difference": delta, "test": "paired bootstrap", "p": math.nan, "interval": [math.nan, math.nan]}
+        return {
+            "metric": name,
+            "difference": delta,
+            "test": "paired bootstrap",
+            "p": math.nan,
+            "interval": [math.nan, math.nan],
+        }
 
     def diff(idx):
-        return metric(name, truth[idx], first[idx], threshold=threshold) - metric(name, truth[idx], second[idx], threshold=threshold)
+        return metric(name, truth[idx], first[idx], threshold=threshold) - metric(
+            name, truth[idx], second[idx], threshold=threshold
+        )
 
     result = _resample(diff, len(truth), seed=seed)
     draws = np.asarray(result.bootstrap_distribution, dtype=np.float64)

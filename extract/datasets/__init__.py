@@ -39,7 +39,7 @@ from pathlib import Path
 
 from mrnet.core.errors import UserError
 
-from . import gtzan, fma, melon, mtat, folder, demo, hf  # noqa: F401 - each registers its reader; this order is --help's
+from . import demo, fma, folder, gtzan, hf, melon, mtat  # noqa: F401 - each registers its reader; this order is --help's
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
 from .folds import apply_fold_files, apply_split_files, stratified_group_folds
 from .registry import READERS, Reader, ReaderOptions, reader
@@ -48,8 +48,19 @@ DATASET_NAMES = tuple(READERS)
 #: Labelings each dataset supports; the first is the default.
 LABELINGS = {name: r.labelings for name, r in READERS.items()}
 
-__all__ = ["AUDIO_SUFFIXES", "DATASET_NAMES", "LABELINGS", "READERS", "Reader", "ReaderOptions", "Scan", "default_features", "reader",
-           "scan", "stratified_group_folds"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "DATASET_NAMES",
+    "LABELINGS",
+    "READERS",
+    "Reader",
+    "ReaderOptions",
+    "Scan",
+    "default_features",
+    "reader",
+    "scan",
+    "stratified_group_folds",
+]
 
 
 def default_features(name: str) -> str:
@@ -65,22 +76,38 @@ def _takers(option: str) -> str:
     return " and ".join(name for name, r in READERS.items() if option in r.takes)
 
 
-def _check_options(name: str, *, labels: Path | None, labeling: str | None, folds: int, split_files, fold_files, tags,
-                   keep_untagged: bool, label_column: str | None = None) -> str:
+def _check_options(
+    name: str,
+    *,
+    labels: Path | None,
+    labeling: str | None,
+    folds: int,
+    split_files,
+    fold_files,
+    tags,
+    keep_untagged: bool,
+    label_column: str | None = None,
+) -> str:
     """The labeling to use; UserError for an option that does not apply or does not fit."""
     if name not in READERS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASET_NAMES)}")
     declared = READERS[name]
     if "tags" not in declared.takes and (tags is not None or keep_untagged):
-        raise UserError(f"--tags and --keep-untagged apply to {_takers('tags')}; "
-                        f"{name} {'is labelled by its labels table' if 'labels' in declared.takes else 'has its own labels'}")
+        raise UserError(
+            f"--tags and --keep-untagged apply to {_takers('tags')}; "
+            f"{name} {'is labelled by its labels table' if 'labels' in declared.takes else 'has its own labels'}"
+        )
     if "tags" in declared.takes and labeling is not None:
-        raise UserError(f"--labeling does not apply to {name}: choose its tags with --tags N (the N most frequent) or --tags FILE")
+        raise UserError(
+            f"--labeling does not apply to {name}: choose its tags with --tags N (the N most frequent) or --tags FILE"
+        )
     choices = declared.labelings
     if labeling is not None and labeling not in choices:
         raise UserError(f"--labeling {labeling!r} does not apply to {name}: choose {' or '.join(choices)}")
     if labels is not None and "labels" not in declared.takes:
-        raise UserError(f"--labels applies to the {_takers('labels')} dataset only; {name} reads its labels from its own metadata")
+        raise UserError(
+            f"--labels applies to the {_takers('labels')} dataset only; {name} reads its labels from its own metadata"
+        )
     if label_column is not None and "label_column" not in declared.takes:
         raise UserError(f"--label-column applies to {_takers('label_column')}; {name} has its own labels")
     if folds < 2:
@@ -95,7 +122,9 @@ def _root(name: str, root: Path | None) -> Path:
     if makes_root is not None:
         return makes_root(root).resolve()
     if root is None:
-        raise UserError(f"--root is required for {name}: pass the folder that holds your copy of the dataset (see docs/datasets.md)")
+        raise UserError(
+            f"--root is required for {name}: pass the folder that holds your copy of the dataset (see docs/datasets.md)"
+        )
     path = Path(root).expanduser().resolve()
     if not path.exists():
         raise UserError(f"--root {path} does not exist: pass the folder that holds your copy of {name}")
@@ -133,21 +162,54 @@ def scan(
         tags, keep_untagged: ``mtat`` only: the tags kept (``"50"``: the 50 most frequent, or a file of
             tag names) and whether clips with none of them stay.
     """
-    labeling = _check_options(name, labels=labels, labeling=labeling, folds=folds, split_files=split_files, fold_files=fold_files,
-                              tags=tags, keep_untagged=keep_untagged, label_column=label_column)
+    labeling = _check_options(
+        name,
+        labels=labels,
+        labeling=labeling,
+        folds=folds,
+        split_files=split_files,
+        fold_files=fold_files,
+        tags=tags,
+        keep_untagged=keep_untagged,
+        label_column=label_column,
+    )
     path = _root(name, root)
-    options = ReaderOptions(name, labeling, folds=folds, seed=seed, labels=None if labels is None else Path(labels).expanduser().resolve(),
-                            tags=tags, keep_untagged=keep_untagged, label_column=label_column)
+    options = ReaderOptions(
+        name,
+        labeling,
+        folds=folds,
+        seed=seed,
+        labels=None if labels is None else Path(labels).expanduser().resolve(),
+        tags=tags,
+        keep_untagged=keep_untagged,
+        label_column=label_column,
+    )
     result = READERS[name].read(path, options)
     origin = result.origin
     if result.source != READERS[name].ships:  # the engine is chosen by what the scan says it lists
-        raise ValueError(f"the {name} reader is declared to ship {READERS[name].ships!r} but its scan lists {result.source!r}")
+        raise ValueError(
+            f"the {name} reader is declared to ship {READERS[name].ships!r} but its scan lists {result.source!r}"
+        )
     if split_files is not None:
         tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
-        result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],
-                           task=result.task)
+        result = make_scan(
+            name,
+            path,
+            source=result.source,
+            labeling=result.labeling,
+            tracks=tracks,
+            notes=[*result.notes, *notes],
+            task=result.task,
+        )
     elif fold_files:
         tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files])
-        result = make_scan(name, path, source=result.source, labeling=result.labeling, tracks=tracks, notes=[*result.notes, *notes],
-                           task=result.task)
+        result = make_scan(
+            name,
+            path,
+            source=result.source,
+            labeling=result.labeling,
+            tracks=tracks,
+            notes=[*result.notes, *notes],
+            task=result.task,
+        )
     return finish(replace(result, origin=origin))  # the lists above make a new scan of the same dataset

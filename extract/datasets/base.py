@@ -22,8 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
 from mrnet.core.errors import UserError
+from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
 from mrnet.store.format import track_key
 
 log = logging.getLogger("mrnet.extract.datasets")
@@ -101,7 +101,9 @@ def walk_files(root: Path) -> tuple[list[str], list[str], dict[str, str]]:
     links: list[tuple[Path, str]] = []  # links (to folders or files) wait until the real tree is listed
     while folders or links:
         if not folders:
-            links.sort(key=lambda link: link[1], reverse=True)  # in path order: the first path of a file is its listed one
+            links.sort(
+                key=lambda link: link[1], reverse=True
+            )  # in path order: the first path of a file is its listed one
             path, rel = links.pop()
             mode = path.stat().st_mode
             if stat.S_ISDIR(mode):
@@ -170,8 +172,11 @@ _WALK_NOTES = {
 
 
 def _walk_notes(skipped: dict[str, list[str]]) -> list[str]:
-    return [f"{len(paths)} {_WALK_NOTES[kind]}: {', '.join(sorted(paths)[:5])}{' ...' if len(paths) > 5 else ''}"
-            for kind, paths in skipped.items() if paths]
+    return [
+        f"{len(paths)} {_WALK_NOTES[kind]}: {', '.join(sorted(paths)[:5])}{' ...' if len(paths) > 5 else ''}"
+        for kind, paths in skipped.items()
+        if paths
+    ]
 
 
 def existing(root: Path, paths: pl.Series) -> tuple[pl.Series, dict[str, str]]:
@@ -189,8 +194,11 @@ def existing(root: Path, paths: pl.Series) -> tuple[pl.Series, dict[str, str]]:
         try:
             with os.scandir(root / parent) as listing:
                 for entry in listing:  # is_file follows links; a FIFO, device or folder is not a file
-                    (found.append(prefix + entry.name) if _is_file(entry) else
-                     why.setdefault(prefix + entry.name, "not a regular file (a FIFO, device or folder)"))
+                    (
+                        found.append(prefix + entry.name)
+                        if _is_file(entry)
+                        else why.setdefault(prefix + entry.name, "not a regular file (a FIFO, device or folder)")
+                    )
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as err:
@@ -274,8 +282,15 @@ def mark_missing(tracks: pl.DataFrame, root: Path) -> pl.DataFrame:
 
 
 def make_scan(
-    name: str, root: Path, *, source: str, labeling: str, tracks: pl.DataFrame, notes: list[str] | tuple[str, ...] = (),
-    task: str = "single-label", tags: list[str] | None = None,
+    name: str,
+    root: Path,
+    *,
+    source: str,
+    labeling: str,
+    tracks: pl.DataFrame,
+    notes: list[str] | tuple[str, ...] = (),
+    task: str = "single-label",
+    tags: list[str] | None = None,
 ) -> Scan:
     """A validated :class:`Scan`: the label table (genres, or ``tags`` for a multi-label task: every tag
     a track has by default) and each single-label track's label id."""
@@ -286,7 +301,16 @@ def make_scan(
         genres = genre_table(tracks)
         tracks = with_labels(tracks, genres)
     tracks = validate(tracks, TRACKS, name=f"{name} tracks")
-    return Scan(name=name, root=root, source=source, labeling=labeling, tracks=tracks, genres=genres, notes=tuple(notes), task=task)
+    return Scan(
+        name=name,
+        root=root,
+        source=source,
+        labeling=labeling,
+        tracks=tracks,
+        genres=genres,
+        notes=tuple(notes),
+        task=task,
+    )
 
 
 def refuse_duplicates(name: str, tracks: pl.DataFrame) -> None:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ def _burst(rng, length: int, sr: int, *, tau: float, bright: int) -> np.ndarray:
     x = rng.standard_normal(length + bright)
     for _ in range(bright):
         x = np.diff(x)
-    return x / (2.0 ** bright) ** 0.5 * np.exp(-np.arange(length) / sr / tau)
+    return x / (2.0**bright) ** 0.5 * np.exp(-np.arange(length) / sr / tau)
 
 
 def _place(out: np.ndarray, sound: np.ndarray, onsets: np.ndarray, gains: np.ndarray) -> None:
@@ -120,8 +120,10 @@ def _ambient(rng, n: int, sr: int, level: float = 1.0) -> np.ndarray:
     tilt = rng.uniform(1.2, 2.5)
     for chord, weight in zip(halves, (1 - fade, fade)):
         h = np.arange(1, 6)
-        freqs = (_hz(chord)[:, None, None] * h[None, :, None] * (1 + np.array([-1, 1]) * rng.uniform(0.001, 0.004))).ravel()
-        amps = np.broadcast_to((h ** -tilt)[None, :, None], (chord.size, h.size, 2)).ravel()
+        freqs = (
+            _hz(chord)[:, None, None] * h[None, :, None] * (1 + np.array([-1, 1]) * rng.uniform(0.001, 0.004))
+        ).ravel()
+        amps = np.broadcast_to((h**-tilt)[None, :, None], (chord.size, h.size, 2)).ravel()
         out += weight * _sustained(rng, freqs, amps, n, sr)
     out += 0.6 * np.sin(2 * np.pi * _hz(notes[0] - 12) * t)
     swell = 1 + 0.35 * np.sin(2 * np.pi * rng.uniform(0.08, 0.4) * t + rng.uniform(0, 6.3))
@@ -152,7 +154,9 @@ def _drums(rng, n: int, sr: int, level: float = 1.0) -> np.ndarray:
     tom_steps = (rng.random(onsets.size) < 0.12) & ~kick_steps & ~snare_steps
     out = np.zeros(n)
     kick = _kick(sr // 2, sr, top=rng.uniform(110, 170), bottom=rng.uniform(40, 60), tau=rng.uniform(0.12, 0.3))
-    snare = _burst(rng, sr // 3, sr, tau=rng.uniform(0.06, 0.15), bright=1) + 0.6 * _kick(sr // 3, sr, top=260, bottom=rng.uniform(170, 220), tau=0.05)
+    snare = _burst(rng, sr // 3, sr, tau=rng.uniform(0.06, 0.15), bright=1) + 0.6 * _kick(
+        sr // 3, sr, top=260, bottom=rng.uniform(170, 220), tau=0.05
+    )
     tom = _kick(sr // 2, sr, top=rng.uniform(200, 300), bottom=rng.uniform(90, 160), tau=rng.uniform(0.1, 0.25))
     for sound, mask, gain in ((kick, kick_steps, 1.0), (snare, snare_steps, 0.7), (tom, tom_steps, 0.6)):
         _place(out, sound, onsets[mask], gain * rng.uniform(0.7, 1.0, mask.sum()))
@@ -170,7 +174,12 @@ def _groove(rng, n: int, sr: int, level: float = 1.0) -> np.ndarray:
     tau, tilt = rng.uniform(0.12, 0.35), rng.uniform(0.9, 1.4)
     for note in np.unique(notes[play]):
         hits = eighth[play & (notes == note)]
-        _place(out, _pluck(_hz(note), 2 * step, sr, partials=10, tilt=tilt, tau=tau), hits, rng.uniform(0.7, 1.0, hits.size))
+        _place(
+            out,
+            _pluck(_hz(note), 2 * step, sr, partials=10, tilt=tilt, tau=tau),
+            hits,
+            rng.uniform(0.7, 1.0, hits.size),
+        )
     hats = onsets if rng.random() < 0.5 else onsets[::2]
     accent = np.where(np.arange(hats.size) % 2 == 0, 1.0, rng.uniform(0.3, 0.7))
     _place(out, _burst(rng, step, sr, tau=rng.uniform(0.015, 0.05), bright=3), hats, 0.35 * accent)
@@ -181,7 +190,12 @@ def _groove(rng, n: int, sr: int, level: float = 1.0) -> np.ndarray:
 
 _MAKERS = {"ambient": _ambient, "arpeggio": _arpeggio, "drums": _drums, "groove": _groove}
 #: Quiet layers a track may borrow from another genre: genre -> (other genre, probability).
-_BORROW = {"ambient": ("arpeggio", 0.25), "arpeggio": ("ambient", 0.4), "drums": ("groove", 0.3), "groove": ("ambient", 0.3)}
+_BORROW = {
+    "ambient": ("arpeggio", 0.25),
+    "arpeggio": ("ambient", 0.4),
+    "drums": ("groove", 0.3),
+    "groove": ("ambient", 0.3),
+}
 
 
 def synthesize(genre: str, *, seconds: float = 8.0, sr: int = SAMPLE_RATE, seed: int = 0, index: int = 0) -> np.ndarray:
@@ -217,7 +231,9 @@ def _labels(per_genre: int, seed: int) -> pl.DataFrame:
         train, valid, test = split_counts(per_genre)
         splits = np.array(["train"] * train + ["valid"] * valid + ["test"] * test)
         splits = splits[np.random.default_rng([seed, g, 1_000_003]).permutation(per_genre)]
-        rows += [{"path": f"{genre}/{genre}.{i:03d}.wav", "genre": genre, "split": str(s)} for i, s in enumerate(splits)]
+        rows += [
+            {"path": f"{genre}/{genre}.{i:03d}.wav", "genre": genre, "split": str(s)} for i, s in enumerate(splits)
+        ]
     return pl.DataFrame(rows)
 
 
@@ -233,13 +249,20 @@ def generate(root: Path, *, per_genre: int = 30, seconds: float = 8.0, seed: int
     if (root / MARKER).is_file():
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise UserError(f"{root} exists but is not a complete mrnet demo (no {MARKER}); remove it or pass another --root for the demo")
+        raise UserError(
+            f"{root} exists but is not a complete mrnet demo (no {MARKER}); remove it or pass another --root for the demo"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
 
     def write(genre: str, index: int) -> None:
         x = synthesize(genre, seconds=seconds, seed=seed, index=index)
-        sf.write(tmp / genre / f"{genre}.{index:03d}.wav", np.round(x * 32767).astype(np.int16), SAMPLE_RATE, subtype="PCM_16")
+        sf.write(
+            tmp / genre / f"{genre}.{index:03d}.wav",
+            np.round(x * 32767).astype(np.int16),
+            SAMPLE_RATE,
+            subtype="PCM_16",
+        )
 
     try:
         for genre in GENRES:

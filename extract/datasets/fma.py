@@ -98,7 +98,9 @@ def _genre_titles(path: Path, subset: str) -> dict[int, str]:
         genres = pl.read_csv(path, infer_schema=False)
         return dict(zip(genres["genre_id"].cast(pl.Int64).to_list(), genres["title"].to_list()))
     except (pl.exceptions.PolarsError, KeyError) as err:
-        raise UserError(f"{path} is not the FMA genres.csv (genre_id,#tracks,parent,title,top_level): {err}; {_expected(subset)}") from err
+        raise UserError(
+            f"{path} is not the FMA genres.csv (genre_id,#tracks,parent,title,top_level): {err}; {_expected(subset)}"
+        ) from err
 
 
 def _columns(raw: pl.DataFrame, titles: dict[int, str], labeling: str) -> pl.DataFrame:
@@ -129,17 +131,27 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     raw = _tracks_csv(tracks_csv, subset).filter(pl.col("set.subset").is_in(SUBSETS[: SUBSETS.index(subset) + 1]))
     odd = raw.filter(~pl.col("track_id").str.strip_chars().str.contains(r"^[0-9]{1,6}$"))
     if odd.height:  # audio paths are built from the id: only digits may go into them
-        raise UserError(f"{tracks_csv}: {odd.height} track_id values are not numbers of up to 6 digits, e.g. {odd['track_id'][0]!r}; "
-                        f"is it the FMA tracks.csv as published? {_expected(subset)}")
+        raise UserError(
+            f"{tracks_csv}: {odd.height} track_id values are not numbers of up to 6 digits, e.g. {odd['track_id'][0]!r}; "
+            f"is it the FMA tracks.csv as published? {_expected(subset)}"
+        )
     frame = _columns(raw, titles, labeling)
     bad_split = frame.filter(pl.col("split").is_null()).height
     if bad_split:
-        raise UserError(f"{tracks_csv}: {bad_split} tracks of {audio} have a set.split other than training/validation/test")
+        raise UserError(
+            f"{tracks_csv}: {bad_split} tracks of {audio} have a set.split other than training/validation/test"
+        )
     notes = []
     unlabelled = frame.filter(pl.col("genre").is_null()).height
     if unlabelled:
-        why = "no track.genre_top (their genres span several root genres)" if labeling == "top" else "an empty track.genres list"
-        notes.append(f"{unlabelled} of {frame.height} tracks of {audio} have {why} and are left out under labeling {labeling!r}")
+        why = (
+            "no track.genre_top (their genres span several root genres)"
+            if labeling == "top"
+            else "an empty track.genres list"
+        )
+        notes.append(
+            f"{unlabelled} of {frame.height} tracks of {audio} have {why} and are left out under labeling {labeling!r}"
+        )
     frame = frame.filter(pl.col("genre").is_not_null()).with_columns(
         path=pl.format("{}/{}/{}.mp3", pl.lit(audio), pl.col("track_id").str.slice(0, 3), pl.col("track_id"))
     )
@@ -147,5 +159,7 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     listed = set(tracks.filter(pl.col("track_id").is_in(list(KNOWN_BAD)))["track_id"])
     present = [f"{tid} ({why})" for tid, why in KNOWN_BAD.items() if tid in listed]
     if present:
-        notes.append(f"known bad FMA files in this selection: {', '.join(present)}; kept, extraction decides (see docs/datasets.md)")
+        notes.append(
+            f"known bad FMA files in this selection: {', '.join(present)}; kept, extraction decides (see docs/datasets.md)"
+        )
     return make_scan(f"fma_{subset}", root, source="audio", labeling=labeling, tracks=tracks, notes=notes)

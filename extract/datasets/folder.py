@@ -27,7 +27,17 @@ import polars as pl
 
 from mrnet.core.errors import UserError
 
-from .base import AUDIO_SUFFIXES, Scan, is_audio, make_scan, mark_missing, outside_root, require_file, tracks_frame, walk_files
+from .base import (
+    AUDIO_SUFFIXES,
+    Scan,
+    is_audio,
+    make_scan,
+    mark_missing,
+    outside_root,
+    require_file,
+    tracks_frame,
+    walk_files,
+)
 from .folds import assign_folds
 from .registry import ReaderOptions, reader
 
@@ -50,7 +60,9 @@ def _normal(path: pl.Expr) -> pl.Expr:
 
 def read_labels(path: Path) -> pl.DataFrame:
     """The labels table (CSV or Parquet), checked: path and genre present and filled, no other columns."""
-    require_file(path, "--labels must be a CSV or Parquet file with columns path and genre (optional artist, split, fold)")
+    require_file(
+        path, "--labels must be a CSV or Parquet file with columns path and genre (optional artist, split, fold)"
+    )
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pl.read_parquet(path)
@@ -73,38 +85,56 @@ def read_labels(path: Path) -> pl.DataFrame:
     if table.height == 0:
         raise UserError(f"--labels {path}: the table has no rows")
     for column in ("path", "genre") if "genre" in table.columns else ("path",):
-        empty = table.with_row_index("row").filter(pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == ""))
+        empty = table.with_row_index("row").filter(
+            pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == "")
+        )
         if empty.height:
-            raise UserError(f"--labels {path}: {empty.height} rows have no {column} (first: data row {empty['row'][0] + 1})")
+            raise UserError(
+                f"--labels {path}: {empty.height} rows have no {column} (first: data row {empty['row'][0] + 1})"
+            )
     if "tags" in table.columns and table.schema["tags"] != pl.List(pl.String):
         table = table.with_columns(tags=pl.col("tags").cast(pl.String).fill_null("").str.split(";"))
     if "tags" in table.columns:
-        table = table.with_columns(tags=pl.col("tags").list.eval(pl.element().str.strip_chars().filter(pl.element() != "")))
+        table = table.with_columns(
+            tags=pl.col("tags").list.eval(pl.element().str.strip_chars().filter(pl.element() != ""))
+        )
     return table.with_columns(pl.col(c).cast(pl.String) for c in table.columns if c not in ("fold", "tags"))
 
 
 def _from_table(table: pl.DataFrame, where: Path) -> pl.DataFrame:
     """Reader columns from a checked labels table: clean paths, ids, genre, artist, split or fold."""
-    frame = table.with_columns(_given=pl.col("path"), path=_normal(pl.col("path")), **({"genre": pl.col("genre").str.strip_chars()} if "genre" in table.columns else {}))
+    frame = table.with_columns(
+        _given=pl.col("path"),
+        path=_normal(pl.col("path")),
+        **({"genre": pl.col("genre").str.strip_chars()} if "genre" in table.columns else {}),
+    )
     absolute = frame.filter(pl.col("path").str.starts_with("/") | pl.col("path").str.contains(r"^[A-Za-z]:"))
     if absolute.height:
-        raise UserError(f"--labels {where}: paths must be relative to --root, e.g. rock/song.mp3; found {absolute['path'][0]!r}")
+        raise UserError(
+            f"--labels {where}: paths must be relative to --root, e.g. rock/song.mp3; found {absolute['path'][0]!r}"
+        )
     dup = frame.with_row_index("row").filter(pl.col("path").is_duplicated()).sort("path", "row")
     if dup.height:
         a, b = dup.head(2).iter_rows(named=True)
-        raise UserError(f"--labels {where}: {dup['path'].n_unique()} files are listed more than once, e.g. {a['path']!r} as "
-                        f"{a['_given']!r} (data row {a['row'] + 1}) and {b['_given']!r} (data row {b['row'] + 1}); list each file once")
+        raise UserError(
+            f"--labels {where}: {dup['path'].n_unique()} files are listed more than once, e.g. {a['path']!r} as "
+            f"{a['_given']!r} (data row {a['row'] + 1}) and {b['_given']!r} (data row {b['row'] + 1}); list each file once"
+        )
     if "split" in frame.columns:
         split = frame["split"].str.strip_chars().str.to_lowercase().replace_strict(SPLIT_NAMES, default=None)
         bad = frame.filter(split.is_null())
         if bad.height:
-            raise UserError(f"--labels {where}: split must be train, valid or test; found {bad['split'][0]!r} in {bad.height} rows")
+            raise UserError(
+                f"--labels {where}: split must be train, valid or test; found {bad['split'][0]!r} in {bad.height} rows"
+            )
         frame = frame.with_columns(split=split)
     if "fold" in frame.columns:
         fold = frame["fold"].cast(pl.String).str.strip_chars().cast(pl.Int16, strict=False)
         bad = frame.filter(fold.is_null() | (fold < 0))
         if bad.height:
-            raise UserError(f"--labels {where}: fold must be an integer 0..k-1; found {bad['fold'][0]!r} in {bad.height} rows")
+            raise UserError(
+                f"--labels {where}: fold must be an integer 0..k-1; found {bad['fold'][0]!r} in {bad.height} rows"
+            )
         frame = frame.with_columns(fold=fold)
     return frame.drop("_given").with_columns(track_id=pl.col("path").str.replace(r"\.[^./]+$", ""))
 
@@ -116,21 +146,30 @@ def _from_folders(root: Path) -> tuple[pl.DataFrame, list[str]]:
     others = Counter(Path(p).suffix.lower() or "(none)" for p in listed if not is_audio(p))
     if others:
         kinds = ", ".join(f"{ext} {n}" for ext, n in others.most_common())
-        walk_notes.append(f"{sum(others.values())} files are not audio mrnet reads ({', '.join(AUDIO_SUFFIXES)}) and are ignored: {kinds}")
+        walk_notes.append(
+            f"{sum(others.values())} files are not audio mrnet reads ({', '.join(AUDIO_SUFFIXES)}) and are ignored: {kinds}"
+        )
     nested = [p for p in files if "/" in p]
     if not nested:
         raise UserError(
             f"no audio files in genre folders under {root}: expected ROOT/<genre>/<name>{{{','.join(AUDIO_SUFFIXES)}}} "
             "(one sub-folder per genre), or pass --labels with a CSV of path,genre"
         )
-    notes = [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"] if len(nested) < len(files) else []
+    notes = (
+        [f"{len(files) - len(nested)} audio files directly in {root} (not in a genre folder) are ignored"]
+        if len(nested) < len(files)
+        else []
+    )
     notes += walk_notes
     resolved = {p: resolved[p] for p in nested if p in resolved}
     if resolved:
-        notes.append(f"{len(resolved)} audio files are read through links that lead out of {root}; the manifest records the file each "
-                     f"link leads to, e.g. {next(iter(resolved.values()))}")
+        notes.append(
+            f"{len(resolved)} audio files are read through links that lead out of {root}; the manifest records the file each "
+            f"link leads to, e.g. {next(iter(resolved.values()))}"
+        )
     frame = pl.DataFrame({"listed": nested}).select(  # a file reached through a link out of the root: read where it is
-        path=pl.col("listed").replace(resolved), genre=pl.col("listed").str.split("/").list.first(),
+        path=pl.col("listed").replace(resolved),
+        genre=pl.col("listed").str.split("/").list.first(),
         track_id=pl.col("listed").str.replace(r"\.[^./]+$", ""),
     )
     return frame, notes
@@ -158,9 +197,21 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     task = "multi-label" if "tags" in frame.columns else "single-label"
     odd = ~tracks["path"].map_elements(is_audio, return_dtype=pl.Boolean)
     if labels is not None and odd.any():  # (a genre folder's files are audio by name; a link's target need not be)
-        notes.append(f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed")
+        notes.append(
+            f"{odd.sum()} files have an extension other than {', '.join(AUDIO_SUFFIXES)} and are marked failed"
+        )
         tracks = tracks.with_columns(
             status=pl.when(pl.lit(odd)).then(pl.lit("failed")).otherwise(pl.col("status")),
-            error=pl.when(pl.lit(odd)).then(pl.lit("unsupported audio format: ") + pl.col("path")).otherwise(pl.col("error")),
+            error=pl.when(pl.lit(odd))
+            .then(pl.lit("unsupported audio format: ") + pl.col("path"))
+            .otherwise(pl.col("error")),
         )
-    return make_scan(options.name, root, source="audio", labeling="tags" if task == "multi-label" else "genre", tracks=tracks, notes=notes, task=task)
+    return make_scan(
+        options.name,
+        root,
+        source="audio",
+        labeling="tags" if task == "multi-label" else "genre",
+        tracks=tracks,
+        notes=notes,
+        task=task,
+    )

@@ -40,7 +40,11 @@ def _codes(values: Sequence | pl.Series | np.ndarray) -> np.ndarray:
 
 
 def stratified_group_folds(
-    labels: Sequence | pl.Series | np.ndarray, groups: Sequence | pl.Series | np.ndarray | None = None, *, k: int = 10, seed: int = 0
+    labels: Sequence | pl.Series | np.ndarray,
+    groups: Sequence | pl.Series | np.ndarray | None = None,
+    *,
+    k: int = 10,
+    seed: int = 0,
 ) -> np.ndarray:
     """Fold index (int16, 0..k-1) for each item: stratified by ``labels``, no group in two folds, seeded.
 
@@ -165,7 +169,9 @@ class _Matcher:
         for key in (name, _strip_ext(name)):
             hits = self.loose.get(key, set())
             if len(hits) > 1:
-                raise UserError(f"{where}: {entry!r} matches {len(hits)} tracks by file name; write its path relative to the dataset root")
+                raise UserError(
+                    f"{where}: {entry!r} matches {len(hits)} tracks by file name; write its path relative to the dataset root"
+                )
             if hits:
                 return next(iter(hits))
         return None
@@ -184,7 +190,9 @@ def _apply(tracks: pl.DataFrame, lists: list[tuple[Path, str | int]], column: st
             if i is None:
                 unmatched.append(entry)
             elif value.setdefault(i, (assigned, path))[0] != assigned:
-                raise UserError(f"{path}:{line_no}: {entry!r} is also listed in {value[i][1]}; a track can be in one list only")
+                raise UserError(
+                    f"{path}:{line_no}: {entry!r} is also listed in {value[i][1]}; a track can be in one list only"
+                )
         if not entries:
             notes.append(f"{path.name} lists no tracks")
         elif len(unmatched) == len(entries):
@@ -201,7 +209,9 @@ def _apply(tracks: pl.DataFrame, lists: list[tuple[Path, str | int]], column: st
     assigned = [value[i][0] for i in rows]
     dtype = pl.String if column == "split" else pl.Int16
     other = "fold" if column == "split" else "split"
-    picked = tracks[rows].with_columns(pl.Series(column, assigned, dtype=dtype), pl.lit(None, tracks.schema[other]).alias(other))
+    picked = tracks[rows].with_columns(
+        pl.Series(column, assigned, dtype=dtype), pl.lit(None, tracks.schema[other]).alias(other)
+    )
     return picked, notes
 
 
@@ -253,13 +263,21 @@ def thin_classes(tracks: pl.DataFrame, *, few: int = FEW_PER_PART) -> list[str]:
             total = usable.filter(pl.col("genre") == genre).height
             empty = sum(1 for n in per if n == 0)
             if by_fold:
-                thin.append(f"{genre} {total} over {len(parts)} folds ({f'{empty} hold none of it' if empty else f'the fewest hold {min(per)}'})")
+                thin.append(
+                    f"{genre} {total} over {len(parts)} folds ({f'{empty} hold none of it' if empty else f'the fewest hold {min(per)}'})"
+                )
             else:
                 thin.append(f"{genre} {', '.join(f'{n} in {p}' for p, n in zip(parts, per))}")
     if not thin:
         return []
     where = "fold" if by_fold else "valid/test split"
     shown = ", ".join(thin[:8]) + (f" and {len(thin) - 8} more" if len(thin) > 8 else "")
-    fix = "fewer --folds, or more tracks of those classes" if by_fold else "more tracks of those classes in valid and test"
-    return [f"few tracks per class and {where}: {shown}; a class missing from a test {'fold' if by_fold else 'split'} "
-            f"cannot be scored there and one track swings the accuracy. Use {fix}."]
+    fix = (
+        "fewer --folds, or more tracks of those classes"
+        if by_fold
+        else "more tracks of those classes in valid and test"
+    )
+    return [
+        f"few tracks per class and {where}: {shown}; a class missing from a test {'fold' if by_fold else 'split'} "
+        f"cannot be scored there and one track swings the accuracy. Use {fix}."
+    ]

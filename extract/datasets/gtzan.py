@@ -89,7 +89,9 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     if not rows:
         raise UserError(f"no GTZAN clips under {base}: {_EXPECTED}")
     if ignored:
-        notes.append(f"{ignored} files in the genre folders are not GTZAN clip names (<genre>.000NN.au|wav) and are ignored")
+        notes.append(
+            f"{ignored} files in the genre folders are not GTZAN clip names (<genre>.000NN.au|wav) and are ignored"
+        )
     notes += [
         f"{row['path']} is a known bad file ({KNOWN_BAD[row['track_id']]}); it cannot be decoded and extraction records it as failed"
         for row in rows

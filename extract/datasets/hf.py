@@ -41,8 +41,10 @@ from .folds import assign_folds
 from .registry import ReaderOptions, reader
 
 SPLITS = {"train": "train", "validation": "valid", "valid": "valid", "val": "valid", "dev": "valid", "test": "test"}
-_LAYOUT = ("expected a save_to_disk folder (dataset_dict.json or state.json), a folder of Parquet files, or a hub name "
-           "owner/name; see docs/datasets.md (Hugging Face datasets)")
+_LAYOUT = (
+    "expected a save_to_disk folder (dataset_dict.json or state.json), a folder of Parquet files, or a hub name "
+    "owner/name; see docs/datasets.md (Hugging Face datasets)"
+)
 
 
 def split_of(name: str) -> str | None:
@@ -53,7 +55,9 @@ def hub_root(root: Path | None) -> Path:
     """``--root`` as a folder: itself when it exists here, else the hub dataset of that name, downloaded
     (its Parquet files only) into the Hugging Face cache."""
     if root is None:
-        raise UserError("--root is required for hf: a save_to_disk folder, a folder of Parquet files, or a hub name owner/name")
+        raise UserError(
+            "--root is required for hf: a save_to_disk folder, a folder of Parquet files, or a hub name owner/name"
+        )
     path = Path(root).expanduser()
     if path.exists():
         return path
@@ -66,11 +70,19 @@ def hub_root(root: Path | None) -> Path:
 
     offline = hub.offline(name)
     try:
-        folder = snapshot_download(name, repo_type="dataset", allow_patterns=["*.parquet", "**/*.parquet"], local_files_only=offline)
+        folder = snapshot_download(
+            name, repo_type="dataset", allow_patterns=["*.parquet", "**/*.parquet"], local_files_only=offline
+        )
     except Exception as err:  # noqa: BLE001 - unknown, private, unreachable
-        where = f"the hub ({hub.endpoint()}) cannot be reached and it is not in this machine's cache" if offline else str(err).splitlines()[0]
-        raise UserError(f"--root {name}: cannot download the hub dataset ({where}). Copy it with save_to_disk or its Parquet "
-                        "files on a connected machine and pass that folder.") from err
+        where = (
+            f"the hub ({hub.endpoint()}) cannot be reached and it is not in this machine's cache"
+            if offline
+            else str(err).splitlines()[0]
+        )
+        raise UserError(
+            f"--root {name}: cannot download the hub dataset ({where}). Copy it with save_to_disk or its Parquet "
+            "files on a connected machine and pass that folder."
+        ) from err
     return Path(folder)
 
 
@@ -84,47 +96,82 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     schema = _schema(root / files[0][1])
     audio = rows.audio_column(schema)
     if audio is None:
-        raise UserError(f"hf: {files[0][1]} has no single Audio column (its columns: {', '.join(schema.names)}); "
-                        "mrnet-extract hf reads datasets whose audio is an Audio feature")
+        raise UserError(
+            f"hf: {files[0][1]} has no single Audio column (its columns: {', '.join(schema.names)}); "
+            "mrnet-extract hf reads datasets whose audio is an Audio feature"
+        )
     from datasets import ClassLabel, Features
 
     features = Features.from_arrow_schema(schema)
     if column not in features:
-        raise UserError(f"hf: --label-column {column!r} is not a column of the dataset: choose one of {', '.join(features)}")
+        raise UserError(
+            f"hf: --label-column {column!r} is not a column of the dataset: choose one of {', '.join(features)}"
+        )
     label, multi = _label_kind(features[column], column)
     frames, notes = [], []
     for split, rel in files:
         values = _column(root / rel, [column] + (["artist"] if "artist" in features else []))
         names = values.column(column).to_pylist()
         if isinstance(label, ClassLabel):
-            names = [None if v is None else ([label.int2str(x) for x in v] if multi else label.int2str(v)) for v in names]
-        frames.append(pl.DataFrame({
-            "split_name": [split] * len(names), "path": [rows.row_path(rel, i) for i in range(len(names))],
-            "labels": pl.Series(names, dtype=pl.List(pl.String) if multi else pl.String),
-            "artist": pl.Series(values.column("artist").to_pylist() if "artist" in features else [None] * len(names), dtype=pl.String),
-        }))
-    table = pl.concat(frames).with_columns(track_id=pl.format("{}-{}", pl.col("split_name").fill_null("all"),
-                                                             pl.int_range(pl.len()).over("split_name").cast(pl.String).str.zfill(6)))
-    unlabelled = table.filter(pl.col("labels").is_null() | (pl.col("labels").list.len() == 0 if multi else pl.lit(False))).height
+            names = [
+                None if v is None else ([label.int2str(x) for x in v] if multi else label.int2str(v)) for v in names
+            ]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "split_name": [split] * len(names),
+                    "path": [rows.row_path(rel, i) for i in range(len(names))],
+                    "labels": pl.Series(names, dtype=pl.List(pl.String) if multi else pl.String),
+                    "artist": pl.Series(
+                        values.column("artist").to_pylist() if "artist" in features else [None] * len(names),
+                        dtype=pl.String,
+                    ),
+                }
+            )
+        )
+    table = pl.concat(frames).with_columns(
+        track_id=pl.format(
+            "{}-{}",
+            pl.col("split_name").fill_null("all"),
+            pl.int_range(pl.len()).over("split_name").cast(pl.String).str.zfill(6),
+        )
+    )
+    unlabelled = table.filter(
+        pl.col("labels").is_null() | (pl.col("labels").list.len() == 0 if multi else pl.lit(False))
+    ).height
     if unlabelled:
-        table = table.filter(pl.col("labels").is_not_null() & (pl.col("labels").list.len() > 0 if multi else pl.lit(True)))
+        table = table.filter(
+            pl.col("labels").is_not_null() & (pl.col("labels").list.len() > 0 if multi else pl.lit(True))
+        )
         notes.append(f"{unlabelled} rows have no {column} and are left out")
     split_names = sorted({s for s in table["split_name"].to_list() if s is not None})
     named = {s: split_of(s) for s in split_names}
     if len(split_names) > 1:
         unknown = [s for s, mapped in named.items() if mapped is None]
         if unknown:
-            raise UserError(f"hf: splits {unknown} are not train, validation or test; the store's splits are train/valid/test. "
-                            "Save the dataset with those split names (DatasetDict), or as one split to get k folds.")
+            raise UserError(
+                f"hf: splits {unknown} are not train, validation or test; the store's splits are train/valid/test. "
+                "Save the dataset with those split names (DatasetDict), or as one split to get k folds."
+            )
         table = table.with_columns(split=pl.col("split_name").replace_strict(named, return_dtype=pl.String))
-    columns = {"track_id": "track_id", "path": "path", "artist": "artist"} | ({"tags": "labels"} if multi else {"genre": "labels"})
-    tracks = tracks_frame(table.select(**{k: pl.col(v) for k, v in columns.items()}, **({"split": "split"} if len(split_names) > 1 else {})))
+    columns = {"track_id": "track_id", "path": "path", "artist": "artist"} | (
+        {"tags": "labels"} if multi else {"genre": "labels"}
+    )
+    tracks = tracks_frame(
+        table.select(
+            **{k: pl.col(v) for k, v in columns.items()}, **({"split": "split"} if len(split_names) > 1 else {})
+        )
+    )
     if len(split_names) <= 1:
         tracks = assign_folds(tracks, k=options.folds, seed=options.seed)
-        notes.append(f"the dataset has {'one split' if split_names else 'no splits'}: seeded stratified {options.folds}-fold")
+        notes.append(
+            f"the dataset has {'one split' if split_names else 'no splits'}: seeded stratified {options.folds}-fold"
+        )
     if multi:
         tags = label.names if isinstance(label, ClassLabel) else None
-        scan = make_scan("hf", root, source="audio", labeling=column, tracks=tracks, notes=notes, task="multi-label", tags=tags)
+        scan = make_scan(
+            "hf", root, source="audio", labeling=column, tracks=tracks, notes=notes, task="multi-label", tags=tags
+        )
     else:
         scan = make_scan("hf", root, source="audio", labeling=column, tracks=tracks, notes=notes)
     return replace(scan, origin={"name": _name(root), "revision": _revision(root, files)})
@@ -134,14 +181,24 @@ def _files(root: Path) -> list[tuple[str | None, str]]:
     """``(split name or None, file relative to root)`` of every data file, in the dataset's order."""
     if (root / "dataset_dict.json").is_file():
         splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
-        outside = [s for s in splits if "/" in s or s.startswith(".") or not (root / s).resolve().is_relative_to(root.resolve())]
+        outside = [
+            s
+            for s in splits
+            if "/" in s or s.startswith(".") or not (root / s).resolve().is_relative_to(root.resolve())
+        ]
         if outside:  # a split is a folder of the dataset: no path leaves --root
-            raise UserError(f"hf: {root / 'dataset_dict.json'} names splits that are not folders inside {root}: {outside[:3]}")
+            raise UserError(
+                f"hf: {root / 'dataset_dict.json'} names splits that are not folders inside {root}: {outside[:3]}"
+            )
         return [(s, f"{s}/{name}") for s in splits for name in _state_files(root / s)]
     if (root / "state.json").is_file():
         return [(None, name) for name in _state_files(root)]
-    inside = (root.parent.parent if root.parent.name == "snapshots" else root).resolve()  # a hub snapshot links into its blobs
-    parquet = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet") if p.resolve().is_relative_to(inside))
+    inside = (
+        root.parent.parent if root.parent.name == "snapshots" else root
+    ).resolve()  # a hub snapshot links into its blobs
+    parquet = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*.parquet") if p.resolve().is_relative_to(inside)
+    )
     if not parquet:
         raise UserError(f"hf: no dataset at {root}: {_LAYOUT}")
     return [(_parquet_split(rel), rel) for rel in parquet]
@@ -185,13 +242,16 @@ def _label_kind(feature, column: str):
     """``(the label feature, whether it is a list of labels)``; ``UserError`` for a column of another kind."""
     from datasets import ClassLabel, List, Sequence, Value
 
-    inner = feature.feature if isinstance(feature, (List, Sequence)) else feature[0] if isinstance(feature, list) else None
+    inner = (
+        feature.feature if isinstance(feature, (List, Sequence)) else feature[0] if isinstance(feature, list) else None
+    )
     multi = inner is not None
     kind = inner if multi else feature
     if isinstance(kind, ClassLabel) or (isinstance(kind, Value) and kind.dtype in ("string", "large_string")):
         return kind, multi
-    raise UserError(f"hf: --label-column {column!r} holds {feature}; it must be a ClassLabel or string column (genres), "
-                    "or a list of them (tags)")
+    raise UserError(
+        f"hf: --label-column {column!r} holds {feature}; it must be a ClassLabel or string column (genres), or a list of them (tags)"
+    )
 
 
 def _name(root: Path) -> str:

@@ -56,12 +56,14 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     except json.JSONDecodeError as err:
         raise UserError(f"cannot read {root / 'genre_gn_all.json'} as JSON (genre code -> name): {err}") from err
     if not isinstance(names, dict):
-        raise UserError(f"{root / 'genre_gn_all.json'} should map genre codes to names, e.g. {{\"GN0100\": \"...\"}}")
+        raise UserError(f'{root / "genre_gn_all.json"} should map genre codes to names, e.g. {{"GN0100": "..."}}')
     require_dir(root / "arena_mel", _EXPECTED)
     one = songs.filter(pl.col("song_gn_gnr_basket").list.len() == 1).sort("id")
     notes = []
     if one.height < songs.height:
-        notes.append(f"{songs.height - one.height} of {songs.height} songs have no or several major genres and are left out")
+        notes.append(
+            f"{songs.height - one.height} of {songs.height} songs have no or several major genres and are left out"
+        )
     frame = one.select(
         track_id=pl.col("id").cast(pl.String),
         path=pl.format("arena_mel/{}/{}.npy", pl.col("id") // 1000, pl.col("id")),

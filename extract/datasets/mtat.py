@@ -64,18 +64,24 @@ def read_annotations(path: Path) -> tuple[list[str], pl.DataFrame]:
     header, body = rows[0], [r for r in rows[1:] if r]
     short = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
     if short:
-        raise UserError(f"{path}: {len(short)} lines do not have the header's {len(header)} fields (first: line {short[0]})")
+        raise UserError(
+            f"{path}: {len(short)} lines do not have the header's {len(header)} fields (first: line {short[0]})"
+        )
     tags = header[1:-1]
     columns = list(zip(*body)) if body else [[] for _ in header]
-    frame = pl.DataFrame({"clip_id": list(columns[0]), "mp3_path": list(columns[-1])} |
-                         {tag: list(col) for tag, col in zip(tags, columns[1:-1])})
+    frame = pl.DataFrame(
+        {"clip_id": list(columns[0]), "mp3_path": list(columns[-1])}
+        | {tag: list(col) for tag, col in zip(tags, columns[1:-1])}
+    )
     try:
         frame = frame.with_columns(pl.col(tags).cast(pl.Int8))
     except pl.exceptions.PolarsError as err:
         raise UserError(f"{path}: tag columns must hold 0 or 1 ({err})") from err
     odd = frame.filter(~pl.col("mp3_path").str.contains(r"^[0-9a-f]/[^/]+\.mp3$"))
     if odd.height:
-        raise UserError(f"{path}: {odd.height} mp3_path values are not <hex digit>/<name>.mp3, e.g. {odd['mp3_path'][0]!r}")
+        raise UserError(
+            f"{path}: {odd.height} mp3_path values are not <hex digit>/<name>.mp3, e.g. {odd['mp3_path'][0]!r}"
+        )
     return tags, frame
 
 
@@ -89,11 +95,18 @@ def kept_tags(tags: list[str], frame: pl.DataFrame, choice: str | None) -> tuple
         counts = frame.select(pl.col(tags).sum()).row(0)
         ranked = sorted(range(len(tags)), key=lambda i: (-counts[i], i))
         return [tags[i] for i in ranked[:n]], f"top{n}"
-    listed = [line.strip() for line in require_file(Path(choice), "--tags: give a number or a file of tag names, one per line")
-              .read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+    listed = [
+        line.strip()
+        for line in require_file(Path(choice), "--tags: give a number or a file of tag names, one per line")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     unknown = [t for t in listed if t not in tags]
     if unknown or not listed:
-        raise UserError(f"--tags {choice}: {f'tags not in the annotations: {unknown[:5]}' if unknown else 'lists no tag'}")
+        raise UserError(
+            f"--tags {choice}: {f'tags not in the annotations: {unknown[:5]}' if unknown else 'lists no tag'}"
+        )
     return list(dict.fromkeys(listed)), f"tags:{Path(choice).name}"
 
 
@@ -109,20 +122,37 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     untagged = frame.filter(pl.col("tags").list.len() == 0).height
     if untagged and not keep_untagged:
         frame = frame.filter(pl.col("tags").list.len() > 0)
-        notes.append(f"{untagged} clips have none of the {len(keep)} kept tags and are left out (--keep-untagged keeps them)")
+        notes.append(
+            f"{untagged} clips have none of the {len(keep)} kept tags and are left out (--keep-untagged keeps them)"
+        )
     reader = frame.select(
-        track_id=pl.col("clip_id"), path=pl.col("mp3_path"), tags="tags", genres_all="genres_all",
-        artist=pl.col("mp3_path").str.extract(r"^[0-9a-f]/([^-]+)", 1), split=pl.col("mp3_path").map_elements(split_of, return_dtype=pl.String),
+        track_id=pl.col("clip_id"),
+        path=pl.col("mp3_path"),
+        tags="tags",
+        genres_all="genres_all",
+        artist=pl.col("mp3_path").str.extract(r"^[0-9a-f]/([^-]+)", 1),
+        split=pl.col("mp3_path").map_elements(split_of, return_dtype=pl.String),
     )
     tracks = mark_missing(tracks_frame(reader), root)
     bad = pl.col("track_id").is_in(list(KNOWN_BAD))
     tracks = tracks.with_columns(
         status=pl.when(bad).then(pl.lit("failed")).otherwise(pl.col("status")),
-        error=pl.when(bad).then(pl.lit("a known broken MP3 of the MagnaTagATune release (empty or corrupt): ") + pl.col("path"))
+        error=pl.when(bad)
+        .then(pl.lit("a known broken MP3 of the MagnaTagATune release (empty or corrupt): ") + pl.col("path"))
         .otherwise(pl.col("error")),
     )
     present = tracks.filter(bad).height
     if present:
-        notes.append(f"{present} known broken MP3s of the release are recorded as failed (clip ids {', '.join(KNOWN_BAD)})")
-    return make_scan("mtat", root, source="audio", labeling=labeling, tracks=tracks.sort("track_id"), notes=notes, task="multi-label",
-                     tags=keep)
+        notes.append(
+            f"{present} known broken MP3s of the release are recorded as failed (clip ids {', '.join(KNOWN_BAD)})"
+        )
+    return make_scan(
+        "mtat",
+        root,
+        source="audio",
+        labeling=labeling,
+        tracks=tracks.sort("track_id"),
+        notes=notes,
+        task="multi-label",
+        tags=keep,
+    )

@@ -15,9 +15,9 @@ not given, its labelings (the first is the default), and which reader-specific o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .base import Scan
 
@@ -59,8 +59,14 @@ class Reader:
 READERS: dict[str, Reader] = {}
 
 
-def reader(*names: str, ships: str = "audio", features: str = "wavlm", labelings: tuple[str, ...] = ("genre",),
-           takes: tuple[str, ...] = (), makes_root: Callable[[Path | None], Path] | None = None) -> Callable[[Read], Read]:
+def reader(
+    *names: str,
+    ships: str = "audio",
+    features: str = "wavlm",
+    labelings: tuple[str, ...] = ("genre",),
+    takes: tuple[str, ...] = (),
+    makes_root: Callable[[Path | None], Path] | None = None,
+) -> Callable[[Read], Read]:
     """Function decorator: register ``read`` under each of ``names`` (see :class:`Reader`)."""
     unknown = set(takes) - set(SPECIFIC)
     if unknown:

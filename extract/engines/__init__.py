@@ -32,20 +32,39 @@ from __future__ import annotations
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.engines.base import FEATURES, SHIPPED, AudioEngine, AudioInput, Engine, SourceInfo, features_of_file
-from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine  # registration order: --features order
-from mrnet.extract.engines.ssl import SslEngine
 from mrnet.extract.engines.mel import MelEngine, MelParams
+from mrnet.extract.engines.melon import MelonEngine
 from mrnet.extract.engines.mfcc import MfccEngine
+from mrnet.extract.engines.ssl import SslEngine
 from mrnet.extract.engines.wave import WaveEngine
 from mrnet.extract.engines.wavemfcc import WaveMfccEngine
-from mrnet.extract.engines.melon import MelonEngine
+from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine  # registration order: --features order
 
 #: What a dataset reader's ``Scan.source`` is for datasets of audio files.
 AUDIO = "audio"
 
-__all__ = ["AUDIO", "DEFAULT_MODEL", "FEATURES", "PRECISIONS", "SHIPPED", "AudioEngine", "AudioInput", "Engine", "MelEngine", "MelParams",
-           "MelonEngine", "MfccEngine", "SourceInfo", "SslEngine", "WaveEngine", "WaveMfccEngine", "WavLMEngine", "engine_for_run",
-           "engine_for_store", "features_of_file"]
+__all__ = [
+    "AUDIO",
+    "DEFAULT_MODEL",
+    "FEATURES",
+    "PRECISIONS",
+    "SHIPPED",
+    "AudioEngine",
+    "AudioInput",
+    "Engine",
+    "MelEngine",
+    "MelParams",
+    "MelonEngine",
+    "MfccEngine",
+    "SourceInfo",
+    "SslEngine",
+    "WaveEngine",
+    "WaveMfccEngine",
+    "WavLMEngine",
+    "engine_for_run",
+    "engine_for_store",
+    "features_of_file",
+]
 
 
 def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
@@ -61,9 +80,13 @@ def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
             raise UserError(f"{cfg.dataset} ships mono {engine.feature} features: --channels stereo does not apply")
         return engine
     if cfg.layers is not None and cfg.features not in ("wavlm", "ssl"):
-        raise UserError(f"--layers chooses an encoder's hidden states; --features {cfg.features} has one layer. Drop --layers.")
+        raise UserError(
+            f"--layers chooses an encoder's hidden states; --features {cfg.features} has one layer. Drop --layers."
+        )
     if cfg.trust_remote_code and cfg.features != "ssl":
-        raise UserError(f"--trust-remote-code applies to --features ssl (a model that brings its own code); --features {cfg.features} runs none.")
+        raise UserError(
+            f"--trust-remote-code applies to --features ssl (a model that brings its own code); --features {cfg.features} runs none."
+        )
     return FEATURES[cfg.features].from_config(cfg, pick_device(device))
 
 
@@ -71,5 +94,7 @@ def engine_for_store(prov, *, device: str | None = "cpu") -> Engine:
     """The engine that makes a store's features from new audio files (``mrnet-predict``), rebuilt from
     the store's provenance; ``UserError`` when this install cannot reproduce them."""
     if prov.feature not in FEATURES:
-        raise UserError(f"the store's feature kind {prov.feature!r} is not one this mrnet computes ({', '.join(FEATURES)})")
+        raise UserError(
+            f"the store's feature kind {prov.feature!r} is not one this mrnet computes ({', '.join(FEATURES)})"
+        )
     return FEATURES[prov.feature].from_provenance(prov, pick_device(device))  # each checks the store's parameters

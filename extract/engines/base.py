@@ -19,10 +19,10 @@ recorded parameters with :func:`stored_params`, which refuses what this mrnet ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from dataclasses import fields
-from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -105,13 +105,13 @@ class AudioEngine(Engine, Protocol):
     """A kind computed from audio: built for a new store, or rebuilt from a store's provenance."""
 
     @classmethod
-    def from_config(cls, cfg: Any, device: "torch.device") -> "AudioEngine":
+    def from_config(cls, cfg: Any, device: torch.device) -> AudioEngine:
         """The engine an extraction run's ``ExtractConfig`` asks for (``mrnet.extract.config`` imports
         the registry, so the type is not named here)."""
         ...
 
     @classmethod
-    def from_provenance(cls, prov: "Provenance", device: "torch.device") -> "AudioEngine":
+    def from_provenance(cls, prov: Provenance, device: torch.device) -> AudioEngine:
         """The engine a store was written with (``mrnet-predict``); ``UserError`` naming a recorded
         parameter this mrnet cannot reproduce."""
         ...
@@ -132,7 +132,9 @@ def computes(*names: str) -> Callable[[A], A]:
     def register(cls: A) -> A:
         for name in names:
             if _taken(FEATURES.get(name), cls):
-                raise ValueError(f"feature kind {name!r} is registered twice ({FEATURES[name].__name__}, {cls.__name__})")
+                raise ValueError(
+                    f"feature kind {name!r} is registered twice ({FEATURES[name].__name__}, {cls.__name__})"
+                )
             FEATURES.setdefault(name, cls)
         return cls
 
@@ -144,7 +146,9 @@ def ships(source: str) -> Callable[[S], S]:
 
     def register(cls: S) -> S:
         if _taken(SHIPPED.get(source), cls):
-            raise ValueError(f"shipped source {source!r} is registered twice ({SHIPPED[source].__name__}, {cls.__name__})")
+            raise ValueError(
+                f"shipped source {source!r} is registered twice ({SHIPPED[source].__name__}, {cls.__name__})"
+            )
         SHIPPED.setdefault(source, cls)
         return cls
 
@@ -176,38 +180,54 @@ class EngineBase:
 P = TypeVar("P")
 
 
-def stored_params(prov: "Provenance", key: str, params: Callable[..., P], *, what: str) -> P:
+def stored_params(prov: Provenance, key: str, params: Callable[..., P], *, what: str) -> P:
     """The parameters a store recorded as ``extraction[key]`` (absent: the defaults), as ``params``
     (a dataclass). ``UserError`` naming the parameter when the record holds one this mrnet does not
     know, or a value of the wrong type: the features cannot be made again for new files."""
     stored = prov.extraction.get(key, {})
-    fix = ("Predict with the mrnet version that wrote the store (its provenance records it: mrnet-store info), "
-           "or extract the training data again with this one.")
+    fix = (
+        "Predict with the mrnet version that wrote the store (its provenance records it: mrnet-store info), "
+        "or extract the training data again with this one."
+    )
     if not isinstance(stored, dict):
-        raise UserError(f"the store records {what} parameters extraction.{key} = {stored!r}, not a table of parameters; "
-                        f"they cannot be made again for new files. {fix}")
+        raise UserError(
+            f"the store records {what} parameters extraction.{key} = {stored!r}, not a table of parameters; "
+            f"they cannot be made again for new files. {fix}"
+        )
     known = {f.name: f for f in fields(params)}  # type: ignore[arg-type]
     for name, value in stored.items():
         if name not in known:
-            raise UserError(f"the store records {what} parameter extraction.{key}.{name} = {value!r}, which this mrnet "
-                            f"does not know ({', '.join(known)}), so it cannot make the same features. {fix}")
+            raise UserError(
+                f"the store records {what} parameter extraction.{key}.{name} = {value!r}, which this mrnet "
+                f"does not know ({', '.join(known)}), so it cannot make the same features. {fix}"
+            )
         default = known[name].default
-        kinds = (int, float) if isinstance(default, float) else (type(default),) if default is not None else (str, int, float)
+        kinds = (
+            (int, float)
+            if isinstance(default, float)
+            else (type(default),)
+            if default is not None
+            else (str, int, float)
+        )
         if value is not None and (isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, kinds)):
-            raise UserError(f"the store records {what} parameter extraction.{key}.{name} = {value!r}, where this mrnet "
-                            f"expects a {type(default).__name__} like {default!r}. {fix}")
+            raise UserError(
+                f"the store records {what} parameter extraction.{key}.{name} = {value!r}, where this mrnet "
+                f"expects a {type(default).__name__} like {default!r}. {fix}"
+            )
     return params(**stored)
 
 
-def check_rebuilt(engine: Engine, prov: "Provenance") -> None:
+def check_rebuilt(engine: Engine, prov: Provenance) -> None:
     """``UserError`` when an engine rebuilt from a store's provenance would not write what the store
     holds per track, naming the first attribute that differs."""
     for name in ("feature", "dim", "frame_rate", "sample_rate", "channels", "layers"):
         mine, stored = getattr(engine, name), getattr(prov, name)
         if (list(mine) if name == "layers" else mine) != (list(stored) if name == "layers" else stored):
-            raise UserError(f"the store records {name} = {stored!r}, but the {prov.feature} engine rebuilt from its parameters "
-                            f"gives {mine!r}: its provenance does not describe features this mrnet makes. Predict with the "
-                            "mrnet version that wrote the store, or extract the training data again with this one.")
+            raise UserError(
+                f"the store records {name} = {stored!r}, but the {prov.feature} engine rebuilt from its parameters "
+                f"gives {mine!r}: its provenance does not describe features this mrnet makes. Predict with the "
+                "mrnet version that wrote the store, or extract the training data again with this one."
+            )
 
 
 class AudioInput:

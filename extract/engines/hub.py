@@ -62,8 +62,14 @@ def _reachable(url: str) -> bool:
 def unavailable(model: str, err: Exception, *, offline: bool, what: str, example: str) -> UserError:
     """The error for weights that could not be loaded, naming the option and the ways out."""
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-    where = (f"it is not in this machine's Hugging Face cache and the hub ({endpoint()}) cannot be reached"
-             + (" (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else "")) if offline else reason
+    where = (
+        (
+            f"it is not in this machine's Hugging Face cache and the hub ({endpoint()}) cannot be reached"
+            + (" (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") else "")
+        )
+        if offline
+        else reason
+    )
     return UserError(
         f"--model {model!r}: cannot load {what} ({where}). Give a hub name this machine can download (e.g. {example}), "
         "a local directory written by save_pretrained, or use --features mel (no weights needed)."

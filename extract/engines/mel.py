@@ -59,10 +59,26 @@ class MelParams:
 #: The ``--features`` names this engine computes, and their parameters.
 PROFILES = {
     "mel": MelParams(),
-    "mel128": MelParams(sample_rate=22050, n_fft=2048, win_length=2048, hop_length=256, n_mels=128, mel_scale="slaney",
-                        norm="slaney", top_db=80.0),
-    "mel96": MelParams(sample_rate=12000, n_fft=512, win_length=512, hop_length=256, n_mels=96, mel_scale="slaney",
-                       norm="slaney", top_db=80.0),
+    "mel128": MelParams(
+        sample_rate=22050,
+        n_fft=2048,
+        win_length=2048,
+        hop_length=256,
+        n_mels=128,
+        mel_scale="slaney",
+        norm="slaney",
+        top_db=80.0,
+    ),
+    "mel96": MelParams(
+        sample_rate=12000,
+        n_fft=512,
+        win_length=512,
+        hop_length=256,
+        n_mels=96,
+        mel_scale="slaney",
+        norm="slaney",
+        top_db=80.0,
+    ),
 }
 
 
@@ -82,8 +98,16 @@ class MelEngine(EngineBase, AudioInput):
 
         p = self.params
         self._mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, n_mels=p.n_mels,
-            power=2.0, mel_scale=p.mel_scale, norm=p.norm, f_min=p.f_min, f_max=p.f_max,
+            sample_rate=p.sample_rate,
+            n_fft=p.n_fft,
+            win_length=p.win_length,
+            hop_length=p.hop_length,
+            n_mels=p.n_mels,
+            power=2.0,
+            mel_scale=p.mel_scale,
+            norm=p.norm,
+            f_min=p.f_min,
+            f_max=p.f_max,
         ).to(self.device)
 
     @property
@@ -99,11 +123,11 @@ class MelEngine(EngineBase, AudioInput):
         return self.params.sample_rate / self.params.hop_length
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "MelEngine":
+    def from_config(cls, cfg, device: torch.device) -> MelEngine:
         return cls(feature=cfg.features, params=PROFILES[cfg.features], channels=cfg.channels, device=device)
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "MelEngine":
+    def from_provenance(cls, prov, device: torch.device) -> MelEngine:
         """The engine a store was written with, from the parameters it recorded (none recorded: the profile's)."""
         stored = prov.extraction.get("mel")
         if isinstance(stored, dict) and "source" in stored:
@@ -125,8 +149,10 @@ class MelEngine(EngineBase, AudioInput):
         shortest = self.params.n_fft // 2 + 1  # the centred STFT reflects n_fft // 2 samples at each end
         for wave in items:  # frame-local features: one track at a time
             if wave.shape[-1] < shortest:
-                raise ValueError(f"{wave.shape[-1]} samples is too short for one Mel frame (at least {shortest}, "
-                                 f"{shortest / self.sample_rate * 1000:.0f} ms)")
+                raise ValueError(
+                    f"{wave.shape[-1]} samples is too short for one Mel frame (at least {shortest}, "
+                    f"{shortest / self.sample_rate * 1000:.0f} ms)"
+                )
             power = self._mel(torch.from_numpy(wave).to(self.device))  # (C, n_mels, T)
             logmel = 10.0 * torch.log10(power.clamp_min(1e-10))
             if self.params.top_db is not None:

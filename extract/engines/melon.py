@@ -22,8 +22,13 @@ from mrnet.extract.engines.base import EngineBase, SourceInfo, ships
 
 #: What the dataset documents about its arrays; recorded in the store as ``extraction.mel``.
 SAMPLE_RATE, HOP_LENGTH, N_MELS = 16000, 256, 48
-MELON_MEL = {"source": "Melon Playlist Dataset arena_mel, as shipped", "sample_rate": SAMPLE_RATE, "n_fft": 512, "hop_length": HOP_LENGTH,
-             "n_mels": N_MELS}
+MELON_MEL = {
+    "source": "Melon Playlist Dataset arena_mel, as shipped",
+    "sample_rate": SAMPLE_RATE,
+    "n_fft": 512,
+    "hop_length": HOP_LENGTH,
+    "n_mels": N_MELS,
+}
 
 
 @ships("melon")

@@ -53,9 +53,20 @@ class MfccEngine(EngineBase, AudioInput):
 
         p = self.params
         self._mfcc = torchaudio.transforms.MFCC(
-            sample_rate=p.sample_rate, n_mfcc=p.n_mfcc, dct_type=2, norm="ortho", log_mels=False,
-            melkwargs={"n_fft": p.n_fft, "hop_length": p.hop_length, "n_mels": p.n_mels, "mel_scale": p.mel_scale,
-                       "norm": p.norm, "power": 2.0, "center": True},
+            sample_rate=p.sample_rate,
+            n_mfcc=p.n_mfcc,
+            dct_type=2,
+            norm="ortho",
+            log_mels=False,
+            melkwargs={
+                "n_fft": p.n_fft,
+                "hop_length": p.hop_length,
+                "n_mels": p.n_mels,
+                "mel_scale": p.mel_scale,
+                "norm": p.norm,
+                "power": 2.0,
+                "center": True,
+            },
         ).to(self.device)
         self._mfcc.amplitude_to_DB.top_db = p.top_db
 
@@ -72,11 +83,11 @@ class MfccEngine(EngineBase, AudioInput):
         return self.params.sample_rate / self.params.hop_length
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "MfccEngine":
+    def from_config(cls, cfg, device: torch.device) -> MfccEngine:
         return cls(channels=cfg.channels, device=device)
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "MfccEngine":
+    def from_provenance(cls, prov, device: torch.device) -> MfccEngine:
         engine = cls(params=stored_params(prov, "mfcc", MfccParams, what="MFCC"), channels=prov.channels, device=device)
         check_rebuilt(engine, prov)
         return engine
@@ -139,12 +150,14 @@ class MfccWindowEngine(MfccEngine):
         return list(zip(starts, starts[1:] + [frames]))
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "MfccWindowEngine":
+    def from_config(cls, cfg, device: torch.device) -> MfccWindowEngine:
         return cls(channels=cfg.channels, device=device)
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "MfccWindowEngine":
-        engine = cls(params=stored_params(prov, "mfcc", MfccWindowParams, what="MFCC"), channels=prov.channels, device=device)
+    def from_provenance(cls, prov, device: torch.device) -> MfccWindowEngine:
+        engine = cls(
+            params=stored_params(prov, "mfcc", MfccWindowParams, what="MFCC"), channels=prov.channels, device=device
+        )
         check_rebuilt(engine, prov)
         return engine
 
@@ -162,8 +175,8 @@ class MfccWindowEngine(MfccEngine):
                 extra = 0  # a stretch too short for the centre padding borrows whole frames before it
                 while end - (begin - extra * hop) < shortest and begin - extra * hop > 0:
                     extra += 1
-                audio = torch.from_numpy(np.ascontiguousarray(wave[..., begin - extra * hop:end])).to(self.device)
-                coeffs = self._mfcc(audio)[..., extra:extra + stop - first]  # (C, n_mfcc, frames of the stretch)
+                audio = torch.from_numpy(np.ascontiguousarray(wave[..., begin - extra * hop : end])).to(self.device)
+                coeffs = self._mfcc(audio)[..., extra : extra + stop - first]  # (C, n_mfcc, frames of the stretch)
                 parts.append(coeffs)
             out.append(torch.cat(parts, dim=-1).transpose(1, 2).unsqueeze(1).cpu().numpy())  # (C, 1, T, n_mfcc)
         return out

@@ -78,10 +78,16 @@ class SslEngine(EngineBase, AudioInput):
         self._check_remote_code(local_only)
         net, extractor = self._load(local_only)
         cfg = net.config
-        missing = [name for name in ("conv_kernel", "conv_stride", "hidden_size", "num_hidden_layers") if not hasattr(cfg, name)]
+        missing = [
+            name
+            for name in ("conv_kernel", "conv_stride", "hidden_size", "num_hidden_layers")
+            if not hasattr(cfg, name)
+        ]
         if missing:
-            raise UserError(f"--model {self.model!r} ({cfg.model_type}) is not a wav2vec 2.0-style audio encoder: its config has no "
-                            f"{', '.join(missing)}. --features ssl takes WavLM, HuBERT, wav2vec 2.0, data2vec-audio, MERT and their kin.")
+            raise UserError(
+                f"--model {self.model!r} ({cfg.model_type}) is not a wav2vec 2.0-style audio encoder: its config has no "
+                f"{', '.join(missing)}. --features ssl takes WavLM, HuBERT, wav2vec 2.0, data2vec-audio, MERT and their kin."
+            )
         self._net = net.to(self.device).eval().requires_grad_(False)
         total = int(cfg.num_hidden_layers) + 1
         self.layers = list(self.layers) or list(range(total))
@@ -106,22 +112,34 @@ class SslEngine(EngineBase, AudioInput):
         from transformers import PretrainedConfig
 
         try:
-            config, _ = PretrainedConfig.get_config_dict(self.model, revision=self.revision, local_files_only=local_only)
+            config, _ = PretrainedConfig.get_config_dict(
+                self.model, revision=self.revision, local_files_only=local_only
+            )
         except Exception as err:  # noqa: BLE001 - missing, unreachable or unreadable config
-            raise hub.unavailable(self.model, err, offline=local_only, what="an audio encoder", example=DEFAULT_MODEL) from err
+            raise hub.unavailable(
+                self.model, err, offline=local_only, what="an audio encoder", example=DEFAULT_MODEL
+            ) from err
         if config.get("auto_map") and not self.trust_remote_code:
-            raise UserError(f"--model {self.model!r} brings its own Python code ({config.get('model_type')}: auto_map in its config), "
-                            "which runs on this machine when the model loads. Pass --trust-remote-code if you trust its source; "
-                            "the store records that you did.")
+            raise UserError(
+                f"--model {self.model!r} brings its own Python code ({config.get('model_type')}: auto_map in its config), "
+                "which runs on this machine when the model loads. Pass --trust-remote-code if you trust its source; "
+                "the store records that you did."
+            )
 
     def _load(self, local_only: bool):
         from transformers import AutoFeatureExtractor, AutoModel
 
-        options = {"revision": self.revision, "local_files_only": local_only, "trust_remote_code": self.trust_remote_code}
+        options = {
+            "revision": self.revision,
+            "local_files_only": local_only,
+            "trust_remote_code": self.trust_remote_code,
+        }
         try:
             net = AutoModel.from_pretrained(self.model, **options)
         except Exception as err:  # noqa: BLE001 - missing, truncated or foreign weights, an unknown architecture
-            raise hub.unavailable(self.model, err, offline=local_only, what="an audio encoder", example=DEFAULT_MODEL) from err
+            raise hub.unavailable(
+                self.model, err, offline=local_only, what="an audio encoder", example=DEFAULT_MODEL
+            ) from err
         try:
             extractor = AutoFeatureExtractor.from_pretrained(self.model, **options)
         except (OSError, ValueError):
@@ -131,9 +149,17 @@ class SslEngine(EngineBase, AudioInput):
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> SslEngine:
         return cls(
-            model=cfg.model, revision=cfg.revision, layers=list(cfg.layers or ()), device=device, precision=cfg.precision,
-            batch_size=cfg.batch_size, window_seconds=cfg.window_seconds, normalize=cfg.normalize, out_dtype=cfg.dtype,
-            channels=cfg.channels, trust_remote_code=cfg.trust_remote_code,
+            model=cfg.model,
+            revision=cfg.revision,
+            layers=list(cfg.layers or ()),
+            device=device,
+            precision=cfg.precision,
+            batch_size=cfg.batch_size,
+            window_seconds=cfg.window_seconds,
+            normalize=cfg.normalize,
+            out_dtype=cfg.dtype,
+            channels=cfg.channels,
+            trust_remote_code=cfg.trust_remote_code,
         )
 
     @classmethod
@@ -145,24 +171,36 @@ class SslEngine(EngineBase, AudioInput):
         recorded = prov.model_revision or ""
         if recorded.startswith("local:"):
             here = hub.local_digest(prov.model, _DIGEST_FILES)
-            if here != recorded:  # checked before loading: remote code runs only if it is the code the store was made with
-                raise UserError(f"the store was extracted with {prov.model} at {recorded}, but the folder here is "
-                                f"{here or 'missing'}; predictions would not match. Use the store's model folder, or extract again.")
+            if (
+                here != recorded
+            ):  # checked before loading: remote code runs only if it is the code the store was made with
+                raise UserError(
+                    f"the store was extracted with {prov.model} at {recorded}, but the folder here is "
+                    f"{here or 'missing'}; predictions would not match. Use the store's model folder, or extract again."
+                )
         engine = cls(
-            model=prov.model, revision=None if recorded.startswith("local:") or not recorded else recorded, layers=list(prov.layers),
+            model=prov.model,
+            revision=None if recorded.startswith("local:") or not recorded else recorded,
+            layers=list(prov.layers),
             device=device,
-            window_seconds=params.window_frames / prov.frame_rate, normalize=params.normalize, channels=prov.channels,
+            window_seconds=params.window_frames / prov.frame_rate,
+            normalize=params.normalize,
+            channels=prov.channels,
             trust_remote_code=params.trust_remote_code,
         )
         check_rebuilt(engine, prov)
         mine = engine.ssl_params()
         for name in ("architecture", "stride", "receptive"):
             if getattr(mine, name) != getattr(params, name):
-                raise UserError(f"the store records ssl parameter extraction.ssl.{name} = {getattr(params, name)!r}, but {prov.model} "
-                                f"here has {getattr(mine, name)!r}: not the network the store was extracted with. Extract again.")
+                raise UserError(
+                    f"the store records ssl parameter extraction.ssl.{name} = {getattr(params, name)!r}, but {prov.model} "
+                    f"here has {getattr(mine, name)!r}: not the network the store was extracted with. Extract again."
+                )
         if recorded and engine._revision != recorded:
-            raise UserError(f"the store was extracted with {prov.model} at revision {recorded}, but the weights available here "
-                            f"are {engine._revision}; predictions would not match the features the model was trained on")
+            raise UserError(
+                f"the store was extracted with {prov.model} at revision {recorded}, but the weights available here "
+                f"are {engine._revision}; predictions would not match the features the model was trained on"
+            )
         return engine
 
     @torch.inference_mode()
@@ -176,18 +214,23 @@ class SslEngine(EngineBase, AudioInput):
         return stacked.to(getattr(torch, self.out_dtype)).cpu().numpy()
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
-        return run_windowed(items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
+        return run_windowed(
+            items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size
+        )
 
     def weights(self) -> tuple[str | None, str | None]:
         return self.model, self._revision
 
     def ssl_params(self) -> SslParams:
         return SslParams(
-            architecture=self._architecture, window_frames=self.window_frames, normalize=bool(self.normalize),
+            architecture=self._architecture,
+            window_frames=self.window_frames,
+            normalize=bool(self.normalize),
             precision="fp32" if self._dtype is None else str(self._dtype).removeprefix("torch."),
-            stride=self.geometry.stride, receptive=self.geometry.receptive, trust_remote_code=self.trust_remote_code,
+            stride=self.geometry.stride,
+            receptive=self.geometry.receptive,
+            trust_remote_code=self.trust_remote_code,
         )
 
     def parameters(self) -> dict:
         return {"ssl": asdict(self.ssl_params())}
-

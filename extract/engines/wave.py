@@ -57,12 +57,14 @@ class WaveEngine(EngineBase, AudioInput):
         return self.params.sample_rate / self.params.frame
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "WaveEngine":
+    def from_config(cls, cfg, device: torch.device) -> WaveEngine:
         return cls(channels=cfg.channels, device=device)
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "WaveEngine":
-        engine = cls(params=stored_params(prov, "wave", WaveParams, what="waveform"), channels=prov.channels, device=device)
+    def from_provenance(cls, prov, device: torch.device) -> WaveEngine:
+        engine = cls(
+            params=stored_params(prov, "wave", WaveParams, what="waveform"), channels=prov.channels, device=device
+        )
         check_rebuilt(engine, prov)
         return engine
 

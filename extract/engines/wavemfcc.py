@@ -61,17 +61,22 @@ class WaveMfccEngine(EngineBase, AudioInput):
         return self._wave.frame_rate
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "WaveMfccEngine":
+    def from_config(cls, cfg, device: torch.device) -> WaveMfccEngine:
         return cls(channels=cfg.channels, device=device)
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "WaveMfccEngine":
-        wave, mfcc = stored_params(prov, "wave", WaveParams, what="waveform"), stored_params(prov, "mfcc", cls.MFCC_PARAMS, what="MFCC")
+    def from_provenance(cls, prov, device: torch.device) -> WaveMfccEngine:
+        wave, mfcc = (
+            stored_params(prov, "wave", WaveParams, what="waveform"),
+            stored_params(prov, "mfcc", cls.MFCC_PARAMS, what="MFCC"),
+        )
         try:
             engine = cls(wave, mfcc, channels=prov.channels, device=device)
         except ValueError as err:
-            raise UserError(f"the store records extraction.wave and extraction.mfcc that do not share one frame grid ({err}), "
-                            "so its features cannot be made again for new files; extract the training data again") from err
+            raise UserError(
+                f"the store records extraction.wave and extraction.mfcc that do not share one frame grid ({err}), "
+                "so its features cannot be made again for new files; extract the training data again"
+            ) from err
         check_rebuilt(engine, prov)
         return engine
 

@@ -36,7 +36,9 @@ class WavLMEngine(EngineBase, AudioInput):
     """
 
     model: str = DEFAULT_MODEL
-    layers: list[int] = field(default_factory=list)  # hidden-state numbers to keep; empty: all (filled in once the model loads)
+    layers: list[int] = field(
+        default_factory=list
+    )  # hidden-state numbers to keep; empty: all (filled in once the model loads)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     batch_size: int = 8
@@ -62,7 +64,9 @@ class WavLMEngine(EngineBase, AudioInput):
         try:
             net = WavLMModel.from_pretrained(self.model, revision=self.revision, local_files_only=local_only)
         except Exception as err:  # noqa: BLE001 - missing, unreachable, truncated or foreign weights all land here
-            raise hub.unavailable(self.model, err, offline=local_only, what="WavLM weights", example=DEFAULT_MODEL) from err
+            raise hub.unavailable(
+                self.model, err, offline=local_only, what="WavLM weights", example=DEFAULT_MODEL
+            ) from err
         self._net = net.to(self.device).eval().requires_grad_(False)
         cfg = net.config
         total = cfg.num_hidden_layers + 1
@@ -80,38 +84,59 @@ class WavLMEngine(EngineBase, AudioInput):
         self._revision = getattr(cfg, "_commit_hash", None) or _local_digest(self.model)
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "WavLMEngine":
+    def from_config(cls, cfg, device: torch.device) -> WavLMEngine:
         """The engine an ``ExtractConfig`` asks for; loading the weights checks they exist."""
         return cls(
-            model=cfg.model, revision=cfg.revision, layers=list(cfg.layers or ()), device=device,
-            precision=cfg.precision, batch_size=cfg.batch_size, window_seconds=cfg.window_seconds, normalize=cfg.normalize,
-            out_dtype=cfg.dtype, channels=cfg.channels,
+            model=cfg.model,
+            revision=cfg.revision,
+            layers=list(cfg.layers or ()),
+            device=device,
+            precision=cfg.precision,
+            batch_size=cfg.batch_size,
+            window_seconds=cfg.window_seconds,
+            normalize=cfg.normalize,
+            out_dtype=cfg.dtype,
+            channels=cfg.channels,
         )
 
     @classmethod
-    def from_provenance(cls, prov, device: torch.device) -> "WavLMEngine":
+    def from_provenance(cls, prov, device: torch.device) -> WavLMEngine:
         """The engine a store was written with, for new files; refuses other weights than the store's."""
         if not prov.model:
             raise UserError("the store records WavLM features but no model; it cannot be reproduced")
         revision = prov.model_revision if prov.model_revision and not prov.model_revision.startswith("local:") else None
         frames = prov.extraction.get("window_frames", 2000)
         normalize = prov.extraction.get("normalize")
-        wrong = [(name, value, want) for name, value, want, ok in (
-            ("window_frames", frames, "a positive whole number of frames", type(frames) is int and frames > 0),
-            ("normalize", normalize, "true or false", normalize is None or type(normalize) is bool)) if not ok]
+        wrong = [
+            (name, value, want)
+            for name, value, want, ok in (
+                ("window_frames", frames, "a positive whole number of frames", type(frames) is int and frames > 0),
+                ("normalize", normalize, "true or false", normalize is None or type(normalize) is bool),
+            )
+            if not ok
+        ]
         for name, value, want in wrong:
-            raise UserError(f"the store records WavLM parameter extraction.{name} = {value!r}, not {want}; its features "
-                            "cannot be made again for new files. Predict with the mrnet version that wrote the store, or extract again.")
+            raise UserError(
+                f"the store records WavLM parameter extraction.{name} = {value!r}, not {want}; its features "
+                "cannot be made again for new files. Predict with the mrnet version that wrote the store, or extract again."
+            )
         engine = cls(
-            model=prov.model, revision=revision, layers=list(prov.layers), device=device,
-            window_seconds=frames / prov.frame_rate, normalize=normalize, channels=prov.channels,
+            model=prov.model,
+            revision=revision,
+            layers=list(prov.layers),
+            device=device,
+            window_seconds=frames / prov.frame_rate,
+            normalize=normalize,
+            channels=prov.channels,
         )
         check_rebuilt(engine, prov)
         geometry = prov.extraction.get("geometry")
         mine = {"stride": engine.geometry.stride, "receptive": engine.geometry.receptive}
         if geometry is not None and geometry != mine:
-            raise UserError(f"the store records WavLM parameter extraction.geometry = {geometry}, but {prov.model} here has "
-                            f"{mine}: not the network the store was extracted with. Use the store's weights, or extract again.")
+            raise UserError(
+                f"the store records WavLM parameter extraction.geometry = {geometry}, but {prov.model} here has "
+                f"{mine}: not the network the store was extracted with. Use the store's weights, or extract again."
+            )
         got = engine.describe()["model_revision"]
         if prov.model_revision and got != prov.model_revision:
             raise UserError(
@@ -131,7 +156,9 @@ class WavLMEngine(EngineBase, AudioInput):
         return stacked.to(getattr(torch, self.out_dtype)).cpu().numpy()
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:
-        return run_windowed(items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size)
+        return run_windowed(
+            items, self._forward, geometry=self.geometry, window=self.window_frames, batch_size=self.batch_size
+        )
 
     def weights(self) -> tuple[str | None, str | None]:
         return self.model, self._revision

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from benchmarks import growth, growth_fit, growth_report, report
 from benchmarks.template import Page
 
@@ -29,16 +28,33 @@ def _result(load_max: float, first_batch_top: float) -> dict:
         "stats": {"n": sizes, "runs": [_run(1.0), {"error": "RuntimeError: boom\nlast line"}, _run(100.0)]},
     }
     manifest = {"sizes": [1000, 10000], "ops": {"folds": {"n": [1000, 10000], "runs": [_run(0.01, 1), _run(0.1, 10)]}}}
-    remote = {"tracks": 1000, "delay_s": 0.02, "store_bytes": 10**7,
-              "server": {"direct": {"requests_per_s": 300.0}, "proxy": {"requests_per_s": 200.0, "round_trip_s": 0.025}},
-              "train": {"local": {"rate": 100.0}, "s3": {"rate": 90.0, "reading": {"threads": 25, "concurrent": 2, "depth": 3}},
-                        "ratio": 0.9, "first_epoch_ratio": 0.5},
-              "verify": {"local": {"rate": 100.0}, "s3": {"rate": 10.0}, "ratio": 0.1}}
-    return {"machine": {"cpu": "a CPU", "usable_cpus": 2}, "git": {"commit": "abc1234", "dirty": False}, "date": "2026-12-07",
-            "started": "2026-12-07 17:00 UTC", "command": "python -m benchmarks.growth", "full": True,
-            "load": {"mean": load_max, "max": load_max, "samples": 3, "contended": load_max > growth.CONTENDED},
-            "parts": {"stores": {"sizes": sizes, "ops": ops, "not_measured": {"predict": "no store input"}},
-                      "manifest": manifest, "remote": remote}}
+    remote = {
+        "tracks": 1000,
+        "delay_s": 0.02,
+        "store_bytes": 10**7,
+        "server": {"direct": {"requests_per_s": 300.0}, "proxy": {"requests_per_s": 200.0, "round_trip_s": 0.025}},
+        "train": {
+            "local": {"rate": 100.0},
+            "s3": {"rate": 90.0, "reading": {"threads": 25, "concurrent": 2, "depth": 3}},
+            "ratio": 0.9,
+            "first_epoch_ratio": 0.5,
+        },
+        "verify": {"local": {"rate": 100.0}, "s3": {"rate": 10.0}, "ratio": 0.1},
+    }
+    return {
+        "machine": {"cpu": "a CPU", "usable_cpus": 2},
+        "git": {"commit": "abc1234", "dirty": False},
+        "date": "2026-12-07",
+        "started": "2026-12-07 17:00 UTC",
+        "command": "python -m benchmarks.growth",
+        "full": True,
+        "load": {"mean": load_max, "max": load_max, "samples": 3, "contended": load_max > growth.CONTENDED},
+        "parts": {
+            "stores": {"sizes": sizes, "ops": ops, "not_measured": {"predict": "no store input"}},
+            "manifest": manifest,
+            "remote": remote,
+        },
+    }
 
 
 def _section(res: dict, tmp_path: Path) -> str:
@@ -48,7 +64,11 @@ def _section(res: dict, tmp_path: Path) -> str:
 
 def test_the_section_judges_each_operation_by_its_top_slope(tmp_path):
     text = _section(_result(load_max=1.0, first_batch_top=20.0), tmp_path)
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| `") or line.startswith("| one")}
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line
+        for line in text.splitlines()
+        if line.startswith("| `") or line.startswith("| one")
+    }
     assert rows["`mrnet-store verify`"].endswith("| yes |")
     assert rows["`mrnet-store ls`"].endswith("| **no** |")
     assert "failed" in rows["`mrnet-store stats`"] and "Failed: `mrnet-store stats` at 10,000: last line" in text
@@ -67,14 +87,32 @@ def test_a_contended_run_says_so_and_a_slow_first_batch_is_missed(tmp_path):
 
 def test_the_newest_full_result_is_chosen(tmp_path):
     (tmp_path / "a-2026-12-01.json").write_text(json.dumps({**_result(1.0, 20.0), "date": "2026-12-01"}))
-    (tmp_path / "a-2026-12-07-400.json").write_text(json.dumps({**_result(1.0, 20.0), "full": False, "date": "2026-12-07"}))
+    (tmp_path / "a-2026-12-07-400.json").write_text(
+        json.dumps({**_result(1.0, 20.0), "full": False, "date": "2026-12-07"})
+    )
     assert growth_report.latest(tmp_path)[0].name == "a-2026-12-01.json"
 
 
 @pytest.mark.slow
 def test_the_whole_run_at_tiny_sizes_measures_every_operation(tmp_path):
-    assert growth.main(["--sizes", "40,80", "--parts", "stores,manifest", "--manifest-sizes", "300,600", "--no-doc",
-                        "--work", str(tmp_path / "work"), "--results", str(tmp_path / "res")]) == 0
+    assert (
+        growth.main(
+            [
+                "--sizes",
+                "40,80",
+                "--parts",
+                "stores,manifest",
+                "--manifest-sizes",
+                "300,600",
+                "--no-doc",
+                "--work",
+                str(tmp_path / "work"),
+                "--results",
+                str(tmp_path / "res"),
+            ]
+        )
+        == 0
+    )
     res = json.loads(next((tmp_path / "res").glob("*-80.json")).read_text())
     stores, manifest = res["parts"]["stores"], res["parts"]["manifest"]
     for part in (stores, manifest):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import soundfile as sf
-
 from benchmarks import realmusic
 from benchmarks.realmusic import Source, plan, split_pieces
 

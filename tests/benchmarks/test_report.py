@@ -14,7 +14,6 @@ import json
 import re
 
 import pytest
-
 from benchmarks import history, report, template
 from benchmarks.common import REPO
 from benchmarks.template import Page
@@ -36,9 +35,15 @@ def as_gpu(res: dict) -> dict:
     for part in ("bare", "end_to_end"):
         figures["extraction"][part]["device"] = "cuda"
         figures["extraction"][part]["precision"] = "bfloat16"
-    figures["extraction"]["utilisation"].update(device="cuda", device_name="NVIDIA H100 80GB HBM3", peak_matmul="8192^3 bfloat16")
-    figures["batching"]["bare"] = {"batched": 40.0, "one_at_a_time": 10.0, "speedup": 4.0,
-                                   "sweep": {"1": 10.0, "2": 19.0, "4": 30.0, "8": 40.0, "16": 44.0, "32": 45.0}}
+    figures["extraction"]["utilisation"].update(
+        device="cuda", device_name="NVIDIA H100 80GB HBM3", peak_matmul="8192^3 bfloat16"
+    )
+    figures["batching"]["bare"] = {
+        "batched": 40.0,
+        "one_at_a_time": 10.0,
+        "speedup": 4.0,
+        "sweep": {"1": 10.0, "2": 19.0, "4": 30.0, "8": 40.0, "16": 44.0, "32": 45.0},
+    }
     figures["training"]["device"] = "cuda"
     figures["training"]["loader_rate"].update(apply_device="cuda")
     return gpu
@@ -108,7 +113,9 @@ def test_a_result_without_before_variants_renders(cpu_pick, tmp_path):
     assert placeholders_left(page) == []
     assert "`serial-io`" not in page and "the code before IO2" not in page  # no live before-figures any more
     w2 = next(line for line in page.splitlines() if line.startswith("| W2: `write_track`"))
-    assert w2 == "| W2: `write_track` ms per 30 s track (13 layers float16) | 117 | – | 36.5 |"  # recorded before, current after
+    assert (
+        w2 == "| W2: `write_track` ms per 30 s track (13 layers float16) | 117 | – | 36.5 |"
+    )  # recorded before, current after
 
 
 def test_template_examples():

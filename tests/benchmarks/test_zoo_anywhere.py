@@ -13,8 +13,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_zoo_plans_from_another_folder_and_leaves_it_untouched(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "benchmarks.zoo", "--print", "--dataset", "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.zoo", "--print", "--dataset", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "mrnet-train --store /" in done.stdout  # absolute stores: nothing relative to the working folder
     assert list(tmp_path.iterdir()) == []

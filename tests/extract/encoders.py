@@ -7,32 +7,45 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, conv_dim=(16, 16, 16),
-             conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+SMALL = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=37,
+    conv_dim=(16, 16, 16),
+    conv_kernel=(10, 3, 3),
+    conv_stride=(5, 2, 2),
+    num_conv_pos_embeddings=16,
+    num_conv_pos_embedding_groups=2,
+)
 FAMILIES = ("wavlm", "hubert", "wav2vec2", "data2vec-audio")
 
-MERT_CONFIG = '''from transformers import HubertConfig
+MERT_CONFIG = """from transformers import HubertConfig
 
 
 class TinyMertConfig(HubertConfig):
     model_type = "tiny_mert"
-'''
-MERT_MODEL = '''from transformers import HubertModel
+"""
+MERT_MODEL = """from transformers import HubertModel
 
 from .configuration_tiny_mert import TinyMertConfig
 
 
 class TinyMertModel(HubertModel):
     config_class = TinyMertConfig
-'''
+"""
 
 
 def save_encoder(family: str, path: Path, *, normalize: bool = True, rate: int = 16000) -> str:
     import torch
     import transformers as tf
 
-    config = {"wavlm": tf.WavLMConfig, "hubert": tf.HubertConfig, "wav2vec2": tf.Wav2Vec2Config,
-              "data2vec-audio": tf.Data2VecAudioConfig}[family]
+    config = {
+        "wavlm": tf.WavLMConfig,
+        "hubert": tf.HubertConfig,
+        "wav2vec2": tf.Wav2Vec2Config,
+        "data2vec-audio": tf.Data2VecAudioConfig,
+    }[family]
     extra = {"num_buckets": 32, "max_bucket_distance": 64} if family == "wavlm" else {}
     extra |= {"conv_pos_kernel_size": 5, "num_conv_pos_embeddings": 5} if family == "data2vec-audio" else {}
     torch.manual_seed(0)
@@ -52,7 +65,13 @@ def save_tiny_mert(path: Path) -> str:
     (path / "configuration_tiny_mert.py").write_text(MERT_CONFIG)
     (path / "modeling_tiny_mert.py").write_text(MERT_MODEL)
     config = json.loads((path / "config.json").read_text())
-    config |= {"model_type": "tiny_mert", "architectures": ["TinyMertModel"],
-               "auto_map": {"AutoConfig": "configuration_tiny_mert.TinyMertConfig", "AutoModel": "modeling_tiny_mert.TinyMertModel"}}
+    config |= {
+        "model_type": "tiny_mert",
+        "architectures": ["TinyMertModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_tiny_mert.TinyMertConfig",
+            "AutoModel": "modeling_tiny_mert.TinyMertModel",
+        },
+    }
     (path / "config.json").write_text(json.dumps(config, indent=2))
     return str(path)

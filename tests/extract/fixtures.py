@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -66,15 +67,63 @@ def make_gtzan(
 
 #: tracks.csv columns, grouped and sorted exactly as in the real file (52 after the track_id index).
 FMA_COLUMNS = {
-    "album": ("comments", "date_created", "date_released", "engineer", "favorites", "id", "information", "listens",
-              "producer", "tags", "title", "tracks", "type"),
-    "artist": ("active_year_begin", "active_year_end", "associated_labels", "bio", "comments", "date_created", "favorites",
-               "id", "latitude", "location", "longitude", "members", "name", "related_projects", "tags", "website",
-               "wikipedia_page"),
+    "album": (
+        "comments",
+        "date_created",
+        "date_released",
+        "engineer",
+        "favorites",
+        "id",
+        "information",
+        "listens",
+        "producer",
+        "tags",
+        "title",
+        "tracks",
+        "type",
+    ),
+    "artist": (
+        "active_year_begin",
+        "active_year_end",
+        "associated_labels",
+        "bio",
+        "comments",
+        "date_created",
+        "favorites",
+        "id",
+        "latitude",
+        "location",
+        "longitude",
+        "members",
+        "name",
+        "related_projects",
+        "tags",
+        "website",
+        "wikipedia_page",
+    ),
     "set": ("split", "subset"),
-    "track": ("bit_rate", "comments", "composer", "date_created", "date_recorded", "duration", "favorites", "genre_top",
-              "genres", "genres_all", "information", "interest", "language_code", "license", "listens", "lyricist", "number",
-              "publisher", "tags", "title"),
+    "track": (
+        "bit_rate",
+        "comments",
+        "composer",
+        "date_created",
+        "date_recorded",
+        "duration",
+        "favorites",
+        "genre_top",
+        "genres",
+        "genres_all",
+        "information",
+        "interest",
+        "language_code",
+        "license",
+        "listens",
+        "lyricist",
+        "number",
+        "publisher",
+        "tags",
+        "title",
+    ),
 }
 
 #: genres.csv rows: genre_id, #tracks, parent, title, top_level.
@@ -129,15 +178,63 @@ _BIO = '<p>A Way Of Life, A Collective of Hip-Hop from Queens, NY.\nWith members
 def _fma_row(t: FmaTrack) -> list[str]:
     """One tracks.csv data line: every column filled the way the real file fills it."""
     values = {
-        "album": ["0", "2008-11-26 01:44:45", "2009-01-05 00:00:00", "", "4", str(t.track_id % 7 + 1), "<p></p>", "6073", "", "[]",
-                  "AWOL - A Way Of Life", "7", "Album"],
-        "artist": ["2006-01-01 00:00:00", "", "", _BIO if t.artist == 1 else "", "0", "2008-11-26 01:42:32", "9", str(t.artist),
-                   "40.0583238", "New Jersey", "-74.4056612", "Sajje Morocco,Brownbum,ZawidaGod", f"Artist {t.artist}", "",
-                   "['awol', \"rock'n'roll\"]", "http://www.AzillionRecords.blogspot.com", ""],
+        "album": [
+            "0",
+            "2008-11-26 01:44:45",
+            "2009-01-05 00:00:00",
+            "",
+            "4",
+            str(t.track_id % 7 + 1),
+            "<p></p>",
+            "6073",
+            "",
+            "[]",
+            "AWOL - A Way Of Life",
+            "7",
+            "Album",
+        ],
+        "artist": [
+            "2006-01-01 00:00:00",
+            "",
+            "",
+            _BIO if t.artist == 1 else "",
+            "0",
+            "2008-11-26 01:42:32",
+            "9",
+            str(t.artist),
+            "40.0583238",
+            "New Jersey",
+            "-74.4056612",
+            "Sajje Morocco,Brownbum,ZawidaGod",
+            f"Artist {t.artist}",
+            "",
+            "['awol', \"rock'n'roll\"]",
+            "http://www.AzillionRecords.blogspot.com",
+            "",
+        ],
         "set": [t.split, t.subset],
-        "track": ["256000", "0", "", "2008-11-26 01:48:12", "2008-11-26 00:00:00", "168", "2", t.genre_top,
-                  str(t.genres), str(t.genres_all), "", "4656", "en", "Attribution-NonCommercial-ShareAlike 3.0 International",
-                  "1293", "", "3", "", "[]", f"Food, part {t.track_id}"],
+        "track": [
+            "256000",
+            "0",
+            "",
+            "2008-11-26 01:48:12",
+            "2008-11-26 00:00:00",
+            "168",
+            "2",
+            t.genre_top,
+            str(t.genres),
+            str(t.genres_all),
+            "",
+            "4656",
+            "en",
+            "Attribution-NonCommercial-ShareAlike 3.0 International",
+            "1293",
+            "",
+            "3",
+            "",
+            "[]",
+            f"Food, part {t.track_id}",
+        ],
     }
     return [str(t.track_id)] + [v for group in FMA_COLUMNS for v in values[group]]
 
@@ -155,7 +252,9 @@ def _silent_mp3(path: Path) -> None:
     path.write_bytes(header + bytes(size))
 
 
-def make_fma(root: Path, subset: str = "small", *, seconds: float = 0.25, sample_rate: int = 44100, channels: int = 2) -> Path:
+def make_fma(
+    root: Path, subset: str = "small", *, seconds: float = 0.25, sample_rate: int = 44100, channels: int = 2
+) -> Path:
     """FMA metadata for all of :data:`FMA_TRACKS` plus ``fma_<subset>/`` audio for that subset; returns ``root``.
 
     The audio folder holds every track of ``subset`` and the smaller ones (subsets are nested), as
@@ -185,7 +284,12 @@ def make_fma(root: Path, subset: str = "small", *, seconds: float = 0.25, sample
             continue
         length = 0.03 if t.audio == "short" else seconds
         seed = 2 if t.audio == "duplicate" else t.track_id
-        sf.write(path, tone(length, sample_rate, freq=220.0 + t.track_id % 500, channels=channels, seed=seed), sample_rate, format="MP3")
+        sf.write(
+            path,
+            tone(length, sample_rate, freq=220.0 + t.track_id % 500, channels=channels, seed=seed),
+            sample_rate,
+            format="MP3",
+        )
     if levels.index(subset) == 2:  # the duplicate is byte-identical to 000002
         (root / fma_audio_path(3, subset)).write_bytes((root / fma_audio_path(2, subset)).read_bytes())
     return root
@@ -216,8 +320,16 @@ MELON_SONGS = [
     MelonSong(707988, ["GN0300"], ["GN0302"], [106]),
 ]
 
-MELON_GENRE_NAMES = {"GN0100": "발라드", "GN0101": "세부장르전체", "GN0103": "'00", "GN0200": "댄스", "GN0201": "세부장르전체",
-                     "GN0300": "랩/힙합", "GN0301": "세부장르전체", "GN0302": "국내랩/힙합"}
+MELON_GENRE_NAMES = {
+    "GN0100": "발라드",
+    "GN0101": "세부장르전체",
+    "GN0103": "'00",
+    "GN0200": "댄스",
+    "GN0201": "세부장르전체",
+    "GN0300": "랩/힙합",
+    "GN0301": "세부장르전체",
+    "GN0302": "국내랩/힙합",
+}
 
 
 def make_melon(root: Path, *, frames: int = 64, dtype: str = "float32") -> Path:
@@ -228,13 +340,23 @@ def make_melon(root: Path, *, frames: int = 64, dtype: str = "float32") -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     meta = [
-        {"song_gn_dtl_gnr_basket": s.detail, "issue_date": "20140512", "album_name": f"앨범 {s.id}", "album_id": 2255639 + s.id,
-         "id": s.id, "artist_name_basket": [f"가수 {a}" for a in s.artists], "song_name": f"노래 {s.id}",
-         "song_gn_gnr_basket": s.major, "artist_id_basket": s.artists}
+        {
+            "song_gn_dtl_gnr_basket": s.detail,
+            "issue_date": "20140512",
+            "album_name": f"앨범 {s.id}",
+            "album_id": 2255639 + s.id,
+            "id": s.id,
+            "artist_name_basket": [f"가수 {a}" for a in s.artists],
+            "song_name": f"노래 {s.id}",
+            "song_gn_gnr_basket": s.major,
+            "artist_id_basket": s.artists,
+        }
         for s in MELON_SONGS
     ]
     (root / "song_meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    (root / "genre_gn_all.json").write_text(json.dumps(MELON_GENRE_NAMES, ensure_ascii=False, indent=1), encoding="utf-8")
+    (root / "genre_gn_all.json").write_text(
+        json.dumps(MELON_GENRE_NAMES, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
     rng = np.random.default_rng(0)
     for s in MELON_SONGS:
         if s.npy == "missing":
@@ -287,7 +409,14 @@ def make_folder(
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(path, tone(seconds, sample_rate, freq=200.0 * (g + 1), seed=i), sample_rate, format=fmt)
             paths.append(rel)
-            rows.append({"path": rel, "genre": genre, "artist": f"{genre}-artist-{i // 2}", "split": ("test", "valid")[i] if i < 2 else "train"})
+            rows.append(
+                {
+                    "path": rel,
+                    "genre": genre,
+                    "artist": f"{genre}-artist-{i // 2}",
+                    "split": ("test", "valid")[i] if i < 2 else "train",
+                }
+            )
     for j in range(missing):
         rows.append({"path": f"{genres[0]}/gone_{j}.wav", "genre": genres[0], "artist": "gone", "split": "train"})
     table = None
@@ -303,24 +432,194 @@ def make_folder(
 
 #: The 188 tag columns of annotations_final.csv, in the release's order.
 MTAT_TAGS = (
-    "no voice", "singer", "duet", "plucking", "hard rock", "world", "bongos", "harpsichord", "female singing", "clasical",
-    "sitar", "chorus", "female opera", "male vocal", "vocals", "clarinet", "heavy", "silence", "beats", "men", "woodwind",
-    "funky", "no strings", "chimes", "foreign", "no piano", "horns", "classical", "female", "no voices", "soft rock", "eerie",
-    "spacey", "jazz", "guitar", "quiet", "no beat", "banjo", "electric", "solo", "violins", "folk", "female voice", "wind",
-    "happy", "ambient", "new age", "synth", "funk", "no singing", "middle eastern", "trumpet", "percussion", "drum", "airy",
-    "voice", "repetitive", "birds", "space", "strings", "bass", "harpsicord", "medieval", "male voice", "girl", "keyboard",
-    "acoustic", "loud", "classic", "string", "drums", "electronic", "not classical", "chanting", "no violin", "not rock",
-    "no guitar", "organ", "no vocal", "talking", "choral", "weird", "opera", "soprano", "fast", "acoustic guitar",
-    "electric guitar", "male singer", "man singing", "classical guitar", "country", "violin", "electro", "reggae", "tribal",
-    "dark", "male opera", "no vocals", "irish", "electronica", "horn", "operatic", "arabic", "lol", "low", "instrumental",
-    "trance", "chant", "strange", "drone", "synthesizer", "heavy metal", "modern", "disco", "bells", "man", "deep",
-    "fast beat", "industrial", "hard", "harp", "no flute", "jungle", "pop", "lute", "female vocal", "oboe", "mellow",
-    "orchestral", "viola", "light", "echo", "piano", "celtic", "male vocals", "orchestra", "eastern", "old", "flutes", "punk",
-    "spanish", "sad", "sax", "slow", "male", "blues", "vocal", "indian", "no singer", "scary", "india", "woman",
-    "woman singing", "rock", "dance", "piano solo", "guitars", "no drums", "jazzy", "singing", "cello", "calm",
-    "female vocals", "voices", "different", "techno", "clapping", "house", "monks", "flute", "not opera", "not english",
-    "oriental", "beat", "upbeat", "soft", "noise", "choir", "female singer", "rap", "metal", "hip hop", "quick", "water",
-    "baroque", "women", "fiddle", "english",
+    "no voice",
+    "singer",
+    "duet",
+    "plucking",
+    "hard rock",
+    "world",
+    "bongos",
+    "harpsichord",
+    "female singing",
+    "clasical",
+    "sitar",
+    "chorus",
+    "female opera",
+    "male vocal",
+    "vocals",
+    "clarinet",
+    "heavy",
+    "silence",
+    "beats",
+    "men",
+    "woodwind",
+    "funky",
+    "no strings",
+    "chimes",
+    "foreign",
+    "no piano",
+    "horns",
+    "classical",
+    "female",
+    "no voices",
+    "soft rock",
+    "eerie",
+    "spacey",
+    "jazz",
+    "guitar",
+    "quiet",
+    "no beat",
+    "banjo",
+    "electric",
+    "solo",
+    "violins",
+    "folk",
+    "female voice",
+    "wind",
+    "happy",
+    "ambient",
+    "new age",
+    "synth",
+    "funk",
+    "no singing",
+    "middle eastern",
+    "trumpet",
+    "percussion",
+    "drum",
+    "airy",
+    "voice",
+    "repetitive",
+    "birds",
+    "space",
+    "strings",
+    "bass",
+    "harpsicord",
+    "medieval",
+    "male voice",
+    "girl",
+    "keyboard",
+    "acoustic",
+    "loud",
+    "classic",
+    "string",
+    "drums",
+    "electronic",
+    "not classical",
+    "chanting",
+    "no violin",
+    "not rock",
+    "no guitar",
+    "organ",
+    "no vocal",
+    "talking",
+    "choral",
+    "weird",
+    "opera",
+    "soprano",
+    "fast",
+    "acoustic guitar",
+    "electric guitar",
+    "male singer",
+    "man singing",
+    "classical guitar",
+    "country",
+    "violin",
+    "electro",
+    "reggae",
+    "tribal",
+    "dark",
+    "male opera",
+    "no vocals",
+    "irish",
+    "electronica",
+    "horn",
+    "operatic",
+    "arabic",
+    "lol",
+    "low",
+    "instrumental",
+    "trance",
+    "chant",
+    "strange",
+    "drone",
+    "synthesizer",
+    "heavy metal",
+    "modern",
+    "disco",
+    "bells",
+    "man",
+    "deep",
+    "fast beat",
+    "industrial",
+    "hard",
+    "harp",
+    "no flute",
+    "jungle",
+    "pop",
+    "lute",
+    "female vocal",
+    "oboe",
+    "mellow",
+    "orchestral",
+    "viola",
+    "light",
+    "echo",
+    "piano",
+    "celtic",
+    "male vocals",
+    "orchestra",
+    "eastern",
+    "old",
+    "flutes",
+    "punk",
+    "spanish",
+    "sad",
+    "sax",
+    "slow",
+    "male",
+    "blues",
+    "vocal",
+    "indian",
+    "no singer",
+    "scary",
+    "india",
+    "woman",
+    "woman singing",
+    "rock",
+    "dance",
+    "piano solo",
+    "guitars",
+    "no drums",
+    "jazzy",
+    "singing",
+    "cello",
+    "calm",
+    "female vocals",
+    "voices",
+    "different",
+    "techno",
+    "clapping",
+    "house",
+    "monks",
+    "flute",
+    "not opera",
+    "not english",
+    "oriental",
+    "beat",
+    "upbeat",
+    "soft",
+    "noise",
+    "choir",
+    "female singer",
+    "rap",
+    "metal",
+    "hip hop",
+    "quick",
+    "water",
+    "baroque",
+    "women",
+    "fiddle",
+    "english",
 )
 #: Four styles, each a sound and the tags it carries: what a tagger can learn from the miniature.
 MTAT_STYLES = {

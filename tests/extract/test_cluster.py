@@ -7,7 +7,6 @@ import signal
 import threading
 import time
 
-import polars as pl
 import pytest
 
 from mrnet.extract.pipeline import run
@@ -35,7 +34,9 @@ def test_one_process_local_workers_and_a_cluster_write_identical_stores(tmp_path
     common = dict(features="wavlm", model=tiny_wavlm, window_seconds=1.0, threads=1)
     serial = run(config(tmp_path, root, out=str(tmp_path / "one.zarr"), **common)).tracks
     local = run(config(tmp_path, root, out=str(tmp_path / "local.zarr"), workers=2, **common)).tracks
-    remote = run(config(tmp_path, root, out=str(tmp_path / "cluster.zarr"), scheduler=cluster.scheduler_address, **common)).tracks
+    remote = run(
+        config(tmp_path, root, out=str(tmp_path / "cluster.zarr"), scheduler=cluster.scheduler_address, **common)
+    ).tracks
     expected = serial.select(COLUMNS).sort("track_id")
     assert expected["status"].to_list().count("done") == 8
     assert local.select(COLUMNS).sort("track_id").equals(expected)
@@ -46,8 +47,18 @@ def test_a_killed_worker_has_its_unit_rerun_and_the_store_ends_complete(tmp_path
     from dask.distributed import Client
 
     root = make_audio_folder(tmp_path / "music", genres=("a", "b", "c"), per_genre=10, seconds=2.0, bad=False)
-    cfg = config(tmp_path, root, out=str(tmp_path / "k.zarr"), features="wavlm", model=tiny_wavlm, window_seconds=1.0,
-                 unit_size=1, scheduler=cluster.scheduler_address, folds=3, threads=1)
+    cfg = config(
+        tmp_path,
+        root,
+        out=str(tmp_path / "k.zarr"),
+        features="wavlm",
+        model=tiny_wavlm,
+        window_seconds=1.0,
+        unit_size=1,
+        scheduler=cluster.scheduler_address,
+        folds=3,
+        threads=1,
+    )
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.setdefault("summary", run(cfg)))
     worker.start()
@@ -67,8 +78,19 @@ def test_a_killed_worker_has_its_unit_rerun_and_the_store_ends_complete(tmp_path
     store = FeatureStore.open(cfg.store)
     for key, crc in tracks.select("key", "checksum").iter_rows():
         assert checksum(store.read(key)) == crc
-    clean = run(config(tmp_path, root, out=str(tmp_path / "clean.zarr"), features="wavlm", model=tiny_wavlm,
-                       window_seconds=1.0, folds=3, unit_size=1, threads=1)).tracks
+    clean = run(
+        config(
+            tmp_path,
+            root,
+            out=str(tmp_path / "clean.zarr"),
+            features="wavlm",
+            model=tiny_wavlm,
+            window_seconds=1.0,
+            folds=3,
+            unit_size=1,
+            threads=1,
+        )
+    ).tracks
     assert tracks.select(COLUMNS).sort("track_id").equals(clean.select(COLUMNS).sort("track_id"))
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import polars as pl
 import pytest
 import soundfile as sf
 
+from mrnet.core.errors import UserError
 from mrnet.extract.datasets import DATASET_NAMES, Scan, demo, scan
 from mrnet.manifests.schema import GENRES, TRACKS
-from mrnet.core.errors import UserError
 from mrnet.store.format import track_key
 from tests.extract.fixtures import (
-    make_mtat,
     FMA_TRACKS,
     GTZAN_GENRES,
     MELON_SONGS,
@@ -22,6 +20,7 @@ from tests.extract.fixtures import (
     make_folder,
     make_gtzan,
     make_melon,
+    make_mtat,
 )
 
 
@@ -72,7 +71,11 @@ def test_gtzan_root_may_be_the_genres_folder_itself(tmp_path):
 
 def test_gtzan_folds_follow_the_seed(tmp_path):
     root = make_gtzan(tmp_path, per_genre=4, seconds=0.05)
-    a, b, c = scan("gtzan", root, seed=1, folds=4), scan("gtzan", root, seed=1, folds=4), scan("gtzan", root, seed=2, folds=4)
+    a, b, c = (
+        scan("gtzan", root, seed=1, folds=4),
+        scan("gtzan", root, seed=1, folds=4),
+        scan("gtzan", root, seed=2, folds=4),
+    )
     assert a.tracks["fold"].to_list() == b.tracks["fold"].to_list() != c.tracks["fold"].to_list()
     assert a.tracks["fold"].max() == 3
 
@@ -105,7 +108,11 @@ def test_gtzan_split_files_like_the_fault_filtered_lists(tmp_path):
     s = scan("gtzan", root, split_files=lists)
     _check_contract(s)
     assert dict(s.tracks.select("track_id", "split").iter_rows()) == {
-        "blues.00000": "train", "blues.00001": "train", "jazz.00000": "train", "blues.00002": "valid", "jazz.00001": "test",
+        "blues.00000": "train",
+        "blues.00001": "train",
+        "jazz.00000": "train",
+        "blues.00002": "valid",
+        "jazz.00001": "test",
     }
     assert s.genres["name"].to_list() == ["blues", "jazz"]  # the genre table covers the kept tracks
     assert any("1 lines match no track" in n for n in s.notes)
@@ -124,7 +131,9 @@ def test_gtzan_fold_files(tmp_path):
 
 def test_gtzan_wrong_layout(tmp_path):
     (tmp_path / "audio").mkdir()
-    with pytest.raises(UserError, match=r"no genres or genres_original folder under .*: expected the GTZAN layout ROOT/genres/<genre>"):
+    with pytest.raises(
+        UserError, match=r"no genres or genres_original folder under .*: expected the GTZAN layout ROOT/genres/<genre>"
+    ):
         scan("gtzan", tmp_path)
     (tmp_path / "genres_original" / "blues").mkdir(parents=True)
     with pytest.raises(UserError, match="no GTZAN clips under"):
@@ -137,12 +146,16 @@ def test_gtzan_wrong_layout(tmp_path):
 @pytest.fixture(scope="module")
 def fma(tmp_path_factory):
     """One FMA miniature per subset, made once for the module (scans only read it)."""
-    return {subset: make_fma(tmp_path_factory.mktemp(f"fma_{subset}"), subset) for subset in ("small", "medium", "large")}
+    return {
+        subset: make_fma(tmp_path_factory.mktemp(f"fma_{subset}"), subset) for subset in ("small", "medium", "large")
+    }
 
 
 def _fma_expected(subset: str, *, top: bool = True) -> list:
     levels = ("small", "medium", "large")
-    return [t for t in FMA_TRACKS if levels.index(t.subset) <= levels.index(subset) and (t.genre_top if top else t.genres)]
+    return [
+        t for t in FMA_TRACKS if levels.index(t.subset) <= levels.index(subset) and (t.genre_top if top else t.genres)
+    ]
 
 
 @pytest.mark.parametrize("subset", ["small", "medium", "large"])
@@ -214,7 +227,10 @@ def test_fma_duplicate_audio_is_kept(fma):
 
 
 def test_fma_layout_errors(tmp_path):
-    with pytest.raises(UserError, match=r"no tracks.csv at .*fma_metadata/tracks.csv: expected the FMA layout .*fma_small/000/000002.mp3; pass --root pointing at the folder that contains fma_metadata"):
+    with pytest.raises(
+        UserError,
+        match=r"no tracks.csv at .*fma_metadata/tracks.csv: expected the FMA layout .*fma_small/000/000002.mp3; pass --root pointing at the folder that contains fma_metadata",
+    ):
         scan("fma_small", tmp_path)
     root = make_fma(tmp_path / "copy", "small")
     with pytest.raises(UserError, match=r"no fma_medium folder under .*copy: expected the FMA layout"):
@@ -239,7 +255,9 @@ def test_fma_bad_metadata_values(tmp_path):
     with pytest.raises(UserError, match="1 tracks of fma_small have a set.split other than training/validation/test"):
         scan("fma_small", root)
     (root / "fma_metadata/genres.csv").write_text("id,name\n1,Rock\n")
-    with pytest.raises(UserError, match=r"genres.csv is not the FMA genres.csv \(genre_id,#tracks,parent,title,top_level\)"):
+    with pytest.raises(
+        UserError, match=r"genres.csv is not the FMA genres.csv \(genre_id,#tracks,parent,title,top_level\)"
+    ):
         scan("fma_small", root)
 
 
@@ -279,7 +297,10 @@ def test_melon_layout_errors(tmp_path):
         scan("melon", root)
     (root / "genre_gn_all.json").write_text('{"GN0100": "x"}')
     (root / "arena_mel").rename(root / "mels")
-    with pytest.raises(UserError, match=r"arena_mel does not exist: expected the Melon Playlist Dataset layout .*arena_mel/<id // 1000>/<id>.npy"):
+    with pytest.raises(
+        UserError,
+        match=r"arena_mel does not exist: expected the Melon Playlist Dataset layout .*arena_mel/<id // 1000>/<id>.npy",
+    ):
         scan("melon", root)
     (root / "song_meta.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot read .*song_meta.json as the Melon song_meta.json"):
@@ -326,7 +347,11 @@ def test_folder_labels_table_with_folds(tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("path,genre,fold\ncalm/calm_0.wav,calm,0\ncalm/live/calm_1.flac,calm,1\nloud/loud_0.flac,loud,1\n")
     s = scan("folder", tmp_path, labels=table)
-    assert s.tracks.select("track_id", "fold").rows() == [("calm/calm_0", 0), ("calm/live/calm_1", 1), ("loud/loud_0", 1)]
+    assert s.tracks.select("track_id", "fold").rows() == [
+        ("calm/calm_0", 0),
+        ("calm/live/calm_1", 1),
+        ("loud/loud_0", 1),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -351,7 +376,9 @@ def test_folder_labels_table_errors(tmp_path, content, message):
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(UserError, match=r"no audio files in genre folders under .*: expected ROOT/<genre>/<name>.*or pass --labels"):
+    with pytest.raises(
+        UserError, match=r"no audio files in genre folders under .*: expected ROOT/<genre>/<name>.*or pass --labels"
+    ):
         scan("folder", tmp_path)
     with pytest.raises(UserError, match=r"no labels.xlsx at"):
         scan("folder", tmp_path, labels=tmp_path / "labels.xlsx")
@@ -366,7 +393,10 @@ def test_folder_unsupported_extension_fails_that_track(tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("path,genre\ncalm/calm_0.wav,calm\ncalm/x.m4a,calm\n")
     s = scan("folder", tmp_path, labels=table)
-    assert s.tracks.select("status", "error").rows() == [("pending", None), ("failed", "unsupported audio format: calm/x.m4a")]
+    assert s.tracks.select("status", "error").rows() == [
+        ("pending", None),
+        ("failed", "unsupported audio format: calm/x.m4a"),
+    ]
 
 
 # -- demo ------------------------------------------------------------------------------------------
@@ -431,7 +461,9 @@ def test_demo_default_root(monkeypatch, tmp_path):
 
 def test_demo_genres_differ_measurably(small_demo):
     by_genre = {
-        g: np.array([_measures(sf.read(p, dtype="float32")[0]) for p in sorted((small_demo / g).glob("*.wav"))]).mean(axis=0)
+        g: np.array([_measures(sf.read(p, dtype="float32")[0]) for p in sorted((small_demo / g).glob("*.wav"))]).mean(
+            axis=0
+        )
         for g in demo.GENRES
     }
     centroid, flux, low = (dict(zip(by_genre, v)) for v in np.array(list(by_genre.values())).T)
@@ -497,7 +529,7 @@ def test_fma_track_ids_must_be_numbers(tmp_path):
     root = make_fma(tmp_path / "fma")
     tracks = root / "fma_metadata" / "tracks.csv"
     lines = tracks.read_text().splitlines()
-    lines[3] = "../../etc" + lines[3][lines[3].index(","):]
+    lines[3] = "../../etc" + lines[3][lines[3].index(",") :]
     tracks.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"track_id values are not numbers of up to 6 digits, e\.g\. '\.\./\.\./etc'"):
         scan("fma_small", root)
@@ -518,7 +550,12 @@ def test_symlink_loops_and_doubles_list_each_real_file_once_under_its_real_genre
     (root / "rock" / "b").symlink_to("a")
     (root / "jazz" / "away").symlink_to(tmp_path)  # out of the root, to the folder that holds it: followed, and a loop
     s = scan("folder", root, folds=2)
-    assert sorted(s.tracks["path"].to_list()) == ["jazz/jazz0.wav", "jazz/jazz1.wav", "rock/rock0.wav", "rock/rock1.wav"]
+    assert sorted(s.tracks["path"].to_list()) == [
+        "jazz/jazz0.wav",
+        "jazz/jazz1.wav",
+        "rock/rock0.wav",
+        "rock/rock1.wav",
+    ]
     assert dict(zip(s.tracks["path"], s.tracks["genre"]))["rock/rock0.wav"] == "rock"
     notes = " | ".join(s.notes)
     assert "links to folders already scanned" in notes and "rock/up" in notes
@@ -543,7 +580,9 @@ def test_mtat_is_a_multi_label_manifest_with_the_hex_folder_split(mtat):
     first = t.filter(pl.col("track_id") == "0").row(0, named=True)
     assert set(first["tags"]) == {"classical", "strings", "violin", "slow", "male"} and first["artist"] == "artist0"
     counts = dict(zip(s.genres["name"], s.genres["count"]))
-    assert s.genres.schema == GENRES and s.genres.height == 16 and counts["male"] == 16  # 'male' (16 clips) beats a style tag (12)
+    assert (
+        s.genres.schema == GENRES and s.genres.height == 16 and counts["male"] == 16
+    )  # 'male' (16 clips) beats a style tag (12)
     assert counts["slow"] == 13 and sum(c == 12 for c in counts.values()) == 14  # the broken clip is slow too
 
 

@@ -24,7 +24,10 @@ def test_a_folder_with_one_name_in_two_formats_is_refused_naming_both(tmp_path):
     for name in ("rock/dup.wav", "rock/other.wav", "jazz/a.wav"):
         _wav(tmp_path / name)
     sf.write(tmp_path / "rock" / "dup.flac", np.zeros(3200, np.float32), 16000)
-    with pytest.raises(UserError, match=r"track id is given to more than one entry, e\.g\. 'rock/dup': rock/dup\.flac and rock/dup\.wav"):
+    with pytest.raises(
+        UserError,
+        match=r"track id is given to more than one entry, e\.g\. 'rock/dup': rock/dup\.flac and rock/dup\.wav",
+    ):
         scan("folder", tmp_path, folds=2)
 
 
@@ -49,15 +52,20 @@ def test_fma_tracks_csv_listing_a_track_twice_is_refused(tmp_path):
     with tracks.open("a", newline="", encoding="utf-8") as f:
         csv.writer(f, lineterminator="\n").writerow(rows[3])  # the first track's row again
     tid = rows[3][0].zfill(6)
-    with pytest.raises(UserError, match=rf"fma_small: 1 track id is given to more than one entry, e\.g\. '{tid}': "
-                                        rf"fma_small/{tid[:3]}/{tid}\.mp3 both times"):
+    with pytest.raises(
+        UserError,
+        match=rf"fma_small: 1 track id is given to more than one entry, e\.g\. '{tid}': "
+        rf"fma_small/{tid[:3]}/{tid}\.mp3 both times",
+    ):
         scan("fma_small", root)
 
 
 def test_gtzan_one_clip_as_au_and_wav_is_refused(tmp_path):
     root = make_gtzan(tmp_path, "genres", per_genre=1)
     sf.write(root / "genres" / "blues" / "blues.00000.wav", np.zeros(2205, np.float32), 22050)
-    with pytest.raises(UserError, match=r"'blues\.00000': genres/blues/blues\.00000\.au and genres/blues/blues\.00000\.wav"):
+    with pytest.raises(
+        UserError, match=r"'blues\.00000': genres/blues/blues\.00000\.au and genres/blues/blues\.00000\.wav"
+    ):
         scan("gtzan", root)
 
 
@@ -66,7 +74,9 @@ def test_an_mtat_clip_on_two_rows_is_refused(tmp_path):
     annotations = root / "annotations_final.csv"
     lines = annotations.read_text().splitlines()
     annotations.write_text("\n".join([*lines, lines[1]]) + "\n")
-    with pytest.raises(UserError, match=r"mtat: 1 track id is given to more than one entry, e\.g\. '0': 0/.*\.mp3 both times"):
+    with pytest.raises(
+        UserError, match=r"mtat: 1 track id is given to more than one entry, e\.g\. '0': 0/.*\.mp3 both times"
+    ):
         scan("mtat", root)
 
 
@@ -76,6 +86,8 @@ def test_one_file_listed_under_two_ids_is_refused(tmp_path):
     annotations = root / "annotations_final.csv"
     lines = annotations.read_text().splitlines()
     annotations.write_text("\n".join([*lines, lines[1].replace('"0"', '"777"', 1)]) + "\n")
-    with pytest.raises(UserError, match=r"1 path is given to more than one entry, e\.g\. '0/.*\.mp3': as track '0' and as track '777'"):
+    with pytest.raises(
+        UserError, match=r"1 path is given to more than one entry, e\.g\. '0/.*\.mp3': as track '0' and as track '777'"
+    ):
         scan("mtat", root)
     shutil.rmtree(root)

@@ -21,13 +21,27 @@ from tests.extract.test_engines import scan_of
 #: What each kind's provenance was before the registry (recorded from the code that wrote the stores
 #: already shared): a store written now must hold exactly these bytes, in this key order.
 RECORDED = json.loads((Path(__file__).parent / "provenance_of_each_kind.json").read_text())
-CASES = [("mel", {}), ("mel128", {}), ("mel96", {}), ("mfcc", {}), ("wave", {}), ("wave+mfcc", {}), ("mel", {"channels": 2}),
-         ("wavlm", {"model": "MODEL"}), ("wavlm", {"layers": [0, 2], "model": "MODEL", "normalize": True, "window_seconds": 10.0})]
+CASES = [
+    ("mel", {}),
+    ("mel128", {}),
+    ("mel96", {}),
+    ("mfcc", {}),
+    ("wave", {}),
+    ("wave+mfcc", {}),
+    ("mel", {"channels": 2}),
+    ("wavlm", {"model": "MODEL"}),
+    ("wavlm", {"layers": [0, 2], "model": "MODEL", "normalize": True, "window_seconds": 10.0}),
+]
 
 
 def _recorded(kind: str, extra: dict, model: str) -> str:
     settings = dict(extra, layers=tuple(extra["layers"])) if "layers" in extra else extra
-    cfg = ExtractConfig(dataset="demo", features=kind, out="/tmp/x.zarr", **{k: model if v == "MODEL" else v for k, v in settings.items()})
+    cfg = ExtractConfig(
+        dataset="demo",
+        features=kind,
+        out="/tmp/x.zarr",
+        **{k: model if v == "MODEL" else v for k, v in settings.items()},
+    )
     prov = provenance(engine_for_run(cfg, "audio", device="cpu"), cfg, scan_of("audio")).to_json()
     prov.pop("versions")
     if kind == "wavlm":
@@ -49,9 +63,26 @@ def test_a_shipped_kind_writes_the_provenance_it_wrote_before():
 
 
 def test_every_kind_is_declared_once_by_its_own_file():
-    assert list(FEATURES) == ["wavlm", "ssl", "mel", "mel128", "mel96", "mfcc", "mfcc-window", "wave", "wave+mfcc",
-                              "wave+mfcc-window"] and list(SHIPPED) == ["melon"]
-    assert {cls.__module__.rsplit(".", 1)[1] for cls in FEATURES.values()} == {"wavlm", "ssl", "mel", "mfcc", "wave", "wavemfcc"}
+    assert list(FEATURES) == [
+        "wavlm",
+        "ssl",
+        "mel",
+        "mel128",
+        "mel96",
+        "mfcc",
+        "mfcc-window",
+        "wave",
+        "wave+mfcc",
+        "wave+mfcc-window",
+    ] and list(SHIPPED) == ["melon"]
+    assert {cls.__module__.rsplit(".", 1)[1] for cls in FEATURES.values()} == {
+        "wavlm",
+        "ssl",
+        "mel",
+        "mfcc",
+        "wave",
+        "wavemfcc",
+    }
     with pytest.raises(ValueError, match="registered twice"):
         computes("mel")(type("Again", (), {}))
 
@@ -65,7 +96,9 @@ def test_a_registered_kind_is_built_like_any_other(monkeypatch):
     class Copy(engines.MelEngine):
         pass
 
-    built = engines.FEATURES["mel-copy"].from_config(ExtractConfig(dataset="folder", features="mel"), __import__("torch").device("cpu"))
+    built = engines.FEATURES["mel-copy"].from_config(
+        ExtractConfig(dataset="folder", features="mel"), __import__("torch").device("cpu")
+    )
     assert isinstance(built, Copy) and built.describe() == engines.MelEngine().describe()
 
 
@@ -75,14 +108,17 @@ def _stored(kind: str, **changes):
     return replace(prov, **changes)
 
 
-@pytest.mark.parametrize("kind, key, name, value, says", [
-    ("mel", "mel", "n_bins", 64, r"extraction\.mel\.n_bins = 64, which this mrnet does not know"),
-    ("mel128", "mel", "n_fft", "2048", r"extraction\.mel\.n_fft = '2048', where this mrnet expects a int"),
-    ("mfcc", "mfcc", "lifter", 22, r"extraction\.mfcc\.lifter = 22, which this mrnet does not know"),
-    ("mfcc", "mfcc", "top_db", True, r"extraction\.mfcc\.top_db = True, where this mrnet expects a float"),
-    ("wave", "wave", "frame", 1024.5, r"extraction\.wave\.frame = 1024\.5, where this mrnet expects a int"),
-    ("wave+mfcc", "wave", "overlap", 0, r"extraction\.wave\.overlap = 0, which this mrnet does not know"),
-])
+@pytest.mark.parametrize(
+    "kind, key, name, value, says",
+    [
+        ("mel", "mel", "n_bins", 64, r"extraction\.mel\.n_bins = 64, which this mrnet does not know"),
+        ("mel128", "mel", "n_fft", "2048", r"extraction\.mel\.n_fft = '2048', where this mrnet expects a int"),
+        ("mfcc", "mfcc", "lifter", 22, r"extraction\.mfcc\.lifter = 22, which this mrnet does not know"),
+        ("mfcc", "mfcc", "top_db", True, r"extraction\.mfcc\.top_db = True, where this mrnet expects a float"),
+        ("wave", "wave", "frame", 1024.5, r"extraction\.wave\.frame = 1024\.5, where this mrnet expects a int"),
+        ("wave+mfcc", "wave", "overlap", 0, r"extraction\.wave\.overlap = 0, which this mrnet does not know"),
+    ],
+)
 def test_rebuilding_refuses_a_stored_parameter_it_does_not_know(kind, key, name, value, says):
     prov = _stored(kind)
     extraction = dict(prov.extraction, **{key: dict(prov.extraction[key], **{name: value})})
@@ -91,10 +127,14 @@ def test_rebuilding_refuses_a_stored_parameter_it_does_not_know(kind, key, name,
     assert "mrnet version that wrote the store" in str(err.value)
 
 
-@pytest.mark.parametrize("kind, attribute, value", [("mel", "dim", 64), ("mfcc", "frame_rate", 50.0), ("wave", "sample_rate", 22050),
-                                                     ("wave+mfcc", "layers", [0, 1])])
+@pytest.mark.parametrize(
+    "kind, attribute, value",
+    [("mel", "dim", 64), ("mfcc", "frame_rate", 50.0), ("wave", "sample_rate", 22050), ("wave+mfcc", "layers", [0, 1])],
+)
 def test_rebuilding_refuses_a_store_whose_shape_the_parameters_do_not_make(kind, attribute, value):
-    with pytest.raises(UserError, match=re.escape(f"the store records {attribute} = {value!r}, but the {kind} engine rebuilt")):
+    with pytest.raises(
+        UserError, match=re.escape(f"the store records {attribute} = {value!r}, but the {kind} engine rebuilt")
+    ):
         engine_for_store(_stored(kind, **{attribute: value}))
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from mrnet.core.errors import UserError
 from mrnet.extract.config import ExtractConfig
+from mrnet.extract.datasets import Scan
 from mrnet.extract.engines import MelEngine, MelonEngine, WavLMEngine, engine_for_run, engine_for_store
 from mrnet.extract.pipeline import provenance
-from mrnet.extract.datasets import Scan
-from mrnet.core.errors import UserError
 
 
 def waves(*lengths, channels=1, seed=0):
@@ -107,13 +107,28 @@ def test_mel_features_are_48_bins_at_62_5_fps():
 
 
 # --- every engine behind one protocol ---------------------------------------------------------------
-PROTOCOL = ("feature", "layers", "dim", "frame_rate", "channels", "sample_rate", "load", "probe", "seconds", "extract", "describe")
+PROTOCOL = (
+    "feature",
+    "layers",
+    "dim",
+    "frame_rate",
+    "channels",
+    "sample_rate",
+    "load",
+    "probe",
+    "seconds",
+    "extract",
+    "describe",
+)
 
 
 def test_every_engine_has_the_whole_protocol(tiny_wavlm):
     from mrnet.extract.engines import FEATURES, SHIPPED
 
-    built = [engine_for_run(ExtractConfig(dataset="folder", features=name, model=tiny_wavlm), "audio", device="cpu") for name in FEATURES]
+    built = [
+        engine_for_run(ExtractConfig(dataset="folder", features=name, model=tiny_wavlm), "audio", device="cpu")
+        for name in FEATURES
+    ]
     built += [cls() for cls in SHIPPED.values()]
     assert {type(e) for e in built} == {*FEATURES.values(), *SHIPPED.values()}
     for engine in built:
@@ -178,11 +193,19 @@ def test_one_frame_is_enough(tiny_wavlm):
 
 
 # --- the baselines' feature kinds ------------------------------------------------------------------------
-@pytest.mark.parametrize("feature, rate, dim, frame_rate", [
-    ("mel", 16000, 48, 62.5), ("mel128", 22050, 128, 22050 / 256), ("mel96", 12000, 96, 12000 / 256),
-    ("mfcc", 44100, 20, 44100 / 1024), ("wave", 44100, 1024, 44100 / 1024), ("wave+mfcc", 44100, 1044, 44100 / 1024),
-    ("mfcc-window", 44100, 20, 44100 / 1024), ("wave+mfcc-window", 44100, 1044, 44100 / 1024),
-])
+@pytest.mark.parametrize(
+    "feature, rate, dim, frame_rate",
+    [
+        ("mel", 16000, 48, 62.5),
+        ("mel128", 22050, 128, 22050 / 256),
+        ("mel96", 12000, 96, 12000 / 256),
+        ("mfcc", 44100, 20, 44100 / 1024),
+        ("wave", 44100, 1024, 44100 / 1024),
+        ("wave+mfcc", 44100, 1044, 44100 / 1024),
+        ("mfcc-window", 44100, 20, 44100 / 1024),
+        ("wave+mfcc-window", 44100, 1044, 44100 / 1024),
+    ],
+)
 def test_each_profile_has_its_rate_width_and_frame_rate(feature, rate, dim, frame_rate):
     engine = engine_for_run(ExtractConfig(dataset="folder", features=feature), "audio", device="cpu")
     assert (engine.feature, engine.sample_rate, engine.dim, engine.frame_rate) == (feature, rate, dim, frame_rate)
@@ -220,12 +243,22 @@ def test_mfcc_window_is_the_authors_mfcc_of_the_test_window_floored_at_its_own_m
     window, track = MfccWindowEngine().extract([x])[0], MfccEngine().extract([x])[0]
     assert window.shape == track.shape
     start = window.shape[2] // 2  # --eval-unit middle on this store
-    authors = MfccEngine()._mfcc(torch.from_numpy(x[:, start * 1024 : start * 1024 + 2**18]))[..., :256].transpose(1, 2).numpy()
+    authors = (
+        MfccEngine()
+        ._mfcc(torch.from_numpy(x[:, start * 1024 : start * 1024 + 2**18]))[..., :256]
+        .transpose(1, 2)
+        .numpy()
+    )
     np.testing.assert_allclose(window[:, 0, start : start + 256], authors, rtol=1e-5, atol=1e-4)
     assert not np.allclose(track[:, 0, start : start + 256], authors, atol=1e-2)  # the track's floor is another
     both = WaveMfccWindowEngine().extract([x])[0]
     wave_start = both.shape[2] // 2  # one frame fewer: the window anchored at this store's middle
-    authors = MfccEngine()._mfcc(torch.from_numpy(x[:, wave_start * 1024 : wave_start * 1024 + 2**18]))[..., :256].transpose(1, 2).numpy()
+    authors = (
+        MfccEngine()
+        ._mfcc(torch.from_numpy(x[:, wave_start * 1024 : wave_start * 1024 + 2**18]))[..., :256]
+        .transpose(1, 2)
+        .numpy()
+    )
     np.testing.assert_allclose(both[:, 0, wave_start : wave_start + 256, 1024:], authors, rtol=1e-5, atol=1e-4)
     assert np.array_equal(both[..., :1024], WaveMfccEngine().extract([x])[0][..., :1024])
 

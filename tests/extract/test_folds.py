@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mrnet.extract.datasets.folds import apply_fold_files, apply_split_files, assign_folds, stratified_group_folds
 from mrnet.core.errors import UserError
+from mrnet.extract.datasets.folds import apply_fold_files, apply_split_files, assign_folds, stratified_group_folds
 
 
 def _counts(folds: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -88,7 +88,14 @@ def test_fewer_than_two_folds_is_a_user_error():
 
 
 def test_assign_folds_sets_fold_and_clears_split():
-    tracks = pl.DataFrame({"genre": ["a", "a", "b", "b"], "artist": ["p", "p", "q", None], "split": ["train"] * 4, "fold": pl.Series([None] * 4, dtype=pl.Int16)})
+    tracks = pl.DataFrame(
+        {
+            "genre": ["a", "a", "b", "b"],
+            "artist": ["p", "p", "q", None],
+            "split": ["train"] * 4,
+            "fold": pl.Series([None] * 4, dtype=pl.Int16),
+        }
+    )
     out = assign_folds(tracks, k=2, seed=0)
     assert out["split"].null_count() == 4
     assert out.schema["fold"] == pl.Int16
@@ -128,26 +135,36 @@ def test_split_files_match_by_path_name_stem_or_id(tmp_path, tracks):
     )
     out, notes = apply_split_files(tracks, folder)
     assert dict(out.select("track_id", "split").iter_rows()) == {
-        "blues.00000": "train", "blues.00001": "train", "blues.00002": "valid", "jazz.00000": "test", "jazz.00001": "test",
+        "blues.00000": "train",
+        "blues.00001": "train",
+        "blues.00002": "valid",
+        "jazz.00000": "test",
+        "jazz.00001": "test",
     }
     assert out["fold"].null_count() == out.height
     assert notes == ["1 tracks are in none of the list files and are left out"]
 
 
 def test_split_files_report_lines_that_match_nothing(tmp_path, tracks):
-    folder = _write_splits(tmp_path / "split", ["blues.00000.wav", "blues.00099.wav"], ["jazz.00000.wav"], ["jazz.00001.wav"])
+    folder = _write_splits(
+        tmp_path / "split", ["blues.00000.wav", "blues.00099.wav"], ["jazz.00000.wav"], ["jazz.00001.wav"]
+    )
     _, notes = apply_split_files(tracks, folder)
     assert "train.txt: 1 lines match no track, e.g. ['blues.00099.wav']" in notes
 
 
 def test_a_split_file_matching_nothing_is_a_user_error(tmp_path, tracks):
-    folder = _write_splits(tmp_path / "split", ["blues.00000.wav"], ["jazz.00000.wav"], ["rock.00000.wav", "rock.00001.wav"])
+    folder = _write_splits(
+        tmp_path / "split", ["blues.00000.wav"], ["jazz.00000.wav"], ["rock.00000.wav", "rock.00001.wav"]
+    )
     with pytest.raises(UserError, match=r"test\.txt: none of its 2 lines names a track"):
         apply_split_files(tracks, folder)
 
 
 def test_a_track_in_two_split_files_is_a_user_error(tmp_path, tracks):
-    folder = _write_splits(tmp_path / "split", ["blues.00000.wav"], ["jazz.00000.wav"], ["# from the paper", "", "blues/blues.00000.wav"])
+    folder = _write_splits(
+        tmp_path / "split", ["blues.00000.wav"], ["jazz.00000.wav"], ["# from the paper", "", "blues/blues.00000.wav"]
+    )
     with pytest.raises(UserError, match=r"test\.txt:3: 'blues/blues.00000.wav' is also listed in .*train\.txt"):
         apply_split_files(tracks, folder)
 
@@ -163,7 +180,14 @@ def test_split_folder_must_hold_all_three_files(tmp_path, tracks):
 
 
 def test_an_ambiguous_file_name_is_a_user_error(tmp_path):
-    tracks = pl.DataFrame({"track_id": ["rock/a", "pop/a"], "path": ["rock/a.mp3", "pop/a.mp3"], "split": [None, None], "fold": pl.Series([0, 1], dtype=pl.Int16)})
+    tracks = pl.DataFrame(
+        {
+            "track_id": ["rock/a", "pop/a"],
+            "path": ["rock/a.mp3", "pop/a.mp3"],
+            "split": [None, None],
+            "fold": pl.Series([0, 1], dtype=pl.Int16),
+        }
+    )
     (tmp_path / "f0.txt").write_text("a.mp3\n")
     (tmp_path / "f1.txt").write_text("pop/a.mp3\n")
     with pytest.raises(UserError, match="matches 2 tracks by file name"):
@@ -172,7 +196,9 @@ def test_an_ambiguous_file_name_is_a_user_error(tmp_path):
 
 def test_fold_files_give_fold_i_to_file_i(tmp_path, tracks):
     files = []
-    for i, ids in enumerate([["blues.00000", "jazz.00000"], ["blues.00001", "jazz.00001"], ["blues.00002", "jazz.00002"]]):
+    for i, ids in enumerate(
+        [["blues.00000", "jazz.00000"], ["blues.00001", "jazz.00001"], ["blues.00002", "jazz.00002"]]
+    ):
         files.append(tmp_path / f"fold{i}.txt")
         files[-1].write_text("\n".join(f"{x}.wav" for x in ids))
     out, notes = apply_fold_files(tracks.with_columns(fold=pl.lit(None, pl.Int16), split=pl.lit("train")), files)
@@ -194,6 +220,9 @@ def test_extraction_warns_about_folds_with_very_few_tracks_of_a_class(tmp_path):
 
     root = make_audio_folder(tmp_path / "music", per_genre=3, bad=False)
     notes = scan_dataset(ExtractConfig(dataset="folder", root=root, folds=5)).notes
-    assert any("few tracks per class and fold: calm 3 over 5 folds (2 hold none of it)" in n and "fewer --folds" in n for n in notes)
+    assert any(
+        "few tracks per class and fold: calm 3 over 5 folds (2 hold none of it)" in n and "fewer --folds" in n
+        for n in notes
+    )
     many = make_audio_folder(tmp_path / "more", per_genre=8, bad=False, seconds=0.2)
     assert not any("few tracks" in n for n in scan_dataset(ExtractConfig(dataset="folder", root=many, folds=2)).notes)

@@ -41,14 +41,19 @@ def make_dataset(n: int, *, first: int = 0, tags: bool = False, artist: bool = F
         columns["tags"] = [["guitar", "slow"][: (first + i) % 3] for i in range(n)]  # [], [guitar], [guitar, slow], ...
     if artist:
         columns["artist"] = [f"artist{(first + i) // 2}" for i in range(n)]
-    return (datasets.Dataset.from_dict(columns).cast_column("audio", datasets.Audio())
-            .cast_column("genre", datasets.ClassLabel(names=GENRES)))
+    return (
+        datasets.Dataset.from_dict(columns)
+        .cast_column("audio", datasets.Audio())
+        .cast_column("genre", datasets.ClassLabel(names=GENRES))
+    )
 
 
 @pytest.fixture
 def with_splits(tmp_path) -> Path:
     root = tmp_path / "with-splits"
-    datasets.DatasetDict(train=make_dataset(6), validation=make_dataset(2, first=6), test=make_dataset(2, first=8)).save_to_disk(str(root))
+    datasets.DatasetDict(
+        train=make_dataset(6), validation=make_dataset(2, first=6), test=make_dataset(2, first=8)
+    ).save_to_disk(str(root))
     return root
 
 
@@ -57,16 +62,33 @@ def test_splits_map_onto_the_store_splits_and_labels_are_the_class_names(with_sp
     rows = found.tracks.sort("track_id")
     assert rows["split"].value_counts().sort("split").rows() == [("test", 2), ("train", 6), ("valid", 2)]
     assert rows.filter(rows["track_id"] == "validation-000001").select("path", "genre").row(0) == (
-        "validation/data-00000-of-00001.arrow#1", "loud")
+        "validation/data-00000-of-00001.arrow#1",
+        "loud",
+    )
     assert found.genres["name"].to_list() == GENRES and found.task == "single-label"
     states = [(with_splits / s / "state.json").read_text() for s in ("train", "validation", "test")]
-    assert found.origin["name"] == "with-splits" and all(s.count(f) for s, f in zip(states, found.origin["revision"].split(",")))
+    assert found.origin["name"] == "with-splits" and all(
+        s.count(f) for s, f in zip(states, found.origin["revision"].split(","))
+    )
 
 
 def test_extraction_decodes_each_row_like_the_file_it_was(with_splits, tmp_path):
     out = tmp_path / "hf.zarr"
-    result = invoke("hf", "--root", with_splits, "--label-column", "genre", "--features", "mel", "--out", out,
-                    "--manifests-dir", tmp_path / "m", "--dtype", "float32")
+    result = invoke(
+        "hf",
+        "--root",
+        with_splits,
+        "--label-column",
+        "genre",
+        "--features",
+        "mel",
+        "--out",
+        out,
+        "--manifests-dir",
+        tmp_path / "m",
+        "--dtype",
+        "float32",
+    )
     assert result.exit_code == 0, result.output
     store = FeatureStore.open(out)
     assert store.tracks["status"].to_list() == ["done"] * 10 and store.provenance.labeling == "genre"
@@ -86,19 +108,45 @@ def test_parquet_without_splits_gets_folds_grouped_by_artist(tmp_path):
     assert found.tracks.group_by("artist").agg(pl.col("fold").n_unique())["fold"].max() == 1  # one artist, one fold
     assert found.origin["revision"].startswith("parquet:") and any("3-fold" in n for n in found.notes)
     out = tmp_path / "flat.zarr"
-    result = invoke("hf", "--root", root, "--label-column", "genre", "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m")
+    result = invoke(
+        "hf",
+        "--root",
+        root,
+        "--label-column",
+        "genre",
+        "--features",
+        "mel",
+        "--out",
+        out,
+        "--manifests-dir",
+        tmp_path / "m",
+    )
     assert result.exit_code == 0, result.output
     assert FeatureStore.open(out).tracks.filter(FeatureStore.open(out).tracks["status"] == "done").height == 12
 
 
 def test_a_list_column_makes_a_tag_store(tmp_path):
     root = tmp_path / "tagged"
-    datasets.DatasetDict(train=make_dataset(6, tags=True), test=make_dataset(3, first=6, tags=True)).save_to_disk(str(root))
+    datasets.DatasetDict(train=make_dataset(6, tags=True), test=make_dataset(3, first=6, tags=True)).save_to_disk(
+        str(root)
+    )
     found = scan("hf", root, label_column="tags")
     assert found.task == "multi-label" and sorted(found.genres["name"]) == ["guitar", "slow"]
     assert found.tracks.height == 6 and any("3 rows have no tags" in n for n in found.notes)
     out = tmp_path / "tags.zarr"
-    result = invoke("hf", "--root", root, "--label-column", "tags", "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m")
+    result = invoke(
+        "hf",
+        "--root",
+        root,
+        "--label-column",
+        "tags",
+        "--features",
+        "mel",
+        "--out",
+        out,
+        "--manifests-dir",
+        tmp_path / "m",
+    )
     assert result.exit_code == 0, result.output
     assert FeatureStore.open(out).provenance.task == "multi-label"
 
@@ -141,8 +189,21 @@ def test_a_row_without_audio_bytes_fails_that_track_only(tmp_path):
     table = table.set_column(0, "audio", pa.StructArray.from_arrays([data, pa.array(paths)], names=["bytes", "path"]))
     pq.write_table(table, root / "clips.parquet")
     out = tmp_path / "p.zarr"
-    result = invoke("hf", "--root", root, "--label-column", "genre", "--features", "mel", "--out", out, "--manifests-dir", tmp_path / "m",
-                    "--folds", "2")
+    result = invoke(
+        "hf",
+        "--root",
+        root,
+        "--label-column",
+        "genre",
+        "--features",
+        "mel",
+        "--out",
+        out,
+        "--manifests-dir",
+        tmp_path / "m",
+        "--folds",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     tracks = FeatureStore.open(out).tracks.sort("track_id")
     assert tracks["status"].to_list() == ["done", "done", "done", "failed"]

@@ -25,5 +25,7 @@ def test_a_run_where_every_track_fails_finishes_and_says_so_on_every_rerun(tmp_p
 def test_limit_0_finishes_an_empty_store(tmp_path):
     out = tmp_path / "s.zarr"
     result = extract(tmp_path, "--out", out, "--manifests-dir", tmp_path / "m", "--limit", "0")
-    assert result.exit_code == 0 and "nothing was extracted: the run selected no track" in one_line(result.output), result.output
+    assert result.exit_code == 0 and "nothing was extracted: the run selected no track" in one_line(result.output), (
+        result.output
+    )
     assert FeatureStore.open(out).tracks.height == 0

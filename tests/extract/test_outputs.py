@@ -36,7 +36,11 @@ def test_two_stores_of_one_name_in_different_folders_do_not_share_manifests(tmp_
     before = (tmp_path / "m" / "x" / "tracks.parquet").read_bytes()
     second = extract(tmp_path, "--out", tmp_path / "b" / "x.zarr", "--manifests-dir", tmp_path / "m")
     text = one_line(second.output)
-    assert second.exit_code == 2 and "holds the manifests of another store of this name" in text and f"{tmp_path}/a/x.zarr" in text, text
+    assert (
+        second.exit_code == 2
+        and "holds the manifests of another store of this name" in text
+        and f"{tmp_path}/a/x.zarr" in text
+    ), text
     assert (tmp_path / "m" / "x" / "tracks.parquet").read_bytes() == before
     assert not (tmp_path / "b" / "x.zarr").exists()  # a refused run writes nothing
 
@@ -48,7 +52,9 @@ def test_a_second_folder_dataset_into_the_same_store_is_refused(tmp_path):
     other = make_audio_folder(tmp_path / "other", genres=("a", "b"), bad=False)
     result = extract(tmp_path, "--out", out, "--manifests-dir", manifests, root=other)
     text = one_line(result.output)
-    assert result.exit_code == 2 and f"was extracted from folder at {tmp_path / 'music'}" in text and "--overwrite" in text, text
+    assert (
+        result.exit_code == 2 and f"was extracted from folder at {tmp_path / 'music'}" in text and "--overwrite" in text
+    ), text
     assert (manifests / "s" / "tracks.parquet").read_bytes() == before
     again = extract(tmp_path, "--out", out, "--manifests-dir", manifests)  # the same dataset resumes as before
     assert again.exit_code == 0, again.output
@@ -59,30 +65,38 @@ def test_out_or_manifests_dir_pointing_at_a_file_is_named(tmp_path, option):
     (tmp_path / "a_file").write_text("mine\n")
     other = {"--out": ["--manifests-dir", tmp_path / "m"], "--manifests-dir": ["--out", tmp_path / "s.zarr"]}[option]
     result = extract(tmp_path, option, tmp_path / "a_file", *other)
-    assert result.exit_code == 2 and f"{option} {tmp_path / 'a_file'} is a file" in one_line(result.output), result.output
+    assert result.exit_code == 2 and f"{option} {tmp_path / 'a_file'} is a file" in one_line(result.output), (
+        result.output
+    )
     assert (tmp_path / "a_file").read_text() == "mine\n"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--limit", "-5"], "Invalid value for '--limit': Input should be greater than or equal to 0"),
-    (["--workers", "-1"], "Invalid value for '--workers': Input should be greater than or equal to 0"),
-    (["--threads", "1000000"], "Invalid value for '--threads': Input should be less than or equal to 256"),
-    (["--threads", "-1"], "Invalid value for '--threads'"),
-    (["--io-threads", "-1"], "Invalid value for '--io-threads'"),
-    (["--window-seconds", "1e-9"], "Invalid value for '--window-seconds': Input should be greater than or equal to 1"),
-    (["--window-seconds", "nan"], "Invalid value for '--window-seconds'"),
-    (["--window-seconds", "inf"], "Invalid value for '--window-seconds'"),
-    (["--window-seconds", "-3"], "Invalid value for '--window-seconds'"),
-    (["--window-seconds", "100000"], "Invalid value for '--window-seconds'"),
-    (["--chunk-frames", "0"], "Invalid value for '--chunk-frames'"),
-    (["--chunk-frames", "1000000000"], "Invalid value for '--chunk-frames'"),
-    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
-    (["--unit-size", "-2"], "Invalid value for '--unit-size'"),
-    (["--seed", "-1"], "Invalid value for '--seed'"),
-    (["--seed", str(2**70)], "Invalid value for '--seed'"),
-    (["--folds", "1"], "Invalid value for '--folds'"),
-    (["--layers", "2-1"], "--layers '2-1': 2-1 is an empty range; write the smaller first: 1-2"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "-5"], "Invalid value for '--limit': Input should be greater than or equal to 0"),
+        (["--workers", "-1"], "Invalid value for '--workers': Input should be greater than or equal to 0"),
+        (["--threads", "1000000"], "Invalid value for '--threads': Input should be less than or equal to 256"),
+        (["--threads", "-1"], "Invalid value for '--threads'"),
+        (["--io-threads", "-1"], "Invalid value for '--io-threads'"),
+        (
+            ["--window-seconds", "1e-9"],
+            "Invalid value for '--window-seconds': Input should be greater than or equal to 1",
+        ),
+        (["--window-seconds", "nan"], "Invalid value for '--window-seconds'"),
+        (["--window-seconds", "inf"], "Invalid value for '--window-seconds'"),
+        (["--window-seconds", "-3"], "Invalid value for '--window-seconds'"),
+        (["--window-seconds", "100000"], "Invalid value for '--window-seconds'"),
+        (["--chunk-frames", "0"], "Invalid value for '--chunk-frames'"),
+        (["--chunk-frames", "1000000000"], "Invalid value for '--chunk-frames'"),
+        (["--batch-size", "0"], "Invalid value for '--batch-size'"),
+        (["--unit-size", "-2"], "Invalid value for '--unit-size'"),
+        (["--seed", "-1"], "Invalid value for '--seed'"),
+        (["--seed", str(2**70)], "Invalid value for '--seed'"),
+        (["--folds", "1"], "Invalid value for '--folds'"),
+        (["--layers", "2-1"], "--layers '2-1': 2-1 is an empty range; write the smaller first: 1-2"),
+    ],
+)
 def test_every_numeric_option_is_checked_where_it_is_parsed(tmp_path, args, message):
     result = extract(tmp_path, "--out", tmp_path / "s.zarr", "--manifests-dir", tmp_path / "m", *args)
     assert result.exit_code == 2 and message in one_line(result.output.replace("│", " ")), result.output
@@ -95,8 +109,18 @@ def test_the_ranges_are_shown_in_help():
         assert shown in result.output, shown
 
 
-@pytest.mark.parametrize(("field", "value"), [("limit", -5), ("workers", -1), ("threads", 10**6), ("window_seconds", float("nan")),
-                                              ("window_seconds", float("inf")), ("chunk_frames", 10**9), ("layers", ())])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("limit", -5),
+        ("workers", -1),
+        ("threads", 10**6),
+        ("window_seconds", float("nan")),
+        ("window_seconds", float("inf")),
+        ("chunk_frames", 10**9),
+        ("layers", ()),
+    ],
+)
 def test_the_library_config_checks_the_same_ranges(field, value):
     with pytest.raises(UserError, match=f"--{field.replace('_', '-')}"):
         ExtractConfig(dataset="folder", **{field: value})
@@ -105,7 +129,13 @@ def test_the_library_config_checks_the_same_ranges(field, value):
 def test_chunk_frames_too_large_for_memory_says_how_much_it_would_need(tmp_path, monkeypatch):
     real = os.sysconf
     monkeypatch.setattr(os, "sysconf", lambda name: 1024 if name == "SC_PHYS_PAGES" else real(name))  # a 4 MiB machine
-    result = extract(tmp_path, "--out", tmp_path / "s.zarr", "--manifests-dir", tmp_path / "m", "--chunk-frames", "50000")
+    result = extract(
+        tmp_path, "--out", tmp_path / "s.zarr", "--manifests-dir", tmp_path / "m", "--chunk-frames", "50000"
+    )
     text = one_line(result.output)
-    assert result.exit_code == 2 and "--chunk-frames 50000: every track would need at least" in text and "GiB of memory" in text, text
+    assert (
+        result.exit_code == 2
+        and "--chunk-frames 50000: every track would need at least" in text
+        and "GiB of memory" in text
+    ), text
     assert "choose at most" in text and not (tmp_path / "s.zarr").exists()

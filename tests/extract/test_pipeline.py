@@ -43,13 +43,31 @@ def folder(tmp_path):
 
 
 def config(tmp_path, root, **kw) -> ExtractConfig:
-    base = dict(dataset="folder", root=root, out=str(tmp_path / "store" / "folder.zarr"), manifests_dir=tmp_path / "manifests",
-                features="mel", unit_size=2, folds=2)
+    base = dict(
+        dataset="folder",
+        root=root,
+        out=str(tmp_path / "store" / "folder.zarr"),
+        manifests_dir=tmp_path / "manifests",
+        features="mel",
+        unit_size=2,
+        folds=2,
+    )
     return ExtractConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("features,dtype", [("mel", "float16"), ("mel", "float32"), ("wavlm", "float16"), ("mel128", "float16"),
-                                            ("mel96", "float32"), ("mfcc", "float16"), ("wave", "float16"), ("wave+mfcc", "float16")])
+@pytest.mark.parametrize(
+    "features,dtype",
+    [
+        ("mel", "float16"),
+        ("mel", "float32"),
+        ("wavlm", "float16"),
+        ("mel128", "float16"),
+        ("mel96", "float32"),
+        ("mfcc", "float16"),
+        ("wave", "float16"),
+        ("wave+mfcc", "float16"),
+    ],
+)
 def test_store_round_trip(tmp_path, folder, tiny_wavlm, features, dtype):
     cfg = config(tmp_path, folder, features=features, dtype=dtype, model=tiny_wavlm, window_seconds=1.0)
     summary = run(cfg)
@@ -86,7 +104,9 @@ def test_a_threads_setting_does_not_leak_into_the_next_run_in_the_process(tmp_pa
     store = FeatureStore.open(cfg.store)
     engine = engine_for_store(store.provenance)
     for row in store.tracks.filter(pl.col("status") == "done").iter_rows(named=True):
-        assert np.array_equal(store.read(row["key"]), features_of_file(engine, folder / row["path"]).astype("float16")), row["path"]
+        assert np.array_equal(
+            store.read(row["key"]), features_of_file(engine, folder / row["path"]).astype("float16")
+        ), row["path"]
 
 
 def test_decoding_and_writing_threads_change_nothing_in_the_store(tmp_path, folder, tiny_wavlm):
@@ -97,7 +117,9 @@ def test_decoding_and_writing_threads_change_nothing_in_the_store(tmp_path, fold
         run(cfg)
         stores.append(FeatureStore.open(cfg.store))
     a, b = (s.tracks.sort("track_id") for s in stores)
-    assert a.select("track_id", "status", "checksum", "frames").equals(b.select("track_id", "status", "checksum", "frames"))
+    assert a.select("track_id", "status", "checksum", "frames").equals(
+        b.select("track_id", "status", "checksum", "frames")
+    )
     assert a["status"].to_list().count("done") == 6
 
 
@@ -143,10 +165,27 @@ def _mrnet_extract() -> str:
 def test_resume_after_kill_9(tmp_path, tiny_wavlm):
     """A real extraction process killed with SIGKILL part-way, then rerun: complete, nothing done twice or lost."""
     root = make_audio_folder(tmp_path / "music", genres=("a", "b", "c"), per_genre=12, seconds=2.0, bad=False)
-    args = ["folder", "--root", str(root), "--features", "wavlm", "--model", tiny_wavlm, "--unit-size", "1",
-            "--window-seconds", "1", "--folds", "3", "--manifests-dir", str(tmp_path / "m")]
+    args = [
+        "folder",
+        "--root",
+        str(root),
+        "--features",
+        "wavlm",
+        "--model",
+        tiny_wavlm,
+        "--unit-size",
+        "1",
+        "--window-seconds",
+        "1",
+        "--folds",
+        "3",
+        "--manifests-dir",
+        str(tmp_path / "m"),
+    ]
     out = tmp_path / "killed.zarr"
-    proc = subprocess.Popen([_mrnet_extract(), *args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [_mrnet_extract(), *args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "progress").glob("*.parquet"))) < 3:
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -184,7 +223,11 @@ def test_features_that_overflow_float16_fail_that_track_only(tmp_path, folder, m
     from mrnet.extract.engines import MelEngine
 
     real = MelEngine.extract
-    monkeypatch.setattr(MelEngine, "extract", lambda self, tracks: [x * (1e6 if i == 0 else 1) for i, x in enumerate(real(self, tracks))])
+    monkeypatch.setattr(
+        MelEngine,
+        "extract",
+        lambda self, tracks: [x * (1e6 if i == 0 else 1) for i, x in enumerate(real(self, tracks))],
+    )
     tracks = run(config(tmp_path, folder)).tracks
     bad = tracks.filter(pl.col("error").str.contains("not finite", literal=True))
     assert bad.height >= 1 and "--dtype float32" in bad["error"][0]
@@ -201,7 +244,9 @@ def test_workers_receive_the_typed_config_and_it_survives_pickling(tmp_path, fol
 
     cfg = config(tmp_path, folder)
     found = scan_dataset(cfg)
-    ctx = UnitContext(cfg, str(found.root), found.source, Location.parse(cfg.store), provenance(run_engine(cfg, found), cfg, found))
+    ctx = UnitContext(
+        cfg, str(found.root), found.source, Location.parse(cfg.store), provenance(run_engine(cfg, found), cfg, found)
+    )
     again = pickle.loads(pickle.dumps(ctx))
     assert again == ctx and isinstance(again.config, ExtractConfig) and again.config.features == "mel"
     assert ExtractConfig.from_json(cfg.to_json()) == cfg

@@ -21,7 +21,9 @@ def test_every_reader_is_declared_once_with_one_read_signature():
         assert list(inspect.signature(declared.read).parameters) == ["root", "options"], name
         assert set(declared.takes) <= set(SPECIFIC)
     assert {n: (r.ships, r.features) for n, r in READERS.items() if (r.ships, r.features) != ("audio", "wavlm")} == {
-        "melon": ("melon", "mel"), "demo": ("audio", "mel")}
+        "melon": ("melon", "mel"),
+        "demo": ("audio", "mel"),
+    }
     with pytest.raises(ValueError, match="registered twice"):
         reader("gtzan")(lambda root, options: None)
 
@@ -36,7 +38,9 @@ def moods(monkeypatch, tmp_path):
     @reader("moods", labelings=("mood", "energy"))
     def read(root, options: ReaderOptions):
         seen.append(options)
-        raw = pl.DataFrame({"track_id": ["a", "b"], "path": ["a.wav", "b.wav"], "genre": ["calm", "loud"], "split": ["train", "test"]})
+        raw = pl.DataFrame(
+            {"track_id": ["a", "b"], "path": ["a.wav", "b.wav"], "genre": ["calm", "loud"], "split": ["train", "test"]}
+        )
         return make_scan(options.name, root, source="audio", labeling=options.labeling, tracks=tracks_frame(raw))
 
     (tmp_path / "a.wav").touch()
@@ -50,11 +54,14 @@ def test_scan_dispatches_to_a_registered_reader_with_its_options(moods, tmp_path
     assert scan("moods", tmp_path).labeling == "mood"  # the first declared labeling is the default
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(tags="10"), "--tags and --keep-untagged apply to mtat; moods has its own labels"),
-    (dict(labels="x.csv"), "--labels applies to the folder dataset only; moods reads its labels"),
-    (dict(labeling="genre"), "--labeling 'genre' does not apply to moods: choose mood or energy"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(tags="10"), "--tags and --keep-untagged apply to mtat; moods has its own labels"),
+        (dict(labels="x.csv"), "--labels applies to the folder dataset only; moods reads its labels"),
+        (dict(labeling="genre"), "--labeling 'genre' does not apply to moods: choose mood or energy"),
+    ],
+)
 def test_options_a_reader_does_not_declare_are_refused_before_it_reads(moods, tmp_path, options, message):
     with pytest.raises(UserError, match=message):
         scan("moods", tmp_path, **options)

@@ -11,8 +11,14 @@ from tests.extract.fixtures import make_fma, make_gtzan, make_melon
 
 
 def extract(tmp_path, dataset, root, **kw):
-    cfg = ExtractConfig(dataset=dataset, root=root, out=str(tmp_path / f"{dataset}.zarr"), manifests_dir=tmp_path / "m",
-                        features="mel", **kw)
+    cfg = ExtractConfig(
+        dataset=dataset,
+        root=root,
+        out=str(tmp_path / f"{dataset}.zarr"),
+        manifests_dir=tmp_path / "m",
+        features="mel",
+        **kw,
+    )
     return run(cfg), FeatureStore.open(cfg.store)
 
 
@@ -49,7 +55,11 @@ def test_melon_arrays_are_ingested_as_shipped(tmp_path):
     summary, store = extract(tmp_path, "melon", root)
     done = store.tracks.filter(pl.col("status") == "done")
     mel = store.provenance.extraction["mel"]
-    assert done.height > 0 and mel["source"].startswith("Melon Playlist Dataset") and (mel["n_mels"], mel["hop_length"]) == (48, 256)
+    assert (
+        done.height > 0
+        and mel["source"].startswith("Melon Playlist Dataset")
+        and (mel["n_mels"], mel["hop_length"]) == (48, 256)
+    )
     row = done.row(0, named=True)
     shipped = np.load(root / row["path"])
     assert np.array_equal(store.read(row["key"])[0, 0], shipped.T.astype(np.float16))

@@ -26,7 +26,11 @@ def test_the_users_own_features_and_stats_folders_are_refused_and_kept(tmp_path)
         text = one_line(result.output)
         assert result.exit_code == 2 and "is not an mrnet store" in text and "--overwrite" not in text, text
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "features", "features/my_features.csv", "stats", "stats/results.csv"]
+        "features",
+        "features/my_features.csv",
+        "stats",
+        "stats/results.csv",
+    ]
 
 
 def test_a_bucket_that_does_not_exist_is_named(tmp_path, s3_env):

@@ -42,8 +42,15 @@ def test_each_family_batched_equals_one_track_at_a_time(encoders, mert, family):
     model, rate = (mert, 24000) if family == "mert" else (encoders[family], 16000)
     one = SslEngine(model=model, batch_size=1, window_seconds=0.5, trust_remote_code=family == "mert")
     many = SslEngine(model=model, batch_size=8, window_seconds=0.5, trust_remote_code=family == "mert")
-    assert (many.layers, many.dim, many.sample_rate, many.frame_rate) == ([0, 1, 2], 32, rate, rate / 20)  # strides 5, 2, 2
-    assert many.normalize is True and many.describe()["extraction"]["ssl"]["architecture"] == family.replace("mert", "tiny_mert")
+    assert (many.layers, many.dim, many.sample_rate, many.frame_rate) == (
+        [0, 1, 2],
+        32,
+        rate,
+        rate / 20,
+    )  # strides 5, 2, 2
+    assert many.normalize is True and many.describe()["extraction"]["ssl"]["architecture"] == family.replace(
+        "mert", "tiny_mert"
+    )
     # equal lengths batch together; the long tracks become 0.5 s windows from different tracks in one batch
     tracks = waves(4000, 4000, 4000, 16000 + 123, 16000 + 400, 9000, 700)
     alone = [one.extract([t])[0] for t in tracks]
@@ -70,15 +77,24 @@ def test_remote_code_needs_trust_and_is_recorded(mert):
     assert (engine.sample_rate, engine.frame_rate, engine.layers) == (24000, 24000 / 20, [0, 1, 2])
     recorded = engine.describe()
     assert recorded["extraction"]["ssl"]["trust_remote_code"] is True
-    assert recorded["model_revision"].startswith("local:") and recorded["extraction"]["ssl"]["architecture"] == "tiny_mert"
+    assert (
+        recorded["model_revision"].startswith("local:") and recorded["extraction"]["ssl"]["architecture"] == "tiny_mert"
+    )
     (track,) = waves(24000)
     assert engine.extract([track])[0].shape == (1, 3, (24000 - 40) // 20 + 1, 32)
 
 
 def test_rebuilt_for_predict_from_the_store_record(encoders, mert, tmp_path):
     for model, trust in ((encoders["wav2vec2"], False), (mert, True)):
-        cfg = ExtractConfig(dataset="folder", features="ssl", model=model, trust_remote_code=trust, window_seconds=1.0, layers=(0, 2),
-                            dtype="float32")
+        cfg = ExtractConfig(
+            dataset="folder",
+            features="ssl",
+            model=model,
+            trust_remote_code=trust,
+            window_seconds=1.0,
+            layers=(0, 2),
+            dtype="float32",
+        )
         engine = engine_for_run(cfg, "audio", device="cpu")
         prov = provenance(engine, cfg, scan_of("audio"))
         assert prov.feature == "ssl" and prov.layers == [0, 2] and prov.model == model
@@ -91,7 +107,9 @@ def test_rebuilt_for_predict_from_the_store_record(encoders, mert, tmp_path):
     copy = Path(shutil.copytree(mert, tmp_path / "mert"))
     cfg = ExtractConfig(dataset="folder", features="ssl", model=str(copy), trust_remote_code=True)
     prov = provenance(engine_for_run(cfg, "audio", device="cpu"), cfg, scan_of("audio"))
-    (copy / "modeling_tiny_mert.py").write_text((copy / "modeling_tiny_mert.py").read_text() + "\nraise SystemExit('ran')\n")
+    (copy / "modeling_tiny_mert.py").write_text(
+        (copy / "modeling_tiny_mert.py").read_text() + "\nraise SystemExit('ran')\n"
+    )
     with pytest.raises(UserError, match="folder here"):
         engine_for_store(prov)
     wrong = replace(prov, extraction={"ssl": dict(prov.extraction["ssl"], stride=160)})
@@ -106,8 +124,16 @@ def test_trust_remote_code_applies_to_ssl_only():
 
 def test_a_store_of_every_hidden_state(encoders, tmp_path):
     root = make_audio_folder(tmp_path / "music", bad=False)
-    cfg = ExtractConfig(dataset="folder", root=root, features="ssl", model=encoders["data2vec-audio"], out=str(tmp_path / "s.zarr"),
-                        manifests_dir=tmp_path / "manifests", dtype="float32", folds=2)
+    cfg = ExtractConfig(
+        dataset="folder",
+        root=root,
+        features="ssl",
+        model=encoders["data2vec-audio"],
+        out=str(tmp_path / "s.zarr"),
+        manifests_dir=tmp_path / "manifests",
+        dtype="float32",
+        folds=2,
+    )
     summary = run(cfg)
     store = FeatureStore.open(summary.store)
     assert store.provenance.feature == "ssl" and store.provenance.layers == [0, 1, 2] and store.provenance.dim == 32
@@ -150,8 +176,20 @@ def test_offline_fails_fast_with_the_mel_hint(tmp_path, features, how):
     half a minute of retries, and the way out in the message."""
     root = make_audio_folder(tmp_path / "music", bad=False)
     env = {"HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"} if how == "unreachable" else {"HF_HUB_OFFLINE": "1"}
-    done = _extract(["-c", "from mrnet.extract.cli import main; main()", "folder", "--root", str(root), "--features", features,
-                     "--dry-run"], env, tmp_path)
+    done = _extract(
+        [
+            "-c",
+            "from mrnet.extract.cli import main; main()",
+            "folder",
+            "--root",
+            str(root),
+            "--features",
+            features,
+            "--dry-run",
+        ],
+        env,
+        tmp_path,
+    )
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 2, output
     assert "--features mel" in output and "cannot be reached" in output and "microsoft/wavlm-base" in output

@@ -140,7 +140,9 @@ def test_an_unreadable_genre_folder_is_noted_and_skipped_and_the_run_finishes(tm
     unreadable(root / "pop")
     s = scan("folder", root, folds=2)
     assert sorted(set(s.tracks["genre"])) == ["jazz", "rock"]
-    assert "folders cannot be read and are skipped (check their permissions): pop (Permission denied)" in " | ".join(s.notes)
+    assert "folders cannot be read and are skipped (check their permissions): pop (Permission denied)" in " | ".join(
+        s.notes
+    )
     out = tmp_path / "s.zarr"
     for _ in range(2):  # and every rerun
         result = extract(tmp_path, "--out", out, "--manifests-dir", tmp_path / "m", root=root)
@@ -157,7 +159,10 @@ def test_an_unreadable_folder_in_a_labels_table_fails_its_tracks_naming_it(tmp_p
     unreadable(root / "jazz")
     s = scan("folder", root, labels=table, folds=2)
     row = s.tracks.filter(pl.col("path") == "jazz/b.wav").row(0, named=True)
-    assert row["status"] == "failed" and row["error"] == f"cannot read its folder {(root / 'jazz').as_posix()} (Permission denied): jazz/b.wav"
+    assert (
+        row["status"] == "failed"
+        and row["error"] == f"cannot read its folder {(root / 'jazz').as_posix()} (Permission denied): jazz/b.wav"
+    )
 
 
 def test_an_unreadable_gtzan_genre_folder_is_noted(tmp_path, monkeypatch):
@@ -189,4 +194,3 @@ def test_features_of_a_fifo_are_refused_as_mrnet_predict_asks_for_them(tmp_path)
     os.mkfifo(tmp_path / "x.mp3")
     done = _within(20, lambda: features_of_file(engine, tmp_path / "x.mp3"))
     assert isinstance(done.get("error"), audio.AudioError) and "not a regular file" in str(done["error"])
-

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mrnet.core.errors import UserError
+from mrnet.core.files import is_temporary
 from mrnet.store import FeatureStore, Location
 from mrnet.store import copy as copy_mod
 from mrnet.store.cli import app
-from mrnet.core.files import is_temporary
 from mrnet.store.copy import copy_store
 from tests.helpers import make_store
 from tests.store.util import stored
@@ -53,7 +53,9 @@ def test_a_truncated_object_is_copied_again(store, tmp_path):
     dst.write_bytes("features/calm.000/c/0/0/0/0", b"short")
     dst.remove("zarr.json")
     result = copy_store(Location.parse(store), dst)
-    assert result.copied == 8  # the truncated shard, five manifest files (tables, summary, statistics npz + json), the integrity record, the root
+    assert (
+        result.copied == 8
+    )  # the truncated shard, five manifest files (tables, summary, statistics npz + json), the integrity record, the root
     assert FeatureStore.open(dst).read("calm.000").shape[2] > 0
 
 
@@ -100,15 +102,21 @@ def test_ctrl_c_during_cp_says_that_rerunning_resumes(store, tmp_path):
     import time
 
     dst = tmp_path / "copy.zarr"
-    child = subprocess.Popen([sys.executable, "-c", SLOW_CP, str(store), str(dst), "--workers", "1"], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CP, str(store), str(dst), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 60
     while not (dst / "features").exists() and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)
     child.send_signal(signal.SIGINT)
     output, _ = child.communicate(timeout=60)
-    assert child.returncode == 130 and "interrupted: what finished is kept; run the same command again to resume" in output
+    assert (
+        child.returncode == 130 and "interrupted: what finished is kept; run the same command again to resume" in output
+    )
     assert not (dst / "zarr.json").exists()  # an unfinished copy never opens as a store
     result = copy_store(Location.parse(store), Location.parse(dst))
     assert result.skipped > 0 and stored(Location.parse(dst)) == stored(Location.parse(store))

@@ -4,7 +4,6 @@ and training through it complete, and give what a run without faults gives."""
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -23,7 +22,9 @@ pytestmark = pytest.mark.slow
 COLUMNS = ["track_id", "status", "frames", "checksum"]
 
 
-def test_extract_copy_verify_and_train_through_faulty_storage_equal_a_clean_run(tmp_path, s3_env, s3_endpoint, monkeypatch):
+def test_extract_copy_verify_and_train_through_faulty_storage_equal_a_clean_run(
+    tmp_path, s3_env, s3_endpoint, monkeypatch
+):
     _, bucket = new_bucket()
     music = make_audio_folder(tmp_path / "music", per_genre=6)
     clean_cfg = config(tmp_path / "clean", music, out=str(tmp_path / "clean.zarr"), unit_size=3, folds=3)
@@ -33,7 +34,11 @@ def test_extract_copy_verify_and_train_through_faulty_storage_equal_a_clean_run(
     with FaultProxy(s3_endpoint, errors=0.03, resets=0.02, seed=1) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         url = f"s3://{bucket}/faulty.zarr"
-        faulty = run(config(tmp_path / "faulty", music, out=url, unit_size=3, folds=3)).tracks.select(COLUMNS).sort("track_id")
+        faulty = (
+            run(config(tmp_path / "faulty", music, out=url, unit_size=3, folds=3))
+            .tracks.select(COLUMNS)
+            .sort("track_id")
+        )
         copied = copy_store(Location.parse(url), Location.parse(tmp_path / "copy.zarr"))
         verified = CliRunner().invoke(store_app, ["verify", url])
         faulty_run = train(small_config(url, tmp_path / "faulty-run", epochs=2, batch_size=4))
@@ -46,4 +51,6 @@ def test_extract_copy_verify_and_train_through_faulty_storage_equal_a_clean_run(
     assert verified.exit_code == 0 and "OK: 12 tracks checked" in verified.output, verified.output
     a, b = RunFolder(clean_run).report(), RunFolder(faulty_run).report()
     assert a["test"] == b["test"] and a["selection"] == b["selection"]
-    assert [r["train_loss"] for r in RunFolder(clean_run).metrics()] == [r["train_loss"] for r in RunFolder(faulty_run).metrics()]
+    assert [r["train_loss"] for r in RunFolder(clean_run).metrics()] == [
+        r["train_loss"] for r in RunFolder(faulty_run).metrics()
+    ]

@@ -15,7 +15,18 @@ from tests.store.util import small_store
 def test_info_shows_provenance_counts_genres_and_size(runner, store):
     result = runner.invoke(app, ["info", str(store)])
     assert result.exit_code == 0, result.output
-    for text in ("mel", "[0]", "float16", "62.5 frames/s", "done 6", "failed 0", "calm", "loud", "KiB", "chunk_frames=100"):
+    for text in (
+        "mel",
+        "[0]",
+        "float16",
+        "62.5 frames/s",
+        "done 6",
+        "failed 0",
+        "calm",
+        "loud",
+        "KiB",
+        "chunk_frames=100",
+    ):
         assert text in result.output
 
 

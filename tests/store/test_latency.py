@@ -61,8 +61,12 @@ def test_training_reads_a_distant_store_several_batches_at_once(distant):
     plan = reading_plan(store.location, 2, 8)
     assert plan["threads"] >= 20 and plan["concurrent"] >= 3 and plan["depth"] == plan["concurrent"] + 1
     data = CropDataset(store.location, store.tracks, [0], crop=16, seed=0)
-    loader = make_loader(data, EpochBatches(len(data), 8, seed=0, epoch=0), num_workers=None, device=torch.device("cpu"), seed=0)
-    local = CropDataset(Location.parse(store.location.url.replace("s3://", "/nonexistent/")), store.tracks, [0], crop=16, seed=0)
+    loader = make_loader(
+        data, EpochBatches(len(data), 8, seed=0, epoch=0), num_workers=None, device=torch.device("cpu"), seed=0
+    )
+    local = CropDataset(
+        Location.parse(store.location.url.replace("s3://", "/nonexistent/")), store.tracks, [0], crop=16, seed=0
+    )
     assert reading_plan(local.location, 2, 8) == {"threads": 2, "depth": 2, "concurrent": 1}
     batches = [x for x, _, _ in loader]
     assert len(batches) == 7 and all(x.shape == (8, 1, 1, 16, 48) for x in batches)

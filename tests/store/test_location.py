@@ -29,6 +29,11 @@ def test_files_lists_every_object_with_its_size(store):
     files = Location.parse(store).files()
     assert files["zarr.json"] > 0 and "manifest/tracks.parquet" in files
     assert sum(1 for rel in files if rel.endswith("/c/0/0/0/0")) == 6
-    assert set(Location.parse(store).files("manifest")) == {"manifest/tracks.parquet", "manifest/genres.parquet", "manifest/summary.json",
-                                                              "manifest/statistics.npz", "manifest/statistics.json"}
+    assert set(Location.parse(store).files("manifest")) == {
+        "manifest/tracks.parquet",
+        "manifest/genres.parquet",
+        "manifest/summary.json",
+        "manifest/statistics.npz",
+        "manifest/statistics.json",
+    }
     assert Location.parse(store / "nothing-here").files() == {}

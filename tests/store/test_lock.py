@@ -31,7 +31,9 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_killed_holder_leaves_
     holder = subprocess.Popen([sys.executable, "-c", HOLD, store], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(UserError, match=rf"is being written by mrnet-extract \(pid {holder.pid} on .*\) since .*; wait for it"):
+        with pytest.raises(
+            UserError, match=rf"is being written by mrnet-extract \(pid {holder.pid} on .*\) since .*; wait for it"
+        ):
             WriterLock.acquire(Location.parse(store), "mrnet-extract")
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)

@@ -34,8 +34,16 @@ def test_ls_shows_the_task_and_the_extracted_tracks_per_split_or_fold(runner, tm
     make_store(tmp_path / "folds.zarr", per_genre=3, splits=False, folds=3)
     make_store(tmp_path / "tags.zarr", per_genre=6, tags=True)
     stores = {s["name"]: s for s in json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).output)}
-    assert stores["folds.zarr"]["task"] == "single-label" and stores["folds.zarr"]["parts"] == {"fold 0": 3, "fold 1": 3, "fold 2": 3}
-    assert stores["tags.zarr"]["task"] == "multi-label" and stores["tags.zarr"]["parts"] == {"train": 12, "valid": 3, "test": 3}
+    assert stores["folds.zarr"]["task"] == "single-label" and stores["folds.zarr"]["parts"] == {
+        "fold 0": 3,
+        "fold 1": 3,
+        "fold 2": 3,
+    }
+    assert stores["tags.zarr"]["task"] == "multi-label" and stores["tags.zarr"]["parts"] == {
+        "train": 12,
+        "valid": 3,
+        "test": 3,
+    }
     table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "220"}).output
     assert "fold 0 3  fold 1 3  fold 2 3" in table and "tags" in table
 

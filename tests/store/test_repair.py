@@ -13,7 +13,9 @@ def test_repair_restores_the_root_and_the_store_verifies(runner, tmp_path):
     (store / "zarr.json").unlink()
     (store / f"manifest{TEMP_MARK}00000000").write_bytes(b"x")
     result = runner.invoke(app, ["repair", str(store)])
-    assert result.exit_code == 0 and "restored zarr.json" in result.output and "removed 1 temporary file" in result.output
+    assert (
+        result.exit_code == 0 and "restored zarr.json" in result.output and "removed 1 temporary file" in result.output
+    )
     assert FeatureStore.open(store).tracks.height == 3
     assert runner.invoke(app, ["verify", str(store)]).exit_code == 0
 

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mrnet.manifests.schema import TRACKS
 from mrnet.core.errors import UserError
+from mrnet.manifests.schema import TRACKS
 from mrnet.store import FeatureStore, Location, Provenance, StoreWriter
 from mrnet.store import copy as copy_mod
 from mrnet.store.cli import app
@@ -67,7 +67,9 @@ def test_journal_listing_sees_units_other_workers_commit(s3, s3_endpoint):
     url, prov = f"s3://{bucket}/j.zarr", Provenance("mel", [0], 48, 62.5, 1)
     reader = StoreWriter.open(Location.parse(url), prov)
     reader.close()
-    other = StoreWriter(Location.parse(url, {"endpoint_url": s3_endpoint}), prov)  # a worker: its own S3 client, no lock
+    other = StoreWriter(
+        Location.parse(url, {"endpoint_url": s3_endpoint}), prov
+    )  # a worker: its own S3 client, no lock
     for unit in ("0000", "0001", "0002"):
         row = dict.fromkeys(TRACKS.names()) | {"track_id": f"t{unit}", "key": f"t{unit}", "status": "failed"}
         other.commit_unit(unit, pl.DataFrame([row], schema=TRACKS))
@@ -161,11 +163,17 @@ def test_a_key_leaving_the_root_is_refused_by_cp_and_named_by_verify(runner, s3,
     dest = tmp_path / "dest"
     dest.mkdir()
     result = runner.invoke(app, ["cp", s3_store, f"{dest}/"])
-    assert result.exit_code == 2 and "would leave the store's root; refused" in result.output and ESCAPING in result.output
-    assert not list(tmp_path.rglob("escaped.txt")) and not (dest / "x.zarr").exists()  # nothing written, nothing outside
+    assert (
+        result.exit_code == 2 and "would leave the store's root; refused" in result.output and ESCAPING in result.output
+    )
+    assert (
+        not list(tmp_path.rglob("escaped.txt")) and not (dest / "x.zarr").exists()
+    )  # nothing written, nothing outside
     report = runner.invoke(app, ["verify", s3_store, "--json"])
     problems = json.loads(report.output)["problems"]
-    assert report.exit_code == 1 and any(ESCAPING in p["what"] and "leaves the store's root" in p["what"] for p in problems)
+    assert report.exit_code == 1 and any(
+        ESCAPING in p["what"] and "leaves the store's root" in p["what"] for p in problems
+    )
 
 
 def test_a_manifest_key_leaving_the_root_is_refused_on_read(tmp_path):

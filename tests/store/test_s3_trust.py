@@ -17,7 +17,9 @@ def test_a_key_that_is_also_a_prefix_is_named_by_cp_and_verify(runner, s3, tmp_p
     for attempt in range(2):  # the same clear refusal on every rerun, nothing written
         result = runner.invoke(app, ["cp", url, str(tmp_path / "copy.zarr")])
         text = " ".join(result.output.split())
-        assert result.exit_code == 2 and "'manifest/tracks.parquet/evil'" in text and "not written by mrnet" in text, result.output
+        assert result.exit_code == 2 and "'manifest/tracks.parquet/evil'" in text and "not written by mrnet" in text, (
+            result.output
+        )
         assert not (tmp_path / "copy.zarr").exists()
     report = json.loads(runner.invoke(app, ["verify", url, "--json"]).output)
     assert not report["ok"] and any("manifest/tracks.parquet/evil" in p["what"] for p in report["problems"])
@@ -25,7 +27,12 @@ def test_a_key_that_is_also_a_prefix_is_named_by_cp_and_verify(runner, s3, tmp_p
 
 def test_a_bucket_that_does_not_exist_is_named_with_the_fix(runner, s3, store, tmp_path):
     missing = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x.zarr"
-    for args in (["cp", str(store), missing], ["cp", missing, str(tmp_path / "c.zarr")], ["info", missing], ["verify", missing]):
+    for args in (
+        ["cp", str(store), missing],
+        ["cp", missing, str(tmp_path / "c.zarr")],
+        ["info", missing],
+        ["verify", missing],
+    ):
         result = runner.invoke(app, args)
         text = " ".join(result.output.split())
         assert result.exit_code == (1 if args[0] == "verify" else 2) and "Traceback" not in text, (args, result.output)

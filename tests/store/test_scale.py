@@ -17,8 +17,16 @@ def test_reading_every_track_keeps_a_bounded_number_of_shards_open(tmp_path):
     """One epoch reads every training track once. Each shard's map (and the file descriptor it holds) used to stay
     open for as long as the reader kept the track's index, which is forever: an epoch over more tracks than the
     open-file limit (or the kernel's 65,530 maps) failed part-way, reported as damaged data."""
-    store = FeatureStore.open(synthetic_store(tmp_path / "s.zarr", genres=("a", "b"), per_genre=150, frames=(20, 30),
-                                              separable=False, with_statistics=False))
+    store = FeatureStore.open(
+        synthetic_store(
+            tmp_path / "s.zarr",
+            genres=("a", "b"),
+            per_genre=150,
+            frames=(20, 30),
+            separable=False,
+            with_statistics=False,
+        )
+    )
     shardread._mapped.cache_clear()
     shardread._chunks.cache_clear()
     before = _open_files()
@@ -40,8 +48,12 @@ def test_a_local_listing_is_what_fsspec_lists_without_its_cost(tmp_path, monkeyp
 
     loc = Location.parse(synthetic_store(tmp_path / "s.zarr", per_genre=3))
     root = loc.url
-    expected = {p[len(root) + 1 :]: int(i["size"]) for p, i in fsspec.filesystem("file").find(root, detail=True).items()}
-    monkeypatch.setattr(type(loc.fs), "find", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fsspec walked the store")))
+    expected = {
+        p[len(root) + 1 :]: int(i["size"]) for p, i in fsspec.filesystem("file").find(root, detail=True).items()
+    }
+    monkeypatch.setattr(
+        type(loc.fs), "find", lambda *a, **k: (_ for _ in ()).throw(AssertionError("fsspec walked the store"))
+    )
     assert loc.files() == expected and len(expected) > 20
     assert loc.files("features") == {k: v for k, v in expected.items() if k.startswith("features/")}
     assert loc.du() == sum(expected.values())
@@ -59,15 +71,25 @@ def test_statistics_work_out_each_group_once_not_once_per_track(tmp_path, monkey
     from mrnet.store.location import Location
 
     n = 5000
-    tracks = pl.DataFrame({"track_id": [f"t{i:05d}" for i in range(n)], "split": [("train", "valid", "test")[i % 3] for i in range(n)],
-                           "fold": [None] * n, "label": [i % 4 for i in range(n)], "status": ["done"] * n,
-                           "frames": [10] * n}, schema_overrides={"fold": pl.Int16, "label": pl.Int32})
+    tracks = pl.DataFrame(
+        {
+            "track_id": [f"t{i:05d}" for i in range(n)],
+            "split": [("train", "valid", "test")[i % 3] for i in range(n)],
+            "fold": [None] * n,
+            "label": [i % 4 for i in range(n)],
+            "status": ["done"] * n,
+            "frames": [10] * n,
+        },
+        schema_overrides={"fold": pl.Int16, "label": pl.Int32},
+    )
     keys = [statistics.track_group(r) for r in tracks.iter_rows(named=True)]
     groups = {k: statistics.Sums(10 * keys.count(k), np.zeros((1, 1, 2)), np.zeros((1, 1, 2))) for k in set(keys)}
     loc = Location.parse(tmp_path / "s.zarr")
     loc.write_bytes("progress/0000.parquet", b"")
-    loc.write_bytes(statistics.unit_file("0000"), statistics._npz(groups, {"track_ids": np.array(tracks["track_id"].to_list()),
-                                                                          "track_groups": np.array(keys)}))
+    loc.write_bytes(
+        statistics.unit_file("0000"),
+        statistics._npz(groups, {"track_ids": np.array(tracks["track_id"].to_list()), "track_groups": np.array(keys)}),
+    )
     calls = []
     real = statistics.group_key
     monkeypatch.setattr(statistics, "group_key", lambda *a: calls.append(a) or real(*a))

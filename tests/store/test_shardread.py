@@ -6,14 +6,20 @@ import numpy as np
 import pytest
 import zarr
 
-from mrnet.store import FeatureStore, Location, Provenance, StoreWriter
-from mrnet.store import shardread
+from mrnet.store import FeatureStore, Location, Provenance, StoreWriter, shardread
 from mrnet.store.shardread import load_index, read_crop
 
 
 def write(tmp_path, *, channels=1, layers=3, frames=257, chunk=50, codec="none", dtype="float16"):
-    prov = Provenance(feature="wavlm", layers=list(range(layers)), dim=8, frame_rate=50.0, channels=channels,
-                      dtype=dtype, extraction={"chunk_frames": chunk, "codec": codec})
+    prov = Provenance(
+        feature="wavlm",
+        layers=list(range(layers)),
+        dim=8,
+        frame_rate=50.0,
+        channels=channels,
+        dtype=dtype,
+        extraction={"chunk_frames": chunk, "codec": codec},
+    )
     loc = Location.parse(f"{tmp_path}/s.zarr")
     data = np.random.default_rng(1).normal(size=(channels, layers, frames, 8)).astype(dtype)
     with StoreWriter.open(loc, prov) as writer:
@@ -58,7 +64,9 @@ def test_on_object_storage_reads_fetch_whole_chunks_and_merge_adjacent_ones(s3, 
     index = load_index(loc, "t", arr)
     seen = []
     real = shardread._fill
-    monkeypatch.setattr(shardread, "_fill", lambda l, p, b, runs: seen.append([list(r) for r in runs]) or real(l, p, b, runs))
+    monkeypatch.setattr(
+        shardread, "_fill", lambda l, p, b, runs: seen.append([list(r) for r in runs]) or real(l, p, b, runs)
+    )
     got = read_crop(loc, index, 60, 360, [0, 1, 2])  # 300 frames over 7 chunks per layer
     assert np.array_equal(got, data[:, :, 60:360])
     runs = seen[0]

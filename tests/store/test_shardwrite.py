@@ -8,15 +8,22 @@ import numpy as np
 import pytest
 import zarr
 
+from mrnet.core.files import is_temporary
 from mrnet.store import FeatureStore, Location, Provenance, StoreWriter
 from mrnet.store.shardread import load_index
-from mrnet.core.files import is_temporary
 from mrnet.store.shardwrite import write_shard_array
 
 
 def provenance(*, channels=1, layers=3, dim=8, chunk=50, codec="none", dtype="float16"):
-    return Provenance(feature="wavlm", layers=list(range(layers)), dim=dim, frame_rate=50.0, channels=channels,
-                      dtype=dtype, extraction={"chunk_frames": chunk, "codec": codec})
+    return Provenance(
+        feature="wavlm",
+        layers=list(range(layers)),
+        dim=dim,
+        frame_rate=50.0,
+        channels=channels,
+        dtype=dtype,
+        extraction={"chunk_frames": chunk, "codec": codec},
+    )
 
 
 def features(shape, dtype, seed=0):
@@ -27,12 +34,15 @@ def zarr_array(loc, name):
     return zarr.open_array(loc.zarr_store(read_only=True), path=name, mode="r")
 
 
-@pytest.mark.parametrize("channels,layers,frames,dtype", [
-    (1, 3, 257, "float16"),  # last chunk of each layer padded
-    (1, 13, 300, "float16"),  # whole chunks only
-    (2, 2, 123, "float16"),  # stereo: each chunk is two slices of the track
-    (1, 1, 7, "float32"),  # shorter than one chunk
-])
+@pytest.mark.parametrize(
+    "channels,layers,frames,dtype",
+    [
+        (1, 3, 257, "float16"),  # last chunk of each layer padded
+        (1, 13, 300, "float16"),  # whole chunks only
+        (2, 2, 123, "float16"),  # stereo: each chunk is two slices of the track
+        (1, 1, 7, "float32"),  # shorter than one chunk
+    ],
+)
 def test_zarr_reads_back_exactly_what_was_written(tmp_path, channels, layers, frames, dtype):
     loc = Location.parse(f"{tmp_path}/s.zarr")
     data = features((channels, layers, frames, 8), dtype)
@@ -47,9 +57,17 @@ def test_metadata_is_what_zarr_writes_for_the_same_array(tmp_path):
     fused, plain = Location.parse(f"{tmp_path}/a.zarr"), Location.parse(f"{tmp_path}/b.zarr")
     data = features((2, 3, 257, 8), "float16")
     write_shard_array(fused, "features/t", data, 50)
-    zarr.create_array(plain.zarr_store(), name="features/t", shape=data.shape, dtype="float16", chunks=(2, 1, 50, 8),
-                      shards=(2, 3, 300, 8), compressors=None, dimension_names=("channel", "layer", "frame", "dim"),
-                      config={"write_empty_chunks": True})[...] = data
+    zarr.create_array(
+        plain.zarr_store(),
+        name="features/t",
+        shape=data.shape,
+        dtype="float16",
+        chunks=(2, 1, 50, 8),
+        shards=(2, 3, 300, 8),
+        compressors=None,
+        dimension_names=("channel", "layer", "frame", "dim"),
+        config={"write_empty_chunks": True},
+    )[...] = data
     read = lambda loc: json.loads(loc.read_bytes("features/t/zarr.json"))  # noqa: E731
     assert read(fused) == read(plain)
     assert sorted(fused.files("features/t")) == sorted(plain.files("features/t"))  # same objects: zarr.json, one shard
@@ -98,5 +116,8 @@ def test_on_object_storage_a_track_is_two_requests(s3, caplog):
     with caplog.at_level("INFO", logger="werkzeug"):
         writer.write_track("t", data)
     requests = [r.getMessage().split('"')[1] for r in caplog.records if r.name == "werkzeug" and '"' in r.getMessage()]
-    assert [r.split()[0] + " " + r.split()[1].rsplit("/t/", 1)[-1] for r in requests] == ["PUT c/0/0/0/0", "PUT zarr.json"]
+    assert [r.split()[0] + " " + r.split()[1].rsplit("/t/", 1)[-1] for r in requests] == [
+        "PUT c/0/0/0/0",
+        "PUT zarr.json",
+    ]
     assert np.array_equal(FeatureStore.open(loc.url).read("t"), data)

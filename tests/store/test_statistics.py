@@ -37,8 +37,15 @@ def labelled_folder(tmp_path: Path, column: str, values) -> tuple[Path, Path]:
 
 
 def extract(tmp_path: Path, root: Path, labels: Path) -> FeatureStore:
-    cfg = ExtractConfig(dataset="folder", root=root, labels=labels, out=str(tmp_path / "s.zarr"), manifests_dir=tmp_path / "m",
-                        features="mel", unit_size=5)
+    cfg = ExtractConfig(
+        dataset="folder",
+        root=root,
+        labels=labels,
+        out=str(tmp_path / "s.zarr"),
+        manifests_dir=tmp_path / "m",
+        features="mel",
+        unit_size=5,
+    )
     assert run(cfg).statistics == ""
     return FeatureStore.open(cfg.store)
 
@@ -95,7 +102,9 @@ def test_changed_splits_drop_the_statistics_rather_than_keep_wrong_ones(tmp_path
     store = extract(tmp_path, root, labels)
     table = pl.read_csv(labels).with_columns(split=pl.lit("train"))  # every track moves to train
     table.write_csv(labels)
-    cfg = ExtractConfig(dataset="folder", root=root, labels=labels, out=store.location.url, manifests_dir=tmp_path / "m", features="mel")
+    cfg = ExtractConfig(
+        dataset="folder", root=root, labels=labels, out=store.location.url, manifests_dir=tmp_path / "m", features="mel"
+    )
     note = run(cfg).statistics
     assert "changed split, fold or label" in note and "mrnet-store stats" in note
     assert FeatureStore.open(cfg.store).statistics() is None

@@ -31,11 +31,15 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
         for name in dirs + files:
             path = Path(dirpath, name)
             rel = str(path.relative_to(folder))
-            found[rel] = f"-> {os.readlink(path)}" if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes()
+            found[rel] = (
+                f"-> {os.readlink(path)}" if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes()
+            )
     return found
 
 
-PROV = Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1, extraction={"chunk_frames": 100, "codec": "none"})
+PROV = Provenance(
+    feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1, extraction={"chunk_frames": 100, "codec": "none"}
+)
 
 
 # --- item 1: links inside a source store ----------------------------------------------------------------
@@ -49,9 +53,17 @@ def test_cp_refuses_a_source_store_holding_a_link_and_verify_names_it(runner, st
     (shard_dir / "README").symlink_to("/proc/self/environ")
     (Path(store) / "manifest" / "notes").symlink_to(secret)
     result = runner.invoke(app, ["cp", str(store), str(tmp_path / "copy.zarr")])
-    assert result.exit_code == 2 and "symbolic link" in result.output and "README -> /proc/self/environ" in " ".join(result.output.split())
+    assert (
+        result.exit_code == 2
+        and "symbolic link" in result.output
+        and "README -> /proc/self/environ" in " ".join(result.output.split())
+    )
     assert not (tmp_path / "copy.zarr").exists()
-    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink() and b"do-not-leak" in p.read_bytes() and p != secret]
+    leaked = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.is_symlink() and b"do-not-leak" in p.read_bytes() and p != secret
+    ]
     assert leaked == []
     report = json.loads(runner.invoke(app, ["verify", str(store), "--json"]).output)
     named = " ".join(p["what"] for p in report["problems"])
@@ -184,12 +196,18 @@ def test_a_store_being_written_names_its_writer_from_the_first_file_on(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["progress", LOCK]  # the lock is the first file
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+            "progress",
+            LOCK,
+        ]  # the lock is the first file
         assert json.loads((out / LOCK).read_text())["pid"] == holder.pid  # created whole, holder inside
         (out / "features").mkdir()  # the first writer has begun its store: no root zarr.json yet
         (out / "features" / "zarr.json").write_text("{}")
         for overwrite in (False, True):
-            with pytest.raises(UserError, match=rf"is being written by mrnet-extract \(pid {holder.pid} on {socket.gethostname()}\) since") as err:
+            with pytest.raises(
+                UserError,
+                match=rf"is being written by mrnet-extract \(pid {holder.pid} on {socket.gethostname()}\) since",
+            ) as err:
                 StoreWriter.open(Location.parse(out), PROV, overwrite=overwrite)
             assert "--overwrite" not in str(err.value)
         assert (out / "features" / "zarr.json").exists()
@@ -225,7 +243,10 @@ def test_ls_lists_damaged_stores_as_such(runner, tmp_path):
     stores = {s["name"]: s for s in json.loads(runner.invoke(app, ["ls", str(tmp_path), "--json"]).output)}
     assert sorted(stores) == ["badroot.zarr", "good.zarr", "noroot.zarr"]
     assert stores["noroot.zarr"]["damaged"].startswith("damaged: no root zarr.json")
-    assert stores["badroot.zarr"]["damaged"].startswith("damaged: its root zarr.json") and "damaged" not in stores["good.zarr"]
+    assert (
+        stores["badroot.zarr"]["damaged"].startswith("damaged: its root zarr.json")
+        and "damaged" not in stores["good.zarr"]
+    )
     table = runner.invoke(app, ["ls", str(tmp_path)], env={"COLUMNS": "250"}).output
     assert "damaged: no root zarr.json" in " ".join(table.split())
 
@@ -274,7 +295,9 @@ def test_a_lock_is_created_whole_without_hard_links_too(tmp_path, monkeypatch):
     lock = WriterLock.acquire(Location.parse(tmp_path / "s.zarr"), "mrnet-extract")
     try:
         assert json.loads((tmp_path / "s.zarr" / LOCK).read_text())["pid"] == os.getpid()
-        assert sorted(p.name for p in (tmp_path / "s.zarr" / "progress").iterdir()) == ["lock.json"]  # no temporary left
+        assert sorted(p.name for p in (tmp_path / "s.zarr" / "progress").iterdir()) == [
+            "lock.json"
+        ]  # no temporary left
         with pytest.raises(UserError, match="is being written by mrnet-extract"):
             WriterLock.acquire(Location.parse(tmp_path / "s.zarr"), "another")
     finally:

@@ -66,7 +66,9 @@ def test_a_missing_array_is_named(runner, store):
     Location.parse(store).remove(f"features/{KEY}")
     code, report = problems(runner, store)
     assert code == 1
-    assert [(p["track_id"], p["what"]) for p in report["problems"]] == [(KEY, f"array missing (no features/{KEY}/zarr.json)")]
+    assert [(p["track_id"], p["what"]) for p in report["problems"]] == [
+        (KEY, f"array missing (no features/{KEY}/zarr.json)")
+    ]
 
 
 def test_a_wrong_shape_is_named(runner, store):
@@ -100,7 +102,6 @@ def test_streamed_checksum_equals_the_writers_checksum(tmp_path, monkeypatch, ch
     assert verify_store(store.location, workers=2).ok
 
 
-
 def test_an_unfinished_store_fails_but_its_journal_rows_are_checked(runner, store):
     for rel in ("manifest", "integrity.json"):  # killed before finalizing: neither is written yet
         Location.parse(store).remove(rel)
@@ -110,8 +111,16 @@ def test_an_unfinished_store_fails_but_its_journal_rows_are_checked(runner, stor
 
 
 # --- single-bit flips anywhere a reader looks ------------------------------------------------------------
-FLIPPED_FILES = ["zarr.json", "features/zarr.json", "manifest/tracks.parquet", "manifest/genres.parquet",
-                 "manifest/summary.json", "integrity.json", f"features/{KEY}/zarr.json", "shard"]
+FLIPPED_FILES = [
+    "zarr.json",
+    "features/zarr.json",
+    "manifest/tracks.parquet",
+    "manifest/genres.parquet",
+    "manifest/summary.json",
+    "integrity.json",
+    f"features/{KEY}/zarr.json",
+    "shard",
+]
 
 
 @pytest.mark.parametrize("rel", FLIPPED_FILES)
@@ -124,7 +133,11 @@ def test_every_single_bit_flip_in_what_a_reader_uses_is_a_named_finding(runner, 
     target = shard(KEY) if rel == "shard" else rel
     original = loc.read_bytes(target)
     chunk_bytes = 100 * 48 * 2  # one inner chunk: 100 frames x 48 float16
-    span = list(range(chunk_bytes)) + list(range(len(original) - 4 - 16 * 4, len(original))) if rel == "shard" else range(len(original))
+    span = (
+        list(range(chunk_bytes)) + list(range(len(original) - 4 - 16 * 4, len(original)))
+        if rel == "shard"
+        else range(len(original))
+    )
     rng = np.random.default_rng(len(rel))
     for offset in rng.choice(list(span), size=12, replace=False):
         data = bytearray(original)

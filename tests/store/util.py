@@ -18,15 +18,26 @@ from mrnet.store.lock import LOCK
 
 def small_store(path: Path | str, tracks: dict[str, np.ndarray | str], *, codec: str = "none") -> Location:
     """A finished mel store (dim 48): each track is its features, or an error string for a failed track."""
-    prov = Provenance(feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1,
-                      extraction={"chunk_frames": 100, "codec": codec})
+    prov = Provenance(
+        feature="mel", layers=[0], dim=48, frame_rate=62.5, channels=1, extraction={"chunk_frames": 100, "codec": codec}
+    )
     writer = StoreWriter.open(Location.parse(path), prov)
     rows = []
     for tid, x in tracks.items():
         done = not isinstance(x, str)
-        rows.append(dict(track_id=tid, key=tid, path=f"g/{tid}.wav", genre="g", genres_all=["g"],
-                         frames=x.shape[2] if done else None, checksum=writer.write_track(tid, x) if done else None,
-                         status="done" if done else "failed", error=None if done else x))
+        rows.append(
+            dict(
+                track_id=tid,
+                key=tid,
+                path=f"g/{tid}.wav",
+                genre="g",
+                genres_all=["g"],
+                frames=x.shape[2] if done else None,
+                checksum=writer.write_track(tid, x) if done else None,
+                status="done" if done else "failed",
+                error=None if done else x,
+            )
+        )
     frame = pl.DataFrame(rows)
     frame = frame.with_columns([pl.lit(None).alias(c) for c in TRACKS if c not in frame.columns])
     frame = frame.select([pl.col(c).cast(t) for c, t in TRACKS.items()])

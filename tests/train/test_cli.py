@@ -20,7 +20,20 @@ from tests.train.conftest import small_config
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250"}  # file paths in tables are not cut short
-SMALL = ["--width", "16", "--embed-dim", "16", "--batch-size", "4", "--crop-seconds", "1", "--num-workers", "0", "--device", "cpu"]
+SMALL = [
+    "--width",
+    "16",
+    "--embed-dim",
+    "16",
+    "--batch-size",
+    "4",
+    "--crop-seconds",
+    "1",
+    "--num-workers",
+    "0",
+    "--device",
+    "cpu",
+]
 
 
 def mrnet_train(*args: str):
@@ -49,13 +62,31 @@ def test_train_tiny_prints_progress_and_a_summary_and_writes_the_run(mel_store, 
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["preset"] == "tiny" and cfg["epochs"] == 2 and cfg["seed"] == 0
     store = json.loads((out / "store.json").read_text())
-    assert store["provenance"]["dim"] == 48 and store["url"] == str(mel_store) and store["genres"] == ["calm", "loud", "mid"]
+    assert (
+        store["provenance"]["dim"] == 48
+        and store["url"] == str(mel_store)
+        and store["genres"] == ["calm", "loud", "mid"]
+    )
 
 
 def test_variant_and_route_ablation_reach_the_model_in_a_default_run_folder(mel_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "1", "--variant", "authors",
-                         "--drop-route", "M2", "--drop-route", "L1", "--no-test-curve", *SMALL)
+    result = mrnet_train(
+        "--store",
+        mel_store,
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--variant",
+        "authors",
+        "--drop-route",
+        "M2",
+        "--drop-route",
+        "L1",
+        "--no-test-curve",
+        *SMALL,
+    )
     assert result.exit_code == 0, result.output
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("mel-20")  # runs/<store name>-<YYYYmmdd-HHMMSS>
@@ -67,7 +98,9 @@ def test_variant_and_route_ablation_reach_the_model_in_a_default_run_folder(mel_
 
 def test_all_folds_reports_mean_and_std(fold_store, tmp_path):
     out = tmp_path / "cv"
-    result = mrnet_train("--store", fold_store, "--preset", "tiny", "--folds", "all", "--epochs", "1", "--out", out, *SMALL)
+    result = mrnet_train(
+        "--store", fold_store, "--preset", "tiny", "--folds", "all", "--epochs", "1", "--out", out, *SMALL
+    )
     assert result.exit_code == 0, result.output
     report = RunFolder(out).report()
     accs = [RunFolder(out / f"fold-{k}").report()["test"]["accuracy"] for k in range(3)]
@@ -78,13 +111,19 @@ def test_all_folds_reports_mean_and_std(fold_store, tmp_path):
     assert "mean ± std" in result.output and "3-fold cross-validation" in one_line(result.output)
     # every track is tested once, by its own fold's model: the folds' confusions add up to one over the dataset
     every = np.asarray(report["test_all_folds"]["confusion"])
-    assert every.sum() == sum(np.asarray(RunFolder(out / f"fold-{k}").report()["test"]["confusion"]).sum() for k in range(3)) == 18
+    assert (
+        every.sum()
+        == sum(np.asarray(RunFolder(out / f"fold-{k}").report()["test"]["confusion"]).sum() for k in range(3))
+        == 18
+    )
     assert (out / "plots" / "folds.png").stat().st_size > 0 and (out / "plots" / "confusion.png").stat().st_size > 0
     assert "plots/folds.png" in (out / "report.md").read_text()
 
 
 def test_one_fold(fold_store, tmp_path):
-    result = mrnet_train("--store", fold_store, "--preset", "tiny", "--fold", "2", "--epochs", "1", "--out", tmp_path / "r", *SMALL)
+    result = mrnet_train(
+        "--store", fold_store, "--preset", "tiny", "--fold", "2", "--epochs", "1", "--out", tmp_path / "r", *SMALL
+    )
     assert result.exit_code == 0, result.output
     assert RunFolder(tmp_path / "r").report()["split"].startswith("fold 2 of 3: test = fold 2, valid = fold 0")
 
@@ -142,7 +181,9 @@ def test_layers_the_store_lacks_or_a_model_too_narrow(tmp_path):
     store = make_store(tmp_path / "s.zarr")
     assert "layers [5] were asked for" in bad("--store", store, "--layer", "5", "--out", tmp_path / "r")
     assert "cannot build MRNet" in bad("--store", store, "--out", tmp_path / "r", "--width", "8")
-    assert "--crop-seconds 0.01 gives 1 frame(s)" in bad("--store", store, "--out", tmp_path / "r", "--crop-seconds", "0.01")
+    assert "--crop-seconds 0.01 gives 1 frame(s)" in bad(
+        "--store", store, "--out", tmp_path / "r", "--crop-seconds", "0.01"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -161,8 +202,25 @@ def test_options_that_cannot_work(mel_store, tmp_path):
 
 
 def test_augmentation_strengths_reach_the_run_config(mel_store, tmp_path):
-    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--out", tmp_path / "run", "--epochs", "1", *SMALL,
-                         "--noise-p", "0.2", "--time-masks", "0", "--feature-masks", "3", "--feature-mask-frac", "0.05")
+    result = mrnet_train(
+        "--store",
+        mel_store,
+        "--preset",
+        "tiny",
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        *SMALL,
+        "--noise-p",
+        "0.2",
+        "--time-masks",
+        "0",
+        "--feature-masks",
+        "3",
+        "--feature-mask-frac",
+        "0.05",
+    )
     assert result.exit_code == 0, result.output
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (cfg["noise_p"], cfg["time_masks"], cfg["feature_masks"], cfg["feature_mask_frac"]) == (0.2, 0, 3, 0.05)
@@ -252,7 +310,9 @@ def test_predict_reports_an_unreadable_file_and_predicts_the_others(trained_run,
     assert result.exit_code == 1
     docs = json.loads(result.output[result.output.index("[") :])
     assert "broken.mp3" in docs[0]["error"] and "genres" in docs[1]
-    plain = runner.invoke(predict_app, [str(trained_run), str(broken), str(audio_files[0]), str(tmp_path / "missing.wav")], env=WIDE)
+    plain = runner.invoke(
+        predict_app, [str(trained_run), str(broken), str(audio_files[0]), str(tmp_path / "missing.wav")], env=WIDE
+    )
     assert plain.exit_code == 1
     text = one_line(plain.output)
     assert "broken.mp3" in text and "missing.wav" in text and "2 of 3 files failed" in text and "a.wav" in text
@@ -281,7 +341,11 @@ def test_predict_takes_folders_and_csv_lists(trained_run, audio_files, tmp_path)
     result = runner.invoke(predict_app, [str(trained_run), str(tmp_path), str(listing), "--json"])
     assert result.exit_code == 0, result.output
     paths = [doc["path"] for doc in json.loads(result.output)]
-    assert paths == [str(audio_files[0]), str(audio_files[1]), str(tmp_path / "b.flac")]  # the folder's audio, sorted; then the list
+    assert paths == [
+        str(audio_files[0]),
+        str(audio_files[1]),
+        str(tmp_path / "b.flac"),
+    ]  # the folder's audio, sorted; then the list
     empty = tmp_path / "empty"
     empty.mkdir()
     result = runner.invoke(predict_app, [str(trained_run), str(empty)])
@@ -289,9 +353,9 @@ def test_predict_takes_folders_and_csv_lists(trained_run, audio_files, tmp_path)
 
 
 def test_predict_with_every_fold_averages_their_probabilities(fold_store, audio_files, tmp_path):
+    from mrnet.extract.engines import features_of_file
     from mrnet.train.loop import train
     from mrnet.train.predict import Predictor
-    from mrnet.extract.engines import features_of_file
 
     run = train(small_config(fold_store, tmp_path / "cv", epochs=1, all_folds=True))
     ensemble = Predictor.open(run)
@@ -301,7 +365,6 @@ def test_predict_with_every_fold_averages_their_probabilities(fold_store, audio_
     np.testing.assert_allclose(ensemble.probabilities(feats), np.mean(each, axis=0), rtol=1e-5)
     result = runner.invoke(predict_app, [str(run), str(audio_files[0])], env=WIDE)
     assert result.exit_code == 0 and "3 folds averaged" in one_line(result.output)
-
 
 
 @pytest.mark.parametrize("codec", ["none", "zstd"])
@@ -343,7 +406,13 @@ def test_damaged_store_metadata_is_named_not_a_traceback(tmp_path, damage):
 
 def test_s3_without_credentials_is_named(s3, monkeypatch):
     _, bucket = s3
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "MRNET_STORAGE_OPTIONS"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "MRNET_STORAGE_OPTIONS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
@@ -357,7 +426,9 @@ def test_a_genre_without_training_tracks_is_named(tmp_path):
     from mrnet.store.writer import StoreWriter
 
     st = FeatureStore.open(store)
-    tracks = st.tracks.with_columns(split=pl.when(pl.col("genre") == "rare").then(pl.lit("test")).otherwise(pl.col("split")))
+    tracks = st.tracks.with_columns(
+        split=pl.when(pl.col("genre") == "rare").then(pl.lit("test")).otherwise(pl.col("split"))
+    )
     with StoreWriter.open(Location.parse(store), st.provenance) as writer:
         writer.finalize(tracks, st.genres)
     result = mrnet_train("--store", store, "--preset", "tiny", "--epochs", "1", "--out", tmp_path / "run", *SMALL)
@@ -369,9 +440,35 @@ def test_a_genre_without_training_tracks_is_named(tmp_path):
 def test_compare_groups_runs_by_model_and_store_with_mean_and_spread(trained_run, mel_store, fold_store, tmp_path):
     from mrnet.train.cli import compare_app
 
-    seeds = [mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "2", "--seed", str(s), "--out", tmp_path / "runs" / f"s{s}", *SMALL)
-             for s in (1, 2)]
-    folds = mrnet_train("--store", fold_store, "--preset", "tiny", "--folds", "all", "--epochs", "1", "--out", tmp_path / "runs" / "cv", *SMALL)
+    seeds = [
+        mrnet_train(
+            "--store",
+            mel_store,
+            "--preset",
+            "tiny",
+            "--epochs",
+            "2",
+            "--seed",
+            str(s),
+            "--out",
+            tmp_path / "runs" / f"s{s}",
+            *SMALL,
+        )
+        for s in (1, 2)
+    ]
+    folds = mrnet_train(
+        "--store",
+        fold_store,
+        "--preset",
+        "tiny",
+        "--folds",
+        "all",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "runs" / "cv",
+        *SMALL,
+    )
     assert all(r.exit_code == 0 for r in (*seeds, folds))
     result = runner.invoke(compare_app, [str(tmp_path / "runs"), "--out", str(tmp_path / "cmp")], env=WIDE)
     assert result.exit_code == 0, result.output
@@ -383,7 +480,9 @@ def test_compare_groups_runs_by_model_and_store_with_mean_and_spread(trained_run
     assert by_store["mel.zarr"]["accuracy_std"] == pytest.approx(np.std(reports, ddof=1))
     assert by_store["mel.zarr"]["hours"] > 0 and by_store["mel.zarr"]["parameters"] > 0
     assert (tmp_path / "cmp" / "comparison.png").exists()
-    assert "| mrnet tiny, 2 epochs, mel.zarr | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()  # what sets the rows apart
+    assert (
+        "| mrnet tiny, 2 epochs, mel.zarr | mel.zarr |" in (tmp_path / "cmp" / "comparison.md").read_text()
+    )  # what sets the rows apart
 
 
 # --- what a user reads ------------------------------------------------------------------------------
@@ -391,22 +490,51 @@ def test_train_help_groups_options_in_panels_and_names_every_default():
     text = runner.invoke(train_app, ["--help"], env={"COLUMNS": "250"}).output
     for panel in ("Input and output", "Model", "Optimisation", "Augmentation", "Evaluation and selection", "Machinery"):
         assert f"─ {panel} ─" in text
-    assert "<bool>" not in text and "--channels" not in text and "--width" in text  # C is the width; channels are mono/stereo
-    actions = ("│ --help", "│ --store", "│ --resume", "│ --show-config")  # what to train, or what to do: no default to name
+    assert (
+        "<bool>" not in text and "--channels" not in text and "--width" in text
+    )  # C is the width; channels are mono/stereo
+    actions = (
+        "│ --help",
+        "│ --store",
+        "│ --resume",
+        "│ --show-config",
+    )  # what to train, or what to do: no default to name
     options = [line for line in text.splitlines() if line.startswith("│ --") and not line.startswith(actions)]
     described = "\n".join(text.splitlines())
     assert len(options) >= 40
     for line in options:  # every option's default is named, in its own row or the rows under it
         name = line.split()[1]
-        block = described[described.index(line):].split("│ --", 2)[1]
+        block = described[described.index(line) :].split("│ --", 2)[1]
         assert "[default:" in block, f"{name} shows no default"
-    assert "[default: on]" in text and "[default: off]" in text and "((" not in text  # escaped markup, no nested brackets
+    assert (
+        "[default: on]" in text and "[default: off]" in text and "((" not in text
+    )  # escaped markup, no nested brackets
 
 
 def test_show_config_prints_what_the_preset_and_options_make_and_trains_nothing(mel_store, tmp_path):
-    result = mrnet_train("--store", mel_store, "--preset", "small", "--width", "24", "--optimizer", "sgd", "--stage", "3:sgd:0.01",
-                         "--schedule", "stages", "--out", tmp_path / "run", "--show-config")
+    result = mrnet_train(
+        "--store",
+        mel_store,
+        "--preset",
+        "small",
+        "--width",
+        "24",
+        "--optimizer",
+        "sgd",
+        "--stage",
+        "3:sgd:0.01",
+        "--schedule",
+        "stages",
+        "--out",
+        tmp_path / "run",
+        "--show-config",
+    )
     assert result.exit_code == 0, result.output
     cfg = json.loads(result.output)
-    assert cfg["preset"] == "small" and cfg["model_options"]["width"] == 24 and cfg["optimizer"] == "sgd" and cfg["stages"] == [[3, "sgd", 0.01]]
+    assert (
+        cfg["preset"] == "small"
+        and cfg["model_options"]["width"] == 24
+        and cfg["optimizer"] == "sgd"
+        and cfg["stages"] == [[3, "sgd", 0.01]]
+    )
     assert cfg["epochs"] == 60 and not (tmp_path / "run").exists()  # the preset's length; no run folder made

@@ -32,7 +32,12 @@ def runs(tmp_path_factory) -> Path:
 def test_a_tag_store_is_compared_by_roc_auc_and_pr_auc(runs):
     rows = {Path(r["store"]).name: r for r in compare.compare([runs])}
     tag, genre = rows["tags.zarr"], rows["genres.zarr"]
-    assert tag["task"] == "multi-label" and "accuracy" not in tag and genre["task"] == "single-label" and "roc_auc" not in genre
+    assert (
+        tag["task"] == "multi-label"
+        and "accuracy" not in tag
+        and genre["task"] == "single-label"
+        and "roc_auc" not in genre
+    )
     reports = [RunFolder(runs / f"tags-s{s}").report()["test"] for s in (0, 1)]
     assert tag["n"] == 2
     assert tag["roc_auc"] == pytest.approx(np.mean([r["roc_auc"] for r in reports]))
@@ -50,7 +55,12 @@ def test_mixed_tasks_get_one_table_and_one_row_of_panels_each(runs, tmp_path):
     assert "test ROC-AUC | test PR-AUC" in text[tags_at:] and "accuracy" not in text[tags_at:].split("Test numbers")[0]
     fig = compare.figure(rows)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["test accuracy (single-label)", "test macro-F1 (single-label)", "test ROC-AUC (multi-label)", "test PR-AUC (multi-label)"]
+    assert titles == [
+        "test accuracy (single-label)",
+        "test macro-F1 (single-label)",
+        "test ROC-AUC (multi-label)",
+        "test PR-AUC (multi-label)",
+    ]
     tag_bars = fig.axes[2].patches
     assert len(tag_bars) == 1 and tag_bars[0].get_height() == pytest.approx(rows[1]["roc_auc"])
     assert fig.axes[0].patches[0].get_height() == pytest.approx(100 * rows[0]["accuracy"])  # accuracy in %

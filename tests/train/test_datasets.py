@@ -20,7 +20,7 @@ def test_crops_have_the_crop_shape_and_read_only_the_crop(wavlm_store, recording
     x, label, plan = ds[(3, 5)]
     assert x.shape == (1, 2, 100, 16) and x.dtype == np.float16  # as stored: float32 only on the device
     assert label == tracks["label"][5] and plan is None
-    (key, start, stop, layers), = recording
+    ((key, start, stop, layers),) = recording
     assert key == tracks["key"][5] and stop - start == 100 and 0 <= start and stop <= tracks["frames"][5]
     assert layers == [0, 2]  # only the layers the model uses
 
@@ -59,7 +59,10 @@ def test_evaluation_reads_whole_tracks(mel_store):
     assert x.shape == (1, 1, tracks["frames"][1], 48) and y == tracks["label"][1]
 
 
-@pytest.mark.parametrize("unit", [EvalUnit("center", crop=40), EvalUnit("chunks", crop=30, chunks=4), EvalUnit("chunks", crop=1000, chunks=2)])
+@pytest.mark.parametrize(
+    "unit",
+    [EvalUnit("center", crop=40), EvalUnit("chunks", crop=30, chunks=4), EvalUnit("chunks", crop=1000, chunks=2)],
+)
 def test_evaluation_units_read_the_crops_they_name(mel_store, unit):
     store = FeatureStore.open(str(mel_store))
     tracks = store.tracks.filter(pl.col("split") == "test")
@@ -91,7 +94,9 @@ def test_a_worker_opens_its_own_store(wavlm_store):
     state = ds.__getstate__()
     assert state["_store"] is None  # what a spawned worker receives: the location, not an open store
     batches = EpochBatches(len(ds), 4, seed=0, epoch=0)
-    with_workers = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init))
+    with_workers = list(
+        DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init)
+    )
     in_process = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))
     assert len(with_workers) == len(in_process) == 3
     for (xa, ya, _), (xb, yb, _) in zip(with_workers, in_process):
@@ -112,7 +117,9 @@ def test_a_batch_read_in_place_equals_the_stacked_crops(wavlm_store, crop):
 def test_worker_batches_arrive_in_shared_memory_and_equal_in_process_ones(wavlm_store):
     ds, _ = dataset(wavlm_store, crop=40, augment=Augment(noise_p=1.0))
     batches = EpochBatches(len(ds), 4, seed=0, epoch=1)
-    with_workers = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init))
+    with_workers = list(
+        DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2, worker_init_fn=worker_init)
+    )
     in_process = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))
     assert all(xa.is_shared() for xa, _, _ in with_workers)
     for (xa, ya, pa), (xb, yb, pb) in zip(with_workers, in_process):
@@ -127,5 +134,3 @@ def test_read_into_a_given_array(wavlm_store):
     assert np.array_equal(out, store.read(key, 10, 40, [2, 1]))
     with pytest.raises(ValueError, match="out is"):
         store.read(key, 10, 40, [2, 1], out=np.zeros((1, 2, 31, 16), dtype=np.float16))
-
-

@@ -23,7 +23,9 @@ from mrnet.train.models.mrnet import MRNet, MRNetConfig
 from mrnet.train.runs import RunFolder, load_checkpoint
 from tests.train.conftest import small_config
 
-TINY = dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0)  # dropout draws differ per process
+TINY = dict(
+    in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0
+)  # dropout draws differ per process
 
 
 def _port() -> int:
@@ -45,7 +47,7 @@ def one_step(rank: int, world: int, address: str | None, out: str, sync_bn: bool
     y = torch.tensor([0, 1, 2, 0, 0, 1, 2, 0])
     weights = torch.tensor([1.0, 2.0, 3.0])
     trainer = distributed.wrap(model, torch.device("cpu"), sync_bn=sync_bn)
-    (mine, size, share), = distributed.split_epoch([[(0, i) for i in range(8)]], y.tolist(), weights, False)
+    ((mine, size, share),) = distributed.split_epoch([[(0, i) for i in range(8)]], y.tolist(), weights, False)
     idx = [i for _, i in mine]
     logits = distributed.training_logits(trainer, x[idx], y[idx])
     if share is None:
@@ -54,7 +56,9 @@ def one_step(rank: int, world: int, address: str | None, out: str, sync_bn: bool
         loss = F.cross_entropy(logits, y[idx], weight=weights, reduction="sum") / share.total * share.world
     loss.backward()
     if rank == 0:
-        torch.save({"grads": {n: p.grad for n, p in model.named_parameters()}, "buffers": dict(model.named_buffers())}, out)
+        torch.save(
+            {"grads": {n: p.grad for n, p in model.named_parameters()}, "buffers": dict(model.named_buffers())}, out
+        )
     distributed.close()
 
 
@@ -133,7 +137,14 @@ def test_two_processes_train_what_one_process_trains(mel_store, two_processes, t
     r1, r2 = RunFolder(one).report(), RunFolder(two_processes).report()
     assert r1["test"]["confusion"] == r2["test"]["confusion"] and r1["selection"] == r2["selection"]
     files = {p.relative_to(two_processes).as_posix() for p in Path(two_processes).rglob("*") if p.is_file()}
-    assert {"config.json", "store.json", "checkpoints/last.pt", "checkpoints/best.pt", "report.json", "report.md"} <= files
+    assert {
+        "config.json",
+        "store.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "report.json",
+        "report.md",
+    } <= files
     assert len(load_checkpoint(RunFolder(two_processes).last)["rng_ranks"]) == 2
 
 
@@ -161,15 +172,22 @@ def test_kill_9_of_one_process_then_resume_equals_the_uninterrupted_run(mel_stor
     run = tmp_path / "killed"
     script = tmp_path / "killed.py"
     script.write_text(KILLED)
-    parent = subprocess.Popen([sys.executable, str(script), str(mel_store), str(run)], cwd=Path(__file__).resolve().parents[2],
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), str(mel_store), str(run)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 300
         while not RunFolder(run).last.exists() and parent.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         ranks = [p for p in psutil.Process(parent.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
-        assert len(ranks) == 2 and RunFolder(run).last.exists(), "the run never wrote its first checkpoint on 2 processes"
+        assert len(ranks) == 2 and RunFolder(run).last.exists(), (
+            "the run never wrote its first checkpoint on 2 processes"
+        )
         victim = max(ranks, key=lambda p: p.create_time())  # rank 1, started last
         os.kill(victim.pid, signal.SIGKILL)
         output, _ = parent.communicate(timeout=120)
@@ -188,12 +206,15 @@ def test_kill_9_of_one_process_then_resume_equals_the_uninterrupted_run(mel_stor
 # --- refusals -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(workers=0), "--workers 0: give a whole number, 1 <= x <= 1024"),
-    (dict(workers=2, gpus=(0,)), "exclude each other"),
-    (dict(gpus=(0, 0)), "list each GPU once"),
-    (dict(scheduler="tcp://localhost:8786"), "--scheduler runs independent runs (--folds all)"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(workers=0), "--workers 0: give a whole number, 1 <= x <= 1024"),
+        (dict(workers=2, gpus=(0,)), "exclude each other"),
+        (dict(gpus=(0, 0)), "list each GPU once"),
+        (dict(scheduler="tcp://localhost:8786"), "--scheduler runs independent runs (--folds all)"),
+    ],
+)
 def test_scale_options_that_cannot_work_are_refused(mel_store, tmp_path, options, message):
     with pytest.raises(UserError, match=re.escape(message)):
         small_config(mel_store, tmp_path / "r", **options)
@@ -206,11 +227,14 @@ def test_gpus_without_cuda_are_refused_before_anything_starts(mel_store, tmp_pat
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(workers=2, model="linear"), "--model linear is fitted by scikit-learn in one process"),
-    (dict(workers=3, batch_size=2), "--batch-size 2 is the global batch, shared by 3 processes"),
-    (dict(workers=2, batch_size=3, sync_bn=False), "per-rank BatchNorm needs 2 items per process"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(workers=2, model="linear"), "--model linear is fitted by scikit-learn in one process"),
+        (dict(workers=3, batch_size=2), "--batch-size 2 is the global batch, shared by 3 processes"),
+        (dict(workers=2, batch_size=3, sync_bn=False), "per-rank BatchNorm needs 2 items per process"),
+    ],
+)
 def test_runs_a_process_group_cannot_train_are_refused(mel_store, tmp_path, options, message):
     with pytest.raises(UserError, match=re.escape(message)):
         launch.train(small_config(mel_store, tmp_path / "r", **options))
@@ -229,9 +253,34 @@ def test_ctrl_c_stops_every_process_after_the_same_batch_and_resume_is_exact(mel
 
     run = tmp_path / "stopped"
     cli = Path(sys.executable).parent / "mrnet-train"
-    args = ["--store", mel_store, "--out", run, "--preset", "tiny", "--width", "16", "--embed-dim", "16", "--epochs", "3",
-            "--batch-size", "4", "--crop-seconds", "1", "--eval-batch-size", "8", "--num-workers", "0", "--device", "cpu",
-            "--dropout", "0", "--workers", "2"]
+    args = [
+        "--store",
+        mel_store,
+        "--out",
+        run,
+        "--preset",
+        "tiny",
+        "--width",
+        "16",
+        "--embed-dim",
+        "16",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--crop-seconds",
+        "1",
+        "--eval-batch-size",
+        "8",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--dropout",
+        "0",
+        "--workers",
+        "2",
+    ]
     parent = subprocess.Popen([str(cli), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300

@@ -43,8 +43,10 @@ def test_evaluate_matches_weighted_cross_entropy():
 
 
 def test_kfold_aggregation_mean_and_sample_std():
-    rows = [{"fold": k, "test_accuracy": a, "test_macro_f1": f, "valid_accuracy": a, "optimistic_accuracy": None}
-            for k, (a, f) in enumerate([(0.90, 0.80), (0.94, 0.86), (0.98, 0.86)])]
+    rows = [
+        {"fold": k, "test_accuracy": a, "test_macro_f1": f, "valid_accuracy": a, "optimistic_accuracy": None}
+        for k, (a, f) in enumerate([(0.90, 0.80), (0.94, 0.86), (0.98, 0.86)])
+    ]
     agg = aggregate(rows)
     assert agg["n"] == 3
     assert agg["mean"]["test_accuracy"] == pytest.approx(0.94)
@@ -56,7 +58,9 @@ def test_kfold_aggregation_mean_and_sample_std():
 
 
 def test_optimistic_picks_the_best_test_epoch_earliest_on_ties():
-    history = [{"epoch": e, "test_accuracy": a, "test_macro_f1": a} for e, a in [(1, 0.5), (2, 0.8), (3, 0.8), (4, 0.6)]]
+    history = [
+        {"epoch": e, "test_accuracy": a, "test_macro_f1": a} for e, a in [(1, 0.5), (2, 0.8), (3, 0.8), (4, 0.6)]
+    ]
     assert optimistic(history)["epoch"] == 2
     assert optimistic([{"epoch": 1}]) is None
 

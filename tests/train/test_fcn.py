@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from mrnet.core.errors import UserError
 from mrnet.train.models import ModelInput, count_parameters, create_model
 from mrnet.train.models.fcn import FCN5, FCNConfig, MsECNN, MsECNNConfig
@@ -60,10 +61,25 @@ def test_sizes_match_the_spec():
 
 def test_layers_match_the_spec_tables():
     fcn = FCN5(FCNConfig())
-    assert [count_parameters(m) for m in (fcn.input_bn, *fcn.layers, fcn.head)] == [2, 768, 74_112, 147_840, 147_840, 73_920, 3_250]
+    assert [count_parameters(m) for m in (fcn.input_bn, *fcn.layers, fcn.head)] == [
+        2,
+        768,
+        74_112,
+        147_840,
+        147_840,
+        73_920,
+        3_250,
+    ]
     dense = MsECNN(MsECNNConfig())
     assert [m[0].in_channels for m in dense.layers] == [1, 65, 193, 321, 449]
-    assert [count_parameters(m) for m in (*dense.layers, dense.head)] == [768, 75_264, 222_720, 370_176, 258_816, 25_700]
+    assert [count_parameters(m) for m in (*dense.layers, dense.head)] == [
+        768,
+        75_264,
+        222_720,
+        370_176,
+        258_816,
+        25_700,
+    ]
     carry = MsECNN(MsECNNConfig(connection="carry"))
     assert [m[0].in_channels for m in carry.layers] == [1, 64, 128, 128, 128]
     assert carry.head.in_features == dense.head.in_features == 513  # "almost eight times" FCN-5's 64
@@ -91,7 +107,9 @@ def test_lengths_from_1280_frames(frames):
 
 def test_wrong_input_is_refused():
     model = tiny()
-    with pytest.raises(ValueError, match=r"FCN-5 expects \(B, 1, 1, T, 96\).*T >= 1280 \(1366 frames.*got \(2, 1, 1, 1000, 96\)"):
+    with pytest.raises(
+        ValueError, match=r"FCN-5 expects \(B, 1, 1, T, 96\).*T >= 1280 \(1366 frames.*got \(2, 1, 1, 1000, 96\)"
+    ):
         model(clips(batch=2, frames=1000))
     with pytest.raises(ValueError, match=r"MsE-CNN expects.*got \(2, 1, 1, 1366, 128\)"):
         tiny("dense")(torch.randn(2, 1, 1, 1366, 128))

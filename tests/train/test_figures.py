@@ -59,7 +59,9 @@ def test_the_probes_report_names_its_c_grid_and_chosen_c_not_a_preset_and_epochs
     text = (runs / "probe" / "report.md").read_text()
     model_line = next(line for line in text.splitlines() if line.startswith("- model:"))
     assert "epochs" not in model_line.replace("no epochs", "") and "preset" not in model_line
-    assert f"grid of {len(GRID)}" in model_line and f"C = {report['selection']['C']:g} chosen on validation" in model_line
+    assert (
+        f"grid of {len(GRID)}" in model_line and f"C = {report['selection']['C']:g} chosen on validation" in model_line
+    )
 
 
 def test_the_probes_curves_are_drawn_over_its_c_grid(runs):
@@ -86,7 +88,9 @@ def test_the_comparison_figure_labels_each_row_and_draws_chance_and_the_probe_as
     assert ticks == ["mrnet tiny\n2 epochs", "mrnet tiny\n--drop-route H\n1 epoch"]
     assert len(acc.patches) == len(bars)  # the probe is a line, not a bar
     assert acc.get_xlim() == pytest.approx((-0.5, len(bars) - 0.5))  # the bars fill the axis
-    levels = {c.get_label(): c.get_segments()[0][0][1] for c in acc.collections if c.get_label() in ("chance", "linear probe")}
+    levels = {
+        c.get_label(): c.get_segments()[0][0][1] for c in acc.collections if c.get_label() in ("chance", "linear probe")
+    }
     (probe,) = [r for r in rows if r["model"] == "linear"]
     assert levels == {"chance": pytest.approx(100 / 3), "linear probe": pytest.approx(100 * probe["accuracy"])}
     tops = {}  # each value is written above its error bar's top
@@ -99,7 +103,9 @@ def test_the_comparison_figure_labels_each_row_and_draws_chance_and_the_probe_as
 
 
 def test_mrnet_compare_writes_pdf_and_svg_too(runs, tmp_path):
-    result = runner.invoke(compare_app, [str(runs), "--out", str(tmp_path / "cmp"), "--format", "png,pdf,svg"], env=WIDE)
+    result = runner.invoke(
+        compare_app, [str(runs), "--out", str(tmp_path / "cmp"), "--format", "png,pdf,svg"], env=WIDE
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cmp" / "comparison.pdf").read_bytes().startswith(b"%PDF")
     assert b"<svg" in (tmp_path / "cmp" / "comparison.svg").read_bytes()
@@ -112,11 +118,35 @@ def test_mrnet_report_and_mrnet_train_write_every_figure_in_each_format(runs, tm
     assert result.exit_code == 0, result.output
     for name in ("curves", "confusion", "weights"):
         assert (runs / "mrnet" / "plots" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
-        assert (runs / "mrnet" / "plots" / f"{name}.svg").is_file() and (runs / "mrnet" / "plots" / f"{name}.png").is_file()
+        assert (runs / "mrnet" / "plots" / f"{name}.svg").is_file() and (
+            runs / "mrnet" / "plots" / f"{name}.png"
+        ).is_file()
     store = RunFolder(runs / "mrnet").report()["store"]
     out = tmp_path / "trained"
-    args = ["--store", store, "--preset", "tiny", "--epochs", "1", "--width", "16", "--embed-dim", "16", "--batch-size", "4",
-            "--crop-seconds", "1", "--num-workers", "0", "--device", "cpu", "--out", str(out), "--format", "svg"]
+    args = [
+        "--store",
+        store,
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--width",
+        "16",
+        "--embed-dim",
+        "16",
+        "--batch-size",
+        "4",
+        "--crop-seconds",
+        "1",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--format",
+        "svg",
+    ]
     result = runner.invoke(train_app, args, env=WIDE)
     assert result.exit_code == 0, result.output
     assert (out / "plots" / "curves.svg").is_file() and not (out / "plots" / "curves.pdf").exists()
@@ -131,7 +161,9 @@ def test_weights_show_the_uniform_baseline_and_the_spread_of_several_runs():
     layers = [{"0": 1.0, "6": 1.1 + 0.1 * s, "12": 0.9} for s in range(3)]
     fig = plots.weights_figure(runs, layers)
     routes, layer = fig.axes
-    assert [line.get_label() for line in routes.lines if line.get_linestyle() == "--"] == ["uniform (1, scale-free baseline)"]
+    assert [line.get_label() for line in routes.lines if line.get_linestyle() == "--"] == [
+        "uniform (1, scale-free baseline)"
+    ]
     assert routes.collections  # the whiskers of the runs' range
     dots = [line for line in routes.lines if line.get_marker() == "o"]
     assert len(dots) == 3
@@ -147,6 +179,8 @@ def test_weights_show_the_uniform_baseline_and_the_spread_of_several_runs():
 def test_a_cross_validation_run_draws_the_weights_of_its_folds(tmp_path):
     store = learnable_store(tmp_path / "folds.zarr", splits=False, folds=3, frames=(160, 200))
     run = train(small_config(store, tmp_path / "all", epochs=1, batch_size=4, all_folds=True))
-    assert (run / "plots" / "weights.png").is_file() and "![weights](plots/weights.png)" in (run / "report.md").read_text()
+    assert (run / "plots" / "weights.png").is_file() and "![weights](plots/weights.png)" in (
+        run / "report.md"
+    ).read_text()
     report = json.loads((run / "report.json").read_text())
     assert set(report["test_all_folds"]["interval"]) == {"accuracy", "macro_f1"}

@@ -43,7 +43,9 @@ def test_augmentation_on_the_gpu_is_seeded_per_sample_and_leaves_its_input(wavlm
 
 @pytest.mark.parametrize("num_workers", [None, 2], ids=["reading-threads", "worker-processes"])
 def test_training_runs_on_the_gpu_with_bf16(mel_store, tmp_path, num_workers):
-    cfg = small_config(mel_store, tmp_path / "run", epochs=2, batch_size=4, device="cuda", bf16=True, num_workers=num_workers)
+    cfg = small_config(
+        mel_store, tmp_path / "run", epochs=2, batch_size=4, device="cuda", bf16=True, num_workers=num_workers
+    )
     run = RunFolder(train(cfg))
     lines = [json.loads(line) for line in run.metrics_file.read_text().splitlines()]
     assert len(lines) == 2 and all(np.isfinite(r["train_loss"]) for r in lines)

@@ -28,16 +28,35 @@ def test_a_tiny_model_overfits_one_batch(mel_store, tmp_path):
     """All 12 training tracks in one batch, crops as long as the longest track (the same input every epoch: a
     longer --crop-seconds is refused)."""
     longest = FeatureStore.open(str(mel_store)).tracks.filter(pl.col("split") == "train")["frames"].max()
-    cfg = small_config(mel_store, tmp_path / "run", epochs=6, batch_size=12, crop_seconds=longest / 62.5, augment=False, dropout=0.0,
-                       eval_every=6, test_curve=False)
+    cfg = small_config(
+        mel_store,
+        tmp_path / "run",
+        epochs=6,
+        batch_size=12,
+        crop_seconds=longest / 62.5,
+        augment=False,
+        dropout=0.0,
+        eval_every=6,
+        test_curve=False,
+    )
     run = train(cfg)
     h = history(run)
     assert len(h) == 6
     assert h[-1]["train_accuracy"] == 1.0
     assert h[-1]["train_loss"] < 0.2 * h[0]["train_loss"]  # the head's BatchNorm keeps it above zero
     files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
-    assert {"config.json", "store.json", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt", "report.json", "report.md",
-            "plots/curves.png", "plots/confusion.png", "plots/weights.png"} <= files
+    assert {
+        "config.json",
+        "store.json",
+        "metrics.jsonl",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "report.json",
+        "report.md",
+        "plots/curves.png",
+        "plots/confusion.png",
+        "plots/weights.png",
+    } <= files
 
 
 RESUME_SETTINGS = dict(epochs=3, batch_size=4)  # 3 batches an epoch; augmentation and dropout on
@@ -52,7 +71,9 @@ def straight(mel_store, tmp_path_factory):
 def test_resume_is_exact(mel_store, straight, tmp_path, stop_at):
     """N epochs straight == stop part-way + resume: same parameters, optimizer state and metrics."""
     with pytest.raises(Interrupted) as stopped:
-        train(small_config(mel_store, tmp_path / "resumed", **RESUME_SETTINGS), should_stop=lambda e, s: (e, s) == stop_at)
+        train(
+            small_config(mel_store, tmp_path / "resumed", **RESUME_SETTINGS), should_stop=lambda e, s: (e, s) == stop_at
+        )
     assert (stopped.value.epoch, stopped.value.step) == stop_at
     assert len(history(tmp_path / "resumed")) == stop_at[0]
     resumed = resume(tmp_path / "resumed")
@@ -142,9 +163,23 @@ def test_ctrl_c_saves_a_resumable_checkpoint_after_the_current_batch(mel_store, 
 
 def test_metrics_lines_are_json_with_the_documented_fields(trained_run):
     first, second = (json.loads(x) for x in (trained_run / "metrics.jsonl").read_text().splitlines())
-    assert {"epoch", "lr", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "valid_macro_f1", "test_loss",
-            "test_accuracy", "test_macro_f1", "best", "seconds"} == set(first)
-    assert first["lr"] == pytest.approx(1e-3) and second["lr"] == pytest.approx(7.5e-4)  # cosine 1e-3 -> 5e-4 over 2 epochs
+    assert {
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_accuracy",
+        "valid_macro_f1",
+        "test_loss",
+        "test_accuracy",
+        "test_macro_f1",
+        "best",
+        "seconds",
+    } == set(first)
+    assert first["lr"] == pytest.approx(1e-3) and second["lr"] == pytest.approx(
+        7.5e-4
+    )  # cosine 1e-3 -> 5e-4 over 2 epochs
 
 
 def test_eval_every_skips_evaluations_but_not_the_last_epoch(mel_store, tmp_path):
@@ -199,8 +234,10 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(mel_sto
     import time
 
     run, ready = tmp_path / "killed", tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_IN_FIRST_EPOCH, str(mel_store), str(run), str(ready)],
-                             cwd=Path(__file__).resolve().parents[2])
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_IN_FIRST_EPOCH, str(mel_store), str(run), str(ready)],
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         deadline = time.time() + 120
         while not ready.exists() and child.poll() is None and time.time() < deadline:

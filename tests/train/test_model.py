@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
+
 from mrnet.train.models import count_parameters
 from mrnet.train.models.mrnet import ROUTES, MRNet, MRNetConfig
 
@@ -183,8 +184,10 @@ def test_ablation_removes_exactly_that_route(variant, route):
     assert ablated.route_weights.shape == (6,)
     full_names = {n for n, _ in full.named_parameters()}
     kept_names = {n for n, _ in ablated.named_parameters()}
-    gone = {n.split(".")[0] + "." + n.split(".")[1] if n.startswith(("pool.", "mid.")) else n.split(".")[0]
-            for n in full_names - kept_names}
+    gone = {
+        n.split(".")[0] + "." + n.split(".")[1] if n.startswith(("pool.", "mid.")) else n.split(".")[0]
+        for n in full_names - kept_names
+    }
     expected = {f"pool.{route}"} | ({f"mid.{route}"} if route.startswith("M") else set())
     if route == "H" and variant == "authors":
         expected.add("high")  # H's conv feeds only H here; in the paper variant it also feeds M1..M3

@@ -6,16 +6,23 @@ import pytest
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.train.presets import tiny
 from mrnet.train.models import MODELS, ModelInput, Registered, create_model
 from mrnet.train.models.mrnet import MRNet, MRNetConfig
+from mrnet.train.presets import tiny
 from mrnet.train.setup import build_model
 
 MEL = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
 WAVLM = ModelInput(feature="wavlm", channels=2, layers=3, dim=16, frame_rate=50.0, num_classes=5)
 # The layout of each feature profile a model may name (Registered.features): (dim, frames per second).
-PROFILES = {"mel128": (128, 86.13), "mel96": (96, 46.875), "mfcc": (20, 43.07), "wave": (1024, 43.07),
-            "wave+mfcc": (1044, 43.07), "mfcc-window": (20, 43.07), "wave+mfcc-window": (1044, 43.07)}
+PROFILES = {
+    "mel128": (128, 86.13),
+    "mel96": (96, 46.875),
+    "mfcc": (20, 43.07),
+    "wave": (1024, 43.07),
+    "wave+mfcc": (1044, 43.07),
+    "mfcc-window": (20, 43.07),
+    "wave+mfcc-window": (1044, 43.07),
+}
 
 
 def inputs_for(name: str) -> list[ModelInput]:
@@ -23,8 +30,10 @@ def inputs_for(name: str) -> list[ModelInput]:
     features = MODELS[name].features
     if features is None:
         return [MEL, WAVLM]
-    return [ModelInput(feature=f, channels=1, layers=1, dim=PROFILES[f][0], frame_rate=PROFILES[f][1], num_classes=6)
-            for f in features]
+    return [
+        ModelInput(feature=f, channels=1, layers=1, dim=PROFILES[f][0], frame_rate=PROFILES[f][1], num_classes=6)
+        for f in features
+    ]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -47,11 +56,18 @@ def test_the_store_fixes_the_input_and_the_options_the_rest():
     model = create_model("mrnet", WAVLM, width=16, embed_dim=8, variant="authors", drop_routes=("H",))
     assert isinstance(model, MRNet)
     assert (model.cfg.in_channels, model.cfg.num_layers, model.cfg.in_dim, model.cfg.num_classes) == (2, 3, 16, 5)
-    assert (model.cfg.width, model.cfg.variant, model.route_names) == (16, "authors", ("L1", "L2", "L3", "M1", "M2", "M3"))
+    assert (model.cfg.width, model.cfg.variant, model.route_names) == (
+        16,
+        "authors",
+        ("L1", "L2", "L3", "M1", "M2", "M3"),
+    )
 
 
 def test_unknown_models_and_options_are_named():
-    with pytest.raises(UserError, match="--model 'fcn9': choose one of mrnet, musicnext-softmax, musicnext, nnet1, nnet2, mixnet, fcn5, msecnn, linear"):
+    with pytest.raises(
+        UserError,
+        match="--model 'fcn9': choose one of mrnet, musicnext-softmax, musicnext, nnet1, nnet2, mixnet, fcn5, msecnn, linear",
+    ):
         create_model("fcn9", MEL)
     with pytest.raises(UserError, match="--model mrnet has no option.* depth; its options are width, embed_dim"):
         create_model("mrnet", MEL, depth=3)
@@ -86,12 +102,18 @@ def _windows(dim: int) -> torch.Tensor:
 
 
 _NNET = dict(num_classes=3, widths_1d=(4, 4, 4, 8), width_2d=8, hidden=(16, 8), dropout=0.0)
-_MUSICNEXT = dict(num_classes=3, depths=(1, 1, 1, 1), dims=(4, 8, 8, 8), lambda_gamma=1e-1)  # lambda falls under 1: the margin is on
+_MUSICNEXT = dict(
+    num_classes=3, depths=(1, 1, 1, 1), dims=(4, 8, 8, 8), lambda_gamma=1e-1
+)  # lambda falls under 1: the margin is on
 _FCN = dict(num_classes=3, widths=(2, 4, 4, 4, 4), dropout=0.0)  # the full 29 s clip is the cost: ~50 ms a step
 #: A tiny config of each registered model, a batch it reads (labels 0, 1, 2, 0, ...) and the Adam steps it
 #: needs to learn that batch by heart. A new model adds its line here (the test below names a missing one).
 TINY_CASES = {
-    "mrnet": (dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0), lambda: _randn(6, 1, 2, 16, 8), 60),
+    "mrnet": (
+        dict(in_dim=8, num_layers=2, width=16, embed_dim=8, num_classes=3, dropout=0.0),
+        lambda: _randn(6, 1, 2, 16, 8),
+        60,
+    ),
     "musicnext": (_MUSICNEXT, lambda: _randn(6, 1, 1, 256, 128), 40),
     "musicnext-softmax": (_MUSICNEXT, lambda: _randn(6, 1, 1, 256, 128), 40),
     "nnet1": ({**_NNET, "in_dim": 1024}, lambda: _windows(1024), 30),
@@ -132,11 +154,20 @@ def test_each_entry_declares_how_it_is_fitted_reported_and_preset():
     from mrnet.train.models import PROBE, is_probe, title
     from mrnet.train.presets import PRESETS, default_preset
 
-    assert [n for n, e in MODELS.items() if e.fitting == PROBE] == ["linear"] and is_probe("linear") and not is_probe("mrnet")
-    assert {title(n) for n in MODELS} >= {"MRNet", "Linear probe", "FCN-5", "MusicNeXt-S"} and title("retired") == "retired"
+    assert (
+        [n for n, e in MODELS.items() if e.fitting == PROBE] == ["linear"]
+        and is_probe("linear")
+        and not is_probe("mrnet")
+    )
+    assert {title(n) for n in MODELS} >= {"MRNet", "Linear probe", "FCN-5", "MusicNeXt-S"} and title(
+        "retired"
+    ) == "retired"
     assert all(e.preset is None or e.preset in PRESETS for e in MODELS.values())
     assert default_preset(None) == default_preset("mrnet") == "paper"
-    assert tiny("s.zarr", model="linear").augment and not __import__("mrnet.train.presets").train.presets.preset("tiny", "s.zarr", model="linear").augment
+    assert (
+        tiny("s.zarr", model="linear").augment
+        and not __import__("mrnet.train.presets").train.presets.preset("tiny", "s.zarr", model="linear").augment
+    )
 
 
 def test_a_model_is_registered_once():
@@ -186,12 +217,35 @@ def test_model_options_are_nested_under_the_model_and_older_configs_map():
     which are the store's audio channels); a config.json from before keeps its meaning."""
     from mrnet.train.config import TrainConfig
 
-    old = {"store": "s.zarr", "model": "mrnet", "channels": 24, "embed_dim": 8, "variant": "authors", "drop_routes": ["H"], "dropout": 0.2}
+    old = {
+        "store": "s.zarr",
+        "model": "mrnet",
+        "channels": 24,
+        "embed_dim": 8,
+        "variant": "authors",
+        "drop_routes": ["H"],
+        "dropout": 0.2,
+    }
     cfg = TrainConfig.from_json(old)
-    assert cfg.model_options == {"width": 24, "embed_dim": 8, "variant": "authors", "drop_routes": ("H",), "dropout": 0.2}
+    assert cfg.model_options == {
+        "width": 24,
+        "embed_dim": 8,
+        "variant": "authors",
+        "drop_routes": ("H",),
+        "dropout": 0.2,
+    }
     assert TrainConfig.from_json(cfg.to_json()) == cfg and "channels" not in cfg.to_json()
-    assert build_model(cfg, WAVLM).cfg.width == 24 and build_model(cfg, WAVLM).route_names == ("L1", "L2", "L3", "M1", "M2", "M3")
+    assert build_model(cfg, WAVLM).cfg.width == 24 and build_model(cfg, WAVLM).route_names == (
+        "L1",
+        "L2",
+        "L3",
+        "M1",
+        "M2",
+        "M3",
+    )
     # a baseline's run of then carried MRNet's defaults at the top level, which it never used
-    assert TrainConfig.from_json({"store": "s.zarr", "model": "fcn5", "channels": 512, "dropout": 0.5}).model_options == {}
+    assert (
+        TrainConfig.from_json({"store": "s.zarr", "model": "fcn5", "channels": 512, "dropout": 0.5}).model_options == {}
+    )
     with pytest.raises(UserError, match="--model fcn5 has no option.* width; its options are none"):
         TrainConfig(store="s.zarr", model="fcn5", model_options={"width": 32})

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from mrnet.core.errors import UserError
 from mrnet.train.models import ModelInput, count_parameters, create_model
 from mrnet.train.models.musicnext import (
@@ -25,9 +26,17 @@ from mrnet.train.models.musicnext import (
 # The spec's figures (ConvNeXt-T widths, no bias on the L-softmax FC): GTZAN, ISMIR2004, Extended Ballroom.
 COUNTS = {10: 27_811_296, 6: 27_808_224, 9: 27_810_528}
 # Its per-layer table: stem, S1, D1, S2, D2, S3, D3, S4, then the final LayerNorm.
-PIECES = {"stem.": 1_632, "stages.0.": 237_312, "downsample.0.": 74_112, "stages.1.": 916_992,
-          "downsample.1.": 295_680, "stages.2.": 10_810_368, "downsample.2.": 1_181_184, "stages.3.": 14_284_800,
-          "norm.": 1_536}
+PIECES = {
+    "stem.": 1_632,
+    "stages.0.": 237_312,
+    "downsample.0.": 74_112,
+    "stages.1.": 916_992,
+    "downsample.1.": 295_680,
+    "stages.2.": 10_810_368,
+    "downsample.2.": 1_181_184,
+    "stages.3.": 14_284_800,
+    "norm.": 1_536,
+}
 TINY = dict(depths=(1, 1, 1, 1), dims=(4, 8, 8, 8))
 MEL128 = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.13, num_classes=10)
 
@@ -79,7 +88,9 @@ def test_softmax_ablation_adds_only_the_bias():
 def test_fragment_shapes_through_the_stages():
     model = tiny().eval()
     seen = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[1:]))) for m in (model.stem, *model.stages)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[1:]))) for m in (model.stem, *model.stages)
+    ]
     with torch.no_grad():
         out = model(fragments(batch=2))
     for h in hooks:
@@ -108,9 +119,14 @@ def test_any_length_from_32_frames(frames):
 
 def test_wrong_layout_is_refused_with_the_profile():
     with pytest.raises(UserError, match=r"mel128.*dim=48"):
-        create_model("musicnext", ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4))
+        create_model(
+            "musicnext", ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
+        )
     with pytest.raises(UserError, match=r"mel128.*channels=2"):
-        create_model("musicnext-softmax", ModelInput(feature="mel128", channels=2, layers=1, dim=128, frame_rate=86.13, num_classes=4))
+        create_model(
+            "musicnext-softmax",
+            ModelInput(feature="mel128", channels=2, layers=1, dim=128, frame_rate=86.13, num_classes=4),
+        )
     model = tiny()
     with pytest.raises(ValueError, match=r"T>=32, 128.*256-frame fragments.*got \(2, 1, 1, 16, 128\)"):
         model(fragments(batch=2, frames=16))
@@ -147,8 +163,15 @@ def head_with(weight: torch.Tensor, margin: int = 4, **kw) -> LSoftmaxLinear:
     return head
 
 
-@pytest.mark.parametrize("degrees, psi", [(30, math.cos(math.radians(120))), (60, -math.cos(math.radians(240)) - 2),
-                                          (0, 1.0), (100, math.cos(math.radians(400)) - 4)])
+@pytest.mark.parametrize(
+    "degrees, psi",
+    [
+        (30, math.cos(math.radians(120))),
+        (60, -math.cos(math.radians(240)) - 2),
+        (0, 1.0),
+        (100, math.cos(math.radians(400)) - 4),
+    ],
+)
 def test_margin_is_psi_of_the_angle(degrees, psi):
     """m = 4: psi(theta) = (-1)^k cos(4 theta) - 2k on [k pi/4, (k+1) pi/4]; lambda 0 (base 0)."""
     t = math.radians(degrees)

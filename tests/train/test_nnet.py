@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.preprocessing import StandardScaler
+
 from mrnet.core.errors import UserError
 from mrnet.train.models import ModelInput, count_parameters, create_model
 from mrnet.train.models.nnet import (
@@ -24,12 +26,15 @@ from mrnet.train.models.nnet import (
     NNet2Config,
     standardize,
 )
-from sklearn.preprocessing import StandardScaler
 
 # The spec's figures for FMA small's 8 genres.
 COUNTS = {"nnet1": 2_461_832, "nnet2": 1_876_040, "mixnet": 3_607_496}
 TINY = dict(num_classes=3, widths_1d=(4, 4, 4, 8), width_2d=8, hidden=(16, 8))
-MODELS = {"nnet1": (NNet1, NNet1Config, 1024), "nnet2": (NNet2, NNet2Config, 20), "mixnet": (MixNet, MixNetConfig, 1044)}
+MODELS = {
+    "nnet1": (NNet1, NNet1Config, 1024),
+    "nnet2": (NNet2, NNet2Config, 20),
+    "mixnet": (MixNet, MixNetConfig, 1044),
+}
 
 
 def tiny(name: str, **kw):
@@ -92,7 +97,9 @@ def test_nnet2_shapes_through_the_trunk():
 def test_every_model_takes_exactly_256_frames_of_its_profile():
     for name, (_, _, dim) in MODELS.items():
         model = tiny(name)
-        with pytest.raises(ValueError, match=rf"\(B, 1, 1, 256, {dim}\): windows of exactly 256 frames.*got \(2, 1, 1, 255, {dim}\)"):
+        with pytest.raises(
+            ValueError, match=rf"\(B, 1, 1, 256, {dim}\): windows of exactly 256 frames.*got \(2, 1, 1, 255, {dim}\)"
+        ):
             model(torch.randn(2, 1, 1, 255, dim))
         with pytest.raises(ValueError, match=r"got \(2, 1, 1, 256, 128\)"):
             model(torch.randn(2, 1, 1, 256, 128))
@@ -100,7 +107,11 @@ def test_every_model_takes_exactly_256_frames_of_its_profile():
 
 def test_a_store_of_another_kind_is_refused_with_the_profile():
     mel = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.13, num_classes=8)
-    for name, profile in (("nnet1", "wave"), ("nnet2", "mfcc-window"), ("mixnet", "wave\\+mfcc-window")):  # the authors' MFCC first
+    for name, profile in (
+        ("nnet1", "wave"),
+        ("nnet2", "mfcc-window"),
+        ("mixnet", "wave\\+mfcc-window"),
+    ):  # the authors' MFCC first
         with pytest.raises(UserError, match=rf"--features {profile}\);.*'mel128' frames.*dim=128"):
             create_model(name, mel)
     stereo = ModelInput(feature="wave", channels=2, layers=1, dim=1024, frame_rate=43.07, num_classes=8)

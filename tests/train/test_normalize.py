@@ -57,10 +57,14 @@ def test_global_statistics_are_one_mean_and_std_per_layer_over_every_feature(off
     record = json.loads((run / "normalization.json").read_text())
     store = FeatureStore.open(str(offset_store))
     train_tracks = split_tracks(store.tracks).train
-    values = np.concatenate([store.read(k).astype(np.float64) for k in train_tracks["key"]], axis=2)  # (C, L, frames, D)
+    values = np.concatenate(
+        [store.read(k).astype(np.float64) for k in train_tracks["key"]], axis=2
+    )  # (C, L, frames, D)
     mean, std = np.asarray(record["mean"]), np.asarray(record["std"])
     for layer in range(values.shape[1]):
-        np.testing.assert_allclose(mean[0, layer], values[0, layer].mean(), atol=1e-9)  # the same value for every feature
+        np.testing.assert_allclose(
+            mean[0, layer], values[0, layer].mean(), atol=1e-9
+        )  # the same value for every feature
         np.testing.assert_allclose(std[0, layer], values[0, layer].std(), rtol=1e-6)
     assert record["mode"] == "global"
 
@@ -86,12 +90,19 @@ def test_predict_normalises_exactly_as_training_evaluated(offset_store, tmp_path
     dataset = TrackDataset(store.location, test, [0])
     batches = make_loader(dataset, length_batches(dataset.frames, 8), num_workers=0, device=torch.device("cpu"), seed=0)
     weights = torch.tensor(list(report["class_weights"].values()))
-    again = evaluate(predictor.model, batches, num_classes=len(report["genres"]), device=torch.device("cpu"), class_weights=weights)
-    assert again["loss"] == pytest.approx(report["test"]["loss"], rel=1e-6) and again["accuracy"] == report["test"]["accuracy"]
+    again = evaluate(
+        predictor.model, batches, num_classes=len(report["genres"]), device=torch.device("cpu"), class_weights=weights
+    )
+    assert (
+        again["loss"] == pytest.approx(report["test"]["loss"], rel=1e-6)
+        and again["accuracy"] == report["test"]["accuracy"]
+    )
     # and what it applies is (x - mean) / std in front of the model
     x = torch.from_numpy(store.read(test["key"][0]).astype(np.float32))[None]
     with torch.no_grad():
-        manual = (x - torch.tensor(record["mean"]).float()[:, :, None]) / torch.tensor(record["std"]).float()[:, :, None]
+        manual = (x - torch.tensor(record["mean"]).float()[:, :, None]) / torch.tensor(record["std"]).float()[
+            :, :, None
+        ]
         torch.testing.assert_close(predictor.model.input_norm(x), manual)
 
 
@@ -105,11 +116,14 @@ def test_the_default_follows_the_feature_kind_and_is_recorded(mel_store, wavlm_s
 
 @pytest.mark.parametrize("mode,stem_norm", [("instance", True), ("stored", False), ("none", False)])
 def test_mrnet_keeps_its_stem_instance_norm_only_for_instance(mode, stem_norm):
-    from mrnet.train.presets import tiny
     from mrnet.train.models import ModelInput
+    from mrnet.train.presets import tiny
     from mrnet.train.setup import build_model
 
-    model = build_model(tiny("s.zarr", normalize=mode, model_options={"width": 16, "embed_dim": 8}), ModelInput("mel", 1, 1, 48, 62.5, 3))
+    model = build_model(
+        tiny("s.zarr", normalize=mode, model_options={"width": 16, "embed_dim": 8}),
+        ModelInput("mel", 1, 1, 48, 62.5, 3),
+    )
     assert model.cfg.instance_norm is stem_norm
     assert hasattr(model, "input_norm") is (mode == "stored")
 

@@ -28,31 +28,34 @@ from tests.train.test_cli import SMALL, bad, copy_run, mrnet_train, one_line, ru
 # --- every numeric option has a range, checked where it is parsed ------------------------------------------
 
 
-@pytest.mark.parametrize("option, value, says", [
-    ("--lr-min", "nan", "--lr-min nan: give a finite number, 0 <= x <= 10"),  # trained into NaN loss with exit 0
-    ("--min-delta", "nan", "--min-delta nan: give a finite number"),  # turned early stopping off
-    ("--time-masks", "1000000000", "--time-masks 1000000000: give a whole number, 0 <= x <= 100"),  # hung
-    ("--feature-masks", "1000000000", "--feature-masks 1000000000: give a whole number, 0 <= x <= 100"),  # hung
-    ("--workers", "-1", "--workers -1: give a whole number, 1 <= x <= 1024"),  # hung
-    ("--seed", "-1", "--seed -1: give a whole number, 0 <= x <= 4294967295"),
-    ("--seed", str(2**70), f"--seed {2**70}: give a whole number"),
-    ("--lr", "inf", "--lr inf: give a finite number, 0 < x <= 10"),
-    ("--lr", "0", "--lr 0.0: give a finite number, 0 < x <= 10"),
-    ("--weight-decay", "nan", "--weight-decay nan"),
-    ("--crop-seconds", "nan", "--crop-seconds nan"),
-    ("--crop-seconds", "inf", "--crop-seconds inf"),
-    ("--crop-seconds", "-2", "--crop-seconds -2.0"),
-    ("--epochs", "0", "--epochs 0: give a whole number, 1 <= x"),
-    ("--batch-size", "-4", "--batch-size -4"),
-    ("--patience", "-1", "--patience -1"),
-    ("--num-workers", "-1", "--num-workers -1"),
-    ("--noise-p", "1.5", "--noise-p 1.5: give a finite number, 0 <= x <= 1"),
-    ("--time-mask-frac", "nan", "--time-mask-frac nan"),
-    ("--eval-every", "0", "--eval-every 0"),
-    ("--width", "0", "--width 0: give a whole number, 1 <= x <= 65536"),
-    ("--dropout", "nan", "--dropout nan"),
-    ("--model-option", "dropout=NaN", "--dropout nan"),
-])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--lr-min", "nan", "--lr-min nan: give a finite number, 0 <= x <= 10"),  # trained into NaN loss with exit 0
+        ("--min-delta", "nan", "--min-delta nan: give a finite number"),  # turned early stopping off
+        ("--time-masks", "1000000000", "--time-masks 1000000000: give a whole number, 0 <= x <= 100"),  # hung
+        ("--feature-masks", "1000000000", "--feature-masks 1000000000: give a whole number, 0 <= x <= 100"),  # hung
+        ("--workers", "-1", "--workers -1: give a whole number, 1 <= x <= 1024"),  # hung
+        ("--seed", "-1", "--seed -1: give a whole number, 0 <= x <= 4294967295"),
+        ("--seed", str(2**70), f"--seed {2**70}: give a whole number"),
+        ("--lr", "inf", "--lr inf: give a finite number, 0 < x <= 10"),
+        ("--lr", "0", "--lr 0.0: give a finite number, 0 < x <= 10"),
+        ("--weight-decay", "nan", "--weight-decay nan"),
+        ("--crop-seconds", "nan", "--crop-seconds nan"),
+        ("--crop-seconds", "inf", "--crop-seconds inf"),
+        ("--crop-seconds", "-2", "--crop-seconds -2.0"),
+        ("--epochs", "0", "--epochs 0: give a whole number, 1 <= x"),
+        ("--batch-size", "-4", "--batch-size -4"),
+        ("--patience", "-1", "--patience -1"),
+        ("--num-workers", "-1", "--num-workers -1"),
+        ("--noise-p", "1.5", "--noise-p 1.5: give a finite number, 0 <= x <= 1"),
+        ("--time-mask-frac", "nan", "--time-mask-frac nan"),
+        ("--eval-every", "0", "--eval-every 0"),
+        ("--width", "0", "--width 0: give a whole number, 1 <= x <= 65536"),
+        ("--dropout", "nan", "--dropout nan"),
+        ("--model-option", "dropout=NaN", "--dropout nan"),
+    ],
+)
 def test_a_number_out_of_its_range_is_refused_by_name(mel_store, tmp_path, option, value, says):
     assert says in bad("--store", mel_store, "--out", tmp_path / "r", option, value)
     assert not (tmp_path / "r").exists()
@@ -60,8 +63,12 @@ def test_a_number_out_of_its_range_is_refused_by_name(mel_store, tmp_path, optio
 
 def test_help_shows_each_options_range():
     text = one_line(runner.invoke(train_app, ["--help"], env={"COLUMNS": "250"}).output)
-    for option in ("Initial learning rate. [range: 0 < x <= 10]", "Time masks per crop, at most. [range: 0 <= x <= 100]",
-                   "[range: 0 <= x <= 4294967295]", "Learning rate the cosine ends at. [range: 0 <= x <= 10]"):
+    for option in (
+        "Initial learning rate. [range: 0 < x <= 10]",
+        "Time masks per crop, at most. [range: 0 <= x <= 100]",
+        "[range: 0 <= x <= 4294967295]",
+        "Learning rate the cosine ends at. [range: 0 <= x <= 10]",
+    ):
         assert option in text
 
 
@@ -81,7 +88,9 @@ def test_the_largest_seed_seeds_every_rank():
 
     from mrnet.train.runs import seed_everything
 
-    seed_everything((2**32 - 1) * 1_000_003 + 1)  # rank 1's seed: NumPy refused it ("Seed must be between 0 and 2**32 - 1")
+    seed_everything(
+        (2**32 - 1) * 1_000_003 + 1
+    )  # rank 1's seed: NumPy refused it ("Seed must be between 0 and 2**32 - 1")
     seed_everything(7)
     drawn = np.random.rand()
     np.random.seed(7)
@@ -95,13 +104,18 @@ def test_a_crop_longer_than_every_track_names_the_longest(mel_store, tmp_path):
     longest = tracks.filter(tracks["split"] == "train")["frames"].max()
     text = bad("--store", mel_store, "--out", tmp_path / "r", "--crop-seconds", "600")
     seconds = f"{longest / 62.5:.3g}"
-    assert f"--crop-seconds 600 is longer than the longest training track ({seconds} s, {longest} frames): give at most {seconds}" in text
+    assert (
+        f"--crop-seconds 600 is longer than the longest training track ({seconds} s, {longest} frames): give at most {seconds}"
+        in text
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_a_width_too_large_for_memory_says_how_much_it_would_need(mel_store, tmp_path):
     text = bad("--store", mel_store, "--out", tmp_path / "r", "--width", "60000")
-    assert "--model mrnet with width=60000" in text and "GiB for them, their gradients and the optimizer's state" in text
+    assert (
+        "--model mrnet with width=60000" in text and "GiB for them, their gradients and the optimizer's state" in text
+    )
     assert "available. Give a smaller --width" in text
     assert not (tmp_path / "r").exists()
 
@@ -124,11 +138,17 @@ def nan_from_call(monkeypatch, first: int) -> None:
 def test_a_non_finite_loss_stops_the_run_naming_the_epoch_batch_and_lr(mel_store, tmp_path, monkeypatch):
     out = tmp_path / "r"
     nan_from_call(monkeypatch, first=5)  # 12 training tracks, 4 a batch: epoch 2, batch 2
-    result = mrnet_train("--store", mel_store, "--preset", "tiny", "--epochs", "3", "--out", out, *SMALL, "--batch-size", "4")
+    result = mrnet_train(
+        "--store", mel_store, "--preset", "tiny", "--epochs", "3", "--out", out, *SMALL, "--batch-size", "4"
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     text = one_line(result.output)
     assert "training diverged: the loss of batch 2 of epoch 2 is nan" in text
-    assert "epochs 1-1 and their checkpoint are kept" in text and "--lr 0.001, --lr-min 0.0005" in text and "lower --lr" in text
+    assert (
+        "epochs 1-1 and their checkpoint are kept" in text
+        and "--lr 0.001, --lr-min 0.0005" in text
+        and "lower --lr" in text
+    )
     run = RunFolder(out)
     assert [r["epoch"] for r in run.metrics()] == [1]  # nothing already written is lost
     assert load_checkpoint(run.last)["epoch"] == 1 and run.best.exists() and not run.finished
@@ -154,7 +174,9 @@ def test_a_full_disk_says_resume_and_resume_then_finishes(mel_store, tmp_path, m
     text = one_line(result.output)
     assert f"Free some space, then continue the run: mrnet-train --resume {out}" in text and "same command" not in text
     monkeypatch.setattr(runs, "write_atomic", real)
-    assert "already holds a run" in one_line(mrnet_train("--store", mel_store, "--out", out, *args).output)  # the old advice
+    assert "already holds a run" in one_line(
+        mrnet_train("--store", mel_store, "--out", out, *args).output
+    )  # the old advice
     resumed = mrnet_train("--resume", out)
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in RunFolder(out).metrics()] == [1, 2, 3] and RunFolder(out).finished
@@ -188,11 +210,15 @@ def test_another_models_checkpoint_is_named_with_both_models(trained_run, probe_
     result = runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")])
     assert result.exit_code == 2
     text = one_line(result.output)
-    assert "best.pt holds the weights of a linear model, and this run's config.json trains mrnet" in text and "Traceback" not in text
+    assert (
+        "best.pt holds the weights of a linear model, and this run's config.json trains mrnet" in text
+        and "Traceback" not in text
+    )
     shutil.copy(RunFolder(probe_run).last, run / "checkpoints" / "last.pt")
     (run / "report.json").unlink()
     assert "last.pt holds the weights of a linear model, and this run's config.json trains mrnet" in one_line(
-        mrnet_train("--resume", run).output)
+        mrnet_train("--resume", run).output
+    )
 
 
 def test_a_checkpoint_from_before_the_model_was_recorded_that_does_not_fit_is_named(trained_run, probe_run, tmp_path):
@@ -200,18 +226,27 @@ def test_a_checkpoint_from_before_the_model_was_recorded_that_does_not_fit_is_na
     older = {k: v for k, v in load_checkpoint(RunFolder(probe_run).best).items() if k not in ("format", "model_name")}
     save_checkpoint(run / "checkpoints" / "best.pt", older)
     text = one_line(runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")]).output)
-    assert "best.pt does not fit this run's model (mrnet, width=16, embed_dim=16, dropout=0.1)" in text and "another run" in text
+    assert (
+        "best.pt does not fit this run's model (mrnet, width=16, embed_dim=16, dropout=0.1)" in text
+        and "another run" in text
+    )
 
 
-@pytest.mark.parametrize("name, content, says", [
-    ("config.json", "[1, 2]", "config.json holds a JSON list, not the object mrnet-train writes"),
-    ("store.json", "{not json", "store.json is not JSON"),
-    ("store.json", "[]", "store.json holds a JSON list"),
-])
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("config.json", "[1, 2]", "config.json holds a JSON list, not the object mrnet-train writes"),
+        ("store.json", "{not json", "store.json is not JSON"),
+        ("store.json", "[]", "store.json holds a JSON list"),
+    ],
+)
 def test_damaged_run_files_are_named_with_the_fix(trained_run, tmp_path, name, content, says):
     run = copy_run(trained_run, tmp_path)
     (run / name).write_text(content)
-    for result in (runner.invoke(report_app, [str(run)]), runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")])):
+    for result in (
+        runner.invoke(report_app, [str(run)]),
+        runner.invoke(predict_app, [str(run), str(tmp_path / "x.wav")]),
+    ):
         assert result.exit_code == 2 and "Traceback" not in result.output
         text = one_line(result.output)
         assert says in text and f"Restore {name} from a backup" in text
@@ -224,7 +259,9 @@ def test_report_reads_a_metrics_file_cut_mid_line_and_warns(trained_run, tmp_pat
     result = runner.invoke(report_app, [str(run)])
     assert result.exit_code == 0, result.output
     text = one_line(result.output)
-    assert "its last line (line 3) is cut short and was left out; the 2 whole epoch record(s) before it are read" in text
+    assert (
+        "its last line (line 3) is cut short and was left out; the 2 whole epoch record(s) before it are read" in text
+    )
     assert "chosen on the validation split" in text
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text("\n".join([lines[0], "{half", lines[1]]) + "\n")  # damage inside is refused
@@ -279,6 +316,16 @@ def test_the_display_has_an_evaluation_bar_and_the_epoch_line_shows_the_validati
     assert (task.description, task.completed, task.total, task.visible) == ("valid", 1, 4, True)
     shown.evaluation(part="valid", done=4, total=4)
     assert not shown.progress.tasks[shown.evaluating].visible
-    shown.epoch({"epoch": 1, "lr": 1e-3, "train_loss": 1.0, "valid_accuracy": 0.5, "valid_macro_f1": 0.4, "valid_loss": 0.8125, "best": True})
+    shown.epoch(
+        {
+            "epoch": 1,
+            "lr": 1e-3,
+            "train_loss": 1.0,
+            "valid_accuracy": 0.5,
+            "valid_macro_f1": 0.4,
+            "valid_loss": 0.8125,
+            "best": True,
+        }
+    )
     shown.end()
     assert "valid 50.0 % F1 0.400 loss 0.812" in shown.console.file.getvalue()

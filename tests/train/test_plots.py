@@ -8,7 +8,9 @@ from mrnet.train import plots
 
 
 def test_a_one_epoch_run_draws_its_points_on_whole_epochs():
-    fig = plots.curves_figure([{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9, "train_accuracy": 0.5, "valid_accuracy": 0.6}], selected=1)
+    fig = plots.curves_figure(
+        [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9, "train_accuracy": 0.5, "valid_accuracy": 0.6}], selected=1
+    )
     loss, acc = fig.axes
     drawn = [line for line in loss.lines if line.get_label() in ("train (crops)", "valid")]
     assert drawn and all(line.get_marker() == "o" and len(line.get_xdata()) == 1 for line in drawn)
@@ -25,7 +27,9 @@ def test_confusion_has_a_colour_bar_and_readable_counts():
 
 def test_folds_show_chance_and_keep_the_legend_off_the_bars():
     rows = [{"fold": k, "test_accuracy": 0.8, "test_macro_f1": 0.7} for k in range(3)]
-    fig = plots.folds_figure(rows, {"test_accuracy": 0.8, "test_macro_f1": 0.7}, {"test_accuracy": 0.0, "test_macro_f1": 0.0}, chance=0.25)
+    fig = plots.folds_figure(
+        rows, {"test_accuracy": 0.8, "test_macro_f1": 0.7}, {"test_accuracy": 0.0, "test_macro_f1": 0.0}, chance=0.25
+    )
     acc = fig.axes[0]
     chance = [line for line in acc.lines if line.get_label().startswith("chance")]
     assert chance and list(chance[0].get_ydata()) == [0.25, 0.25]

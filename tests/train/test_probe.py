@@ -30,7 +30,9 @@ def probe_config(store, run, **overrides):
 @pytest.fixture(scope="module")
 def probe_store(tmp_path_factory):
     """4 genres x 12 tracks; each genre's band is louder in variance: separable by the std statistics."""
-    return learnable_store(tmp_path_factory.mktemp("stores") / "probe.zarr", genres=("a", "b", "c", "d"), per_genre=12, frames=(100, 140))
+    return learnable_store(
+        tmp_path_factory.mktemp("stores") / "probe.zarr", genres=("a", "b", "c", "d"), per_genre=12, frames=(100, 140)
+    )
 
 
 def test_the_probe_learns_a_linearly_separable_store(probe_store, tmp_path):
@@ -66,7 +68,10 @@ def test_the_probe_chooses_on_validation_only(probe_store, tmp_path):
 def test_the_report_shows_the_probe_beside_a_run_of_the_same_store_and_split(mel_store, fold_store, tmp_path):
     runs = tmp_path / "runs"
     mrnet_run = train(small_config(mel_store, runs / "mrnet", epochs=1))
-    assert "probe" not in json.loads((mrnet_run / "report.json").read_text()) or RunFolder(mrnet_run).report()["probe"] is None
+    assert (
+        "probe" not in json.loads((mrnet_run / "report.json").read_text())
+        or RunFolder(mrnet_run).report()["probe"] is None
+    )
     train(probe_config(fold_store, runs / "probe-other-store", fold=0))  # another store: never shown
     probe_run = train(probe_config(mel_store, runs / "probe"))
     result = CliRunner().invoke(report_app, [str(mrnet_run)], env=WIDE)
@@ -104,8 +109,22 @@ def test_resuming_a_probe_fits_it_again_to_the_same_weights(mel_store, tmp_path)
 def test_mrnet_train_model_and_normalize_options(mel_store, tmp_path):
     from mrnet.train.cli import train_app
 
-    result = CliRunner().invoke(train_app, ["--store", str(mel_store), "--model", "linear", "--normalize", "none",
-                                            "--out", str(tmp_path / "p"), "--num-workers", "0"], env=WIDE)
+    result = CliRunner().invoke(
+        train_app,
+        [
+            "--store",
+            str(mel_store),
+            "--model",
+            "linear",
+            "--normalize",
+            "none",
+            "--out",
+            str(tmp_path / "p"),
+            "--num-workers",
+            "0",
+        ],
+        env=WIDE,
+    )
     assert result.exit_code == 0, result.output
     assert "C 0.0001" in result.output and "normalisation" in result.output
     cfg = json.loads((tmp_path / "p" / "config.json").read_text())

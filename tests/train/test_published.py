@@ -30,7 +30,9 @@ from tests.train.util import dataset
 @pytest.mark.parametrize("model", [m for m in MODELS if m not in ("mrnet", "linear")])
 def test_a_baseline_trains_with_its_own_recipe_unless_told(model):
     assert default_preset(model) == f"{model}-paper"
-    assert default_preset("mrnet") == "paper" and default_preset("linear") == "paper"  # the probe has no recipe of its own
+    assert (
+        default_preset("mrnet") == "paper" and default_preset("linear") == "paper"
+    )  # the probe has no recipe of its own
 
 
 def test_show_config_resolves_every_choice_and_records_another_models_recipe(mel_store, tmp_path):
@@ -41,10 +43,18 @@ def test_show_config_resolves_every_choice_and_records_another_models_recipe(mel
     assert (cfg["normalize"], cfg["select_metric"], cfg["eval_unit"]) == ("none", "loss", "center")  # null before
     assert cfg["out"] is not None
     other = mrnet_train("--store", mel_store, "--model", "msecnn", "--preset", "paper", "--show-config")
-    assert json.loads(other.output)["preset"] == "paper" and json.loads(other.output)["model"] == "msecnn"  # allowed, recorded
+    assert (
+        json.loads(other.output)["preset"] == "paper" and json.loads(other.output)["model"] == "msecnn"
+    )  # allowed, recorded
     mrnet = json.loads(mrnet_train("--store", mel_store, "--show-config").output)
-    assert (mrnet["normalize"], mrnet["select_metric"], mrnet["eval_unit"]) == ("none", "accuracy", "whole")  # Mel: no instance norm
-    elsewhere = json.loads(mrnet_train("--store", tmp_path / "not-yet.zarr", "--model", "nnet2", "--show-config").output)
+    assert (mrnet["normalize"], mrnet["select_metric"], mrnet["eval_unit"]) == (
+        "none",
+        "accuracy",
+        "whole",
+    )  # Mel: no instance norm
+    elsewhere = json.loads(
+        mrnet_train("--store", tmp_path / "not-yet.zarr", "--model", "nnet2", "--show-config").output
+    )
     assert elsewhere["eval_unit"] == "middle" and elsewhere["normalize"] is None  # the store decides; it is not there
 
 
@@ -52,15 +62,22 @@ def test_the_estimate_of_a_long_cpu_recipe_names_the_time_and_the_cpu_preset():
     note = too_long(1.5, steps=40, epochs=1000, model="mrnet")
     assert "16.7 h" in note and "1000 epochs x 40 batches x 1.50 s" in note and "--preset tiny" in note
     assert "--preset small --model fcn5" in too_long(1.5, steps=40, epochs=1000, model="fcn5")
-    assert too_long(LIMIT_SECONDS / 400, steps=20, epochs=20, model="mrnet") is None  # exactly an hour: said only over it
+    assert (
+        too_long(LIMIT_SECONDS / 400, steps=20, epochs=20, model="mrnet") is None
+    )  # exactly an hour: said only over it
 
 
 def test_a_cpu_run_of_a_long_recipe_says_so_in_its_first_epoch(mel_store, tmp_path):
     notes = []
     reporter = type("Notes", (loop.Reporter,), {"note": lambda self, text: notes.append(text)})()
-    with pytest.raises(Interrupted):  # 10^5 epochs (the most --epochs allows): stopped after the fifth batch, once the estimate is out
-        train(small_config(mel_store, tmp_path / "run", epochs=10**5, batch_size=2), reporter=reporter,
-              should_stop=lambda epoch, step: step == 5)
+    with pytest.raises(
+        Interrupted
+    ):  # 10^5 epochs (the most --epochs allows): stopped after the fifth batch, once the estimate is out
+        train(
+            small_config(mel_store, tmp_path / "run", epochs=10**5, batch_size=2),
+            reporter=reporter,
+            should_stop=lambda epoch, step: step == 5,
+        )
     said = [n for n in notes if "on this CPU" in n]
     assert len(said) == 1 and "100000 epochs x 6 batches" in said[0] and "--preset tiny" in said[0]
     notes.clear()
@@ -97,7 +114,9 @@ def test_an_epoch_of_fragments_reads_every_fragment_of_every_track_once(mel_stor
     for i in range(len(ds)):
         ds[(0, i)]
     read = sorted((key, start) for key, start, _, _ in recording)
-    expected = sorted((k, 40 * j) for k, n in zip(store_tracks["key"], store_tracks["frames"]) for j in range(max(1, n // 40)))
+    expected = sorted(
+        (k, 40 * j) for k, n in zip(store_tracks["key"], store_tracks["frames"]) for j in range(max(1, n // 40))
+    )
     assert read == expected
     assert preset("musicnext-paper", "s").epoch_mode == "fragments" and preset("paper", "s").epoch_mode == "crops"
 
@@ -124,12 +143,22 @@ def test_mixnet_masks_the_mfcc_half_only_and_augments_the_waveform_as_nnet1():
     (w0, w1, wave), (m0, m1, mfcc) = aug.parts
     assert (w0, w1, m0, m1) == (0, 1024, 1024, 1044)
     assert (wave.noise_p, wave.time_masks, wave.time_mask_frac, wave.feature_masks) == (0.5, 1, 0.15, 0)  # NNET1's
-    assert (mfcc.time_masks, mfcc.time_mask_frac, mfcc.feature_masks, mfcc.feature_mask_frac) == (1, 30 / 256, 1, 2 / 20)  # NNET2's
+    assert (mfcc.time_masks, mfcc.time_mask_frac, mfcc.feature_masks, mfcc.feature_mask_frac) == (
+        1,
+        30 / 256,
+        1,
+        2 / 20,
+    )  # NNET2's
     plans = stack_plans([aug.draw(np.random.default_rng(i), frames=256, dim=1044) for i in range(64)])
     starts, widths = plans["1.feature"][..., 0], plans["1.feature"][..., 1]  # drawn within the 20 coefficients
-    assert int(widths.max()) == 2 and int((starts + widths).max()) <= 20 and plans["0.feature"].numel() == 0  # none on the samples
+    assert (
+        int(widths.max()) == 2 and int((starts + widths).max()) <= 20 and plans["0.feature"].numel() == 0
+    )  # none on the samples
     x = torch.randn(4, 1, 1, 256, 1044)
-    assert aug.apply(x, stack_plans([aug.draw(np.random.default_rng(i), frames=256, dim=1044) for i in range(4)])).shape == x.shape
+    assert (
+        aug.apply(x, stack_plans([aug.draw(np.random.default_rng(i), frames=256, dim=1044) for i in range(4)])).shape
+        == x.shape
+    )
     # nnet2 on a wave+mfcc store gets the same split; on an mfcc store, one augmentation over the frame
     assert isinstance(for_run(preset("nnet2-paper", "s"), "wave+mfcc", 1044), PartAugment)
     assert isinstance(for_run(preset("nnet2-paper", "s"), "mfcc", 20), Augment)

@@ -44,7 +44,12 @@ def test_reads_are_checked_once_per_track_and_can_be_turned_off(tmp_path):
     assert checked.read("calm.000", 0, 10).shape == (1, 1, 10, 48)
     with pytest.raises(UserError, match="track mid.000 does not match its checksum"):
         checked.read("mid.000", 200, 210)
-    assert FeatureStore.open(store).read("mid.000", 0, 10).shape == (1, 1, 10, 48)  # off by default (its cost: docs/reliability.md)
+    assert FeatureStore.open(store).read("mid.000", 0, 10).shape == (
+        1,
+        1,
+        10,
+        48,
+    )  # off by default (its cost: docs/reliability.md)
 
 
 @pytest.mark.parametrize("damage", ["not json", "field changed", "arrays changed"])

@@ -29,17 +29,57 @@ def history(run) -> list[dict]:
 # --- the presets hold the spec's recipes -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("musicnext-paper", dict(model="musicnext", optimizer="adam", lr=1e-4, weight_decay=0.0, batch_size=50, epochs=50,
-                             time_flip=0.5, normalize="global", select_metric="last", schedule="constant")),
-    ("nnet1-paper", dict(model="nnet1", optimizer="adam", lr=1e-4, weight_decay=0.005, batch_size=64, epochs=100,
-                         select_metric="loss", patience=20, min_delta=0.01)),
-    ("nnet2-paper", dict(model="nnet2", lr=5e-5, weight_decay=0.005, batch_size=64)),
-    ("mixnet-paper", dict(model="mixnet", lr=5e-5, weight_decay=0.0, batch_size=32)),
-    ("fcn5-paper", dict(model="fcn5", optimizer="adam", lr=1e-4, weight_decay=1e-4, batch_size=16, epochs=200, augment=False,
-                        stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)), select_metric="loss")),
-    ("msecnn-paper", dict(model="msecnn", schedule="stages")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "musicnext-paper",
+            dict(
+                model="musicnext",
+                optimizer="adam",
+                lr=1e-4,
+                weight_decay=0.0,
+                batch_size=50,
+                epochs=50,
+                time_flip=0.5,
+                normalize="global",
+                select_metric="last",
+                schedule="constant",
+            ),
+        ),
+        (
+            "nnet1-paper",
+            dict(
+                model="nnet1",
+                optimizer="adam",
+                lr=1e-4,
+                weight_decay=0.005,
+                batch_size=64,
+                epochs=100,
+                select_metric="loss",
+                patience=20,
+                min_delta=0.01,
+            ),
+        ),
+        ("nnet2-paper", dict(model="nnet2", lr=5e-5, weight_decay=0.005, batch_size=64)),
+        ("mixnet-paper", dict(model="mixnet", lr=5e-5, weight_decay=0.0, batch_size=32)),
+        (
+            "fcn5-paper",
+            dict(
+                model="fcn5",
+                optimizer="adam",
+                lr=1e-4,
+                weight_decay=1e-4,
+                batch_size=16,
+                epochs=200,
+                augment=False,
+                stages=((80, "sgd", 1e-3), (100, "sgd", 1e-4), (120, "sgd", 1e-5)),
+                select_metric="loss",
+            ),
+        ),
+        ("msecnn-paper", dict(model="msecnn", schedule="stages")),
+    ],
+)
 def test_each_baseline_preset_is_its_recipe(name, expected):
     cfg = preset(name, "s.zarr")
     assert {k: getattr(cfg, k) for k in expected} == expected and cfg.preset == name
@@ -65,12 +105,25 @@ def test_bad_recipe_options_are_named():
     inputs = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.1, num_classes=3)
     with pytest.raises(UserError, match="--model musicnext has no option.*depth.*its options are margin"):
         build_model(TrainConfig(store="s", model="musicnext", normalize="none", model_options={"depth": 3}), inputs)
-    assert build_model(TrainConfig(store="s", model="musicnext", normalize="none", model_options={"margin": 2}), inputs).cfg.margin == 2
+    assert (
+        build_model(
+            TrainConfig(store="s", model="musicnext", normalize="none", model_options={"margin": 2}), inputs
+        ).cfg.margin
+        == 2
+    )
 
 
 # --- staged optimizers, early stopping, selection rules -----------------------------------------------
 
-STAGED = dict(epochs=3, batch_size=4, optimizer="adam", lr=1e-3, schedule="stages", stages=((2, "sgd", 0.05),), select_metric="loss")
+STAGED = dict(
+    epochs=3,
+    batch_size=4,
+    optimizer="adam",
+    lr=1e-3,
+    schedule="stages",
+    stages=((2, "sgd", 0.05),),
+    select_metric="loss",
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +146,9 @@ def test_a_stage_changes_the_optimizer_and_starts_from_the_best_checkpoint(mel_s
     reporter = type("Notes", (loop.Reporter,), {"note": lambda self, text: notes.append(text)})()
     train(small_config(mel_store, tmp_path / "again", **STAGED), reporter=reporter)
     best_epoch = 1 + int(np.argmin([r["valid_loss"] for r in h[:2]]))
-    assert loaded[0]["epoch"] == best_epoch and f"from the best checkpoint so far (epoch {best_epoch})" in " ".join(notes)
+    assert loaded[0]["epoch"] == best_epoch and f"from the best checkpoint so far (epoch {best_epoch})" in " ".join(
+        notes
+    )
 
 
 @pytest.mark.parametrize("stop_at", [(2, 0), (2, 1)], ids=["at-the-stage", "inside-it"])
@@ -154,9 +209,13 @@ def test_training_logits_see_the_runs_input_normalisation():
             self.seen = x
             return self.forward(x)
 
-    model = normalize.attach(Margin(), normalize.InputNorm("stored", mean=torch.full((1, 1, 2), 5.0), std=torch.full((1, 1, 2), 2.0)))
+    model = normalize.attach(
+        Margin(), normalize.InputNorm("stored", mean=torch.full((1, 1, 2), 5.0), std=torch.full((1, 1, 2), 2.0))
+    )
     x = torch.full((3, 1, 1, 4, 2), 7.0)
-    train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), None, x, torch.tensor([0, 1, 0]), torch.device("cpu"), False)
+    train_step(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), None, x, torch.tensor([0, 1, 0]), torch.device("cpu"), False
+    )
     assert torch.equal(model.seen, torch.ones_like(x))  # (7 - 5) / 2
 
 
@@ -167,13 +226,19 @@ def test_nnet2_trains_on_fixed_windows_and_tests_the_midpoint_window(tmp_path):
     store = make_store(tmp_path / "mfcc.zarr", feature="mfcc", dim=20, frames=(300, 340))
     run = train(preset("nnet2-paper", str(store), out=str(tmp_path / "run"), epochs=2, batch_size=8, **QUICK))
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["eval_unit"] == "middle" and cfg["normalize"] == "none" and cfg["class_weights"] == "none"  # the authors' window
-    assert RunFolder(run).report()["model"]["parameters"] == 1_876_040 - 8 * 65 + 3 * 65  # the spec's 8-genre count, for 3 genres
+    assert (
+        cfg["eval_unit"] == "middle" and cfg["normalize"] == "none" and cfg["class_weights"] == "none"
+    )  # the authors' window
+    assert (
+        RunFolder(run).report()["model"]["parameters"] == 1_876_040 - 8 * 65 + 3 * 65
+    )  # the spec's 8-genre count, for 3 genres
 
 
 def test_musicnext_trains_with_the_margin_and_scores_ten_fragments(tmp_path):
     store = make_store(tmp_path / "mel128.zarr", feature="mel128", dim=128, frames=(2600, 2650), per_genre=6)
-    cfg = preset("musicnext-paper", str(store), out=str(tmp_path / "run"), epochs=1, batch_size=30, eval_batch_size=3, **QUICK)
+    cfg = preset(
+        "musicnext-paper", str(store), out=str(tmp_path / "run"), epochs=1, batch_size=30, eval_batch_size=3, **QUICK
+    )
     run = train(cfg)
     saved = json.loads((run / "config.json").read_text())
     assert saved["eval_unit"] == "chunks:10" and saved["normalize"] == "global" and saved["epoch_mode"] == "fragments"

@@ -53,7 +53,10 @@ def test_an_ablation_is_never_pooled_with_the_full_model(ablation):
 
 
 def test_every_run_records_its_fingerprint_and_old_runs_get_it_from_config_json(ablation, tmp_path):
-    marks = {name: json.loads((ablation / name / fingerprint.FILE).read_text())["fingerprint"] for name in ("full-s0", "full-s1", "no-L1")}
+    marks = {
+        name: json.loads((ablation / name / fingerprint.FILE).read_text())["fingerprint"]
+        for name in ("full-s0", "full-s1", "no-L1")
+    }
     assert marks["full-s0"] == marks["full-s1"] != marks["no-L1"]  # the seed is not the configuration
     old = tmp_path / "old"
     shutil.copytree(ablation, old)
@@ -62,17 +65,23 @@ def test_every_run_records_its_fingerprint_and_old_runs_get_it_from_config_json(
         (run / "predictions.parquet").unlink()
     rows = compare.compare([old])
     assert [r["n"] for r in rows] == [2, 1] and rows[1]["label"] == "mrnet tiny --drop-route L1, 1 epoch"
-    assert {t["reason"] for t in compare.paired_tests(rows)} == {"no predictions.parquet (a run from before they were kept)"}
+    assert {t["reason"] for t in compare.paired_tests(rows)} == {
+        "no predictions.parquet (a run from before they were kept)"
+    }
 
 
 def test_the_fingerprint_leaves_out_seed_folder_and_machine_but_not_the_recipe():
     config = small_config("s.zarr", "runs/a").to_json()
     store = {"provenance": {"feature": "mel", "versions": {"torch": "2.0"}}, "genres": ["a", "b"]}
-    same = [{**config, "seed": 3, "out": "elsewhere", "workers": 2, "device": "cuda", "num_workers": 4},
-            config, {**config, "preset": "small"}]
+    same = [
+        {**config, "seed": 3, "out": "elsewhere", "workers": 2, "device": "cuda", "num_workers": 4},
+        config,
+        {**config, "preset": "small"},
+    ]
     assert len({fingerprint.fingerprint(c, store) for c in same}) == 1
-    assert fingerprint.fingerprint(config, {**store, "provenance": {"feature": "mel", "versions": {"torch": "2.5"}}}) == \
-        fingerprint.fingerprint(config, store)  # the same store, written by another torch
+    assert fingerprint.fingerprint(
+        config, {**store, "provenance": {"feature": "mel", "versions": {"torch": "2.5"}}}
+    ) == fingerprint.fingerprint(config, store)  # the same store, written by another torch
     for change in ({"lr": 0.01}, {"drop_routes": ["H"]}, {"normalize": "stored"}, {"layers": [0]}, {"time_masks": 0}):
         assert fingerprint.fingerprint({**config, **change}, store) != fingerprint.fingerprint(config, store), change
     other_store = {**store, "provenance": {"feature": "wavlm"}}
@@ -85,9 +94,15 @@ def test_runs_on_different_folds_are_never_averaged_but_the_folds_of_one_run_are
         train(small_config(store, tmp_path / "runs" / f"fold{k}", epochs=1, batch_size=4, fold=k))
     train(small_config(store, tmp_path / "runs" / "all", epochs=1, batch_size=4, all_folds=True))
     rows = compare.compare([tmp_path / "runs"])
-    assert sorted((r["label"], r["n"]) for r in rows) == [("mrnet tiny", 3), ("mrnet tiny, fold 0", 1), ("mrnet tiny, fold 1", 1)]
+    assert sorted((r["label"], r["n"]) for r in rows) == [
+        ("mrnet tiny", 3),
+        ("mrnet tiny, fold 0", 1),
+        ("mrnet tiny, fold 1", 1),
+    ]
     tests = compare.paired_tests(rows)
-    assert all(not t["paired"] and t["reason"] == "different test tracks" for t in tests)  # fold 0's test tracks are not fold 1's
+    assert all(
+        not t["paired"] and t["reason"] == "different test tracks" for t in tests
+    )  # fold 0's test tracks are not fold 1's
 
 
 # --- predictions ------------------------------------------------------------------------------------
@@ -98,13 +113,18 @@ def test_every_run_writes_its_validation_and_test_predictions(ablation):
     table = predictions.read(run.path / predictions.FILE)
     report = run.report()
     assert table.schema == predictions.schema(report["genres"])
-    assert table.group_by("split").len().sort("split").rows() == [("test", report["sizes"]["test"]), ("valid", report["sizes"]["valid"])]
+    assert table.group_by("split").len().sort("split").rows() == [
+        ("test", report["sizes"]["test"]),
+        ("valid", report["sizes"]["valid"]),
+    ]
     assert table["seed"].unique().to_list() == [0] and table["fold"].null_count() == table.height
     test = table.filter(pl.col("split") == "test")
     probs = predictions.probabilities(test)
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
     truth = predictions.truth(test)
-    assert np.mean(probs.argmax(1) == truth) == pytest.approx(report["test"]["accuracy"])  # the checkpoint the report scored
+    assert np.mean(probs.argmax(1) == truth) == pytest.approx(
+        report["test"]["accuracy"]
+    )  # the checkpoint the report scored
     assert [p[0] for p in test["predicted"].to_list()] == [report["genres"][i] for i in probs.argmax(1)]
 
 
@@ -116,7 +136,9 @@ def test_a_tag_run_writes_true_tags_and_the_tags_over_its_threshold(tmp_path):
     threshold = report["test"]["threshold"]
     assert test["threshold"].unique().to_list() == [pytest.approx(threshold)]
     probs = predictions.probabilities(test)
-    assert [sorted(p) for p in test["predicted"].to_list()] == [sorted(np.asarray(report["tags"])[row >= threshold]) for row in probs]
+    assert [sorted(p) for p in test["predicted"].to_list()] == [
+        sorted(np.asarray(report["tags"])[row >= threshold]) for row in probs
+    ]
     assert stats.metric("roc_auc", predictions.truth(test), probs) == pytest.approx(report["test"]["roc_auc"])
     low, high = report["test"]["interval"]["roc_auc"]
     assert low <= report["test"]["roc_auc"] <= high
@@ -126,7 +148,9 @@ def test_mrnet_predict_from_a_store_matches_the_runs_own_predictions_and_adds_em
     run = ablation / "full-s0"
     store = RunFolder(run).report()["store"]
     out = tmp_path / "pred.parquet"
-    result = runner.invoke(predict_app, [str(run), "--store", store, "--split", "test", "--embeddings", "--out", str(out)], env=WIDE)
+    result = runner.invoke(
+        predict_app, [str(run), "--store", store, "--split", "test", "--embeddings", "--out", str(out)], env=WIDE
+    )
     assert result.exit_code == 0, result.output
     assert "test tracks: accuracy" in result.output and "[" in result.output
     table = predictions.read(out)
@@ -177,7 +201,9 @@ def test_the_interval_is_scipys_bootstrap_of_the_metric():
     from scipy.stats import bootstrap
 
     correct = (probs.argmax(1) == truth).astype(float)
-    expected = bootstrap((correct,), np.mean, n_resamples=stats.RESAMPLES, method="percentile", rng=np.random.default_rng(stats.SEED))
+    expected = bootstrap(
+        (correct,), np.mean, n_resamples=stats.RESAMPLES, method="percentile", rng=np.random.default_rng(stats.SEED)
+    )
     assert stats.interval(truth, probs, "accuracy") == pytest.approx(tuple(expected.confidence_interval))
 
 
@@ -195,7 +221,9 @@ def test_the_paired_accuracy_test_is_mcnemars_on_the_discordant_tracks():
 def test_compare_tests_each_pair_on_the_same_tracks_and_says_not_paired_otherwise(ablation, tmp_path):
     other = learnable_store(tmp_path / "other.zarr", frames=(160, 220), genres=("a", "b", "c"), seed=5)  # other tracks
     train(small_config(other, tmp_path / "elsewhere", epochs=1, batch_size=4))
-    result = runner.invoke(compare_app, [str(ablation), str(tmp_path / "elsewhere"), "--out", str(tmp_path / "cmp")], env=WIDE)
+    result = runner.invoke(
+        compare_app, [str(ablation), str(tmp_path / "elsewhere"), "--out", str(tmp_path / "cmp")], env=WIDE
+    )
     assert result.exit_code == 0, result.output
     tests = json.loads((tmp_path / "cmp" / "paired.json").read_text())
     same = [t for t in tests if t["paired"]]
@@ -214,8 +242,12 @@ def test_the_tag_areas_of_a_resample_equal_scikit_learns(decimals):
     truth[0], truth[1] = 1, 0  # every tag has positive and negative clips
     scores = rng.random((400, 12)) + 0.3 * truth
     scores = np.round(scores, decimals) if decimals else scores  # ties: one threshold each
-    assert stats.tag_areas("roc_auc", truth, scores) == pytest.approx(roc_auc_score(truth, scores, average=None), abs=1e-12)
-    assert stats.tag_areas("pr_auc", truth, scores) == pytest.approx(average_precision_score(truth, scores, average=None), abs=1e-12)
+    assert stats.tag_areas("roc_auc", truth, scores) == pytest.approx(
+        roc_auc_score(truth, scores, average=None), abs=1e-12
+    )
+    assert stats.tag_areas("pr_auc", truth, scores) == pytest.approx(
+        average_precision_score(truth, scores, average=None), abs=1e-12
+    )
 
 
 def test_embeddings_come_from_the_input_of_the_last_linear_layer_of_any_model(ablation, tmp_path):
@@ -229,4 +261,6 @@ def test_embeddings_come_from_the_input_of_the_last_linear_layer_of_any_model(ab
     assert table.schema["embedding"].size == model.head.in_features
     x = np.stack(table["embedding"].to_numpy())
     logits = x @ model.head.weight.detach().numpy().T + model.head.bias.detach().numpy()
-    assert np.allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), predictions.probabilities(table), atol=1e-5)
+    assert np.allclose(
+        np.exp(logits) / np.exp(logits).sum(1, keepdims=True), predictions.probabilities(table), atol=1e-5
+    )

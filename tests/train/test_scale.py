@@ -45,7 +45,9 @@ def test_folds_trained_separately_aggregate_into_the_report_folds_all_writes(fol
     before = json.loads((cv / "report.json").read_text())
     resume(cv)
     after = RunFolder(cv).report()
-    assert {k: after[k] for k in ("folds", "mean", "std", "test_all_folds")} == {k: before[k] for k in ("folds", "mean", "std", "test_all_folds")}
+    assert {k: after[k] for k in ("folds", "mean", "std", "test_all_folds")} == {
+        k: before[k] for k in ("folds", "mean", "std", "test_all_folds")
+    }
 
 
 def test_aggregation_refuses_missing_unfinished_and_mismatched_folds(fold_store, separate_folds, tmp_path):
@@ -94,7 +96,9 @@ def test_extension_from_the_command_line(trained_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_folds_side_by_side_on_a_local_cluster_a_failed_fold_named_the_others_kept(fold_store, separate_folds, tmp_path):
+def test_folds_side_by_side_on_a_local_cluster_a_failed_fold_named_the_others_kept(
+    fold_store, separate_folds, tmp_path
+):
     """--folds all --workers 2: 3 folds on a local Dask cluster of 2 workers. A fold whose checkpoint is
     corrupt fails by name, the other two finish and no aggregate is written; with the cause removed,
     --resume trains that fold alone and writes the aggregate."""
@@ -102,7 +106,9 @@ def test_folds_side_by_side_on_a_local_cluster_a_failed_fold_named_the_others_ke
     cfg = small_config(fold_store, out, all_folds=True, workers=2, **FOLD)
     (out / "fold-1" / "checkpoints").mkdir(parents=True)
     (out / "fold-1" / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
-    (out / "fold-1" / "config.json").write_text(json.dumps(small_config(fold_store, out / "fold-1", fold=1, **FOLD).to_json()))
+    (out / "fold-1" / "config.json").write_text(
+        json.dumps(small_config(fold_store, out / "fold-1", fold=1, **FOLD).to_json())
+    )
     with pytest.raises(UserError, match=r"1 of 3 folds .* failed[\s\S]*fold-1: UserError: .*last.pt is corrupt"):
         launch.train(cfg)
     assert RunFolder(out / "fold-0").finished and RunFolder(out / "fold-2").finished and not RunFolder(out).finished
@@ -112,7 +118,10 @@ def test_folds_side_by_side_on_a_local_cluster_a_failed_fold_named_the_others_ke
     assert report["n"] == 3 and RunFolder(out / "fold-1").finished
     # each fold trained on its own worker is the fold trained alone (same seed, data order and device)
     for k in range(3):
-        assert RunFolder(out / f"fold-{k}").report()["test"]["confusion"] == RunFolder(separate_folds / f"fold-{k}").report()["test"]["confusion"]
+        assert (
+            RunFolder(out / f"fold-{k}").report()["test"]["confusion"]
+            == RunFolder(separate_folds / f"fold-{k}").report()["test"]["confusion"]
+        )
 
 
 def test_extending_a_folds_all_run_extends_every_fold(separate_folds, tmp_path):

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from mrnet.core.errors import UserError
-import polars as pl
-
 from mrnet.train import compare, fingerprint, launch, seeds
 from mrnet.train.cli import report_app, train_app
 from mrnet.train.config import TrainConfig
@@ -39,9 +38,35 @@ def alone(mel_store, tmp_path_factory):
 @pytest.fixture(scope="module")
 def seeded(mel_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("seeds") / "run"
-    result = runner.invoke(train_app, ["--store", str(mel_store), "--preset", "tiny", "--width", "16", "--embed-dim", "16",
-                                       "--epochs", "1", "--batch-size", "4", "--crop-seconds", "1", "--eval-batch-size", "8",
-                                       "--num-workers", "0", "--device", "cpu", "--seeds", "0,1", "--out", str(out)])
+    result = runner.invoke(
+        train_app,
+        [
+            "--store",
+            str(mel_store),
+            "--preset",
+            "tiny",
+            "--width",
+            "16",
+            "--embed-dim",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--crop-seconds",
+            "1",
+            "--eval-batch-size",
+            "8",
+            "--num-workers",
+            "0",
+            "--device",
+            "cpu",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -58,7 +83,6 @@ def test_seeds_train_in_turn_into_one_folder_each_as_alone(seeded, alone):
     assert report["n"] == 2 and [r["seed"] for r in report["seeds"]] == [0, 1]
     assert (report["mean"]["test_accuracy"], report["std"]["test_accuracy"]) == mean_std(accuracies)
     assert "2 seeds" in output and "mean ± std" in output and (out / "report.md").read_text().count("| 0 |") == 1
-
 
 
 def test_the_seeds_report_the_interval_of_their_mean_over_the_pooled_test_predictions(seeded, tmp_path):

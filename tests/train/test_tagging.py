@@ -36,7 +36,9 @@ def mtat_store(tmp_path_factory):
     """32 clips of 30 s (2 per hex folder: 24 train, 2 valid, 6 test), tagged by style, and the broken MP3."""
     tmp = tmp_path_factory.mktemp("mtat")
     root = make_mtat(tmp / "mtat", per_folder=2, seconds=30.0)
-    cfg = ExtractConfig(dataset="mtat", root=root, out=str(tmp / "mtat.zarr"), manifests_dir=tmp / "m", features="mel96")
+    cfg = ExtractConfig(
+        dataset="mtat", root=root, out=str(tmp / "mtat.zarr"), manifests_dir=tmp / "m", features="mel96"
+    )
     extract(cfg)
     return cfg.store
 
@@ -73,8 +75,12 @@ def test_the_reported_scores_are_scikit_learns_on_the_selected_model(mtat_store,
     probs = np.stack([predictor.probabilities(store.read(k)) for k in test["key"]])
     scored = (truth.sum(0) > 0) & (truth.sum(0) < len(truth))  # tags with both kinds of clip in the test split
     r = report(mrnet_run)
-    assert r["test"]["roc_auc"] == pytest.approx(roc_auc_score(truth[:, scored], probs[:, scored], average="macro"), abs=1e-6)
-    assert r["test"]["pr_auc"] == pytest.approx(average_precision_score(truth[:, scored], probs[:, scored], average="macro"), abs=1e-6)
+    assert r["test"]["roc_auc"] == pytest.approx(
+        roc_auc_score(truth[:, scored], probs[:, scored], average="macro"), abs=1e-6
+    )
+    assert r["test"]["pr_auc"] == pytest.approx(
+        average_precision_score(truth[:, scored], probs[:, scored], average="macro"), abs=1e-6
+    )
     # the threshold was chosen on validation and applied unchanged to test
     best = load_checkpoint(RunFolder(mrnet_run).best)
     assert r["test"]["threshold"] == best["valid"]["valid_threshold"] == r["valid"]["threshold"]
@@ -100,7 +106,9 @@ def test_the_center_unit_scores_the_middle_1366_frames(mtat_store):
     start = (frames - 1366) // 2
     np.testing.assert_array_equal(x[0], store.read(test["key"][0])[:, :, start : start + 1366])
     assert y.dtype == np.float32 and y.sum() == len(test["tags"][0])
-    batch = next(iter(make_loader(ds, length_batches(ds.lengths, 4), num_workers=0, device=torch.device("cpu"), seed=0)))
+    batch = next(
+        iter(make_loader(ds, length_batches(ds.lengths, 4), num_workers=0, device=torch.device("cpu"), seed=0))
+    )
     assert tuple(batch[0].shape) == (4, 1, 1, 1, 1366, 96) and tuple(batch[1].shape) == (4, 50)
 
 
@@ -115,8 +123,16 @@ def test_positive_weights_are_each_tags_negatives_per_positive_in_training(mtat_
     setup = build_run(cfg, model_input(store.provenance, 1, len(tags)), train_tracks, torch.device("cpu"), labels=tags)
     expected = dict(tag_table(train_tracks, tags).select("name", "weight").iter_rows())
     assert setup.class_weights.tolist() == pytest.approx([expected[t] for t in tags])
-    assert build_run(tiny(mtat_store, normalize="none"), model_input(store.provenance, 1, len(tags)), train_tracks,
-                     torch.device("cpu"), labels=tags).class_weights is None  # off by default
+    assert (
+        build_run(
+            tiny(mtat_store, normalize="none"),
+            model_input(store.provenance, 1, len(tags)),
+            train_tracks,
+            torch.device("cpu"),
+            labels=tags,
+        ).class_weights
+        is None
+    )  # off by default
 
 
 def test_what_cannot_learn_tags_is_refused(mtat_store, tmp_path):
@@ -127,7 +143,9 @@ def test_what_cannot_learn_tags_is_refused(mtat_store, tmp_path):
     from mrnet.train.models import ModelInput
     from mrnet.train.setup import build_model
 
-    inputs = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.1, num_classes=50, task="multi-label")
+    inputs = ModelInput(
+        feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.1, num_classes=50, task="multi-label"
+    )
     with pytest.raises(UserError, match="musicnext cannot learn a multi-label store.*musicnext-softmax"):
         build_model(tiny("s.zarr", model="musicnext"), inputs)
 
@@ -158,18 +176,30 @@ def test_route_weights_of_the_tag_run_are_drawn_beside_the_genre_run(mrnet_run, 
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == list(w)  # one group per route
     bars = [p for p in ax.patches]
-    assert len(bars) == 2 * len(w) and all(b.get_y() == pytest.approx(1.0) for b in bars)  # bars start at the initial value
-    assert [b.get_y() + b.get_height() for b in bars[:len(w)]] == pytest.approx(list(tags.values()))
+    assert len(bars) == 2 * len(w) and all(
+        b.get_y() == pytest.approx(1.0) for b in bars
+    )  # bars start at the initial value
+    assert [b.get_y() + b.get_height() for b in bars[: len(w)]] == pytest.approx(list(tags.values()))
     lo, hi = ax.get_ylim()
-    assert lo > 0.5 and hi < 1.5 and lo < min([*tags.values(), *genres.values()]) and hi > max([*tags.values(), *genres.values()])
+    assert (
+        lo > 0.5
+        and hi < 1.5
+        and lo < min([*tags.values(), *genres.values()])
+        and hi > max([*tags.values(), *genres.values()])
+    )
     assert plot_routes(tmp_path / "routes.png", weights).stat().st_size > 0
 
 
 def test_mrnet_compare_sets_the_tag_run_beside_the_genre_run(mrnet_run, trained_run, tmp_path):
     from mrnet.train.cli import compare_app
 
-    result = CliRunner().invoke(compare_app, [str(mrnet_run), str(trained_run), "--out", str(tmp_path / "cmp")], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        compare_app, [str(mrnet_run), str(trained_run), "--out", str(tmp_path / "cmp")], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
-    assert "Route weights of 2 MRNet runs side by side" in result.output and (tmp_path / "cmp" / "routes.png").stat().st_size > 0
+    assert (
+        "Route weights of 2 MRNet runs side by side" in result.output
+        and (tmp_path / "cmp" / "routes.png").stat().st_size > 0
+    )
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {r["task"] for r in rows} == {"single-label", "multi-label"}  # one row per task, each with its own metrics

@@ -31,9 +31,18 @@ from typing import Any
 from torch import nn
 
 from mrnet.core.errors import UserError
+
 # each file registers its models as it is imported; this order is the order of the --model choices
-from mrnet.train.models import mrnet, musicnext, nnet, fcn, linear  # noqa: F401, I001
-from mrnet.train.models.registry import GRADIENT, PROBE, REGISTRY, ModelInput, Registered, count_parameters, register_model
+from mrnet.train.models import fcn, linear, mrnet, musicnext, nnet  # noqa: F401, I001
+from mrnet.train.models.registry import (
+    GRADIENT,
+    PROBE,
+    REGISTRY,
+    ModelInput,
+    Registered,
+    count_parameters,
+    register_model,
+)
 
 #: Every model ``mrnet-train --model NAME`` can train, by name.
 MODELS: dict[str, Registered] = REGISTRY
@@ -61,5 +70,16 @@ def create_model(name: str, inputs: ModelInput, **options: Any) -> nn.Module:
     return get(name).build(inputs, **options)
 
 
-__all__ = ["GRADIENT", "MODELS", "PROBE", "ModelInput", "Registered", "count_parameters", "create_model", "get", "is_probe",
-           "register_model", "title"]
+__all__ = [
+    "GRADIENT",
+    "MODELS",
+    "PROBE",
+    "ModelInput",
+    "Registered",
+    "count_parameters",
+    "create_model",
+    "get",
+    "is_probe",
+    "register_model",
+    "title",
+]

@@ -100,15 +100,19 @@ class FCNConfig:
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "pools", tuple(tuple(p) for p in self.pools))
         if len(self.widths) != len(self.pools) or not self.widths or min(self.widths) < 1 or self.num_classes < 1:
-            raise ValueError(f"one width >= 1 per pool and num_classes >= 1, got widths {self.widths}, pools {self.pools}")
+            raise ValueError(
+                f"one width >= 1 per pool and num_classes >= 1, got widths {self.widths}, pools {self.pools}"
+            )
         mel_pools = tuple(p[0] for p in self.pools)
         if math.prod(mel_pools) != self.n_mels:
-            raise ValueError(f"the frequency pools {mel_pools} take {math.prod(mel_pools)} mel bins to 1, not {self.n_mels}")
+            raise ValueError(
+                f"the frequency pools {mel_pools} take {math.prod(mel_pools)} mel bins to 1, not {self.n_mels}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_input(cls, inputs: ModelInput, **options: Any) -> "FCNConfig":
+    def from_input(cls, inputs: ModelInput, **options: Any) -> FCNConfig:
         """The config for a store of 96-bin log-Mel frames (``mrnet-extract --features mel96``)."""
         if (inputs.channels, inputs.layers, inputs.dim) != (1, 1, cls.n_mels):
             raise ValueError(
@@ -202,7 +206,9 @@ class FCN5(nn.Module):
         return self.head(self.dropout(x))
 
 
-@register_model("msecnn", config=MsECNNConfig, title="MsE-CNN", preset="msecnn-paper", options=("connection",), **_RECIPE)
+@register_model(
+    "msecnn", config=MsECNNConfig, title="MsE-CNN", preset="msecnn-paper", options=("connection",), **_RECIPE
+)
 class MsECNN(nn.Module):
     """MsE-CNN (Hamidi et al., 2019) on FCN-5's widths and pools: 953,446 parameters for 50 tags with
     the dense connection, 470,182 with ``connection="carry"`` (input BatchNorm included).

@@ -45,8 +45,14 @@ class LinearConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
-    def from_input(cls, inputs: ModelInput, **options: Any) -> "LinearConfig":
-        return cls(in_dim=inputs.dim, in_channels=inputs.channels, num_layers=inputs.layers, num_classes=inputs.num_classes, **options)
+    def from_input(cls, inputs: ModelInput, **options: Any) -> LinearConfig:
+        return cls(
+            in_dim=inputs.dim,
+            in_channels=inputs.channels,
+            num_layers=inputs.layers,
+            num_classes=inputs.num_classes,
+            **options,
+        )
 
     @property
     def statistics(self) -> int:
@@ -67,8 +73,15 @@ def stats_pool(x: Tensor) -> Tensor:
 
 #: Instance normalisation would make every mean 0 and every std 1: nothing left to read. Fitted in closed
 #: form (train/probe.py), on whole tracks without augmentation, single-label only.
-@register_model("linear", config=LinearConfig, title="Linear probe", normalizations=("none", "stored"), tasks=(SINGLE,),
-                fitting=PROBE, preset_changes={"augment": False})
+@register_model(
+    "linear",
+    config=LinearConfig,
+    title="Linear probe",
+    normalizations=("none", "stored"),
+    tasks=(SINGLE,),
+    fitting=PROBE,
+    preset_changes={"augment": False},
+)
 class LinearProbe(nn.Module):
     """Statistics pooling -> standardisation -> Linear."""
 

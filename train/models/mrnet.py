@@ -221,9 +221,15 @@ class MRNetConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_input(cls, inputs: ModelInput, **options: Any) -> "MRNetConfig":
+    def from_input(cls, inputs: ModelInput, **options: Any) -> MRNetConfig:
         """The config for a store's frames: any feature kind, any number of stored layers."""
-        return cls(in_dim=inputs.dim, in_channels=inputs.channels, num_layers=inputs.layers, num_classes=inputs.num_classes, **options)
+        return cls(
+            in_dim=inputs.dim,
+            in_channels=inputs.channels,
+            num_layers=inputs.layers,
+            num_classes=inputs.num_classes,
+            **options,
+        )
 
     @property
     def input_width(self) -> int:
@@ -239,8 +245,13 @@ class MRNetConfig:
 # ----------------------------------------------------------------------------- model
 
 
-@register_model("mrnet", config=MRNetConfig, title="MRNet", preset="paper",
-                options=("width", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"))  # every normalisation
+@register_model(
+    "mrnet",
+    config=MRNetConfig,
+    title="MRNet",
+    preset="paper",
+    options=("width", "embed_dim", "variant", "drop_routes", "dropout", "instance_norm"),
+)  # every normalisation
 class MRNet(nn.Module):
     """MRNet: stem, three MRBlocks, seven routes, attentive pooling, embedding and class head.
 
@@ -352,6 +363,5 @@ class MRNet(nn.Module):
         want = (cfg.in_channels, cfg.num_layers, cfg.in_dim)
         if x.dim() != 5 or tuple(x.shape[1:3]) + (x.shape[4],) != want or x.shape[3] < 1:
             raise ValueError(
-                f"MRNet expects (B, in_channels={want[0]}, num_layers={want[1]}, T>=1, in_dim={want[2]}), "
-                f"got {tuple(x.shape)}"
+                f"MRNet expects (B, in_channels={want[0]}, num_layers={want[1]}, T>=1, in_dim={want[2]}), got {tuple(x.shape)}"
             )

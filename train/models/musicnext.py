@@ -113,8 +113,17 @@ class LSoftmaxLinear(nn.Module):
     (torch.Size([5, 3]), torch.Size([5, 3]), 1)
     """
 
-    def __init__(self, in_features: int, out_features: int, margin: int, *, base: float = 1000.0,
-                 gamma: float = 1e-4, power: float = 35.0, lambda_min: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        margin: int,
+        *,
+        base: float = 1000.0,
+        gamma: float = 1e-4,
+        power: float = 35.0,
+        lambda_min: float = 0.0,
+    ):
         super().__init__()
         self.margin, self.base, self.gamma, self.power, self.lambda_min = margin, base, gamma, power, lambda_min
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
@@ -193,7 +202,7 @@ class MusicNeXtConfig:
             raise ValueError("lambda_base, lambda_gamma, lambda_power and lambda_min must be >= 0")
 
     @classmethod
-    def from_input(cls, inputs: ModelInput, **options: Any) -> "MusicNeXtConfig":
+    def from_input(cls, inputs: ModelInput, **options: Any) -> MusicNeXtConfig:
         """The config for a store of 128-bin log-Mel frames (``mrnet-extract --features mel128``)."""
         want = dict(channels=1, layers=1, dim=cls.n_mels)
         got = dict(channels=inputs.channels, layers=inputs.layers, dim=inputs.dim)
@@ -230,7 +239,9 @@ def _init_convnext(module: nn.Module) -> None:
 _RECIPE = dict(features=("mel128",), normalizations=("global", "stored", "none"), evaluation="chunks:10")
 
 
-@register_model("musicnext-softmax", config=MusicNeXtConfig, title="MusicNeXt-S", preset="musicnext-softmax-paper", **_RECIPE)
+@register_model(
+    "musicnext-softmax", config=MusicNeXtConfig, title="MusicNeXt-S", preset="musicnext-softmax-paper", **_RECIPE
+)
 class MusicNeXtS(nn.Module):
     """MusicNeXt-S, the paper's ablation: the MusicNeXt trunk with a plain ``Linear(768, K)`` (with bias)
     and softmax cross-entropy. :class:`MusicNeXt` is the same network with the L-softmax head.
@@ -296,8 +307,15 @@ class MusicNeXtS(nn.Module):
             )
 
 
-@register_model("musicnext", config=MusicNeXtConfig, title="MusicNeXt", tasks=(SINGLE,), preset="musicnext-paper",
-                options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"), **_RECIPE)
+@register_model(
+    "musicnext",
+    config=MusicNeXtConfig,
+    title="MusicNeXt",
+    tasks=(SINGLE,),
+    preset="musicnext-paper",
+    options=("margin", "lambda_base", "lambda_gamma", "lambda_power", "lambda_min"),
+    **_RECIPE,
+)
 class MusicNeXt(MusicNeXtS):
     """MusicNeXt (Meng et al., 2024): the trunk of :class:`MusicNeXtS` with the L-softmax head.
 
@@ -323,8 +341,15 @@ class MusicNeXt(MusicNeXtS):
     head: LSoftmaxLinear
 
     def _make_head(self, cfg: MusicNeXtConfig) -> nn.Module:
-        return LSoftmaxLinear(cfg.dims[-1], cfg.num_classes, cfg.margin, base=cfg.lambda_base,
-                              gamma=cfg.lambda_gamma, power=cfg.lambda_power, lambda_min=cfg.lambda_min)
+        return LSoftmaxLinear(
+            cfg.dims[-1],
+            cfg.num_classes,
+            cfg.margin,
+            base=cfg.lambda_base,
+            gamma=cfg.lambda_gamma,
+            power=cfg.lambda_power,
+            lambda_min=cfg.lambda_min,
+        )
 
     def training_logits(self, x: Tensor, y: Tensor) -> Tensor:
         """Features ``(B, 1, 1, T, n_mels)`` and labels ``(B,)`` -> the L-softmax training logits

@@ -48,7 +48,13 @@ WINDOW = 256  # frames per example: 2^18 samples
 SAMPLES = 1024  # waveform samples per stored frame
 N_MFCC = 20
 #: feature profile -> stored dim; the ``-window`` profiles hold the MFCC as the authors compute them (per 2^18-sample window)
-DIMS = {"wave": SAMPLES, "mfcc": N_MFCC, "wave+mfcc": SAMPLES + N_MFCC, "mfcc-window": N_MFCC, "wave+mfcc-window": SAMPLES + N_MFCC}
+DIMS = {
+    "wave": SAMPLES,
+    "mfcc": N_MFCC,
+    "wave+mfcc": SAMPLES + N_MFCC,
+    "mfcc-window": N_MFCC,
+    "wave+mfcc-window": SAMPLES + N_MFCC,
+}
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -184,14 +190,16 @@ class NNetConfig:
         object.__setattr__(self, "hidden", tuple(self.hidden))
         dims = sorted({DIMS[f] for f in self.READS})
         if self.in_dim not in dims:
-            raise ValueError(f"{self.NAME} reads {' or '.join(self.READS)} frames (dim {' or '.join(map(str, dims))}), not dim {self.in_dim}")
+            raise ValueError(
+                f"{self.NAME} reads {' or '.join(self.READS)} frames (dim {' or '.join(map(str, dims))}), not dim {self.in_dim}"
+            )
         if len(self.widths_1d) != 4 or min(self.widths_1d + self.hidden + (self.width_2d, self.num_classes)) < 1:
             raise ValueError(f"widths_1d must be four widths, and every width and num_classes >= 1, got {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
-    def from_input(cls, inputs: ModelInput, **options: Any) -> "NNetConfig":
+    def from_input(cls, inputs: ModelInput, **options: Any) -> NNetConfig:
         """The config for a store of ``READS`` frames: ``(channels=1, layers=1, dim)``."""
         dims = [DIMS[f] for f in cls.READS]
         if (inputs.channels, inputs.layers) != (1, 1) or inputs.dim not in dims:
@@ -324,7 +332,9 @@ class NNet2(_NNet):
         return self._output(self.head(z))
 
 
-@register_model("mixnet", config=MixNetConfig, title="MixNet", preset="mixnet-paper", features=MixNetConfig.READS, **_RECIPE)
+@register_model(
+    "mixnet", config=MixNetConfig, title="MixNet", preset="mixnet-paper", features=MixNetConfig.READS, **_RECIPE
+)
 class MixNet(_NNet):
     """MixNet (Bonato et al.): NNET1's and NNET2's trunks side by side on the same window, freshly
     initialised and trained jointly, and a new classifier; 3,607,496 parameters for 8 classes.

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -82,11 +83,15 @@ class Registered:
     def build(self, inputs: ModelInput, **options: Any) -> nn.Module:
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise UserError(f"--model {self.name} has no option(s) {', '.join(unknown)}; its options are {', '.join(self.options)}")
+            raise UserError(
+                f"--model {self.name} has no option(s) {', '.join(unknown)}; its options are {', '.join(self.options)}"
+            )
         try:
             cfg = self.config.from_input(inputs, **options)
         except ValueError as err:
-            raise UserError(f"these settings cannot build {self.model.__name__} (--model {self.name}): {err}; change the option it names") from err
+            raise UserError(
+                f"these settings cannot build {self.model.__name__} (--model {self.name}): {err}; change the option it names"
+            ) from err
         return self.model(cfg)
 
 
@@ -102,9 +107,13 @@ def register_model(name: str, *, config: type, **entry: Any) -> Callable[[M], M]
 
     def declare(model: M) -> M:
         if name in REGISTRY:
-            if _source(REGISTRY[name].model) == _source(model):  # its file imported again under another name (doctest collection)
+            if _source(REGISTRY[name].model) == _source(
+                model
+            ):  # its file imported again under another name (doctest collection)
                 return model
-            raise ValueError(f"--model {name} is registered twice ({REGISTRY[name].model.__qualname__} and {model.__qualname__})")
+            raise ValueError(
+                f"--model {name} is registered twice ({REGISTRY[name].model.__qualname__} and {model.__qualname__})"
+            )
         REGISTRY[name] = Registered(name, config, model, **entry)
         return model
 
@@ -128,4 +137,3 @@ def count_parameters(model: nn.Module, *, head: bool = True) -> int:
             raise ValueError(f"{type(model).__name__} has no `head` module to leave out")
         total -= sum(p.numel() for p in model.head.parameters())
     return total
-
