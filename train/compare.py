@@ -50,7 +50,8 @@ from mrnet.train.tasks import HEADLINE, SINGLE, TASK_NAMES, label, task_of
 
 NOTE = (
     "Test numbers of checkpoints chosen on validation only. n counts seeds (and the folds of a --folds all run); with n > 1, "
-    "mean ± sample standard deviation; with n = 1, the 95 % bootstrap interval over test tracks in brackets."
+    "mean ± sample standard deviation; in brackets, the 95 % bootstrap interval over test tracks (with n > 1, of the mean "
+    "over the pooled test predictions)."
 )
 
 
@@ -95,10 +96,14 @@ class Group:
             "fingerprint": self.fingerprint,
             "test_set": self.test_set,
         }
+        # several seeds (or the folds of a --folds all run): the interval of their mean over the pooled test predictions
+        pooled = predictions.pooled_intervals(self.runs, HEADLINE[self.task]) if n > 1 else None
         for metric in HEADLINE[self.task]:
             mean, std = mean_std(self.scores[metric])
             row[metric], row[f"{metric}_std"] = mean, std if n > 1 else None
-            row[f"{metric}_interval"] = self.intervals.get(metric) if n == 1 else None
+            row[f"{metric}_interval"] = (
+                self.intervals.get(metric) if n == 1 else (pooled or {}).get("interval", {}).get(metric)
+            )
         return row | {
             "parameters": self.parameters,
             "hours": self.seconds / 3600,
@@ -236,11 +241,13 @@ def by_task(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def cell(row: dict, metric: str) -> str:
-    """``91.7 ± 1.2`` (several runs), ``91.7 [83.3, 100.0]`` (one run: its bootstrap interval) or ``91.7`` (no interval recorded)."""
+    """``91.7 [83.3, 100.0]`` (one run: its bootstrap interval over test tracks), ``91.7 ± 1.2 [85.0, 97.5]``
+    (several: mean ± sample standard deviation, and the interval of the mean over their pooled test
+    predictions) or without the brackets where no predictions were kept."""
     scale, digits = (100, 1) if metric == "accuracy" else (1, 3)
     text = f"{scale * row[metric]:.{digits}f}"
     if row["n"] > 1 and row.get(f"{metric}_std") is not None:
-        return f"{text} ± {scale * row[f'{metric}_std']:.{digits}f}"
+        text += f" ± {scale * row[f'{metric}_std']:.{digits}f}"
     ci = row.get(f"{metric}_interval")
     if ci and not any(v is None or math.isnan(v) for v in ci):
         return f"{text} [{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"

@@ -231,6 +231,33 @@ def of_run(
     ]
 
 
+def test_rows(path: Path) -> pl.DataFrame | None:
+    """A run's test predictions by store key (a ``--folds all`` run's folds together: each track once, scored by
+    the fold that held it out); None when the run kept none (a run from before predictions were written)."""
+    files = [path / FILE] if (path / FILE).is_file() else sorted(path.glob(f"fold-*/{FILE}"))
+    if not files:
+        return None
+    return pl.concat([read(f) for f in files]).filter(pl.col("split") == "test").sort("key")
+
+
+def pooled_intervals(runs: Sequence[Path], names: Sequence[str]) -> dict | None:
+    """The 95 % bootstrap interval over test tracks of each of ``names`` averaged over ``runs`` (the seeds of
+    one configuration, or one ``--folds all`` run's pooled folds): ``stats.mean_interval`` on their
+    ``predictions.parquet``. None when a run kept no predictions or the runs were tested on different tracks."""
+    from mrnet.train import stats
+
+    tables = [test_rows(Path(run)) for run in runs]
+    if not tables or any(t is None for t in tables):
+        return None
+    present = [t for t in tables if t is not None]
+    if len({tuple(t["key"]) for t in present}) != 1 or len(present[0]) < 2:
+        return None
+    truth_, probs = truth(present[0]), [probabilities(t) for t in present]
+    threshold = present[0]["threshold"][0]
+    interval = {name: list(stats.mean_interval(truth_, probs, name, threshold=threshold)) for name in names}
+    return {"tracks": len(truth_), "seeds": len(probs), "interval": interval}
+
+
 __all__ = [
     "COLUMNS",
     "FILE",
@@ -238,11 +265,13 @@ __all__ = [
     "labels_of",
     "of_run",
     "penultimate",
+    "pooled_intervals",
     "probabilities",
     "read",
     "schema",
     "split_table",
     "table",
+    "test_rows",
     "truth",
     "write",
 ]

@@ -15,22 +15,18 @@ mean over the seeds, from the seeds' pooled test predictions (``pooled_intervals
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 from rich.table import Table
-from scipy.stats import bootstrap
 
 from mrnet.core.errors import UserError
-from mrnet.train import parallel, predictions, stats
+from mrnet.train import parallel, predictions
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std
 from mrnet.train.loop import Reporter
 from mrnet.train.runs import RunFolder, default_run_dir, write_json
-from mrnet.train.tasks import HEADLINE, MULTI, SINGLE, label, show, task_of
+from mrnet.train.tasks import HEADLINE, label, show, task_of
 
 #: what a seed's folder is called
 SEED_DIR = "seed-{}"
@@ -157,48 +153,11 @@ def rerender(run: RunFolder) -> dict:
 
 def pooled_intervals(run: RunFolder, cfg: TrainConfig) -> dict | None:
     """The 95 % bootstrap interval, over test tracks, of each headline test metric averaged over the
-    seeds: each resample draws test tracks (``stats.RESAMPLES`` resamples seeded by ``stats.SEED``, as
-    a run's own interval) and averages over the seeds the metric of their predictions of those tracks
-    (each seed's ``predictions.parquet``; a ``--folds all`` seed's folds together). A track's copies
-    from the seeds are drawn together, so the interval is not narrowed by counting a track once per
-    seed. None when a seed kept no predictions (a run from before they were written), or the seeds
-    were tested on different tracks."""
-    tables = [_test_rows(run.path / SEED_DIR.format(s)) for s in cfg.seeds]
-    if any(t is None for t in tables) or len({tuple(t["key"]) for t in tables}) != 1 or len(tables[0]) < 2:
-        return None
-    truth, probs = predictions.truth(tables[0]), [predictions.probabilities(t) for t in tables]
-    threshold = tables[0]["threshold"][0]
-    out = {}
-    for name in HEADLINE[MULTI if truth.ndim == 2 else SINGLE]:
-
-        def averaged(idx, name=name):
-            return float(np.mean([stats.metric(name, truth[idx], p[idx], threshold=threshold) for p in probs]))
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a degenerate resample (every track right) is a fine resample
-            result = bootstrap(
-                (np.arange(len(truth)),),
-                averaged,
-                n_resamples=stats.RESAMPLES,
-                confidence_level=stats.LEVEL,
-                method="percentile",
-                vectorized=False,
-                rng=np.random.default_rng(stats.SEED),
-            )
-        out[name] = [float(v) for v in result.confidence_interval]
-    return {"tracks": len(truth), "seeds": len(probs), "interval": out}
-
-
-def _test_rows(path: Path) -> pl.DataFrame | None:
-    """A seed's test predictions, by store key (a ``--folds all`` seed's folds together); None without them."""
-    files = (
-        [path / predictions.FILE]
-        if (path / predictions.FILE).is_file()
-        else sorted(path.glob(f"fold-*/{predictions.FILE}"))
-    )
-    if not files:
-        return None
-    return pl.concat([predictions.read(f) for f in files]).filter(pl.col("split") == "test").sort("key")
+    seeds (``predictions.pooled_intervals`` over each seed's ``predictions.parquet``; a ``--folds all``
+    seed's folds together). None when a seed kept no predictions (a run from before they were written),
+    or the seeds were tested on different tracks."""
+    task = task_of(RunFolder(run.path / SEED_DIR.format(cfg.seeds[0])).report())
+    return predictions.pooled_intervals([run.path / SEED_DIR.format(s) for s in cfg.seeds], HEADLINE[task])
 
 
 def markdown(report: dict) -> str:
