@@ -190,8 +190,8 @@ def _markdown_folds(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['fold']} | {r['best_epoch']} | {show(first, r[f'valid_{first}'])} | {show(first, r[f'test_{first}'])} | "
-        f"{show(second, r[f'test_{second}'])} | {show(first, r[f'optimistic_{first}'])} |"
+        f"| {r['fold']} | {r['best_epoch']} | {show(first, r[f'valid_{first}'])} | {ci(first, r[f'test_{first}'], r.get('interval'))} | "
+        f"{ci(second, r[f'test_{second}'], r.get('interval'))} | {show(first, r[f'optimistic_{first}'])} |"
         for r in report["folds"]
     ]
     every = report.get("test_all_folds")
@@ -230,8 +230,8 @@ def summary_table(report: dict) -> Table:
                 str(r["fold"]),
                 str(r["best_epoch"]),
                 show(first, r[f"valid_{first}"]),
-                show(first, r[f"test_{first}"]),
-                show(second, r[f"test_{second}"]),
+                ci(first, r[f"test_{first}"], r.get("interval")),
+                ci(second, r[f"test_{second}"], r.get("interval")),
                 show(first, r[f"optimistic_{first}"]),
             )
         m, s = report["mean"], report["std"]
@@ -269,7 +269,7 @@ def summary_table(report: dict) -> Table:
         table.caption = (
             f"* optimistic: best epoch chosen on the test set (authors' protocol); {_duration(report.get('training_seconds'))} in all"
             + (
-                "; pooled: 95 % bootstrap intervals over the tracks in brackets"
+                "; in brackets: 95 % bootstrap intervals over each fold's test tracks, and over all tracks pooled"
                 if (report.get("test_all_folds") or {}).get("interval")
                 else ""
             )
@@ -277,10 +277,11 @@ def summary_table(report: dict) -> Table:
         return table
     sel, opt = report["selection"], report["optimistic"]
     interval = report["test"].get("interval")
-    scored = lambda part: (
-        f"{label(first)} {ci(first, report[part][first], interval if part == 'test' else None)}, "  # noqa: E731
-        f"{label(second)} {ci(second, report[part][second], interval if part == 'test' else None)}"
-    )
+
+    def scored(part: str) -> str:
+        bounds = interval if part == "test" else None
+        return f"{label(first)} {ci(first, report[part][first], bounds)}, {label(second)} {ci(second, report[part][second], bounds)}"
+
     table = Table(title=f"{report['dataset'] or report['store']} - {report['split']}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")

@@ -179,13 +179,14 @@ def fold_row(k: int, report: dict) -> dict:
         f"test_{second}": report["test"][second],
         f"optimistic_{first}": opt.get(first),
         f"optimistic_{second}": opt.get(second),
+        "interval": report["test"].get("interval"),  # the fold's own bootstrap intervals over its test tracks
     }
 
 
 def aggregate(rows: list[dict]) -> dict:
     """Mean and sample standard deviation over folds of each number of the rows that every fold has."""
     mean, std = {}, {}
-    for key in [k for k in (rows[0] if rows else {}) if k not in ("fold", "best_epoch")]:
+    for key in [k for k in (rows[0] if rows else {}) if k not in ("fold", "best_epoch", "interval")]:
         values = [r.get(key) for r in rows]
         if values and all(v is not None for v in values):
             mean[key], std[key] = mean_std(values)

@@ -118,6 +118,14 @@ def test_all_folds_reports_mean_and_std(fold_store, tmp_path):
     )
     assert (out / "plots" / "folds.png").stat().st_size > 0 and (out / "plots" / "confusion.png").stat().st_size > 0
     assert "plots/folds.png" in (out / "report.md").read_text()
+    # each fold's row carries its own bootstrap interval over its test tracks, in report.json and report.md
+    for k, row in enumerate(report["folds"]):
+        own = RunFolder(out / f"fold-{k}").report()["test"]["interval"]
+        assert row["interval"] == own and set(own) == {"accuracy", "macro_f1"}
+        low, high = own["accuracy"]
+        assert (
+            f"{100 * row['test_accuracy']:.1f} % [{100 * low:.1f}, {100 * high:.1f}]" in (out / "report.md").read_text()
+        )
 
 
 def test_one_fold(fold_store, tmp_path):
