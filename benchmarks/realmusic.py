@@ -325,17 +325,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", action="append", help="run only these configurations (repeatable)")
     parser.add_argument("--render", action="store_true", help="only rewrite docs/results.md from the saved results")
     args = parser.parse_args(argv)
-    from benchmarks import realmusic_runs
+    from benchmarks import realmusic_page, realmusic_runs
 
     if args.render:
-        realmusic_runs.render()
+        realmusic_page.render()
         return
     dataset, info = build()
     location = store(dataset)
     log(f"{info['clips']} clips, {info['classes']} classes; store {location}")
     if not args.build_only:
         realmusic_runs.run_all(location, info, seeds=args.seeds, only=args.only)
-        realmusic_runs.render()
+        realmusic_page.render()
 
 
 if __name__ == "__main__":
