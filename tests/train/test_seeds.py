@@ -109,7 +109,9 @@ def test_mrnet_compare_takes_each_seed_as_a_run_of_one_configuration(seeded, alo
     pooled = RunFolder(seeded[0]).report()["pooled"]["interval"]
     assert rows[0]["accuracy_interval"] == pooled["accuracy"] and rows[0]["macro_f1_interval"] == pooled["macro_f1"]
     mean, std, (low, high) = rows[0]["accuracy"], rows[0]["accuracy_std"], pooled["accuracy"]
-    assert compare.cell(rows[0], "accuracy") == f"{100 * mean:.1f} ± {100 * std:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    assert (
+        compare.cell(rows[0], "accuracy") == f"{100 * mean:.1f} ± {100 * std:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    )
 
 
 def test_resume_continues_the_seeds_that_did_not_finish(seeded, alone, tmp_path):
