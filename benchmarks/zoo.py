@@ -126,21 +126,21 @@ RUNS: dict[str, tuple[Run, ...]] = {
         ),
         Run(
             "nnet1",
-            "wave+mfcc",
+            "wave+mfcc-window",
             ("--preset", "nnet1-paper", "--epochs", "5", *CPU),
-            "`nnet1-paper` (2^18-sample windows, Adam, weight decay 0.005, noise and time mask) at batch 16 and lr 1e-3, 5 epochs",
+            "`nnet1-paper` (2^18-sample windows, scored on the window from the clip's middle, Adam, weight decay 0.005, noise and time mask, unweighted loss) at batch 16 and lr 1e-3, 5 epochs",
         ),
         Run(
             "nnet2",
-            "mfcc",
+            "mfcc-window",
             ("--preset", "nnet2-paper", "--epochs", "15", *CPU),
-            "`nnet2-paper` (256 MFCC frames, Adam, weight decay 0.005, noise and masks) at batch 16 and lr 1e-3, 15 epochs",
+            "`nnet2-paper` (256 frames of the authors' per-window MFCC, scored from the middle, Adam, weight decay 0.005, noise and masks, unweighted loss) at batch 16 and lr 1e-3, 15 epochs",
         ),
         Run(
             "mixnet",
-            "wave+mfcc",
+            "wave+mfcc-window",
             ("--preset", "mixnet-paper", "--epochs", "5", *CPU),
-            "`mixnet-paper` (both inputs of one window, Adam, no weight decay) at batch 16 and lr 1e-3, 5 epochs",
+            "`mixnet-paper` (both inputs of one window with the authors' MFCC, each half augmented by its own recipe, scored from the middle, Adam, no weight decay, unweighted loss) at batch 16 and lr 1e-3, 5 epochs",
         ),
         Run(
             "fcn5",
@@ -329,10 +329,12 @@ def _minutes(run: Path) -> float | None:
 
 def table(dataset: str) -> str:
     """The Markdown table of ``dataset``'s comparison: mrnet-compare's numbers, each run's configuration and time."""
+    from mrnet.train.compare import cell
+
     rows = json.loads((RESULTS / f"zoo-{dataset}" / "comparison.json").read_text())
     runs = {r.model: r for r in RUNS[dataset]}
     lines = [
-        "| model | store (feature) | CPU configuration (not the paper's recipe) | seeds | test accuracy % | test macro-F1 | "
+        "| model | store (feature) | CPU configuration (not the paper's recipe) | seeds | test accuracy % [95 % interval] | test macro-F1 [95 % interval] | "
         "parameters | epochs (selected) | minutes per run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -343,9 +345,8 @@ def table(dataset: str) -> str:
             "–" if r["model"] == "linear" else reports[0].get("epochs_trained", "?")
         )  # the probe is fitted, not trained by epochs
         minutes = [m for m in (_minutes(Path(p)) for p in r["runs"]) if m is not None]
-        pm = r["n"] > 1
-        acc = f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if pm else "")
-        f1 = f"{r['macro_f1']:.3f}" + (f" ± {r['macro_f1_std']:.3f}" if pm else "")
+        # mrnet-compare's cells: mean (± std over seeds) and the 95 % bootstrap interval over test tracks in brackets
+        acc, f1 = cell(r, "accuracy"), cell(r, "macro_f1")
         trained = epochs if epochs == "–" else f"{epochs} ({selected})"
         lines.append(
             f"| **{r['model']}** | `{Path(r['store']).name}` ({r['feature']}) | {runs[r['model']].what} | {r['n']} | {acc} | {f1} | "

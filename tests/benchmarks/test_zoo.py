@@ -53,6 +53,17 @@ def test_the_demo_changes_only_the_epochs_of_a_baseline():
             )
 
 
+def test_the_nnet_runs_read_the_mfcc_their_authors_compute():
+    # NNET2 and MixNet's authors compute the MFCC per 2^18-sample window, floored at that window's maximum
+    for dataset in zoo.DATASETS:
+        features = {r.model: r.feature for r in zoo.RUNS[dataset]}
+        assert (features["nnet1"], features["nnet2"], features["mixnet"]) == (
+            "wave+mfcc-window",
+            "mfcc-window",
+            "wave+mfcc-window",
+        )
+
+
 def test_stores_of_one_dataset_are_named_by_profile():
     assert zoo._store_path("realmusic", "mel").name == "realmusic.zarr"  # the real-music benchmark's own store
     assert zoo._store_path("realmusic", "wave+mfcc").name == "realmusic-wave-mfcc.zarr"
