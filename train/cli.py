@@ -475,8 +475,11 @@ def train(
     if path is None:  # a torchrun process other than rank 0: rank 0 shows the result
         return
     result = RunFolder(path).report()
-    if formats != ("png",) and "seeds" not in result:  # the figures again, in every format asked for
-        report.rerender(path, formats)
+    if formats != ("png",):  # the figures again, in every format asked for (a seeds run: each seed's)
+        for one in (
+            [path / seeds_report.SEED_DIR.format(s["seed"]) for s in result["seeds"]] if "seeds" in result else [path]
+        ):
+            report.rerender(one, formats)
     console.print(seeds_report.summary_table(result) if "seeds" in result else report.summary_table(result))
     console.print(
         f"Report: {escape(str(path / 'report.md'))}  (mrnet-report {escape(str(path))} re-renders it)", highlight=False

@@ -63,6 +63,8 @@ def seeded(mel_store, tmp_path_factory):
             "cpu",
             "--seeds",
             "0,1",
+            "--format",
+            "png,svg",
             "--out",
             str(out),
         ],
@@ -83,6 +85,9 @@ def test_seeds_train_in_turn_into_one_folder_each_as_alone(seeded, alone):
     assert report["n"] == 2 and [r["seed"] for r in report["seeds"]] == [0, 1]
     assert (report["mean"]["test_accuracy"], report["std"]["test_accuracy"]) == mean_std(accuracies)
     assert "2 seeds" in output and "mean ± std" in output and (out / "report.md").read_text().count("| 0 |") == 1
+    for s in (0, 1):  # --format reaches every seed's figures
+        pngs = sorted(p.stem for p in (out / f"seed-{s}" / "plots").glob("*.png"))
+        assert pngs and pngs == sorted(p.stem for p in (out / f"seed-{s}" / "plots").glob("*.svg"))
 
 
 def test_the_seeds_report_the_interval_of_their_mean_over_the_pooled_test_predictions(seeded, tmp_path):
