@@ -241,7 +241,7 @@ def _timed_forward(eng, waves: list, batch_size: int, *, keep: bool) -> tuple[di
         frames = hidden[0].shape[1]
         spent["frames"] += frames * x.shape[0]
         if keep:
-            return torch.stack([hidden[l] for l in eng.layers], dim=1).float().cpu().numpy()
+            return torch.stack([hidden[layer] for layer in eng.layers], dim=1).float().cpu().numpy()
         return np.zeros((x.shape[0], 1, frames, 1), np.float32)
 
     feats = run_windowed(waves, forward, geometry=eng.geometry, window=eng.window_frames, batch_size=batch_size)

@@ -98,7 +98,7 @@ def io_scaling(root: str, work: str, threads: list[int], write_tracks: int = 16)
             root_w = Path(work) / f"io-scaling-{n}.zarr"
             writer = StoreWriter.open(Location.parse(root_w), prov, overwrite=True)
             began = time.perf_counter()
-            list(pool.map(lambda i: writer.write_track(f"t{i:03d}", track), range(write_tracks)))
+            list(pool.map(lambda i, writer=writer: writer.write_track(f"t{i:03d}", track), range(write_tracks)))
             out["write"][str(n)] = out["write_audio_s"] / (time.perf_counter() - began)
             writer.close()
             shutil.rmtree(root_w, ignore_errors=True)

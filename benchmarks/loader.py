@@ -47,14 +47,14 @@ def amplification_shipped(root, keys: list[str], picks, width: int) -> dict:
 
     store = CountingStore(zarr.storage.LocalStore(str(root), read_only=True))
     arrays = {}
-    for t, s, l in picks:
+    for t, _, _ in picks:
         key = keys[t]
         if key not in arrays:
             arrays[key] = zarr.open_array(store, path=f"features/{key}", mode="r")
     store.requests = store.bytes = 0
     used = 0
-    for t, s, l in picks:
-        used += arrays[keys[t]][:, l : l + width, s : s + CROP, :].nbytes
+    for t, s, first in picks:
+        used += arrays[keys[t]][:, first : first + width, s : s + CROP, :].nbytes
     return {"amplification": store.bytes / used, "requests_per_crop": store.requests / len(picks)}
 
 
@@ -84,10 +84,10 @@ def run(ctx: Context) -> dict:
     out: dict = {"tracks": n, "frames": frames, "crop_frames": CROP, "repeat": p.loader_repeat, "target": TARGET}
     for width, count in ((layers, p.loader_crops), (1, 3 * p.loader_crops)):
         picks = _picks(n, frames, layers, count, width, seed=width)
-        methods = {
-            "memmap": lambda t, s, l: np.array(mm[t, :, l : l + width, s : s + CROP]),
-            "store": lambda t, s, l: shipped.read(keys[t], s, s + CROP, range(l, l + width)),
-            "zarr": lambda t, s, l: plain[keys[t]][:, l : l + width, s : s + CROP, :],
+        methods = {  # each reads t's layers first..first+width-1 and frames s..s+CROP-1
+            "memmap": lambda t, s, first, width=width: np.array(mm[t, :, first : first + width, s : s + CROP]),
+            "store": lambda t, s, first, width=width: shipped.read(keys[t], s, s + CROP, range(first, first + width)),
+            "zarr": lambda t, s, first, width=width: plain[keys[t]][:, first : first + width, s : s + CROP, :],
         }
         t0, s0, l0 = picks[0]
         ref = methods["memmap"](t0, s0, l0)
@@ -98,8 +98,8 @@ def run(ctx: Context) -> dict:
             for name, fn in methods.items():
                 sel = picks[:zarr_count] if name == "zarr" else picks
                 began = time.perf_counter()
-                for t, s, l in sel:
-                    fn(t, s, l)
+                for t, s, first in sel:
+                    fn(t, s, first)
                 timings[name].append(len(sel) / (time.perf_counter() - began))
         chunk = shipped.provenance.extraction.get("chunk_frames")
         amp = {

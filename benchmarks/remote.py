@@ -157,11 +157,12 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
 
         runs = work / "remote-runs"
         shutil.rmtree(runs, ignore_errors=True)
-        steady = lambda r: (
-            sorted(r["crops_per_s"][1:])[len(r["crops_per_s"][1:]) // 2]
-            if len(r["crops_per_s"]) > 1
-            else r["crops_per_s"][0]
-        )  # noqa: E731
+
+        def steady(r: dict) -> float:
+            """The median rate past the first epoch (which warms caches), or the only one."""
+            rates = r["crops_per_s"]
+            return sorted(rates[1:])[len(rates[1:]) // 2] if len(rates) > 1 else rates[0]
+
         both(
             "train",
             "benchmarks.remote:train_rate",

@@ -174,8 +174,8 @@ def crop_reads(
     for _ in range(repeat):
         store.requests = store.bytes = 0
         start = time.perf_counter()
-        for t, s, l in picks:
-            arrays[t][:, l : l + layers, s : s + kind.crop, :]
+        for t, s, first in picks:
+            arrays[t][:, first : first + layers, s : s + kind.crop, :]
         took = min(took, time.perf_counter() - start)
     crop_bytes = layers * kind.crop * kind.dim * 2
     return {

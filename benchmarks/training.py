@@ -179,7 +179,7 @@ def on_the_fly_steps(
         x = torch.from_numpy(crops).to(dev)
         with torch.no_grad(), torch.autocast(**autocast):
             hidden = eng._net(x, output_hidden_states=True).hidden_states
-            feats = torch.stack([hidden[l] for l in eng.layers], dim=1).unsqueeze(1)  # (B, 1, 13, T, 768)
+            feats = torch.stack([hidden[layer] for layer in eng.layers], dim=1).unsqueeze(1)  # (B, 1, 13, T, 768)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         mid = time.perf_counter()

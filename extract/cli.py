@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import math
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +45,7 @@ def _finite(value: float) -> float:
     return value
 
 
-class Channels(str, Enum):
+class Channels(StrEnum):
     mono = "mono"
     stereo = "stereo"
 

@@ -60,7 +60,7 @@ def aggregate_folds(path: Path) -> dict:
     first = runs[min(runs)]
     info = first.store_info()
     total = _fold_total(info, first.path)
-    for k, run in runs.items():
+    for run in runs.values():
         other = run.store_info()
         if (json.dumps(other["provenance"], sort_keys=True), other["genres"]) != (
             json.dumps(info["provenance"], sort_keys=True),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +43,7 @@ EpochMode = choices("EpochMode", EPOCH_MODES)
 SelectMetric = choices("SelectMetric", sorted({m for ms in SELECT_METRICS.values() for m in ms}))
 
 
-class Folds(str, Enum):
+class Folds(StrEnum):
     all = "all"
 
 
@@ -429,9 +429,9 @@ def train(
             )
         run_dir = resume
         changes = {k: options.get(k) for k in RESUMABLE if k != "store"}
-        action = lambda: launch.resume(
+        action = lambda: launch.resume(  # noqa: E731
             resume, store=store, reporter=reporter, reporter_factory=rich_reporter, **changes
-        )  # noqa: E731
+        )
     else:
         if store is None:
             raise UserError(

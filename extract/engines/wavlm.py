@@ -71,7 +71,7 @@ class WavLMEngine(EngineBase, AudioInput):
         cfg = net.config
         total = cfg.num_hidden_layers + 1
         self.layers = list(self.layers) or list(range(total))
-        bad = [l for l in self.layers if not 0 <= l < total]
+        bad = [layer for layer in self.layers if not 0 <= layer < total]
         if bad:
             raise UserError(f"--layers {bad}: this model has hidden states 0..{total - 1}")
         self.dim = int(cfg.hidden_size)
@@ -152,7 +152,7 @@ class WavLMEngine(EngineBase, AudioInput):
             x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True) + 1e-7)
         with torch.autocast(self.device.type, dtype=self._dtype, enabled=self._dtype is not None):
             hidden = self._net(x, output_hidden_states=True).hidden_states
-        stacked = torch.stack([hidden[l] for l in self.layers], dim=1)  # (B, L, T, D)
+        stacked = torch.stack([hidden[layer] for layer in self.layers], dim=1)  # (B, L, T, D)
         return stacked.to(getattr(torch, self.out_dtype)).cpu().numpy()
 
     def extract(self, items: list[np.ndarray]) -> list[np.ndarray]:

@@ -81,7 +81,7 @@ def as_current_format(res: dict) -> dict:
 
 def placeholders_left(page: str) -> list[str]:
     names = Page.load(report.TEMPLATE).identifiers()
-    return sorted(n for n in names if re.search(r"\$(\{%s\}|%s\b)" % (n, n), page))
+    return sorted(n for n in names if re.search(rf"\$(\{{{n}\}}|{n}\b)", page))
 
 
 def test_no_placeholder_is_left_unfilled(cpu_pick, tmp_path):

@@ -14,7 +14,7 @@ def test_a_key_that_is_also_a_prefix_is_named_by_cp_and_verify(runner, s3, tmp_p
     url = f"s3://{bucket}/x.zarr"
     make_store(url, per_genre=1)
     fs.call_s3("put_object", Bucket=bucket, Key="x.zarr/manifest/tracks.parquet/evil", Body=b"not part of a store")
-    for attempt in range(2):  # the same clear refusal on every rerun, nothing written
+    for _ in range(2):  # the same clear refusal on every rerun, nothing written
         result = runner.invoke(app, ["cp", url, str(tmp_path / "copy.zarr")])
         text = " ".join(result.output.split())
         assert result.exit_code == 2 and "'manifest/tracks.parquet/evil'" in text and "not written by mrnet" in text, (

@@ -65,7 +65,9 @@ def test_on_object_storage_reads_fetch_whole_chunks_and_merge_adjacent_ones(s3, 
     seen = []
     real = shardread._fill
     monkeypatch.setattr(
-        shardread, "_fill", lambda l, p, b, runs: seen.append([list(r) for r in runs]) or real(l, p, b, runs)
+        shardread,
+        "_fill",
+        lambda location, p, b, runs: seen.append([list(r) for r in runs]) or real(location, p, b, runs),
     )
     got = read_crop(loc, index, 60, 360, [0, 1, 2])  # 300 frames over 7 chunks per layer
     assert np.array_equal(got, data[:, :, 60:360])
