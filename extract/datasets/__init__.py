@@ -39,7 +39,11 @@ from pathlib import Path
 
 from mrnet.core.errors import UserError
 
-from . import demo, fma, folder, gtzan, hf, melon, mtat  # noqa: F401 - each registers its reader; this order is --help's
+# each file registers its reader as it is imported; this order is --help's, so the import sorter leaves it
+# isort: off
+from . import gtzan, fma, melon, mtat, folder, demo, hf  # noqa: F401
+
+# isort: on
 from .base import AUDIO_SUFFIXES, Scan, finish, make_scan
 from .folds import apply_fold_files, apply_split_files, stratified_group_folds
 from .registry import READERS, Reader, ReaderOptions, reader

@@ -32,13 +32,17 @@ from __future__ import annotations
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.engines.base import FEATURES, SHIPPED, AudioEngine, AudioInput, Engine, SourceInfo, features_of_file
-from mrnet.extract.engines.mel import MelEngine, MelParams
-from mrnet.extract.engines.melon import MelonEngine
-from mrnet.extract.engines.mfcc import MfccEngine
+
+# each file registers its kinds as it is imported; this order is --features', so the import sorter leaves it
+# isort: off
+from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine
 from mrnet.extract.engines.ssl import SslEngine
+from mrnet.extract.engines.mel import MelEngine, MelParams
+from mrnet.extract.engines.mfcc import MfccEngine
 from mrnet.extract.engines.wave import WaveEngine
 from mrnet.extract.engines.wavemfcc import WaveMfccEngine
-from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine  # registration order: --features order
+from mrnet.extract.engines.melon import MelonEngine
+# isort: on
 
 #: What a dataset reader's ``Scan.source`` is for datasets of audio files.
 AUDIO = "audio"

@@ -36,6 +36,22 @@ def inputs_for(name: str) -> list[ModelInput]:
     ]
 
 
+def test_the_model_choices_keep_their_declared_order():
+    """--model lists the models in the order train/models/__init__.py imports their files, MRNet first and the
+    linear probe last (an import sorter once turned it alphabetical)."""
+    assert list(MODELS) == [
+        "mrnet",
+        "musicnext-softmax",
+        "musicnext",
+        "nnet1",
+        "nnet2",
+        "mixnet",
+        "fcn5",
+        "msecnn",
+        "linear",
+    ]
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_builds_for_a_store_and_gives_one_logit_per_class(name):
     """Full size, on the crop its recipe reads (``cfg.crop_frames``; 40 frames for a model of any length)."""

@@ -32,8 +32,12 @@ from torch import nn
 
 from mrnet.core.errors import UserError
 
-# each file registers its models as it is imported; this order is the order of the --model choices
-from mrnet.train.models import fcn, linear, mrnet, musicnext, nnet  # noqa: F401, I001
+# each file registers its models as it is imported; this order is the order of the --model choices, so the import
+# sorter leaves it
+# isort: off
+from mrnet.train.models import mrnet, musicnext, nnet, fcn, linear  # noqa: F401
+
+# isort: on
 from mrnet.train.models.registry import (
     GRADIENT,
     PROBE,
