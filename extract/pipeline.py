@@ -86,7 +86,8 @@ def run(
             manifest_folder(cfg), found.tracks, found.genres, owner=owner_bytes(location, cfg.dataset, found.root)
         )
     except BaseException:
-        if writer.created:  # refused before any work: leave no store behind (store/ownership.py)
+        # refused before any work: leave no store behind (store/ownership.py); a store it created, it holds the lock of
+        if writer.created and writer.lock is not None:
             discard_new(location, writer.lock)
         else:
             writer.close()
@@ -163,12 +164,10 @@ def limited(found: Scan, n: int, *, seed: int = 0) -> Scan:
     if key:
         shuffled = shuffled.with_columns(_turn=pl.int_range(pl.len()).over(key)).sort("_turn", key, "_order")
     picked = shuffled.head(n).drop("_order", "_turn", strict=False).sort("track_id")
-    counts = picked.group_by(key).len().sort(key) if key else None
-    what = (
-        ("taken from each genre in turn: " + ", ".join(f"{g} {c}" for g, c in counts.iter_rows()))
-        if key
-        else "a random sample"
-    )
+    what = "a random sample"
+    if key:
+        counts = picked.group_by(key).len().sort(key)
+        what = "taken from each genre in turn: " + ", ".join(f"{g} {c}" for g, c in counts.iter_rows())
     note = f"--limit {n}: {n} of {found.tracks.height} tracks, {what}"
     return replace(found, tracks=picked, notes=(*found.notes, note))
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from mrnet.extract.pipeline import RunSummary
@@ -32,9 +40,10 @@ class RunProgress:
             console=console,
             transient=False,
         )
-        self.task = None
+        self.task: TaskID | None = None  # added by start(), once the scan knows how many tracks are to go
         self.label = label
-        self.audio = self.bytes = self.failed = self.tracks = 0
+        self.audio = 0.0
+        self.bytes = self.failed = self.tracks = 0
         self.began = time.perf_counter()
 
     def __enter__(self):
@@ -58,6 +67,7 @@ class RunProgress:
         self.failed += sum(r["status"] == "failed" for r in result.rows)
         self.tracks += sum(r["status"] == "done" for r in result.rows)
         elapsed = max(time.perf_counter() - self.began, 1e-9)
+        assert self.task is not None, "the pipeline calls start() before its first unit"
         self.progress.update(
             self.task,
             advance=len(result.rows),

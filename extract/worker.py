@@ -201,7 +201,8 @@ def _load(row: dict, root: str, engine: Engine) -> tuple[dict, np.ndarray | Exce
 
 def _groups(loaded: list, budget_seconds: float, engine: Engine) -> Iterable[list]:
     """Readable tracks in groups of bounded audio length, so memory follows the batch size."""
-    group, total = [], 0.0
+    group: list = []
+    total = 0.0
     for item in loaded:
         data = item[1]
         if isinstance(data, Exception):
@@ -227,7 +228,7 @@ def _features(group: list, engine: Engine) -> list:
     try:
         return engine.extract([data for _, data, _ in group])
     except Exception:  # noqa: BLE001 - isolate the track below; each failure is recorded with its error
-        out = []
+        out: list[np.ndarray | audio.AudioError] = []
         for row, data, _ in group:
             try:
                 out.append(engine.extract([data])[0])

@@ -128,20 +128,20 @@ def walk_files(root: Path) -> tuple[list[str], list[str], dict[str, str]]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = f"{rel}/{entry.name}" if rel else entry.name
+            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
             if entry.is_symlink():
                 try:
                     Path(entry.path).resolve(strict=True)
                 except (OSError, RuntimeError):  # broken, or a loop of links (ELOOP)
-                    skipped["broken"].append(path)
+                    skipped["broken"].append(entry_rel)
                 else:
-                    links.append((Path(entry.path), path))
+                    links.append((Path(entry.path), entry_rel))
             elif entry.is_dir(follow_symlinks=False):
-                folders.append((Path(entry.path), path))
+                folders.append((Path(entry.path), entry_rel))
             elif entry.is_file(follow_symlinks=False):
-                _add_file(Path(entry.path), path, seen_files, found, skipped)
+                _add_file(Path(entry.path), entry_rel, seen_files, found, skipped)
             else:
-                skipped["special"].append(path)
+                skipped["special"].append(entry_rel)
     return sorted(found), _walk_notes(skipped), resolved
 
 

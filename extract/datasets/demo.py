@@ -67,7 +67,7 @@ def _sustained(rng, freqs: np.ndarray, amps: np.ndarray, n: int, sr: int) -> np.
     return np.fft.irfft(spec, n)
 
 
-def _pluck(freq: float, length: int, sr: int, *, partials: int, tilt: float, tau: float) -> np.ndarray:
+def _pluck(freq: np.ndarray | float, length: int, sr: int, *, partials: int, tilt: float, tau: float) -> np.ndarray:
     """A decaying harmonic tone; higher partials die faster."""
     t = np.arange(length, dtype=np.float32) / sr
     h = np.arange(1, partials + 1, dtype=np.float32)[:, None]

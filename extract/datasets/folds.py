@@ -206,11 +206,10 @@ def _apply(tracks: pl.DataFrame, lists: list[tuple[Path, str | int]], column: st
     if dropped:
         notes.append(f"{dropped} tracks are in none of the list files and are left out")
     rows = sorted(value)
-    assigned = [value[i][0] for i in rows]
     dtype = pl.String if column == "split" else pl.Int16
     other = "fold" if column == "split" else "split"
     picked = tracks[rows].with_columns(
-        pl.Series(column, assigned, dtype=dtype), pl.lit(None, tracks.schema[other]).alias(other)
+        pl.Series(column, [value[i][0] for i in rows], dtype=dtype), pl.lit(None, tracks.schema[other]).alias(other)
     )
     return picked, notes
 

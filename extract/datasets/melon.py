@@ -29,7 +29,7 @@ from .folds import assign_folds
 from .registry import ReaderOptions, reader
 
 SONG_SCHEMA = {
-    "id": pl.Int64,
+    "id": pl.Int64(),  # instances, as pl.List(...) is: one declared type for the dict
     "artist_id_basket": pl.List(pl.Int64),
     "song_gn_gnr_basket": pl.List(pl.String),
     "song_gn_dtl_gnr_basket": pl.List(pl.String),

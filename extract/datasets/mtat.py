@@ -68,7 +68,7 @@ def read_annotations(path: Path) -> tuple[list[str], pl.DataFrame]:
             f"{path}: {len(short)} lines do not have the header's {len(header)} fields (first: line {short[0]})"
         )
     tags = header[1:-1]
-    columns = list(zip(*body)) if body else [[] for _ in header]
+    columns: list[tuple[str, ...]] = list(zip(*body)) if body else [() for _ in header]
     frame = pl.DataFrame(
         {"clip_id": list(columns[0]), "mp3_path": list(columns[-1])}
         | {tag: list(col) for tag, col in zip(tags, columns[1:-1])}

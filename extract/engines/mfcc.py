@@ -133,7 +133,7 @@ class MfccWindowEngine(MfccEngine):
     ((1, 1, 586, 20), [(0, 37), (37, 293), (293, 549), (549, 586)])
     """
 
-    params: MfccParams = field(default_factory=MfccWindowParams)
+    params: MfccWindowParams = field(default_factory=MfccWindowParams)
     feature: str = "mfcc-window"
     #: the store keeps one frame fewer than the MFCC has (``wave+mfcc-window``: whole 1024-sample frames only)
     trimmed: bool = False

@@ -98,7 +98,7 @@ class WaveMfccWindowEngine(WaveMfccEngine):
     them, per 2^18-sample window floored at the window's maximum (``mfcc.MfccWindowEngine``), the
     windows tiled from the stored frame at the track's midpoint."""
 
-    mfcc: MfccParams = field(default_factory=MfccWindowParams)
+    mfcc: MfccWindowParams = field(default_factory=MfccWindowParams)
     feature: str = "wave+mfcc-window"
     MFCC_PARAMS = MfccWindowParams
 
