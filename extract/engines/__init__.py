@@ -21,7 +21,8 @@ batch, ``describe`` itself. A kind computed from audio is a class with ``from_co
 and ``from_provenance`` (new files for a store's model), registered in :data:`FEATURES` by its file's
 ``@computes(...)``; a dataset that ships arrays instead of audio names its engine with ``@ships(...)``
 in :data:`SHIPPED` (keyed by its reader's ``Scan.source``). Adding a kind is one new file here plus
-its import below (the import order is the order ``--features`` lists them in).
+its import below (the import order is the order ``--features`` lists them in). ``wavlm`` and ``ssl``
+are one engine, :mod:`.encoder`'s frozen transformers encoder, each with what it fixes and records.
 
 >>> list(FEATURES), list(SHIPPED)
 (['wavlm', 'ssl', 'mel', 'mel128', 'mel96', 'mfcc', 'mfcc-window', 'wave', 'wave+mfcc', 'wave+mfcc-window'], ['melon'])
@@ -32,10 +33,11 @@ from __future__ import annotations
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.engines.base import FEATURES, SHIPPED, AudioEngine, AudioInput, Engine, SourceInfo, features_of_file
+from mrnet.extract.engines.encoder import DEFAULT_MODEL, PRECISIONS
 
 # each file registers its kinds as it is imported; this order is --features', so the import sorter leaves it
 # isort: off
-from mrnet.extract.engines.wavlm import DEFAULT_MODEL, PRECISIONS, WavLMEngine
+from mrnet.extract.engines.wavlm import WavLMEngine
 from mrnet.extract.engines.ssl import SslEngine
 from mrnet.extract.engines.mel import MelEngine, MelParams
 from mrnet.extract.engines.mfcc import MfccEngine

@@ -230,6 +230,30 @@ def check_rebuilt(engine: Engine, prov: Provenance) -> None:
             )
 
 
+class _HopParams(Protocol):
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def hop_length(self) -> int: ...
+
+
+class HopFrames:
+    """``sample_rate`` and ``frame_rate`` of an engine whose ``params`` take one frame every ``hop_length``
+    samples of ``sample_rate`` audio (the spectrogram kinds: mel, mfcc)."""
+
+    if TYPE_CHECKING:
+        params: _HopParams
+
+    @property
+    def sample_rate(self) -> int:
+        return self.params.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.params.sample_rate / self.params.hop_length
+
+
 class AudioInput:
     """``load``/``probe``/``seconds`` for engines that compute features from audio: any file
     libsndfile decodes, mixed to ``self.channels`` and resampled to ``self.sample_rate``."""

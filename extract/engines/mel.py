@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
+from mrnet.extract.engines.base import AudioInput, EngineBase, HopFrames, check_rebuilt, computes, stored_params
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ PROFILES = {
 
 @computes(*PROFILES)
 @dataclass
-class MelEngine(EngineBase, AudioInput):
+class MelEngine(HopFrames, EngineBase, AudioInput):
     """Power Mel spectrogram, then ``log``; frames are local, so tracks need no batching care."""
 
     params: MelParams = field(default_factory=MelParams)
@@ -113,14 +113,6 @@ class MelEngine(EngineBase, AudioInput):
     @property
     def dim(self) -> int:
         return self.params.n_mels
-
-    @property
-    def sample_rate(self) -> int:
-        return self.params.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.params.sample_rate / self.params.hop_length
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> MelEngine:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt, computes, stored_params
+from mrnet.extract.engines.base import AudioInput, EngineBase, HopFrames, check_rebuilt, computes, stored_params
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class MfccParams:
 
 @computes("mfcc")
 @dataclass
-class MfccEngine(EngineBase, AudioInput):
+class MfccEngine(HopFrames, EngineBase, AudioInput):
     """``torchaudio.transforms.MFCC`` with NNET2's parameters, one track at a time."""
 
     params: MfccParams = field(default_factory=MfccParams)
@@ -73,14 +73,6 @@ class MfccEngine(EngineBase, AudioInput):
     @property
     def dim(self) -> int:
         return self.params.n_mfcc
-
-    @property
-    def sample_rate(self) -> int:
-        return self.params.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.params.sample_rate / self.params.hop_length
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> MfccEngine:

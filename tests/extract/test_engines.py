@@ -71,6 +71,46 @@ def test_all_hidden_states_by_default_and_a_subset_on_request(tiny_wavlm):
         WavLMEngine(model=tiny_wavlm, layers=[5])
 
 
+def test_wavlm_normalises_each_window_by_its_sample_variance(tiny_wavlm):
+    """What every wavlm store holds: WavLMModel's hidden states of the window scaled by its sample variance
+    (``--features ssl`` divides by the population variance, as Wav2Vec2FeatureExtractor does)."""
+    import torch
+    from transformers import WavLMModel
+
+    engine = WavLMEngine(model=tiny_wavlm, normalize=True)
+    (track,) = waves(1600)
+    x = torch.from_numpy(track[:, : engine.geometry.samples(engine.geometry.frames(1600))])
+    net = WavLMModel.from_pretrained(tiny_wavlm).eval()
+
+    def hidden_states(correction: int) -> np.ndarray:
+        normed = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, correction=correction) + 1e-7)
+        with torch.inference_mode():
+            return torch.stack(net(normed, output_hidden_states=True).hidden_states, 1).numpy()
+
+    got = engine.extract([track])[0]
+    assert np.array_equal(got, hidden_states(1)) and not np.array_equal(got, hidden_states(0))
+
+
+def test_wavlm_records_a_local_folders_weights_as_it_always_has(tiny_wavlm, tmp_path):
+    """A local folder's model_revision in a wavlm store: the sha1 of the names and bytes of its .json,
+    .safetensors and .bin files, in name order. Python files beside them do not count (ssl counts them:
+    a model's own code)."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from mrnet.extract.engines import SslEngine
+
+    folder = Path(shutil.copytree(tiny_wavlm, tmp_path / "model"))
+    digest = hashlib.sha1()
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".json", ".safetensors", ".bin"):
+            digest.update(path.name.encode() + path.read_bytes())
+    (folder / "modeling_extra.py").write_text("# code beside the weights\n")
+    assert WavLMEngine(model=str(folder)).describe()["model_revision"] == f"local:{digest.hexdigest()[:16]}"
+    assert SslEngine(model=str(folder)).describe()["model_revision"] != f"local:{digest.hexdigest()[:16]}"
+
+
 def test_missing_model_names_the_option_and_the_fix(tmp_path):
     with pytest.raises(UserError, match="--model .*--features mel"):
         WavLMEngine(model=str(tmp_path / "nowhere"))
