@@ -48,6 +48,11 @@ class ChannelsChoice(StrEnum):
 INPUT, FEATURE, OUTPUT, MACHINE = "Input", "Features", "Output", "Machinery"
 
 
+def _opt(help: str, panel: str, **kw: Any) -> Any:
+    """An option of mrnet-extract with its help, in its --help panel."""
+    return typer.Option(help=help, rich_help_panel=panel, **kw)
+
+
 def _range(name: str) -> dict[str, Any]:
     """typer's min and max for an option: checked as it is parsed, shown in --help."""
     least, most = RANGES[name]
@@ -71,38 +76,24 @@ Dataset = Annotated[
 ]
 Root = Annotated[
     Path | None,
-    typer.Option(
-        help="The dataset as it ships (not needed for demo); hf: a save_to_disk or Parquet folder, or a hub name.",
-        rich_help_panel=INPUT,
-    ),
+    _opt("The dataset as it ships (not needed for demo); hf: a save_to_disk or Parquet folder, or a hub name.", INPUT),
 ]
 Labels = Annotated[
-    Path | None,
-    typer.Option(
-        help="folder: CSV/Parquet of path and genre (or tags), optionally artist and split or fold.",
-        rich_help_panel=INPUT,
-    ),
+    Path | None, _opt("folder: CSV/Parquet of path and genre (or tags), optionally artist and split or fold.", INPUT)
 ]
 Labeling = Annotated[
     str | None,
-    typer.Option(
-        help=r"FMA: top (the root genres: 8 in fma_small, 16 in medium and large) or all (every genre, the paper's FMA-large task). \[default: top]",
-        rich_help_panel=INPUT,
+    _opt(
+        r"FMA: top (the root genres: 8 in fma_small, 16 in medium and large) or all (every genre, the paper's FMA-large task). \[default: top]",
+        INPUT,
     ),
 ]
 Tags = Annotated[
     str | None,
-    typer.Option(
-        help=r"mtat: keep the N most frequent tags, or the tags a file names, one per line. \[default: 50]",
-        rich_help_panel=INPUT,
-    ),
+    _opt(r"mtat: keep the N most frequent tags, or the tags a file names, one per line. \[default: 50]", INPUT),
 ]
 LabelColumn = Annotated[
-    str | None,
-    typer.Option(
-        help="hf: the dataset column of each clip's genre (ClassLabel or string) or tags (a list).",
-        rich_help_panel=INPUT,
-    ),
+    str | None, _opt("hf: the dataset column of each clip's genre (ClassLabel or string) or tags (a list).", INPUT)
 ]
 KeepUntagged = Annotated[
     bool,
@@ -112,61 +103,27 @@ KeepUntagged = Annotated[
         panel=INPUT,
     ),
 ]
-SplitFiles = Annotated[
-    Path | None,
-    typer.Option(help="Folder with train.txt, valid.txt, test.txt of relative paths.", rich_help_panel=INPUT),
-]
+SplitFiles = Annotated[Path | None, _opt("Folder with train.txt, valid.txt, test.txt of relative paths.", INPUT)]
 FoldFiles = Annotated[
     list[Path] | None,
-    typer.Option(
-        help="Text files of relative paths, one per fold (repeat the option).",
-        rich_help_panel=INPUT,
-        show_default=False,
-    ),
+    _opt("Text files of relative paths, one per fold (repeat the option).", INPUT, show_default=False),
 ]
 Folds = Annotated[
-    int,
-    typer.Option(
-        help="k for seeded stratified k-fold where the dataset has no official split.",
-        rich_help_panel=INPUT,
-        **_range("folds"),
-    ),
+    int, _opt("k for seeded stratified k-fold where the dataset has no official split.", INPUT, **_range("folds"))
 ]
-Seed = Annotated[
-    int,
-    typer.Option(
-        help="Seed of the fold assignment (and of --limit's sample).", rich_help_panel=INPUT, **_range("seed")
-    ),
-]
+Seed = Annotated[int, _opt("Seed of the fold assignment (and of --limit's sample).", INPUT, **_range("seed"))]
 Limit = Annotated[
-    int | None,
-    typer.Option(
-        help="Only N tracks, a sample with every label in it (a trial run).",
-        rich_help_panel=INPUT,
-        **_range("limit"),
-    ),
+    int | None, _opt("Only N tracks, a sample with every label in it (a trial run).", INPUT, **_range("limit"))
 ]
 
 # --- features --------------------------------------------------------------------------------------
 
 Features = Annotated[
-    FeaturesChoice | None,
-    typer.Option(
-        help=r"Feature kind (docs/store.md). \[default: wavlm; mel for demo and melon]", rich_help_panel=FEATURE
-    ),
+    FeaturesChoice | None, _opt(r"Feature kind (docs/store.md). \[default: wavlm; mel for demo and melon]", FEATURE)
 ]
-Model = Annotated[
-    str,
-    typer.Option(
-        help="wavlm, ssl: hub name or local directory of the encoder (docs/encoders.md).", rich_help_panel=FEATURE
-    ),
-]
+Model = Annotated[str, _opt("wavlm, ssl: hub name or local directory of the encoder (docs/encoders.md).", FEATURE)]
 Revision = Annotated[
-    str | None,
-    typer.Option(
-        help=r"wavlm, ssl: hub revision (commit, tag or branch) of --model. \[default: the newest]",
-        rich_help_panel=FEATURE,
-    ),
+    str | None, _opt(r"wavlm, ssl: hub revision (commit, tag or branch) of --model. \[default: the newest]", FEATURE)
 ]
 TrustRemoteCode = Annotated[
     bool,
@@ -177,19 +134,14 @@ TrustRemoteCode = Annotated[
     ),
 ]
 Layers = Annotated[
-    str | None,
-    typer.Option(
-        help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE
-    ),
+    str | None, _opt(r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", FEATURE)
 ]
 Channels = Annotated[
-    ChannelsChoice,
-    typer.Option(help="mono (downmix) or stereo (each channel separately; mono duplicated).", rich_help_panel=FEATURE),
+    ChannelsChoice, _opt("mono (downmix) or stereo (each channel separately; mono duplicated).", FEATURE)
 ]
-DType = Annotated[DTypeChoice, typer.Option(help="Stored precision.", rich_help_panel=FEATURE)]
+DType = Annotated[DTypeChoice, _opt("Stored precision.", FEATURE)]
 Precision = Annotated[
-    PrecisionChoice,
-    typer.Option(help="wavlm, ssl: model precision; auto is bf16 on a GPU, fp32 on a CPU.", rich_help_panel=FEATURE),
+    PrecisionChoice, _opt("wavlm, ssl: model precision; auto is bf16 on a GPU, fp32 on a CPU.", FEATURE)
 ]
 Normalize = Annotated[
     bool | None,
@@ -202,9 +154,9 @@ Normalize = Annotated[
 ]
 WindowSeconds = Annotated[
     float,
-    typer.Option(
-        help="wavlm, ssl: tracks longer than this are cut into windows of this length.",
-        rich_help_panel=FEATURE,
+    _opt(
+        "wavlm, ssl: tracks longer than this are cut into windows of this length.",
+        FEATURE,
         **_range("window_seconds"),
         callback=_finite,
     ),
@@ -214,25 +166,15 @@ WindowSeconds = Annotated[
 
 Out = Annotated[
     str | None,
-    typer.Option(
-        help=r"Store path or URL. \[default: store/DATASET.zarr; for folder, store/<root folder's name>.zarr]",
-        rich_help_panel=OUTPUT,
-    ),
+    _opt(r"Store path or URL. \[default: store/DATASET.zarr; for folder, store/<root folder's name>.zarr]", OUTPUT),
 ]
-ManifestsDir = Annotated[
-    Path,
-    typer.Option(help="Where the store's manifests go, in a folder named after the store.", rich_help_panel=OUTPUT),
-]
-Codec = Annotated[CodecChoice, typer.Option(help="Chunk compression (docs/store.md).", rich_help_panel=OUTPUT)]
-ChunkFrames = Annotated[
-    int,
-    typer.Option(help="Frames per inner chunk (docs/store.md).", rich_help_panel=OUTPUT, **_range("chunk_frames")),
-]
+ManifestsDir = Annotated[Path, _opt("Where the store's manifests go, in a folder named after the store.", OUTPUT)]
+Codec = Annotated[CodecChoice, _opt("Chunk compression (docs/store.md).", OUTPUT)]
+ChunkFrames = Annotated[int, _opt("Frames per inner chunk (docs/store.md).", OUTPUT, **_range("chunk_frames"))]
 StorageOptions = Annotated[
     str | None,
-    typer.Option(
-        help=r"fsspec options for a URL --out, as JSON. \[default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables]",
-        rich_help_panel=OUTPUT,
+    _opt(
+        r"fsspec options for a URL --out, as JSON. \[default: $MRNET_STORAGE_OPTIONS, then the AWS_* variables]", OUTPUT
     ),
 ]
 Overwrite = Annotated[
@@ -257,45 +199,32 @@ DryRun = Annotated[
 
 # --- machinery -------------------------------------------------------------------------------------
 
-Gpus = Annotated[str | None, typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.", rich_help_panel=MACHINE)]
-Workers = Annotated[
-    int,
-    typer.Option(help="CPU Dask workers (0: run in this process).", rich_help_panel=MACHINE, **_range("workers")),
-]
+Gpus = Annotated[str | None, _opt("GPU ids, one Dask worker each, e.g. 0,1.", MACHINE)]
+Workers = Annotated[int, _opt("CPU Dask workers (0: run in this process).", MACHINE, **_range("workers"))]
 Scheduler = Annotated[
     str | None,
-    typer.Option(
-        help="Run on an existing Dask cluster, e.g. tcp://host:8786 (the dataset and --out must be reachable from its workers).",
-        rich_help_panel=MACHINE,
+    _opt(
+        "Run on an existing Dask cluster, e.g. tcp://host:8786 (the dataset and --out must be reachable from its workers).",
+        MACHINE,
     ),
 ]
 Threads = Annotated[
     int,
-    typer.Option(
-        help="Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.",
-        rich_help_panel=MACHINE,
+    _opt(
+        "Torch threads per worker (0: automatic). Equal counts give bitwise-equal features across runs.",
+        MACHINE,
         **_range("threads"),
     ),
 ]
 IoThreads = Annotated[
     int,
-    typer.Option(
-        help="Decoding and writing threads per worker (0: its share of the machine's cores).",
-        rich_help_panel=MACHINE,
+    _opt(
+        "Decoding and writing threads per worker (0: its share of the machine's cores).",
+        MACHINE,
         **_range("io_threads"),
     ),
 ]
-BatchSize = Annotated[
-    int,
-    typer.Option(
-        help="wavlm, ssl: equal-length windows per forward pass.", rich_help_panel=MACHINE, **_range("batch_size")
-    ),
-]
+BatchSize = Annotated[int, _opt("wavlm, ssl: equal-length windows per forward pass.", MACHINE, **_range("batch_size"))]
 UnitSize = Annotated[
-    int,
-    typer.Option(
-        help="Tracks per work unit (the grain of the queue and of resume).",
-        rich_help_panel=MACHINE,
-        **_range("unit_size"),
-    ),
+    int, _opt("Tracks per work unit (the grain of the queue and of resume).", MACHINE, **_range("unit_size"))
 ]

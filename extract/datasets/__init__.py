@@ -194,19 +194,11 @@ def scan(
         raise ValueError(
             f"the {name} reader is declared to ship {READERS[name].ships!r} but its scan lists {result.source!r}"
         )
-    if split_files is not None:
-        tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
-        result = make_scan(
-            name,
-            path,
-            source=result.source,
-            labeling=result.labeling,
-            tracks=tracks,
-            notes=[*result.notes, *notes],
-            task=result.task,
-        )
-    elif fold_files:
-        tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files])
+    if split_files is not None or fold_files:
+        if split_files is not None:
+            tracks, notes = apply_split_files(result.tracks, Path(split_files).expanduser())
+        else:
+            tracks, notes = apply_fold_files(result.tracks, [Path(p).expanduser() for p in fold_files or ()])
         result = make_scan(
             name,
             path,

@@ -20,7 +20,7 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.extract.engines import hub
-from mrnet.extract.engines.base import AudioInput, EngineBase
+from mrnet.extract.engines.base import AudioInput, EngineBase, check_rebuilt
 from mrnet.extract.windows import Geometry, run_windowed
 
 DEFAULT_MODEL = "microsoft/wavlm-base"
@@ -109,6 +109,27 @@ class EncoderEngine(EngineBase, AudioInput):
             channels=cfg.channels,
             **cls._options(cfg),
         )
+
+    @classmethod
+    def _rebuild(
+        cls, prov: Any, device: torch.device, *, window_frames: int, normalize: bool | None, **options: Any
+    ) -> Self:
+        """The engine a store's record describes: its model (at the recorded hub revision; a local folder's
+        digest is checked by ``_check_weights``), layers, window and channels, checked against what the
+        store holds per track."""
+        recorded = prov.model_revision or ""
+        engine = cls(
+            model=prov.model,
+            revision=None if recorded.startswith("local:") or not recorded else recorded,
+            layers=list(prov.layers),
+            device=device,
+            window_seconds=window_frames / prov.frame_rate,
+            normalize=normalize,
+            channels=prov.channels,
+            **options,
+        )
+        check_rebuilt(engine, prov)
+        return engine
 
     def _check_weights(self, prov: Any) -> None:
         """``UserError`` when the weights found here are not those a store recorded (rebuilt for new files)."""

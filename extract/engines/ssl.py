@@ -24,7 +24,7 @@ import torch
 
 from mrnet.core.errors import UserError
 from mrnet.extract.engines import hub
-from mrnet.extract.engines.base import check_rebuilt, computes, stored_params
+from mrnet.extract.engines.base import computes, stored_params
 from mrnet.extract.engines.encoder import DEFAULT_MODEL, EncoderEngine, feature_extractor
 
 log = logging.getLogger("mrnet.extract.engines.ssl")
@@ -127,17 +127,13 @@ class SslEngine(EncoderEngine):
                     f"the store was extracted with {prov.model} at {recorded}, but the folder here is "
                     f"{here or 'missing'}; predictions would not match. Use the store's model folder, or extract again."
                 )
-        engine = cls(
-            model=prov.model,
-            revision=None if recorded.startswith("local:") or not recorded else recorded,
-            layers=list(prov.layers),
-            device=device,
-            window_seconds=params.window_frames / prov.frame_rate,
+        engine = cls._rebuild(
+            prov,
+            device,
+            window_frames=params.window_frames,
             normalize=params.normalize,
-            channels=prov.channels,
             trust_remote_code=params.trust_remote_code,
         )
-        check_rebuilt(engine, prov)
         mine = engine.ssl_params()
         for name in ("architecture", "stride", "receptive"):
             if getattr(mine, name) != getattr(params, name):

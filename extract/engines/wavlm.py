@@ -17,7 +17,7 @@ import torch
 from mrnet.core.errors import UserError
 from mrnet.extract.audio import SAMPLE_RATE
 from mrnet.extract.engines import hub
-from mrnet.extract.engines.base import check_rebuilt, computes
+from mrnet.extract.engines.base import computes
 from mrnet.extract.engines.encoder import DEFAULT_MODEL, EncoderEngine, feature_extractor
 
 
@@ -52,7 +52,6 @@ class WavLMEngine(EncoderEngine):
         """The engine a store was written with, for new files; refuses other weights than the store's."""
         if not prov.model:
             raise UserError("the store records WavLM features but no model; it cannot be reproduced")
-        revision = prov.model_revision if prov.model_revision and not prov.model_revision.startswith("local:") else None
         frames = prov.extraction.get("window_frames", 2000)
         normalize = prov.extraction.get("normalize")
         wrong = [
@@ -68,16 +67,7 @@ class WavLMEngine(EncoderEngine):
                 f"the store records WavLM parameter extraction.{name} = {value!r}, not {want}; its features "
                 "cannot be made again for new files. Predict with the mrnet version that wrote the store, or extract again."
             )
-        engine = cls(
-            model=prov.model,
-            revision=revision,
-            layers=list(prov.layers),
-            device=device,
-            window_seconds=frames / prov.frame_rate,
-            normalize=normalize,
-            channels=prov.channels,
-        )
-        check_rebuilt(engine, prov)
+        engine = cls._rebuild(prov, device, window_frames=frames, normalize=normalize)
         geometry = prov.extraction.get("geometry")
         mine = {"stride": engine.geometry.stride, "receptive": engine.geometry.receptive}
         if geometry is not None and geometry != mine:
