@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mrnet.core.cli import Command, choices, flag, parse_ints
+from mrnet.core.cli import Command, choices, flag, parse_gpus, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.extract.config import RANGES, ExtractConfig, manifest_folder
 from mrnet.extract.datasets import DATASET_NAMES
@@ -168,7 +168,8 @@ def extract(
     layers: Annotated[
         str | None,
         typer.Option(
-            help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE
+            help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12, or all. \[default: all]",
+            rich_help_panel=FEATURE,
         ),
     ] = None,
     channels: Annotated[
@@ -249,7 +250,8 @@ def extract(
     ] = False,
     # machinery
     gpus: Annotated[
-        str | None, typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1.", rich_help_panel=MACHINE)
+        str | None,
+        typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1; all: every GPU here.", rich_help_panel=MACHINE),
     ] = None,
     workers: Annotated[
         int,
@@ -308,7 +310,7 @@ def extract(
         model=model,
         revision=revision,
         trust_remote_code=trust_remote_code,
-        layers=parse_ints(layers, "--layers"),
+        layers=parse_ints(layers, "--layers", all_is_none=True),
         dtype=dtype.value,
         channels=1 if channels == Channels.mono else 2,
         batch_size=batch_size,
@@ -318,7 +320,7 @@ def extract(
         codec=codec.value,
         chunk_frames=chunk_frames,
         unit_size=unit_size,
-        gpus=parse_ints(gpus, "--gpus") or (),
+        gpus=parse_gpus(gpus),
         workers=workers,
         threads=threads,
         io_threads=io_threads,
