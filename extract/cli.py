@@ -168,8 +168,7 @@ def extract(
     layers: Annotated[
         str | None,
         typer.Option(
-            help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12, or all. \[default: all]",
-            rich_help_panel=FEATURE,
+            help=r"wavlm, ssl: hidden states to store, e.g. 0-12 or 0,6,12. \[default: all]", rich_help_panel=FEATURE
         ),
     ] = None,
     channels: Annotated[
@@ -250,8 +249,7 @@ def extract(
     ] = False,
     # machinery
     gpus: Annotated[
-        str | None,
-        typer.Option(help="GPU ids, one Dask worker each, e.g. 0,1; all: every GPU here.", rich_help_panel=MACHINE),
+        str | None, typer.Option(help="GPU ids (0,1) or all, one Dask worker each.", rich_help_panel=MACHINE)
     ] = None,
     workers: Annotated[
         int,
