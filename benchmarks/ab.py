@@ -7,8 +7,8 @@ nothing installed: its ``src/`` folder, or, for a commit from before the ``src/`
 folder ``mrnet/`` of links to the commit's package folders (read from its ``pyproject.toml``). Each
 measurement is a fresh process that first checks which ``mrnet`` it imported.
 
-The sides run in turn, A B A B ..., so a machine that gets busier slows both alike, each with its own
-benchmark cache (each version writes its own loader store). Figures, per process:
+The sides run in turn, A B B A A B ..., so a machine that gets busier slows both alike and neither
+side always runs first, each with its own benchmark cache (each version writes its own loader store). Figures, per process:
 
 - ``loader``: ``benchmarks.loader`` (random 6 s crops through ``FeatureStore.read``, 13 layers and one
   layer, best pass of the profile's passes), and the same crops from a NumPy memmap, which no version
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                 shared = common.Context(common.pick_profile("auto", quick=args.quick), root / "work-shared")
                 features = [str(p) for p in write.features(shared)]
             for i in range(args.pairs):
-                for name in ("before", "after"):
+                for name in ("before", "after") if i % 2 == 0 else ("after", "before"):  # A B B A: no side always first
                     out = root / f"{name}-{i}.json"
                     env = {
                         **os.environ,
