@@ -62,15 +62,18 @@ def importable(side: str, root: Path) -> Path:
         return common.REPO / "src"
     tree = root / f"tree-{side}"
     subprocess.run(["git", "-C", str(common.REPO), "worktree", "add", "-q", "--detach", str(tree), side], check=True)
-    if (tree / "src" / "mrnet").is_dir():
-        return tree / "src"
+    return tree / "src" if (tree / "src" / "mrnet").is_dir() else farm(tree, root / f"farm-{side}")
+
+
+def farm(tree: Path, folder: Path) -> Path:
+    """``folder/mrnet/<package>`` links to the package folders of ``tree``, as its ``pyproject.toml``
+    maps them (``package-dir``, the layout before ``src/``): ``folder`` on ``PYTHONPATH`` imports them."""
     setup = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]
-    farm = root / f"farm-{side}"
-    for package, folder in setup["package-dir"].items():  # {"mrnet.store": "store", ...}
-        link = farm / Path(*package.split("."))
+    for package, source in setup["package-dir"].items():  # {"mrnet.store": "store", ...}
+        link = folder / Path(*package.split("."))
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(tree / folder, target_is_directory=True)
-    return farm
+        link.symlink_to(tree / source, target_is_directory=True)
+    return folder
 
 
 def child(args: argparse.Namespace) -> None:
