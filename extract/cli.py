@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mrnet.core.cli import Command, parse_ints
+from mrnet.core.cli import Command, parse_gpus, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.extract import cli_options as opt
 from mrnet.extract.config import ExtractConfig, manifest_folder
@@ -81,7 +81,7 @@ def extract(
         model=model,
         revision=revision,
         trust_remote_code=trust_remote_code,
-        layers=parse_ints(layers, "--layers"),
+        layers=parse_ints(layers, "--layers", all_is_none=True),
         dtype=dtype.value,
         channels=1 if channels == opt.ChannelsChoice.mono else 2,
         batch_size=batch_size,
@@ -91,7 +91,7 @@ def extract(
         codec=codec.value,
         chunk_frames=chunk_frames,
         unit_size=unit_size,
-        gpus=parse_ints(gpus, "--gpus") or (),
+        gpus=parse_gpus(gpus),
         workers=workers,
         threads=threads,
         io_threads=io_threads,

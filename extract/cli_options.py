@@ -199,7 +199,7 @@ DryRun = Annotated[
 
 # --- machinery -------------------------------------------------------------------------------------
 
-Gpus = Annotated[str | None, _opt("GPU ids, one Dask worker each, e.g. 0,1.", MACHINE)]
+Gpus = Annotated[str | None, _opt("GPU ids (0,1) or all, one Dask worker each.", MACHINE)]
 Workers = Annotated[int, _opt("CPU Dask workers (0: run in this process).", MACHINE, **_range("workers"))]
 Scheduler = Annotated[
     str | None,

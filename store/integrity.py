@@ -1,6 +1,9 @@
-"""Checksums of a store's own metadata, so ``mrnet-store verify`` notices a flipped byte outside the features too.
+"""A store's checksums: each track's CRC-32 computed in bounded memory, and the metadata's own record.
 
-Each track's features carry their CRC-32 in the manifest; this covers what describes them. When a
+Each track's features carry their CRC-32 in the manifest (``format.checksum``, written by the writer);
+:func:`streamed_checksum` recomputes it from a stored track a few layers at a time, for
+``mrnet-store verify`` and for the reader's read-time checks (one function, so both check the same
+bytes the same way). The metadata record covers what describes the tracks. When a
 store is finalized, ``integrity.json`` records a CRC-32C of every metadata file a reader uses (the
 root ``zarr.json`` with the provenance, the ``features`` group, the manifest and its summary), and a
 CRC-32C of that record itself, so damage to the record is found as well. ``problems`` lists each
@@ -19,8 +22,11 @@ file that is missing, unreadable or changed since.
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Callable
 
 import google_crc32c
+import numpy as np
 
 from mrnet.store.location import Location
 
@@ -34,6 +40,28 @@ COVERED = (
     "manifest/genres.parquet",
     "manifest/summary.json",
 )
+
+
+def streamed_checksum(
+    read_layers: Callable[[int, int, int], np.ndarray], shape: tuple[int, ...], itemsize: int, block_bytes: int
+) -> str:
+    """``format.checksum`` of a whole ``(channels, layers, frames, dim)`` track without holding it: CRC-32
+    over its C-order bytes, channel by channel, as many whole layers at a time as fit in ``block_bytes``
+    (at least one). ``read_layers(channel, first, stop)`` gives that channel's layers ``[first, stop)``.
+
+    >>> from mrnet.store.format import checksum
+    >>> x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    >>> streamed_checksum(lambda c, lo, hi: x[c, lo:hi], x.shape, x.itemsize, block_bytes=1) == checksum(x)
+    True
+    """
+    channels, layers = shape[0], shape[1]
+    per_layer = max(1, int(np.prod(shape[2:], dtype=np.int64)) * itemsize)
+    step = max(1, block_bytes // per_layer)
+    value = 0
+    for c in range(channels):
+        for first in range(0, layers, step):
+            value = zlib.crc32(np.ascontiguousarray(read_layers(c, first, min(layers, first + step))).data, value)
+    return f"crc32:{value & 0xFFFFFFFF:08x}"
 
 
 def crc(data: bytes) -> str:

@@ -7,7 +7,8 @@ destination) for the whole run; a second process gets a ``UserError`` naming the
   exits, killed or not, so a stale lock cannot exist; the file itself only says who holds it. A new lock
   file is created whole, holder inside (written under a temporary name, then linked into place), and
   before anything else of a new store: from the first file on, a store being written names its writer.
-  ``holder_if_busy`` asks, without taking it, whether a live writer holds a store's lock.
+  ``holder_if_busy`` asks, without taking it, whether a live writer holds a store's lock (it takes a
+  shared lock for an instant; a writer starting in that instant waits for it instead of being refused).
 - **Object stores (S3):** ``progress/lock.json`` is created with a conditional write (``If-None-Match: *``),
   which the service grants to one writer only. The holder rewrites it every ``HEARTBEAT`` seconds; a
   lock whose heartbeat is older than ``STALE`` seconds belongs to a killed run and is taken over
@@ -31,6 +32,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import socket
 import threading
 import time
@@ -46,6 +48,7 @@ from mrnet.store.location import Location
 LOCK = "progress/lock.json"
 HEARTBEAT = 30.0  # seconds between rewrites of a remote lock
 STALE = 180.0  # a remote lock not rewritten for this long belongs to a killed run
+SHARED_RETRIES = 40  # tries of a local lock held only by checks (holder_if_busy) before it counts as busy
 
 
 @dataclass
@@ -148,11 +151,9 @@ class WriterLock:
             fd, created = self._open_or_create(path)
             if fd is None:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_exclusive(fd):
                 os.close(fd)
-                raise self._busy(_read_holder(path)) from None
+                raise self._busy(_read_holder(path))
             try:
                 same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
             except FileNotFoundError:
@@ -265,6 +266,30 @@ class WriterLock:
             f"{self.location.url} is being written by {who}; wait for it to finish, or stop it. "
             f"Two writers would do the same work twice.{stale}"
         )
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """Take the exclusive ``flock`` on ``fd``; False when a writer holds it.
+
+    ``holder_if_busy`` checks a store by taking a shared lock for an instant, and an exclusive lock
+    cannot be taken meanwhile: a writer starting at that instant must not be refused for it. So when
+    the exclusive lock is refused, a shared one is tried: granted, only checks hold the file (a writer's
+    lock is exclusive), so it is let go and the exclusive lock asked for again, a few milliseconds later.
+    Refused, a writer holds it. The tries are bounded (about a second), should checks never pause.
+    """
+    for attempt in range(SHARED_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # an exclusive holder: a writer
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        time.sleep(random.uniform(0.001, 0.002 * (attempt + 1)))  # apart from another writer probing with us
+    return False
 
 
 def _read_holder(path: str) -> dict | None:

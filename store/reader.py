@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import zlib
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -35,18 +34,8 @@ from mrnet.store.location import Location, check_key
 from mrnet.store.shardread import ShardIndex, load_index, read_crop
 from mrnet.store.writer import read_journal
 
-
-def track_checksum(read_layers, arr: zarr.Array, block_bytes: int = 64 * 2**20) -> str:
-    """``format.checksum`` of a whole track without holding it: CRC-32 over its C-order bytes, channel by
-    channel, a few layers at a time; ``read_layers(channel, first, stop)`` gives ``(layers, frames, dim)``."""
-    channels, layers = arr.shape[0], arr.shape[1]
-    per_layer = max(1, arr.nbytes // max(1, channels * layers))
-    step = max(1, block_bytes // per_layer)
-    crc = 0
-    for c in range(channels):
-        for lo in range(0, layers, step):
-            crc = zlib.crc32(np.ascontiguousarray(read_layers(c, lo, min(layers, lo + step))).data, crc)
-    return f"crc32:{crc & 0xFFFFFFFF:08x}"
+#: Most bytes a read-time check (``check_reads``) holds at once: a 30 s, 13-layer WavLM track is 30 MB, one read.
+CHECK_BLOCK_BYTES = 64 * 2**20
 
 
 class FeatureStore:
@@ -218,8 +207,11 @@ class FeatureStore:
         """The whole track's CRC-32 against the manifest's (a flipped byte, two tracks' shards swapped), once."""
         expected = self._checksums.get(key)
         if expected is not None:
-            found = track_checksum(
-                lambda c, lo, hi: self._read(key, arr, 0, arr.shape[2], list(range(lo, hi)), None)[c], arr
+            found = integrity.streamed_checksum(
+                lambda c, lo, hi: self._read(key, arr, 0, arr.shape[2], list(range(lo, hi)), None)[c],
+                tuple(arr.shape),
+                arr.dtype.itemsize,
+                CHECK_BLOCK_BYTES,
             )
             if found != expected:
                 raise UserError(

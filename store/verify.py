@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -242,15 +241,10 @@ def shard_keys(arr: zarr.Array) -> list[str]:
 
 
 def streamed_checksum(arr: zarr.Array) -> str:
-    """``format.checksum(arr[...])`` without holding the whole array: CRC-32 over C-order blocks of layers."""
-    channels, layers = arr.shape[0], arr.shape[1]
-    per_layer = max(1, arr.nbytes // max(1, channels * layers))
-    step = max(1, BLOCK_BYTES // per_layer)
-    crc = 0
-    for c in range(channels):
-        for start in range(0, layers, step):
-            crc = zlib.crc32(np.ascontiguousarray(arr[c, start : start + step]).data, crc)
-    return f"crc32:{crc & 0xFFFFFFFF:08x}"
+    """``format.checksum(arr[...])`` without holding the whole array, ``BLOCK_BYTES`` at a time."""
+    return integrity.streamed_checksum(
+        lambda c, first, stop: np.asarray(arr[c, first:stop]), tuple(arr.shape), arr.dtype.itemsize, BLOCK_BYTES
+    )
 
 
 def _before_integrity(store: FeatureStore) -> bool:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mrnet.core.cli import Command, choices, flag, parse_ints
+from mrnet.core.cli import Command, choices, flag, parse_gpus, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train.cli_results import FORMAT_HELP, compare_app, report_app  # noqa: F401 (mrnet-report, mrnet-compare)
 from mrnet.train.config import CLASS_WEIGHTS, EPOCH_MODES, NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
@@ -284,7 +284,7 @@ def train(
     gpus: Annotated[
         str | None,
         _opt(
-            "GPUs as 0,1,...: one process per GPU (DDP, NCCL); with --folds all, one fold per GPU at once.",
+            "GPUs as 0,1,... (all: every GPU here): one process per GPU (DDP, NCCL); with --folds all, one fold per GPU at once.",
             MACHINE,
             "one process, --device",
         ),
@@ -410,7 +410,7 @@ def train(
         seed=seed,
         seeds=parse_ints(seeds, "--seeds"),
         workers=workers,
-        gpus=parse_ints(gpus, "--gpus"),
+        gpus=parse_gpus(gpus),
         scheduler=scheduler,
         sync_bn=sync_bn,
     )

@@ -45,6 +45,6 @@ def test_a_cuda_device_is_checked_by_the_same_rule(monkeypatch):
 
 
 def test_id_lists_parse_ranges_and_name_the_option_when_they_do_not():
-    assert parse_ints("3,0-1", "--gpus") == (0, 1, 3) and parse_ints(" all ", "--layers") is None
+    assert parse_ints("3,0-1", "--gpus") == (0, 1, 3) and parse_ints(" all ", "--layers", all_is_none=True) is None
     with pytest.raises(UserError, match=r"--gpus 'a,b': give numbers like 0,1"):
         parse_ints("a,b", "--gpus")

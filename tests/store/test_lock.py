@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -97,3 +99,56 @@ def test_the_heartbeat_outlives_storage_errors_of_any_kind(s3, monkeypatch):
         assert lock._current()["heartbeat"] > beat  # beating again once the service answers
     finally:
         lock.release()
+
+
+def test_a_writer_starting_while_a_check_holds_the_lock_for_an_instant_is_not_refused(tmp_path):
+    """``holder_if_busy`` takes a shared lock for an instant; a writer's exclusive lock asked for in that
+    instant used to be refused at once, naming the lock file's old holder as the writer."""
+    loc = Location.parse(tmp_path / "s.zarr")
+    WriterLock.acquire(loc, "an earlier run").release()  # a finished run's lock file stays in place
+    checking = os.open(loc.path(LOCK), os.O_RDONLY)
+    fcntl.flock(checking, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what holder_if_busy holds while it looks
+    threading.Timer(0.05, os.close, [checking]).start()  # and lets go of
+    writer = WriterLock.acquire(loc, "mrnet-extract")
+    try:
+        assert WriterLock.holder_if_busy(loc)["command"] == "mrnet-extract"
+        with pytest.raises(UserError, match=r"being written by mrnet-extract \(pid"):  # a writer is still refused
+            WriterLock.acquire(loc, "mrnet-store cp")
+    finally:
+        writer.release()
+
+
+CHECK = """
+import sys, time
+from mrnet.store import Location
+from mrnet.store.lock import WriterLock
+loc, checks, began = Location.parse(sys.argv[1]), 0, time.time()
+print("checking", flush=True)
+while time.time() - began < float(sys.argv[2]):
+    WriterLock.holder_if_busy(loc)
+    checks += 1
+print(checks, flush=True)
+"""
+
+
+def test_writers_are_never_refused_by_a_process_checking_the_store_at_the_same_time(tmp_path):
+    """A real process asking ``holder_if_busy`` over and over (as a second mrnet-extract or mrnet-store ls
+    does once) while this one takes and lets go of the writer lock: every take succeeds."""
+    store = str(tmp_path / "s.zarr")
+    WriterLock.acquire(Location.parse(store), "first").release()
+    checker = subprocess.Popen([sys.executable, "-c", CHECK, store, "4"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert checker.stdout.readline().strip() == "checking"
+        refused, taken, began = [], 0, time.time()
+        while time.time() - began < 3:
+            try:
+                WriterLock.acquire(Location.parse(store), "mrnet-extract").release()
+                taken += 1
+            except UserError as err:
+                refused.append(str(err))
+        checks = int(checker.stdout.readline())
+    finally:
+        checker.kill()
+        checker.wait()
+    assert taken > 50 and checks > 1000, (taken, checks)  # the two overlapped many times
+    assert refused == []

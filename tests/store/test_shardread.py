@@ -108,3 +108,29 @@ def test_chunk_by_chunk_fallback_reads_the_same(tmp_path, monkeypatch):
     monkeypatch.setattr(shardread, "_chunk_view", lambda index: None)
     assert np.array_equal(read_crop(loc, index, 13, 230, [2, 0]), fast)
     assert np.array_equal(fast, data[:, [2, 0], 13:230])
+
+
+def test_crops_of_a_track_whose_map_is_cached_skip_the_caches_lookup_and_a_dropped_map_is_mapped_again(
+    tmp_path, monkeypatch
+):
+    """The map cache's lookup (hashing five arguments) cost every crop; the index's weak reference to its
+    map replaces it while the map is cached, and does not keep a dropped map open."""
+    loc, data = write(tmp_path)
+    arr = zarr.open_array(loc.zarr_store(read_only=True), path="features/t", mode="r")
+    index = load_index(loc, "t", arr)
+    shardread._chunks.cache_clear()
+    lookups = []
+    cached = shardread._chunks
+
+    def counted(*args):
+        lookups.append(args)
+        return cached(*args)
+
+    monkeypatch.setattr(shardread, "_chunks", counted)
+    for start in range(0, 200, 20):
+        assert np.array_equal(read_crop(loc, index, start, start + 50, [1]), data[:, 1:2, start : start + 50])
+    assert len(lookups) == 1
+    cached.cache_clear()  # the cache dropped the map (more recent tracks): the weak reference dies with it
+    assert index.__dict__["_held"]() is None
+    assert np.array_equal(read_crop(loc, index, 0, 50, [0, 2]), data[:, [0, 2], 0:50])
+    assert len(lookups) == 2
