@@ -46,6 +46,7 @@ def synthetic_store(
     offset: float = 0.0,
     with_statistics: bool = True,
     tags: bool = False,
+    signal_layers: tuple[int, ...] | None = None,
 ) -> Path | str:
     """Write a finished store of ``per_genre`` tracks per genre; returns ``path`` (a path or URL).
 
@@ -55,6 +56,8 @@ def synthetic_store(
     (store/statistics.py) unless ``with_statistics`` is False (a store from before they existed).
     With ``tags`` the store is multi-label: each track is tagged with its genre's name, and every
     other track also with ``even`` (a tag the features do not show); no track has a genre.
+    ``signal_layers``: the layers (positions) whose features carry the genres' signal (default every
+    layer); the others are noise alone, the store a layer-wise probe must tell apart.
     """
     rng = np.random.default_rng(seed)
     frame_rate = 62.5 if feature == "mel" else 50.0
@@ -81,7 +84,9 @@ def synthetic_store(
                 x = rng.normal(size=(channels, layers, n, dim)).astype(np.float32)
                 if separable:
                     band = dim // len(genres)
-                    x[..., g * band : (g + 1) * band] += strength * rng.normal(size=n).astype(np.float32)[:, None]
+                    signal = strength * rng.normal(size=n).astype(np.float32)[:, None]
+                    carriers = slice(None) if signal_layers is None else list(signal_layers)
+                    x[:, carriers, :, g * band : (g + 1) * band] += signal
                 x += offset
                 key = track_key(tid)
                 split = ("train", "train", "train", "train", "valid", "test")[i % 6] if splits else None

@@ -30,6 +30,46 @@ from mrnet.train.runs import RunFolder, save_checkpoint
 GRID = tuple(10.0**k for k in range(-4, 4))  # C = 1e-4 ... 1e3
 
 
+def standardize(train: np.ndarray, *others: np.ndarray, eps: float = 1e-5) -> tuple[np.ndarray, ...]:
+    """Statistics standardised with the training tracks' mean and variance (the probe's BatchNorm, eps
+    as its default), training first: ``(train, *others)``."""
+    mean, var = train.mean(axis=0), train.var(axis=0)
+    return tuple((x - mean) / np.sqrt(var + eps) for x in (train, *others))
+
+
+def logistic(c: float, z: np.ndarray, y: np.ndarray):
+    """scikit-learn's ``LogisticRegression`` (L2, strength ``1/c``, class weights ``balanced``) fitted on ``(z, y)``."""
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lbfgs convergence notes at large C: the validation metric judges the result
+        return LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(z, y)
+
+
+def head(clf, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted ``logistic`` as the probe's linear layer over all ``classes``: ``(weight, bias)``; a class
+    absent from training gets bias -1e4, so it is never predicted.
+
+    >>> weight, bias = head(logistic(1.0, np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 2, 2])), 3)
+    >>> weight.shape, bias[1], bool(weight[0, 0] == 0 and weight[2, 0] > 0)
+    ((3, 1), -10000.0, True)
+    """
+    coef, bias = np.zeros((classes, clf.coef_.shape[1])), np.zeros(classes)
+    if len(clf.classes_) == 2:  # binary: one row for class 1
+        coef[clf.classes_[1]], bias[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
+    else:
+        coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
+    bias[np.setdiff1d(np.arange(classes), clf.classes_)] = -1e4
+    return coef, bias
+
+
+def improves(value: float, loss: float, best: dict | None) -> bool:
+    """Whether a fit with validation metric ``value`` and loss ``loss`` replaces ``best`` (its ``metric``
+    and ``loss``): a higher metric, or the same with a lower loss; a tie keeps the earlier, stronger
+    regularisation."""
+    return best is None or value > best["metric"] or (value == best["metric"] and loss < best["loss"])
+
+
 def _statistics(model, store: FeatureStore, tracks, positions: list[int]) -> np.ndarray:
     """``(tracks, 2 * features)``: each whole track's pooled statistics, after the run's input normalisation."""
     norm = getattr(model, "input_norm", None)
@@ -54,8 +94,6 @@ def fit(
     reporter,
 ) -> dict:
     """Fit the probe for every C, keep the validation-chosen one, write the report; returns it."""
-    from sklearn.linear_model import LogisticRegression
-
     began = started = time.time()
     x = _statistics(model, store, splits.train, positions)
     y = splits.train["label"].to_numpy()
@@ -67,20 +105,7 @@ def fit(
     history, best, best_state = [], None, None
     reporter.start(run=run.path, description=splits.description, epochs=len(GRID), done=0, steps=1)
     for i, c in enumerate(GRID):
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # lbfgs convergence notes at large C: the validation metric judges the result
-            clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(z, y)
-        coef = np.zeros((len(genres), z.shape[1]))
-        bias = np.zeros(len(genres))
-        if len(clf.classes_) == 2:  # binary: one row for class 1
-            coef[clf.classes_[1]], bias[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
-        else:
-            coef[clf.classes_], bias[clf.classes_] = clf.coef_, clf.intercept_
-        bias[
-            np.setdiff1d(np.arange(len(genres)), clf.classes_)
-        ] = -1e4  # a class absent from training is never predicted
+        coef, bias = head(logistic(c, z, y), len(genres))
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(coef))
             model.head.bias.copy_(torch.from_numpy(bias))
@@ -93,9 +118,7 @@ def fit(
                 {f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"], f"{name}_macro_f1": m["macro_f1"]}
             )
         value = record[f"valid_{cfg.select_metric}"]
-        record["best"] = (
-            best is None or value > best["metric"] or (value == best["metric"] and record["valid_loss"] < best["loss"])
-        )
+        record["best"] = improves(value, record["valid_loss"], best)
         if record["best"]:
             best = {"epoch": i + 1, "metric": value, "loss": record["valid_loss"], "C": c}
             best_state = {
