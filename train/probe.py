@@ -51,7 +51,7 @@ def head(clf, classes: int) -> tuple[np.ndarray, np.ndarray]:
     absent from training gets bias -1e4, so it is never predicted.
 
     >>> weight, bias = head(logistic(1.0, np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 2, 2])), 3)
-    >>> weight.shape, bias[1], bool(weight[0, 0] == 0 and weight[2, 0] > 0)
+    >>> weight.shape, float(bias[1]), bool(weight[0, 0] == 0 and weight[2, 0] > 0)
     ((3, 1), -10000.0, True)
     """
     coef, bias = np.zeros((classes, clf.coef_.shape[1])), np.zeros(classes)
