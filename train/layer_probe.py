@@ -202,8 +202,8 @@ def run_weights(path: Path, store: FeatureStore) -> dict:
     else:
         reports, info = [RunFolder(p).report() for p in folds], RunFolder(folds[0]).store_info()
     _check_store(path, info, store)
-    weights = [r.get("layer_weights") for r in reports]
-    if not all(weights):
+    weights: list[dict] = [r["layer_weights"] for r in reports if r.get("layer_weights")]
+    if len(weights) < len(reports):
         model = model_name(reports[0].get("config", {}))
         raise UserError(
             f"--run {path}: a --model {model} run learns no layer weights (MRNet does). "

@@ -25,7 +25,8 @@ def layer_probe_figure(result: dict) -> Figure:
     high = np.asarray([r["interval"][metric][1] for r in rows], dtype=float)
     fig = Figure(figsize=(max(7.0, 0.5 * len(rows) + 4.0), 5.6))
     ax = fig.subplots()
-    handles, weight_handles = [], []
+    handles: list = []
+    weight_handles: list = []
     run = result.get("run")
     if run:
         weight_handles = _weights(ax.twinx(), run)
