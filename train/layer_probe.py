@@ -198,6 +198,8 @@ def run_weights(path: Path, store: FeatureStore) -> dict:
     folder = RunFolder(path)
     folds = sorted(p for p in path.glob("fold-*") if (p / "report.json").is_file())
     if folder.report_file.is_file() or not folds:
+        if not folder.report_file.is_file():
+            folder.config()  # a folder that is not a run says so, before "not finished"
         reports, info = [folder.report()], folder.store_info()
     else:
         reports, info = [RunFolder(p).report() for p in folds], RunFolder(folds[0]).store_info()

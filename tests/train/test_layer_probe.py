@@ -174,6 +174,12 @@ def test_mrnet_layer_weights_beside_the_probe(signal_in_2, mel_store, tmp_path):
     )
     with pytest.raises(UserError, match="learns no layer weights"):
         layer_probe.run_weights(linear, FeatureStore.open(signal_in_2))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="is not a training run"):
+        layer_probe.run_weights(tmp_path / "empty", FeatureStore.open(signal_in_2))
+    (run / "report.json").unlink()
+    with pytest.raises(UserError, match="has not finished"):
+        layer_probe.run_weights(run, FeatureStore.open(signal_in_2))
 
 
 @pytest.mark.slow
