@@ -51,7 +51,13 @@ def layer_probe_figure(result: dict) -> Figure:
         at = int(np.flatnonzero(x == best)[0])
         handles.append(
             ax.scatter(
-                [best], [y[at]], s=160, facecolors="none", edgecolors="black", zorder=5, label=f"best: layer {best}"
+                [best],
+                [y[at]],
+                s=160,
+                facecolors="none",
+                edgecolors="black",
+                zorder=5,
+                label=f"highest test {label(metric)}: layer {best}",
             )
         )
     handles.append(
