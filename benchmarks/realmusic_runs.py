@@ -181,6 +181,8 @@ def run_all(location: Path, info: dict, *, seeds: int = 3, only: list[str] | Non
             "torch_threads": 1,
             "python": platform.python_version(),
             "torch": torch.__version__,
+            # the instruction set torch's CPU kernels use: a one-thread run repeats exactly only on the same one
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         },
     )
     results["sklearn_probe"] = sklearn_probe(location)

@@ -47,3 +47,19 @@ def test_the_page_keeps_earlier_rows_apart_and_says_what_changed(tmp_path, monke
     # the target compares the earlier MRNet row with the earlier probe, never with the new one
     assert "**+15.0 points**" in page and "Both sides are the earlier measurement" in page
     assert (tmp_path / "docs" / "img" / "realmusic.png").stat().st_size > 0
+
+
+def test_runs_from_another_cpu_are_not_called_a_changed_result(tmp_path, monkeypatch):
+    earlier, now = tmp_path / "earlier.json", tmp_path / "now.json"
+    old = _results([_run("tiny", 0, 0.55, 0.47), _run("small60-none", 0, 0.5, 0.5)]) | {
+        "machine": {"cpu": "AMD EPYC", "logical_cpus": 2, "torch": "x"}
+    }
+    earlier.write_text(json.dumps(old))
+    now.write_text(json.dumps(_results([_run("tiny", 0, 0.56, 0.52)])))
+    for module, name, value in ((realmusic_page, "EARLIER", earlier), (realmusic_page, "RESULT_FILE", now),
+                                (realmusic_runs, "RESULT_FILE", now), (realmusic_page, "REPO", tmp_path)):  # fmt: skip
+        monkeypatch.setattr(module, name, value)
+    (tmp_path / "docs").mkdir()
+    page = realmusic_page.render().read_text()
+    assert "| tiny | 0 | 55.0 → 56.0 | 47.0 → 52.0 | differs (other CPU) |" in page and "**differs**" not in page
+    assert "the CPU's, not the code's" in page and realmusic_page.SAME_CPU_CHECK in page
