@@ -358,7 +358,8 @@ def test_folder_labels_table_with_folds(tmp_path):
     "content, message",
     [
         ("file,genre\na.wav,rock\n", r"columns must be path and genre.*missing \['path'\]"),
-        ("path,genre,mood\na.wav,rock,sad\n", r"unexpected \['mood'\]"),
+        ("path,genre,status,key\na.wav,rock,sad,k\n", r"\['status', 'key'\] would stand for a manifest column"),
+        ("path,genre,tags\na.wav,rock,x\n", r"\['tags'\] would stand for a manifest column"),
         ("path,genre,split,fold\na.wav,rock,train,0\n", "has both split and fold columns"),
         ("path,genre,split\na.wav,rock,dev\n", "split must be train, valid or test; found 'dev'"),
         ("path,genre,fold\na.wav,rock,x\n", "fold must be an integer"),
