@@ -5,7 +5,10 @@ linear probe over its C grid; one event folder per fold and per seed, and one fo
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,8 +90,13 @@ def test_a_resumed_run_draws_each_point_once(mel_store, straight, tmp_path):
     ]
 
 
-def test_the_linear_probe_logs_its_c_grid_as_steps(mel_store, tmp_path):
-    run = train(small_config(mel_store, tmp_path / "probe", model="linear"))
+@pytest.fixture(scope="module")
+def probe_run(mel_store, tmp_path_factory):
+    return train(small_config(mel_store, tmp_path_factory.mktemp("probe") / "probe", model="linear"))
+
+
+def test_the_linear_probe_logs_its_c_grid_as_steps(probe_run):
+    run = probe_run
     acc, report = read(run), RunFolder(run).report()
     assert scalars(acc, "C") == [(i + 1, pytest.approx(c)) for i, c in enumerate(GRID)]
     assert [s for s, _ in scalars(acc, "accuracy/valid")] == list(range(1, len(GRID) + 1))
@@ -99,6 +107,53 @@ def test_the_linear_probe_logs_its_c_grid_as_steps(mel_store, tmp_path):
     # fitted again (resumed): the grid's points replaced, not drawn twice
     resume(run)
     assert [s for s, _ in scalars(read(run), "C")] == list(range(1, len(GRID) + 1))
+
+
+def test_tensorboard_itself_compares_the_runs_in_its_hparams_tab(straight, probe_run, tmp_path):
+    """A real TensorBoard server over two runs' event folders: its HParams tab lists one session per run
+    with the run's options and final metrics (what a researcher sorts and filters runs by)."""
+    import urllib.request
+
+    from tensorboard import program
+
+    for name, run in (("mrnet", straight), ("probe", probe_run)):
+        shutil.copytree(events.folder_of(run), tmp_path / "runs" / name / events.FOLDER)
+    board = program.TensorBoard()
+    board.configure(argv=[None, "--logdir", str(tmp_path / "runs"), "--host", "127.0.0.1", "--port", "0"])
+    server = board._make_server()  # noqa: SLF001 - what launch() serves, kept here to stop it afterwards
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = server.get_url()
+    query = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+        "colParams": [{"metric": {"tag": "final/test_accuracy"}}, {"hparam": "model"}],
+        "startIndex": 0,
+        "sliceSize": 10,
+    }
+    try:
+        deadline, groups = time.time() + 60, []
+        while len(groups) < 2 and time.time() < deadline:  # the server loads the event files in the background
+            request = urllib.request.Request(
+                url + "data/plugin/hparams/session_groups",
+                data=json.dumps(query).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            groups = json.load(urllib.request.urlopen(request, timeout=30)).get("sessionGroups", [])
+            time.sleep(0.2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    shown = {
+        g["sessions"][0]["name"]: (
+            g["hparams"]["model"],
+            next(m["value"] for m in g["metricValues"] if m["name"]["tag"] == "final/test_accuracy"),
+        )
+        for g in groups
+    }
+    assert shown == {
+        "mrnet/tensorboard": ("mrnet", pytest.approx(RunFolder(straight).report()["test"]["accuracy"])),
+        "probe/tensorboard": ("linear", pytest.approx(RunFolder(probe_run).report()["test"]["accuracy"])),
+    }
 
 
 def test_every_fold_has_its_event_folder_and_the_top_one_their_mean(fold_store, tmp_path):
