@@ -10,7 +10,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from mrnet.core.cli import Command, parse_gpus, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
@@ -149,27 +148,13 @@ def _print_notes(console: Console, found) -> None:
 
 
 def _dry_run(cfg: ExtractConfig, console: Console) -> None:
-    from mrnet.extract.dryrun import estimate
+    from mrnet.extract.dryrun import estimate, table
 
     with console.status("scanning and timing a sample..."):
         est = estimate(cfg)
     for note in est.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    workers = max(len(cfg.gpus), cfg.workers, 1)
-    table = Table(title=f"mrnet-extract {cfg.dataset} --dry-run (nothing written)", show_header=False)
-    table.add_row(
-        "tracks", f"{est.tracks} ({est.unreadable} unreadable or missing, {est.already_done} already in {cfg.store})"
-    )
-    table.add_row("audio", f"{est.audio_hours:.2f} h")
-    table.add_row(
-        "store size",
-        f"{est.store_bytes / 1e9:.2f} GB uncompressed ({est.bytes_per_audio_second / 1e6:.3f} MB per audio second)",
-    )
-    if est.seconds is None:
-        table.add_row("time", est.calibration)
-    else:
-        table.add_row("time", f"~{est.seconds / workers / 3600:.2f} h with {workers} worker(s); {est.calibration}")
-    console.print(table)
+    console.print(table(est, cfg))
 
 
 def main() -> None:

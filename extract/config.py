@@ -8,6 +8,8 @@ The config travels to Dask workers as it is (a frozen dataclass) and into logs a
 ('mel', 'store/melon.zarr')
 >>> ExtractConfig(dataset="folder", root=Path("/data/my_music/")).store
 'store/my_music.zarr'
+>>> ExtractConfig(dataset="hf", root=Path("marsyas/gtzan")).store   # a Hugging Face dataset: its name
+'store/gtzan.zarr'
 >>> ExtractConfig.from_json(cfg.to_json()) == cfg
 True
 """
@@ -116,13 +118,18 @@ class ExtractConfig:
     @property
     def store(self) -> str:
         """``--out``, or ``store/<name>.zarr``: the dataset's name, or for a folder dataset its root
-        folder's (``--root ~/my_music``: ``store/my_music.zarr``), so two folders get two stores."""
+        folder's (``--root ~/my_music``: ``store/my_music.zarr``), so two folders get two stores; for
+        ``hf`` the Hugging Face dataset's own (``--root marsyas/gtzan`` or a local copy ``gtzan/``: ``store/gtzan.zarr``)."""
         return self.out or str(Path("store") / f"{self.default_name}.zarr")
 
     @property
     def default_name(self) -> str:
         if self.dataset == "folder" and self.root is not None:
             return Path(self.root).expanduser().absolute().resolve().name or self.dataset
+        if self.dataset == "hf" and self.root is not None:
+            from mrnet.extract.datasets.hf import store_name
+
+            return store_name(self.root)
         return self.dataset
 
     @property

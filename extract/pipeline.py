@@ -26,7 +26,7 @@ from mrnet.extract.engines import Engine, engine_for_run
 from mrnet.extract.executors import execute
 from mrnet.extract.outputs import OWNER, check_chunk_memory, check_outputs, owner_bytes
 from mrnet.extract.worker import Unit, UnitContext, UnitResult, adopt_engine
-from mrnet.manifests.schema import TRACKS, validate
+from mrnet.manifests.schema import TRACKS, extra_columns, validate
 from mrnet.store import Location, Provenance, StoreWriter
 from mrnet.store.location import parquet_bytes
 from mrnet.store.ownership import discard_new
@@ -229,7 +229,7 @@ def merge_results(tracks: pl.DataFrame, journal: pl.DataFrame) -> pl.DataFrame:
     """The scanned manifest with each journaled track's extraction results filled in."""
     results = journal.select(["track_id", *RESULT_COLUMNS])
     merged = tracks.update(results, on="track_id", how="left")
-    return validate(merged.select(TRACKS.names()), TRACKS, name="tracks")
+    return validate(merged.select(*TRACKS.names(), *extra_columns(merged)), TRACKS, name="tracks")
 
 
 def write_manifests(folder: Path, tracks: pl.DataFrame, genres: pl.DataFrame, *, owner: bytes | None = None) -> None:

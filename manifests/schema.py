@@ -5,7 +5,10 @@ id). **multi-label** (tagging, MagnaTagATune): each track has ``tags``, any numb
 genre. The label table (``genres.parquet``) lists the genres or the tags with their counts.
 
 Every reader validates against these and fails on a missing or extra column, so a manifest written by
-one version of the tool and read by another never silently changes meaning.
+one version of the tool and read by another never silently changes meaning. The one exception is
+declared by its name: a dataset's own per-track columns (a labels table's ``title``, ``album``) ride
+along in the tracks manifest after the declared columns, as text, each named ``meta_<its name>``
+(:data:`EXTRA_PREFIX`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ TRACKS = pl.Schema(
     }
 )
 
+#: A dataset's own column beyond the declared ones is kept in the tracks manifest under this prefix
+#: (``title`` -> ``meta_title``), as :data:`EXTRA_TYPE`; a column of any other undeclared name is refused.
+EXTRA_PREFIX = "meta_"
+EXTRA_TYPE = pl.String()
+
 #: Columns added after a store format was published; an older manifest reads each as all null.
 ADDED_COLUMNS = {"warning": pl.String(), "tags": pl.List(pl.String())}
 
@@ -61,11 +69,21 @@ GENRES = pl.Schema(
 )
 
 
+def extra_columns(frame: pl.DataFrame) -> list[str]:
+    """The dataset's own columns of a tracks frame (``meta_...``), in their order.
+
+    >>> extra_columns(pl.DataFrame({"track_id": ["a"], "meta_title": ["A song"]}))
+    ['meta_title']
+    """
+    return [c for c in frame.columns if c.startswith(EXTRA_PREFIX) and c not in TRACKS]
+
+
 def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFrame:
     """Return ``frame`` with its columns in declared order, or raise naming what does not fit.
 
     Columns must match exactly by name; dtypes are cast where that is lossless (e.g. Int64 -> Int32
-    from a Parquet writer that widened them) and rejected otherwise.
+    from a Parquet writer that widened them) and rejected otherwise. A tracks frame (``schema`` is
+    :data:`TRACKS`) keeps its ``meta_`` columns after the declared ones, as text.
 
     >>> validate(pl.DataFrame({"name": ["rock"], "id": [0], "count": [3], "weight": [1.0]}), GENRES, name="g").schema == GENRES
     True
@@ -73,7 +91,8 @@ def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFra
     later = [c for c in schema.names() if c not in frame.columns and c in ADDED_COLUMNS]
     frame = frame.with_columns(pl.lit(None, ADDED_COLUMNS[c]).alias(c) for c in later)
     missing = [c for c in schema.names() if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in schema]
+    kept = extra_columns(frame) if schema is TRACKS else []
+    extra = [c for c in frame.columns if c not in schema and c not in kept]
     if missing or extra:
         raise UserError(
             f"{name}: columns do not match the declared schema"
@@ -81,7 +100,10 @@ def validate(frame: pl.DataFrame, schema: pl.Schema, *, name: str) -> pl.DataFra
             + (f"; unexpected {extra}" if extra else "")
         )
     try:
-        return frame.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
+        return frame.select(
+            [pl.col(c).cast(t, strict=True) for c, t in schema.items()]
+            + [pl.col(c).cast(EXTRA_TYPE, strict=True) for c in kept]
+        )
     except pl.exceptions.PolarsError as err:  # pragma: no cover - message is what matters
         raise UserError(f"{name}: a column has the wrong type ({err})") from err
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mrnet.store.reader import FeatureStore
+from mrnet.train import events as tensorboard
 from mrnet.train import predictions
 from mrnet.train import report as reports
 from mrnet.train import state as keys
@@ -104,6 +105,10 @@ def fit(
     train_eval = evals["train"]
     history, best, best_state = [], None, None
     reporter.start(run=run.path, description=splits.description, epochs=len(GRID), done=0, steps=1)
+    # step i: the i-th C of the grid; a probe fitted again (resumed) replaces every point of the last fit
+    curves = tensorboard.EventLog(tensorboard.folder_of(run.path), steps_per_epoch=1, purge_step=1)
+    if curves.missing:
+        reporter.note(curves.missing)
     for i, c in enumerate(GRID):
         coef, bias = head(logistic(c, z, y), len(genres))
         with torch.no_grad():
@@ -135,7 +140,9 @@ def fit(
         history.append(record)
         run.append_metrics(record)
         reporter.epoch(record)
+        curves.epoch(record)
     reporter.end()
+    curves.close()
     save_checkpoint(run.best, best_state)
     save_checkpoint(
         run.last,
@@ -180,4 +187,5 @@ def fit(
     result["selection"]["C"] = best["C"]
     result["selection"]["grid"] = list(GRID)
     reports.write(run, result)
+    tensorboard.log_result(run.path, result, step=len(GRID))
     return result

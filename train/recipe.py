@@ -23,6 +23,7 @@ from mrnet.core.errors import UserError
 from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, predictions
+from mrnet.train import events as tensorboard
 from mrnet.train import report as reports
 from mrnet.train import state as keys
 from mrnet.train.augment import Augment, PartAugment
@@ -227,7 +228,7 @@ class Recipe:
         }
         self.steps = steps_per_epoch(len(self.train_set), cfg.batch_size)
         self.events = EventLog(
-            self.folder.path / "tensorboard" if self.ranks.main else None,
+            tensorboard.folder_of(self.folder.path) if self.ranks.main else None,
             steps_per_epoch=self.steps,
             start_step=self.state.epoch * self.steps + self.state.step,
         )
@@ -481,6 +482,7 @@ class Recipe:
             stopped=self.state.stopped,
         )
         reports.write(self.folder, result)
+        tensorboard.log_result(self.folder.path, result, step=self.state.epoch * self.steps)
         return result
 
 

@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.train import fingerprint, plots, predictions, stats
+from mrnet.train import events, fingerprint, plots, predictions, stats
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
 from mrnet.train.models import count_parameters, is_probe
@@ -194,7 +194,7 @@ def aggregate(rows: list[dict]) -> dict:
 
 
 def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
-    """The top-level report of a ``--folds all`` run."""
+    """The top-level report of a ``--folds all`` run (and its TensorBoard result, train/events.py)."""
     first = fold_reports[0]
     task = task_of(first)
     report = {
@@ -219,6 +219,7 @@ def write_aggregate(run: RunFolder, fold_reports: list[dict]) -> dict:
     if every is not None:
         report["test_all_folds"] = {**report.get("test_all_folds", {}), **every}
     write_folds(run, report)
+    events.log_result(run.path, report, step=0)  # the folds' mean, beside each fold's own event folder
     return report
 
 

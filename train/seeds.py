@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.table import Table
 
 from mrnet.core.errors import UserError
+from mrnet.train import events as tensorboard
 from mrnet.train import parallel, predictions
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std
@@ -85,7 +86,7 @@ def train_seeds(
                 resume_one(Path(sub.out))
             else:
                 train_one(sub)
-    write_report(run, cfg)
+    tensorboard.log_result(run.path, write_report(run, cfg), step=0)  # the seeds' mean beside each seed's own
     return run.path
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from mrnet.core.errors import UserError
-from mrnet.manifests.schema import TRACKS, genre_table, tag_table, validate, with_labels
+from mrnet.manifests.schema import TRACKS, extra_columns, genre_table, tag_table, validate, with_labels
 from mrnet.store.format import track_key
 
 log = logging.getLogger("mrnet.extract.datasets")
@@ -232,7 +232,8 @@ def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Complete a reader's columns into the TRACKS schema: key, nulls for extraction results, pending.
 
     ``frame`` needs ``track_id``, ``path`` and ``genre`` (or ``tags``, for a multi-label task);
-    ``genres_all`` defaults to ``[genre]`` and ``artist``/``split``/``fold``/``tags`` to null.
+    ``genres_all`` defaults to ``[genre]`` and ``artist``/``split``/``fold``/``tags`` to null. The dataset's
+    own ``meta_`` columns (``schema.EXTRA_PREFIX``) are kept after the declared ones.
     """
     if "genre" not in frame.columns:
         frame = frame.with_columns(genre=pl.lit(None, pl.String))
@@ -259,7 +260,7 @@ def tracks_frame(frame: pl.DataFrame) -> pl.DataFrame:
         error=pl.lit(None, pl.String),
         warning=pl.lit(None, pl.String),
     )
-    return validate(filled.select(TRACKS.names()), TRACKS, name="tracks")
+    return validate(filled.select(*TRACKS.names(), *extra_columns(filled)), TRACKS, name="tracks")
 
 
 def mark_missing(tracks: pl.DataFrame, root: Path) -> pl.DataFrame:

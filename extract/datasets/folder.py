@@ -3,8 +3,13 @@
 ```
 ROOT/<genre>/<any/depth/>NAME.{mp3,ogg,flac,wav,au}     without --labels: genre = first folder
 LABELS.csv | LABELS.parquet                               with --labels: columns path, and genre or tags
-                                                          (+ optional artist, and split or fold)
+                                                          (+ optional artist, and split or fold,
+                                                          + any columns of your own: title, album, ...)
 ```
+
+A labels table's other columns (``title``, ``album``, ...) are kept in the tracks manifest, as text,
+each as ``meta_<name>`` (``mrnet.manifests.schema.EXTRA_PREFIX``); one named like a manifest column
+(``tags`` beside ``genre``, ``key``, ``status``, ...) is refused, since it would look like what it is not.
 
 A table with ``tags`` instead of ``genre`` makes a multi-label store: each track has any number of
 tags, separated by ``;`` in a CSV (``guitar;slow``) or a list column in Parquet; a track with none
@@ -26,6 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from mrnet.core.errors import UserError
+from mrnet.manifests.schema import EXTRA_PREFIX, TRACKS
 
 from .base import (
     AUDIO_SUFFIXES,
@@ -59,7 +65,8 @@ def _normal(path: pl.Expr) -> pl.Expr:
 
 
 def read_labels(path: Path) -> pl.DataFrame:
-    """The labels table (CSV or Parquet), checked: path and genre present and filled, no other columns."""
+    """The labels table (CSV or Parquet), checked: path and genre present and filled; any column of the
+    user's own kept as ``meta_<name>`` (text)."""
     require_file(
         path, "--labels must be a CSV or Parquet file with columns path and genre (optional artist, split, fold)"
     )
@@ -74,12 +81,15 @@ def read_labels(path: Path) -> pl.DataFrame:
         raise UserError(f"--labels {path}: cannot read it as a table: {err}") from err
     required = ("path", "tags") if "tags" in table.columns and "genre" not in table.columns else REQUIRED
     missing = [c for c in required if c not in table.columns]
-    extra = [c for c in table.columns if c not in required + OPTIONAL]
-    if missing or extra:
+    own = [c for c in table.columns if c not in required + OPTIONAL]
+    clash = [c for c in own if c in TRACKS]
+    if missing or clash:
         raise UserError(
             f"--labels {path}: columns must be path and genre (or tags, for several labels per track), optionally artist "
-            "and split or fold; " + (f"missing {missing}" if missing else f"unexpected {extra}")
+            "and split or fold, and any of your own; "
+            + (f"missing {missing}" if missing else f"{clash} would stand for a manifest column: rename them")
         )
+    table = table.rename({c: EXTRA_PREFIX + c for c in own})
     if "split" in table.columns and "fold" in table.columns:
         raise UserError(f"--labels {path}: has both split and fold columns; keep one")
     if table.height == 0:
@@ -182,6 +192,11 @@ def read(root: Path, options: ReaderOptions) -> Scan:
     notes: list[str] = []
     if labels is not None:
         frame = _from_table(read_labels(labels), labels).sort("path")
+        kept = [c for c in frame.columns if c.startswith(EXTRA_PREFIX)]
+        if kept:
+            notes.append(
+                f"--labels {labels}: kept {', '.join(kept)} in the tracks manifest (your own columns, as text)"
+            )
         leaving = outside_root(root, frame["path"])
         if leaving:
             raise UserError(

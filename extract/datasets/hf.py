@@ -262,6 +262,19 @@ def _name(root: Path) -> str:
     return root.name
 
 
+def store_name(root: Path | str) -> str:
+    """What the default store of the dataset at ``--root`` is named after: a hub name's own name
+    (``marsyas/gtzan``: ``gtzan``), a local copy's folder (a copy in the hub cache: its dataset's name).
+
+    >>> store_name("marsyas/gtzan"), store_name("/nonexistent/datasets--owner--my_set/snapshots/0a1b")
+    ('gtzan', 'my_set')
+    """
+    path = Path(root).expanduser()
+    if not path.exists() and str(root).count("/") == 1:  # a hub name, as hub_root reads it
+        return str(root).rsplit("/", 1)[-1]
+    return _name(path.absolute().resolve()).rsplit("/", 1)[-1] or "hf"
+
+
 def _revision(root: Path, files: list[tuple[str | None, str]]) -> str:
     """The hub commit of a cached snapshot, the fingerprints ``datasets`` recorded, or ``parquet:<hash of the footers>``."""
     if root.parent.name == "snapshots":

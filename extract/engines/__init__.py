@@ -48,10 +48,13 @@ from mrnet.extract.engines.melon import MelonEngine
 
 #: What a dataset reader's ``Scan.source`` is for datasets of audio files.
 AUDIO = "audio"
+#: The kinds computed by a transformers encoder whose weights load (``--model``): several layers each.
+ENCODERS = ("wavlm", "ssl")
 
 __all__ = [
     "AUDIO",
     "DEFAULT_MODEL",
+    "ENCODERS",
     "FEATURES",
     "PRECISIONS",
     "SHIPPED",
@@ -67,6 +70,7 @@ __all__ = [
     "WaveEngine",
     "WaveMfccEngine",
     "WavLMEngine",
+    "check_options",
     "engine_for_run",
     "engine_for_store",
     "features_of_file",
@@ -85,7 +89,13 @@ def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
         if cfg.channels != engine.channels:
             raise UserError(f"{cfg.dataset} ships mono {engine.feature} features: --channels stereo does not apply")
         return engine
-    if cfg.layers is not None and cfg.features not in ("wavlm", "ssl"):
+    check_options(cfg)
+    return FEATURES[cfg.features].from_config(cfg, pick_device(device))
+
+
+def check_options(cfg) -> None:
+    """Refuse options the audio kind ``cfg.features`` does not take (before any weights load)."""
+    if cfg.layers is not None and cfg.features not in ENCODERS:
         raise UserError(
             f"--layers chooses an encoder's hidden states; --features {cfg.features} has one layer. Drop --layers."
         )
@@ -93,7 +103,6 @@ def engine_for_run(cfg, source: str, *, device: str | None = None) -> Engine:
         raise UserError(
             f"--trust-remote-code applies to --features ssl (a model that brings its own code); --features {cfg.features} runs none."
         )
-    return FEATURES[cfg.features].from_config(cfg, pick_device(device))
 
 
 def engine_for_store(prov, *, device: str | None = "cpu") -> Engine:

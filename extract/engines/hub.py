@@ -6,13 +6,19 @@ it) refusing a TCP connection within :data:`CONNECT_SECONDS`. The engines then l
 ``local_files_only=True``: a model in the cache still loads, and one that is not fails in a second
 with a message that says what to do (:func:`unavailable`).
 
+A dry run loads no weights: :func:`weights_here` and :func:`local_json` say, without asking the hub,
+whether a model's weights and its config are on this machine (its folder, or the hub cache).
+
 >>> offline("/")  # a local folder never asks the hub
 False
+>>> local_json("/nonexistent-model-folder", "config.json") is None
+True
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -21,6 +27,13 @@ from urllib.parse import urlsplit
 from mrnet.core.errors import UserError
 
 CONNECT_SECONDS = 3.0
+#: the files ``from_pretrained`` loads weights from, one of which a model has
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def is_local(model: str) -> bool:
@@ -57,6 +70,38 @@ def _reachable(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def local_file(model: str, name: str, revision: str | None = None) -> Path | None:
+    """File ``name`` of ``model`` on this machine (in its folder, or in the Hugging Face cache at
+    ``revision``); None when it is not here. Never asks the hub."""
+    if is_local(model):
+        path = Path(model).expanduser() / name
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model, name, revision=revision)
+    except ValueError:  # not a repository name the hub could have (a path that is not a folder, ...)
+        return None
+    return Path(found) if isinstance(found, str) else None
+
+
+def weights_here(model: str, revision: str | None = None) -> bool:
+    """Whether ``model``'s weights are on this machine: loading it then downloads nothing."""
+    return any(local_file(model, name, revision) is not None for name in WEIGHT_FILES)
+
+
+def local_json(model: str, name: str, revision: str | None = None) -> dict | None:
+    """``model``'s JSON file ``name`` (config.json, preprocessor_config.json) if it is on this machine."""
+    path = local_file(model, name, revision)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def unavailable(model: str, err: Exception, *, offline: bool, what: str, example: str) -> UserError:

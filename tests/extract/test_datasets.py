@@ -358,7 +358,8 @@ def test_folder_labels_table_with_folds(tmp_path):
     "content, message",
     [
         ("file,genre\na.wav,rock\n", r"columns must be path and genre.*missing \['path'\]"),
-        ("path,genre,mood\na.wav,rock,sad\n", r"unexpected \['mood'\]"),
+        ("path,genre,status,key\na.wav,rock,sad,k\n", r"\['status', 'key'\] would stand for a manifest column"),
+        ("path,genre,tags\na.wav,rock,x\n", r"\['tags'\] would stand for a manifest column"),
         ("path,genre,split,fold\na.wav,rock,train,0\n", "has both split and fold columns"),
         ("path,genre,split\na.wav,rock,dev\n", "split must be train, valid or test; found 'dev'"),
         ("path,genre,fold\na.wav,rock,x\n", "fold must be an integer"),
@@ -628,3 +629,13 @@ def test_a_folder_labels_table_with_tags_is_multi_label(tmp_path):
     s = scan("folder", tmp_path, labels=table, folds=2)
     assert s.task == "multi-label" and s.labeling == "tags" and s.genres["name"].to_list() == ["calm", "fast", "loud"]
     assert sorted(map(tuple, s.tracks["tags"].to_list())) == [("calm",), ("calm",), ("loud", "fast"), ("loud", "fast")]
+
+
+def test_a_labels_table_keeps_the_users_own_columns_and_says_so(tmp_path):
+    make_folder(tmp_path, per_genre=2)
+    table = tmp_path / "t.csv"
+    table.write_text("path,genre,title,album\ncalm/calm_0.wav,calm,Quiet,First\nloud/loud_0.flac,loud,Noisy,\n")
+    s = scan("folder", tmp_path, labels=table, folds=2)
+    assert s.tracks.columns == [*TRACKS.names(), "meta_title", "meta_album"]
+    assert s.tracks.select("meta_title", "meta_album").rows() == [("Quiet", "First"), ("Noisy", None)]
+    assert any("kept meta_title, meta_album in the tracks manifest" in n for n in s.notes)

@@ -220,3 +220,22 @@ def test_a_hub_name_offline_fails_at_once_with_the_way_out(tmp_path, monkeypatch
         scan("hf", Path("someone/gtzan"), label_column="genre")
     with pytest.raises(UserError, match="not a hub name"):
         scan("hf", Path("no/such/folder"), label_column="genre")
+
+
+def test_the_default_store_is_named_after_the_dataset(with_splits, tmp_path, monkeypatch):
+    """Without --out, a local copy's store (and manifests) take its folder's name, as a folder dataset's
+    do; a hub name's, its own name."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = invoke("hf", "--root", with_splits, "--label-column", "genre", "--features", "mel")
+    assert result.exit_code == 0, result.output
+    assert FeatureStore.open(str(work / "store" / "with-splits.zarr")).tracks.height == 10
+    assert (work / "manifests" / "with-splits" / "tracks.parquet").is_file()
+    assert not (work / "store" / "hf.zarr").exists()
+    from mrnet.extract.config import ExtractConfig
+
+    assert ExtractConfig(dataset="hf", root=Path("marsyas/gtzan")).store == "store/gtzan.zarr"
+    cached = tmp_path / "hub" / "datasets--marsyas--gtzan" / "snapshots" / "abc123"
+    cached.mkdir(parents=True)
+    assert ExtractConfig(dataset="hf", root=cached).store == "store/gtzan.zarr"

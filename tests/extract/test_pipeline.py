@@ -18,6 +18,7 @@ import soundfile as sf
 from mrnet.extract.config import ExtractConfig
 from mrnet.extract.engines import engine_for_store, features_of_file
 from mrnet.extract.pipeline import run
+from mrnet.manifests.schema import TRACKS
 from mrnet.store import FeatureStore
 
 
@@ -276,3 +277,29 @@ def test_an_mp3_cut_short_is_kept_but_marked_and_listed(tmp_path, folder):
     assert summary.warned["path"].to_list() == ["calm/cut.mp3"]
     assert summary.tracks.filter(pl.col("path") != "calm/cut.mp3")["warning"].null_count() == summary.tracks.height - 1
     assert FeatureStore.open(config(tmp_path, folder).store).tracks.filter(pl.col("warning").is_not_null()).height == 1
+
+
+def test_a_labels_table_keeps_its_own_columns_in_the_manifest(tmp_path):
+    """title and album (a CSV's own columns) ride along in the tracks manifest as meta_title and meta_album,
+    text, through extraction, a second run over the same store, and the store's reader."""
+    root = make_audio_folder(tmp_path / "music", bad=False)
+    table = tmp_path / "labels.csv"
+    rows = [
+        (f"{g}/{g}{i:02d}.wav", g, f"Song {g} {i}", 'Ünïcode, "quoted"' if i else "")
+        for g in ("calm", "loud")
+        for i in range(3)
+    ]
+    pl.DataFrame(rows, schema=["path", "genre", "title", "album"], orient="row").write_csv(table)
+    cfg = config(tmp_path, root, labels=table)
+    run(cfg)
+    tracks = FeatureStore.open(cfg.store).tracks
+    assert tracks.columns == [*TRACKS.names(), "meta_title", "meta_album"]
+    assert (
+        tracks.schema["meta_title"] == pl.String
+        and tracks.select(pl.all().exclude("meta_title", "meta_album")).schema == TRACKS
+    )
+    got = {r["path"]: (r["meta_title"], r["meta_album"]) for r in tracks.iter_rows(named=True)}
+    assert got == {path: (title, album) for path, _, title, album in rows}
+    assert pl.read_parquet(tmp_path / "manifests" / "folder" / "tracks.parquet").equals(tracks)
+    run(cfg)  # the same command again (nothing left to do) keeps them
+    assert FeatureStore.open(cfg.store).tracks.equals(tracks)

@@ -156,42 +156,72 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # closed once the with-block ends: connecting is refused
 
 
-_TIMED = """
+_TIMED_CLI = """
 import sys, time
 from transformers import AutoFeatureExtractor, AutoModel, WavLMModel, PretrainedConfig  # imports are not what is timed
-from mrnet.core.errors import UserError
-from mrnet.extract.engines import SslEngine, WavLMEngine
+import huggingface_hub
+from mrnet.extract import cli, dryrun, pipeline
+sys.argv = ["mrnet-extract", *sys.argv[1:]]
 began = time.perf_counter()
 try:
-    {"wavlm": WavLMEngine, "ssl": SslEngine}[sys.argv[1]](model="microsoft/wavlm-base")
-except UserError as err:
-    print(f"{time.perf_counter() - began:.2f}")
+    cli.main()
+finally:
+    print(f"ELAPSED {time.perf_counter() - began:.2f}", file=sys.stderr)
 """
+
+
+def _timed_cli(args: list[str], env: dict[str, str], tmp_path: Path) -> tuple[int, str, float]:
+    """``mrnet-extract ARGS`` in a fresh process: exit code, output on one line, seconds the command took
+    (its imports done beforehand, so a hub retry is what a slow answer means)."""
+    done = _extract(["-c", _TIMED_CLI, *args], {"COLUMNS": "400", **env}, tmp_path)  # table cells on one line
+    output = " ".join((done.stdout + done.stderr).split())
+    elapsed = [line for line in done.stderr.splitlines() if line.startswith("ELAPSED ")]
+    assert elapsed, output
+    return done.returncode, output, float(elapsed[-1].split()[1])
 
 
 @pytest.mark.parametrize("features", ["wavlm", "ssl"])
 @pytest.mark.parametrize("how", ["unreachable", "HF_HUB_OFFLINE"])
-def test_offline_fails_fast_with_the_mel_hint(tmp_path, features, how):
-    """A hub that cannot be reached (a closed port on this machine) or HF_HUB_OFFLINE: a second, not
-    half a minute of retries, and the way out in the message."""
+def test_offline_a_dry_run_needs_no_weights_and_a_run_fails_fast_with_the_mel_hint(tmp_path, features, how):
+    """A hub that cannot be reached (a closed port on this machine) or HF_HUB_OFFLINE: the default model's
+    dry run answers without its weights (tracks and audio; what a real run would download, and that it could
+    not), and the real run stops in seconds (not half a minute of retries) with the way out."""
     root = make_audio_folder(tmp_path / "music", bad=False)
     env = {"HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"} if how == "unreachable" else {"HF_HUB_OFFLINE": "1"}
-    done = _extract(
-        [
-            "-c",
-            "from mrnet.extract.cli import main; main()",
-            "folder",
-            "--root",
-            str(root),
-            "--features",
-            features,
-            "--dry-run",
-        ],
-        env,
-        tmp_path,
-    )
-    output = " ".join((done.stdout + done.stderr).split())
-    assert done.returncode == 2, output
+    args = ["folder", "--root", str(root), "--features", features, "--manifests-dir", str(tmp_path / "m")]
+    args += ["--out", str(tmp_path / "s.zarr")]
+    code, output, seconds = _timed_cli([*args, "--dry-run"], env, tmp_path)
+    assert code == 0, output
+    assert "6 (0 unreadable or missing" in output and "nothing written" in output
+    assert "the weights of microsoft/wavlm-base are not on this machine (a dry run downloads nothing)" in output
+    assert "cannot be reached from here" in output and "--features mel" in output
+    assert "store size │ not known" in output and seconds < 10, output
+    assert not (tmp_path / "s.zarr").exists() and not (tmp_path / "m").exists()
+    code, output, seconds = _timed_cli(args, env, tmp_path)
+    assert code == 2, output
     assert "--features mel" in output and "cannot be reached" in output and "microsoft/wavlm-base" in output
-    timed = _extract(["-c", _TIMED, features], env, tmp_path)
-    assert timed.stdout.strip() and float(timed.stdout) < 5, timed.stdout + timed.stderr
+    assert seconds < 10, output
+
+
+def test_a_dry_run_sizes_the_store_from_a_config_in_the_cache_without_the_weights(encoders, tmp_path):
+    """Only config.json and the preprocessor's in the hub cache (as a download cut short leaves them): the
+    dry run sizes the store from them and loads nothing; with the weights there too it loads and times."""
+    cache = tmp_path / "hf-cache"
+    snapshot = cache / "models--acme--tiny-wavlm" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (cache / "models--acme--tiny-wavlm" / "refs").mkdir()
+    (cache / "models--acme--tiny-wavlm" / "refs" / "main").write_text("a" * 40)
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(Path(encoders["wavlm"]) / name, snapshot / name)
+    root = make_audio_folder(tmp_path / "music", bad=False)
+    args = ["folder", "--root", str(root), "--features", "ssl", "--model", "acme/tiny-wavlm", "--dry-run"]
+    args += ["--manifests-dir", str(tmp_path / "m"), "--dtype", "float16"]
+    env = {"HF_HUB_OFFLINE": "1"}
+    code, output, _ = _timed_cli(args, env, tmp_path)
+    assert code == 0, output
+    # 3 hidden states x 32 values at 16 kHz / stride 20 (800 frames/s) x 2 bytes
+    assert f"({3 * 32 * 800 * 2 / 1e6:.3f} MB per audio second)" in output
+    assert "the weights of acme/tiny-wavlm are not on this machine" in output
+    shutil.copy(Path(encoders["wavlm"]) / "model.safetensors", snapshot / "model.safetensors")
+    code, output, _ = _timed_cli(args, env, tmp_path)
+    assert code == 0 and "timed on 2 tracks here" in output, output

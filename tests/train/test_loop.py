@@ -251,32 +251,3 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(mel_sto
     assert history(straight) == history(resumed)
     a, b = load_checkpoint(RunFolder(straight).last), load_checkpoint(RunFolder(resumed).last)
     assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
-
-
-def read_events(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """Scalars of TensorBoard event files: TFRecord framing (length, CRC, data, CRC) around Event protos."""
-    import struct
-
-    from tensorboardX.proto import event_pb2
-
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        data = path.read_bytes()
-        pos = 0
-        while pos < len(data):
-            (length,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
-            pos += 12 + length + 4
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return scalars
-
-
-def test_training_writes_tensorboard_curves(straight):
-    """What researchers watch live: per batch the training loss, per epoch every metric, at global steps."""
-    scalars = read_events(RunFolder(straight).path / "tensorboard")
-    assert [step for step, _ in scalars["batch/train_loss"]] == list(range(1, 10))  # 3 epochs x 3 batches
-    assert [step for step, _ in scalars["accuracy/valid"]] == [3, 6, 9]
-    assert {"loss/train", "loss/valid", "loss/test", "macro_f1/valid", "lr"} <= set(scalars)
-    h = history(straight)
-    assert [round(v, 5) for _, v in scalars["loss/train"]] == [round(r["train_loss"], 5) for r in h]

@@ -203,3 +203,13 @@ def test_mrnet_compare_sets_the_tag_run_beside_the_genre_run(mrnet_run, trained_
     )
     rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert {r["task"] for r in rows} == {"single-label", "multi-label"}  # one row per task, each with its own metrics
+
+
+def test_a_tag_run_logs_roc_auc_and_the_per_tag_figure_to_tensorboard(mrnet_run):
+    from tests.train.test_events import read, scalars
+
+    acc, rep = read(mrnet_run), report(mrnet_run)
+    assert scalars(acc, "final/test_roc_auc")[0][1] == pytest.approx(rep["test"]["roc_auc"])
+    assert scalars(acc, "final/test_pr_auc")[0][1] == pytest.approx(rep["test"]["pr_auc"])
+    assert [s for s, _ in scalars(acc, "roc_auc/valid")] and "accuracy/valid" not in acc.Tags()["scalars"]
+    assert acc.Images("figures/tags")[0].encoded_image_string == (mrnet_run / "plots" / "tags.png").read_bytes()
