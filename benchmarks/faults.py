@@ -47,6 +47,7 @@ class FaultProxy:
         self.errors, self.resets, self.latency, self.delay = errors, resets, latency, delay
         self.rng, self.lock = random.Random(seed), threading.Lock()
         self.counts = {"requests": 0, "errors": 0, "resets": 0, "in_flight": 0, "peak_in_flight": 0}
+        self.seen: list[tuple[str, str, str]] = []  # (method, path, Range header) of every request, in order
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -90,6 +91,8 @@ class FaultProxy:
             def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy.lock:
+                    proxy.seen.append((self.command, self.path, self.headers.get("Range") or ""))
                 time.sleep(proxy.delay + (proxy.rng.uniform(0, proxy.latency) if proxy.latency else 0.0))
                 fault = proxy.draw()
                 if fault == "reset":

@@ -121,11 +121,10 @@ class Location:
             # our own client per location, not fsspec's instance cache: that one is keyed by thread and
             # arguments, not by the endpoint in the environment, and handed a later thread a client made
             # for another endpoint (a test's fault proxy, since stopped)
-            _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(
-                self.url,
-                storage_options={**_with_pool(self.url, self.storage_options), "skip_instance_cache": True},
-                read_only=read_only,
-            )
+            options = {**_with_pool(self.url, self.storage_options), "skip_instance_cache": True}
+            if read_only and self.url.startswith(("s3://", "s3a://")):
+                options = {**_ONE_REQUEST, **options}  # a shard read whole is one GET, not a HEAD and a GET
+            _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(self.url, storage_options=options, read_only=read_only)
         return _ZARR_CACHE[key]
 
     # --- plain files beside the arrays ---------------------------------------------------------
@@ -145,9 +144,12 @@ class Location:
         return self.fs.exists(target)
 
     def read_bytes(self, rel: str) -> bytes:
+        """A whole file; on object storage one GET (``fs.open``, and s3fs's ``cat_file`` that may split a
+        large object into concurrent parts, ask for the object's size first: a second request per file)."""
         target = self.path(rel)
         if not self.local:
             self.fs.invalidate_cache(target)
+            return self.fs.cat_file(target, **_ONE_REQUEST if hasattr(self.fs, "max_concurrency") else {})
         with self.fs.open(target, "rb") as f:
             return f.read()
 
@@ -241,6 +243,10 @@ def _walk(root: str, target: str) -> dict[str, int]:
                         pass
     return found
 
+
+#: s3fs reads an object of unknown size in concurrent parts when it is large, asking its size first (a HEAD
+#: before every whole-object GET); reads of metadata and whole shards ask for it in one request instead.
+_ONE_REQUEST = {"max_concurrency": 1}
 
 _FS_CACHE: dict[tuple[str, str], tuple[fsspec.AbstractFileSystem, str]] = {}
 # A forked child (a DataLoader worker) must not reuse the parent's filesystem objects: s3fs's event

@@ -38,6 +38,26 @@ from mrnet.store.writer import read_journal
 CHECK_BLOCK_BYTES = 64 * 2**20
 
 
+def open_track_array(
+    location: Location, key: str, zstore: zarr.abc.store.Store | None = None
+) -> tuple[zarr.Array, bytes]:
+    """Track ``key``'s array and the bytes of its ``zarr.json``, from one read of that file.
+
+    ``zarr.open_array`` asks an object store up to six times for an array it opens (a HEAD before the
+    read, and Zarr v2's ``.zarray``/``.zattrs`` each with a listing when they are absent); this reads
+    the metadata once (``Location.read_bytes``: one GET) and hands it to Zarr, which then reads only
+    chunks. Raises ``FileNotFoundError`` for a missing array, Zarr's or JSON's errors for damaged metadata."""
+    from zarr.core.array import AsyncArray
+    from zarr.storage import StorePath
+
+    raw = location.read_bytes(f"features/{key}/zarr.json")
+    meta = json.loads(raw)
+    if not isinstance(meta, dict) or meta.get("node_type") != "array" or meta.get("zarr_format") != 3:
+        raise ValueError(f"features/{key}/zarr.json is not the metadata of a Zarr v3 array")
+    path = StorePath(zstore or location.zarr_store(read_only=True), f"features/{key}")
+    return zarr.Array(AsyncArray(metadata=meta, store_path=path)), raw
+
+
 class FeatureStore:
     """A store opened for reading, by local path or URL."""
 
@@ -131,7 +151,7 @@ class FeatureStore:
             check_key(f"features/{key}", where=self.location.url)
             refuse_links_on_read(self.location, f"features/{key}")
             try:
-                arr = zarr.open_array(self.location.zarr_store(read_only=True), path=f"features/{key}", mode="r")
+                arr, _ = open_track_array(self.location, key)
             except FileNotFoundError as err:
                 raise UserError(
                     f"{self.location.url}: track array features/{key} is missing. Run mrnet-store verify {self.location.url}."

@@ -35,7 +35,7 @@ from mrnet.manifests.schema import status_counts
 from mrnet.store import integrity, statistics
 from mrnet.store.layout import links, prefix_clashes, unexplained
 from mrnet.store.location import Location, check_key
-from mrnet.store.reader import FeatureStore
+from mrnet.store.reader import FeatureStore, open_track_array
 from mrnet.store.shardwrite import array_metadata
 
 #: Most bytes read at once when checksumming a track: a track up to this size is one read (one request
@@ -190,7 +190,7 @@ def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore:
     if f"features/{key}/zarr.json" not in objects:
         return [f"array missing (no features/{key}/zarr.json)"]
     try:
-        arr = zarr.open_array(zstore, path=f"features/{key}", mode="r")
+        arr, raw = open_track_array(store.location, key, zstore)
     except Exception as err:  # any failure to open is what we report
         return [f"array metadata unreadable: {type(err).__name__}: {err}"]
     expected = (p.channels, len(p.layers), row["frames"], p.dim)
@@ -206,7 +206,7 @@ def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore:
         wrong.append(f"shard object missing: features/{key}/{missing[0]} (its frames would read as zeros)")
     if wrong:
         return wrong
-    changed = metadata_differences(store, key, tuple(arr.shape))
+    changed = metadata_differences(store, raw, tuple(arr.shape))
     if changed:
         return [f"features/{key}/zarr.json differs from what mrnet writes for this track ({', '.join(changed)})"]
     try:
@@ -218,15 +218,15 @@ def check_track(store: FeatureStore, row: dict, objects: dict[str, int], zstore:
     return []
 
 
-def metadata_differences(store: FeatureStore, key: str, shape: tuple[int, ...]) -> list[str]:
-    """Fields of a track's ``zarr.json`` that differ from what ``StoreWriter`` writes for its shape and
-    the store's settings; any changed byte that changes a field (what a reader gets) shows here."""
+def metadata_differences(store: FeatureStore, raw: bytes, shape: tuple[int, ...]) -> list[str]:
+    """Fields of a track's ``zarr.json`` (its bytes, ``raw``) that differ from what ``StoreWriter`` writes for
+    its shape and the store's settings; any changed byte that changes a field (what a reader gets) shows here."""
     p = store.provenance
     expected, _ = array_metadata(
         shape, p.dtype, int(p.extraction.get("chunk_frames", 100)), p.extraction.get("codec", "none")
     )
     try:
-        actual = json.loads(store.location.read_bytes(f"features/{key}/zarr.json"))
+        actual = json.loads(raw)
     except ValueError:
         return ["not valid JSON"]
     return [name for name, value in json.loads(expected).items() if actual.get(name) != value] + [

@@ -17,6 +17,7 @@ in, which is what makes a resumed run exact.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from torch.utils.data import Dataset
 from mrnet.store.location import Location
 from mrnet.store.reader import FeatureStore
 from mrnet.train.augment import Augment, stack_plans
+
+_OPENING = threading.Lock()  # one FeatureStore per dataset and process, however many threads ask at once
 
 
 def tile_frames(x: np.ndarray, frames: int) -> np.ndarray:
@@ -119,8 +122,12 @@ class _StoreTracks(Dataset):
 
     @property
     def store(self) -> FeatureStore:
+        """The store opened once per process: the loader's reading threads share it (and its cache of
+        opened arrays and shard indexes), so a track is opened once, not once per thread that met it first."""
         if self._store is None or self._pid != os.getpid():
-            self._store, self._pid = FeatureStore.open(self.location, check_reads=self.check_reads), os.getpid()
+            with _OPENING:
+                if self._store is None or self._pid != os.getpid():
+                    self._store, self._pid = FeatureStore.open(self.location, check_reads=self.check_reads), os.getpid()
         return self._store
 
     def __getstate__(self):  # spawn/forkserver workers: send the location, never the open store
@@ -130,10 +137,11 @@ class _StoreTracks(Dataset):
         return len(self.keys)
 
     def _batch_array(self, indices: list[int], frames: int, per_item: tuple[int, ...] = ()) -> torch.Tensor:
-        """An uninitialised ``(B, *per_item, channels, layers, frames, dim)`` batch of the store's dtype."""
-        first = self.store.array(self.keys[indices[0]])
-        shape = (len(indices), *per_item, first.shape[0], len(self.layers), frames, first.shape[3])
-        return _batch_tensor(shape, np.dtype(first.dtype))
+        """An uninitialised ``(B, *per_item, channels, layers, frames, dim)`` batch of the store's dtype (its
+        provenance's, which ``FeatureStore.array`` holds every track to: no track is opened for it)."""
+        p = self.store.provenance
+        shape = (len(indices), *per_item, p.channels, len(self.layers), frames, p.dim)
+        return _batch_tensor(shape, np.dtype(p.dtype))
 
 
 def fragments(tracks: pl.DataFrame, crop: int) -> pl.DataFrame:
