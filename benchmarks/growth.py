@@ -9,8 +9,9 @@ Three parts, each its own list of measurements (``--parts``, all by default):
   (folder, FMA with an N-row ``tracks.csv``), ``mrnet-extract --dry-run``, the resume check of the
   finished store (``mrnet-extract`` run again over it), ``mrnet-store info``, ``ls``, ``verify``,
   ``stats``, ``cp``, the resume of an interrupted ``cp`` (planned against a copy that has every track and
-  no manifest or root), ``mrnet-train`` from its start to its first training batch, and one epoch of
-  the training loader.
+  no manifest or root), ``mrnet-train`` from its start to its first training batch, one epoch of
+  the training loader, and ``mrnet-predict RUN --store STORE --split test`` (a run of one epoch on the
+  smallest store, trained once and untimed, predicting each size's test split).
 - ``manifest``: split and fold assignment, label tables and statistics on manifests of up to a million
   tracks (``--manifest-sizes``; ``benchmarks.growth_manifest``).
 - ``remote``: training, ``verify`` and ``cp`` from the local S3 server behind a proxy that adds 20 ms to
@@ -66,10 +67,7 @@ STORE_OPS = (
     "loader-epoch",
     "predict",
 )
-NOT_MEASURED = {
-    "predict": "mrnet-predict scores audio files through the store's feature engine; it has no store input "
-    "(predicting a store's tracks) on this commit, so there is nothing to time"
-}
+NOT_MEASURED: dict[str, str] = {}
 
 
 class LoadWatch:
@@ -111,6 +109,7 @@ def store_commands(work: Path, n: int) -> dict[str, tuple[str, dict] | None]:
     folder, fma = folder_dataset(work, n), fma_dataset(work, n)
     place = work / f"stores-{n}"
     store, copy, manifests = place / "folder.zarr", work / f"copy-{n}.zarr", work / f"manifests-{n}"
+    predictions = work / f"predictions-{n}.parquet"
     extract = ["folder", "--root", str(folder), "--features", "mel", "--manifests-dir", str(manifests)]
     return {
         "scan-folder": ("benchmarks.growth_ops:scan", {"dataset": "folder", "root": str(folder)}),
@@ -132,8 +131,31 @@ def store_commands(work: Path, n: int) -> dict[str, tuple[str, dict] | None]:
         "cp-resume": ("benchmarks.growth_ops:store_cli", {"argv": ["cp", str(store), str(copy)]}),
         "first-batch": ("benchmarks.growth_ops:first_batch", {"store": str(store), "out": str(work / f"run-{n}")}),
         "loader-epoch": ("benchmarks.growth_ops:loader_epoch", {"store": str(store)}),
-        "predict": None,
+        "predict": (
+            "benchmarks.growth_ops:predict_cli",
+            {
+                "argv": [
+                    str(work / "predicting-run"),
+                    "--store",
+                    str(store),
+                    "--split",
+                    "test",
+                    "--out",
+                    str(predictions),
+                ]
+            },
+        ),
     }
+
+
+def _predicting_run(work: Path, store: Path) -> Path:
+    """The run ``predict`` uses at every size: one epoch of the tiny preset, trained once (in a child, untimed) on the
+    first store it is asked for, the smallest of a run (every size's store holds the same features and genres, so
+    one run predicts them all)."""
+    run = work / "predicting-run"
+    if not (run / "checkpoints" / "best.pt").exists():
+        run_child("benchmarks.growth_ops:predicting_run", {"store": str(store), "out": str(run)}, timeout=3600)
+    return run
 
 
 def _before(op: str, work: Path, n: int) -> None:
@@ -146,6 +168,9 @@ def _before(op: str, work: Path, n: int) -> None:
         interrupt_copy(str(work / f"copy-{n}.zarr"))
     elif op == "first-batch":
         shutil.rmtree(work / f"run-{n}", ignore_errors=True)
+    elif op == "predict":
+        (work / f"predictions-{n}.parquet").unlink(missing_ok=True)
+        _predicting_run(work, work / f"stores-{n}" / "folder.zarr")
     elif op == "extract":
         shutil.rmtree(work / f"stores-{n}", ignore_errors=True)  # a fresh extraction, not a resumed one
 
@@ -284,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         "--merge",
         default=None,
         metavar="FILE",
-        help="with --into: add FILE's store and manifest measurements to it, measuring nothing (a size measured by a separate run)",
+        help="with --into: add FILE's store and manifest measurements (and its remote part, whole) to it, measuring "
+        "nothing (a size or part measured by a separate run)",
     )
     ap.add_argument("--no-doc", action="store_true", help="leave docs/performance.md alone")
     args = ap.parse_args(argv)
@@ -396,6 +422,9 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
                 _record(mine, op, n, r)
         if "not_measured" in theirs:
             mine["not_measured"] = theirs["not_measured"]
+    theirs = other.get("parts", {}).get("remote")
+    if isinstance(theirs, dict) and "error" not in theirs and "train" in theirs:  # measured whole: replaces
+        into["parts"]["remote"] = theirs
     into.setdefault("reruns", []).append(
         {
             "command": other.get("command"),

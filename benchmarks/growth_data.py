@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,28 +70,35 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def folder_dataset(work: Path, n: int) -> Path:
-    """``work/folder-N/``: ``g<k>/t<id>.wav`` for N tracks (hard links to one clip)."""
-    root = work / f"folder-{n}"
+def _dataset(work: Path, name: str, fmt: str, fill: Callable[[Path, Iterator[Path]], None]) -> Path:
+    """``work/NAME/``, built by ``fill(root, clips)`` into a fresh folder unless an earlier build finished (``.done``)."""
+    root = work / name
     if _done(root):
         return root
     _fresh(root)
-    clips = _clips(work, root.name, "WAV")
-    for g in range(GENRES):
-        (root / f"g{g}").mkdir()
-    for i, clip in zip(range(n), clips):
-        os.link(clip, root / f"g{i % GENRES}" / f"t{i:07d}.wav")
+    fill(root, _clips(work, name, fmt))
     (root / ".done").touch()
     return root
 
 
+def folder_dataset(work: Path, n: int) -> Path:
+    """``work/folder-N/``: ``g<k>/t<id>.wav`` for N tracks (hard links to one clip)."""
+    return _dataset(work, f"folder-{n}", "WAV", lambda root, clips: _fill_folder(root, clips, n))
+
+
+def _fill_folder(root: Path, clips: Iterator[Path], n: int) -> None:
+    for g in range(GENRES):
+        (root / f"g{g}").mkdir()
+    for i, clip in zip(range(n), clips):
+        os.link(clip, root / f"g{i % GENRES}" / f"t{i:07d}.wav")
+
+
 def fma_dataset(work: Path, n: int) -> Path:
     """``work/fma-N/``: an FMA-large layout of N tracks (its ``tracks.csv`` has N rows)."""
-    root = work / f"fma-{n}"
-    if _done(root):
-        return root
-    _fresh(root)
-    clips = _clips(work, root.name, "MP3")
+    return _dataset(work, f"fma-{n}", "MP3", lambda root, clips: _fill_fma(root, clips, n))
+
+
+def _fill_fma(root: Path, clips: Iterator[Path], n: int) -> None:
     meta = root / "fma_metadata"
     meta.mkdir()
     titles = [f"Genre{g}" for g in range(GENRES)]
@@ -117,8 +125,6 @@ def fma_dataset(work: Path, n: int) -> Path:
             if tid % 1000 == 0 or i == 0:
                 folder.mkdir(parents=True, exist_ok=True)
             os.link(clip, folder / f"{tid:06d}.mp3")
-    (root / ".done").touch()
-    return root
 
 
 def extract_store(dataset: str, out: str, manifests: str) -> dict:

@@ -38,25 +38,45 @@ def scan(dataset: str, root: str) -> dict:
     }
 
 
+def _timed_cli(command: str, app_name: str, argv: list[str]) -> dict:
+    """``command ARGV`` through its Typer app (``module:attribute``), imports included; fails unless it exits 0."""
+    import importlib
+
+    began = time.perf_counter()
+    module, attribute = app_name.split(":")
+    code = _quiet_cli(getattr(importlib.import_module(module), attribute), argv)
+    if code:
+        raise RuntimeError(f"{command} {' '.join(argv)} exited with {code}")
+    return {"seconds": time.perf_counter() - began}
+
+
 def extract_cli(argv: list[str]) -> dict:
     """``mrnet-extract ARGV`` (``--dry-run``, or a run over a finished store: the resume check)."""
-    began = time.perf_counter()
-    from mrnet.extract.cli import app
-
-    code = _quiet_cli(app, argv)
-    if code:
-        raise RuntimeError(f"mrnet-extract {' '.join(argv)} exited with {code}")
-    return {"seconds": time.perf_counter() - began}
+    return _timed_cli("mrnet-extract", "mrnet.extract.cli:app", argv)
 
 
 def store_cli(argv: list[str]) -> dict:
     """``mrnet-store ARGV``; fails unless it exits 0 (verify: the store is intact)."""
-    began = time.perf_counter()
-    from mrnet.store.cli import app
+    return _timed_cli("mrnet-store", "mrnet.store.cli:app", argv)
 
-    code = _quiet_cli(app, argv)
-    if code:
-        raise RuntimeError(f"mrnet-store {' '.join(argv)} exited with {code}")
+
+def predict_cli(argv: list[str]) -> dict:
+    """``mrnet-predict ARGV`` (``RUN --store STORE --split test``): a run's predictions of a store's tracks."""
+    return _timed_cli("mrnet-predict", "mrnet.train.cli:predict_app", argv)
+
+
+def predicting_run(store: str, out: str) -> dict:
+    """A finished run of the tiny preset (one epoch) on ``store``, for ``predict`` to use: made once, untimed."""
+    import shutil
+
+    if (Path(out) / "checkpoints" / "best.pt").exists():
+        return {"seconds": 0.0}
+    shutil.rmtree(out, ignore_errors=True)
+    began = time.perf_counter()
+    from mrnet.train.loop import train
+    from mrnet.train.presets import preset
+
+    train(preset("tiny", store, out=out, batch_size=16, epochs=1, device="cpu", crop_seconds=0.5, test_curve=False))
     return {"seconds": time.perf_counter() - began}
 
 
