@@ -294,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         "--remote-tracks", type=int, default=1000, help="tracks of the store the remote part reads [%(default)s]"
     )
     ap.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run [{','.join(PARTS)}]")
+    ap.add_argument(
+        "--remote-ops",
+        default="train,verify,cp-download,cp-upload",
+        help="which measurements of the remote part [%(default)s]; merge a partial one with --into R --merge FILE",
+    )
     ap.add_argument("--work", default=None, help=f"where datasets and stores are built [{FOLDER}]")
     ap.add_argument("--results", default=None, help=f"folder for the result file [{RESULTS.relative_to(common.REPO)}]")
     ap.add_argument(
@@ -386,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     from benchmarks import remote
 
-                    remote.run(work, save, tracks=args.remote_tracks, part=part)
+                    only = tuple(o.strip() for o in args.remote_ops.split(",") if o.strip())
+                    remote.run(work, save, tracks=args.remote_tracks, part=part, only=only)
             except Exception:  # noqa: BLE001 - a failed part is recorded and the others run
                 part["error"] = traceback.format_exc()
                 log(f"{name} FAILED:\n{part['error']}")
@@ -423,8 +429,10 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
         if "not_measured" in theirs:
             mine["not_measured"] = theirs["not_measured"]
     theirs = other.get("parts", {}).get("remote")
-    if isinstance(theirs, dict) and "error" not in theirs and "train" in theirs:  # measured whole: replaces
-        into["parts"]["remote"] = theirs
+    if isinstance(theirs, dict) and "error" not in theirs and "server" in theirs:
+        mine = into["parts"].get("remote")
+        mine = mine if isinstance(mine, dict) and "error" not in mine else {}
+        into["parts"]["remote"] = {**mine, **theirs}  # what it measured replaces; what it did not stays
     into.setdefault("reruns", []).append(
         {
             "command": other.get("command"),

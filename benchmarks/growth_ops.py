@@ -103,6 +103,9 @@ class _FirstBatch:
     def start(self, **kw):
         self.started = time.perf_counter() - self.began
 
+    def evaluation(self, **kw):
+        pass
+
     def batch(self, **kw):
         if self.first is None:
             self.first, self.cpu = time.perf_counter() - self.began, time.process_time()

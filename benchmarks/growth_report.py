@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks import dask_report
 from benchmarks.growth import RESULTS, series
 from benchmarks.growth_fit import LINEAR, plot
 from benchmarks.tables import f, met, shown, table
@@ -123,9 +124,21 @@ def section(page, pick: tuple[Path, dict] | None, img: Path) -> str:
         stores=_stores(page, parts.get("stores"), img),
         manifest=_manifest(page, parts.get("manifest"), img),
         remote=_remote(page, parts.get("remote")),
+        dask=dask_report.section(page, dask_report.latest()),
         reruns=_reruns(page, res),
         **_before_after(res),
+        **_first_batch(parts.get("stores")),
     )
+
+
+def _first_batch(part: dict | None) -> dict[str, str]:
+    """The first batch at the largest size it was measured at: its seconds and the imports' share of them."""
+    s = (part or {}).get("ops", {}).get("first-batch", {"n": [], "runs": []})
+    runs = [(n, r) for n, r in zip(s["n"], s["runs"]) if "error" not in r]
+    if not runs:
+        return {"first_batch": "–", "first_imports": "–", "first_top": "–"}
+    n, r = max(runs, key=lambda t: t[0])
+    return {"first_batch": f(r["seconds"], 1), "first_imports": f(r.get("imports_s"), 1), "first_top": f"{n:,}"}
 
 
 def _before_after(res: dict) -> dict[str, str]:
@@ -252,7 +265,17 @@ def _remote(page, part: dict | None) -> str:
         direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
         proxy_rps=f(server.get("proxy", {}).get("requests_per_s"), 0),
         round_trip_ms=f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
+        ceiling=f(_ceiling(part)),
+        train_ratio=f(train.get("ratio")),
         threads=plan.get("threads", "–"),
         concurrent=plan.get("concurrent", "–"),
         depth=plan.get("depth", "–"),
     )
+
+
+def _ceiling(part: dict) -> float | None:
+    """The S3 server's small GETs per second over local training's crops per second: the most training after its
+    first epoch (one request per crop) can reach here, as a share of local."""
+    rps = part.get("server", {}).get("direct", {}).get("requests_per_s")
+    local = part.get("train", {}).get("local", {}).get("rate")
+    return min(1.0, rps / local) if rps and local else None

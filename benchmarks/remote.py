@@ -36,13 +36,13 @@ def train_rate(store: str, out: str, epochs: int = EPOCHS, batch: int = 16) -> d
 
     from mrnet.store.location import Location
     from mrnet.train.loader import loader_threads, reading_plan
-    from mrnet.train.loop import train
+    from mrnet.train.loop import Reporter, train
     from mrnet.train.presets import preset
 
     torch.set_num_threads(1)  # a two-thread step stalls whenever other work on a shared machine takes one core
     marks: list[tuple[int, int, float]] = []
 
-    class Clock:
+    class Clock(Reporter):  # what it does not define (evaluation progress, ...) does nothing, as Reporter's
         def note(self, text):
             pass
 
@@ -105,8 +105,12 @@ def _du(path) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
-    """Measure into ``part`` (saved by ``save`` after each measurement); returns it."""
+MEASURES = ("train", "verify", "cp-download", "cp-upload")
+
+
+def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[str, ...] = MEASURES) -> dict:
+    """Measure into ``part`` (saved by ``save`` after each measurement); returns it. ``only``: those of
+    :data:`MEASURES` (the server's own rate is always measured: it bounds the rest)."""
     import shutil
 
     from benchmarks.growth_data import folder_dataset
@@ -142,6 +146,8 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
         def both(name, target, local_args, remote_args, rate, before=None):
             """Local, S3, local again (A/B/A on a shared machine): the ratio is S3's rate over the mean of the
             two local ones around it."""
+            if name not in only:
+                return
             out: dict = {}
             sides = (("local", local_args, None), ("s3", remote_args, s3.env), ("local_after", local_args, None))
             for side, args, env in sides:
@@ -183,7 +189,8 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None) -> dict:
             steady,
             before=clear_runs,
         )
-        part["train"]["first_epoch_ratio"] = _ratio(part["train"], lambda r: r["crops_per_s"][0])
+        if "train" in part:
+            part["train"]["first_epoch_ratio"] = _ratio(part["train"], lambda r: r["crops_per_s"][0])
         both(
             "verify",
             "benchmarks.growth_ops:store_cli",
