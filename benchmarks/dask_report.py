@@ -89,13 +89,14 @@ def section(page, pick: tuple[Path, dict] | None) -> str:
         else "_Not measured._",
         sweep_tracks=f"{res.get('sweep_tracks', 0):,}",
         sweep_table=table(
-            ["unit size", "threads, s per unit", "1 Dask worker, s per unit", "Dask's overhead, ms per unit", "share"],
+            ["unit size", "threads, s per unit", "1 Dask worker, s per unit", "difference, ms per unit", "share"],
             sweep,
         )
         if sweep
         else "_Not measured._",
         per_unit_ms=f(per_unit * 1e3, 0) if per_unit is not None else "–",
         per_track_ms=f(per_track * 1e3, 1) if per_track else "–",
+        threads_track_ms=f(o["threads_per_track_s"] * 1e3, 1) if "threads_per_track_s" in o else "–",
         target=f"{TARGET * 100:.0f} %",
         need=need if need else "–",
         fma_track_ms=f(fma_track * 1e3, 0) if fma_track else "–",

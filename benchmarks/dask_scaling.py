@@ -10,10 +10,10 @@ Every run is the real ``mrnet-extract folder --features mel`` (``mrnet.extract.p
   the cluster's start is apart; it is reported too).
 - **overhead**: the same units on one Dask worker and on threads of this process (no Dask), both with
   two units in flight, interleaved (threads, Dask, threads, Dask...) at unit sizes
-  :data:`UNIT_SIZES` over :data:`SWEEP_TRACKS` tracks. Dask's overhead per unit is the difference of
-  their seconds per unit; the unit function's own time is the threads' seconds per unit. Neither needs
-  more cores than the two here, so the overhead is what a cluster user meets; the unit size that
-  keeps it under :data:`TARGET` of a unit's time follows from it and the time per track.
+  :data:`UNIT_SIZES` over :data:`SWEEP_TRACKS` tracks. Seconds per unit against the unit size is a
+  line for each (``overhead``): the intercepts' difference is Dask's fixed cost per unit, the slope
+  the time per track. Neither needs more cores than the two here; the unit size that keeps the fixed
+  cost under :data:`TARGET` of a unit's time follows from the two.
 
 Results go to ``benchmarks/results/dask/<machine>-<date>.json`` after every run, with the load average
 seen (on this shared 2-core machine, 4 workers oversubscribe the cores and other work shares them).
@@ -86,28 +86,46 @@ def steady(start: float, units: list[tuple[float, int, float]]) -> dict:
 
 
 def overhead(sweep: dict) -> dict:
-    """Dask's seconds per unit (one worker against threads, same units in flight) at each unit size, their
-    mean, the time per track, and the unit size at which the overhead is :data:`TARGET` of a unit.
+    """Seconds per unit against the unit size, a line for each executor (``scipy.stats.linregress`` over every run):
+    its slope is the time per track, its intercept the fixed time per unit. Dask's overhead per unit is its
+    intercept less the threads' (what Dask adds to every unit whatever its size); its slope less theirs is
+    what a track costs more in a worker process. The unit size at which the fixed overhead is :data:`TARGET` of
+    a unit's time on a worker follows.
 
-    >>> o = overhead({"4": {"threads": [{"unit_wall_s": 0.4}], "dask": [{"unit_wall_s": 0.5}]},
-    ...               "16": {"threads": [{"unit_wall_s": 1.6}], "dask": [{"unit_wall_s": 1.7}]}})
+    >>> o = overhead({"4": {"threads": [{"unit_wall_s": 0.4}], "dask": [{"unit_wall_s": 0.6}]},
+    ...               "16": {"threads": [{"unit_wall_s": 1.6}], "dask": [{"unit_wall_s": 1.8}]}})
     >>> round(o["per_unit_s"], 3), round(o["per_track_s"], 3), o["unit_size_for_target"]
-    (0.1, 0.1, 19)
+    (0.2, 0.1, 39)
     """
-    rows = []
+    from scipy.stats import linregress
+
+    rows, points = [], {"threads": ([], []), "dask": ([], [])}
     for size, runs in sorted(sweep.items(), key=lambda kv: int(kv[0])):
-        if not runs.get("threads") or not runs.get("dask"):
-            continue
-        t = sum(r["unit_wall_s"] for r in runs["threads"]) / len(runs["threads"])
-        d = sum(r["unit_wall_s"] for r in runs["dask"]) / len(runs["dask"])
-        rows.append({"unit_size": int(size), "threads_s": t, "dask_s": d, "overhead_s": d - t, "share": (d - t) / d})
-    if not rows:
-        return {"rows": []}
-    per_unit = max(0.0, sum(r["overhead_s"] for r in rows) / len(rows))
-    per_track = sum(r["threads_s"] / r["unit_size"] for r in rows) / len(rows)
-    # overhead / (overhead + U * per_track) < TARGET  <=>  U > overhead * (1 - TARGET) / (TARGET * per_track)
+        for kind in points:
+            for r in runs.get(kind, []):
+                points[kind][0].append(int(size))
+                points[kind][1].append(r["unit_wall_s"])
+        if runs.get("threads") and runs.get("dask"):
+            t = sum(r["unit_wall_s"] for r in runs["threads"]) / len(runs["threads"])
+            d = sum(r["unit_wall_s"] for r in runs["dask"]) / len(runs["dask"])
+            rows.append(
+                {"unit_size": int(size), "threads_s": t, "dask_s": d, "overhead_s": d - t, "share": (d - t) / d}
+            )
+    if any(len(set(x)) < 2 for x, _ in points.values()):
+        return {"rows": rows}
+    threads, dask = (linregress(*points[k]) for k in ("threads", "dask"))
+    per_unit = max(0.0, float(dask.intercept - threads.intercept))
+    per_track = float(dask.slope)
+    # per_unit / (per_unit + U * per_track) < TARGET  <=>  U > per_unit * (1 - TARGET) / (TARGET * per_track)
     need = per_unit * (1 - TARGET) / (TARGET * per_track) if per_track > 0 else float("nan")
-    return {"rows": rows, "per_unit_s": per_unit, "per_track_s": per_track, "unit_size_for_target": int(need) + 1}
+    return {
+        "rows": rows,
+        "per_unit_s": per_unit,
+        "per_track_s": per_track,
+        "threads_per_track_s": float(threads.slope),
+        "threads_per_unit_s": float(threads.intercept),
+        "unit_size_for_target": int(round(need, 9)) + 1,  # the smallest size with a share below TARGET
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
