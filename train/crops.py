@@ -118,7 +118,7 @@ class _StoreTracks(Dataset):
         self.frames = tracks["frames"].to_list()
         self.layers = list(layers)
         self._store: FeatureStore | None = None
-        self._pid = None
+        self._pid: int | None = None
 
     @property
     def store(self) -> FeatureStore:
