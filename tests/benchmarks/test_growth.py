@@ -119,6 +119,7 @@ def test_the_whole_run_at_tiny_sizes_measures_every_operation(tmp_path):
         for op, s in part["ops"].items():
             assert s["n"] == part["sizes"] and all("error" not in r for r in s["runs"]), (op, s["runs"])
     assert stores["ops"]["verify"]["runs"][-1]["seconds"] > 0 and stores["ops"]["loader-epoch"]["runs"][-1]["crops"] > 0
-    assert "predict" in stores["not_measured"] and res["load"]["samples"] >= 1
+    assert not stores["not_measured"] and stores["ops"]["predict"]["n"] == [40, 80] and res["load"]["samples"] >= 1
+    assert (tmp_path / "work" / "predictions-80.parquet").exists()  # mrnet-predict --store wrote the test split
     text = _section(res, tmp_path)
     assert "### Whole-store operations, 40 to 80 tracks" in text and "### A manifest of up to 600 tracks" in text
