@@ -432,6 +432,16 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
     if isinstance(theirs, dict) and "error" not in theirs and "server" in theirs:
         mine = into["parts"].get("remote")
         mine = mine if isinstance(mine, dict) and "error" not in mine else {}
+        for key in ("train", "verify", "cp-download", "cp-upload"):  # what stays keeps its own run's server rate
+            if isinstance(mine.get(key), dict) and "server" in mine:
+                mine[key].setdefault("server", mine["server"])
+        for key in ("train", "verify", "cp-download", "cp-upload"):  # each keeps the server rate of its own run
+            if isinstance(theirs.get(key), dict) and any(
+                "rate" in v for v in theirs[key].values() if isinstance(v, dict)
+            ):
+                theirs[key].setdefault("server", theirs["server"])
+            else:
+                theirs.pop(key, None)  # not measured there (or failed): what the result has stays
         into["parts"]["remote"] = {**mine, **theirs}  # what it measured replaces; what it did not stays
     into.setdefault("reruns", []).append(
         {
@@ -442,6 +452,7 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
             "load": other.get("load", {}),
             "ops": sorted(
                 {op for p in other.get("parts", {}).values() if isinstance(p, dict) for op in p.get("ops", {})}
+                | {f"remote {k}" for k in ("train", "verify", "cp-download", "cp-upload") if k in (theirs or {})}
             ),
             "sizes": sorted(
                 {n for p in other.get("parts", {}).values() if isinstance(p, dict) for n in p.get("sizes", [])}

@@ -173,7 +173,7 @@ def _reruns(page, res: dict) -> str:
             mean=f(r.get("load", {}).get("mean")),
             max=f(r.get("load", {}).get("max")),
             command=r.get("command") or "",
-            sizes=", ".join(f"{n:,}" for n in r.get("sizes", [])),
+            sizes=", ".join(f"{n:,}" for n in r.get("sizes", [])) or ", ".join(r.get("ops", [])),
         )
         for r in res.get("reruns", [])
     ]
@@ -243,24 +243,29 @@ def _remote(page, part: dict | None) -> str:
     for key, (label, nd) in names.items():
         m = part.get(key, {})
         local, s3 = m.get("local", {}), m.get("s3", {})
+        own = m.get("server", part.get("server", {})).get("direct", {}).get("requests_per_s")
         rows.append(
             [
                 label,
                 f(local.get("rate"), nd) if "rate" in local else "failed",
                 f(s3.get("rate"), nd) if "rate" in s3 else "failed",
+                f(own, 0),
                 f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
                 met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
             ]
         )
     train = part.get("train", {})
     first = train.get("first_epoch_ratio")
-    server = part.get("server", {})
+    server = train.get("server", part.get("server", {}))  # the training's own run
     plan = train.get("s3", {}).get("reading", {})
     return page.fill(
         "growth-remote",
         tracks=f"{part['tracks']:,}",
         delay_ms=f(part["delay_s"] * 1e3, 0),
-        table=table(["", "local disk", "S3 + 20 ms", "S3 / local", f"≥ {RATIO_TARGET}"], rows),
+        table=table(
+            ["", "local disk", "S3 + 20 ms", "the S3 server's GETs/s in that run", "S3 / local", f"≥ {RATIO_TARGET}"],
+            rows,
+        ),
         first_ratio=f(first),
         direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
         proxy_rps=f(server.get("proxy", {}).get("requests_per_s"), 0),
@@ -276,6 +281,6 @@ def _remote(page, part: dict | None) -> str:
 def _ceiling(part: dict) -> float | None:
     """The S3 server's small GETs per second over local training's crops per second: the most training after its
     first epoch (one request per crop) can reach here, as a share of local."""
-    rps = part.get("server", {}).get("direct", {}).get("requests_per_s")
+    rps = part.get("train", {}).get("server", part.get("server", {})).get("direct", {}).get("requests_per_s")
     local = part.get("train", {}).get("local", {}).get("rate")
     return min(1.0, rps / local) if rps and local else None
