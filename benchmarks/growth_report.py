@@ -199,6 +199,7 @@ def _stores(page, part: dict | None, img: Path) -> str:
     first = found.get("first-batch")
     top = part["sizes"][-1]
     at_top = dict(zip(first["n"], first["seconds"])).get(top) if first else None
+    runs = dict(zip(part["ops"]["first-batch"]["n"], part["ops"]["first-batch"]["runs"])) if first else {}
     missing = "; ".join(f"{LABELS.get(op, op)}: {why}" for op, why in part.get("not_measured", {}).items())
     return page.fill(
         "growth-stores",
@@ -209,6 +210,9 @@ def _stores(page, part: dict | None, img: Path) -> str:
         first_batch=f(at_top),
         target=f(FIRST_BATCH_TARGET, 0),
         first_met="**met**" if at_top is not None and at_top < FIRST_BATCH_TARGET else "**missed**",
+        first_cpu=f(runs.get(top, {}).get("cpu_s"), 1),
+        first_cpu_small=f(runs.get(part["sizes"][0], {}).get("cpu_s"), 1),
+        first_imports_top=f(runs.get(top, {}).get("imports_s"), 1),
         not_measured=missing or "nothing",
     )
 
