@@ -276,6 +276,8 @@ def _remote(page, part: dict | None) -> str:
         round_trip_ms=f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
         ceiling=f(_ceiling(part)),
         train_ratio=f(train.get("ratio")),
+        local_before=f(train.get("local", {}).get("rate_before", train.get("local", {}).get("rate")), 1),
+        local_after=f(train.get("local_after", {}).get("rate"), 1),
         threads=plan.get("threads", "–"),
         concurrent=plan.get("concurrent", "–"),
         depth=plan.get("depth", "–"),
