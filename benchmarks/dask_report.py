@@ -65,7 +65,7 @@ def section(page, pick: tuple[Path, dict] | None) -> str:
     ]
     per_unit, per_track = o.get("per_unit_s"), o.get("per_track_s")
     need = o.get("unit_size_for_target")
-    fma_track = per_track * FMA_SECONDS if per_track else None
+    fma_track = per_track * FMA_SECONDS if per_track and per_track > 0 else None  # a slope of noise: no answer
     fma_need = (
         max(1, math.ceil(per_unit * (1 - TARGET) / (TARGET * fma_track)))
         if per_unit is not None and fma_track

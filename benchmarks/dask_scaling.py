@@ -117,14 +117,14 @@ def overhead(sweep: dict) -> dict:
     per_unit = max(0.0, float(dask.intercept - threads.intercept))
     per_track = float(dask.slope)
     # per_unit / (per_unit + U * per_track) < TARGET  <=>  U > per_unit * (1 - TARGET) / (TARGET * per_track)
-    need = per_unit * (1 - TARGET) / (TARGET * per_track) if per_track > 0 else float("nan")
+    need = per_unit * (1 - TARGET) / (TARGET * per_track) if per_track > 0 else None  # a slope of noise: no answer
     return {
         "rows": rows,
         "per_unit_s": per_unit,
         "per_track_s": per_track,
         "threads_per_track_s": float(threads.slope),
         "threads_per_unit_s": float(threads.intercept),
-        "unit_size_for_target": int(round(need, 9)) + 1,  # the smallest size with a share below TARGET
+        "unit_size_for_target": None if need is None else int(round(need, 9)) + 1,  # smallest with a share < TARGET
     }
 
 
