@@ -17,35 +17,22 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import torch.nn.functional as F
-
-from mrnet.core.errors import UserError
 from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, predictions
 from mrnet.train import events as tensorboard
 from mrnet.train import report as reports
 from mrnet.train import state as keys
-from mrnet.train.augment import Augment, PartAugment
-from mrnet.train.augment import for_run as augmentation
-from mrnet.train.config import parse_eval_unit
-from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, fragments, track_targets
 from mrnet.train.estimate import StepTimer
-from mrnet.train.evaluate import Stopped, autocast, evaluate
+from mrnet.train.evaluate import Stopped, evaluate
 from mrnet.train.events import EventLog
-from mrnet.train.loader import EpochBatches, make_loader, steps_per_epoch
-from mrnet.train.runs import (
-    RunFolder,
-    load_checkpoint,
-    load_weights,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-)
+from mrnet.train.loader import EpochBatches, make_loader
+from mrnet.train.recipe_setup import RecipeData, restore
+from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, rng_state, save_checkpoint
 from mrnet.train.selection import Patience, improves
-from mrnet.train.setup import RunParts, crop_frames, eval_loader, make_optimizer, make_scheduler, next_stage
+from mrnet.train.setup import RunParts, next_stage
 from mrnet.train.state import TrainState
+from mrnet.train.step import Shown, diverged, train_step
 from mrnet.train.tasks import HEADLINE, MULTI
 
 StopCheck = Callable[[int, int], bool]  # (epoch, finished batches in it) -> stop now?
@@ -59,66 +46,6 @@ class Interrupted(Exception):
             f"stopped in epoch {epoch + 1} after {step} batch{'' if step == 1 else 'es'}; checkpoint saved in {run}"
         )
         self.run, self.epoch, self.step = run, epoch, step
-
-
-def train_step(
-    model,
-    optimizer,
-    weights,
-    x,
-    y,
-    device,
-    bf16: bool,
-    augment: Augment | PartAugment | None = None,
-    plan: dict | None = None,
-    multilabel: bool = False,
-    share: distributed.Share | None = None,
-) -> tuple[float, int]:
-    """One optimisation step on a batch: (loss, correct predictions; 0 for tags).
-
-    Single-label: class-weighted cross-entropy. Multi-label: binary cross-entropy per tag (``weights``,
-    if any, weigh each tag's positives). A model with ``training_logits`` (MusicNeXt's L-softmax) gives
-    its training logits from the labels. The batch arrives as stored (float16 by default) and becomes
-    float32 on ``device``, where the augmentation drawn by the loader (``plan``) is applied: on a GPU
-    beside the model, instead of ~30 ms of CPU per crop in the loader (docs/performance.md, T1).
-    In a process group, ``model`` is the DDP-wrapped model, the batch is this rank's share of the
-    global batch and ``share`` says how it enters the loss; the loss returned is the share's part of
-    the global batch's loss (the ranks' parts add up to it).
-    """
-    x, y = x.to(device, non_blocking=True).float(), y.to(device, non_blocking=True)
-    if augment is not None and plan is not None:
-        x = augment.apply(x, plan)
-    with autocast(device, bf16):
-        logits = distributed.training_logits(model, x, y)
-    reduction = "mean" if share is None else "sum"
-    if multilabel:
-        loss = F.binary_cross_entropy_with_logits(logits.float(), y, pos_weight=weights, reduction=reduction)
-    else:
-        loss = F.cross_entropy(logits.float(), y, weight=weights, reduction=reduction)
-    if share is not None:
-        loss = loss / share.total
-    optimizer.zero_grad(set_to_none=True)
-    (loss if share is None else loss * share.world).backward()  # DDP averages the ranks' gradients
-    optimizer.step()
-    return loss.item(), 0 if multilabel else int((logits.argmax(1) == y).sum())
-
-
-class Shown:
-    """An evaluation loader whose batches are reported to the reporter as they are scored (0 at the start)."""
-
-    def __init__(self, loader, part: str, reporter):
-        self.loader, self.part, self.reporter = loader, part, reporter
-        self.dataset = getattr(loader, "dataset", None)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        total = len(self.loader)
-        self.reporter.evaluation(part=self.part, done=0, total=total)
-        for done, batch in enumerate(self.loader, 1):
-            yield batch
-            self.reporter.evaluation(part=self.part, done=done, total=total)
 
 
 class Recipe:
@@ -151,7 +78,10 @@ class Recipe:
             built.scheduler,
         )
         self.device, self.bf16, self.multilabel = parts.device, parts.bf16, parts.multilabel
-        self.state = self._restore() if resume else TrainState()
+        if resume:
+            self.state, self.optimizer, self.scheduler = restore(self.cfg, run, self.model, reporter)
+        else:
+            self.state = TrainState()
         self.patience = Patience(self.cfg.select_metric, self.cfg.patience, self.cfg.min_delta)
         if self.state.patience:
             self.patience.best, self.patience.stale = self.state.patience["best"], self.state.patience["stale"]
@@ -160,80 +90,26 @@ class Recipe:
         self.trainer = distributed.wrap(
             self.model, self.device, sync_bn=self.cfg.sync_bn
         )  # the model itself in one process
-        self._data(store)
+        data = RecipeData.build(parts, store, self.model, self.device)
+        self.targets, self.augment, self.train_set, self.evals, self.steps = (
+            data.targets,
+            data.augment,
+            data.train_set,
+            data.evals,
+            data.steps,
+        )
+        self.events = EventLog(
+            tensorboard.folder_of(run.path) if self.ranks.main else None,
+            steps_per_epoch=self.steps,
+            start_step=self.state.epoch * self.steps + self.state.step,
+        )
+        if self.events.missing:
+            reporter.note(self.events.missing)
         self.scores = (
             ("loss", *HEADLINE[MULTI], "macro_f1", "precision", "recall", "threshold")
             if self.multilabel
             else ("loss", "accuracy", "macro_f1")
         )
-
-    def _restore(self) -> TrainState:
-        """The model, optimizer, scheduler and RNGs of ``last.pt``, and its training state."""
-        cfg, ranks, reporter = self.cfg, self.ranks, self.reporter
-        ck = load_checkpoint(self.folder.last)  # on the CPU: RNG states must stay there; load_state_dict moves the rest
-        load_weights(self.model, ck, self.folder.last, cfg)
-        state = TrainState.from_checkpoint(ck)
-        # the optimizer of the stage that wrote the checkpoint: the epoch under way, or the one just finished
-        self.optimizer = make_optimizer(cfg, self.model, epoch=state.epoch if state.step else max(state.epoch - 1, 0))
-        self.scheduler = make_scheduler(cfg, self.optimizer)
-        self.optimizer.load_state_dict(ck[keys.OPTIMIZER])
-        self.scheduler.load_state_dict(ck[keys.SCHEDULER])
-        every = ck.get(keys.RNG_RANKS) or [ck[keys.RNG]]
-        set_rng_state(every[ranks.rank] if len(every) == ranks.world else ck[keys.RNG])
-        if len(every) != ranks.world:
-            if ranks.rank:
-                seed_everything(cfg.seed * 1_000_003 + ranks.rank + 7919 * state.epoch)
-            reporter.note(
-                f"the checkpoint was written by {len(every)} process(es), this run has {ranks.world}: it continues "
-                "with the same data order, but dropout draws differ from an uninterrupted run"
-            )
-        if state.stopped is not None and cfg.epochs > state.epoch:
-            reporter.note(f"{self.folder.path} stopped early at epoch {state.stopped} (--patience): it is not extended")
-        reporter.note(f"resuming {self.folder.path} at epoch {state.epoch + 1}, batch {state.step}")
-        return state
-
-    def _data(self, store: FeatureStore) -> None:
-        """Random crops for training; for evaluation, each track's unit (whole, centre crop or chunks)."""
-        cfg, parts, location = self.cfg, self.parts, store.location
-        crop = crop_frames(cfg, store.provenance.frame_rate, self.model)
-        train = (
-            fragments(parts.splits.train, crop) if cfg.epoch_mode == "fragments" else parts.splits.train
-        )  # the epoch's items
-        self.targets = {
-            name: track_targets(part, parts.labels if self.multilabel else None)
-            for name, part in {**parts.splits.parts(), "train": train}.items()
-        }
-        self.augment = augmentation(cfg, store.provenance.feature, store.provenance.dim)
-        kind, n = parse_eval_unit(cfg.eval_unit)
-        unit = EvalUnit(kind, crop=crop, chunks=n)
-        self.train_set = CropDataset(
-            location,
-            train,
-            parts.positions,
-            crop=crop,
-            seed=cfg.seed,
-            augment=self.augment,
-            targets=self.targets["train"],
-            check_reads=cfg.check_reads,
-        )
-        self.evals = {
-            name: eval_loader(
-                TrackDataset(
-                    location, part, parts.positions, unit=unit, targets=self.targets[name], check_reads=cfg.check_reads
-                ),
-                cfg,
-                self.device,
-            )
-            for name, part in (("valid", parts.splits.valid), ("test", parts.splits.test))
-        }
-        self.steps = steps_per_epoch(len(self.train_set), cfg.batch_size)
-        self.events = EventLog(
-            tensorboard.folder_of(self.folder.path) if self.ranks.main else None,
-            steps_per_epoch=self.steps,
-            start_step=self.state.epoch * self.steps + self.state.step,
-        )
-        if self.events.missing:
-            self.reporter.note(self.events.missing)
 
     # --- the run, top to bottom --------------------------------------------------------------------
 
@@ -304,7 +180,7 @@ class Recipe:
             stop = self.ctrl_c() or bool(self.should_stop and self.should_stop(epoch, state.step + 1))
             total, correct, count, stop = distributed.reduce_step(value, size, correct, len(y), stop)  # over the ranks
             if not math.isfinite(total):
-                raise self.diverged(epoch, state.step + 1, total)
+                raise diverged(cfg, self.folder.path, epoch, state.step + 1, total)
             state.count(total, correct, count)
             value = value if part is None else total / size
             self.reporter.batch(epoch=epoch, step=state.step, steps=self.steps, loss=value)
@@ -322,26 +198,6 @@ class Recipe:
         if not self.multilabel:
             record["train_accuracy"] = state.correct / max(state.seen, 1)
         return record
-
-    def diverged(self, epoch: int, step: int, loss: float) -> UserError:
-        """The run stops at a non-finite loss: its weights are spoiled, so nothing of this epoch is saved,
-        and what was written before (metrics.jsonl, the last end-of-epoch checkpoint, best.pt) stays."""
-        cfg = self.cfg
-        rates = (
-            f"--lr {cfg.lr:g}"
-            + (f", --lr-min {cfg.lr_min:g}" if cfg.schedule == "cosine" else "")
-            + (f", --stage {' '.join(f'{e}:{o}:{lr:g}' for e, o, lr in cfg.stages)}" if cfg.stages else "")
-        )
-        kept = (
-            f"epochs 1-{epoch} and their checkpoint are kept in {self.folder.path}"
-            if epoch
-            else f"nothing was checkpointed in {self.folder.path}"
-        )
-        return UserError(
-            f"training diverged: the loss of batch {step} of epoch {epoch + 1} is {loss} (not a finite number); {kept}. "
-            f"The usual cause is a learning rate too high ({rates}): start a new run with a lower --lr "
-            f"(resuming would diverge again). Features that are not finite would do it too: mrnet-store verify {cfg.store}"
-        )
 
     def shown(self, part: str) -> Shown:
         """The evaluation batches of split ``part``, each reported as it is scored (the display's progress)."""
@@ -486,4 +342,4 @@ class Recipe:
         return result
 
 
-__all__ = ["Interrupted", "Recipe", "StopCheck", "train_step"]
+__all__ = ["Interrupted", "Recipe", "StopCheck", "train_step"]  # train_step: from train/step.py, for loop.py

@@ -17,7 +17,7 @@ import torch
 from mrnet.core.errors import UserError
 from mrnet.core.files import TEMP_MARK
 from mrnet.train import loop
-from mrnet.train import recipe as recipe_module
+from mrnet.train import step as step_module
 from mrnet.train.cli import predict_app, report_app, train_app
 from mrnet.train.config import TrainConfig
 from mrnet.train.display import RichReporter
@@ -125,14 +125,14 @@ def test_a_width_too_large_for_memory_says_how_much_it_would_need(mel_store, tmp
 
 def nan_from_call(monkeypatch, first: int) -> None:
     """The training loss becomes NaN from the ``first``-th training batch on (the real step, a spoiled loss)."""
-    real, calls = recipe_module.F.cross_entropy, [0]
+    real, calls = step_module.F.cross_entropy, [0]
 
     def spoiled(*args, **kwargs):
         calls[0] += 1
         loss = real(*args, **kwargs)
         return loss * math.nan if calls[0] >= first else loss
 
-    monkeypatch.setattr(recipe_module.F, "cross_entropy", spoiled)
+    monkeypatch.setattr(step_module.F, "cross_entropy", spoiled)
 
 
 def test_a_non_finite_loss_stops_the_run_naming_the_epoch_batch_and_lr(mel_store, tmp_path, monkeypatch):
