@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 
@@ -25,8 +25,16 @@ from mrnet.train.presets import PRESETS
 from mrnet.train.ranges import MODEL_RANGES, RANGES, help_range
 
 if TYPE_CHECKING:  # made at run time from the library's tuples; a type checker knows them as str Enums
-    PresetChoice = ModelChoice = NormalizeChoice = VariantChoice = RouteChoice = Enum
-    OptimizerChoice = ScheduleChoice = ClassWeightsChoice = EpochModeChoice = SelectMetricChoice = Enum
+    PresetChoice: TypeAlias = Enum
+    ModelChoice: TypeAlias = Enum
+    NormalizeChoice: TypeAlias = Enum
+    VariantChoice: TypeAlias = Enum
+    RouteChoice: TypeAlias = Enum
+    OptimizerChoice: TypeAlias = Enum
+    ScheduleChoice: TypeAlias = Enum
+    ClassWeightsChoice: TypeAlias = Enum
+    EpochModeChoice: TypeAlias = Enum
+    SelectMetricChoice: TypeAlias = Enum
 else:
     PresetChoice = choices("Preset", PRESETS)
     ModelChoice = choices("Model", MODELS)

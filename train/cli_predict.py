@@ -91,7 +91,7 @@ def predict(
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
     else:
         for r in failed:
-            errors.print(f"[red]failed:[/] {escape(r.error)}", highlight=False)
+            errors.print(f"[red]failed:[/] {escape(str(r.error))}", highlight=False)
         kind = "tag" if predictor.multilabel else "genre"
         ensemble = f", {len(predictor.models)} folds averaged" if len(predictor.models) > 1 else ""
         table = Table(title=f"mrnet-predict ({escape(str(run))}{ensemble})")

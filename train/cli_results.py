@@ -55,6 +55,7 @@ def _report(console: Console, run: Path, fmt: str | None) -> None:
     from mrnet.train import report as reports
 
     folder = RunFolder(run)
+    result: dict | None
     if aggregate.is_fold_collection(run):
         result = aggregate.aggregate_folds(run)
         if parse_formats(fmt) != ("png",):

@@ -171,7 +171,7 @@ def train(
             raise UserError(
                 "give --store PATH_OR_URL (a store written by mrnet-extract), or --resume RUN to continue a run"
             )
-        cfg = preset(preset_name.value if preset_name else default_preset(options.get("model")), store, **options)
+        cfg = preset(preset_name.value if preset_name else default_preset(model and model.value), store, **options)
         run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg.store)
         cfg = cfg.with_(out=str(run_dir))
         if (
@@ -181,8 +181,9 @@ def train(
 
             typer.echo(json.dumps(resolved(cfg).to_json(), indent=2))
             return
-        if another_models_recipe(cfg):
-            reporter.note(another_models_recipe(cfg))
+        other = another_models_recipe(cfg)
+        if other:
+            reporter.note(other)
         action = lambda: launch.train(cfg, reporter=reporter, reporter_factory=rich_reporter)  # noqa: E731
     path = _run(action, run_dir, console)
     if path is not None:  # None: a torchrun process other than rank 0, where rank 0 shows the result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 
 from mrnet.train.tasks import HEADLINE, SINGLE, label
@@ -126,7 +127,7 @@ def figure(rows: list[dict]) -> Figure:
             ax.set_ylabel("%" if metric == "accuracy" else label(metric))
             ax.set_title(f"test {label(metric)}" + (f" ({task})" if len(tasks) > 1 else ""))
             ax.grid(axis="y", alpha=0.3, zorder=0)
-    legend = {}
+    legend: dict[str, Artist] = {}
     for ax in fig.axes:
         for handle, text in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(text, handle)

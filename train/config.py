@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from mrnet.core.errors import UserError
 from mrnet.train.models import MODELS
@@ -45,6 +45,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 CLASS_WEIGHTS = ("balanced", "none")
 EPOCH_MODES = ("crops", "fragments")
 SCHEDULES = ("cosine", "constant", "stages")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,14 @@ def model_options_of(data: dict[str, Any]) -> dict[str, Any]:
         LEGACY_MODEL_KEYS[k]: v for k, v in data.items() if k in LEGACY_MODEL_KEYS and LEGACY_MODEL_KEYS[k] in own
     }
     return {**legacy, **(data.get("model_options") or {})}
+
+
+def required(value: T | None, option: str) -> T:
+    """A field settled before training reads it: ``select_metric`` and ``eval_unit`` (``setup.with_defaults``,
+    from the store and the model), ``out`` (the run folder, once a run or a seed has one)."""
+    if value is None:
+        raise ValueError(f"TrainConfig.{option} is not settled yet (see config.required)")
+    return value
 
 
 def parse_eval_unit(text: str) -> tuple[str, int]:

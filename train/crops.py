@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from mrnet.store.location import Location
 from mrnet.store.reader import FeatureStore
-from mrnet.train.augment import Augment, stack_plans
+from mrnet.train.augment import Augment, PartAugment, stack_plans
 
 _OPENING = threading.Lock()  # one FeatureStore per dataset and process, however many threads ask at once
 
@@ -175,7 +175,7 @@ class CropDataset(_StoreTracks):
         *,
         crop: int,
         seed: int,
-        augment: Augment | None = None,
+        augment: Augment | PartAugment | None = None,
         targets: list | None = None,
         check_reads: bool = False,
     ):
@@ -247,12 +247,12 @@ def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
     which makes first writes to a fresh 100 MB batch ~5x cheaper than torch.empty's 4 kB pages."""
     if torch.utils.data.get_worker_info() is None:
         return torch.from_numpy(np.empty(shape, dtype=dtype))
-    dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
     try:
-        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+        storage = torch.empty(0, dtype=torch_dtype)._typed_storage()._new_shared(int(np.prod(shape)))
     except AttributeError:  # torch moved its private helper: an ordinary tensor works, one copy dearer
-        return torch.empty(shape, dtype=dtype)
-    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+        return torch.empty(shape, dtype=torch_dtype)
+    return torch.empty(0, dtype=torch_dtype).new(storage).view(shape)
 
 
 class TrackDataset(_StoreTracks):

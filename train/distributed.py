@@ -28,8 +28,9 @@ Without a process group (one process) every helper here is a no-op and ``ranks()
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -86,7 +87,7 @@ def init(
     if rank is None:
         dist.init_process_group(backend)
     else:
-        dist.init_process_group(backend, init_method=address, rank=rank, world_size=world)
+        dist.init_process_group(backend, init_method=address, rank=rank, world_size=-1 if world is None else world)
     return ranks()
 
 
@@ -129,7 +130,7 @@ class Share:
 
 
 def split_epoch(
-    batches: Sequence[Sequence[tuple[int, int]]], targets: Sequence, weights: torch.Tensor | None, multilabel: bool
+    batches: Iterable[Sequence[tuple[int, int]]], targets: Sequence, weights: torch.Tensor | None, multilabel: bool
 ) -> list[tuple[list, int, Share | None]]:
     """For each global batch of ``(epoch, index)`` items: this rank's share, the global batch's size and
     how the share enters the loss (None in one process, where the share is the batch)."""
@@ -182,7 +183,8 @@ def training_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch
     if isinstance(model, (TrainingForward, nn.parallel.DistributedDataParallel)):
         return model(x, y)
     if hasattr(model, "training_logits"):  # its own forward path: apply the run's input normalisation here
-        return model.training_logits(model.input_norm(x) if hasattr(model, "input_norm") else x, y)
+        own: Any = model  # the model class's own methods, which nn.Module's attribute typing cannot see
+        return own.training_logits(own.input_norm(x) if hasattr(model, "input_norm") else x, y)
     return model(x)
 
 
@@ -249,7 +251,12 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         mean = all_reduce(x.sum(dims)) / count
         centred = x - mean.view(shape)
         var = all_reduce(centred.square().sum(dims)) / count
-        if self.track_running_stats and self.running_mean is not None:
+        if (
+            self.track_running_stats
+            and self.running_mean is not None
+            and self.running_var is not None
+            and self.num_batches_tracked is not None
+        ):
             with torch.no_grad():
                 self.num_batches_tracked += 1
                 m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum

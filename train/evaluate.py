@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from mrnet.train.tagging import tag_scores
 
 
-def confusion(labels: Sequence[int], preds: Sequence[int], num_classes: int) -> np.ndarray:
+def confusion(labels: Sequence[int] | np.ndarray, preds: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
     """``(classes, classes)`` counts: row = true class, column = predicted class.
 
     >>> confusion([0, 1, 1], [0, 0, 1], 2).tolist()
@@ -143,7 +143,7 @@ def evaluate(
             **tag_scores(torch.cat(truth).numpy(), torch.cat(probs).numpy(), threshold=threshold),
             **kept,
         }
-    preds = torch.cat(probs).argmax(1).numpy() if probs else []
+    preds: np.ndarray | list[int] = torch.cat(probs).argmax(1).numpy() if probs else []
     conf = confusion(torch.cat(truth).numpy() if truth else [], preds, num_classes)
     return {"loss": loss, **scores(conf), "confusion": conf.tolist(), **kept}
 
@@ -156,6 +156,7 @@ def _batch(model, x, y, device, weights, multilabel: bool, bf16: bool, seen: lis
     with autocast(device, bf16):
         logits = model(x.flatten(0, 1) if x.dim() == 6 else x)
     logits = logits.float().view(len(y), crops, -1)
+    part: tuple[float, float]  # (loss sum, weight sum)
     if multilabel:
         p = torch.sigmoid(logits).mean(1)
         loss = (

@@ -169,7 +169,8 @@ def distinguishing(configs: list[dict]) -> list[str]:
     for c in configs:
         model = c.get("model", "mrnet")
         head = "linear probe" if model == "linear" else " ".join(str(x) for x in (model, c.get("preset")) if x)
-        flags, words = [], []
+        flags: list[str] = []
+        words: list[str] = []
         for k in (k for k in differ if k in c):
             text = _option(k, c[k])
             if text:

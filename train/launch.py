@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -200,6 +201,7 @@ def _child(
     try:
         distributed.init(device, rank=rank, world=world, address=address)
         reporter = reporter_factory() if reporter_factory is not None else None
+        result: tuple[str, Any]
         if job[0] == "train":
             path = loop.start(TrainConfig.from_json(job[1]), reporter=reporter)
         else:

@@ -21,10 +21,11 @@ from mrnet.core.errors import UserError
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, normalize, probe
 from mrnet.train import report as reports
-from mrnet.train.config import TrainConfig
+from mrnet.train.config import TrainConfig, required
 from mrnet.train.crops import TrackDataset
 from mrnet.train.models import PROBE, get
 from mrnet.train.recipe import Interrupted, Recipe, StopCheck, train_step
+from mrnet.train.reporter import Reporter
 from mrnet.train.runs import RunFolder, default_run_dir, seed_everything, write_json
 from mrnet.train.setup import (
     RunParts,
@@ -39,20 +40,6 @@ from mrnet.train.setup import (
     with_defaults,
 )
 from mrnet.train.splits import Splits, fold_count, has_official_split, split_tracks, usable
-
-
-class Reporter:
-    """What training tells its caller; the CLI shows it with rich, library callers may ignore it."""
-
-    def note(self, text: str) -> None: ...
-    def start(self, *, run: Path, description: str, epochs: int, done: int, steps: int) -> None: ...
-    def batch(self, *, epoch: int, step: int, steps: int, loss: float) -> None: ...
-    def evaluation(
-        self, *, part: str, done: int, total: int
-    ) -> None: ...  # batches of an evaluation pass (0 at its start)
-    def epoch(self, record: dict) -> None: ...
-    def end(self) -> None: ...
-
 
 # --- entry points -------------------------------------------------------------------------------
 
@@ -70,7 +57,7 @@ def start(cfg: TrainConfig, *, reporter: Reporter | None = None) -> Path:
     started by ``launch.spawn`` runs."""
     return _run(
         cfg,
-        RunFolder(Path(cfg.out)),
+        RunFolder(Path(required(cfg.out, "out"))),
         open_store(cfg.store),
         resume=False,
         reporter=reporter or Reporter(),
@@ -234,7 +221,7 @@ def fit(
     parts.on(distributed.device(cfg.device))
     if ranks.rank:  # the same initial model everywhere; dropout draws of its own on every rank
         seed_everything(cfg.seed * 1_000_003 + ranks.rank)
-    warn_unlearnable(reporter, parts.labels, splits.train, parts.built.class_weights, parts.multilabel)
+    warn_unlearnable(reporter, parts.labels, splits.train, parts.placed[0].class_weights, parts.multilabel)
     if entry.fitting == PROBE:  # fitted for each C of a grid, not by epochs (train/probe.py); resuming fits it again
         return fit_probe(parts, run, store, reporter)
     return Recipe(parts, run, store, resume=resume, reporter=reporter, should_stop=should_stop).run()
@@ -279,7 +266,8 @@ def fit_probe(parts: RunParts, run: RunFolder, store: FeatureStore, reporter: Re
         for name, part in parts.splits.parts().items()
     }
     run.rewrite_metrics([])
-    built = parts.built
+    built = parts.placed[0]
+    assert built.class_weights is not None, "the probe is single-label: every class has a weight"
     return probe.fit(
         parts.cfg,
         run,

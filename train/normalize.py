@@ -78,6 +78,9 @@ class InputNorm(nn.Module):
     Input and output ``(B, channels, layers, T, dim)``; ``mean``/``std`` are ``(channels, layers, dim)``.
     """
 
+    mean: torch.Tensor  # mode "stored": buffers (channels, layers, 1, dim)
+    std: torch.Tensor
+
     def __init__(
         self, mode: str, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None, eps: float = 1e-5
     ):
@@ -86,6 +89,8 @@ class InputNorm(nn.Module):
             raise ValueError(f"InputNorm mode {mode!r}: instance or stored")
         self.mode, self.eps = mode, eps
         if mode == "stored":
+            if mean is None or std is None:
+                raise ValueError("InputNorm mode 'stored' needs mean and std")
             self.register_buffer("mean", mean.detach().to(torch.float32).unsqueeze(2))  # (C, L, 1, D)
             self.register_buffer("std", std.detach().to(torch.float32).unsqueeze(2))
 

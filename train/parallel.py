@@ -24,7 +24,7 @@ from mrnet.core.cluster import declares_gpus, local_cluster
 from mrnet.core.errors import UserError
 from mrnet.train import loop
 from mrnet.train import report as reports
-from mrnet.train.config import TrainConfig
+from mrnet.train.config import TrainConfig, required
 from mrnet.train.loop import Reporter
 from mrnet.train.runs import RunFolder
 from mrnet.train.setup import open_store
@@ -42,7 +42,7 @@ def train_folds(cfg: TrainConfig, *, reporter: Reporter | None = None, resume: b
     its folder once every fold has finished and the aggregate is written."""
     reporter = reporter or Reporter()
     if resume:
-        run, store = RunFolder(Path(cfg.out)), open_store(cfg.store)
+        run, store = RunFolder(Path(required(cfg.out, "out"))), open_store(cfg.store)
     else:
         cfg, run, store, _ = loop.prepare(cfg, reporter)
     todo = loop.fold_configs(cfg, run, store)
@@ -83,7 +83,7 @@ def run_parallel(
     reporter = reporter or Reporter()
     if not configs:
         return {}
-    names = [Path(c.out).name for c in configs]
+    names = [Path(required(c.out, "out")).name for c in configs]
     cluster = None if scheduler else local_cluster(workers=workers or 1, gpus=gpus)
     failed: dict[str, str] = {}
     try:
@@ -117,7 +117,7 @@ def run_job(cfg_json: dict) -> str:
     from mrnet.train.tasks import HEADLINE, label, show, task_of
 
     cfg = TrainConfig.from_json(cfg_json)
-    run = RunFolder(Path(cfg.out))
+    run = RunFolder(Path(required(cfg.out, "out")))
     if run.config_file.exists():
         loop.fit(cfg, run, open_store(cfg.store), resume=True)
     else:

@@ -284,8 +284,8 @@ def weights_figure(
     layers = layers if isinstance(layers, list) else [layers]
     both = len(layers[0]) > 1 if layers else False
     fig = Figure(figsize=(10 if both else 5.5, 4.4))
-    axes = fig.subplots(1, 2 if both else 1)
-    ax_r = axes[0] if both else axes
+    axes = fig.subplots(1, 2 if both else 1, squeeze=False)[0]
+    ax_r = axes[0]
     names = list(routes[0])
     w = np.asarray([[r[n] for n in names] for r in routes], dtype=float)
     _bars(

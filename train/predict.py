@@ -21,7 +21,7 @@ import torch
 from mrnet.core.errors import UserError
 from mrnet.core.machine import pick_device
 from mrnet.extract.datasets import AUDIO_SUFFIXES
-from mrnet.extract.engines import engine_for_store, features_of_file
+from mrnet.extract.engines import Engine, engine_for_store, features_of_file
 from mrnet.store.format import DTYPES, Provenance
 from mrnet.train import normalize
 from mrnet.train.config import parse_eval_unit
@@ -60,7 +60,7 @@ class Predictor:
     labels: list[str]  # genres, or tags
     provenance: Provenance
     layer_positions: list[int]
-    engine: object
+    engine: Engine
     device: torch.device
     unit: EvalUnit = EvalUnit()
     multilabel: bool = False
@@ -84,13 +84,13 @@ class Predictor:
             )
         parts = [RunFolder(p.parent) for p in folds] or [run]
         dev = pick_device(device)
-        models, thresholds, first = [], [], None
+        models, thresholds, infos = [], [], []
         for part in parts:
             model, info, best = _load(part)
             models.append(model.to(dev).eval())
             thresholds.append(best["valid"].get("valid_threshold"))
-            first = first or (info, part)
-        info, part = first
+            infos.append(info)
+        info, part = infos[0], parts[0]
         prov = Provenance.from_json(info["provenance"], where=str(part.store_file))
         part_cfg = part.config()
         kind, n = parse_eval_unit(part_cfg.eval_unit or "whole")
@@ -111,10 +111,12 @@ class Predictor:
         else:
             crops = np.stack([_crop(x, start, self.unit.crop) for start in self.unit.starts(x.shape[2])])
         batch = torch.from_numpy(crops).to(self.device)  # (crops, channels, layers, T, dim)
-        total = 0.0
+        total: torch.Tensor | None = None
         for model in self.models:
             logits = model(batch).float()
-            total = total + (torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)).mean(0)
+            p = (torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)).mean(0)
+            total = p if total is None else total + p
+        assert total is not None, "a Predictor holds one model at least"
         return (total / len(self.models)).cpu().numpy()
 
     def predict(self, path: Path, *, top: int = 3) -> Prediction:
@@ -154,7 +156,7 @@ def _crop(x: np.ndarray, start: int, frames: int) -> np.ndarray:
     return part if part.shape[2] == frames else tile_frames(part, frames)
 
 
-def make_engine(prov: Provenance):
+def make_engine(prov: Provenance) -> Engine:
     """The store's feature engine, rebuilt from its provenance; ``UserError`` when this install cannot."""
     try:
         return engine_for_store(prov, device="cpu")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -39,16 +40,19 @@ PROB = "prob:"
 
 #: The columns every predictions table starts with; ``schema`` adds the per-label and embedding columns.
 COLUMNS = pl.Schema(
-    {
-        "track_id": pl.String,
-        "key": pl.String,
-        "split": pl.String,  # valid | test (mrnet-predict: the split asked for)
-        "fold": pl.Int16,  # the fold whose model scored the track; null on an official split
-        "seed": pl.Int64,
-        "true": pl.List(pl.String),  # one genre, or a clip's tags
-        "predicted": pl.List(pl.String),  # the most probable genre, or the tags at or above threshold
-        "threshold": pl.Float64,  # tags: the threshold chosen on validation; null for genres
-    }
+    cast(
+        dict[str, pl.DataType],
+        {
+            "track_id": pl.String,
+            "key": pl.String,
+            "split": pl.String,  # valid | test (mrnet-predict: the split asked for)
+            "fold": pl.Int16,  # the fold whose model scored the track; null on an official split
+            "seed": pl.Int64,
+            "true": pl.List(pl.String),  # one genre, or a clip's tags
+            "predicted": pl.List(pl.String),  # the most probable genre, or the tags at or above threshold
+            "threshold": pl.Float64,  # tags: the threshold chosen on validation; null for genres
+        },
+    )  # classes and instances of polars dtypes: a literal of both would be typed dict[str, object]
 )
 
 
@@ -129,9 +133,10 @@ def table(
 def write(path: Path, frames: Sequence[pl.DataFrame]) -> Path:
     """Write the tables (one per split) as one parquet file, atomically."""
     frame = pl.concat(list(frames), how="vertical")
+    embedding = frame.schema.get("embedding")
     frame = validate(
         frame,
-        schema(labels_of(frame), frame.schema["embedding"].size if "embedding" in frame.columns else None),
+        schema(labels_of(frame), embedding.size if isinstance(embedding, pl.Array) else None),
         name=str(path),
     )
     with atomic_path(path) as tmp:

@@ -143,6 +143,7 @@ def fit(
         curves.epoch(record)
     reporter.end()
     curves.close()
+    assert best is not None and best_state is not None, "the first C of GRID is the best so far"
     save_checkpoint(run.best, best_state)
     save_checkpoint(
         run.last,

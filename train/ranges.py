@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import cast
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,12 @@ class Range:
         kind = "whole number" if self.whole else "finite number"
         if isinstance(value, bool) or not isinstance(value, Integral if self.whole else Real):
             return f"{option} {value!r}: give a {kind}, {self.text()}"
-        if not math.isfinite(value) or (value <= self.low if self.open_low else value < self.low) or value > self.high:
+        number = cast(float, value)  # a Real: numbers.Real declares no comparisons, so a checker cannot see them
+        if (
+            not math.isfinite(number)
+            or (number <= self.low if self.open_low else number < self.low)
+            or number > self.high
+        ):
             return f"{option} {value}: give a {kind}, {self.text()}"
         return None
 

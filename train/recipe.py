@@ -17,17 +17,22 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from mrnet.core.interrupt import ctrl_c_flag
 from mrnet.store.reader import FeatureStore
 from mrnet.train import distributed, predictions
 from mrnet.train import events as tensorboard
 from mrnet.train import report as reports
 from mrnet.train import state as keys
+from mrnet.train.config import required
 from mrnet.train.estimate import StepTimer
 from mrnet.train.evaluate import Stopped, evaluate
 from mrnet.train.events import EventLog
 from mrnet.train.loader import EpochBatches, make_loader
 from mrnet.train.recipe_setup import RecipeData, restore
+from mrnet.train.reporter import Reporter
 from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, rng_state, save_checkpoint
 from mrnet.train.selection import Patience, improves
 from mrnet.train.setup import RunParts, next_stage
@@ -59,7 +64,7 @@ class Recipe:
         store: FeatureStore,
         *,
         resume: bool,
-        reporter,
+        reporter: Reporter,
         should_stop: StopCheck | None,
     ):
         self.parts, self.cfg, self.folder, self.reporter, self.should_stop = (
@@ -69,20 +74,19 @@ class Recipe:
             reporter,
             should_stop,
         )
+        self.select_metric: str = required(self.cfg.select_metric, "select_metric")
         self.ranks = distributed.ranks()
-        built = parts.built
-        self.model, self.weights, self.optimizer, self.scheduler = (
-            built.model,
-            built.class_weights,
-            built.optimizer,
-            built.scheduler,
-        )
-        self.device, self.bf16, self.multilabel = parts.device, parts.bf16, parts.multilabel
+        built, self.device = parts.placed
+        self.model: nn.Module = built.model
+        self.weights: torch.Tensor | None = built.class_weights
+        self.optimizer: torch.optim.Optimizer = built.optimizer
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler = built.scheduler
+        self.bf16, self.multilabel = parts.bf16, parts.multilabel
         if resume:
             self.state, self.optimizer, self.scheduler = restore(self.cfg, run, self.model, reporter)
         else:
             self.state = TrainState()
-        self.patience = Patience(self.cfg.select_metric, self.cfg.patience, self.cfg.min_delta)
+        self.patience = Patience(self.select_metric, self.cfg.patience, self.cfg.min_delta)
         if self.state.patience:
             self.patience.best, self.patience.stale = self.state.patience["best"], self.state.patience["stale"]
         if self.ranks.main:
@@ -229,9 +233,9 @@ class Recipe:
         if cfg.test_curve:  # at the threshold validation chose
             test = self.judge("test", valid.get("threshold"))
             record.update({f"test_{k}": test[k] for k in self.scores if k in test and k != "threshold"})
-        record["best"] = improves(record, state.best, cfg.select_metric)
+        record["best"] = improves(record, state.best, self.select_metric)
         if record["best"]:
-            metric = "loss" if cfg.select_metric == "last" else cfg.select_metric
+            metric = "loss" if self.select_metric == "last" else self.select_metric
             state.best = {"epoch": epoch + 1, "metric": record[f"valid_{metric}"], "loss": record["valid_loss"]}
         if record["best"] and self.ranks.main:
             save_checkpoint(
@@ -245,7 +249,7 @@ class Recipe:
             )
         if self.patience.update(record) and epoch + 1 < cfg.epochs:
             state.stopped = epoch + 1
-            watched = self.patience.metric if cfg.select_metric != "last" else "loss"
+            watched = self.patience.metric if self.select_metric != "last" else "loss"
             self.reporter.note(
                 f"stopped early after epoch {epoch + 1}: validation {watched} has not improved by more than "
                 f"{cfg.min_delta:g} for {cfg.patience} evaluations (--patience)"

@@ -14,9 +14,10 @@ from mrnet.train import distributed
 from mrnet.train import state as keys
 from mrnet.train.augment import Augment, PartAugment
 from mrnet.train.augment import for_run as augmentation
-from mrnet.train.config import TrainConfig, parse_eval_unit
+from mrnet.train.config import TrainConfig, parse_eval_unit, required
 from mrnet.train.crops import CropDataset, EvalUnit, TrackDataset, fragments, track_targets
 from mrnet.train.loader import steps_per_epoch
+from mrnet.train.reporter import Reporter
 from mrnet.train.runs import RunFolder, load_checkpoint, load_weights, seed_everything, set_rng_state
 from mrnet.train.setup import RunParts, crop_frames, eval_loader, make_optimizer, make_scheduler
 from mrnet.train.state import TrainState
@@ -44,7 +45,7 @@ class RecipeData:
             for name, part in {**parts.splits.parts(), "train": train}.items()
         }
         augment = augmentation(cfg, store.provenance.feature, store.provenance.dim)
-        kind, n = parse_eval_unit(cfg.eval_unit)
+        kind, n = parse_eval_unit(required(cfg.eval_unit, "eval_unit"))
         unit = EvalUnit(kind, crop=crop, chunks=n)
         train_set = CropDataset(
             location,
@@ -70,7 +71,7 @@ class RecipeData:
 
 
 def restore(
-    cfg: TrainConfig, folder: RunFolder, model: torch.nn.Module, reporter: Any
+    cfg: TrainConfig, folder: RunFolder, model: torch.nn.Module, reporter: Reporter
 ) -> tuple[TrainState, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The model, optimizer, scheduler and RNGs of ``last.pt`` (the model's loaded in place), and its training state."""
     ranks = distributed.ranks()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -118,6 +119,7 @@ def build(
     ):  # evaluate(keep=True): each headline number gets its bootstrap interval over test tracks
         tested["interval"] = stats.intervals(test["truth"], test["probabilities"], HEADLINE[task])
     valid_keys = ("loss", first, second, "threshold") if task == MULTI else ("loss", first, second)
+    mrnet: Any = model  # MRNet's route and layer weights, read where the model has them
     return {
         "run": str(run.path),
         "store": store["url"],
@@ -148,11 +150,11 @@ def build(
         "test": tested,
         "optimistic": optimistic(history, task),
         **labelled,
-        "route_weights": dict(zip(model.route_names, model.route_weights.detach().float().cpu().tolist()))
+        "route_weights": dict(zip(mrnet.route_names, mrnet.route_weights.detach().float().cpu().tolist()))
         if hasattr(model, "route_weights")
         else {},
         "layer_weights": (
-            {str(layer): w for layer, w in zip(store["layers"], model.layer_weights.detach().float().cpu().tolist())}
+            {str(layer): w for layer, w in zip(store["layers"], mrnet.layer_weights.detach().float().cpu().tolist())}
             if hasattr(model, "layer_weights")
             else {}
         ),
@@ -187,8 +189,8 @@ def aggregate(rows: list[dict]) -> dict:
     """Mean and sample standard deviation over folds of each number of the rows that every fold has."""
     mean, std = {}, {}
     for key in [k for k in (rows[0] if rows else {}) if k not in ("fold", "best_epoch", "interval")]:
-        values = [r.get(key) for r in rows]
-        if values and all(v is not None for v in values):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values and len(values) == len(rows):
             mean[key], std[key] = mean_std(values)
     return {"folds": rows, "n": len(rows), "mean": mean, "std": std}
 

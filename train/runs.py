@@ -204,7 +204,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     Serialised in memory first, so a full disk is an ``OSError`` (ENOSPC) like any other write's."""
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
-    write_atomic(path, buffer.getbuffer())
+    write_atomic(path, [buffer.getbuffer()])
 
 
 def load_checkpoint(path: Path) -> dict:

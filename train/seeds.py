@@ -23,7 +23,7 @@ from rich.table import Table
 from mrnet.core.errors import UserError
 from mrnet.train import events as tensorboard
 from mrnet.train import parallel, predictions
-from mrnet.train.config import TrainConfig
+from mrnet.train.config import TrainConfig, required
 from mrnet.train.evaluate import mean_std
 from mrnet.train.loop import Reporter
 from mrnet.train.runs import RunFolder, default_run_dir, write_json
@@ -62,7 +62,9 @@ def train_seeds(
         cfg = cfg.with_(out=str(run.path))
         run.path.mkdir(parents=True, exist_ok=True)
         write_json(run.config_file, cfg.to_json())
-    todo = {s: c for s, c in seed_configs(cfg, run.path).items() if not RunFolder(Path(c.out)).finished}
+    todo = {
+        s: c for s, c in seed_configs(cfg, run.path).items() if not RunFolder(Path(required(c.out, "out"))).finished
+    }
     if todo and parallel.wanted(cfg) and not cfg.all_folds:
         reporter.note(f"{len(todo)} of {len(cfg.seeds)} seeds to train, side by side")
         device = "cuda" if cfg.gpus else "cpu" if cfg.workers else cfg.device
@@ -82,8 +84,9 @@ def train_seeds(
     else:
         for seed, sub in todo.items():
             reporter.note(f"seed {seed} ({list(cfg.seeds).index(seed) + 1} of {len(cfg.seeds)}): {sub.out}")
-            if (Path(sub.out) / "config.json").exists():
-                resume_one(Path(sub.out))
+            folder = Path(required(sub.out, "out"))
+            if (folder / "config.json").exists():
+                resume_one(folder)
             else:
                 train_one(sub)
     tensorboard.log_result(run.path, write_report(run, cfg), step=0)  # the seeds' mean beside each seed's own

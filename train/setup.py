@@ -10,6 +10,7 @@ a model; ``build_model`` makes the run's model (``mrnet-predict`` rebuilds it th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 import psutil
@@ -66,6 +67,13 @@ class RunParts:
     @property
     def bf16(self) -> bool:
         return self.cfg.bf16 and self.device is not None and self.device.type == "cuda"
+
+    @property
+    def placed(self) -> tuple[RunSetup, torch.device]:
+        """What ``on`` built, and the device it is on."""
+        if self.built is None or self.device is None:
+            raise ValueError("RunParts.on(device) builds the model's optimizer and weights first")
+        return self.built, self.device
 
     def on(self, device: torch.device) -> RunParts:
         """The model on ``device`` with its class weights, first optimizer and schedule."""
@@ -173,7 +181,7 @@ def check_fits(cfg: TrainConfig, inputs: ModelInput) -> None:
 def check_crop(cfg: TrainConfig, crop: int, model: torch.nn.Module, train: pl.DataFrame, frame_rate: float) -> None:
     """Refuse a --crop-seconds longer than the longest training track (a model's own input length is its recipe;
     a closed-form model reads whole tracks)."""
-    longest = train["frames"].max() if len(train) else None
+    longest = cast("int | None", train["frames"].max()) if len(train) else None  # polars types max() as any literal
     fixed = getattr(getattr(model, "cfg", None), "crop_frames", None)
     if fixed or get(cfg.model).fitting == PROBE or longest is None or crop <= longest:
         return
@@ -215,8 +223,10 @@ def label_weights(
     if inputs.task == MULTI:
         if not cfg.pos_weight:
             return None
-        weights = dict(tag_table(train_tracks, labels).select("name", "weight").iter_rows())
-        return torch.tensor([weights[t] for t in labels], dtype=torch.float32, device=device)
+        if labels is None:
+            raise ValueError("--pos-weight weighs the store's tags: pass them (labels)")
+        per_tag = dict(tag_table(train_tracks, labels).select("name", "weight").iter_rows())
+        return torch.tensor([per_tag[t] for t in labels], dtype=torch.float32, device=device)
     weights = torch.tensor(class_weights(train_tracks, inputs.num_classes), dtype=torch.float32, device=device)
     if cfg.class_weights == "none":  # a class without training tracks keeps weight 0 (warn_unlearnable names it)
         weights = (weights > 0).float()

@@ -7,6 +7,7 @@ that were extracted (status done) and carry a label take part.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -45,7 +46,7 @@ def fold_count(tracks: pl.DataFrame) -> int:
     3
     """
     folds = tracks["fold"].drop_nulls()
-    return int(folds.max()) + 1 if folds.len() else 0
+    return int(cast(int, folds.max())) + 1 if folds.len() else 0  # polars types max() as any literal
 
 
 def fold_roles(fold: int, k: int) -> tuple[int, int]:

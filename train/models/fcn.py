@@ -158,7 +158,7 @@ class MsECNNConfig(FCNConfig):
 # ----------------------------------------------------------------------------- models
 
 
-def _mel_map(model: nn.Module, x: Tensor) -> Tensor:
+def _mel_map(model: FCN5 | MsECNN, x: Tensor) -> Tensor:
     """Check a batch and lay it out as an image: ``(B, 1, 1, T, 96) -> (B, 1, 96, T)``."""
     cfg = model.cfg
     if x.dim() != 5 or tuple(x.shape[1:3]) != (1, 1) or x.shape[4] != cfg.n_mels or x.shape[3] < cfg.min_frames:

@@ -324,11 +324,15 @@ class MRNet(nn.Module):
             x = instance_norm(x)
         x = self.stem(self.dropout(x))  # (B, C, T)
         # MRBlocks: block i reads x + o2 of block i-1 (Eq. 1); dropout on the block input only
-        o1s, o2s, o3s = [], [], []
+        o1s: list[Tensor] = []
+        o2s: list[Tensor] = []
+        o3s: list[Tensor] = []
         for block in self.blocks:
             o1, o2, o3 = block(self.dropout(x))  # 3 x (B, C, T)
             x = x + o2
-            o1s.append(o1), o2s.append(o2), o3s.append(o3)
+            o1s.append(o1)
+            o2s.append(o2)
+            o3s.append(o3)
         # routes
         routes = self._routes(o1s, o2s, o3s)  # name -> (B, C, T)
         # pooling, scaled by W

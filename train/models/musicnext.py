@@ -113,6 +113,8 @@ class LSoftmaxLinear(nn.Module):
     (torch.Size([5, 3]), torch.Size([5, 3]), 1)
     """
 
+    step: Tensor  # a buffer: optimiser steps counted so far
+
     def __init__(
         self,
         in_features: int,
@@ -231,7 +233,8 @@ def _init_convnext(module: nn.Module) -> None:
     """ConvNeXt's init: truncated normal (std 0.02) weights and zero biases for convs and Linear layers."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.trunc_normal_(module.weight, std=0.02)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 #: The recipe normalises with one global mean and std of the training set (``--normalize global``) and

@@ -153,7 +153,8 @@ def _init_xavier(module: nn.Module) -> None:
     """The authors' init: Xavier-uniform weights and zero biases for every conv and linear layer."""
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -254,18 +255,27 @@ _RECIPE = dict(options=("softmax_output",), normalizations=("none",), evaluation
 class _NNet(nn.Module):
     """What the three share: cutting the waveform and the MFCC out of a batch, the output, the input check."""
 
+    head: nn.Sequential  # each model's classifier: Linear first
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        """The head's weights' dtype, which the input is cast to."""
+        first = self.head[0]
+        assert isinstance(first, nn.Linear)
+        return first.weight.dtype
+
     def __init__(self, cfg: NNetConfig):
         super().__init__()
         self.cfg = cfg
 
     def _wave(self, x: Tensor) -> Tensor:
         B = x.shape[0]
-        wave = x[..., :SAMPLES].to(self.head[0].weight.dtype)  # (B, 1, 1, 256, 1024): the samples, never scaled
+        wave = x[..., :SAMPLES].to(self._dtype)  # (B, 1, 1, 256, 1024): the samples, never scaled
         return wave.reshape(B, 1, WINDOW * SAMPLES)  # (B,1,1,256,1024) -> (B,1,262144)
 
     def _mfcc(self, x: Tensor) -> Tensor:
         B = x.shape[0]
-        mfcc = x[..., -N_MFCC:].to(self.head[0].weight.dtype)  # (B, 1, 1, 256, 20): the last 20 of each frame
+        mfcc = x[..., -N_MFCC:].to(self._dtype)  # (B, 1, 1, 256, 20): the last 20 of each frame
         return standardize(mfcc.reshape(B, 1, WINDOW, N_MFCC))  # (B,1,1,256,20) -> (B,1,256,20)
 
     def _output(self, logits: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from torch import nn
 
@@ -35,6 +35,15 @@ class ModelInput:
     task: str = SINGLE  # or MULTI: num_classes tags, any number true at once
 
 
+class ModelConfig(Protocol):
+    """A model's config: a dataclass whose ``from_input`` fills the fields a store decides."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def from_input(cls, inputs: ModelInput, **options: Any) -> Any: ...
+
+
 #: How a model is fitted. ``gradient``: by the training loop, epoch by epoch (every network);
 #: ``probe``: in closed form for each value of a regularisation grid, its choice made on validation
 #: (``train/probe.py``), in one process, and read as the floor every other run is compared with.
@@ -49,7 +58,7 @@ class Registered:
     normalises, evaluates and reports it."""
 
     name: str
-    config: type
+    config: type[ModelConfig]
     model: type
     options: tuple[str, ...] = ()
     #: the name reports, tables and figures show (``mrnet-report``, ``mrnet-compare``)
@@ -101,7 +110,7 @@ REGISTRY: dict[str, Registered] = {}
 M = TypeVar("M", bound=type)
 
 
-def register_model(name: str, *, config: type, **entry: Any) -> Callable[[M], M]:
+def register_model(name: str, *, config: type[ModelConfig], **entry: Any) -> Callable[[M], M]:
     """Declare the model class below as ``mrnet-train --model name`` (``entry``: the other fields of
     :class:`Registered`). A name is registered once."""
 
@@ -133,7 +142,8 @@ def count_parameters(model: nn.Module, *, head: bool = True) -> int:
     """
     total = sum(p.numel() for p in model.parameters())
     if not head:
-        if not isinstance(getattr(model, "head", None), nn.Module):
+        module = getattr(model, "head", None)
+        if not isinstance(module, nn.Module):
             raise ValueError(f"{type(model).__name__} has no `head` module to leave out")
-        total -= sum(p.numel() for p in model.head.parameters())
+        total -= sum(p.numel() for p in module.parameters())
     return total
