@@ -47,7 +47,7 @@ def model_input(feature: str, classes: int = CLASSES):
     return ModelInput(
         feature=feature,
         channels=1,
-        layers=1,
+        num_layers=1,
         dim=engine.dim,
         frame_rate=engine.frame_rate,
         num_classes=classes,

@@ -107,7 +107,7 @@ class _StoreTracks(Dataset):
         self,
         location: Location,
         tracks: pl.DataFrame,
-        layers: Sequence[int],
+        layer_positions: Sequence[int],
         targets: list | None = None,
         check_reads: bool = False,
     ):
@@ -116,7 +116,7 @@ class _StoreTracks(Dataset):
         self.keys = tracks["key"].to_list()
         self.labels = track_targets(tracks) if targets is None else targets  # label ids, or multi-hot vectors
         self.frames = tracks["frames"].to_list()
-        self.layers = list(layers)
+        self.layer_positions = list(layer_positions)  # the stored layers read, by position
         self._store: FeatureStore | None = None
         self._pid: int | None = None
 
@@ -140,7 +140,7 @@ class _StoreTracks(Dataset):
         """An uninitialised ``(B, *per_item, channels, layers, frames, dim)`` batch of the store's dtype (its
         provenance's, which ``FeatureStore.array`` holds every track to: no track is opened for it)."""
         p = self.store.provenance
-        shape = (len(indices), *per_item, p.channels, len(self.layers), frames, p.dim)
+        shape = (len(indices), *per_item, p.channels, len(self.layer_positions), frames, p.dim)
         return _batch_tensor(shape, np.dtype(p.dtype))
 
 
@@ -171,7 +171,7 @@ class CropDataset(_StoreTracks):
         self,
         location: Location,
         tracks: pl.DataFrame,
-        layers: Sequence[int],
+        layer_positions: Sequence[int],
         *,
         crop: int,
         seed: int,
@@ -179,7 +179,7 @@ class CropDataset(_StoreTracks):
         targets: list | None = None,
         check_reads: bool = False,
     ):
-        super().__init__(location, tracks, layers, targets, check_reads)
+        super().__init__(location, tracks, layer_positions, targets, check_reads)
         self.crop, self.seed, self.augment = crop, seed, augment
         self.starts = tracks["fragment"].to_list() if "fragment" in tracks.columns else None
 
@@ -205,9 +205,9 @@ class CropDataset(_StoreTracks):
         n = self.frames[i]
         if n >= self.crop:
             start = int(rng.integers(0, n - self.crop + 1)) if self.starts is None else self.starts[i]
-            x = self.store.read(self.keys[i], start, start + self.crop, self.layers, out=out)
+            x = self.store.read(self.keys[i], start, start + self.crop, self.layer_positions, out=out)
         else:
-            x = tile_frames(self.store.read(self.keys[i], 0, n, self.layers), self.crop)
+            x = tile_frames(self.store.read(self.keys[i], 0, n, self.layer_positions), self.crop)
             if out is not None:
                 out[...] = x
                 x = out
@@ -256,31 +256,31 @@ def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
 
 
 class TrackDataset(_StoreTracks):
-    """Tracks for evaluation as ``unit`` says: ``(features, target)`` with features ``(channels, layers,
+    """Tracks for evaluation as ``eval_unit`` says: ``(features, target)`` with features ``(channels, layers,
     T, dim)`` for whole tracks, ``(crops, channels, layers, crop, dim)`` otherwise, in the store's dtype."""
 
     def __init__(
         self,
         location: Location,
         tracks: pl.DataFrame,
-        layers: Sequence[int],
+        layer_positions: Sequence[int],
         *,
-        unit: EvalUnit = EvalUnit(),
+        eval_unit: EvalUnit = EvalUnit(),
         targets: list | None = None,
         check_reads: bool = False,
     ):
-        super().__init__(location, tracks, layers, targets, check_reads)
-        self.unit = unit
+        super().__init__(location, tracks, layer_positions, targets, check_reads)
+        self.eval_unit = eval_unit
 
     @property
     def lengths(self) -> list[int]:
         """Frames of each item: a batch holds items of one length (``loader.length_batches``)."""
-        return self.frames if self.unit.kind == "whole" else [self.unit.crop] * len(self.keys)
+        return self.frames if self.eval_unit.kind == "whole" else [self.eval_unit.crop] * len(self.keys)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        if self.unit.kind == "whole":
-            return self.store.read(self.keys[i], 0, self.frames[i], self.layers), self.labels[i]
-        return np.stack([self._read(i, start) for start in self.unit.starts(self.frames[i])]), self.labels[i]
+        if self.eval_unit.kind == "whole":
+            return self.store.read(self.keys[i], 0, self.frames[i], self.layer_positions), self.labels[i]
+        return np.stack([self._read(i, start) for start in self.eval_unit.starts(self.frames[i])]), self.labels[i]
 
     def __getitems__(self, items: list[int], pool: Executor | None = None) -> TrackBatch:
         """Items of one length (``length_batches``) read straight into one batch array, as ``CropDataset.__getitems__``."""
@@ -288,24 +288,26 @@ class TrackDataset(_StoreTracks):
         if any(self.lengths[i] != n for i in items):
             raise ValueError("a batch of whole tracks needs tracks of one length (see length_batches)")
         y = stack_targets([self.labels[i] for i in items])
-        if self.unit.kind == "whole":
+        if self.eval_unit.kind == "whole":
             x = self._batch_array(items, n)
             xs = x.numpy()
-            _for_each(lambda b: self.store.read(self.keys[items[b]], 0, n, self.layers, out=xs[b]), len(items), pool)
+            _for_each(
+                lambda b: self.store.read(self.keys[items[b]], 0, n, self.layer_positions, out=xs[b]), len(items), pool
+            )
             return TrackBatch(x, y)
-        crops = len(self.unit.starts(self.frames[items[0]]))
+        crops = len(self.eval_unit.starts(self.frames[items[0]]))
         x = self._batch_array(items, n, (crops,))
         xs = x.numpy()
 
         def fill(b: int) -> None:
-            for c, start in enumerate(self.unit.starts(self.frames[items[b]])):
+            for c, start in enumerate(self.eval_unit.starts(self.frames[items[b]])):
                 xs[b, c] = self._read(items[b], start)
 
         _for_each(fill, len(items), pool)
         return TrackBatch(x, y)
 
     def _read(self, i: int, start: int) -> np.ndarray:
-        """The crop of ``unit.crop`` frames from ``start``; a track shorter than the crop, repeated."""
-        stop = min(self.frames[i], start + self.unit.crop)
-        x = self.store.read(self.keys[i], start, stop, self.layers)
-        return x if x.shape[2] == self.unit.crop else tile_frames(x, self.unit.crop)
+        """The crop of ``eval_unit.crop`` frames from ``start``; a track shorter than the crop, repeated."""
+        stop = min(self.frames[i], start + self.eval_unit.crop)
+        x = self.store.read(self.keys[i], start, stop, self.layer_positions)
+        return x if x.shape[2] == self.eval_unit.crop else tile_frames(x, self.eval_unit.crop)

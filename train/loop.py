@@ -261,7 +261,7 @@ def fit_probe(parts: RunParts, run: RunFolder, store: FeatureStore, reporter: Re
     cpu = torch.device("cpu")
     evals = {
         name: eval_loader(
-            TrackDataset(store.location, part, parts.positions, check_reads=parts.cfg.check_reads), parts.cfg, cpu
+            TrackDataset(store.location, part, parts.layer_positions, check_reads=parts.cfg.check_reads), parts.cfg, cpu
         )
         for name, part in parts.splits.parts().items()
     }
@@ -273,7 +273,7 @@ def fit_probe(parts: RunParts, run: RunFolder, store: FeatureStore, reporter: Re
         run,
         store,
         parts.splits,
-        parts.positions,
+        parts.layer_positions,
         built.model.cpu(),
         built.class_weights.cpu(),
         evals,

@@ -112,9 +112,9 @@ def attach(model: nn.Module, norm: InputNorm) -> nn.Module:
 # --- a run's normalisation: computed from its store, recorded in its folder --------------------------
 
 
-def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, positions: list[int]) -> dict:
+def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, layer_positions: list[int]) -> dict:
     """The record of one run's normalisation: the mode, and for ``stored`` the statistics of its training
-    tracks ``train`` over the layers it reads (``positions`` in the store)."""
+    tracks ``train`` over the layers it reads (``layer_positions`` in the store)."""
     if mode not in ("stored", "global"):
         return {"mode": mode}
     groups = store.statistics()
@@ -138,9 +138,9 @@ def for_run(mode: str, store: FeatureStore, train: pl.DataFrame, positions: list
         "groups": used,
         "tracks": train.height,
         "frames": sums.count,
-        "layers": [store.provenance.layers[i] for i in positions],
-        "mean": mean[:, positions].tolist(),
-        "std": std[:, positions].tolist(),
+        "layers": [store.provenance.layers[i] for i in layer_positions],
+        "mean": mean[:, layer_positions].tolist(),
+        "std": std[:, layer_positions].tolist(),
     }
 
 

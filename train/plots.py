@@ -273,15 +273,15 @@ SCALE_NOTES = {
 
 
 def weights_figure(
-    routes: list[dict[str, float]] | dict[str, float], layers: list[dict[str, float]] | dict[str, float]
+    route_weights: list[dict[str, float]] | dict[str, float], layer_weights: list[dict[str, float]] | dict[str, float]
 ) -> Figure:
     """The route weights W (paper Fig. 3), each divided by their mean, and the layer weights as shares of
     their sum, each against a dashed line at the uniform weighting (the scale-free baseline); a y axis
     fitted to the values, so weights of 0.98 and 1.01 look different; one panel when the store holds one
     layer. Several runs (folds, seeds): the bars are their mean, the whiskers their range and the dots
     each run. The caption speaks of the panels drawn only."""
-    routes = routes if isinstance(routes, list) else [routes]
-    layers = layers if isinstance(layers, list) else [layers]
+    routes = route_weights if isinstance(route_weights, list) else [route_weights]  # one dict per run
+    layers = layer_weights if isinstance(layer_weights, list) else [layer_weights]
     both = len(layers[0]) > 1 if layers else False
     fig = Figure(figsize=(10 if both else 5.5, 4.4))
     axes = fig.subplots(1, 2 if both else 1, squeeze=False)[0]
@@ -339,9 +339,9 @@ def _bars(ax, names: list[str], values: np.ndarray, *, reference: float, color: 
 
 def plot_weights(
     path: Path,
-    routes: dict[str, float] | list[dict[str, float]],
-    layers: dict[str, float] | list[dict[str, float]],
+    route_weights: dict[str, float] | list[dict[str, float]],
+    layer_weights: dict[str, float] | list[dict[str, float]],
     formats: tuple[str, ...] = ("png",),
 ) -> Path:
     """Bar charts of the route weights W (paper Fig. 3) and the layer weights, of one run or several."""
-    return save_figure(weights_figure(routes, layers), path, formats)
+    return save_figure(weights_figure(route_weights, layer_weights), path, formats)

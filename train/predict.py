@@ -62,7 +62,7 @@ class Predictor:
     layer_positions: list[int]
     engine: Engine
     device: torch.device
-    unit: EvalUnit = EvalUnit()
+    eval_unit: EvalUnit = EvalUnit()  # what of a file is scored (the run's --eval-unit)
     multilabel: bool = False
     threshold: float | None = None  # tags: the validation threshold (the folds' mean for an ensemble)
 
@@ -94,22 +94,30 @@ class Predictor:
         prov = Provenance.from_json(info["provenance"], where=str(part.store_file))
         part_cfg = part.config()
         kind, n = parse_eval_unit(part_cfg.eval_unit or "whole")
-        unit = EvalUnit(kind, crop=crop_frames(part_cfg, prov.frame_rate, models[0]), chunks=n)
+        eval_unit = EvalUnit(kind, crop=crop_frames(part_cfg, prov.frame_rate, models[0]), chunks=n)
         multilabel = prov.task == MULTI
         threshold = float(np.mean(thresholds)) if multilabel and None not in thresholds else None
         return cls(
-            models, info["genres"], prov, info["layer_positions"], make_engine(prov), dev, unit, multilabel, threshold
+            models,
+            info["genres"],
+            prov,
+            info["layer_positions"],
+            make_engine(prov),
+            dev,
+            eval_unit,
+            multilabel,
+            threshold,
         )
 
     @torch.no_grad()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """``(labels,)`` probabilities of one track's features ``(channels, stored layers, T, dim)``,
-        averaged over the evaluation unit's crops and over the models."""
+        averaged over the crops of its ``eval_unit`` and over the models."""
         x = np.asarray(features).astype(DTYPES[self.provenance.dtype]).astype(np.float32)[:, self.layer_positions]
-        if self.unit.kind == "whole":
+        if self.eval_unit.kind == "whole":
             crops = x[None]
         else:
-            crops = np.stack([_crop(x, start, self.unit.crop) for start in self.unit.starts(x.shape[2])])
+            crops = np.stack([_crop(x, start, self.eval_unit.crop) for start in self.eval_unit.starts(x.shape[2])])
         batch = torch.from_numpy(crops).to(self.device)  # (crops, channels, layers, T, dim)
         total: torch.Tensor | None = None
         for model in self.models:

@@ -62,12 +62,12 @@ def predict_split(
         multilabel = opened.provenance.task == MULTI
         tracks = getattr(split_tracks(opened.tracks, fold=cfg.fold, where=opened.location.url), split)
         kind, n = parse_eval_unit(cfg.eval_unit or "whole")
-        unit = EvalUnit(kind, crop=crop_frames(cfg, opened.provenance.frame_rate, model), chunks=n)
+        eval_unit = EvalUnit(kind, crop=crop_frames(cfg, opened.provenance.frame_rate, model), chunks=n)
         dataset = TrackDataset(
             opened.location,
             tracks,
             info["layer_positions"],
-            unit=unit,
+            eval_unit=eval_unit,
             targets=track_targets(tracks, labels if multilabel else None),
         )
         threshold = best["valid"].get("valid_threshold")

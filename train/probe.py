@@ -71,13 +71,13 @@ def improves(value: float, loss: float, best: dict | None) -> bool:
     return best is None or value > best["metric"] or (value == best["metric"] and loss < best["loss"])
 
 
-def _statistics(model, store: FeatureStore, tracks, positions: list[int]) -> np.ndarray:
+def _statistics(model, store: FeatureStore, tracks, layer_positions: list[int]) -> np.ndarray:
     """``(tracks, 2 * features)``: each whole track's pooled statistics, after the run's input normalisation."""
     norm = getattr(model, "input_norm", None)
     rows = []
     with torch.no_grad():
         for key in tracks["key"]:
-            x = torch.from_numpy(store.read(key, layers=positions).astype(np.float32))[None]
+            x = torch.from_numpy(store.read(key, layers=layer_positions).astype(np.float32))[None]
             rows.append(stats_pool(norm(x) if norm is not None else x)[0].numpy().astype(np.float64))
     return np.stack(rows)
 
@@ -87,7 +87,7 @@ def fit(
     run: RunFolder,
     store: FeatureStore,
     splits,
-    positions: list[int],
+    layer_positions: list[int],
     model,
     weights: torch.Tensor,
     evals: dict,
@@ -96,7 +96,7 @@ def fit(
 ) -> dict:
     """Fit the probe for every C, keep the validation-chosen one, write the report; returns it."""
     began = started = time.time()
-    x = _statistics(model, store, splits.train, positions)
+    x = _statistics(model, store, splits.train, layer_positions)
     y = splits.train["label"].to_numpy()
     mean, var = x.mean(axis=0), x.var(axis=0)
     model.standardize.running_mean.copy_(torch.from_numpy(mean))

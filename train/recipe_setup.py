@@ -25,7 +25,7 @@ from mrnet.train.state import TrainState
 
 @dataclass
 class RecipeData:
-    """Random crops for training; for evaluation, each track's unit (whole, centre crop or chunks)."""
+    """Random crops for training; for evaluation, what ``--eval-unit`` scores of each track (whole, a crop or chunks)."""
 
     targets: dict[str, list]  # each split's targets, by item ("train": the epoch's items)
     augment: Augment | PartAugment | None
@@ -46,11 +46,11 @@ class RecipeData:
         }
         augment = augmentation(cfg, store.provenance.feature, store.provenance.dim)
         kind, n = parse_eval_unit(required(cfg.eval_unit, "eval_unit"))
-        unit = EvalUnit(kind, crop=crop, chunks=n)
+        eval_unit = EvalUnit(kind, crop=crop, chunks=n)
         train_set = CropDataset(
             location,
             train,
-            parts.positions,
+            parts.layer_positions,
             crop=crop,
             seed=cfg.seed,
             augment=augment,
@@ -60,7 +60,12 @@ class RecipeData:
         evals = {
             name: eval_loader(
                 TrackDataset(
-                    location, part, parts.positions, unit=unit, targets=targets[name], check_reads=cfg.check_reads
+                    location,
+                    part,
+                    parts.layer_positions,
+                    eval_unit=eval_unit,
+                    targets=targets[name],
+                    check_reads=cfg.check_reads,
                 ),
                 cfg,
                 device,

@@ -53,7 +53,7 @@ class RunParts:
     cfg: TrainConfig  # with the store's and the model's defaults made explicit (``with_defaults``)
     splits: Splits
     labels: list[str]  # the store's genres, or a multi-label store's tags
-    positions: list[int]  # the stored layers fed, by position
+    layer_positions: list[int]  # the stored layers fed, by their position in the store
     norm: dict  # the input normalisation's record (train/normalize.py), as written to the run folder
     inputs: ModelInput
     model: torch.nn.Module  # on the CPU, initialised from cfg.seed; ``on`` moves it
@@ -88,13 +88,17 @@ def assemble(cfg: TrainConfig, store: FeatureStore, splits: Splits, norm: dict |
     """Build a run's parts: its normalisation (``norm``: the run folder's record when it resumes; None:
     computed on the training split, refusing a store without the statistics it needs) and its model,
     seeded by ``cfg.seed`` so a run starts the same way every time. ``cfg``: with ``with_defaults``."""
-    positions = store.layer_positions(cfg.layers)
+    layer_positions = store.layer_positions(cfg.layers)
     labels = store.genres["name"].to_list()
-    norm = norm if norm is not None else normalize.for_run(cfg.normalize or "instance", store, splits.train, positions)
-    inputs = model_input(store.provenance, len(positions), len(labels))
+    norm = (
+        norm
+        if norm is not None
+        else normalize.for_run(cfg.normalize or "instance", store, splits.train, layer_positions)
+    )
+    inputs = model_input(store.provenance, len(layer_positions), len(labels))
     check_fits(cfg, inputs)
     seed_everything(cfg.seed)
-    return RunParts(cfg, splits, labels, positions, norm, inputs, build_model(cfg, inputs, norm))
+    return RunParts(cfg, splits, labels, layer_positions, norm, inputs, build_model(cfg, inputs, norm))
 
 
 def open_store(location: str) -> FeatureStore:
@@ -112,7 +116,7 @@ def model_input(prov: Provenance, num_layers: int, num_classes: int) -> ModelInp
     return ModelInput(
         feature=prov.feature,
         channels=prov.channels,
-        layers=num_layers,
+        num_layers=num_layers,
         dim=prov.dim,
         frame_rate=prov.frame_rate,
         num_classes=num_classes,
@@ -143,7 +147,7 @@ def build_model(cfg: TrainConfig, inputs: ModelInput, norm: dict | None = None) 
     own_instance_norm = "instance_norm" in entry.options
     model = entry.build(inputs, **build_options(cfg))
     if mode in ("stored", "global"):
-        shape = (inputs.channels, inputs.layers, inputs.dim)
+        shape = (inputs.channels, inputs.num_layers, inputs.dim)
         norm = norm or {"mode": "stored", "mean": torch.zeros(shape).tolist(), "std": torch.ones(shape).tolist()}
         normalize.attach(model, normalize.module(norm))
     elif mode == "instance" and not own_instance_norm:
@@ -270,13 +274,13 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.
 
 def store_record(store: FeatureStore, cfg: TrainConfig, *, description: str, sizes: dict | None = None) -> dict:
     """What store.json holds: where the store is, what it is, and what this run took from it."""
-    positions = store.layer_positions(cfg.layers)
+    layer_positions = store.layer_positions(cfg.layers)
     return {
         "url": store.location.url,
         "provenance": store.provenance.to_json(),
         "genres": store.genres["name"].to_list(),
-        "layers": [store.provenance.layers[i] for i in positions],
-        "layer_positions": positions,
+        "layers": [store.provenance.layers[i] for i in layer_positions],
+        "layer_positions": layer_positions,
         "split": description,
         "sizes": sizes or {},
     }

@@ -16,7 +16,7 @@ from tests.train.util import dataset
 
 
 def test_crops_have_the_crop_shape_and_read_only_the_crop(wavlm_store, recording):
-    ds, tracks = dataset(wavlm_store, crop=100, layers=[0, 2])
+    ds, tracks = dataset(wavlm_store, crop=100, layer_positions=[0, 2])
     x, label, plan = ds[(3, 5)]
     assert x.shape == (1, 2, 100, 16) and x.dtype == np.float16  # as stored: float32 only on the device
     assert label == tracks["label"][5] and plan is None
@@ -26,7 +26,7 @@ def test_crops_have_the_crop_shape_and_read_only_the_crop(wavlm_store, recording
 
 
 def test_crop_matches_the_stored_frames(wavlm_store, recording):
-    ds, tracks = dataset(wavlm_store, crop=50, layers=[1])
+    ds, tracks = dataset(wavlm_store, crop=50, layer_positions=[1])
     x = ds[(0, 2)][0]
     _, start, stop, _ = recording[0]
     whole = FeatureStore.open(str(wavlm_store)).read(tracks["key"][2])
@@ -60,19 +60,19 @@ def test_evaluation_reads_whole_tracks(mel_store):
 
 
 @pytest.mark.parametrize(
-    "unit",
+    "eval_unit",
     [EvalUnit("center", crop=40), EvalUnit("chunks", crop=30, chunks=4), EvalUnit("chunks", crop=1000, chunks=2)],
 )
-def test_evaluation_units_read_the_crops_they_name(mel_store, unit):
+def test_evaluation_units_read_the_crops_they_name(mel_store, eval_unit):
     store = FeatureStore.open(str(mel_store))
     tracks = store.tracks.filter(pl.col("split") == "test")
-    ds = TrackDataset(store.location, tracks, [0], unit=unit)
+    ds = TrackDataset(store.location, tracks, [0], eval_unit=eval_unit)
     x, y = ds[1]
     whole = store.read(tracks["key"][1])
-    starts = unit.starts(tracks["frames"][1])
-    assert x.shape == (len(starts), 1, 1, unit.crop, 48) and ds.lengths == [unit.crop] * len(tracks)
+    starts = eval_unit.starts(tracks["frames"][1])
+    assert x.shape == (len(starts), 1, 1, eval_unit.crop, 48) and ds.lengths == [eval_unit.crop] * len(tracks)
     for crop, start in zip(x, starts):
-        part = whole[:, :, start : start + unit.crop]
+        part = whole[:, :, start : start + eval_unit.crop]
         np.testing.assert_array_equal(crop[:, :, : part.shape[2]], part)  # a short track is then repeated
     batch = ds.__getitems__([0, 1])
     np.testing.assert_array_equal(batch.x[1].numpy(), x)
@@ -105,7 +105,7 @@ def test_a_worker_opens_its_own_store(wavlm_store):
 
 @pytest.mark.parametrize("crop", [60, 1000])  # 1000: longer than every track, so crops are tiled
 def test_a_batch_read_in_place_equals_the_stacked_crops(wavlm_store, crop):
-    ds, _ = dataset(wavlm_store, crop=crop, layers=[2, 0], augment=Augment())
+    ds, _ = dataset(wavlm_store, crop=crop, layer_positions=[2, 0], augment=Augment())
     items = [(3, i) for i in (5, 0, 7)]
     whole = ds.__getitems__(items)
     x, y, plan = collate([ds[i] for i in items])

@@ -17,7 +17,7 @@ from mrnet.train.models.fcn import FCN5, FCNConfig, MsECNN, MsECNNConfig
 
 COUNTS = {"fcn5": 447_732, "dense": 953_446, "carry": 470_182}  # input BatchNorm(1) included
 TINY = dict(num_classes=3, widths=(4, 6, 6, 6, 4))
-MEL96 = ModelInput(feature="mel96", channels=1, layers=1, dim=96, frame_rate=46.875, num_classes=50)
+MEL96 = ModelInput(feature="mel96", channels=1, num_layers=1, dim=96, frame_rate=46.875, num_classes=50)
 
 
 def tiny(connection: str | None = None, **kw):
@@ -113,7 +113,7 @@ def test_wrong_input_is_refused():
         model(clips(batch=2, frames=1000))
     with pytest.raises(ValueError, match=r"MsE-CNN expects.*got \(2, 1, 1, 1366, 128\)"):
         tiny("dense")(torch.randn(2, 1, 1, 1366, 128))
-    mel128 = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.13, num_classes=10)
+    mel128 = ModelInput(feature="mel128", channels=1, num_layers=1, dim=128, frame_rate=86.13, num_classes=10)
     for name in ("fcn5", "msecnn"):
         with pytest.raises(UserError, match=r"--features mel96\);.*'mel128' frames.*dim=128"):
             create_model(name, mel128)

@@ -39,7 +39,7 @@ def test_loader_threads_are_2_on_cpu_and_half_the_cores_on_a_gpu(monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_the_thread_prefetcher_gives_the_dataloaders_batches(wavlm_store, threads):
-    ds, _ = dataset(wavlm_store, crop=40, layers=[0, 2], augment=Augment(noise_p=1.0))
+    ds, _ = dataset(wavlm_store, crop=40, layer_positions=[0, 2], augment=Augment(noise_p=1.0))
     batches = list(EpochBatches(len(ds), 3, seed=0, epoch=2))
     ours = list(Prefetcher(ds, batches, threads=threads))
     theirs = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate))

@@ -11,8 +11,8 @@ from mrnet.train.models.mrnet import MRNet, MRNetConfig
 from mrnet.train.presets import tiny
 from mrnet.train.setup import build_model
 
-MEL = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
-WAVLM = ModelInput(feature="wavlm", channels=2, layers=3, dim=16, frame_rate=50.0, num_classes=5)
+MEL = ModelInput(feature="mel", channels=1, num_layers=1, dim=48, frame_rate=62.5, num_classes=4)
+WAVLM = ModelInput(feature="wavlm", channels=2, num_layers=3, dim=16, frame_rate=50.0, num_classes=5)
 # The layout of each feature profile a model may name (Registered.features): (dim, frames per second).
 PROFILES = {
     "mel128": (128, 86.13),
@@ -31,7 +31,7 @@ def inputs_for(name: str) -> list[ModelInput]:
     if features is None:
         return [MEL, WAVLM]
     return [
-        ModelInput(feature=f, channels=1, layers=1, dim=PROFILES[f][0], frame_rate=PROFILES[f][1], num_classes=6)
+        ModelInput(feature=f, channels=1, num_layers=1, dim=PROFILES[f][0], frame_rate=PROFILES[f][1], num_classes=6)
         for f in features
     ]
 
@@ -58,7 +58,7 @@ def test_every_model_builds_for_a_store_and_gives_one_logit_per_class(name):
     for inputs in inputs_for(name):
         model = create_model(name, inputs).eval()
         frames = getattr(model.cfg, "crop_frames", 40)
-        x = torch.randn(2, inputs.channels, inputs.layers, frames, inputs.dim)
+        x = torch.randn(2, inputs.channels, inputs.num_layers, frames, inputs.dim)
         with torch.no_grad():
             assert model(x).shape == (2, inputs.num_classes), (name, inputs.feature)
 

@@ -38,7 +38,7 @@ PIECES = {
     "norm.": 1_536,
 }
 TINY = dict(depths=(1, 1, 1, 1), dims=(4, 8, 8, 8))
-MEL128 = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.13, num_classes=10)
+MEL128 = ModelInput(feature="mel128", channels=1, num_layers=1, dim=128, frame_rate=86.13, num_classes=10)
 
 
 def meta(cls=MusicNeXt, **kw):
@@ -120,12 +120,12 @@ def test_any_length_from_32_frames(frames):
 def test_wrong_layout_is_refused_with_the_profile():
     with pytest.raises(UserError, match=r"mel128.*dim=48"):
         create_model(
-            "musicnext", ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
+            "musicnext", ModelInput(feature="mel", channels=1, num_layers=1, dim=48, frame_rate=62.5, num_classes=4)
         )
     with pytest.raises(UserError, match=r"mel128.*channels=2"):
         create_model(
             "musicnext-softmax",
-            ModelInput(feature="mel128", channels=2, layers=1, dim=128, frame_rate=86.13, num_classes=4),
+            ModelInput(feature="mel128", channels=2, num_layers=1, dim=128, frame_rate=86.13, num_classes=4),
         )
     model = tiny()
     with pytest.raises(ValueError, match=r"T>=32, 128.*256-frame fragments.*got \(2, 1, 1, 16, 128\)"):

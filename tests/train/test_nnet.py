@@ -106,7 +106,7 @@ def test_every_model_takes_exactly_256_frames_of_its_profile():
 
 
 def test_a_store_of_another_kind_is_refused_with_the_profile():
-    mel = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.13, num_classes=8)
+    mel = ModelInput(feature="mel128", channels=1, num_layers=1, dim=128, frame_rate=86.13, num_classes=8)
     for name, profile in (
         ("nnet1", "wave"),
         ("nnet2", "mfcc-window"),
@@ -114,7 +114,7 @@ def test_a_store_of_another_kind_is_refused_with_the_profile():
     ):  # the authors' MFCC first
         with pytest.raises(UserError, match=rf"--features {profile}\);.*'mel128' frames.*dim=128"):
             create_model(name, mel)
-    stereo = ModelInput(feature="wave", channels=2, layers=1, dim=1024, frame_rate=43.07, num_classes=8)
+    stereo = ModelInput(feature="wave", channels=2, num_layers=1, dim=1024, frame_rate=43.07, num_classes=8)
     with pytest.raises(UserError, match="channels=2"):
         create_model("nnet1", stereo)
 

@@ -90,7 +90,7 @@ def test_a_cpu_run_of_a_long_recipe_says_so_in_its_first_epoch(mel_store, tmp_pa
 
 def test_class_weights_balanced_or_none_and_each_preset_its_papers():
     tracks = pl.DataFrame({"label": [0, 0, 0, 1]}, schema={"label": pl.Int32})
-    inputs = ModelInput(feature="mel", channels=1, layers=1, dim=4, frame_rate=50.0, num_classes=3)
+    inputs = ModelInput(feature="mel", channels=1, num_layers=1, dim=4, frame_rate=50.0, num_classes=3)
     cpu = torch.device("cpu")
     assert label_weights(TrainConfig(store="s"), inputs, tracks, cpu).tolist() == [1.0, 3.0, 0.0]
     assert label_weights(TrainConfig(store="s", class_weights="none"), inputs, tracks, cpu).tolist() == [1.0, 1.0, 0.0]

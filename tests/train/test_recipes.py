@@ -102,7 +102,7 @@ def test_bad_recipe_options_are_named():
     from mrnet.train.models import ModelInput
     from mrnet.train.setup import build_model
 
-    inputs = ModelInput(feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.1, num_classes=3)
+    inputs = ModelInput(feature="mel128", channels=1, num_layers=1, dim=128, frame_rate=86.1, num_classes=3)
     with pytest.raises(UserError, match="--model musicnext has no option.*depth.*its options are margin"):
         build_model(TrainConfig(store="s", model="musicnext", normalize="none", model_options={"depth": 3}), inputs)
     assert (

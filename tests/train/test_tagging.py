@@ -99,8 +99,10 @@ def test_fcn5_and_msecnn_train_with_their_recipes(mtat_store, tmp_path, name):
 def test_the_center_unit_scores_the_middle_1366_frames(mtat_store):
     store = FeatureStore.open(mtat_store)
     test = split_tracks(store.tracks).test
-    unit = EvalUnit("center", crop=1366)
-    ds = TrackDataset(store.location, test, [0], unit=unit, targets=track_targets(test, store.genres["name"].to_list()))
+    eval_unit = EvalUnit("center", crop=1366)
+    ds = TrackDataset(
+        store.location, test, [0], eval_unit=eval_unit, targets=track_targets(test, store.genres["name"].to_list())
+    )
     x, y = ds[0]
     frames = test["frames"][0]
     start = (frames - 1366) // 2
@@ -144,7 +146,7 @@ def test_what_cannot_learn_tags_is_refused(mtat_store, tmp_path):
     from mrnet.train.setup import build_model
 
     inputs = ModelInput(
-        feature="mel128", channels=1, layers=1, dim=128, frame_rate=86.1, num_classes=50, task="multi-label"
+        feature="mel128", channels=1, num_layers=1, dim=128, frame_rate=86.1, num_classes=50, task="multi-label"
     )
     with pytest.raises(UserError, match="musicnext cannot learn a multi-label store.*musicnext-softmax"):
         build_model(tiny("s.zarr", model="musicnext"), inputs)

@@ -18,8 +18,8 @@ class RecordingStore(FeatureStore):
         return super().read(key, start, stop, layers, out=out)
 
 
-def dataset(store_path, crop, layers=(0,), split="train", **kw):
+def dataset(store_path, crop, layer_positions=(0,), split="train", **kw):
     """A ``CropDataset`` over one split of the store at ``store_path``, and that split's tracks."""
     store = FeatureStore.open(str(store_path))
     tracks = store.tracks.filter(pl.col("split") == split)
-    return CropDataset(Location.parse(str(store_path)), tracks, list(layers), crop=crop, seed=0, **kw), tracks
+    return CropDataset(Location.parse(str(store_path)), tracks, list(layer_positions), crop=crop, seed=0, **kw), tracks

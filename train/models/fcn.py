@@ -114,10 +114,10 @@ class FCNConfig:
     @classmethod
     def from_input(cls, inputs: ModelInput, **options: Any) -> FCNConfig:
         """The config for a store of 96-bin log-Mel frames (``mrnet-extract --features mel96``)."""
-        if (inputs.channels, inputs.layers, inputs.dim) != (1, 1, cls.n_mels):
+        if (inputs.channels, inputs.num_layers, inputs.dim) != (1, 1, cls.n_mels):
             raise ValueError(
                 f"{cls.NAME} reads 96-bin log-Mel frames at 12 kHz (channels=1, layers=1, dim=96: mrnet-extract --features mel96); "
-                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.layers}, dim={inputs.dim}"
+                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.num_layers}, dim={inputs.dim}"
             )
         return cls(num_classes=inputs.num_classes, **options)
 

@@ -49,7 +49,7 @@ class LinearConfig:
         return cls(
             in_dim=inputs.dim,
             in_channels=inputs.channels,
-            num_layers=inputs.layers,
+            num_layers=inputs.num_layers,
             num_classes=inputs.num_classes,
             **options,
         )

@@ -226,7 +226,7 @@ class MRNetConfig:
         return cls(
             in_dim=inputs.dim,
             in_channels=inputs.channels,
-            num_layers=inputs.layers,
+            num_layers=inputs.num_layers,
             num_classes=inputs.num_classes,
             **options,
         )

@@ -207,11 +207,11 @@ class MusicNeXtConfig:
     def from_input(cls, inputs: ModelInput, **options: Any) -> MusicNeXtConfig:
         """The config for a store of 128-bin log-Mel frames (``mrnet-extract --features mel128``)."""
         want = dict(channels=1, layers=1, dim=cls.n_mels)
-        got = dict(channels=inputs.channels, layers=inputs.layers, dim=inputs.dim)
+        got = dict(channels=inputs.channels, layers=inputs.num_layers, dim=inputs.dim)
         if got != want:
             raise ValueError(
                 f"MusicNeXt reads 128-bin log-Mel frames (channels=1, layers=1, dim=128: mrnet-extract --features mel128); "
-                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.layers}, dim={inputs.dim}"
+                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.num_layers}, dim={inputs.dim}"
             )
         return cls(num_classes=inputs.num_classes, **options)
 

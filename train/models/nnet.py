@@ -203,11 +203,11 @@ class NNetConfig:
     def from_input(cls, inputs: ModelInput, **options: Any) -> NNetConfig:
         """The config for a store of ``READS`` frames: ``(channels=1, layers=1, dim)``."""
         dims = [DIMS[f] for f in cls.READS]
-        if (inputs.channels, inputs.layers) != (1, 1) or inputs.dim not in dims:
+        if (inputs.channels, inputs.num_layers) != (1, 1) or inputs.dim not in dims:
             reads = " or ".join(f"{f} frames (dim {DIMS[f]})" for f in cls.READS)
             raise ValueError(
                 f"{cls.NAME} reads {reads}, channels=1, layers=1 (mrnet-extract --features {cls.READS[0]}); "
-                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.layers}, dim={inputs.dim}"
+                f"the store holds {inputs.feature!r} frames with channels={inputs.channels}, layers={inputs.num_layers}, dim={inputs.dim}"
             )
         return cls(num_classes=inputs.num_classes, in_dim=inputs.dim, **options)
 

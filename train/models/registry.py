@@ -27,7 +27,7 @@ class ModelInput:
 
     feature: str
     channels: int
-    layers: int
+    num_layers: int  # stored layers fed, each of them
     dim: int
     frame_rate: float
     num_classes: int
