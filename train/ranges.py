@@ -34,9 +34,10 @@ class Range:
         high = f"{self.high:g}" if not self.whole else str(int(self.high))
         return f"{low} {'<' if self.open_low else '<='} x <= {high}"
 
-    def problem(self, name: str, value: object) -> str | None:
-        """What is wrong with ``value`` for option ``name`` (None: nothing)."""
-        option = "--" + name.replace("_", "-")
+    def problem(self, name: str, value: object, option: str | None = None) -> str | None:
+        """What is wrong with ``value`` for option ``name`` (None: nothing); ``option``: how the message names it
+        (default ``--name``)."""
+        option = option or "--" + name.replace("_", "-")
         kind = "whole number" if self.whole else "finite number"
         if isinstance(value, bool) or not isinstance(value, Integral if self.whole else Real):
             return f"{option} {value!r}: give a {kind}, {self.text()}"
@@ -85,9 +86,21 @@ MODEL_RANGES: dict[str, Range] = {"width": whole(1, 65_536), "embed_dim": whole(
 
 
 def problems(values: dict[str, object], model_options: dict[str, object]) -> list[str]:
-    """Every out-of-range value among ``values`` (None: unset, allowed) and ``model_options``; any other
-    numeric model option (``--model-option KEY=VALUE``) must at least be finite."""
+    """Every out-of-range value among ``values`` (None: unset, allowed), the waveform augmentation of
+    ``values["wave_augment"]`` (each an augmentation option, in that option's range, None not allowed) and
+    ``model_options``; any other numeric model option (``--model-option KEY=VALUE``) must at least be finite.
+
+    >>> problems({"wave_augment": {"noise_p": float("nan"), "time_masks": 2}}, {})
+    ['wave_augment.noise_p nan: give a finite number, 0 <= x <= 1']
+    """
     found = [p for name, r in RANGES.items() if values.get(name) is not None and (p := r.problem(name, values[name]))]
+    wave = values.get("wave_augment")
+    if isinstance(wave, dict):  # set by a preset or config.json, never on the command line
+        found += [
+            p
+            for name, value in wave.items()
+            if name in RANGES and (p := RANGES[name].problem(name, value, option=f"wave_augment.{name}"))
+        ]
     for name, value in model_options.items():
         if name in MODEL_RANGES:
             problem = MODEL_RANGES[name].problem(name, value)

@@ -4,8 +4,10 @@ a declared range, a diverging run stops by name, a full disk says --resume, dama
 from __future__ import annotations
 
 import errno
+import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,6 +82,26 @@ def test_a_preset_or_a_config_file_cannot_smuggle_a_nan_either(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text('{"store": "s.zarr", "lr": NaN}')  # json.loads reads NaN
     with pytest.raises(UserError, match=r"config.json: --lr nan.*Restore config.json"):
+        RunFolder(tmp_path / "run").config()
+
+
+def test_the_waveform_augmentation_of_a_preset_or_config_file_is_held_to_the_same_ranges(tmp_path):
+    base = {"store": "s.zarr", "model": "mixnet", "normalize": "none"}
+    assert (
+        TrainConfig.from_json({**base, "wave_augment": {"noise_p": 0.5, "time_masks": 1}}).wave_augment["noise_p"]
+        == 0.5
+    )
+    for wave, says in (
+        ({"noise_p": math.nan}, "wave_augment.noise_p nan: give a finite number, 0 <= x <= 1"),
+        ({"time_mask_frac": 1.5}, "wave_augment.time_mask_frac 1.5: give a finite number, 0 <= x <= 1"),
+        ({"time_masks": 10**9}, "wave_augment.time_masks 1000000000: give a whole number, 0 <= x <= 100"),
+        ({"feature_masks": None}, "wave_augment.feature_masks None: give a whole number"),
+    ):
+        with pytest.raises(UserError, match=re.escape(says)):
+            TrainConfig.from_json({**base, "wave_augment": wave})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**base, "wave_augment": {"noise_p": math.nan}}))
+    with pytest.raises(UserError, match=r"config.json: wave_augment.noise_p nan.*Restore config.json"):
         RunFolder(tmp_path / "run").config()
 
 
