@@ -245,7 +245,7 @@ def test_rows(path: Path) -> pl.DataFrame | None:
     return pl.concat([read(f) for f in files]).filter(pl.col("split") == "test").sort("key")
 
 
-def pooled_intervals(runs: Sequence[Path], names: Sequence[str]) -> dict | None:
+def pooled_intervals(runs: Sequence[str | Path], names: Sequence[str]) -> dict | None:
     """The 95 % bootstrap interval over test tracks of each of ``names`` averaged over ``runs`` (the seeds of
     one configuration, or one ``--folds all`` run's pooled folds): ``stats.mean_interval`` on their
     ``predictions.parquet``. None when a run kept no predictions or the runs were tested on different tracks."""
