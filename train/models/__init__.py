@@ -14,7 +14,7 @@ tasks, its title in reports, how it is fitted (``gradient`` or ``probe``) and it
 (:class:`ModelInput`) is what the store gives every model (frame layout and class count); ``options``
 are the model's own settings, each a field of its config. Adding a model never touches the loop.
 
->>> inputs = ModelInput(feature="mel", channels=1, layers=1, dim=48, frame_rate=62.5, num_classes=4)
+>>> inputs = ModelInput(feature="mel", channels=1, num_layers=1, dim=48, frame_rate=62.5, num_classes=4)
 >>> model = create_model("mrnet", inputs, width=16, embed_dim=8)
 >>> type(model).__name__, model.cfg.in_dim, model.cfg.num_classes
 ('MRNet', 48, 4)
