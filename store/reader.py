@@ -48,6 +48,7 @@ def open_track_array(
     the metadata once (``Location.read_bytes``: one GET) and hands it to Zarr, which then reads only
     chunks. Raises ``FileNotFoundError`` for a missing array, Zarr's or JSON's errors for damaged metadata."""
     from zarr.core.array import AsyncArray
+    from zarr.core.metadata import ArrayV3Metadata
     from zarr.storage import StorePath
 
     raw = location.read_bytes(f"features/{key}/zarr.json")
@@ -55,7 +56,7 @@ def open_track_array(
     if not isinstance(meta, dict) or meta.get("node_type") != "array" or meta.get("zarr_format") != 3:
         raise ValueError(f"features/{key}/zarr.json is not the metadata of a Zarr v3 array")
     path = StorePath(zstore or location.zarr_store(read_only=True), f"features/{key}")
-    return zarr.Array(AsyncArray(metadata=meta, store_path=path)), raw
+    return zarr.Array(AsyncArray(metadata=ArrayV3Metadata.from_dict(meta), store_path=path)), raw
 
 
 class FeatureStore:
