@@ -160,22 +160,27 @@ def scored_on(report: dict) -> str:
 
 def distinguishing(configs: list[dict]) -> list[str]:
     """For each resolved config (plus ``store``, ``preset`` and ``fold`` if known), a label: the model and
-    preset (the linear probe: ``linear probe``), then each value it has that differs among the configs,
-    written as the option that sets it."""
-    keys = sorted({k for c in configs for k in c} - {"model", "preset", "store_identity"})
-    # a value differs where the configs that have the field disagree (a field one model does not read is no difference)
-    differ = [k for k in keys if len({json.dumps(c[k], sort_keys=True, default=str) for c in configs if k in c}) > 1]
+    preset (the linear probe: ``linear probe``), then each value that differs among the configs of the same
+    model, written as the option that sets it. Rows of different models are told apart by their heads alone
+    (their recipes differ in dozens of values, which would bury the label)."""
+
+    def head(c: dict) -> str:
+        model = c.get("model", "mrnet")
+        return "linear probe" if model == "linear" else " ".join(str(x) for x in (model, c.get("preset")) if x)
+
     labels = []
     for c in configs:
-        model = c.get("model", "mrnet")
-        head = "linear probe" if model == "linear" else " ".join(str(x) for x in (model, c.get("preset")) if x)
+        peers = [o for o in configs if o.get("model", "mrnet") == c.get("model", "mrnet")]
+        keys = sorted({k for o in peers for k in o} - {"model", "preset", "store_identity"})
+        # a value differs where the peers that have the field disagree (a field one model does not read is no difference)
+        differ = [k for k in keys if len({json.dumps(o[k], sort_keys=True, default=str) for o in peers if k in o}) > 1]
         flags: list[str] = []
         words: list[str] = []
         for k in (k for k in differ if k in c):
             text = _option(k, c[k])
             if text:
                 (flags if text.startswith("--") else words).append(text)
-        labels.append(", ".join([" ".join([head, *flags]), *words]))
+        labels.append(", ".join([" ".join([head(c), *flags]), *words]))
     return labels
 
 

@@ -88,6 +88,19 @@ def test_the_fingerprint_leaves_out_seed_folder_and_machine_but_not_the_recipe()
     assert fingerprint.fingerprint(config, other_store) != fingerprint.fingerprint(config, store)
 
 
+def test_labels_tell_rows_of_one_model_apart_by_option_and_other_models_by_name_alone():
+    mrnet = {"model": "mrnet", "preset": "small", "epochs": 60, "lr": 1e-3, "drop_routes": []}
+    ablated = {**mrnet, "drop_routes": ["L1"], "epochs": 1}
+    nnet = {"model": "nnet1", "preset": "nnet1-paper", "epochs": 200, "lr": 1e-4, "weight_decay": 0.005}
+    probe = {"model": "linear", "C": None}
+    assert fingerprint.distinguishing([mrnet, ablated, nnet, probe]) == [
+        "mrnet small, 60 epochs",
+        "mrnet small --drop-route L1, 1 epoch",
+        "nnet1 nnet1-paper",  # a recipe differs from MRNet's in dozens of values: the name says it
+        "linear probe",
+    ]
+
+
 def test_runs_on_different_folds_are_never_averaged_but_the_folds_of_one_run_are(tmp_path):
     store = learnable_store(tmp_path / "folds.zarr", splits=False, folds=3, frames=(160, 200))
     for k in (0, 1):
