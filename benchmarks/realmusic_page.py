@@ -268,8 +268,16 @@ def render() -> Path:
             + (" Both sides are the earlier measurement (†)." if best in only_old else ""),
             "",
             "The preset's length was chosen like its normalisation, on mean validation accuracy: "
-            + ", ".join(f"`{n}` {100 * rows[n]['valid']:.1f} %" for n in CANDIDATES if n in rows)
-            + ".",
+            + ", ".join(
+                f"`{n}`{' †' * (n in only_old)} {100 * rows[n]['valid']:.1f} %" for n in CANDIDATES if n in rows
+            )
+            + "."
+            + (
+                " The choice was made on the earlier measurement (†), where both were measured; the two numbers here are "
+                "from two measurements and are not a comparison."
+                if len({n in only_old for n in CANDIDATES if n in rows}) > 1
+                else ""
+            ),
             "",
         ]
     ablation = [n for n in ("small-instance", "small-stored", "small-none") if n in rows]
