@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mrnet.core.cli import Command
@@ -19,6 +18,7 @@ from mrnet.core.errors import report_user_errors
 from mrnet.store.location import Location
 from mrnet.train import layer_probe
 from mrnet.train.cli_results import FORMAT_HELP
+from mrnet.train.display import progress_bars
 from mrnet.train.plots import parse_formats
 from mrnet.train.tasks import label, show
 
@@ -30,17 +30,7 @@ class RichProgress(layer_probe.Progress):
 
     def __init__(self, console: Console):
         self.console = console
-        self.bars = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        self.bars = progress_bars(console)
 
     def reading(self, tracks: int) -> None:
         self.bars.start()

@@ -15,22 +15,27 @@ from mrnet.train.render import pct
 from mrnet.train.tasks import show
 
 
+def progress_bars(console: Console) -> Progress:
+    """The live bars every long step shows: description, bar, done/total, an info field, elapsed and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 class RichReporter(Reporter):
     """A line per epoch above a live bar (epochs with ETA, batches with loss) that disappears at the end."""
 
     def __init__(self, con: Console):
         self.console = con
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=con,
-            transient=True,
-        )
+        self.progress = progress_bars(con)
 
     def note(self, text: str) -> None:
         self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
