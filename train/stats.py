@@ -96,13 +96,7 @@ def interval(
     truth: np.ndarray, probabilities: np.ndarray, name: str, *, threshold: float | None = None, seed: int = SEED
 ) -> tuple[float, float]:
     """The 95 % bootstrap interval of metric ``name`` over the tracks; (nan, nan) for fewer than two tracks."""
-    truth, probabilities = np.asarray(truth), np.asarray(probabilities)
-    if len(truth) < 2:
-        return math.nan, math.nan
-    result = _resample(
-        lambda idx: metric(name, truth[idx], probabilities[idx], threshold=threshold), len(truth), seed=seed
-    )
-    return _bounds(result)
+    return mean_interval(truth, [probabilities], name, threshold=threshold, seed=seed)
 
 
 def _bounds(result) -> tuple[float, float]:
@@ -125,7 +119,7 @@ def mean_interval(
     """The 95 % bootstrap interval of metric ``name`` averaged over several runs' ``probabilities`` of the
     same tracks (the seeds of one configuration): each resample draws tracks once and averages the runs'
     metric on them, so a track's copies from the runs are drawn together and the interval is not narrowed
-    by counting a track once per run. With one run it is :func:`interval`."""
+    by counting a track once per run; (nan, nan) for fewer than two tracks. :func:`interval` is its one-run case."""
     truth = np.asarray(truth)
     if len(truth) < 2:
         return math.nan, math.nan
