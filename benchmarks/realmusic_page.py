@@ -37,24 +37,23 @@ def intervals(results: dict) -> dict[str, dict]:
     return {name: v for name, v in kept.items() if name in CONFIGS}
 
 
-def table_rows(results: dict) -> tuple[dict[str, dict], set[str]]:
+def table_rows(results: dict, earlier: dict) -> tuple[dict[str, dict], set[str]]:
     """The rows of the page: each configuration measured in ``results`` (with its interval), and each one only the
     earlier results file has (named in the returned set; never averaged with new runs)."""
     rows = summary(results)
     for name, bounds in intervals(results).items():
         if name in rows:
             rows[name] |= {"acc_ci": bounds["accuracy"], "f1_ci": bounds["macro_f1"]}
-    old = summary(json.loads(EARLIER.read_text())) if EARLIER.exists() else {}
+    old = summary(earlier) if earlier else {}
     only_old = {name for name in old if name not in rows}
     rows |= {name: old[name] for name in only_old}
     return {name: rows[name] for name in CONFIGS if name in rows}, only_old
 
 
-def plot(results: dict, path: Path) -> Path:
+def plot(results: dict, rows: dict[str, dict], only_old: set[str], path: Path) -> Path:
     """Test accuracy and macro-F1 per configuration: the mean as a bar, each seed as a dot, the probe as a line."""
     from matplotlib.figure import Figure
 
-    rows, only_old = table_rows(results)
     best = recommended(rows)
     names = [n for n in CONFIGS if n in rows]
     fig = Figure(figsize=(11, 4.9))
@@ -136,11 +135,10 @@ SAME_CPU_CHECK = (
 )
 
 
-def changes(results: dict) -> list[str]:
-    """ "What changed": each configuration measured both now and in :data:`EARLIER`, seed by seed."""
-    if not EARLIER.exists():
+def changes(results: dict, earlier: dict) -> list[str]:
+    """ "What changed": each configuration measured both now and in :data:`EARLIER` (``earlier``), seed by seed."""
+    if not earlier:
         return []
-    earlier = json.loads(EARLIER.read_text())
     before = {(r["config"], r["seed"]): r for r in earlier.get("runs", [])}
     other_cpu = earlier.get("machine", {}).get("cpu") != results.get("machine", {}).get("cpu")
     lines = [
@@ -185,11 +183,12 @@ def _pm(mean: float, sd: float, n: int, pct: bool = True, ci: list[float] | None
 def render() -> Path:
     """docs/results.md and docs/img/realmusic.png from benchmarks/results/realmusic.json."""
     results = json.loads(RESULT_FILE.read_text())
-    rows, only_old = table_rows(results)
+    earlier = json.loads(EARLIER.read_text()) if EARLIER.exists() else {}
+    rows, only_old = table_rows(results, earlier)
     RESULT_FILE.write_text(json.dumps(results, indent=2) + "\n")  # with the intervals table_rows computed
     data, ref = results["dataset"], results["sklearn_probe"]
     best = recommended(rows)
-    image = plot(results, REPO / "docs" / "img" / "realmusic.png")
+    image = plot(results, rows, only_old, REPO / "docs" / "img" / "realmusic.png")
     lines = [
         "# Results on real music",
         "",
@@ -248,14 +247,10 @@ def render() -> Path:
             f"{_pm(r['f1'], r['f1_sd'], r['n'], pct=False, ci=r.get('f1_ci'))} | {100 * r['valid']:.1f} | {r['parameters']:,} | {r['minutes']:.1f} |"
         )
     lines += ["", f"![test accuracy and macro-F1 per configuration]({image.relative_to(REPO / 'docs').as_posix()})", ""]
-    lines += changes(results)
+    lines += changes(results, earlier)
     if "linear" in rows:
         # the two sides of the target from one measurement: the earlier probe beside an earlier MRNet row
-        probe = (
-            summary(json.loads(EARLIER.read_text()))["linear"]
-            if best in only_old and EARLIER.exists()
-            else rows["linear"]
-        )
+        probe = summary(earlier)["linear"] if best in only_old else rows["linear"]
         gap = 100 * (rows[best]["acc"] - probe["acc"])
         met = "met" if gap >= 10 else "**not met**"
         lines += [
