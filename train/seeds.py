@@ -10,7 +10,7 @@ The seeds run in turn, or side by side as independent runs (``parallel.run_paral
 ``mrnet-train --resume DIR`` continues the seeds that have not finished.
 
 The report also gives, for each headline metric, the 95 % bootstrap interval over test tracks of its
-mean over the seeds, from the seeds' pooled test predictions (``pooled_intervals``).
+mean over the seeds, from the seeds' pooled test predictions (``predictions.pooled_intervals``).
 """
 
 from __future__ import annotations
@@ -137,7 +137,10 @@ def write_report(run: RunFolder, cfg: TrainConfig) -> dict:
         "mean": mean,
         "std": std,
         "training_seconds": round(sum(r.get("training_seconds", 0.0) for r in reports.values()), 1),
-        "pooled": pooled_intervals(run, cfg),
+        # the 95 % interval of each headline metric's mean over the seeds, from their pooled test predictions
+        "pooled": predictions.pooled_intervals(
+            [run.path / SEED_DIR.format(s) for s in cfg.seeds], HEADLINE[task_of(first)]
+        ),
     }
     write_json(run.report_file, report)
     (run.path / "report.md").write_text(markdown(report))
@@ -153,15 +156,6 @@ def rerender(run: RunFolder) -> dict:
             f"{run.path}: seed(s) {', '.join(map(str, unfinished))} have not finished; continue them with mrnet-train --resume {run.path}"
         )
     return write_report(run, cfg)
-
-
-def pooled_intervals(run: RunFolder, cfg: TrainConfig) -> dict | None:
-    """The 95 % bootstrap interval, over test tracks, of each headline test metric averaged over the
-    seeds (``predictions.pooled_intervals`` over each seed's ``predictions.parquet``; a ``--folds all``
-    seed's folds together). None when a seed kept no predictions (a run from before they were written),
-    or the seeds were tested on different tracks."""
-    task = task_of(RunFolder(run.path / SEED_DIR.format(cfg.seeds[0])).report())
-    return predictions.pooled_intervals([run.path / SEED_DIR.format(s) for s in cfg.seeds], HEADLINE[task])
 
 
 def markdown(report: dict) -> str:
