@@ -17,8 +17,8 @@ import typer
 
 from mrnet.core.cli import Command, choices, flag
 from mrnet.core.errors import UserError
-from mrnet.train.cli_results import FORMAT_HELP
 from mrnet.train.config import CLASS_WEIGHTS, EPOCH_MODES, NORMALIZE_MODES, OPTIMIZERS, SCHEDULES, SELECT_METRICS
+from mrnet.train.formats import FORMAT_HELP
 from mrnet.train.models import MODELS
 from mrnet.train.models.mrnet import ROUTES, VARIANTS
 from mrnet.train.presets import PRESETS

@@ -17,9 +17,8 @@ from mrnet.core.cli import Command
 from mrnet.core.errors import report_user_errors
 from mrnet.store.location import Location
 from mrnet.train import layer_probe
-from mrnet.train.cli_results import FORMAT_HELP
 from mrnet.train.display import progress_bars
-from mrnet.train.plots import parse_formats
+from mrnet.train.formats import FORMAT_HELP, parse_formats
 from mrnet.train.tasks import label, show
 
 probe_app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)

@@ -15,12 +15,9 @@ from rich.markup import escape
 
 from mrnet.core.cli import Command
 from mrnet.core.errors import report_user_errors
-from mrnet.train.plots import parse_formats
+from mrnet.train.formats import FORMAT_HELP, parse_formats
 from mrnet.train.render import pct
 from mrnet.train.runs import PartialMetricsLine, RunFolder
-
-FORMAT_HELP = "Figure formats, comma-separated: png (always written), pdf, svg; e.g. --format png,pdf,svg."
-
 
 # --- mrnet-report -------------------------------------------------------------------------------
 

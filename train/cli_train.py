@@ -17,8 +17,8 @@ from mrnet.core.cli import parse_gpus, parse_ints
 from mrnet.core.errors import UserError, report_user_errors
 from mrnet.train import cli_options as opt
 from mrnet.train.display import RichReporter
+from mrnet.train.formats import parse_formats
 from mrnet.train.loop import Interrupted
-from mrnet.train.plots import parse_formats
 from mrnet.train.presets import another_models_recipe, default_preset, preset
 from mrnet.train.runs import RunFolder, default_run_dir
 

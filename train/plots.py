@@ -15,24 +15,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-#: The formats a figure can be written in (``--format png,pdf,svg``); PNG always.
-FORMATS = ("png", "pdf", "svg")
-
-
-def parse_formats(text: str | None) -> tuple[str, ...]:
-    """``"png,pdf"`` -> ``("png", "pdf")``; PNG is always written (the reports link it).
-
-    >>> parse_formats("svg,pdf")
-    ('png', 'svg', 'pdf')
-    """
-    from mrnet.core.errors import UserError
-
-    asked = [f.strip().lower().lstrip(".") for f in (text or "png").split(",") if f.strip()]
-    wrong = [f for f in asked if f not in FORMATS]
-    if wrong:
-        raise UserError(f"--format {text}: {', '.join(wrong)} is not a figure format; choose from {','.join(FORMATS)}")
-    return tuple(dict.fromkeys(["png", *asked]))
-
 
 def plot_run(folder: Path, report: dict, history: list[dict], formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write curves.png, confusion.png (genres) or tags.png (tags) and, for a model with route weights,

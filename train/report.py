@@ -21,7 +21,7 @@ import polars as pl
 import torch
 
 from mrnet.core.errors import UserError
-from mrnet.train import events, fingerprint, plots, predictions, stats
+from mrnet.train import events, fingerprint, predictions, stats
 from mrnet.train.config import TrainConfig
 from mrnet.train.evaluate import mean_std, scores
 from mrnet.train.models import count_parameters, is_probe
@@ -163,6 +163,8 @@ def build(
 
 def write(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> None:
     """report.json, report.md, fingerprint.json and the plots (in each of ``formats``) of one run."""
+    from mrnet.train import plots  # Matplotlib loads when a report is drawn, not when training starts
+
     report["probe"] = probe_for(run.path, report)
     plots.plot_run(run.plots, report, run.metrics(), formats)
     fingerprint.write(run.path)
@@ -242,6 +244,8 @@ def pooled(files: list[Path], task: str) -> dict | None:
 
 def write_folds(run: RunFolder, report: dict, formats: tuple[str, ...] = ("png",)) -> None:
     """report.json, report.md, fingerprint.json and the plots (in each of ``formats``) of a ``--folds all`` run."""
+    from mrnet.train import plots
+
     report["probe"] = probe_for(run.path, report)
     task = task_of(report)
     chance = (
@@ -323,6 +327,8 @@ def _store_of(path: Path) -> tuple | None:
 def rerender(path: Path, formats: tuple[str, ...] = ("png",)) -> dict | None:
     """Rewrite report.md and the plots (in each of ``formats``) of a finished run (or of each fold); None for an
     unfinished one. A run from before intervals gets them from its predictions.parquet, if it has one."""
+    from mrnet.train import plots
+
     run = RunFolder(path)
     if not run.finished:
         plots.plot_curves(run.plots / "curves.png", run.metrics(), selected=None)

@@ -23,7 +23,6 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import binomtest, bootstrap, rankdata
 
 from mrnet.train.evaluate import confusion, scores
 from mrnet.train.tagging import scorable, tag_scores
@@ -41,6 +40,8 @@ def tag_areas(name: str, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
     truth, scores = np.asarray(truth, dtype=np.float64), np.asarray(scores, dtype=np.float64)
     positives = truth.sum(axis=0)
     if name == "roc_auc":
+        from scipy.stats import rankdata  # SciPy's statistics load when a run is scored, not when it starts
+
         ranks = rankdata(scores, axis=0)
         negatives = len(truth) - positives
         return ((ranks * truth).sum(axis=0) - positives * (positives + 1) / 2) / (positives * negatives)
@@ -79,6 +80,8 @@ def metric(name: str, truth: np.ndarray, probabilities: np.ndarray, *, threshold
 
 def _resample(statistic, n: int, *, seed: int):
     """``scipy.stats.bootstrap`` over track indices 0..n-1: ``statistic(indices)`` per resample."""
+    from scipy.stats import bootstrap
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a degenerate resample (every track right) is a fine resample
         return bootstrap(
@@ -158,6 +161,8 @@ def paired(
     if name == "accuracy" and truth.ndim == 1:
         right_a, right_b = first.argmax(1) == truth, second.argmax(1) == truth
         only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+        from scipy.stats import binomtest
+
         p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
         return {
             "metric": name,

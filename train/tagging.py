@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 THRESHOLDS = np.round(np.arange(0.02, 1.0, 0.02), 2)  # the grid the validation threshold is chosen from
 
@@ -40,6 +39,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
     >>> choose_threshold(np.array([[1], [0], [1]]), np.array([[0.7], [0.3], [0.41]]))
     0.32
     """
+    from sklearn.metrics import precision_recall_fscore_support  # imported when scored, not when training starts
+
     best, best_f1 = 0.5, -1.0
     for t in THRESHOLDS:
         f1 = precision_recall_fscore_support(y, p >= t, average="micro", zero_division=0)[2]
@@ -51,6 +52,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
 def tag_scores(y: np.ndarray, p: np.ndarray, *, threshold: float | None = None) -> dict:
     """Macro and per-tag ROC-AUC and PR-AUC, and micro precision/recall/F1 (with macro-F1) at ``threshold``
     (None: choose it on these clips, which is what the validation split does)."""
+    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
     y = np.asarray(y, dtype=np.int64)
     p = np.asarray(p, dtype=np.float64)
     ok = scorable(y)

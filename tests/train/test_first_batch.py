@@ -74,3 +74,16 @@ def test_training_opens_the_tracks_its_first_batches_read_and_no_more(tmp_path):
     assert 0 < len(b.tracks) <= 4 * BATCH, b.tracks
     # the manifest, statistics and metadata: read the same number of times whatever the store's size
     assert b.other == a.other, (a.other, b.other)
+
+
+def test_mrnet_train_starts_without_the_libraries_it_needs_only_to_score_and_draw():
+    """``mrnet-train`` imports its command and the training loop without scikit-learn's metrics, SciPy's statistics
+    or Matplotlib (a third of its import time, which every start paid); they load when a run is scored and drawn."""
+    import subprocess
+
+    code = (
+        "import sys, mrnet.train.cli, mrnet.train.loop, mrnet.train.cli_probe\n"
+        "print(sorted(m for m in ('matplotlib', 'scipy.stats', 'sklearn', 'sklearn.metrics') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"loaded at start: {out.strip()}"
