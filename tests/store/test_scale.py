@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 
-from mrnet.store import shardread
+from mrnet.store import layout, shardread
 from mrnet.store.reader import FeatureStore
 from mrnet.store.synthetic import synthetic_store
 
@@ -98,3 +99,41 @@ def test_statistics_work_out_each_group_once_not_once_per_track(tmp_path, monkey
     assert total.count == 10 * tracks.filter(pl.col("split") == "train").height and len(used) == 1
     assert combined is not None and sum(s.count for s in combined.values()) == 10 * n, why
     assert len(calls) <= 2 * len(groups)
+
+
+class _Touched(list):
+    """Sorted keys that count how many of them are looked at (each item got, each item of a slice taken)."""
+
+    touched = 0
+
+    def __getitem__(self, index):
+        got = super().__getitem__(index)
+        self.touched += len(got) if isinstance(index, slice) else 1
+        return got
+
+
+def _store_keys(tracks: int) -> list[str]:
+    keys = ["zarr.json", "features/zarr.json", "manifest/tracks.parquet"]
+    for i in range(tracks):
+        keys += [f"features/t{i:06d}/zarr.json", f"features/t{i:06d}/c/0/0/0/0", f"progress/u{i // 16:05d}.parquet"]
+    return sorted(set(keys))
+
+
+def test_finding_keys_that_are_also_folders_looks_at_a_few_keys_per_key():
+    """``verify`` and ``cp`` look for an object key that is also a folder (``a/b`` beside ``a/b/c``). Scanning the sorted
+    keys behind each key copied that tail: quadratic, what made ``verify`` and ``cp`` bend on FMA-large's 106,574
+    tracks (``python -m benchmarks.growth``; docs/performance.md). A binary search per key looks at about log2(n) keys, at any size."""
+    for tracks in (300, 3000):
+        keys = _Touched(_store_keys(tracks))
+        assert layout.clashes_in(keys) == []
+        assert keys.touched <= len(keys) * (math.log2(len(keys)) + 2), (tracks, keys.touched / len(keys))
+
+
+def test_keys_that_are_also_folders_are_all_found():
+    """The same pairs as comparing every key with every other, on keys that sort between a key and its folder."""
+    keys = ["a/b", "a/b-x", "a/b.y", "a/b/c", "a/b/d", "a/bc/e", "a/bc", "m", "m/n/o", "m/n", "z/"]
+    every = sorted(
+        (k, min(o for o in keys if o.startswith(k + "/"))) for k in keys if any(o.startswith(k + "/") for o in keys)
+    )
+    assert layout.prefix_clashes(keys) == every
+    assert every == [("a/b", "a/b/c"), ("a/bc", "a/bc/e"), ("m", "m/n"), ("m/n", "m/n/o")]
