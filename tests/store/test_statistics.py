@@ -119,3 +119,22 @@ def test_a_damaged_statistics_file_is_refused_with_the_fix(tmp_path):
     npz.write_bytes(npz.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(UserError, match="checksum.*mrnet-store stats"):
         FeatureStore.open(str(path)).statistics()
+
+
+def test_the_units_must_cover_exactly_the_done_tracks_in_their_groups():
+    """``combine_units``' check, one join: each way the units' tracks can differ from the manifest's is named."""
+    from mrnet.store.statistics import _SEEN, _not_covered
+
+    done = pl.DataFrame({"track_id": ["a", "b", "c"], "group": ["train", "train", "test"]})
+
+    def seen(rows):
+        return pl.DataFrame({"track_id": [r[0] for r in rows], "seen": [r[1] for r in rows]}, schema=_SEEN)
+
+    assert _not_covered(done, seen([("c", "test"), ("a", "train"), ("b", "train")])) == ""
+    assert _not_covered(done, seen([("a", "train")])) == "2 done tracks have no sums (e.g. b)"
+    assert _not_covered(done, seen([("a", "train"), ("b", "test"), ("c", "train")])).startswith(
+        "2 tracks changed split, fold or label since they were extracted (e.g. b)"
+    )
+    assert _not_covered(done, seen([("a", "train"), ("b", "train"), ("c", "test"), ("z", "train")])) == (
+        "the sums count tracks the manifest does not have as done"
+    )
