@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from benchmarks import dask_report
-from benchmarks.growth import RESULTS, series
+from benchmarks.growth import CONTENDED, RESULTS, series
 from benchmarks.growth_fit import LINEAR, plot
 from benchmarks.tables import f, met, shown, table
 
@@ -108,7 +108,7 @@ def section(page, pick: tuple[Path, dict] | None, img: Path) -> str:
     parts = res["parts"]
     contended = (
         page.fill("growth-contended", mean=f(load.get("mean")), max=f(load.get("max")))
-        if load.get("contended")
+        if (load.get("mean") or 0) > CONTENDED  # judged on the mean: the benchmark's own processes make brief peaks
         else page.fill("growth-quiet", mean=f(load.get("mean")), max=f(load.get("max")))
     )
     return page.fill(
@@ -246,20 +246,21 @@ def _remote(page, part: dict | None) -> str:
     rows = []
     for key, (label, nd) in names.items():
         m = part.get(key, {})
-        local, s3 = m.get("local", {}), m.get("s3", {})
+        local, s3, direct = m.get("local", {}), m.get("s3", {}), m.get("s3_direct", {})
         own = m.get("server", part.get("server", {})).get("direct", {}).get("requests_per_s")
         rows.append(
             [
                 label,
                 f(local.get("rate"), nd) if "rate" in local else "failed",
+                f(direct.get("rate"), nd) if "rate" in direct else ("failed" if direct else "–"),
                 f(s3.get("rate"), nd) if "rate" in s3 else "failed",
-                f(own, 0),
                 f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
                 met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
+                f(m.get("latency_ratio")),
+                f(own, 0),
             ]
         )
     train = part.get("train", {})
-    first = train.get("first_epoch_ratio")
     server = train.get("server", part.get("server", {}))  # the training's own run
     plan = train.get("s3", {}).get("reading", {})
     return page.fill(
@@ -267,17 +268,30 @@ def _remote(page, part: dict | None) -> str:
         tracks=f"{part['tracks']:,}",
         delay_ms=f(part["delay_s"] * 1e3, 0),
         table=table(
-            ["", "local disk", "S3 + 20 ms", "the S3 server's GETs/s in that run", "S3 / local", f"≥ {RATIO_TARGET}"],
+            [
+                "",
+                "local disk",
+                "S3, no latency added",
+                "S3 + 20 ms",
+                "S3 + 20 ms / local",
+                f"≥ {RATIO_TARGET}",
+                "S3 + 20 ms / no latency added",
+                "the server's small GETs/s",
+            ],
             rows,
         ),
-        first_ratio=f(first),
+        first_ratio=f(train.get("first_epoch_ratio")),
         direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
         proxy_rps=f(server.get("proxy", {}).get("requests_per_s"), 0),
         round_trip_ms=f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
         ceiling=f(_ceiling(part)),
         train_ratio=f(train.get("ratio")),
-        local_before=f(train.get("local", {}).get("rate_before", train.get("local", {}).get("rate")), 1),
-        local_after=f(train.get("local_after", {}).get("rate"), 1),
+        train_latency=f(train.get("latency_ratio")),
+        direct_ratio=f(
+            train["s3_direct"]["rate"] / train["local"]["rate"]
+            if "rate" in train.get("s3_direct", {}) and "rate" in train.get("local", {})
+            else None
+        ),
         threads=plan.get("threads", "–"),
         concurrent=plan.get("concurrent", "–"),
         depth=plan.get("depth", "–"),

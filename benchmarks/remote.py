@@ -144,15 +144,23 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
         save()
 
         def both(name, target, local_args, remote_args, rate, before=None):
-            """Local, S3, local again (A/B/A on a shared machine): the ratio is S3's rate over the mean of the
-            two local ones around it."""
+            """Local, S3 through the proxy, S3 directly, local again (A/B/B'/A on a shared machine): the ratio is S3's
+            rate through the proxy over the mean of the two local ones around it; ``latency_ratio`` is S3's rate
+            through the proxy over its rate without the added latency (1.0: the latency is hidden)."""
             if name not in only:
                 return
             out: dict = {}
-            sides = (("local", local_args, None), ("s3", remote_args, s3.env), ("local_after", local_args, None))
+            sides = (
+                ("local", local_args, None),
+                ("s3", remote_args, s3.env),
+                ("s3_direct", remote_args, s3.direct_env),
+                ("local_after", local_args, None),
+            )
             for side, args, env in sides:
                 if before:
                     before()
+                if callable(args):  # a destination of its own for each side (an upload must not find the last one)
+                    args = args(side)
                 try:
                     out[side] = run_child(target, args, env=env, timeout=3600)
                     out[side]["rate"] = rate(out[side])
@@ -161,10 +169,13 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
             if "rate" in out["local"] and "rate" in out["local_after"]:
                 out["local"]["rate_before"] = out["local"]["rate"]
                 out["local"]["rate"] = (out["local"]["rate"] + out["local_after"]["rate"]) / 2
+            if "rate" in out["s3"] and "rate" in out["s3_direct"]:
+                out["latency_ratio"] = out["s3"]["rate"] / out["s3_direct"]["rate"]
             if "rate" in out["local"] and "rate" in out["s3"]:
                 out["ratio"] = out["s3"]["rate"] / out["local"]["rate"]
                 log(
-                    f"remote {name}: local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} = {out['ratio']:.2f} of local"
+                    f"remote {name}: local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} "
+                    f"= {out['ratio']:.2f} of local; {out.get('latency_ratio', float('nan')):.2f} of S3 without the latency"
                 )
             part[name] = out
             save()
@@ -213,7 +224,7 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
             "cp-upload",
             "benchmarks.growth_ops:store_cli",
             {"argv": ["cp", str(local), str(copies / "c.zarr")]},
-            {"argv": ["cp", str(local), f"s3://{bucket}/copy.zarr"]},
+            lambda side: {"argv": ["cp", str(local), f"s3://{bucket}/copy-{side}.zarr"]},
             lambda r: size / r["seconds"] / 1e6,
             before=clear_copies,
         )
