@@ -274,7 +274,13 @@ def now_utc() -> str:
 
 # --- child processes with memory sampling ---------------------------------------------------------
 def run_child(
-    target: str, args: dict, *, timeout: float = 1800, sample_every: float = 0.1, env: dict | None = None
+    target: str,
+    args: dict,
+    *,
+    timeout: float = 1800,
+    sample_every: float = 0.1,
+    env: dict | None = None,
+    cpus: set[int] | None = None,
 ) -> dict:
     """Run ``module:function(**args)`` in a fresh Python; return its result plus wall time and peak memory.
 
@@ -282,7 +288,7 @@ def run_child(
     same with PSS (pages shared between processes, e.g. copy-on-write after a fork, split between
     them), ``peak_pss_anon_mb`` the anonymous part of PSS (heap, tensors: what the kernel cannot drop
     and re-read, unlike mapped files), ``maxrss_mb`` the kernel's exact peak RSS of the main process
-    (``VmHWM``, not sampled).
+    (``VmHWM``, not sampled). ``cpus``: the cores the child (and every thread it starts) may run on.
     """
     import psutil
 
@@ -298,6 +304,7 @@ def run_child(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         peaks = {"rss": 0, "pss": 0, "pss_anon": 0}
         stop = threading.Event()

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from benchmarks.dask_scaling import RESULTS, TARGET, overhead
+from benchmarks.growth import CONTENDED
 from benchmarks.tables import f, shown, table
 
 FMA_LARGE = 106_574
@@ -72,8 +73,29 @@ def section(page, pick: tuple[Path, dict] | None) -> str:
         else None
     )
     load = res.get("load", {})
+    # its own 4 workers (and the client) keep a 2-core machine's load near 4 at times: above that, other work ran too
+    own = max((int(w) for w in res.get("workers", {})), default=0)
+    contended = (load.get("mean") or 0) > CONTENDED + own
+    rate = {w: r.get("tracks_per_s") for w, r in res.get("workers", {}).items() if "error" not in r}
+    ratio = {w: f(rate[w] / rate["1"], 2) if rate.get(w) and rate.get("1") else "–" for w in ("2", "4")}
+    note = page.inline(
+        "dask-contended" if contended else "dask-quiet",
+        cores=res.get("machine", {}).get("usable_cpus", "?"),
+        mean=f(load.get("mean")),
+        max=f(load.get("max")),
+        two=ratio["2"],
+        four=ratio["4"],
+    )
     return page.fill(
         "dask",
+        machine_note=note,
+        caveat=(
+            "These are wall-clock seconds on a contended machine: read them as an order of magnitude, and measure "
+            "again on the cluster itself with the same command."
+            if contended
+            else "Measure again on the cluster itself with the same command: its tracks, features and disks set "
+            "the time per track."
+        ),
         command=res.get("command", "python -m benchmarks.dask_scaling"),
         file=shown(path),
         when=res.get("started", "?"),

@@ -8,6 +8,7 @@ full one exists); ``section(page, pick, img)`` fills the ``growth*`` blocks of
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from benchmarks import dask_report
@@ -159,6 +160,15 @@ def _before_after(res: dict) -> dict[str, str]:
     out["info_before"] = f(info.get(10000), 1)
     out["info_commit"] = before.get("info", {}).get("commit", "?")
     out["info_after"] = f(now.get("info", {}).get(10000), 1)
+    for op in ("verify", "cp"):  # the key-clash fix, at the largest size
+        was = dict(zip(before.get(op, {}).get("n", []), before.get(op, {}).get("seconds", [])))
+        top = max(was, default=None)
+        after = now.get(op, {}).get(top) if top else None
+        out[f"{op}_before"] = f(was.get(top), 0) if top else "–"
+        out[f"{op}_saved"] = f(was[top] - after, 0) if top and after else "–"
+        out[f"{op}_after"] = f(after, 0) if after else "–"
+        out[f"{op}_slope"] = f(math.log(was[top] / was[10000]) / math.log(top / 10000)) if top and 10000 in was else "–"
+    out["clash_commit"] = before.get("verify", {}).get("commit", "?")
     return out
 
 
@@ -243,26 +253,27 @@ def _remote(page, part: dict | None) -> str:
         "cp-download": ("`mrnet-store cp` S3 → local disk, MB/s", 2),
         "cp-upload": ("`mrnet-store cp` local disk → S3, MB/s", 2),
     }
+    pinned = part.get("pinned") if isinstance(part.get("pinned"), dict) and "error" not in part["pinned"] else {}
+    layouts = [(p, label) for p, label in ((pinned, "own core"), (part, "shared")) if p.get("tracks")]
     rows = []
     for key, (label, nd) in names.items():
-        m = part.get(key, {})
-        local, s3, direct = m.get("local", {}), m.get("s3", {}), m.get("s3_direct", {})
-        own = m.get("server", part.get("server", {})).get("direct", {}).get("requests_per_s")
-        rows.append(
-            [
-                label,
-                f(local.get("rate"), nd) if "rate" in local else "failed",
-                f(direct.get("rate"), nd) if "rate" in direct else ("failed" if direct else "–"),
-                f(s3.get("rate"), nd) if "rate" in s3 else "failed",
-                f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
-                met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
-                f(m.get("latency_ratio")),
-                f(own, 0),
-            ]
-        )
-    train = part.get("train", {})
-    server = train.get("server", part.get("server", {}))  # the training's own run
-    plan = train.get("s3", {}).get("reading", {})
+        for p, where in layouts:
+            m = p.get(key, {})
+            local, s3, direct = m.get("local", {}), m.get("s3", {}), m.get("s3_direct", {})
+            own = m.get("server", p.get("server", {})).get("direct", {}).get("requests_per_s")
+            rows.append(
+                [
+                    label,
+                    where,
+                    f(local.get("rate"), nd) if "rate" in local else "failed",
+                    f(direct.get("rate"), nd) if "rate" in direct else ("failed" if direct else "–"),
+                    f(s3.get("rate"), nd) if "rate" in s3 else "failed",
+                    f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
+                    met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
+                    f(m.get("latency_ratio")),
+                    f(own, 0),
+                ]
+            )
     return page.fill(
         "growth-remote",
         tracks=f"{part['tracks']:,}",
@@ -270,6 +281,7 @@ def _remote(page, part: dict | None) -> str:
         table=table(
             [
                 "",
+                "S3 server",
                 "local disk",
                 "S3, no latency added",
                 "S3 + 20 ms",
@@ -280,22 +292,38 @@ def _remote(page, part: dict | None) -> str:
             ],
             rows,
         ),
-        first_ratio=f(train.get("first_epoch_ratio")),
-        direct_rps=f(server.get("direct", {}).get("requests_per_s"), 0),
-        proxy_rps=f(server.get("proxy", {}).get("requests_per_s"), 0),
-        round_trip_ms=f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
-        ceiling=f(_ceiling(part)),
-        train_ratio=f(train.get("ratio")),
-        train_latency=f(train.get("latency_ratio")),
-        direct_ratio=f(
-            train["s3_direct"]["rate"] / train["local"]["rate"]
-            if "rate" in train.get("s3_direct", {}) and "rate" in train.get("local", {})
-            else None
-        ),
-        threads=plan.get("threads", "–"),
-        concurrent=plan.get("concurrent", "–"),
-        depth=plan.get("depth", "–"),
+        server_core=", ".join(map(str, pinned.get("cores", {}).get("server", []))) or "–",
+        client_cores=", ".join(map(str, pinned.get("cores", {}).get("client", []))) or "–",
+        **_remote_figures(part, ""),
+        **_remote_figures(pinned, "_pinned"),
     )
+
+
+def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
+    """The prose's figures of one layout's measurements, each name ending in ``suffix``."""
+    train = part.get("train", {})
+    server = train.get("server", part.get("server", {}))  # the training's own run
+    plan = train.get("s3", {}).get("reading", {})
+    direct = (
+        train["s3_direct"]["rate"] / train["local"]["rate"]
+        if "rate" in train.get("s3_direct", {}) and "rate" in train.get("local", {})
+        else None
+    )
+    figures = {
+        "first_ratio": f(train.get("first_epoch_ratio")),
+        "direct_rps": f(server.get("direct", {}).get("requests_per_s"), 0),
+        "proxy_rps": f(server.get("proxy", {}).get("requests_per_s"), 0),
+        "round_trip_ms": f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
+        "ceiling": f(_ceiling(part)),
+        "train_ratio": f(train.get("ratio")),
+        "train_latency": f(train.get("latency_ratio")),
+        "direct_ratio": f(direct),
+        "verify_ratio": f(part.get("verify", {}).get("ratio")),
+        "threads": str(plan.get("threads", "–")),
+        "concurrent": str(plan.get("concurrent", "–")),
+        "depth": str(plan.get("depth", "–")),
+    }
+    return {k + suffix: v for k, v in figures.items()}
 
 
 def _ceiling(part: dict) -> float | None:

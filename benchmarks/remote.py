@@ -13,8 +13,12 @@ Each measurement is a fresh child process, local and remote alike:
 - **cp**: ``mrnet-store cp`` bytes per second, S3 to local disk and local disk to S3, against local
   to local.
 - **the server's own ceiling**: small GETs per second the local S3 server answers with 64 in flight,
-  directly and through the proxy. On a shared 2-core machine the server (moto, in Python) and the
-  proxy share the cores with the client measured, which bounds what any client can reach here.
+  directly and through the proxy.
+
+Each measurement is taken twice over: the S3 server and the proxy on a core of their own and every
+client (local runs included) on the others (``pinned``, as an object store runs on machines of its
+own), and everything on every core (``shared``), where the server (moto, in Python) takes cores from
+the client it serves.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ from benchmarks.growth_ops import store_cli
 TRACKS = 1000
 DELAY = 0.02
 EPOCHS = 3
+LAYOUTS = ("pinned", "shared")
+
+
+def cores(layout: str) -> tuple[set[int] | None, set[int] | None]:
+    """(the client's cores, the server's) for ``layout``: pinned puts the server and proxy on the last core."""
+    import os
+
+    mine = sorted(os.sched_getaffinity(0))
+    if layout == "shared" or len(mine) < 2:
+        return None, None
+    return set(mine[:-1]), {mine[-1]}
 
 
 def train_rate(store: str, out: str, epochs: int = EPOCHS, batch: int = 16) -> dict:
@@ -110,7 +125,15 @@ MEASURES = ("train", "verify", "cp-download", "cp-upload")
 
 def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[str, ...] = MEASURES) -> dict:
     """Measure into ``part`` (saved by ``save`` after each measurement); returns it. ``only``: those of
-    :data:`MEASURES` (the server's own rate is always measured: it bounds the rest)."""
+    :data:`MEASURES` (the server's own rate is always measured: it bounds the rest). The shared layout's
+    measurements are at the part's top level, the pinned ones under ``part["pinned"]``."""
+    part = {} if part is None else part
+    for layout in LAYOUTS:
+        _run(work, save, tracks, part if layout == "shared" else part.setdefault("pinned", {}), only, layout)
+    return part
+
+
+def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str) -> dict:
     import shutil
 
     from benchmarks.growth_data import folder_dataset
@@ -125,20 +148,26 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
             {"dataset": str(folder), "out": str(local), "manifests": str(work / "manifests-remote")},
         )
     size = _du(local)
-    part = {} if part is None else part
-    part.update(tracks=tracks, delay_s=DELAY, store_bytes=size)
-    with local_s3(delay=DELAY) as s3:
+    client, server = cores(layout)
+    part.update(
+        tracks=tracks,
+        delay_s=DELAY,
+        store_bytes=size,
+        layout=layout,
+        cores={"client": sorted(client or []), "server": sorted(server or [])},
+    )
+    with local_s3(delay=DELAY, cpus=server) as s3:
         bucket = s3.bucket()
         url = f"s3://{bucket}/folder.zarr"
         run_child(
             "benchmarks.growth_ops:store_cli", {"argv": ["cp", str(local), url]}, env=s3.direct_env
         )  # setup, not timed
         part["server"] = {
-            "direct": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.direct_env),
-            "proxy": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.env),
+            "direct": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.direct_env, cpus=client),
+            "proxy": run_child("benchmarks.remote:request_rate", {"url": url}, env=s3.env, cpus=client),
         }
         log(
-            f"remote: the S3 server answers {part['server']['direct']['requests_per_s']:.0f} small GETs/s directly, "
+            f"remote ({layout}): the S3 server answers {part['server']['direct']['requests_per_s']:.0f} small GETs/s directly, "
             f"{part['server']['proxy']['requests_per_s']:.0f} through the proxy (round trip {part['server']['proxy']['round_trip_s'] * 1e3:.0f} ms)"
         )
         save()
@@ -162,7 +191,7 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
                 if callable(args):  # a destination of its own for each side (an upload must not find the last one)
                     args = args(side)
                 try:
-                    out[side] = run_child(target, args, env=env, timeout=3600)
+                    out[side] = run_child(target, args, env=env, timeout=3600, cpus=client)
                     out[side]["rate"] = rate(out[side])
                 except Exception as err:  # noqa: BLE001 - recorded, the other measurements go on
                     out[side] = {"error": f"{type(err).__name__}: {err}"[-2000:]}
@@ -174,7 +203,7 @@ def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[
             if "rate" in out["local"] and "rate" in out["s3"]:
                 out["ratio"] = out["s3"]["rate"] / out["local"]["rate"]
                 log(
-                    f"remote {name}: local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} "
+                    f"remote {name} ({layout}): local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} "
                     f"= {out['ratio']:.2f} of local; {out.get('latency_ratio', float('nan')):.2f} of S3 without the latency"
                 )
             part[name] = out

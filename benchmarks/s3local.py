@@ -81,8 +81,10 @@ def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> N
 
 
 @contextmanager
-def local_s3(delay: float = 0.02) -> Iterator[LocalS3]:
+def local_s3(delay: float = 0.02, cpus: set[int] | None = None) -> Iterator[LocalS3]:
+    """The server and the proxy, on ``cpus`` only when given (every thread they start too)."""
     procs: list[subprocess.Popen] = []
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     try:
         port = free_port()
@@ -93,6 +95,7 @@ def local_s3(delay: float = 0.02) -> Iterator[LocalS3]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 env=env,
+                preexec_fn=pin,
             )
         )
         _wait(server, procs[-1], "the moto S3 server")
@@ -105,6 +108,7 @@ def local_s3(delay: float = 0.02) -> Iterator[LocalS3]:
                 stderr=subprocess.DEVNULL,
                 cwd=REPO,
                 env=env,
+                preexec_fn=pin,
             )
         )
         _wait(proxy, procs[-1], "the latency proxy")
