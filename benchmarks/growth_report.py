@@ -281,7 +281,7 @@ def _remote(page, part: dict | None) -> str:
         table=table(
             [
                 "",
-                "S3 server",
+                "S3 server on",
                 "local disk",
                 "S3, no latency added",
                 "S3 + 20 ms",
@@ -315,6 +315,7 @@ def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
         "proxy_rps": f(server.get("proxy", {}).get("requests_per_s"), 0),
         "round_trip_ms": f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
         "ceiling": f(_ceiling(part)),
+        "served": f(_served(part)),
         "train_ratio": f(train.get("ratio")),
         "train_latency": f(train.get("latency_ratio")),
         "direct_ratio": f(direct),
@@ -327,8 +328,15 @@ def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
 
 
 def _ceiling(part: dict) -> float | None:
-    """The S3 server's small GETs per second over local training's crops per second: the most training after its
-    first epoch (one request per crop) can reach here, as a share of local."""
-    rps = part.get("train", {}).get("server", part.get("server", {})).get("direct", {}).get("requests_per_s")
+    """The S3 server's small GETs per second through the proxy over local training's crops per second: the most
+    training after its first epoch (one request per crop) can reach here, as a share of local."""
+    rps = part.get("train", {}).get("server", part.get("server", {})).get("proxy", {}).get("requests_per_s")
     local = part.get("train", {}).get("local", {}).get("rate")
     return min(1.0, rps / local) if rps and local else None
+
+
+def _served(part: dict) -> float | None:
+    """Training's crops per second from S3 over the small GETs per second the server answers through the proxy."""
+    rps = part.get("train", {}).get("server", part.get("server", {})).get("proxy", {}).get("requests_per_s")
+    rate = part.get("train", {}).get("s3", {}).get("rate")
+    return rate / rps if rps and rate else None

@@ -123,3 +123,19 @@ def test_the_whole_run_at_tiny_sizes_measures_every_operation(tmp_path):
     assert (tmp_path / "work" / "predictions-80.parquet").exists()  # mrnet-predict --store wrote the test split
     text = _section(res, tmp_path)
     assert "### Whole-store operations, 40 to 80 tracks" in text and "### A manifest of up to 600 tracks" in text
+
+
+def test_the_remote_table_shows_the_server_on_its_own_core_beside_shared_cores(tmp_path):
+    res = _result(load_max=1.0, first_batch_top=20.0)
+    remote = res["parts"]["remote"]
+    remote["train"]["s3_direct"], remote["train"]["latency_ratio"] = {"rate": 95.0}, 90.0 / 95.0
+    remote["pinned"] = {
+        **remote,
+        "cores": {"client": [0], "server": [1]},
+        "train": {**remote["train"], "s3": {"rate": 85.0}, "ratio": 0.85, "latency_ratio": 1.01},
+    }
+    text = _section(res, tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| training")]
+    assert [row.split(" | ")[1] for row in rows] == ["own core", "shared"]
+    assert "**0.85** | **met** | 1.01 |" in rows[0] and "**0.90** | **met** | 0.95 |" in rows[1]
+    assert "(core 1)" in text and "runs at 1.01 (own core) and 0.95 (shared)" in text
