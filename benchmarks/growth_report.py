@@ -179,7 +179,8 @@ def _reruns(page, res: dict) -> str:
             "growth-merged" if r.get("merged_from") else "growth-rerun",
             ops=", ".join(r["ops"]),
             when=r["started"],
-            commit=r.get("git", {}).get("commit", "?"),
+            commit=r.get("git", {}).get("commit", "?")
+            + (" + uncommitted changes" if r.get("git", {}).get("dirty") else ""),
             mean=f(r.get("load", {}).get("mean")),
             max=f(r.get("load", {}).get("max")),
             command=r.get("command") or "",

@@ -1,8 +1,8 @@
 """Requests an object store is asked per crop and per track: a tested number, not a timing.
 
 On object storage each request waits a round trip, and a server answers a bounded number of them a
-second (the local S3 server here: about 60-70 small GETs a second on a shared 2-core machine, see
-docs/performance.md), so a read's speed is its request count. Through the fault proxy (no faults, no
+second (the local S3 server here: 200-280 small GETs a second on a quiet 2-core machine, a few dozen on a
+busy one, see docs/performance.md), so a read's speed is its request count. Through the fault proxy (no faults, no
 delay) every request the client sends is counted. Before the fix, opening a track's array asked six
 times (Zarr probing its v2 ``.zarray``/``.zattrs``, each absent one with a listing, and a HEAD before
 each whole-object GET): 9 requests per crop of a first epoch, 11 per track of ``verify``.
