@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,6 +274,24 @@ def now_utc() -> str:
 
 
 # --- child processes with memory sampling ---------------------------------------------------------
+def newest_result(folder: Path, rank: Callable[[Path, dict], tuple | None]) -> tuple[Path, dict] | None:
+    """The readable result file in ``folder`` that ``rank(path, data)`` puts highest, ties to the most recently
+    written; ``rank`` returns None for a file that is not a candidate (another benchmark's, no figures)."""
+    found = []
+    for path in folder.glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        key = rank(path, data)
+        if key is not None:
+            found.append(((*key, path.stat().st_mtime), path, data))
+    if not found:
+        return None
+    found.sort(key=lambda t: t[0])
+    return found[-1][1], found[-1][2]
+
+
 def run_child(
     target: str,
     args: dict,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from benchmarks.common import newest_result
 from benchmarks.dask_scaling import RESULTS, TARGET, overhead
 from benchmarks.growth import CONTENDED
 from benchmarks.tables import f, shown, table
@@ -15,18 +15,9 @@ FMA_SECONDS = 30.0  # an FMA-large clip's length, against the benchmark's 1 s tr
 
 
 def latest(folder: Path = RESULTS) -> tuple[Path, dict] | None:
-    found = []
-    for path in folder.glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("workers") or data.get("sweep"):
-            found.append((data.get("started", ""), path.stat().st_mtime, path, data))
-    if not found:
-        return None
-    found.sort(key=lambda t: t[:2])
-    return found[-1][2], found[-1][3]
+    return newest_result(
+        folder, lambda path, data: (data.get("started", ""),) if data.get("workers") or data.get("sweep") else None
+    )
 
 
 def _ok(runs: list[dict]) -> list[dict]:

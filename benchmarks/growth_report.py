@@ -7,11 +7,11 @@ full one exists); ``section(page, pick, img)`` fills the ``growth*`` blocks of
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from benchmarks import dask_report
+from benchmarks.common import newest_result
 from benchmarks.growth import CONTENDED, RESULTS, series
 from benchmarks.growth_fit import LINEAR, plot
 from benchmarks.tables import f, met, shown, table
@@ -37,18 +37,9 @@ RATIO_TARGET = 0.8
 
 
 def latest(folder: Path = RESULTS) -> tuple[Path, dict] | None:
-    found = []
-    for path in folder.glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("parts"):
-            found.append((bool(data.get("full")), data.get("date", ""), path.stat().st_mtime, path, data))
-    if not found:
-        return None
-    found.sort(key=lambda t: t[:3])
-    return found[-1][3], found[-1][4]
+    return newest_result(
+        folder, lambda path, data: (bool(data.get("full")), data.get("date", "")) if data.get("parts") else None
+    )
 
 
 def _slope(e: dict) -> str:

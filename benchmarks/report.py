@@ -8,11 +8,10 @@ draws the figures, ``history`` reads the recorded before and after of applied fi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from benchmarks import growth_report, history, plots, sections, tables
-from benchmarks.common import REPO, RESULTS
+from benchmarks.common import REPO, RESULTS, newest_result
 from benchmarks.template import Page
 
 DOC = REPO / "docs" / "performance.md"
@@ -24,20 +23,14 @@ Pick = tuple[Path, dict]  # a result file and its data
 
 def latest(device: str) -> Pick | None:
     """The newest result of ``device`` ("cpu" or "cuda") with figures, full runs before quick ones."""
-    found = []
-    for path in RESULTS.glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("device") != device or not data.get("figures"):
-            continue
-        quick = path.stem.endswith("-quick")
-        found.append((not quick, data.get("date", ""), path.stat().st_mtime, path, data))
-    if not found:
-        return None
-    found.sort(key=lambda t: t[:3])
-    return found[-1][3], found[-1][4]
+    return newest_result(
+        RESULTS,
+        lambda path, data: (
+            (not path.stem.endswith("-quick"), data.get("date", ""))
+            if data.get("device") == device and data.get("figures")
+            else None
+        ),
+    )
 
 
 def write_doc() -> Path:
