@@ -292,43 +292,27 @@ def _remote(page, part: dict | None) -> str:
 
 
 def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
-    """The prose's figures of one layout's measurements, each name ending in ``suffix``."""
+    """The prose's figures of one layout's measurements, each name ending in ``suffix``. The ceiling is what the
+    server answers through the proxy (small GETs per second) over local training's crops per second: the most
+    training after its first epoch (one request per crop) can reach, as a share of local; ``served`` is the share
+    of those answers training used."""
     train = part.get("train", {})
     server = train.get("server", part.get("server", {}))  # the training's own run
     plan = train.get("s3", {}).get("reading", {})
-    direct = (
-        train["s3_direct"]["rate"] / train["local"]["rate"]
-        if "rate" in train.get("s3_direct", {}) and "rate" in train.get("local", {})
-        else None
-    )
+    local, s3, direct = (train.get(side, {}).get("rate") for side in ("local", "s3", "s3_direct"))
+    rps = server.get("proxy", {}).get("requests_per_s")
     figures = {
         "first_ratio": f(train.get("first_epoch_ratio")),
         "direct_rps": f(server.get("direct", {}).get("requests_per_s"), 0),
-        "proxy_rps": f(server.get("proxy", {}).get("requests_per_s"), 0),
+        "proxy_rps": f(rps, 0),
         "round_trip_ms": f(server.get("proxy", {}).get("round_trip_s", 0) * 1e3, 0),
-        "ceiling": f(_ceiling(part)),
-        "served": f(_served(part)),
+        "ceiling": f(min(1.0, rps / local) if rps and local else None),
+        "served": f(s3 / rps if rps and s3 else None),
         "train_ratio": f(train.get("ratio")),
         "train_latency": f(train.get("latency_ratio")),
-        "direct_ratio": f(direct),
-        "verify_ratio": f(part.get("verify", {}).get("ratio")),
+        "direct_ratio": f(direct / local if direct and local else None),
         "threads": str(plan.get("threads", "–")),
         "concurrent": str(plan.get("concurrent", "–")),
         "depth": str(plan.get("depth", "–")),
     }
     return {k + suffix: v for k, v in figures.items()}
-
-
-def _ceiling(part: dict) -> float | None:
-    """The S3 server's small GETs per second through the proxy over local training's crops per second: the most
-    training after its first epoch (one request per crop) can reach here, as a share of local."""
-    rps = part.get("train", {}).get("server", part.get("server", {})).get("proxy", {}).get("requests_per_s")
-    local = part.get("train", {}).get("local", {}).get("rate")
-    return min(1.0, rps / local) if rps and local else None
-
-
-def _served(part: dict) -> float | None:
-    """Training's crops per second from S3 over the small GETs per second the server answers through the proxy."""
-    rps = part.get("train", {}).get("server", part.get("server", {})).get("proxy", {}).get("requests_per_s")
-    rate = part.get("train", {}).get("s3", {}).get("rate")
-    return rate / rps if rps and rate else None
