@@ -274,6 +274,11 @@ def now_utc() -> str:
 
 
 # --- child processes with memory sampling ---------------------------------------------------------
+def pinned_to(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps a child process, and every thread it starts, on ``cpus`` (None: anywhere)."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 def newest_result(folder: Path, rank: Callable[[Path, dict], tuple | None]) -> tuple[Path, dict] | None:
     """The readable result file in ``folder`` that ``rank(path, data)`` puts highest, ties to the most recently
     written; ``rank`` returns None for a file that is not a candidate (another benchmark's, no figures)."""
@@ -323,7 +328,7 @@ def run_child(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=pinned_to(cpus),
         )
         peaks = {"rss": 0, "pss": 0, "pss_anon": 0}
         stop = threading.Event()

@@ -461,18 +461,19 @@ def _merge_remote(into: dict, other: dict) -> list[str]:
     theirs = other.get("parts", {}).get("remote")
     if not (isinstance(theirs, dict) and "error" not in theirs and "server" in theirs):
         return []
+    from benchmarks.remote import MEASURES
+
     mine = into["parts"].get("remote")
     mine = mine if isinstance(mine, dict) and "error" not in mine else {}
-    for key in ("train", "verify", "cp-download", "cp-upload"):  # what stays keeps its own run's server rate
-        if isinstance(mine.get(key), dict) and "server" in mine:
+    for key in MEASURES:
+        if isinstance(mine.get(key), dict) and "server" in mine:  # what stays keeps its own run's server rate
             mine[key].setdefault("server", mine["server"])
-    for key in ("train", "verify", "cp-download", "cp-upload"):  # each keeps the server rate of its own run
         if isinstance(theirs.get(key), dict) and any("rate" in v for v in theirs[key].values() if isinstance(v, dict)):
-            theirs[key].setdefault("server", theirs["server"])
+            theirs[key].setdefault("server", theirs["server"])  # each keeps the server rate of its own run
         else:
             theirs.pop(key, None)  # not measured there (or failed): what the result has stays
     into["parts"]["remote"] = {**mine, **theirs}
-    return [k for k in ("train", "verify", "cp-download", "cp-upload") if k in theirs]
+    return [k for k in MEASURES if k in theirs]
 
 
 def _show(e: dict) -> str:

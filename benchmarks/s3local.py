@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from benchmarks.common import REPO
+from benchmarks.common import REPO, pinned_to
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -84,7 +84,7 @@ def _wait(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> N
 def local_s3(delay: float = 0.02, cpus: set[int] | None = None) -> Iterator[LocalS3]:
     """The server and the proxy, on ``cpus`` only when given (every thread they start too)."""
     procs: list[subprocess.Popen] = []
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    pin = pinned_to(cpus)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     try:
         port = free_port()

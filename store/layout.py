@@ -57,7 +57,7 @@ def prefix_clashes(rels: Iterable[str]) -> list[tuple[str, str]]:
 def clashes_in(keys: Sequence[str]) -> list[tuple[str, str]]:
     """:func:`prefix_clashes` of keys already sorted. The smallest key at or after ``key + "/"`` is the first
     under that folder if any is, so each key costs one binary search: O(n log n) for any keys (a store of
-    FMA-large's size has ~400,000; scanning the sorted tail behind each key copied it, quadratic)."""
+    FMA-large's size has ~225,000; scanning the sorted tail behind each key copied it, quadratic)."""
     found = []
     for key in keys:
         folder = key + "/"
