@@ -28,6 +28,7 @@ import zarr.storage
 
 from mrnet.core.errors import UserError
 from mrnet.core.files import write_atomic
+from mrnet.store.objects import Objects, objects_for
 
 STORAGE_OPTIONS_ENV = "MRNET_STORAGE_OPTIONS"
 #: Most requests a client of a remote store keeps in flight (reading threads, verify and copy workers),
@@ -122,6 +123,9 @@ class Location:
             # arguments, not by the endpoint in the environment, and handed a later thread a client made
             # for another endpoint (a test's fault proxy, since stopped)
             options = {**_with_pool(self.url, self.storage_options), "skip_instance_cache": True}
+            if read_only and (objects := self.objects) is not None:
+                _ZARR_CACHE[key] = objects.zarr_store(_filesystem(self)[1])
+                return _ZARR_CACHE[key]
             if read_only and self.url.startswith(("s3://", "s3a://")):
                 options = {**_ONE_REQUEST, **options}  # a shard read whole is one GET, not a HEAD and a GET
             _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(self.url, storage_options=options, read_only=read_only)
@@ -143,15 +147,39 @@ class Location:
             self.fs.invalidate_cache(target)  # other processes write here too: ask the service, not a cached listing
         return self.fs.exists(target)
 
+    @property
+    def objects(self) -> Objects | None:
+        """The obstore client that reads this location, or None where s3fs does (``store.objects``)."""
+        return None if self.local else objects_for(self.url, self.storage_options)
+
     def read_bytes(self, rel: str) -> bytes:
         """A whole file; on object storage one GET (``fs.open``, and s3fs's ``cat_file`` that may split a
         large object into concurrent parts, ask for the object's size first: a second request per file)."""
         target = self.path(rel)
         if not self.local:
+            if (objects := self.objects) is not None:
+                return objects.get(target)
             self.fs.invalidate_cache(target)
             return self.fs.cat_file(target, **_ONE_REQUEST if hasattr(self.fs, "max_concurrency") else {})
         with self.fs.open(target, "rb") as f:
             return f.read()
+
+    def read_ranges(self, path: str, starts: list[int], ends: list[int]) -> list:
+        """Byte ranges ``[starts[i], ends[i])`` of the object at ``path`` (a path under this root, as ``path``
+        gives), fetched concurrently. A range past the object's end comes back short."""
+        if (objects := self.objects) is not None:
+            return objects.ranges(path, starts, ends)
+        return self.fs.cat_ranges([path] * len(starts), starts, ends)
+
+    def read_tail(self, path: str, size: int) -> bytes:
+        """The last ``size`` bytes of the file at ``path``: one read, one GET with a suffix range remotely."""
+        if self.local:
+            with open(path, "rb") as f:
+                f.seek(-size, os.SEEK_END)
+                return f.read(size)
+        if (objects := self.objects) is not None:
+            return objects.tail(path, size)
+        return self.fs.cat_file(path, start=-size)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Write a whole small file; atomic on local disks (temp file + rename), per object on S3/GCS."""
@@ -199,7 +227,7 @@ class Location:
         for _ in range(tries):
             began = time.perf_counter()
             try:
-                self.fs.cat_file(self.path("zarr.json"))
+                self.read_bytes("zarr.json")  # through the client that reads the store's data
             except FileNotFoundError:
                 pass
             times.append(time.perf_counter() - began)

@@ -83,7 +83,7 @@ def load_index(location: Location, key: str, array) -> ShardIndex | None:
     n = int(np.prod(grid))
     path = location.path(f"features/{key}/c/" + "/".join("0" * len(grid)))
     size = n * 16 + 4
-    raw = _read_tail(location, path, size)
+    raw = location.read_tail(path, size)
     if len(raw) != size or google_crc32c.value(raw[:-4]) != int(np.frombuffer(raw[-4:], dtype="<u4")[0]):
         raise OSError(f"{path}: the shard index is damaged (CRC-32C mismatch)")
     table = np.frombuffer(raw[: n * 16], dtype="<u8").reshape(grid + (2,))
@@ -227,7 +227,7 @@ def _mapped(path: str) -> np.ndarray:
 
 def _fill(location: Location, path: str, buf: np.ndarray, runs: list) -> None:
     views = [[memoryview(buf[li, b]).cast("B") for li, b in chunks] for _, chunks, _ in runs]
-    blobs = location.fs.cat_ranges([path] * len(runs), [o for o, _, _ in runs], [o + n for o, _, n in runs])
+    blobs = location.read_ranges(path, [o for o, _, _ in runs], [o + n for o, _, n in runs])
     for blob, targets, (_, _, size) in zip(blobs, views, runs):
         if len(blob) != size:
             raise OSError(f"{path}: shard shorter than its index says (truncated write?)")
@@ -235,11 +235,3 @@ def _fill(location: Location, path: str, buf: np.ndarray, runs: list) -> None:
         for target in targets:
             target[:] = blob[pos : pos + len(target)]
             pos += len(target)
-
-
-def _read_tail(location: Location, path: str, size: int) -> bytes:
-    if location.local:
-        with open(path, "rb") as f:
-            f.seek(-size, os.SEEK_END)
-            return f.read(size)
-    return location.fs.cat_file(path, start=-size)

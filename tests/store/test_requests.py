@@ -21,6 +21,7 @@ from mrnet.store import location as location_module
 from mrnet.store.cli import app as store_app
 from mrnet.store.copy import copy_store
 from mrnet.store.location import Location
+from mrnet.store.objects import CLIENT_ENV
 from mrnet.store.reader import FeatureStore
 from mrnet.store.synthetic import synthetic_store
 from mrnet.train.crops import CropDataset
@@ -31,9 +32,10 @@ from tests.store.util import new_bucket
 TRACKS = 60
 
 
-@pytest.fixture
-def counted(tmp_path, s3_env, s3_endpoint, monkeypatch):
-    """A 60-track store on the test S3 server, read through a proxy that records every request."""
+@pytest.fixture(params=["obstore", "s3fs"])
+def counted(request, tmp_path, s3_env, s3_endpoint, monkeypatch):
+    """A 60-track store on the test S3 server, read through a proxy that records every request, by each of
+    the two clients that read S3 (``store/objects.py``)."""
     _, bucket = new_bucket()
     url = f"s3://{bucket}/s.zarr"
     local = synthetic_store(tmp_path / "s.zarr", per_genre=TRACKS // 3, frames=(60, 90))
@@ -42,6 +44,9 @@ def counted(tmp_path, s3_env, s3_endpoint, monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         monkeypatch.setattr(location_module, "_FS_CACHE", {})  # clients made from here on go through the proxy
         monkeypatch.setattr(location_module, "_ZARR_CACHE", {})
+        if request.param == "s3fs":
+            monkeypatch.setenv(CLIENT_ENV, "s3fs")
+        assert (Location.parse(url).objects is not None) == (request.param == "obstore")
         yield url, proxy
 
 

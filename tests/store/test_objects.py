@@ -1,0 +1,140 @@
+"""Reads from S3 through obstore (``store/objects.py``): the same bytes as s3fs, for the locations it can take,
+never in a process forked after it ran, and s3fs for everything it cannot take."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from mrnet.core.errors import UserError
+from mrnet.store import FeatureStore, Location, objects
+from mrnet.store.objects import CLIENT_ENV, s3_settings
+from tests.helpers import make_store
+from tests.store.util import new_bucket, shard
+
+
+@pytest.fixture(scope="module")
+def remote(s3_env) -> str:
+    _, bucket = new_bucket()
+    make_store(f"s3://{bucket}/x.zarr", per_genre=2)
+    return f"s3://{bucket}/x.zarr"
+
+
+def everything(url: str, storage_options: dict | None = None) -> dict:
+    """What a reader gets from a store: its metadata, a whole object, a crop of every track, a shard's tail."""
+    store = FeatureStore.open(url, storage_options=storage_options)
+    loc = store.location
+    keys = list(store.tracks["key"])
+    return {
+        "client": type(loc.objects).__name__,
+        "provenance": store.provenance.to_json(),
+        "tracks": store.tracks.to_dicts(),
+        "crops": [store.read(k, 11, 211).tobytes() for k in keys] + [store.read(keys[0], 3, 70, layers=[0]).tobytes()],
+        "tail": bytes(loc.read_tail(loc.path(shard(keys[0])), 20)),
+    }
+
+
+def test_obstore_and_s3fs_read_the_same_bytes(remote, monkeypatch):
+    fast = everything(remote)
+    monkeypatch.setenv(CLIENT_ENV, "s3fs")
+    slow = everything(remote)
+    assert fast.pop("client") == "Objects" and slow.pop("client") == "NoneType"
+    assert fast == slow
+
+
+def test_storage_options_with_keys_and_endpoint_read_through_obstore(remote, s3_endpoint, monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    got = everything(remote, options)
+    assert got["client"] == "Objects"
+    monkeypatch.setenv(CLIENT_ENV, "s3fs")
+    assert everything(remote, options) == got | {"client": "NoneType"}
+
+
+def test_a_missing_object_and_a_shard_cut_short_are_errors(s3, monkeypatch):
+    _, bucket = s3
+    url = f"s3://{bucket}/x.zarr"
+    make_store(url, per_genre=1)
+    loc = Location.parse(url)
+    assert loc.objects is not None
+    with pytest.raises(FileNotFoundError):
+        loc.read_bytes("manifest/nothing.json")
+    store = FeatureStore.open(url)
+    key = store.tracks["key"][0]
+    store.read(key, 0, 10)  # its index is read and kept
+    whole = loc.read_bytes(shard(key))
+    loc.write_bytes(shard(key), whole[:200])
+    with pytest.raises(UserError, match="shorter than its index"):
+        store.read(key, 0, 250)  # the first range starts inside what is left
+    with pytest.raises(UserError, match="Range Not Satisfiable"):
+        store.read(key, 150, 250)  # every range starts past the end
+
+
+@pytest.mark.parametrize(
+    "options,env,takes",
+    [
+        ({}, {}, True),
+        ({"client_kwargs": {"region_name": "eu-west-1"}}, {}, True),
+        ({"anon": True}, {}, True),
+        ({"requester_pays": True}, {}, False),  # an s3fs option obstore is not given: s3fs reads
+        ({"config_kwargs": {"s3": {"addressing_style": "virtual"}}}, {}, False),
+        ({}, {CLIENT_ENV: "s3fs"}, False),
+        (
+            {},
+            {"AWS_ENDPOINT_URL": None, "AWS_DEFAULT_REGION": None},
+            False,
+        ),  # AWS, region unknown: s3fs follows redirects
+        (
+            {},
+            {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
+            False,
+        ),
+    ],
+)
+def test_which_locations_obstore_takes(s3_env, monkeypatch, options, env, takes):
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no region or profile from this machine's ~/.aws
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    settings = s3_settings("s3://bucket/x.zarr", options)
+    assert (settings is not None) == takes, settings
+    if settings and "region_name" in str(options):
+        assert settings[1]["region"] == "eu-west-1"
+    assert s3_settings("gs://bucket/x.zarr", options) is None
+
+
+def test_a_child_forked_after_obstore_ran_reads_through_s3fs(remote):
+    """obstore's runtime does not survive a fork: a child that used it would hang (a DataLoader worker)."""
+    loc = Location.parse(remote)
+    store = FeatureStore.open(remote)
+    key = store.tracks["key"][0]
+    expected = store.read(key, 5, 105)
+    assert loc.objects is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report which client read, and what
+        try:
+            child = FeatureStore.open(remote)
+            os.write(write, pickle.dumps((type(child.location.objects).__name__, child.read(key, 5, 105))))
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    while os.waitpid(pid, os.WNOHANG)[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung reading the store")
+        time.sleep(0.05)
+    with os.fdopen(read, "rb") as f:
+        client, got = pickle.loads(f.read())
+    assert client == "NoneType" and np.array_equal(got, expected)
+    assert objects._used  # the parent goes on with obstore
