@@ -15,6 +15,10 @@ Each measurement is a fresh child process, local and remote alike:
 - **the server's own ceiling**: small GETs per second the local S3 server answers with 64 in flight,
   directly and through the proxy.
 
+Reads from S3 go through obstore where a location's settings map onto it (``store/objects.py``); training
+and ``verify`` are also measured through the proxy with s3fs (``MRNET_S3_CLIENT=s3fs``), the client every
+read used before.
+
 Each measurement is taken twice over: the S3 server and the proxy on a core of their own and every
 client (local runs included) on the others (``pinned``, as an object store runs on machines of its
 own), and everything on every core (``shared``), where the server (moto, in Python) takes cores from
@@ -27,6 +31,7 @@ import time
 
 from benchmarks.common import log, run_child
 from benchmarks.growth_ops import store_cli
+from mrnet.store.objects import CLIENT_ENV
 
 TRACKS = 1000
 DELAY = 0.02
@@ -109,9 +114,14 @@ def request_rate(url: str, requests: int = 400, in_flight: int = 64) -> dict:
     rtt = loc.round_trip(tries=5)
     began = time.perf_counter()
     with ThreadPoolExecutor(in_flight) as pool:
-        list(pool.map(lambda _: loc.fs.cat_file(loc.path("zarr.json")), range(requests)))
+        list(pool.map(lambda _: loc.read_bytes("zarr.json"), range(requests)))  # through the client reads use
     seconds = time.perf_counter() - began
-    return {"seconds": seconds, "requests_per_s": requests / seconds, "round_trip_s": rtt}
+    return {
+        "seconds": seconds,
+        "requests_per_s": requests / seconds,
+        "round_trip_s": rtt,
+        "client": "s3fs" if loc.objects is None else "obstore",
+    }
 
 
 def _du(path) -> int:
@@ -172,10 +182,11 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
         )
         save()
 
-        def both(name, target, local_args, remote_args, rate, before=None):
-            """Local, S3 through the proxy, S3 directly, local again (A/B/B'/A on a shared machine): the ratio is S3's
-            rate through the proxy over the mean of the two local ones around it; ``latency_ratio`` is S3's rate
-            through the proxy over its rate without the added latency (1.0: the latency is hidden)."""
+        def both(name, target, local_args, remote_args, rate, before=None, s3fs=False):
+            """Local, S3 through the proxy, S3 directly, (``s3fs``: S3 through the proxy read by s3fs), local again
+            (A/B/B'/A on a shared machine): the ratio is S3's rate through the proxy over the mean of the two local
+            ones around it; ``latency_ratio`` is S3's rate through the proxy over its rate without the added latency
+            (1.0: the latency is hidden); ``s3fs_ratio`` the s3fs side's rate over the local one."""
             if name not in only:
                 return
             out: dict = {}
@@ -183,6 +194,7 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
                 ("local", local_args, None),
                 ("s3", remote_args, s3.env),
                 ("s3_direct", remote_args, s3.direct_env),
+                *((("s3_s3fs", remote_args, {**s3.env, CLIENT_ENV: "s3fs"}),) if s3fs else ()),
                 ("local_after", local_args, None),
             )
             for side, args, env in sides:
@@ -200,6 +212,8 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
                 out["local"]["rate"] = (out["local"]["rate"] + out["local_after"]["rate"]) / 2
             if "rate" in out["s3"] and "rate" in out["s3_direct"]:
                 out["latency_ratio"] = out["s3"]["rate"] / out["s3_direct"]["rate"]
+            if "rate" in out["local"] and "rate" in out.get("s3_s3fs", {}):
+                out["s3fs_ratio"] = out["s3_s3fs"]["rate"] / out["local"]["rate"]
             if "rate" in out["local"] and "rate" in out["s3"]:
                 out["ratio"] = out["s3"]["rate"] / out["local"]["rate"]
                 log(
@@ -228,6 +242,7 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
             {"store": url, "out": str(runs / "s3")},
             steady,
             before=clear_runs,
+            s3fs=True,
         )
         if "train" in part:
             part["train"]["first_epoch_ratio"] = _ratio(part["train"], lambda r: r["crops_per_s"][0])
@@ -237,6 +252,7 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
             {"argv": ["verify", str(local)]},
             {"argv": ["verify", url]},
             lambda r: tracks / r["seconds"],
+            s3fs=True,
         )
         copies = work / "remote-copies"
         clear_copies = lambda: shutil.rmtree(copies, ignore_errors=True)  # noqa: E731
