@@ -1,13 +1,15 @@
-"""Client CPU per range request, s3fs (what ``Location`` uses) against obstore: ``python -m benchmarks.s3_clients``.
+"""Client CPU per range request, s3fs against obstore: ``python -m benchmarks.s3_clients``.
 
-Why: training from object storage on this machine reached 0.68 of local disk with the latency hidden
-(docs/performance.md, "Object storage at local speed"); with the S3 server on a core of its own, the
-client's own CPU per request bounds it. This puts the local S3 server (moto) on the last core and the
-client on the others, stores 200 shard-sized objects, then reads ``--requests`` 3,712-byte ranges (a
-16-frame crop of 1 s Mel tracks) with 64 in flight: through ``s3fs.cat_ranges`` in calls of 64, and
-through ``obstore.get_range_async`` gathered 64 at a time. obstore (https://github.com/developmentseed/obstore,
-Rust, its requests made outside Python) is not a dependency of mrnet: install it first
-(``pip install obstore``). Prints requests per second and the client's CPU milliseconds per request.
+Why: with s3fs reading, training from object storage on this machine reached 0.68 of local disk with the
+latency hidden (docs/performance.md, "Object storage at local speed"); with the S3 server on a core of its
+own, the client's own CPU per request bounded it. This measurement is why reads now go through obstore
+where a location's settings allow (``store/objects.py``).
+
+It puts the local S3 server (moto) on the last core and the client on the others, stores 200 shard-sized
+objects, then reads ``--requests`` 3,712-byte ranges (a 16-frame crop of 1 s Mel tracks) with 64 in flight: through ``s3fs.cat_ranges`` in calls of 64, and
+through ``obstore.get_range_async`` gathered 64 at a time (obstore, https://github.com/developmentseed/obstore:
+Rust, its requests made outside Python). Prints requests per second and the client's CPU milliseconds per
+request.
 """
 
 from __future__ import annotations

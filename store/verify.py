@@ -83,7 +83,8 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
     """Check the store's metadata against its integrity record, then every ``done`` track; ``on_track``
     is called once per track checked (progress). Damage that stops the store from opening is a finding."""
     report = VerifyReport(location.url)
-    report.problems += [Problem(what) for what in foreign_files(location)]
+    listing = location.files()  # once: on object storage a listing is a request per 1,000 objects
+    report.problems += [Problem(what) for what in foreign_files(location, listing)]
     damaged = integrity.problems(location)
     report.problems += [Problem(what) for what in damaged]
     if {what.split(" ")[0] for what in damaged} & set(integrity.COVERED):
@@ -100,20 +101,21 @@ def verify_store(location: Location, *, workers: int = 4, on_track: Callable[[],
         report.notes.append(
             "written by mrnet 0.1.0, which kept no checksums of the store's metadata: only the tracks are checked"
         )
-    _check_tracks(store, done, report, workers, on_track)
+    _check_tracks(store, done, report, workers, on_track, listing)
     report.problems += [Problem(what) for what in statistics_problems(store)]
     return report
 
 
-def foreign_files(location: Location) -> list[str]:
-    """Every symbolic link, every key that is also a folder, and every file the format does not explain."""
+def foreign_files(location: Location, listing: dict[str, int]) -> list[str]:
+    """Every symbolic link, every key that is also a folder, and every file the format does not explain;
+    ``listing`` is ``location.files()``."""
     linked = links(location)
     found = [
         f"{rel} is a symbolic link (to {os.readlink(os.path.join(location.url, rel))}): mrnet never writes links "
         "into a store and follows none; remove it"
         for rel in linked
     ]
-    rels = [rel for rel in location.files() if not any(rel == link or rel.startswith(link + "/") for link in linked)]
+    rels = [rel for rel in listing if not any(rel == link or rel.startswith(link + "/") for link in linked)]
     found += [
         f"object {key!r} is also the folder of {longer!r}: not written by mrnet (a copy refuses it)"
         for key, longer in prefix_clashes(rels)
@@ -144,9 +146,12 @@ def statistics_problems(store: FeatureStore) -> list[str]:
     return []
 
 
-def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport, workers: int, on_track) -> None:
-    """Every done track's array, shape, shard and checksum; unreferenced arrays and leftovers as notes."""
-    objects = store.location.files("features")
+def _check_tracks(
+    store: FeatureStore, done: pl.DataFrame, report: VerifyReport, workers: int, on_track, listing: dict[str, int]
+) -> None:
+    """Every done track's array, shape, shard and checksum; unreferenced arrays and leftovers (in ``listing``,
+    the store's files) as notes."""
+    objects = {rel: size for rel, size in listing.items() if rel.startswith("features/")}
     for rel in sorted(objects):
         try:
             check_key(rel)
@@ -169,7 +174,7 @@ def _check_tracks(store: FeatureStore, done: pl.DataFrame, report: VerifyReport,
         for found in pool.map(check, rows):
             report.checked += 1
             report.problems += found
-    temporary = sorted(rel for rel in store.location.files() if is_temporary(rel))
+    temporary = sorted(rel for rel in listing if is_temporary(rel))
     if temporary:
         report.notes.append(
             f"{len(temporary)} temporary file(s) of an interrupted write (harmless; the next mrnet-extract run "

@@ -96,4 +96,6 @@ def test_verify_asks_twice_per_track(counted):
     seen = kinds(proxy.seen)
     assert seen["GET", "track zarr.json"] == TRACKS and seen["GET", "shard"] == TRACKS, seen
     assert not [k for k in seen if k[0] == "HEAD" and k[1] in ("track zarr.json", "shard")], seen
+    listings = [q for m, p, _ in proxy.seen if m == "GET" and (q := p.partition("?")[2]) and "list-type" in q]
+    assert len(listings) == 1, listings  # the store is listed once (it was three times: 0.45 s each for 1,000 tracks)
     assert sum(seen.values()) <= 2 * TRACKS + 50, seen  # the manifest, integrity record and statistics: a constant
