@@ -158,6 +158,8 @@ def copy_object(src: Location, dst: Location, rel: str) -> None:
             if src.local:
                 with _open_local(source) as r, open(partial, "wb") as w:
                     shutil.copyfileobj(r, w, BLOCK)
+            elif (objects := src.objects) is not None:
+                objects.download(source, str(partial))
             else:
                 src.fs.get_file(source, str(partial))
     elif src.local:

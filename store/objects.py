@@ -3,9 +3,9 @@
 A crop read from object storage is one small ranged GET, and at training speed the client's own work
 per request is what bounds it: s3fs (aiobotocore, Python) spends about 1.4 ms of CPU on each, obstore
 (the Rust ``object_store`` crate) about 0.2 ms (``python -m benchmarks.s3_clients``, docs/performance.md).
-So reads of whole small objects, shard indexes and crops go through obstore where it can be configured
-exactly as s3fs would be; everything else (listing, writing, deleting, and every read of a location it
-cannot take) stays on s3fs.
+So reads go through obstore where it can be configured exactly as s3fs would be: whole small objects,
+shard indexes, crops, Zarr's reads (``verify``, compressed stores) and the downloads of ``cp``. Everything
+else (listing, writing, deleting, and every read of a location it cannot take) stays on s3fs.
 
 obstore takes an ``s3://`` or ``s3a://`` location when
 - its fsspec storage options are only ``endpoint_url``, ``key``, ``secret``, ``token``, ``anon``,
@@ -40,6 +40,7 @@ _CLIENT_KWARGS = {"endpoint_url", "region_name"}
 _CONFIG_KWARGS = {"max_pool_connections"}
 #: How long obstore keeps credentials from botocore before asking again (botocore refreshes expiring ones).
 _CREDENTIALS_FOR = datetime.timedelta(minutes=5)
+BLOCK = 8 * 2**20  # what a download holds in memory at once
 
 _used = False  # this process has made a request through obstore (its runtime now runs threads)
 _forked_after_use = False
@@ -93,6 +94,16 @@ class Objects:
         return bytes(
             self._call(path, lambda key: obstore.get(self.store, key, options={"range": {"suffix": size}}).bytes())
         )
+
+    def download(self, path: str, target: str) -> None:
+        """Write the object at ``path`` to the local file ``target``, streamed (a shard may be tens of MB)."""
+
+        def write(key: str) -> None:
+            with open(target, "wb") as out:
+                for chunk in obstore.get(self.store, key).stream(min_chunk_size=BLOCK):
+                    out.write(chunk)
+
+        self._call(path, write)
 
     def ranges(self, path: str, starts: list[int], ends: list[int]) -> list[memoryview]:
         """Byte ranges of one object, fetched concurrently; ranges less than 1 MiB apart share a GET

@@ -13,6 +13,8 @@ import pytest
 
 from mrnet.core.errors import UserError
 from mrnet.store import FeatureStore, Location, objects
+from mrnet.store.copy import copy_store
+from mrnet.store.lock import LOCK
 from mrnet.store.objects import CLIENT_ENV, s3_settings
 from tests.helpers import make_store
 from tests.store.util import new_bucket, shard
@@ -45,6 +47,17 @@ def test_obstore_and_s3fs_read_the_same_bytes(remote, monkeypatch):
     slow = everything(remote)
     assert fast.pop("client") == "Objects" and slow.pop("client") == "NoneType"
     assert fast == slow
+
+
+def test_a_copy_to_local_disk_is_the_same_through_either_client(remote, tmp_path, monkeypatch):
+    fast = copy_store(Location.parse(remote), Location.parse(tmp_path / "a.zarr"))
+    monkeypatch.setenv(CLIENT_ENV, "s3fs")
+    slow = copy_store(Location.parse(remote), Location.parse(tmp_path / "b.zarr"))
+    assert fast.copied == slow.copied > 10
+    a, b = Location.parse(tmp_path / "a.zarr"), Location.parse(tmp_path / "b.zarr")
+    files = {rel: size for rel, size in a.files().items() if rel != LOCK}  # the lock names its holder and time
+    assert files == {rel: size for rel, size in b.files().items() if rel != LOCK}
+    assert all(a.read_bytes(rel) == b.read_bytes(rel) for rel in files)
 
 
 def test_storage_options_with_keys_and_endpoint_read_through_obstore(remote, s3_endpoint, monkeypatch):
