@@ -294,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--remote-tracks", type=int, default=1000, help="tracks of the store the remote part reads [%(default)s]"
     )
+    ap.add_argument(
+        "--remote-rounds",
+        type=int,
+        default=3,
+        help="rounds of each remote measurement, their median kept [%(default)s]",
+    )
     ap.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run [{','.join(PARTS)}]")
     ap.add_argument(
         "--remote-ops",
@@ -393,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                     from benchmarks import remote
 
                     only = tuple(o.strip() for o in args.remote_ops.split(",") if o.strip())
-                    remote.run(work, save, tracks=args.remote_tracks, part=part, only=only)
+                    remote.run(work, save, tracks=args.remote_tracks, part=part, only=only, rounds=args.remote_rounds)
             except Exception:  # noqa: BLE001 - a failed part is recorded and the others run
                 part["error"] = traceback.format_exc()
                 log(f"{name} FAILED:\n{part['error']}")

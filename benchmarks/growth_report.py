@@ -260,15 +260,17 @@ def _remote(page, part: dict | None) -> str:
                     f(local.get("rate"), nd) if "rate" in local else "failed",
                     f(direct.get("rate"), nd) if "rate" in direct else ("failed" if direct else "–"),
                     f(s3.get("rate"), nd) if "rate" in s3 else "failed",
-                    f"**{f(m.get('ratio'))}**" if m.get("ratio") is not None else "–",
+                    f"**{f(m.get('ratio'))}**{_spread(m, 'ratio')}" if m.get("ratio") is not None else "–",
                     met(m.get("ratio"), RATIO_TARGET) if m.get("ratio") is not None else "–",
                     f(m.get("latency_ratio")),
+                    f(m.get("s3fs_ratio")) + _spread(m, "s3fs_ratio") if m.get("s3fs_ratio") is not None else "–",
                     f(own, 0),
                 ]
             )
     return page.fill(
         "growth-remote",
         tracks=f"{part['tracks']:,}",
+        rounds=str(part.get("rounds", 1)),
         delay_ms=f(part["delay_s"] * 1e3, 0),
         table=table(
             [
@@ -280,6 +282,7 @@ def _remote(page, part: dict | None) -> str:
                 "S3 + 20 ms / local",
                 f"≥ {RATIO_TARGET}",
                 "S3 + 20 ms / no latency added",
+                "S3 + 20 ms, s3fs reading / local",
                 "the server's small GETs/s",
             ],
             rows,
@@ -289,6 +292,16 @@ def _remote(page, part: dict | None) -> str:
         **_remote_figures(part, ""),
         **_remote_figures(pinned, "_pinned"),
     )
+
+
+def _spread(measure: dict, name: str) -> str:
+    """`` (lowest–highest)`` of a ratio's rounds, when it had more than one.
+
+    >>> _spread({"rounds": {"ratio": [0.8, 0.91, 0.85]}}, "ratio")
+    ' (0.80–0.91)'
+    """
+    values = measure.get("rounds", {}).get(name, [])
+    return f" ({f(min(values))}–{f(max(values))})" if len(values) > 1 else ""
 
 
 def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
@@ -301,6 +314,10 @@ def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
     plan = train.get("s3", {}).get("reading", {})
     local, s3, direct = (train.get(side, {}).get("rate") for side in ("local", "s3", "s3_direct"))
     rps = server.get("proxy", {}).get("requests_per_s")
+    tracks, size = part.get("tracks"), part.get("store_bytes")
+    verify_local = part.get("verify", {}).get("local", {}).get("rate")  # tracks/s
+    cp_local = part.get("cp-download", {}).get("local", {}).get("rate")  # MB/s
+    cp_tracks = cp_local * 1e6 / size * tracks if cp_local and size and tracks else None  # tracks/s
     figures = {
         "first_ratio": f(train.get("first_epoch_ratio")),
         "direct_rps": f(server.get("direct", {}).get("requests_per_s"), 0),
@@ -310,7 +327,13 @@ def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
         "served": f(s3 / rps if rps and s3 else None),
         "train_ratio": f(train.get("ratio")),
         "train_latency": f(train.get("latency_ratio")),
+        "s3fs_ratio": f(train.get("s3fs_ratio")),
         "direct_ratio": f(direct / local if direct and local else None),
+        # verify and cp ask twice per track: the server's answers per second over two, as a share of local
+        "verify_ceiling": f(min(1.0, rps / 2 / verify_local) if rps and verify_local else None),
+        "cp_ceiling": f(min(1.0, rps / 2 / cp_tracks) if rps and cp_tracks else None),
+        "verify_ratio": f(part.get("verify", {}).get("ratio")),
+        "cp_ratio": f(part.get("cp-download", {}).get("ratio")),
         "threads": str(plan.get("threads", "–")),
         "concurrent": str(plan.get("concurrent", "–")),
         "depth": str(plan.get("depth", "–")),

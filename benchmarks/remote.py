@@ -22,11 +22,13 @@ read used before.
 Each measurement is taken twice over: the S3 server and the proxy on a core of their own and every
 client (local runs included) on the others (``pinned``, as an object store runs on machines of its
 own), and everything on every core (``shared``), where the server (moto, in Python) takes cores from
-the client it serves.
+the client it serves. Each is :data:`ROUNDS` rounds of its sides run back to back; a ratio is taken
+within a round and the median of the rounds' ratios is kept, with every round's (``combine``).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from benchmarks.common import log, run_child
@@ -37,6 +39,7 @@ TRACKS = 1000
 DELAY = 0.02
 EPOCHS = 3
 LAYOUTS = ("pinned", "shared")
+ROUNDS = 3
 
 
 def cores(layout: str) -> tuple[set[int] | None, set[int] | None]:
@@ -133,17 +136,19 @@ def _du(path) -> int:
 MEASURES = ("train", "verify", "cp-download", "cp-upload")
 
 
-def run(work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[str, ...] = MEASURES) -> dict:
+def run(
+    work, save, tracks: int = TRACKS, part: dict | None = None, only: tuple[str, ...] = MEASURES, rounds: int = ROUNDS
+) -> dict:
     """Measure into ``part`` (saved by ``save`` after each measurement); returns it. ``only``: those of
     :data:`MEASURES` (the server's own rate is always measured: it bounds the rest). The shared layout's
     measurements are at the part's top level, the pinned ones under ``part["pinned"]``."""
     part = {} if part is None else part
     for layout in LAYOUTS:
-        _run(work, save, tracks, part if layout == "shared" else part.setdefault("pinned", {}), only, layout)
+        _run(work, save, tracks, part if layout == "shared" else part.setdefault("pinned", {}), only, layout, rounds)
     return part
 
 
-def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str) -> dict:
+def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str, rounds_of: int) -> dict:
     import shutil
 
     from benchmarks.growth_data import folder_dataset
@@ -164,6 +169,7 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
         delay_s=DELAY,
         store_bytes=size,
         layout=layout,
+        rounds=rounds_of,
         cores={"client": sorted(client or []), "server": sorted(server or [])},
     )
     with local_s3(delay=DELAY, cpus=server) as s3:
@@ -182,14 +188,12 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
         )
         save()
 
-        def both(name, target, local_args, remote_args, rate, before=None, s3fs=False):
-            """Local, S3 through the proxy, S3 directly, (``s3fs``: S3 through the proxy read by s3fs), local again
-            (A/B/B'/A on a shared machine): the ratio is S3's rate through the proxy over the mean of the two local
-            ones around it; ``latency_ratio`` is S3's rate through the proxy over its rate without the added latency
-            (1.0: the latency is hidden); ``s3fs_ratio`` the s3fs side's rate over the local one."""
+        def both(name, target, local_args, remote_args, rate, before=None, s3fs=False, first=None):
+            """:data:`ROUNDS` rounds of: local, S3 through the proxy, S3 directly, (``s3fs``: S3 through the proxy
+            read by s3fs), local again (A/B/B'/A on a shared machine), combined by :func:`combine`. ``first``: the
+            rate of a result's first epoch, for ``first_epoch_ratio``."""
             if name not in only:
                 return
-            out: dict = {}
             sides = (
                 ("local", local_args, None),
                 ("s3", remote_args, s3.env),
@@ -197,30 +201,27 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
                 *((("s3_s3fs", remote_args, {**s3.env, CLIENT_ENV: "s3fs"}),) if s3fs else ()),
                 ("local_after", local_args, None),
             )
-            for side, args, env in sides:
-                if before:
-                    before()
-                if callable(args):  # a destination of its own for each side (an upload must not find the last one)
-                    args = args(side)
-                try:
-                    out[side] = run_child(target, args, env=env, timeout=3600, cpus=client)
-                    out[side]["rate"] = rate(out[side])
-                except Exception as err:  # noqa: BLE001 - recorded, the other measurements go on
-                    out[side] = {"error": f"{type(err).__name__}: {err}"[-2000:]}
-            if "rate" in out["local"] and "rate" in out["local_after"]:
-                out["local"]["rate_before"] = out["local"]["rate"]
-                out["local"]["rate"] = (out["local"]["rate"] + out["local_after"]["rate"]) / 2
-            if "rate" in out["s3"] and "rate" in out["s3_direct"]:
-                out["latency_ratio"] = out["s3"]["rate"] / out["s3_direct"]["rate"]
-            if "rate" in out["local"] and "rate" in out.get("s3_s3fs", {}):
-                out["s3fs_ratio"] = out["s3_s3fs"]["rate"] / out["local"]["rate"]
-            if "rate" in out["local"] and "rate" in out["s3"]:
-                out["ratio"] = out["s3"]["rate"] / out["local"]["rate"]
+            rounds = []
+            for _ in range(rounds_of):
+                out: dict = {}
+                for side, args, env in sides:
+                    if before:
+                        before()
+                    if callable(args):  # a destination of its own for each side (an upload must not find the last)
+                        args = args(side)
+                    try:
+                        out[side] = run_child(target, args, env=env, timeout=3600, cpus=client)
+                        out[side]["rate"] = rate(out[side])
+                    except Exception as err:  # noqa: BLE001 - recorded, the other measurements go on
+                        out[side] = {"error": f"{type(err).__name__}: {err}"[-2000:]}
+                rounds.append(one_round(out, first))
+            part[name] = combine(rounds)
+            if "ratio" in part[name]:
                 log(
-                    f"remote {name} ({layout}): local {out['local']['rate']:.1f}, S3 {out['s3']['rate']:.1f} "
-                    f"= {out['ratio']:.2f} of local; {out.get('latency_ratio', float('nan')):.2f} of S3 without the latency"
+                    f"remote {name} ({layout}): {part[name]['ratio']:.2f} of local (rounds: "
+                    f"{', '.join(f'{x:.2f}' for x in part[name]['rounds']['ratio'])}); "
+                    f"{part[name].get('latency_ratio', float('nan')):.2f} of S3 without the latency"
                 )
-            part[name] = out
             save()
 
         runs = work / "remote-runs"
@@ -243,9 +244,8 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
             steady,
             before=clear_runs,
             s3fs=True,
+            first=lambda r: r["crops_per_s"][0],
         )
-        if "train" in part:
-            part["train"]["first_epoch_ratio"] = _ratio(part["train"], lambda r: r["crops_per_s"][0])
         both(
             "verify",
             "benchmarks.growth_ops:store_cli",
@@ -278,11 +278,51 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
     return part
 
 
-def _ratio(out: dict, rate) -> float | None:
-    try:
-        return rate(out["s3"]) / rate(out["local"])
-    except (KeyError, ZeroDivisionError, IndexError):
-        return None
+#: Each ratio of a round: (its name, the side measured, the side it is compared with).
+RATIOS = (("ratio", "s3", "local"), ("latency_ratio", "s3", "s3_direct"), ("s3fs_ratio", "s3_s3fs", "local"))
+
+
+def one_round(out: dict, first=None) -> dict:
+    """One round's sides with its ratios: the local rate is the mean of the two local runs around the others
+    (``rate_before``: the first one's); ``ratio`` is S3's rate through the proxy over it, ``latency_ratio`` S3's
+    rate through the proxy over its rate without the added latency (1.0: the latency is hidden), ``s3fs_ratio``
+    the s3fs side's rate over the local one; ``first_epoch_ratio`` (with ``first``) the same as ``ratio`` for
+    the first epochs."""
+    local, after = out.get("local", {}), out.get("local_after", {})
+    if "rate" in local and "rate" in after:
+        local["rate_before"] = local["rate"]
+        local["rate"] = (local["rate"] + after["rate"]) / 2
+    for name, measured, base in RATIOS:
+        if "rate" in out.get(measured, {}) and "rate" in out.get(base, {}):
+            out[name] = out[measured]["rate"] / out[base]["rate"]
+    if first and "rate" in local and "rate" in out.get("s3", {}) and "rate" in after:
+        out["first_epoch_ratio"] = first(out["s3"]) / ((first(local) + first(after)) / 2)
+    return out
+
+
+def combine(rounds: list[dict]) -> dict:
+    """A measurement from its rounds: each side is its last round's result with ``rate`` the median of the
+    rounds' rates, and each ratio the median of the rounds' own ratios (each round's sides ran back to back,
+    so a ratio is taken within a round, never across rounds); ``rounds`` keeps every round's rates and ratios.
+
+    >>> r = [{"local": {"rate": 10.0}, "s3": {"rate": 8.0}, "ratio": 0.8}, {"local": {"rate": 12.0}, "s3": {"rate": 12.0}, "ratio": 1.0}]
+    >>> c = combine(r); c["ratio"], c["s3"]["rate"], c["rounds"]["ratio"]
+    (0.9, 10.0, [0.8, 1.0])
+    """
+    out: dict = {side: dict(result) for side, result in rounds[-1].items() if isinstance(result, dict)}
+    kept: dict = {}
+    for side in out:
+        rates = [r[side]["rate"] for r in rounds if "rate" in r.get(side, {})]
+        if rates:
+            out[side]["rate"] = statistics.median(rates)
+            kept[side] = rates
+    for name in [n for n, _, _ in RATIOS] + ["first_epoch_ratio"]:
+        values = [r[name] for r in rounds if name in r]
+        if values:
+            out[name] = statistics.median(values)
+            kept[name] = values
+    out["rounds"] = kept
+    return out
 
 
 __all__ = ["run", "train_rate", "request_rate", "store_cli"]

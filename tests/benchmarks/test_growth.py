@@ -132,10 +132,16 @@ def test_the_remote_table_shows_the_server_on_its_own_core_beside_shared_cores(t
     remote["pinned"] = {
         **remote,
         "cores": {"client": [0], "server": [1]},
-        "train": {**remote["train"], "s3": {"rate": 85.0}, "ratio": 0.85, "latency_ratio": 1.01},
+        "train": {
+            **remote["train"],
+            "s3": {"rate": 85.0},
+            "ratio": 0.85,
+            "latency_ratio": 1.01,
+            "rounds": {"ratio": [0.8, 0.85, 0.9]},
+        },
     }
     text = _section(res, tmp_path)
     rows = [line for line in text.splitlines() if line.startswith("| training")]
     assert [row.split(" | ")[1] for row in rows] == ["own core", "shared"]
-    assert "**0.85** | **met** | 1.01 |" in rows[0] and "**0.90** | **met** | 0.95 |" in rows[1]
-    assert "(core 1)" in text and "runs at 1.01 (own core) and 0.95 (shared)" in text
+    assert "**0.85** (0.80–0.90) | **met** | 1.01 |" in rows[0] and "**0.90** | **met** | 0.95 |" in rows[1]
+    assert "(core 1)" in text and "and at 1.01 and 0.95 of its rate from the same server" in text
