@@ -463,14 +463,26 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
 
 def _merge_remote(into: dict, other: dict) -> list[str]:
     """Merge ``other``'s remote part into ``into``'s: what it measured replaces, what it did not stays, each
-    measurement keeping the server rate of its own run. Returns what it measured."""
+    measurement keeping the server rate of its own run; the same within the pinned layout. Returns what it
+    measured."""
     theirs = other.get("parts", {}).get("remote")
     if not (isinstance(theirs, dict) and "error" not in theirs and "server" in theirs):
         return []
-    from benchmarks.remote import MEASURES
-
     mine = into["parts"].get("remote")
     mine = mine if isinstance(mine, dict) and "error" not in mine else {}
+    measured = _merge_layout(mine, theirs)
+    if isinstance(theirs.get("pinned"), dict) and "server" in theirs["pinned"]:
+        pinned = mine.get("pinned") if isinstance(mine.get("pinned"), dict) else {}
+        measured += _merge_layout(pinned, theirs.pop("pinned"))
+        theirs["pinned"] = pinned
+    into["parts"]["remote"] = {**mine, **theirs}
+    return sorted(set(measured))
+
+
+def _merge_layout(mine: dict, theirs: dict) -> list[str]:
+    """One layout's merge (``_merge_remote``): ``mine`` updated in place with what ``theirs`` measured."""
+    from benchmarks.remote import MEASURES
+
     for key in MEASURES:
         if isinstance(mine.get(key), dict) and "server" in mine:  # what stays keeps its own run's server rate
             mine[key].setdefault("server", mine["server"])
@@ -478,8 +490,9 @@ def _merge_remote(into: dict, other: dict) -> list[str]:
             theirs[key].setdefault("server", theirs["server"])  # each keeps the server rate of its own run
         else:
             theirs.pop(key, None)  # not measured there (or failed): what the result has stays
-    into["parts"]["remote"] = {**mine, **theirs}
-    return [k for k in MEASURES if k in theirs]
+    measured = [k for k in MEASURES if k in theirs]
+    mine.update({k: v for k, v in theirs.items() if k != "pinned"})
+    return measured
 
 
 def _show(e: dict) -> str:

@@ -202,13 +202,13 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
                 ("local_after", local_args, None),
             )
             rounds = []
-            for _ in range(rounds_of):
+            for number in range(rounds_of):
                 out: dict = {}
                 for side, args, env in sides:
                     if before:
                         before()
-                    if callable(args):  # a destination of its own for each side (an upload must not find the last)
-                        args = args(side)
+                    if callable(args):  # a destination of its own for each side and round (an upload must not
+                        args = args(f"{side}-{number}")  # find the last one there and skip what it holds)
                     try:
                         out[side] = run_child(target, args, env=env, timeout=3600, cpus=client)
                         out[side]["rate"] = rate(out[side])
@@ -269,7 +269,7 @@ def _run(work, save, tracks: int, part: dict, only: tuple[str, ...], layout: str
             "cp-upload",
             "benchmarks.growth_ops:store_cli",
             {"argv": ["cp", str(local), str(copies / "c.zarr")]},
-            lambda side: {"argv": ["cp", str(local), f"s3://{bucket}/copy-{side}.zarr"]},
+            lambda name: {"argv": ["cp", str(local), f"s3://{bucket}/copy-{name}.zarr"]},
             lambda r: size / r["seconds"] / 1e6,
             before=clear_copies,
         )

@@ -145,3 +145,37 @@ def test_the_remote_table_shows_the_server_on_its_own_core_beside_shared_cores(t
     assert [row.split(" | ")[1] for row in rows] == ["own core", "shared"]
     assert "**0.85** (0.80–0.90) | **met** | 1.01 |" in rows[0] and "**0.90** | **met** | 0.95 |" in rows[1]
     assert "(core 1)" in text and "and at 1.01 and 0.95 of its rate from the same server" in text
+
+
+def test_merging_a_partial_remote_run_replaces_what_it_measured_in_each_layout_and_keeps_the_rest():
+    def layout(server: float, **measures) -> dict:
+        return {"server": {"proxy": {"requests_per_s": server}}, "tracks": 1000, **measures}
+
+    def measure(rate: float) -> dict:
+        return {"local": {"rate": 100.0}, "s3": {"rate": rate}, "ratio": rate / 100.0}
+
+    into = {
+        "parts": {
+            "remote": {
+                **layout(400.0, train=measure(80.0), **{"cp-upload": measure(10.0)}),
+                "pinned": layout(500.0, train=measure(85.0), **{"cp-upload": measure(11.0)}),
+            }
+        }
+    }
+    other = {
+        "parts": {
+            "remote": {
+                **layout(450.0, **{"cp-upload": measure(30.0)}),
+                "pinned": layout(550.0, **{"cp-upload": measure(33.0)}),
+            }
+        }
+    }
+    assert growth._merge_remote(into, other) == ["cp-upload"]
+    merged = into["parts"]["remote"]
+    for part, train, upload, old, new in (
+        (merged, 80.0, 30.0, 400.0, 450.0),
+        (merged["pinned"], 85.0, 33.0, 500.0, 550.0),
+    ):
+        assert part["train"]["s3"]["rate"] == train and part["cp-upload"]["s3"]["rate"] == upload
+        assert part["train"]["server"]["proxy"]["requests_per_s"] == old  # each keeps its own run's server rate
+        assert part["cp-upload"]["server"]["proxy"]["requests_per_s"] == new
