@@ -334,6 +334,7 @@ def _remote_figures(part: dict, suffix: str) -> dict[str, str]:
         "cp_ceiling": f(min(1.0, rps / 2 / cp_tracks) if rps and cp_tracks else None),
         "verify_ratio": f(part.get("verify", {}).get("ratio")),
         "cp_ratio": f(part.get("cp-download", {}).get("ratio")),
+        "cp_local_spread": _spread(part.get("cp-download", {}), "local").strip(" ()") or "–",
         "threads": str(plan.get("threads", "–")),
         "concurrent": str(plan.get("concurrent", "–")),
         "depth": str(plan.get("depth", "–")),
