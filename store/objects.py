@@ -10,9 +10,10 @@ else (listing, writing, deleting, and every read of a location it cannot take) s
 obstore takes an ``s3://`` or ``s3a://`` location when
 - its fsspec storage options are only ``endpoint_url``, ``key``, ``secret``, ``token``, ``anon``,
   ``client_kwargs`` (``endpoint_url``, ``region_name``) and ``config_kwargs`` (``max_pool_connections``);
-- its region is known (options, ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the AWS config file), or it has
-  an endpoint: AWS answers a request sent to the wrong region with a redirect that botocore follows and
-  obstore does not;
+- its region is known (options, ``AWS_DEFAULT_REGION`` or the AWS config file), or it has an endpoint
+  (options, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, or the profile's ``endpoint_url``; a profile
+  with endpoints per service leaves the location to s3fs). AWS answers a request sent to the wrong
+  region with a redirect that botocore follows and obstore does not;
 - botocore finds credentials (options, environment, profile, ``~/.aws``, instance metadata: the chain
   s3fs uses), which obstore then asks botocore for again before they expire; or the options say ``anon``;
 - this process has not been forked from one that already used obstore (its runtime does not survive a
@@ -119,7 +120,16 @@ class Objects:
 
 
 #: The environment variables a client's settings are read from: a changed one makes a new client.
-_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", CLIENT_ENV)
+_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    CLIENT_ENV,
+)
 _CACHE: dict[tuple, Objects | None] = {}
 os.register_at_fork(after_in_child=_CACHE.clear)
 
@@ -150,11 +160,15 @@ def s3_settings(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any],
     import botocore.session
 
     session = botocore.session.get_session()
+    scoped = session.get_scoped_config()  # the profile's settings in ~/.aws/config
+    if "services" in scoped or os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        return None  # endpoints per service, or configured ones ignored: botocore's rules, so s3fs's client
     endpoint = (
         options.get("endpoint_url")
         or client_kwargs.get("endpoint_url")
         or os.environ.get("AWS_ENDPOINT_URL_S3")
         or os.environ.get("AWS_ENDPOINT_URL")
+        or scoped.get("endpoint_url")
     )
     region = client_kwargs.get("region_name") or session.get_config_variable("region")
     if not region and not endpoint:

@@ -124,6 +124,21 @@ def test_which_locations_obstore_takes(s3_env, monkeypatch, options, env, takes)
     assert s3_settings("gs://bucket/x.zarr", options) is None
 
 
+def test_the_profiles_endpoint_is_used_and_endpoints_per_service_are_left_to_s3fs(s3_env, tmp_path, monkeypatch):
+    """A custom endpoint set only in ~/.aws/config must not send obstore's requests to AWS instead."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\nendpoint_url = http://minio.lab:9000\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    settings = s3_settings("s3://bucket/x.zarr", {})
+    assert settings is not None and settings[1] == {"region": "eu-west-1", "endpoint": "http://minio.lab:9000"}
+    config.write_text(
+        "[default]\nregion = eu-west-1\nservices = lab\n\n[services lab]\ns3 =\n  endpoint_url = http://s3.lab\n"
+    )
+    assert s3_settings("s3://bucket/x.zarr", {}) is None
+
+
 def test_a_child_forked_after_obstore_ran_reads_through_s3fs(remote):
     """obstore's runtime does not survive a fork: a child that used it would hang (a DataLoader worker)."""
     loc = Location.parse(remote)
