@@ -10,10 +10,10 @@ else (listing, writing, deleting, and every read of a location it cannot take) s
 obstore takes an ``s3://`` or ``s3a://`` location when
 - its fsspec storage options are only ``endpoint_url``, ``key``, ``secret``, ``token``, ``anon``,
   ``client_kwargs`` (``endpoint_url``, ``region_name``) and ``config_kwargs`` (``max_pool_connections``);
-- its region is known (options, ``AWS_DEFAULT_REGION`` or the AWS config file), or it has an endpoint
-  (options, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, or the profile's ``endpoint_url``; a profile
-  with endpoints per service leaves the location to s3fs). AWS answers a request sent to the wrong
-  region with a redirect that botocore follows and obstore does not;
+- it has an endpoint (options, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``, or the profile's
+  ``endpoint_url``; a profile with endpoints per service leaves the location to s3fs), or it is on AWS
+  and S3 tells the bucket's region (one HEAD of the bucket, :func:`bucket_region`): AWS answers a request
+  sent to another region with a redirect that botocore follows and obstore does not;
 - botocore finds credentials (options, environment, profile, ``~/.aws``, instance metadata: the chain
   s3fs uses), which obstore then asks botocore for again before they expire; or the options say ``anon``;
 - this process has not been forked from one that already used obstore (its runtime does not survive a
@@ -170,13 +170,15 @@ def s3_settings(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any],
         or os.environ.get("AWS_ENDPOINT_URL")
         or scoped.get("endpoint_url")
     )
+    bucket = url.split("://", 1)[1].split("/", 1)[0]
     region = client_kwargs.get("region_name") or session.get_config_variable("region")
-    if not region and not endpoint:
-        return None
+    if not endpoint:  # AWS: the bucket's own region, which may not be the one configured
+        region = bucket_region(bucket)
+        if region is None:
+            return None
     config: dict[str, Any] = {"region": region or "us-east-1"}
     if endpoint:
         config["endpoint"] = endpoint
-    bucket = url.split("://", 1)[1].split("/", 1)[0]
     if options.get("anon"):
         return bucket, {**config, "skip_signature": True}, None
     if options.get("key") and options.get("secret"):
@@ -190,6 +192,24 @@ def s3_settings(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any],
     if found is None:
         return None  # s3fs says what is missing in its own words
     return bucket, config, _Botocore(found)
+
+
+def bucket_region(bucket: str, url: str = "https://{bucket}.s3.amazonaws.com", timeout: float = 10.0) -> str | None:
+    """The AWS region of ``bucket``, from the ``x-amz-bucket-region`` header S3 sends with any answer to a
+    HEAD of the bucket (301 and 403 included; no credentials needed); None when there is no answer.
+
+    botocore follows S3's redirect to a bucket's region; obstore does not, so it is told the region."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url.format(bucket=bucket), method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.headers.get("x-amz-bucket-region")
+    except urllib.error.HTTPError as err:
+        return err.headers.get("x-amz-bucket-region")
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -100,9 +100,9 @@ def test_a_missing_object_and_a_shard_cut_short_are_errors(s3, monkeypatch):
         ({}, {CLIENT_ENV: "s3fs"}, False),
         (
             {},
-            {"AWS_ENDPOINT_URL": None, "AWS_DEFAULT_REGION": None},
+            {"AWS_ENDPOINT_URL": None},
             False,
-        ),  # AWS, region unknown: s3fs follows redirects
+        ),  # AWS, and S3 does not say the bucket's region: s3fs follows redirects
         (
             {},
             {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"},
@@ -112,6 +112,7 @@ def test_a_missing_object_and_a_shard_cut_short_are_errors(s3, monkeypatch):
 )
 def test_which_locations_obstore_takes(s3_env, monkeypatch, options, env, takes):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no region or profile from this machine's ~/.aws
+    monkeypatch.setattr(objects, "bucket_region", lambda bucket: None)  # no network here
     for name, value in env.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -122,6 +123,41 @@ def test_which_locations_obstore_takes(s3_env, monkeypatch, options, env, takes)
     if settings and "region_name" in str(options):
         assert settings[1]["region"] == "eu-west-1"
     assert s3_settings("gs://bucket/x.zarr", options) is None
+
+
+def test_on_aws_the_bucket_says_its_region(s3_env, monkeypatch):
+    """obstore does not follow S3's redirect to a bucket's region, so it is given the region S3 names."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setattr(objects, "bucket_region", lambda bucket: {"eu-bucket": "eu-central-1"}.get(bucket))
+    settings = s3_settings("s3://eu-bucket/x.zarr", {})
+    assert settings is not None and settings[1] == {"region": "eu-central-1"}  # not the configured us-east-1
+    assert s3_settings("s3://unknown/x.zarr", {}) is None
+
+
+@pytest.mark.parametrize("status", [200, 301, 403])
+def test_bucket_region_reads_the_header_of_any_answer(status):
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(status)
+            self.send_header("x-amz-bucket-region", "ap-southeast-2")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{{bucket}}"
+        assert objects.bucket_region("b", url=url) == "ap-southeast-2"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert objects.bucket_region("b", url=url, timeout=2) is None  # nothing answers: s3fs reads
 
 
 def test_the_profiles_endpoint_is_used_and_endpoints_per_service_are_left_to_s3fs(s3_env, tmp_path, monkeypatch):
