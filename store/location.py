@@ -119,13 +119,13 @@ class Location:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
         key = (self.url, repr(sorted(self.storage_options.items())), read_only)
         if key not in _ZARR_CACHE:
+            if read_only and (objects := self.objects) is not None:  # reads through obstore (store/objects.py)
+                _ZARR_CACHE[key] = objects.zarr_store(_filesystem(self)[1])
+                return _ZARR_CACHE[key]
             # our own client per location, not fsspec's instance cache: that one is keyed by thread and
             # arguments, not by the endpoint in the environment, and handed a later thread a client made
             # for another endpoint (a test's fault proxy, since stopped)
             options = {**_with_pool(self.url, self.storage_options), "skip_instance_cache": True}
-            if read_only and (objects := self.objects) is not None:
-                _ZARR_CACHE[key] = objects.zarr_store(_filesystem(self)[1])
-                return _ZARR_CACHE[key]
             if read_only and self.url.startswith(("s3://", "s3a://")):
                 options = {**_ONE_REQUEST, **options}  # a shard read whole is one GET, not a HEAD and a GET
             _ZARR_CACHE[key] = zarr.storage.FsspecStore.from_url(self.url, storage_options=options, read_only=read_only)
@@ -153,8 +153,9 @@ class Location:
         return None if self.local else objects_for(self.url, self.storage_options)
 
     def read_bytes(self, rel: str) -> bytes:
-        """A whole file; on object storage one GET (``fs.open``, and s3fs's ``cat_file`` that may split a
-        large object into concurrent parts, ask for the object's size first: a second request per file)."""
+        """A whole file; on object storage one GET, through obstore where it reads this location (``fs.open``,
+        and s3fs's ``cat_file`` that may split a large object into concurrent parts, ask for the object's size
+        first: a second request per file)."""
         target = self.path(rel)
         if not self.local:
             if (objects := self.objects) is not None:
