@@ -452,6 +452,7 @@ def _merge(path: Path, into: dict, other_path: Path, command: str, no_doc: bool)
             ),
         }
     )
+    into["reruns"] += other.get("reruns", [])  # what was measured again or merged into the merged run, too
     path.write_text(json.dumps(into, indent=1, default=common.jsonable))
     log(f"merged {other_path} into {path}")
     if not no_doc:
