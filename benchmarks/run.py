@@ -29,14 +29,26 @@ from benchmarks import common
 FIGURES = ("extraction", "batching", "write", "loader", "training", "memory", "steps", "scale")
 
 
+#: What the benchmarks write into the checkout: a change there does not make a measurement's code "uncommitted".
+WRITTEN = ("benchmarks/results", "docs")
+
+
 def _git() -> dict:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True, text=True, timeout=10
         ).stdout.strip()
-        dirty = bool(
+        dirty = bool(  # what benchmarks write themselves (results, the pages) does not count
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                [
+                    "git",
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                    "--",
+                    ".",
+                    *(f":(exclude){p}" for p in WRITTEN),
+                ],
                 cwd=common.REPO,
                 capture_output=True,
                 text=True,

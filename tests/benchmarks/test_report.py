@@ -120,3 +120,24 @@ def test_a_result_without_before_variants_renders(cpu_pick, tmp_path):
 
 def test_template_examples():
     assert doctest.testmod(template).failed == 0
+
+
+def test_a_results_or_docs_change_does_not_mark_a_measurement_uncommitted(tmp_path, monkeypatch):
+    """Rerunning into a result file dirties the checkout; only a change to code should say "+ uncommitted"."""
+    import subprocess
+
+    from benchmarks import common, run
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    for rel in ("benchmarks/results/x.json", "docs/performance.md", "store/reader.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("0\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    (tmp_path / "benchmarks/results/x.json").write_text("1\n")
+    (tmp_path / "docs/performance.md").write_text("1\n")
+    assert run._git()["dirty"] is False
+    (tmp_path / "store/reader.py").write_text("1\n")
+    assert run._git()["dirty"] is True
