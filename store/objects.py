@@ -43,7 +43,7 @@ _CONFIG_KWARGS = {"max_pool_connections"}
 _CREDENTIALS_FOR = datetime.timedelta(minutes=5)
 BLOCK = 8 * 2**20  # what a download holds in memory at once
 
-_used = False  # this process has made a request through obstore (its runtime now runs threads)
+_used = False  # this process has made an obstore client (its runtime runs threads from its first request)
 _forked_after_use = False
 
 
@@ -170,28 +170,30 @@ def s3_settings(url: str, options: dict[str, Any]) -> tuple[str, dict[str, Any],
         or os.environ.get("AWS_ENDPOINT_URL")
         or scoped.get("endpoint_url")
     )
+    credentials: Any = None  # anon: requests go unsigned
+    if not options.get("anon"):
+        if options.get("key") and options.get("secret"):
+            static = {
+                "access_key_id": options["key"],
+                "secret_access_key": options["secret"],
+                "token": options.get("token"),
+            }
+            credentials = lambda: {**static, "expires_at": None}  # noqa: E731
+        elif (found := session.get_credentials()) is not None:
+            credentials = _Botocore(found)
+        else:
+            return None  # s3fs says what is missing in its own words
     bucket = url.split("://", 1)[1].split("/", 1)[0]
-    region = client_kwargs.get("region_name") or session.get_config_variable("region")
-    if not endpoint:  # AWS: the bucket's own region, which may not be the one configured
-        region = bucket_region(bucket)
-        if region is None:
-            return None
-    config: dict[str, Any] = {"region": region or "us-east-1"}
     if endpoint:
-        config["endpoint"] = endpoint
+        region = client_kwargs.get("region_name") or session.get_config_variable("region") or "us-east-1"
+        config: dict[str, Any] = {"region": region, "endpoint": endpoint}
+    elif (region := bucket_region(bucket)) is not None:  # AWS: the bucket's own region, not the one configured
+        config = {"region": region}  # (asked last: it is a request)
+    else:
+        return None
     if options.get("anon"):
-        return bucket, {**config, "skip_signature": True}, None
-    if options.get("key") and options.get("secret"):
-        static = {
-            "access_key_id": options["key"],
-            "secret_access_key": options["secret"],
-            "token": options.get("token"),
-        }
-        return bucket, config, lambda: {**static, "expires_at": None}
-    found = session.get_credentials()
-    if found is None:
-        return None  # s3fs says what is missing in its own words
-    return bucket, config, _Botocore(found)
+        config["skip_signature"] = True
+    return bucket, config, credentials
 
 
 def bucket_region(bucket: str, url: str = "https://{bucket}.s3.amazonaws.com", timeout: float = 10.0) -> str | None:
