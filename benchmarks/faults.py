@@ -74,9 +74,8 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = (
-                True  # headers and body go out in two writes: without it the client waits a delayed ACK (40 ms)
-            )
+            # headers and body go out in two writes: with Nagle's algorithm the client waits a delayed ACK (40 ms)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass

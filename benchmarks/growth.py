@@ -472,11 +472,14 @@ def _merge_remote(into: dict, other: dict) -> list[str]:
     mine = into["parts"].get("remote")
     mine = mine if isinstance(mine, dict) and "error" not in mine else {}
     measured = _merge_layout(mine, theirs)
-    if isinstance(theirs.get("pinned"), dict) and "server" in theirs["pinned"]:
-        pinned = mine.get("pinned") if isinstance(mine.get("pinned"), dict) else {}
-        measured += _merge_layout(pinned, theirs.pop("pinned"))
-        theirs["pinned"] = pinned
-    into["parts"]["remote"] = {**mine, **theirs}
+    pinned = theirs.get("pinned")
+    if isinstance(pinned, dict) and "server" in pinned:
+        merged = mine.get("pinned") if isinstance(mine.get("pinned"), dict) else {}
+        measured += _merge_layout(merged, pinned)
+        pinned = merged
+    if pinned is not None:
+        mine["pinned"] = pinned
+    into["parts"]["remote"] = mine
     return sorted(set(measured))
 
 

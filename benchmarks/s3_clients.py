@@ -6,10 +6,10 @@ own, the client's own CPU per request bounded it. This measurement is why reads 
 where a location's settings allow (``store/objects.py``).
 
 It puts the local S3 server (moto) on the last core and the client on the others, stores 200 shard-sized
-objects, then reads ``--requests`` 3,712-byte ranges (a 16-frame crop of 1 s Mel tracks) with 64 in flight: through ``s3fs.cat_ranges`` in calls of 64, and
-through ``obstore.get_range_async`` gathered 64 at a time (obstore, https://github.com/developmentseed/obstore:
-Rust, its requests made outside Python). Prints requests per second and the client's CPU milliseconds per
-request.
+objects, then reads ``--requests`` 3,712-byte ranges (a 16-frame crop of 1 s Mel tracks) with 64 in flight:
+through ``s3fs.cat_ranges`` in calls of 64, and through ``obstore.get_range_async`` gathered 64 at a time
+(obstore, https://github.com/developmentseed/obstore: Rust, its requests made outside Python). Prints
+requests per second and the client's CPU milliseconds per request.
 """
 
 from __future__ import annotations
