@@ -428,6 +428,17 @@ def test_s3_without_credentials_is_named(s3, monkeypatch):
     assert "NoCredentialsError" in message and "AWS_* variables" in message
 
 
+@pytest.mark.parametrize("client", ["obstore", "s3fs"])
+def test_an_unreachable_endpoint_is_named_through_either_s3_client(s3, monkeypatch, client):
+    _, bucket = s3
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
+    if client == "s3fs":
+        monkeypatch.setenv("MRNET_S3_CLIENT", "s3fs")
+    message = bad("--store", f"s3://{bucket}/x.zarr")
+    assert "object storage refused or could not be reached" in message and "127.0.0.1:1" in message
+    assert f"{bucket}/x.zarr/zarr.json" in message or client == "s3fs"  # obstore's error names the object
+
+
 def test_a_genre_without_training_tracks_is_named(tmp_path):
     store = make_store(tmp_path / "s.zarr", genres=("calm", "loud", "mid", "rare"), per_genre=6)
     from mrnet.store import FeatureStore, Location
