@@ -40,7 +40,7 @@ def as_user_error(err: BaseException) -> UserError | None:
             f"no space left writing {where}: everything finished before this is kept. "
             "Free some space, then run the same command again: it resumes."
         )
-    if _from_object_storage(err):
+    if from_object_storage(err):
         return UserError(
             f"object storage refused or could not be reached: {type(err).__name__}: {err}. Check the URL, the "
             "endpoint and the credentials (AWS_* variables, ~/.aws, --storage-options or $MRNET_STORAGE_OPTIONS; "
@@ -49,7 +49,7 @@ def as_user_error(err: BaseException) -> UserError | None:
     return None
 
 
-def _from_object_storage(err: BaseException) -> bool:
+def from_object_storage(err: BaseException) -> bool:
     """An error of an S3 client: botocore's or aiobotocore's own, or the ``OSError`` naming the object that
     ``store/objects.py`` raises from obstore's."""
     clients = ("botocore", "aiobotocore", "obstore")

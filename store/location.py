@@ -178,7 +178,8 @@ class Location:
         gives), fetched concurrently. A range past the object's end comes back short."""
         if (objects := self.objects) is not None:
             return objects.ranges(path, starts, ends)
-        return self.fs.cat_ranges([path] * len(starts), starts, ends)
+        # fsspec's default puts a failed range's exception in the list, where it was taken for the range's bytes
+        return self.fs.cat_ranges([path] * len(starts), starts, ends, on_error="raise")
 
     def read_tail(self, path: str, size: int) -> bytes:
         """The last ``size`` bytes of the file at ``path``: one read, one GET with a suffix range remotely."""

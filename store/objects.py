@@ -113,10 +113,16 @@ class Objects:
         return [memoryview(blob) for blob in blobs]
 
     def _call(self, path: str, request):
+        """``request(key)``; obstore's errors as an ``OSError`` naming the object. One from a server that could not
+        be reached, or refused, keeps obstore's error as its cause (``core.errors.as_user_error`` names it so);
+        a range past the object's end is the object's own damage, as a short range or a missing object is."""
         try:
             return request(self._key(path))
         except obstore.exceptions.BaseError as err:  # FileNotFoundError passes as itself
-            raise OSError(f"{path}: {str(err).splitlines()[0]}") from err
+            what = f"{path}: {str(err).splitlines()[0]}"
+            if "Range Not Satisfiable" in what:
+                raise OSError(what) from None
+            raise OSError(what) from err
 
 
 #: The environment variables a client's settings are read from: a changed one makes a new client.

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import zarr
 
-from mrnet.core.errors import UserError
+from mrnet.core.errors import UserError, from_object_storage
 from mrnet.manifests.schema import GENRES, TRACKS, validate
 from mrnet.store import integrity
 from mrnet.store import statistics as feature_statistics
@@ -213,6 +213,8 @@ class FeatureStore:
                 self._check(key, arr)
             return self._read(key, arr, start, stop, positions, out)
         except (OSError, RuntimeError, ValueError) as err:  # a missing or damaged shard, a codec that cannot decode
+            if from_object_storage(err):
+                raise  # the store could not be reached, which is no damage: as_user_error names it
             raise UserError(
                 f"{self.location.url}: track {key} cannot be read ({type(err).__name__}: {err}). "
                 f"Its data is missing or damaged: run mrnet-store verify {self.location.url} to list every damaged track."

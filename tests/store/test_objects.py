@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from mrnet.core.errors import UserError
+from mrnet.core.errors import UserError, as_user_error
 from mrnet.store import FeatureStore, Location, objects
+from mrnet.store import location as location_module
 from mrnet.store.copy import copy_store
 from mrnet.store.lock import LOCK
 from mrnet.store.objects import CLIENT_ENV, s3_settings
@@ -58,6 +59,23 @@ def test_a_copy_to_local_disk_is_the_same_through_either_client(remote, tmp_path
     files = {rel: size for rel, size in a.files().items() if rel != LOCK}  # the lock names its holder and time
     assert files == {rel: size for rel, size in b.files().items() if rel != LOCK}
     assert all(a.read_bytes(rel) == b.read_bytes(rel) for rel in files)
+
+
+@pytest.mark.parametrize("client", ["obstore", pytest.param("s3fs", marks=pytest.mark.slow)])  # botocore retries: 10 s
+def test_a_store_that_stops_answering_mid_run_is_named_as_unreachable_not_damaged(remote, monkeypatch, client):
+    """A crop read when the server cannot be reached any more: no "missing or damaged, run verify" (the
+    store is fine), no traceback (s3fs's ranges used to come back as exceptions taken for bytes)."""
+    if client == "s3fs":
+        monkeypatch.setenv(CLIENT_ENV, "s3fs")
+    store = FeatureStore.open(remote)
+    key = store.tracks["key"][0]
+    store.read(key, 0, 10)  # the track is open: its metadata and shard index are kept
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # clients made from here on reach nothing
+    monkeypatch.setattr(location_module, "_FS_CACHE", {})
+    with pytest.raises(Exception) as caught:
+        store.read(key, 20, 60)
+    named = as_user_error(caught.value)
+    assert named is not None and "could not be reached" in str(named) and "127.0.0.1:1" in str(named)
 
 
 def test_storage_options_with_keys_and_endpoint_read_through_obstore(remote, s3_endpoint, monkeypatch):
